@@ -1,0 +1,72 @@
+/*
+ * glob: file-tree's update_glob. Turns templates into anchored PCRE2 patterns,
+ * walks the data directory once (pruned by each template's literal prefix) and
+ * extracts placeholder values from the files that exist. Knows nothing of recipes.
+ */
+#ifndef CPIPE_GLOB_H
+#define CPIPE_GLOB_H
+
+#include "cpipe/tree.h"
+#include "cpipe/util.h"
+
+/* A placeholder value captured from one file; `value.text` NULL for an absent optional part. */
+struct glob_binding {
+	char *name;
+	struct tree_value value;
+};
+
+/* One existing file that matched a template. */
+struct glob_file {
+	char *key;  /* the template key asked for */
+	char *path; /* relative to the data directory (absolute for absolute templates) */
+	struct glob_binding *bindings; /* every placeholder of the template, sorted by name */
+	size_t binding_count;
+};
+
+struct glob_result {
+	struct glob_file *files; /* sorted by key, then path */
+	size_t count;
+	size_t cap;
+};
+#define GLOB_RESULT_INIT {NULL, 0, 0}
+
+struct glob_request {
+	const char *const *keys; /* template keys to glob */
+	size_t key_count;
+	const char *root;        /* the data directory that relative templates start from */
+	/* groups of placeholder names to link (file-tree's link=): `links[i]` has `link_sizes[i]` names */
+	const char *const *const *links;
+	const size_t *link_sizes;
+	size_t link_count;
+};
+
+/*
+ * update_glob: find the existing files of every requested key and set, in
+ * `tree`, each placeholder that had no value to the sorted set of values found
+ * (stored as a list, None first); linked names get a linked group of the
+ * distinct observed tuples, overwriting earlier values. Pre-set values act as
+ * filters. The matched files go to `result` (may be NULL). Fails (-1) on an
+ * unknown or ambiguous key, a template that cannot be parsed, or an unreadable
+ * directory other than one that does not exist.
+ */
+int glob_update(struct tree *tree, const struct glob_request *request, struct glob_result *result,
+		struct cp_err *err);
+
+void glob_result_release(struct glob_result *result);
+
+/*
+ * The PCRE2 pattern (anchored, one named group per placeholder) that file
+ * names must match for template `template_text`, with every optional group
+ * included when `with_optionals` is true. For tests, fuzzing and debugging.
+ */
+int glob_template_regex(const char *template_text, bool with_optionals, struct strbuf *out, struct cp_err *err);
+
+/*
+ * Match one relative path against a template (all 2^k optional variants, as
+ * update_glob does). Returns the number of successful parses (0 for none) and
+ * appends each parse's bindings to `matches` as a glob_file with `path` set;
+ * -1 on a template error.
+ */
+int glob_match_path(const char *template_text, const char *path, struct glob_result *matches, struct cp_err *err);
+
+#endif

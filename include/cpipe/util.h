@@ -1,0 +1,157 @@
+/*
+ * util: errors, allocation, growable strings and arrays, a string hash map,
+ * path normalisation and shell quoting. Every other module builds on this.
+ */
+#ifndef CPIPE_UTIL_H
+#define CPIPE_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define CP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define CP_NORETURN __attribute__((noreturn))
+#else
+#define CP_PRINTF(f, a)
+#define CP_NORETURN
+#endif
+
+/*
+ * An error travelling up to the CLI. Library code fills it and returns a
+ * negative code; only the CLI prints it. `file` is NULL when the error has no
+ * source location; `line`/`column` are 1-based, 0 when unknown.
+ */
+struct cp_err {
+	char *message;
+	char *file;
+	int line;
+	int column;
+};
+#define CP_ERR_INIT {NULL, NULL, 0, 0}
+
+/* Replace any previous content of `err` with a formatted message and location. */
+void cp_err_set(struct cp_err *err, const char *file, int line, const char *fmt, ...) CP_PRINTF(4, 5);
+/* Like cp_err_set, with a column. */
+void cp_err_set_at(struct cp_err *err, const char *file, int line, int column, const char *fmt, ...)
+	CP_PRINTF(5, 6);
+/* Prefix the existing message with a formatted context ("while reading X: "). */
+void cp_err_prefix(struct cp_err *err, const char *fmt, ...) CP_PRINTF(2, 3);
+/* Free the message and file; the struct may be reused. */
+void cp_err_release(struct cp_err *err);
+/* Format "file:line:column: message" (parts omitted when unknown) into a new string. */
+char *cp_err_format(const struct cp_err *err);
+
+/* Print "cpipe: BUG: ..." and abort: for states that cannot happen. */
+CP_NORETURN void cp_bug(const char *file, int line, const char *fmt, ...) CP_PRINTF(3, 4);
+#define BUG(...) cp_bug(__FILE__, __LINE__, __VA_ARGS__)
+
+/* Allocation wrappers: they abort with a message on out-of-memory, never return NULL. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) CP_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) CP_PRINTF(1, 0);
+
+#define FREE_AND_NULL(p) \
+	do { \
+		free(p); \
+		(p) = NULL; \
+	} while (0)
+
+/* Grow `array` (of `cap` elements) so that it holds at least `need` elements. */
+#define ALLOC_GROW(array, need, cap) \
+	do { \
+		if ((need) > (cap)) { \
+			size_t cp_new_cap = (cap) ? (cap) * 2 : 8; \
+			while (cp_new_cap < (need)) \
+				cp_new_cap *= 2; \
+			(array) = xrealloc((array), cp_new_cap * sizeof(*(array))); \
+			(cap) = cp_new_cap; \
+		} \
+	} while (0)
+
+/* A growable, always NUL-terminated byte string. STRBUF_INIT is valid and empty. */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+};
+extern char strbuf_empty[];
+#define STRBUF_INIT {strbuf_empty, 0, 0}
+
+void strbuf_grow(struct strbuf *sb, size_t extra);
+void strbuf_add(struct strbuf *sb, const void *data, size_t len);
+void strbuf_adds(struct strbuf *sb, const char *s);
+void strbuf_addch(struct strbuf *sb, char c);
+void strbuf_addf(struct strbuf *sb, const char *fmt, ...) CP_PRINTF(2, 3);
+void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap) CP_PRINTF(2, 0);
+void strbuf_setlen(struct strbuf *sb, size_t len);
+#define strbuf_reset(sb) strbuf_setlen((sb), 0)
+/* Free the buffer; the strbuf is STRBUF_INIT again. */
+void strbuf_release(struct strbuf *sb);
+/* Hand the buffer to the caller (who frees it); the strbuf is STRBUF_INIT again. */
+char *strbuf_detach(struct strbuf *sb);
+
+/*
+ * Append `s` quoted for POSIX sh: single quotes around the whole value, each
+ * embedded quote written as '\''. The result is always one word and never
+ * expands anything.
+ */
+void strbuf_add_shell_quoted(struct strbuf *sb, const char *s);
+
+/* A growable array of owned strings. */
+struct strvec {
+	char **items;
+	size_t count;
+	size_t cap;
+};
+#define STRVEC_INIT {NULL, 0, 0}
+void strvec_push(struct strvec *sv, const char *s);
+void strvec_push_owned(struct strvec *sv, char *s);
+void strvec_release(struct strvec *sv);
+/* Index of `s` in `sv`, or -1. */
+long strvec_find(const struct strvec *sv, const char *s);
+void strvec_sort(struct strvec *sv);
+/* Split `s` at each `sep`; pieces are trimmed of blanks when `trim`. */
+void strvec_split(struct strvec *sv, const char *s, char sep, bool trim);
+
+/* String-keyed hash map to a size_t value. Keys are copied. */
+struct strmap_entry {
+	char *key;
+	size_t value;
+	uint64_t hash;
+};
+struct strmap {
+	struct strmap_entry *slots;
+	size_t cap; /* a power of two, or 0 */
+	size_t count;
+};
+#define STRMAP_INIT {NULL, 0, 0}
+uint64_t strhash(const char *s, size_t len);
+/* Insert or overwrite; returns true when the key was new. */
+bool strmap_put(struct strmap *map, const char *key, size_t value);
+/* Look up `key`; returns true and sets *value when present. */
+bool strmap_get(const struct strmap *map, const char *key, size_t *value);
+void strmap_release(struct strmap *map);
+
+/* Trim leading and trailing blanks (space, tab, CR, LF) in place; returns s. */
+char *str_trim(char *s);
+bool str_starts_with(const char *s, const char *prefix);
+bool str_ends_with(const char *s, const char *suffix);
+
+/*
+ * Python's os.path.normpath on a '/'-separated path: collapses "//", ".", and
+ * "x/.." (keeping leading ".." of a relative path); "" becomes ".".
+ */
+void path_normalize(const char *path, struct strbuf *out);
+/* os.path.join(a, b): an absolute `b` replaces `a`. The result is not normalised. */
+void path_join(const char *a, const char *b, struct strbuf *out);
+
+/* Edit distance between two strings, for "did you mean" suggestions. */
+size_t str_distance(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,464 @@
+#include "cpipe/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char strbuf_empty[1];
+
+static CP_NORETURN void die_oom(size_t size)
+{
+	fprintf(stderr, "cpipe: out of memory (allocating %zu bytes)\n", size);
+	abort();
+}
+
+void *xmalloc(size_t size)
+{
+	void *p = malloc(size ? size : 1);
+	if (!p)
+		die_oom(size);
+	return p;
+}
+
+void *xcalloc(size_t count, size_t size)
+{
+	void *p = calloc(count ? count : 1, size ? size : 1);
+	if (!p)
+		die_oom(count * size);
+	return p;
+}
+
+void *xrealloc(void *ptr, size_t size)
+{
+	void *p = realloc(ptr, size ? size : 1);
+	if (!p)
+		die_oom(size);
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_vaddf(&sb, fmt, ap);
+	return strbuf_detach(&sb);
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+static void err_vset(struct cp_err *err, const char *file, int line, int column, const char *fmt, va_list ap)
+{
+	if (!err)
+		return;
+	cp_err_release(err);
+	err->message = xvasprintf(fmt, ap);
+	err->file = file ? xstrdup(file) : NULL;
+	err->line = line;
+	err->column = column;
+}
+
+void cp_err_set(struct cp_err *err, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err_vset(err, file, line, 0, fmt, ap);
+	va_end(ap);
+}
+
+void cp_err_set_at(struct cp_err *err, const char *file, int line, int column, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err_vset(err, file, line, column, fmt, ap);
+	va_end(ap);
+}
+
+void cp_err_prefix(struct cp_err *err, const char *fmt, ...)
+{
+	if (!err)
+		return;
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	strbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	strbuf_adds(&sb, err->message ? err->message : "");
+	free(err->message);
+	err->message = strbuf_detach(&sb);
+}
+
+void cp_err_release(struct cp_err *err)
+{
+	if (!err)
+		return;
+	FREE_AND_NULL(err->message);
+	FREE_AND_NULL(err->file);
+	err->line = 0;
+	err->column = 0;
+}
+
+char *cp_err_format(const struct cp_err *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (err->file) {
+		strbuf_adds(&sb, err->file);
+		if (err->line > 0)
+			strbuf_addf(&sb, ":%d", err->line);
+		if (err->line > 0 && err->column > 0)
+			strbuf_addf(&sb, ":%d", err->column);
+		strbuf_adds(&sb, ": ");
+	}
+	strbuf_adds(&sb, err->message ? err->message : "unknown error");
+	return strbuf_detach(&sb);
+}
+
+void cp_bug(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cpipe: BUG: %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+void strbuf_grow(struct strbuf *sb, size_t extra)
+{
+	size_t need = sb->len + extra + 1;
+	if (need <= sb->cap)
+		return;
+	size_t cap = sb->cap ? sb->cap : 32;
+	while (cap < need)
+		cap *= 2;
+	if (sb->cap == 0) {
+		sb->buf = xmalloc(cap);
+		sb->buf[0] = '\0';
+	} else {
+		sb->buf = xrealloc(sb->buf, cap);
+	}
+	sb->cap = cap;
+}
+
+void strbuf_add(struct strbuf *sb, const void *data, size_t len)
+{
+	strbuf_grow(sb, len);
+	memcpy(sb->buf + sb->len, data, len);
+	sb->len += len;
+	sb->buf[sb->len] = '\0';
+}
+
+void strbuf_adds(struct strbuf *sb, const char *s)
+{
+	strbuf_add(sb, s, strlen(s));
+}
+
+void strbuf_addch(struct strbuf *sb, char c)
+{
+	strbuf_grow(sb, 1);
+	sb->buf[sb->len++] = c;
+	sb->buf[sb->len] = '\0';
+}
+
+void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
+{
+	va_list copy;
+	va_copy(copy, ap);
+	int n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
+	if (n < 0)
+		BUG("bad format string '%s'", fmt);
+	strbuf_grow(sb, (size_t)n);
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	sb->len += (size_t)n;
+}
+
+void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	strbuf_vaddf(sb, fmt, ap);
+	va_end(ap);
+}
+
+void strbuf_setlen(struct strbuf *sb, size_t len)
+{
+	if (len > sb->len)
+		BUG("strbuf_setlen beyond the end");
+	if (sb->cap == 0)
+		return;
+	sb->len = len;
+	sb->buf[len] = '\0';
+}
+
+void strbuf_release(struct strbuf *sb)
+{
+	if (sb->cap)
+		free(sb->buf);
+	sb->buf = strbuf_empty;
+	sb->len = 0;
+	sb->cap = 0;
+}
+
+char *strbuf_detach(struct strbuf *sb)
+{
+	char *s = sb->cap ? sb->buf : xstrdup("");
+	sb->buf = strbuf_empty;
+	sb->len = 0;
+	sb->cap = 0;
+	return s;
+}
+
+void strbuf_add_shell_quoted(struct strbuf *sb, const char *s)
+{
+	strbuf_addch(sb, '\'');
+	for (; *s; s++) {
+		if (*s == '\'')
+			strbuf_adds(sb, "'\\''");
+		else
+			strbuf_addch(sb, *s);
+	}
+	strbuf_addch(sb, '\'');
+}
+
+void strvec_push_owned(struct strvec *sv, char *s)
+{
+	ALLOC_GROW(sv->items, sv->count + 1, sv->cap);
+	sv->items[sv->count++] = s;
+}
+
+void strvec_push(struct strvec *sv, const char *s)
+{
+	strvec_push_owned(sv, xstrdup(s));
+}
+
+void strvec_release(struct strvec *sv)
+{
+	for (size_t i = 0; i < sv->count; i++)
+		free(sv->items[i]);
+	FREE_AND_NULL(sv->items);
+	sv->count = 0;
+	sv->cap = 0;
+}
+
+long strvec_find(const struct strvec *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->count; i++)
+		if (!strcmp(sv->items[i], s))
+			return (long)i;
+	return -1;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void strvec_sort(struct strvec *sv)
+{
+	if (sv->count > 1)
+		qsort(sv->items, sv->count, sizeof(*sv->items), compare_strings);
+}
+
+void strvec_split(struct strvec *sv, const char *s, char sep, bool trim)
+{
+	for (;;) {
+		const char *end = strchr(s, sep);
+		size_t len = end ? (size_t)(end - s) : strlen(s);
+		char *piece = xstrndup(s, len);
+		strvec_push_owned(sv, trim ? str_trim(piece) : piece);
+		if (!end)
+			break;
+		s = end + 1;
+	}
+}
+
+uint64_t strhash(const char *s, size_t len)
+{
+	/* FNV-1a: cheap and good enough for path keys. */
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static struct strmap_entry *strmap_slot(const struct strmap *map, const char *key, uint64_t hash)
+{
+	size_t mask = map->cap - 1;
+	for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+		struct strmap_entry *e = &map->slots[i];
+		if (!e->key || (e->hash == hash && !strcmp(e->key, key)))
+			return e;
+	}
+}
+
+static void strmap_rehash(struct strmap *map, size_t cap)
+{
+	struct strmap old = *map;
+	map->slots = xcalloc(cap, sizeof(*map->slots));
+	map->cap = cap;
+	for (size_t i = 0; i < old.cap; i++) {
+		if (old.slots[i].key)
+			*strmap_slot(map, old.slots[i].key, old.slots[i].hash) = old.slots[i];
+	}
+	free(old.slots);
+}
+
+bool strmap_put(struct strmap *map, const char *key, size_t value)
+{
+	if ((map->count + 1) * 4 >= map->cap * 3)
+		strmap_rehash(map, map->cap ? map->cap * 2 : 64);
+	uint64_t hash = strhash(key, strlen(key));
+	struct strmap_entry *e = strmap_slot(map, key, hash);
+	bool is_new = !e->key;
+	if (is_new) {
+		e->key = xstrdup(key);
+		e->hash = hash;
+		map->count++;
+	}
+	e->value = value;
+	return is_new;
+}
+
+bool strmap_get(const struct strmap *map, const char *key, size_t *value)
+{
+	if (!map->cap)
+		return false;
+	struct strmap_entry *e = strmap_slot(map, key, strhash(key, strlen(key)));
+	if (!e->key)
+		return false;
+	if (value)
+		*value = e->value;
+	return true;
+}
+
+void strmap_release(struct strmap *map)
+{
+	for (size_t i = 0; i < map->cap; i++)
+		free(map->slots[i].key);
+	FREE_AND_NULL(map->slots);
+	map->cap = 0;
+	map->count = 0;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+char *str_trim(char *s)
+{
+	size_t start = 0, len = strlen(s);
+	while (start < len && is_blank(s[start]))
+		start++;
+	while (len > start && is_blank(s[len - 1]))
+		len--;
+	memmove(s, s + start, len - start);
+	s[len - start] = '\0';
+	return s;
+}
+
+bool str_starts_with(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+bool str_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && !memcmp(s + n - m, suffix, m);
+}
+
+void path_normalize(const char *path, struct strbuf *out)
+{
+	bool absolute = path[0] == '/';
+	struct strvec parts = STRVEC_INIT;
+	struct strvec kept = STRVEC_INIT;
+	strvec_split(&parts, path, '/', false);
+	for (size_t i = 0; i < parts.count; i++) {
+		const char *p = parts.items[i];
+		if (!*p || !strcmp(p, "."))
+			continue;
+		if (!strcmp(p, "..")) {
+			if (kept.count && strcmp(kept.items[kept.count - 1], "..")) {
+				free(kept.items[--kept.count]);
+				continue;
+			}
+			if (absolute)
+				continue;
+		}
+		strvec_push(&kept, p);
+	}
+	strbuf_reset(out);
+	if (absolute)
+		strbuf_addch(out, '/');
+	for (size_t i = 0; i < kept.count; i++) {
+		if (i)
+			strbuf_addch(out, '/');
+		strbuf_adds(out, kept.items[i]);
+	}
+	if (!out->len)
+		strbuf_addch(out, '.');
+	strvec_release(&parts);
+	strvec_release(&kept);
+}
+
+void path_join(const char *a, const char *b, struct strbuf *out)
+{
+	strbuf_reset(out);
+	if (b[0] == '/' || !a[0]) {
+		strbuf_adds(out, b);
+		return;
+	}
+	strbuf_adds(out, a);
+	if (!str_ends_with(a, "/"))
+		strbuf_addch(out, '/');
+	strbuf_adds(out, b);
+}
+
+size_t str_distance(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+	size_t *row = xcalloc(m + 1, sizeof(*row));
+	for (size_t j = 0; j <= m; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= n; i++) {
+		size_t diagonal = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= m; j++) {
+			size_t above = row[j];
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t best = diagonal + cost;
+			if (above + 1 < best)
+				best = above + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diagonal = above;
+		}
+	}
+	size_t result = row[m];
+	free(row);
+	return result;
+}
