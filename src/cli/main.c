@@ -1,1 +1,48 @@
-int main(void) { return 0; }
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct cli_command commands[] = {
+	{"run", cmd_run, "make the targets: run every job that is not up to date"},
+	{"plan", cmd_plan, "show what run would do, and why, without running anything"},
+	{"status", cmd_status, "count each key's files: up to date, stale, missing, failed"},
+	{"log", cmd_log, "print the log of a job's last run"},
+	{"forget", cmd_forget, "drop the state records of jobs (their outputs are then adopted or rebuilt)"},
+	{"graph", cmd_graph, "print the job graph in Graphviz DOT"},
+	{"tree", cmd_tree, "parse a .tree file and print its templates and placeholders"},
+	{"glob", cmd_glob, "find the files of template keys on disk and their placeholder values"},
+};
+
+static void print_help(FILE *out)
+{
+	fprintf(out, "usage: cpipe [--version] [--help] COMMAND [ARGS]\n\n"
+		     "cpipe runs file-tree pipelines: declarative recipes over a .tree file.\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'cpipe COMMAND --help' describes one command; man cpipe(1) describes them all.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help(stderr);
+		return EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+		print_help(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+		printf("cpipe %s\n", CPIPE_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+		if (!strcmp(commands[i].name, name))
+			return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "cpipe: '%s' is not a cpipe command; see 'cpipe --help'\n", name);
+	return EXIT_USAGE;
+}

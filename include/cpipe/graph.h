@@ -1,0 +1,73 @@
+/*
+ * graph: the jobs needed for the requested targets. Expands recipes over the
+ * tree's placeholder values (one job per combination of a recipe's iterating
+ * placeholders; linked groups iterate together; batched ones are covered by a
+ * single job), links every input to the job making it, and orders the jobs so
+ * that each comes after the jobs it depends on. Runs nothing; it only stats
+ * raw inputs that no recipe makes, to tell a missing input from a present one.
+ */
+#ifndef CPIPE_GRAPH_H
+#define CPIPE_GRAPH_H
+
+#include "cpipe/recipe.h"
+#include "cpipe/tree.h"
+#include "cpipe/util.h"
+
+/* One concrete job. Paths are relative to the data root unless the template is absolute. */
+struct graph_job {
+	char *id;          /* "recipe" or "recipe[name=value,...]" over its iterating placeholders */
+	size_t recipe;     /* index into the recipe set */
+	struct strvec binding_names;  /* the iterating placeholders, sorted */
+	struct strvec binding_values; /* their values ("" stands for an absent optional part) */
+	struct strvec inputs;         /* every `in` path, in recipe order, batched keys expanded */
+	bool *input_optional;
+	struct strvec outputs;        /* every `out` path */
+	bool *output_optional;
+	char *command;                /* the expanded, shell-quoted `run` */
+	char *definition;             /* recipe definition text (what makes "command changed") */
+	bool target;                  /* makes a file that was asked for (not only a dependency) */
+	size_t *deps;                 /* indices of jobs making this job's inputs; all smaller than its own */
+	size_t dep_count;
+	size_t dep_cap;
+};
+
+struct graph {
+	struct graph_job *jobs; /* dependencies first */
+	size_t count;
+	size_t cap;
+	struct strvec skipped;  /* with skip_missing: one line per job left out and why */
+	struct strmap by_output; /* output path -> job index */
+	struct strmap by_id;     /* job id -> job index */
+};
+
+struct graph_request {
+	const char *const *targets; /* template keys or paths; none = the set's `default:`, else every `out` key */
+	size_t target_count;
+	const char *data_root;      /* where raw inputs are looked for */
+	bool skip_missing;          /* drop jobs whose raw inputs are missing instead of failing */
+};
+
+/*
+ * The template keys whose files must come from disk: every `in`/`ref` key no
+ * recipe makes. The CLI globs these to learn the placeholder values.
+ */
+void graph_source_keys(const struct recipe_set *set, struct strvec *out);
+
+/*
+ * Build the graph for `request` from `tree` (placeholder values already set
+ * from the tree, the command line and globbing) and `set` (already checked with
+ * recipe_check). Returns 0 with *out owned by the caller (graph_free), or -1
+ * with `err`: an unknown target, a target path no template matches, a
+ * placeholder a job needs without a value, two jobs making one file, a cycle
+ * (naming its recipes), or a missing raw input that nothing makes (showing the
+ * chain of jobs that needed it) unless skip_missing.
+ */
+int graph_build(const struct tree *tree, const struct recipe_set *set, const struct graph_request *request,
+		struct graph **out, struct cp_err *err);
+
+void graph_free(struct graph *graph);
+
+/* Write the job graph in Graphviz DOT: one node per job, an edge from each dependency. */
+void graph_to_dot(const struct graph *graph, struct strbuf *out);
+
+#endif

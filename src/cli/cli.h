@@ -1,0 +1,66 @@
+/*
+ * The command-line tool: argument parsing, subcommands, printing, exit codes.
+ * Library modules never print; every command reports their errors here.
+ */
+#ifndef CPIPE_CLI_H
+#define CPIPE_CLI_H
+
+#include "cpipe/tree.h"
+#include "cpipe/util.h"
+
+/* Exit codes shared by every command. */
+enum {
+	EXIT_OK = 0,
+	EXIT_JOB_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_INTERRUPTED = 130,
+};
+
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+/* Print "cpipe: <location>: <message>" for `err` to stderr and release it. */
+void cli_report(struct cp_err *err);
+/* Print "cpipe <command>: <message>" plus a hint to --help; returns EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *fmt, ...) CP_PRINTF(2, 3);
+
+/*
+ * A `-p NAME=VALUE[,VALUE...]` setting (also `--NAME=VALUE`). A value with a
+ * comma is a list, as in a tree file.
+ */
+struct cli_placeholder_setting {
+	char *name;
+	struct strvec values;
+	bool multiple;
+};
+struct cli_placeholder_settings {
+	struct cli_placeholder_setting *items;
+	size_t count;
+	size_t cap;
+};
+
+/* Parse "NAME=V1,V2" into `settings`; -1 with err when there is no '=' or no name. */
+int cli_parse_placeholder(struct cli_placeholder_settings *settings, const char *text, struct cp_err *err);
+/* Apply the settings to `tree` (each replaces the tree's own value). */
+void cli_apply_placeholders(struct tree *tree, const struct cli_placeholder_settings *settings);
+void cli_placeholder_settings_release(struct cli_placeholder_settings *settings);
+
+/* Read a tree file with the standard search path for sub-trees; prints nothing. */
+int cli_read_tree(const char *path, const char *data_dir, struct tree **out, struct cp_err *err);
+
+/* Append `text` with tab, newline, CR and backslash escaped, for one-line-per-record output. */
+void cli_add_escaped(struct strbuf *out, const char *text);
+
+int cmd_tree(int argc, char **argv);
+int cmd_glob(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+
+#endif

@@ -1,0 +1,589 @@
+#include "decide.h"
+
+#include "cpipe/exec.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char run_usage[] =
+	"usage: cpipe run [TARGET ...] [options]\n"
+	"\n"
+	"Make every file of the TARGETs (template keys or file paths; default: the\n"
+	"recipe file's `default:`, else every output of every recipe), running only\n"
+	"the jobs that are not up to date, in parallel, in the data directory.\n"
+	"\n"
+	"  -f, --file FILE        recipe file (default: cpipe.yaml)\n"
+	"  -C, --directory DIR    change to DIR first\n"
+	"      --data DIR         the data root (default: the recipe file's data:)\n"
+	"  -p NAME=V1,V2          restrict or set a placeholder; also --NAME V1,V2\n"
+	"      --link A,B         glob placeholders A and B as linked (only combinations seen)\n"
+	"  -j, --jobs N           run at most N jobs at once (default: number of CPUs)\n"
+	"  -k, --keep-going       after a failure, keep running what does not depend on it\n"
+	"      --max-threads N    sum of running jobs' threads (default: number of CPUs)\n"
+	"      --max-ram GB       sum of running jobs' ram_gb (default: physical memory)\n"
+	"  -o, --force            rerun the jobs that make the targets\n"
+	"  -d, --force-all        rerun every job the targets need\n"
+	"      --rebuild-unknown  rerun jobs whose outputs exist but were never recorded\n"
+	"                         (default: adopt them as up to date, and say so)\n"
+	"      --skip-missing     leave out jobs whose raw inputs are missing\n"
+	"  -q, --quiet            print only failures and the summary\n"
+	"  -v, --verbose          also print each job's command\n"
+	"  -h, --help             show this help\n"
+	"\n"
+	"Exit status: 0 when every job succeeded, 1 when a job failed, 2 on a usage\n"
+	"or input error, 130 when interrupted.\n";
+
+static const char plan_usage[] =
+	"usage: cpipe plan [TARGET ...] [options]\n"
+	"\n"
+	"Show the jobs `cpipe run` would run, each with the first reason it runs and\n"
+	"its command, without running or recording anything.\n"
+	"\n"
+	"  -f, --file FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B,\n"
+	"  --skip-missing, -o/--force, -d/--force-all, --rebuild-unknown: as for run\n"
+	"  -v, --verbose          also list the jobs that are up to date\n"
+	"      --json             print {\"jobs\": [...], \"summary\": {...}} (see cpipe(1))\n"
+	"  -h, --help             show this help\n"
+	"\n"
+	"Exit status: 0, or 2 on a usage or input error.\n";
+
+struct run_options {
+	struct study_options study;
+	struct decide_options decide;
+	int jobs;
+	int max_threads;
+	double max_ram_gb;
+	bool keep_going;
+	bool quiet;
+	bool verbose;
+	bool json;
+};
+
+enum { OPT_MAX_THREADS = 256, OPT_MAX_RAM, OPT_REBUILD_UNKNOWN, OPT_JSON };
+
+static const struct option run_long_options[] = {
+	STUDY_LONG_OPTIONS,
+	{"jobs", required_argument, NULL, 'j'},
+	{"keep-going", no_argument, NULL, 'k'},
+	{"max-threads", required_argument, NULL, OPT_MAX_THREADS},
+	{"max-ram", required_argument, NULL, OPT_MAX_RAM},
+	{"force", no_argument, NULL, 'o'},
+	{"overwrite", no_argument, NULL, 'o'},
+	{"force-all", no_argument, NULL, 'd'},
+	{"overwrite-dependencies", no_argument, NULL, 'd'},
+	{"overwrite_dependencies", no_argument, NULL, 'd'},
+	{"rebuild-unknown", no_argument, NULL, OPT_REBUILD_UNKNOWN},
+	{"quiet", no_argument, NULL, 'q'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"json", no_argument, NULL, OPT_JSON},
+	{NULL, 0, NULL, 0},
+};
+
+static bool parse_count(const char *text, int *out)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+	if (end == text || *end || v < 1 || v > 1000000)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/* Returns -1 to continue, else the exit code. */
+static int parse_run_options(const char *command, const char *usage, int argc, char **argv, struct run_options *opt)
+{
+	struct strvec storage = STRVEC_INIT;
+	int new_argc;
+	char **args = study_rewrite_args(argc, argv, run_long_options, &opt->study, &storage, &new_argc);
+	int rc = -1, c;
+	optind = 1;
+	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodqvh", run_long_options, NULL)) != -1) {
+		int handled = study_option(&opt->study, c, optarg);
+		if (handled < 0) {
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (handled)
+			continue;
+		char *end;
+		switch (c) {
+		case 'j':
+			if (!parse_count(optarg, &opt->jobs))
+				rc = cli_usage_error(command, "-j needs a positive whole number, not '%s'", optarg);
+			break;
+		case OPT_MAX_THREADS:
+			if (!parse_count(optarg, &opt->max_threads))
+				rc = cli_usage_error(command, "--max-threads needs a positive whole number");
+			break;
+		case OPT_MAX_RAM:
+			opt->max_ram_gb = strtod(optarg, &end);
+			if (end == optarg || *end || !(opt->max_ram_gb > 0))
+				rc = cli_usage_error(command, "--max-ram needs a positive number of GB");
+			break;
+		case 'k': opt->keep_going = true; break;
+		case 'o': opt->decide.force = true; break;
+		case 'd': opt->decide.force_all = true; break;
+		case OPT_REBUILD_UNKNOWN: opt->decide.rebuild_unknown = true; break;
+		case 'q': opt->quiet = true; break;
+		case 'v': opt->verbose = true; break;
+		case OPT_JSON: opt->json = true; break;
+		case 'h':
+			fputs(usage, stdout);
+			rc = EXIT_OK;
+			break;
+		default:
+			rc = cli_usage_error(command, "unknown option");
+			break;
+		}
+	}
+	for (int i = optind; rc < 0 && i < new_argc; i++)
+		strvec_push(&opt->study.targets, args[i]);
+	free(args);
+	/* The -p values point into `storage`: they were copied by cli_parse_placeholder. */
+	strvec_release(&storage);
+	return rc;
+}
+
+static json_t *json_strings(const struct strvec *items)
+{
+	json_t *array = json_array();
+	for (size_t i = 0; i < items->count; i++)
+		json_array_append_new(array, json_string(items->items[i]) ? json_string(items->items[i])
+									  : json_string("?"));
+	return array;
+}
+
+/* json_string fails on bytes that are not UTF-8: such names are replaced, never dropped silently. */
+static json_t *json_text(const char *text)
+{
+	json_t *value = json_string(text);
+	return value ? value : json_string("(not UTF-8)");
+}
+
+static void print_plan_json(const struct study *study, const struct decision *decisions, bool verbose)
+{
+	const struct graph *graph = study->graph;
+	json_t *root = json_object(), *jobs = json_array();
+	size_t counts[5] = {0};
+	for (size_t i = 0; i < graph->count; i++) {
+		const struct graph_job *job = &graph->jobs[i];
+		const struct decision *d = &decisions[i];
+		counts[d->kind]++;
+		if (d->kind == DECISION_UP_TO_DATE && !verbose)
+			continue;
+		json_t *o = json_object(), *placeholders = json_object(), *deps = json_array();
+		json_object_set_new(o, "id", json_text(job->id));
+		json_object_set_new(o, "recipe", json_text(study->recipes->recipes[job->recipe].name));
+		for (size_t b = 0; b < job->binding_names.count; b++)
+			json_object_set_new(placeholders, job->binding_names.items[b], json_text(job->binding_values.items[b]));
+		json_object_set_new(o, "placeholders", placeholders);
+		json_object_set_new(o, "action", json_string(decision_kind_name(d->kind)));
+		json_object_set_new(o, "reason", json_string(state_reason_string(d->reason)));
+		json_object_set_new(o, "detail", json_text(d->detail));
+		json_object_set_new(o, "command", json_text(job->command));
+		json_object_set_new(o, "inputs", json_strings(&job->inputs));
+		json_object_set_new(o, "outputs", json_strings(&job->outputs));
+		for (size_t k = 0; k < job->dep_count; k++)
+			json_array_append_new(deps, json_text(graph->jobs[job->deps[k]].id));
+		json_object_set_new(o, "depends_on", deps);
+		json_array_append_new(jobs, o);
+	}
+	json_object_set_new(root, "jobs", jobs);
+	json_t *summary = json_object();
+	json_object_set_new(summary, "run", json_integer((json_int_t)counts[DECISION_RUN]));
+	json_object_set_new(summary, "up_to_date", json_integer((json_int_t)counts[DECISION_UP_TO_DATE]));
+	json_object_set_new(summary, "adopt", json_integer((json_int_t)counts[DECISION_ADOPT]));
+	json_object_set_new(summary, "held", json_integer((json_int_t)(counts[DECISION_HELD] + counts[DECISION_BLOCKED])));
+	json_object_set_new(root, "summary", summary);
+	json_dumpf(root, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+	fputc('\n', stdout);
+	json_decref(root);
+}
+
+static void print_plan_text(const struct study *study, const struct decision *decisions, bool verbose)
+{
+	const struct graph *graph = study->graph;
+	size_t counts[5] = {0};
+	struct strbuf line = STRBUF_INIT;
+	for (size_t i = 0; i < graph->count; i++) {
+		const struct decision *d = &decisions[i];
+		counts[d->kind]++;
+		if (d->kind == DECISION_UP_TO_DATE && !verbose)
+			continue;
+		strbuf_reset(&line);
+		strbuf_addf(&line, "%-10s ", decision_kind_name(d->kind));
+		cli_add_escaped(&line, graph->jobs[i].id);
+		strbuf_adds(&line, "  (");
+		state_reason_describe(d->reason, d->detail, &line);
+		strbuf_adds(&line, ")\n");
+		if (d->kind == DECISION_RUN) {
+			strbuf_adds(&line, "    ");
+			strbuf_adds(&line, graph->jobs[i].command);
+			strbuf_addch(&line, '\n');
+		}
+		fwrite(line.buf, 1, line.len, stdout);
+	}
+	printf("%zu to run, %zu up to date, %zu to adopt, %zu held by another run\n", counts[DECISION_RUN],
+	       counts[DECISION_UP_TO_DATE], counts[DECISION_ADOPT], counts[DECISION_HELD] + counts[DECISION_BLOCKED]);
+	strbuf_release(&line);
+}
+
+int cmd_plan(int argc, char **argv)
+{
+	struct run_options opt;
+	memset(&opt, 0, sizeof(opt));
+	int rc = parse_run_options("plan", plan_usage, argc, argv, &opt);
+	if (rc >= 0)
+		goto out;
+	opt.study.need_state = true;
+	struct study study;
+	rc = study_load(&opt.study, &study);
+	if (rc != EXIT_OK)
+		goto out;
+	struct decision *decisions = NULL;
+	struct cp_err err = CP_ERR_INIT;
+	if (decide_all(&study, &opt.decide, &decisions, &err) < 0) {
+		cli_report(&err);
+		rc = EXIT_USAGE;
+	} else if (opt.json) {
+		print_plan_json(&study, decisions, opt.verbose);
+	} else {
+		print_plan_text(&study, decisions, opt.verbose);
+	}
+	decisions_free(decisions, study.graph->count);
+	study_release(&study);
+out:
+	study_options_release(&opt.study);
+	return rc;
+}
+
+/* What the exec callbacks need to record results and print progress. */
+struct run_context {
+	struct study *study;
+	const struct run_options *opt;
+	struct exec_job *exec_jobs;
+	size_t *graph_index; /* exec job -> graph job */
+	bool tty;
+	bool progress_shown;
+	size_t in_transaction; /* records since state_begin */
+	int64_t transaction_start;
+	struct cp_err record_err;
+	bool record_failed;
+};
+
+static void flush_records(struct run_context *ctx)
+{
+	if (!ctx->in_transaction)
+		return;
+	if (state_commit(ctx->study->state, &ctx->record_err) < 0)
+		ctx->record_failed = true;
+	ctx->in_transaction = 0;
+}
+
+static void clear_progress(struct run_context *ctx)
+{
+	if (ctx->progress_shown) {
+		fputs("\r\033[K", stderr);
+		ctx->progress_shown = false;
+	}
+}
+
+static void show_progress(struct run_context *ctx, const struct exec_progress *p)
+{
+	if (!ctx->tty || ctx->opt->quiet)
+		return;
+	fprintf(stderr, "\r\033[K[%zu done, %zu running, %zu failed, %zu left] %.1f s", p->succeeded, p->running,
+		p->failed + p->interrupted, p->waiting, p->elapsed_s);
+	ctx->progress_shown = true;
+}
+
+static void on_tick(void *data, const struct exec_progress *progress)
+{
+	struct run_context *ctx = data;
+	/* Keep transactions short so another cpipe run is never kept waiting long. */
+	if (ctx->in_transaction && state_now_ns() - ctx->transaction_start > 500000000)
+		flush_records(ctx);
+	show_progress(ctx, progress);
+}
+
+static void on_start(void *data, size_t index, const struct exec_progress *progress)
+{
+	struct run_context *ctx = data;
+	if (ctx->opt->verbose) {
+		clear_progress(ctx);
+		fprintf(stderr, "start  %s\n    %s\n", ctx->exec_jobs[index].id, ctx->exec_jobs[index].command);
+	}
+	show_progress(ctx, progress);
+}
+
+static void record_result(struct run_context *ctx, size_t index, const struct exec_result *result)
+{
+	struct state *state = ctx->study->state;
+	const struct graph_job *job = &ctx->study->graph->jobs[ctx->graph_index[index]];
+	if (!ctx->in_transaction) {
+		if (state_begin(state, &ctx->record_err) < 0) {
+			ctx->record_failed = true;
+			return;
+		}
+		ctx->transaction_start = state_now_ns();
+	}
+	ctx->in_transaction++;
+	struct state_attempt attempt = {result->exit_code, (int64_t)(result->start_time * 1e9),
+					(int64_t)(result->end_time * 1e9), NULL, 0, result->log_path};
+	int rc = 0;
+	switch (result->status) {
+	case EXEC_JOB_OK: {
+		struct strbuf definition = STRBUF_INIT;
+		struct state_job_query query;
+		decide_definition_text(job, &definition);
+		decide_query(job, definition.buf, &query);
+		rc = state_record_success_stat(state, &query, &attempt, &ctx->record_err);
+		strbuf_release(&definition);
+		break;
+	}
+	case EXEC_JOB_FAILED:
+		rc = state_record_failure(state, job->id, &attempt, &ctx->record_err);
+		break;
+	case EXEC_JOB_INTERRUPTED:
+		rc = state_mark_interrupted(state, job->id, &ctx->record_err);
+		break;
+	default:
+		rc = state_release_claim(state, job->id, &ctx->record_err);
+		break;
+	}
+	if (rc < 0)
+		ctx->record_failed = true;
+	if (ctx->in_transaction >= 512)
+		flush_records(ctx);
+}
+
+static void on_finish(void *data, size_t index, const struct exec_result *result, const struct exec_progress *progress)
+{
+	struct run_context *ctx = data;
+	record_result(ctx, index, result);
+	const char *id = ctx->exec_jobs[index].id;
+	clear_progress(ctx);
+	struct strbuf line = STRBUF_INIT;
+	switch (result->status) {
+	case EXEC_JOB_OK:
+		if (!ctx->opt->quiet && !ctx->tty)
+			strbuf_addf(&line, "done   %s (%.2f s)\n", id, result->end_time - result->start_time);
+		break;
+	case EXEC_JOB_FAILED:
+		strbuf_addf(&line, "FAILED %s: %s; log: %s\n", id, result->message ? result->message : "failed",
+			    result->log_path ? result->log_path : "none");
+		if (result->quarantine)
+			strbuf_addf(&line, "       partial outputs moved to %s\n", result->quarantine);
+		break;
+	case EXEC_JOB_INTERRUPTED:
+		strbuf_addf(&line, "interrupted %s\n", id);
+		break;
+	case EXEC_JOB_SKIPPED:
+		if (!ctx->opt->quiet)
+			strbuf_addf(&line, "skipped %s: %s\n", id, result->message ? result->message : "not run");
+		break;
+	default:
+		break;
+	}
+	fputs(line.buf, stderr);
+	strbuf_release(&line);
+	show_progress(ctx, progress);
+}
+
+/* Claim every job to run; a job another live run holds is left out with its dependents. */
+static int claim_jobs(struct study *study, struct decision *decisions, struct cp_err *err)
+{
+	struct strbuf log = STRBUF_INIT, name = STRBUF_INIT;
+	if (state_begin(study->state, err) < 0)
+		return -1;
+	for (size_t i = 0; i < study->graph->count; i++) {
+		struct decision *d = &decisions[i];
+		const struct graph_job *job = &study->graph->jobs[i];
+		for (size_t k = 0; d->kind == DECISION_RUN && k < job->dep_count; k++)
+			if (decisions[job->deps[k]].kind == DECISION_HELD || decisions[job->deps[k]].kind == DECISION_BLOCKED)
+				d->kind = DECISION_BLOCKED;
+		if (d->kind != DECISION_RUN)
+			continue;
+		strbuf_reset(&name);
+		exec_job_file_name(job->id, &name);
+		strbuf_reset(&log);
+		strbuf_addf(&log, "%s/%s.log", EXEC_LOG_DIR, name.buf);
+		int rc = state_claim_job(study->state, job->id, log.buf, err);
+		if (rc == STATE_HELD) {
+			fprintf(stderr, "cpipe: not running %s: %s\n", job->id, err->message);
+			cp_err_release(err);
+			d->kind = DECISION_HELD;
+		} else if (rc < 0) {
+			state_rollback(study->state);
+			strbuf_release(&log);
+			strbuf_release(&name);
+			return -1;
+		}
+	}
+	strbuf_release(&log);
+	strbuf_release(&name);
+	return state_commit(study->state, err);
+}
+
+static int adopt_jobs(struct study *study, struct decision *decisions, bool quiet, struct cp_err *err)
+{
+	size_t adopted = 0;
+	struct strbuf definition = STRBUF_INIT;
+	if (state_begin(study->state, err) < 0)
+		return -1;
+	for (size_t i = 0; i < study->graph->count; i++) {
+		if (decisions[i].kind != DECISION_ADOPT)
+			continue;
+		struct state_job_query query;
+		decide_definition_text(&study->graph->jobs[i], &definition);
+		decide_query(&study->graph->jobs[i], definition.buf, &query);
+		if (state_adopt(study->state, &query, err) < 0) {
+			state_rollback(study->state);
+			strbuf_release(&definition);
+			return -1;
+		}
+		adopted++;
+	}
+	strbuf_release(&definition);
+	if (adopted && !quiet)
+		fprintf(stderr,
+			"cpipe: adopted %zu job%s whose outputs existed without a record as up to date "
+			"(--rebuild-unknown reruns them)\n",
+			adopted, adopted == 1 ? "" : "s");
+	return state_commit(study->state, err);
+}
+
+static int execute(struct study *study, struct decision *decisions, const struct run_options *opt)
+{
+	const struct graph *graph = study->graph;
+	size_t count = 0;
+	size_t *exec_index = xcalloc(graph->count + 1, sizeof(*exec_index));
+	size_t *graph_index = xcalloc(graph->count + 1, sizeof(*graph_index));
+	for (size_t i = 0; i < graph->count; i++) {
+		if (decisions[i].kind == DECISION_RUN) {
+			exec_index[i] = count;
+			graph_index[count++] = i;
+		}
+	}
+	struct exec_job *jobs = xcalloc(count + 1, sizeof(*jobs));
+	size_t dep_total = 0;
+	for (size_t e = 0; e < count; e++)
+		dep_total += graph->jobs[graph_index[e]].dep_count;
+	size_t *deps = xcalloc(dep_total + 1, sizeof(*deps));
+	size_t dep_used = 0;
+	for (size_t e = 0; e < count; e++) {
+		const struct graph_job *job = &graph->jobs[graph_index[e]];
+		const struct recipe *recipe = &study->recipes->recipes[job->recipe];
+		struct exec_job *x = &jobs[e];
+		x->id = job->id;
+		x->command = job->command;
+		x->outputs = (const char *const *)job->outputs.items;
+		x->output_optional = job->output_optional;
+		x->output_count = job->outputs.count;
+		x->threads = (int)recipe->resources.threads;
+		x->ram_gb = recipe->resources.ram_gb;
+		x->deps = deps + dep_used;
+		for (size_t k = 0; k < job->dep_count; k++)
+			if (decisions[job->deps[k]].kind == DECISION_RUN)
+				deps[dep_used + x->dep_count++] = exec_index[job->deps[k]];
+		dep_used += x->dep_count;
+	}
+	struct run_context ctx;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.study = study;
+	ctx.opt = opt;
+	ctx.exec_jobs = jobs;
+	ctx.graph_index = graph_index;
+	ctx.tty = isatty(STDERR_FILENO);
+	struct exec_options exec_opt = EXEC_OPTIONS_INIT;
+	exec_opt.cwd = ".";
+	exec_opt.jobs = opt->jobs;
+	exec_opt.max_threads = opt->max_threads;
+	exec_opt.max_ram_gb = opt->max_ram_gb;
+	exec_opt.keep_going = opt->keep_going;
+	exec_opt.ctx = &ctx;
+	exec_opt.on_start = on_start;
+	exec_opt.on_finish = on_finish;
+	exec_opt.on_tick = on_tick;
+	struct exec_progress summary;
+	memset(&summary, 0, sizeof(summary));
+	struct cp_err err = CP_ERR_INIT;
+	int code = exec_run(&exec_backend_local, jobs, count, &exec_opt, &summary, &err);
+	flush_records(&ctx);
+	clear_progress(&ctx);
+	int rc;
+	if (code == EXEC_RUN_ERROR) {
+		cli_report(&err);
+		/* Nothing started: give the claims back. */
+		for (size_t e = 0; e < count; e++)
+			state_release_claim(study->state, jobs[e].id, &err);
+		cp_err_release(&err);
+		rc = EXIT_USAGE;
+	} else {
+		if (code == EXEC_RUN_INTERRUPTED && state_interrupt_run(study->state, &err) < 0)
+			cli_report(&err);
+		if (!opt->quiet || summary.failed || summary.interrupted)
+			fprintf(stderr, "cpipe: %zu done, %zu failed, %zu interrupted, %zu skipped in %.2f s\n",
+				summary.succeeded, summary.failed, summary.interrupted, summary.skipped,
+				summary.elapsed_s);
+		rc = code == EXEC_RUN_OK ? EXIT_OK : code == EXEC_RUN_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_JOB_FAILED;
+	}
+	if (ctx.record_failed) {
+		cli_report(&ctx.record_err);
+		if (rc == EXIT_OK)
+			rc = EXIT_JOB_FAILED;
+	}
+	for (size_t e = 0; e < count; e++)
+		exec_job_release(&jobs[e]);
+	free(jobs);
+	free(deps);
+	free(exec_index);
+	free(graph_index);
+	return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_options opt;
+	memset(&opt, 0, sizeof(opt));
+	int rc = parse_run_options("run", run_usage, argc, argv, &opt);
+	if (rc >= 0)
+		goto out;
+	opt.study.need_state = true;
+	struct study study;
+	rc = study_load(&opt.study, &study);
+	if (rc != EXIT_OK)
+		goto out;
+	struct decision *decisions = NULL;
+	struct cp_err err = CP_ERR_INIT;
+	if (decide_all(&study, &opt.decide, &decisions, &err) < 0 ||
+	    adopt_jobs(&study, decisions, opt.quiet, &err) < 0 || claim_jobs(&study, decisions, &err) < 0) {
+		cli_report(&err);
+		rc = EXIT_USAGE;
+	} else {
+		size_t to_run = 0, held = 0;
+		for (size_t i = 0; i < study.graph->count; i++) {
+			to_run += decisions[i].kind == DECISION_RUN;
+			held += decisions[i].kind == DECISION_HELD || decisions[i].kind == DECISION_BLOCKED;
+		}
+		if (!to_run) {
+			if (!opt.quiet)
+				fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date)\n", study.graph->count - held,
+					study.graph->count - held == 1 ? "" : "s");
+			rc = held ? EXIT_JOB_FAILED : EXIT_OK;
+		} else {
+			rc = execute(&study, decisions, &opt);
+			if (held && rc == EXIT_OK)
+				rc = EXIT_JOB_FAILED;
+		}
+	}
+	decisions_free(decisions, study.graph->count);
+	study_release(&study);
+out:
+	study_options_release(&opt.study);
+	return rc;
+}

@@ -1,0 +1,93 @@
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_report(struct cp_err *err)
+{
+	char *text = cp_err_format(err);
+	fprintf(stderr, "cpipe: %s\n", text);
+	free(text);
+	cp_err_release(err);
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cpipe %s: ", command);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nsee 'cpipe %s --help'\n", command);
+	return EXIT_USAGE;
+}
+
+int cli_parse_placeholder(struct cli_placeholder_settings *settings, const char *text, struct cp_err *err)
+{
+	const char *equals = strchr(text, '=');
+	if (!equals || equals == text) {
+		cp_err_set(err, NULL, 0, "placeholder setting '%s' is not NAME=VALUE", text);
+		return -1;
+	}
+	ALLOC_GROW(settings->items, settings->count + 1, settings->cap);
+	struct cli_placeholder_setting *s = &settings->items[settings->count++];
+	s->name = xstrndup(text, (size_t)(equals - text));
+	str_trim(s->name);
+	struct strvec init = STRVEC_INIT;
+	s->values = init;
+	s->multiple = strchr(equals + 1, ',') != NULL;
+	strvec_split(&s->values, equals + 1, ',', true);
+	return 0;
+}
+
+void cli_apply_placeholders(struct tree *tree, const struct cli_placeholder_settings *settings)
+{
+	for (size_t i = 0; i < settings->count; i++) {
+		const struct cli_placeholder_setting *s = &settings->items[i];
+		struct tree_value *values = xcalloc(s->values.count, sizeof(*values));
+		for (size_t v = 0; v < s->values.count; v++) {
+			values[v].text = s->values.items[v];
+			values[v].type = TREE_VALUE_STRING;
+		}
+		tree_set_placeholder(tree, s->name, values, s->values.count, s->multiple);
+		free(values);
+	}
+}
+
+void cli_placeholder_settings_release(struct cli_placeholder_settings *settings)
+{
+	for (size_t i = 0; i < settings->count; i++) {
+		free(settings->items[i].name);
+		strvec_release(&settings->items[i].values);
+	}
+	FREE_AND_NULL(settings->items);
+	settings->count = 0;
+	settings->cap = 0;
+}
+
+int cli_read_tree(const char *path, const char *data_dir, struct tree **out, struct cp_err *err)
+{
+	/* Sub-trees: beside the including file (the tree module's own rule), then the data directory's
+	 * trees/, then the trees installed with cpipe. */
+	struct strbuf local = STRBUF_INIT;
+	path_join(data_dir ? data_dir : ".", "trees", &local);
+	const char *dirs[] = {local.buf, CPIPE_TREE_DIR};
+	struct tree_search search = {dirs, 2};
+	int rc = tree_parse_file(path, &search, out, err);
+	strbuf_release(&local);
+	return rc;
+}
+
+void cli_add_escaped(struct strbuf *out, const char *text)
+{
+	for (const char *s = text; *s; s++) {
+		switch (*s) {
+		case '\t': strbuf_adds(out, "\\t"); break;
+		case '\n': strbuf_adds(out, "\\n"); break;
+		case '\r': strbuf_adds(out, "\\r"); break;
+		case '\\': strbuf_adds(out, "\\\\"); break;
+		default: strbuf_addch(out, *s); break;
+		}
+	}
+}

@@ -1,0 +1,83 @@
+#include "decide.h"
+
+#include <string.h>
+
+void decide_definition_text(const struct graph_job *job, struct strbuf *out)
+{
+	strbuf_reset(out);
+	strbuf_adds(out, job->definition);
+	strbuf_adds(out, "\ncommand:");
+	strbuf_adds(out, job->command);
+}
+
+void decide_query(const struct graph_job *job, const char *definition, struct state_job_query *query)
+{
+	memset(query, 0, sizeof(*query));
+	query->job_id = job->id;
+	query->definition_text = definition;
+	query->inputs = (const char *const *)job->inputs.items;
+	query->input_count = job->inputs.count;
+	query->outputs = (const char *const *)job->outputs.items;
+	query->output_count = job->outputs.count;
+}
+
+int decide_all(struct study *study, const struct decide_options *opt, struct decision **out, struct cp_err *err)
+{
+	const struct graph *graph = study->graph;
+	struct decision *decisions = xcalloc(graph->count + 1, sizeof(*decisions));
+	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
+	for (size_t i = 0; i < graph->count; i++) {
+		const struct graph_job *job = &graph->jobs[i];
+		struct decision *d = &decisions[i];
+		struct state_job_query query;
+		decide_definition_text(job, &definition);
+		decide_query(job, definition.buf, &query);
+		query.forced = opt->force_all || (opt->force && job->target);
+		bool blocked = false;
+		for (size_t k = 0; k < job->dep_count; k++) {
+			enum decision_kind dep = decisions[job->deps[k]].kind;
+			query.upstream_runs |= dep == DECISION_RUN;
+			blocked |= dep == DECISION_HELD || dep == DECISION_BLOCKED;
+		}
+		if (state_job_reason(study->state, &query, &d->reason, &detail, err) < 0) {
+			decisions_free(decisions, graph->count);
+			strbuf_release(&definition);
+			strbuf_release(&detail);
+			return -1;
+		}
+		d->detail = xstrdup(detail.buf);
+		if (d->reason == STATE_UP_TO_DATE)
+			d->kind = DECISION_UP_TO_DATE;
+		else if (d->reason == STATE_RUNNING_ELSEWHERE)
+			d->kind = DECISION_HELD;
+		else if (d->reason == STATE_NEVER_RECORDED && !opt->rebuild_unknown)
+			d->kind = DECISION_ADOPT;
+		else
+			d->kind = DECISION_RUN;
+		if (blocked && d->kind == DECISION_RUN)
+			d->kind = DECISION_BLOCKED;
+	}
+	strbuf_release(&definition);
+	strbuf_release(&detail);
+	*out = decisions;
+	return 0;
+}
+
+void decisions_free(struct decision *decisions, size_t count)
+{
+	for (size_t i = 0; decisions && i < count; i++)
+		free(decisions[i].detail);
+	free(decisions);
+}
+
+const char *decision_kind_name(enum decision_kind kind)
+{
+	switch (kind) {
+	case DECISION_UP_TO_DATE: return "up to date";
+	case DECISION_RUN: return "run";
+	case DECISION_ADOPT: return "adopt";
+	case DECISION_HELD: return "held";
+	case DECISION_BLOCKED: return "blocked";
+	}
+	return "?";
+}

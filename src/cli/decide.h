@@ -1,0 +1,44 @@
+/*
+ * Deciding, job by job in dependency order, which jobs of a study run and why:
+ * shared by `run`, `plan` and `status`.
+ */
+#ifndef CPIPE_CLI_DECIDE_H
+#define CPIPE_CLI_DECIDE_H
+
+#include "study.h"
+
+enum decision_kind {
+	DECISION_UP_TO_DATE,
+	DECISION_RUN,
+	DECISION_ADOPT,   /* outputs exist with no record: taken as up to date */
+	DECISION_HELD,    /* another live run holds it */
+	DECISION_BLOCKED, /* a job it depends on is held */
+};
+
+struct decision {
+	enum decision_kind kind;
+	enum state_reason reason;
+	char *detail;
+};
+
+struct decide_options {
+	bool force;           /* run the jobs making the requested targets */
+	bool force_all;       /* run every job of the graph */
+	bool rebuild_unknown; /* run jobs whose outputs exist without a record instead of adopting them */
+};
+
+/* Everything that defines a job's result for the state database: the command and the recipe. */
+void decide_definition_text(const struct graph_job *job, struct strbuf *out);
+
+/* Fill `query` for `job` (pointers borrow from job and `definition`). */
+void decide_query(const struct graph_job *job, const char *definition, struct state_job_query *query);
+
+/* Decide every job of study->graph; `out` gets graph->count entries (decisions_free). -1 on error. */
+int decide_all(struct study *study, const struct decide_options *opt, struct decision **out, struct cp_err *err);
+
+void decisions_free(struct decision *decisions, size_t count);
+
+/* "run", "up to date", "adopt", "held", "blocked". */
+const char *decision_kind_name(enum decision_kind kind);
+
+#endif

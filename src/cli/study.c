@@ -1,0 +1,263 @@
+#include "study.h"
+
+#include "cpipe/glob.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int study_option(struct study_options *opt, int c, const char *arg)
+{
+	struct cp_err err = CP_ERR_INIT;
+	switch (c) {
+	case 'f': opt->recipe_file = arg; return 1;
+	case 'C': opt->directory = arg; return 1;
+	case 'D': opt->data_dir = arg; return 1;
+	case 'L': strvec_push(&opt->link_specs, arg); return 1;
+	case 'S': opt->skip_missing = true; return 1;
+	case 'p':
+		if (cli_parse_placeholder(&opt->settings, arg, &err) < 0) {
+			cli_report(&err);
+			return -1;
+		}
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static bool is_known_long(const struct option *known, const char *name, size_t len)
+{
+	for (const struct option *o = known; o->name; o++)
+		if (strlen(o->name) == len && !strncmp(o->name, name, len))
+			return true;
+	return false;
+}
+
+char **study_rewrite_args(int argc, char **argv, const struct option *known, struct study_options *opt,
+			  struct strvec *storage, int *new_argc)
+{
+	char **out = xcalloc((size_t)argc * 2 + 1, sizeof(*out));
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (i > 0 && !strcmp(a, "--")) {
+			while (i < argc)
+				out[n++] = argv[i++];
+			break;
+		}
+		if (i == 0 || strncmp(a, "--", 2) || !a[2]) {
+			out[n++] = argv[i];
+			continue;
+		}
+		const char *name = a + 2;
+		const char *equals = strchr(name, '=');
+		size_t len = equals ? (size_t)(equals - name) : strlen(name);
+		if (is_known_long(known, name, len)) {
+			out[n++] = argv[i];
+			continue;
+		}
+		/* --NAME VALUE or --NAME=VALUE sets placeholder NAME; '-' and '_' are the same in NAME. */
+		const char *value = equals ? equals + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		char *placeholder = xstrndup(name, len);
+		strvec_push(&opt->placeholder_flags, placeholder);
+		if (!value) {
+			strvec_push_owned(storage, xasprintf("%s", placeholder));
+		} else {
+			strvec_push_owned(storage, xasprintf("%s=%s", placeholder, value));
+		}
+		free(placeholder);
+		out[n++] = "-p";
+		out[n++] = storage->items[storage->count - 1];
+	}
+	out[n] = NULL;
+	*new_argc = n;
+	return out;
+}
+
+struct tree_view_context {
+	const struct tree *tree;
+};
+
+static int view_placeholders(void *ctx, const char *key, struct strvec *required, struct strvec *optional)
+{
+	const struct tree_view_context *view = ctx;
+	struct cp_err err = CP_ERR_INIT;
+	long index = tree_find_template(view->tree, key, &err);
+	cp_err_release(&err);
+	if (index < 0)
+		return -1;
+	struct template parsed = TEMPLATE_INIT;
+	if (template_parse(view->tree->templates[index].path, &parsed, &err) < 0) {
+		cp_err_release(&err);
+		return 0;
+	}
+	template_placeholders(&parsed, required, optional);
+	template_release(&parsed);
+	return 0;
+}
+
+static bool view_singular(void *ctx, const char *name)
+{
+	const struct tree_view_context *view = ctx;
+	const struct tree_placeholder *p = tree_find_placeholder(view->tree, name);
+	return p && p->count == 1 && !p->multiple;
+}
+
+/* fsl-pipe accepts --NAME with '_' or '-': map a flag to the tree's spelling, or fail. */
+static int check_placeholder_flags(struct study_options *opt, const struct tree *tree)
+{
+	for (size_t i = 0; i < opt->placeholder_flags.count; i++) {
+		const char *flag = opt->placeholder_flags.items[i];
+		const char *match = NULL;
+		struct strbuf alt = STRBUF_INIT;
+		for (size_t p = 0; p < tree->placeholder_count && !match; p++)
+			if (!strcmp(tree->placeholders[p].name, flag))
+				match = tree->placeholders[p].name;
+		for (size_t t = 0; t < tree->template_count && !match; t++) {
+			strbuf_reset(&alt);
+			strbuf_addf(&alt, "{%s", flag);
+			if (strstr(tree->templates[t].path, alt.buf))
+				match = flag;
+		}
+		for (const char *c = flag; *c && !match; c++) {
+			if (*c != '-' && *c != '_')
+				continue;
+			/* Try the other spelling of every separator. */
+			strbuf_reset(&alt);
+			for (const char *d = flag; *d; d++)
+				strbuf_addch(&alt, *d == '-' ? '_' : (*d == '_' ? '-' : *d));
+			for (size_t p = 0; p < tree->placeholder_count && !match; p++)
+				if (!strcmp(tree->placeholders[p].name, alt.buf))
+					match = tree->placeholders[p].name;
+			break;
+		}
+		if (!match) {
+			fprintf(stderr, "cpipe: unknown option '--%s' (no placeholder of that name in the tree)\n", flag);
+			strbuf_release(&alt);
+			return -1;
+		}
+		for (size_t s = 0; s < opt->settings.count; s++) {
+			if (!strcmp(opt->settings.items[s].name, flag) && strcmp(flag, match)) {
+				free(opt->settings.items[s].name);
+				opt->settings.items[s].name = xstrdup(match);
+			}
+			if (!strcmp(opt->settings.items[s].name, match) && !opt->settings.items[s].values.count) {
+				fprintf(stderr, "cpipe: option '--%s' needs a value\n", flag);
+				strbuf_release(&alt);
+				return -1;
+			}
+		}
+		strbuf_release(&alt);
+	}
+	return 0;
+}
+
+static int glob_sources(struct study_options *opt, struct study *study, struct cp_err *err)
+{
+	struct strvec keys = STRVEC_INIT;
+	graph_source_keys(study->recipes, &keys);
+	size_t link_count = opt->link_specs.count;
+	struct strvec *names = xcalloc(link_count + 1, sizeof(*names));
+	const char **arrays[64];
+	size_t sizes[64];
+	int rc = 0;
+	if (link_count > 64) {
+		cp_err_set(err, NULL, 0, "at most 64 --link groups");
+		rc = -1;
+	}
+	for (size_t i = 0; rc == 0 && i < link_count; i++) {
+		strvec_split(&names[i], opt->link_specs.items[i], ',', true);
+		arrays[i] = (const char **)names[i].items;
+		sizes[i] = names[i].count;
+	}
+	if (rc == 0 && keys.count) {
+		struct glob_request request = {(const char *const *)keys.items, keys.count, ".",
+					       (const char *const *const *)arrays, sizes, link_count};
+		rc = glob_update(study->tree, &request, NULL, err);
+	}
+	for (size_t i = 0; i < link_count; i++)
+		strvec_release(&names[i]);
+	free(names);
+	strvec_release(&keys);
+	return rc;
+}
+
+int study_load(struct study_options *opt, struct study *study)
+{
+	struct cp_err err = CP_ERR_INIT;
+	memset(study, 0, sizeof(*study));
+	if (opt->directory && chdir(opt->directory) < 0) {
+		fprintf(stderr, "cpipe: cannot change to directory '%s': %s\n", opt->directory, strerror(errno));
+		return EXIT_USAGE;
+	}
+	const char *file = opt->recipe_file ? opt->recipe_file : RECIPE_DEFAULT_FILE;
+	if (access(file, F_OK) < 0 && !opt->recipe_file) {
+		fprintf(stderr, "cpipe: no recipe file: %s does not exist here (use -f FILE or -C DIR)\n", file);
+		return EXIT_USAGE;
+	}
+	if (recipe_load(file, &study->recipes, &err) < 0)
+		goto fail;
+	if (!study->recipes->tree) {
+		cp_err_set(&err, file, recipe_set_field_line(study->recipes, "tree"),
+			   "the recipe file names no tree: add 'tree: FILE.tree'");
+		goto fail;
+	}
+	const char *data = opt->data_dir ? opt->data_dir : study->recipes->data;
+	if (cli_read_tree(study->recipes->tree, data, &study->tree, &err) < 0)
+		goto fail;
+	/* Jobs run in the data root and the state database keys paths from there. */
+	if (chdir(data) < 0) {
+		fprintf(stderr, "cpipe: cannot change to the data directory '%s': %s\n", data, strerror(errno));
+		study_release(study);
+		return EXIT_USAGE;
+	}
+	if (check_placeholder_flags(opt, study->tree) < 0) {
+		study_release(study);
+		return EXIT_USAGE;
+	}
+	cli_apply_placeholders(study->tree, &opt->settings);
+	struct strvec keys = STRVEC_INIT;
+	tree_template_keys(study->tree, &keys);
+	struct tree_view_context view_context = {study->tree};
+	struct recipe_tree_view view = {&keys, view_placeholders, view_singular, &view_context};
+	int checked = recipe_check(study->recipes, &view, &err);
+	strvec_release(&keys);
+	if (checked < 0)
+		goto fail;
+	if (glob_sources(opt, study, &err) < 0)
+		goto fail;
+	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
+					opt->skip_missing};
+	if (graph_build(study->tree, study->recipes, &request, &study->graph, &err) < 0)
+		goto fail;
+	for (size_t i = 0; i < study->graph->skipped.count; i++)
+		fprintf(stderr, "cpipe: skipped: %s\n", study->graph->skipped.items[i]);
+	if (opt->need_state && state_open(".", &study->state, &err) < 0)
+		goto fail;
+	return EXIT_OK;
+fail:
+	cli_report(&err);
+	study_release(study);
+	return EXIT_USAGE;
+}
+
+void study_release(struct study *study)
+{
+	state_close(study->state);
+	graph_free(study->graph);
+	if (study->tree)
+		tree_free(study->tree);
+	recipe_set_free(study->recipes);
+	memset(study, 0, sizeof(*study));
+}
+
+void study_options_release(struct study_options *opt)
+{
+	cli_placeholder_settings_release(&opt->settings);
+	strvec_release(&opt->placeholder_flags);
+	strvec_release(&opt->link_specs);
+	strvec_release(&opt->targets);
+}

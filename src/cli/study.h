@@ -1,0 +1,67 @@
+/*
+ * The steps every pipeline command shares: read the recipe file and its tree,
+ * apply the command line's placeholder values, glob the raw inputs, build the
+ * job graph and open the state database, in that order (cli -> tree/recipe ->
+ * glob -> graph -> state).
+ */
+#ifndef CPIPE_CLI_STUDY_H
+#define CPIPE_CLI_STUDY_H
+
+#include "cli.h"
+
+#include <getopt.h>
+
+#include "cpipe/graph.h"
+#include "cpipe/recipe.h"
+#include "cpipe/state.h"
+
+struct study_options {
+	const char *recipe_file; /* -f; NULL = cpipe.yaml */
+	const char *directory;   /* -C: change to it first */
+	const char *data_dir;    /* --data: overrides the recipe file's data: */
+	struct cli_placeholder_settings settings; /* -p NAME=V and --NAME V */
+	struct strvec placeholder_flags;          /* names that came as --NAME, checked against the tree */
+	struct strvec link_specs;                 /* --link A,B */
+	struct strvec targets;
+	bool skip_missing;
+	bool need_state; /* open .cpipe/state.db */
+};
+
+struct study {
+	struct recipe_set *recipes;
+	struct tree *tree;
+	struct graph *graph;
+	struct state *state;
+};
+
+/* Options every pipeline command takes; `extra` are the command's own (may be NULL). */
+#define STUDY_LONG_OPTIONS \
+	{"file", required_argument, NULL, 'f'}, {"directory", required_argument, NULL, 'C'}, \
+		{"data", required_argument, NULL, 'D'}, {"placeholder", required_argument, NULL, 'p'}, \
+		{"link", required_argument, NULL, 'L'}, {"skip-missing", no_argument, NULL, 'S'}, \
+		{"skip_missing", no_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'}
+
+/*
+ * Handle one option of STUDY_LONG_OPTIONS (`c` as getopt_long returned it).
+ * Returns 1 when handled, 0 when `c` is not a study option, -1 on a bad value
+ * (already reported).
+ */
+int study_option(struct study_options *opt, int c, const char *arg);
+
+/*
+ * Rewrite argv so that every `--NAME VALUE` / `--NAME=VALUE` whose NAME is not
+ * one of `known` becomes `-p NAME=VALUE` (fsl-pipe's per-placeholder flags);
+ * the names are remembered in opt->placeholder_flags and checked against the
+ * tree later. Returns a new argv (free with free(); strings are owned by
+ * `storage`) and its count in *new_argc.
+ */
+char **study_rewrite_args(int argc, char **argv, const struct option *known, struct study_options *opt,
+			  struct strvec *storage, int *new_argc);
+
+/* Run the shared steps; on error prints it and returns EXIT_USAGE (or another exit code). */
+int study_load(struct study_options *opt, struct study *study);
+
+void study_release(struct study *study);
+void study_options_release(struct study_options *opt);
+
+#endif

@@ -1,0 +1,818 @@
+#include "cpipe/graph.h"
+
+#include "cpipe/glob.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* What the graph needs to know about one template key, computed once. */
+struct key_info {
+	char *key;
+	const char *path;       /* the tree template's text */
+	struct strvec required; /* placeholder names outside [...] */
+	struct strvec optional; /* names only inside [...] */
+	long producer;          /* recipe making this key, or -1 */
+};
+
+/* What the graph needs to know about one recipe, computed once. */
+struct recipe_info {
+	struct strvec iterating; /* placeholder names it iterates over (before dropping singular ones), sorted */
+};
+
+/* One placeholder bound to one value while expanding. */
+struct binding {
+	const char *name;
+	const struct tree_value *value; /* NULL text = None */
+};
+
+struct bindings {
+	struct binding *items;
+	size_t count;
+	size_t cap;
+};
+
+/* An iteration axis: one multi-valued placeholder, or one linked group, and the template names bound to it. */
+struct axis {
+	const struct tree_placeholder *first; /* the placeholder, or any member of the linked group */
+	struct strvec names;                  /* names as written in templates, bound per row */
+	const struct tree_placeholder **placeholders; /* per name: the placeholder it resolves to */
+	size_t rows;
+};
+
+struct axes {
+	struct axis *items;
+	size_t count;
+	size_t cap;
+};
+
+struct builder {
+	const struct tree *tree;
+	const struct recipe_set *set;
+	const struct graph_request *request;
+	struct graph *graph;
+	struct key_info *keys;
+	size_t key_count;
+	size_t key_cap;
+	struct strmap key_index;
+	struct recipe_info *recipes;
+	struct strvec stack;      /* job ids on the current path: cycles and messages (it stays short) */
+	struct strmap skipped;    /* ids of jobs left out by skip_missing */
+	struct cp_err *err;
+};
+
+enum { ADD_OK = 0, ADD_ERROR = -1, ADD_SKIPPED = -2 };
+
+static void bindings_push(struct bindings *b, const char *name, const struct tree_value *value)
+{
+	for (size_t i = 0; i < b->count; i++) {
+		if (!strcmp(b->items[i].name, name)) {
+			b->items[i].value = value;
+			return;
+		}
+	}
+	ALLOC_GROW(b->items, b->count + 1, b->cap);
+	b->items[b->count].name = name;
+	b->items[b->count].value = value;
+	b->count++;
+}
+
+static const struct binding *bindings_find(const struct bindings *b, const char *name)
+{
+	for (size_t i = 0; i < b->count; i++)
+		if (!strcmp(b->items[i].name, name))
+			return &b->items[i];
+	return NULL;
+}
+
+static void bindings_copy(struct bindings *dst, const struct bindings *src)
+{
+	dst->count = 0;
+	for (size_t i = 0; i < src->count; i++)
+		bindings_push(dst, src->items[i].name, src->items[i].value);
+}
+
+static void axes_release(struct axes *axes)
+{
+	for (size_t i = 0; i < axes->count; i++) {
+		strvec_release(&axes->items[i].names);
+		free(axes->items[i].placeholders);
+	}
+	FREE_AND_NULL(axes->items);
+	axes->count = 0;
+	axes->cap = 0;
+}
+
+static struct key_info *key_lookup(struct builder *b, const char *key)
+{
+	size_t index;
+	if (strmap_get(&b->key_index, key, &index))
+		return &b->keys[index];
+	long template_index = tree_find_template(b->tree, key, b->err);
+	if (template_index < 0)
+		return NULL;
+	struct template parsed = TEMPLATE_INIT;
+	const char *path = b->tree->templates[template_index].path;
+	if (template_parse(path, &parsed, b->err) < 0)
+		return NULL;
+	ALLOC_GROW(b->keys, b->key_count + 1, b->key_cap);
+	struct key_info *info = &b->keys[b->key_count];
+	memset(info, 0, sizeof(*info));
+	info->key = xstrdup(key);
+	info->path = path;
+	template_placeholders(&parsed, &info->required, &info->optional);
+	template_release(&parsed);
+	info->producer = recipe_find_producer(b->set, key);
+	strmap_put(&b->key_index, key, b->key_count);
+	return &b->keys[b->key_count++];
+}
+
+/* The placeholders of `info`'s template, required then optional. */
+static void key_names(const struct key_info *info, struct strvec *out)
+{
+	for (size_t i = 0; i < info->required.count; i++)
+		if (strvec_find(out, info->required.items[i]) < 0)
+			strvec_push(out, info->required.items[i]);
+	for (size_t i = 0; i < info->optional.count; i++)
+		if (strvec_find(out, info->optional.items[i]) < 0)
+			strvec_push(out, info->optional.items[i]);
+}
+
+static int prepare_recipes(struct builder *b)
+{
+	b->recipes = xcalloc(b->set->count, sizeof(*b->recipes));
+	for (size_t r = 0; r < b->set->count; r++) {
+		const struct recipe *recipe = &b->set->recipes[r];
+		struct strvec names = STRVEC_INIT;
+		const struct strvec *lists[] = {&recipe->in, &recipe->ref, &recipe->out};
+		for (size_t l = 0; l < 3; l++) {
+			for (size_t k = 0; k < lists[l]->count; k++) {
+				struct key_info *info = key_lookup(b, lists[l]->items[k]);
+				if (!info) {
+					strvec_release(&names);
+					cp_err_prefix(b->err, "recipe '%s': ", recipe->name);
+					return -1;
+				}
+				key_names(info, &names);
+			}
+		}
+		recipe_var_names(recipe, &names);
+		for (size_t i = 0; i < names.count; i++)
+			if (strvec_find(&recipe->batch, names.items[i]) < 0)
+				strvec_push(&b->recipes[r].iterating, names.items[i]);
+		strvec_sort(&b->recipes[r].iterating);
+		strvec_release(&names);
+	}
+	return 0;
+}
+
+/*
+ * Collect the iteration axes for `names` that `fixed` does not bind yet:
+ * multi-valued placeholders, one axis per linked group. A required name
+ * without any value is an error; an optional one is simply left unfilled.
+ */
+static int collect_axes(struct builder *b, const struct strvec *names, const struct strvec *required,
+			const struct bindings *fixed, const char *context, struct axes *axes)
+{
+	for (size_t i = 0; i < names->count; i++) {
+		const char *name = names->items[i];
+		if (fixed && bindings_find(fixed, name))
+			continue;
+		const struct tree_placeholder *p = tree_find_placeholder(b->tree, name);
+		if (!p || !p->count) {
+			if (required && strvec_find(required, name) >= 0) {
+				cp_err_set(b->err, NULL, 0,
+					   "placeholder '%s' has no value (needed by %s); set it in the tree, "
+					   "with -p %s=VALUE, or make sure files exist to glob",
+					   name, context, name);
+				return -1;
+			}
+			continue;
+		}
+		if (!p->multiple)
+			continue;
+		struct axis *axis = NULL;
+		for (size_t a = 0; a < axes->count; a++) {
+			const struct tree_placeholder *first = axes->items[a].first;
+			if (first == p || (p->link >= 0 && first->link == p->link)) {
+				axis = &axes->items[a];
+				break;
+			}
+		}
+		if (!axis) {
+			ALLOC_GROW(axes->items, axes->count + 1, axes->cap);
+			axis = &axes->items[axes->count++];
+			memset(axis, 0, sizeof(*axis));
+			axis->first = p;
+			axis->rows = p->count;
+		}
+		axis->placeholders = xrealloc(axis->placeholders, (axis->names.count + 1) * sizeof(*axis->placeholders));
+		axis->placeholders[axis->names.count] = p;
+		strvec_push(&axis->names, name);
+	}
+	return 0;
+}
+
+/* Bind row `rows[a]` of every axis into `out` (which already holds the fixed bindings). */
+static void bind_row(const struct axes *axes, const size_t *rows, struct bindings *out)
+{
+	for (size_t a = 0; a < axes->count; a++) {
+		const struct axis *axis = &axes->items[a];
+		for (size_t n = 0; n < axis->names.count; n++)
+			bindings_push(out, axis->names.items[n], &axis->placeholders[n]->values[rows[a]]);
+	}
+}
+
+/* Advance an odometer over the axes (last axis fastest); false when done. */
+static bool next_row(const struct axes *axes, size_t *rows)
+{
+	for (size_t a = axes->count; a-- > 0;) {
+		if (++rows[a] < axes->items[a].rows)
+			return true;
+		rows[a] = 0;
+	}
+	return false;
+}
+
+static bool axes_empty(const struct axes *axes)
+{
+	for (size_t a = 0; a < axes->count; a++)
+		if (!axes->items[a].rows)
+			return true;
+	return false;
+}
+
+static int fill_path(struct builder *b, const struct key_info *info, const struct bindings *binding,
+		     struct strbuf *out)
+{
+	const char **names = xcalloc(binding->count, sizeof(*names));
+	const char **values = xcalloc(binding->count, sizeof(*values));
+	for (size_t i = 0; i < binding->count; i++) {
+		names[i] = binding->items[i].name;
+		values[i] = binding->items[i].value->text;
+	}
+	strbuf_reset(out);
+	int rc = tree_fill_template(b->tree, info->path, names, values, binding->count, out, b->err);
+	free(names);
+	free(values);
+	if (rc < 0)
+		cp_err_prefix(b->err, "key '%s': ", info->key);
+	return rc;
+}
+
+static void make_job_id(const struct recipe *recipe, const struct bindings *binding, struct strbuf *out)
+{
+	strbuf_reset(out);
+	strbuf_adds(out, recipe->name);
+	bool open = false;
+	for (size_t i = 0; i < binding->count; i++) {
+		if (!binding->items[i].value->text)
+			continue;
+		strbuf_addch(out, open ? ',' : '[');
+		open = true;
+		strbuf_addf(out, "%s=%s", binding->items[i].name, binding->items[i].value->text);
+	}
+	if (open)
+		strbuf_addch(out, ']');
+}
+
+static int compare_bindings(const void *a, const void *b)
+{
+	return strcmp(((const struct binding *)a)->name, ((const struct binding *)b)->name);
+}
+
+/* A job being assembled; becomes a graph_job once its dependencies are in the graph. */
+struct pending_job {
+	struct strvec inputs, outputs, refs;
+	struct strvec input_keys, output_keys, ref_keys; /* the key of each path above */
+	struct strvec optional_inputs;                   /* "1" or "" per input */
+	struct strvec optional_outputs;
+	size_t *deps;
+	size_t dep_count;
+	size_t dep_cap;
+};
+
+static void pending_release(struct pending_job *p)
+{
+	strvec_release(&p->inputs);
+	strvec_release(&p->outputs);
+	strvec_release(&p->refs);
+	strvec_release(&p->input_keys);
+	strvec_release(&p->output_keys);
+	strvec_release(&p->ref_keys);
+	strvec_release(&p->optional_inputs);
+	strvec_release(&p->optional_outputs);
+	free(p->deps);
+}
+
+static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding, size_t *index_out);
+
+static void chain_message(struct builder *b, struct strbuf *out)
+{
+	for (size_t i = b->stack.count; i-- > 0;) {
+		strbuf_adds(out, i + 1 == b->stack.count ? "needed by " : " <- ");
+		strbuf_adds(out, b->stack.items[i]);
+	}
+}
+
+/*
+ * Make sure the file of `info` under `binding` can exist: if a recipe makes it,
+ * add that job (setting *dep); otherwise check the raw file is on disk.
+ * Returns ADD_OK, ADD_SKIPPED (missing, skip_missing or optional), ADD_ERROR.
+ */
+static int require_file(struct builder *b, const struct key_info *info, const char *path,
+			const struct bindings *binding, bool optional, long *dep)
+{
+	*dep = -1;
+	if (info->producer >= 0) {
+		size_t found;
+		if (strmap_get(&b->graph->by_output, path, &found)) {
+			*dep = (long)found;
+			return ADD_OK;
+		}
+		const struct recipe_info *producer = &b->recipes[info->producer];
+		struct bindings restricted = {NULL, 0, 0};
+		for (size_t i = 0; i < producer->iterating.count; i++) {
+			const struct binding *bound = bindings_find(binding, producer->iterating.items[i]);
+			if (bound)
+				bindings_push(&restricted, bound->name, bound->value);
+		}
+		size_t index;
+		int rc = add_job(b, (size_t)info->producer, &restricted, &index);
+		free(restricted.items);
+		if (rc == ADD_OK)
+			*dep = (long)index;
+		return rc;
+	}
+	struct stat st;
+	struct strbuf full = STRBUF_INIT;
+	path_join(b->request->data_root ? b->request->data_root : ".", path, &full);
+	int exists = lstat(full.buf, &st) == 0;
+	strbuf_release(&full);
+	if (exists)
+		return ADD_OK;
+	if (optional)
+		return ADD_SKIPPED;
+	struct strbuf message = STRBUF_INIT;
+	strbuf_addf(&message, "input '%s' (key %s) does not exist and no recipe makes it; ", path, info->key);
+	chain_message(b, &message);
+	if (b->request->skip_missing) {
+		strvec_push_owned(&b->graph->skipped, strbuf_detach(&message));
+		return ADD_SKIPPED;
+	}
+	cp_err_set(b->err, NULL, 0, "%s (use --skip-missing to leave such jobs out)", message.buf);
+	strbuf_release(&message);
+	return ADD_ERROR;
+}
+
+/*
+ * Every path of key `key` for a job bound by `binding`: placeholders the
+ * binding leaves open (batched ones) expand over all their values.
+ * When `depend` is set, each path's producer becomes a dependency of `pending`.
+ */
+static int expand_key(struct builder *b, const char *key, const struct bindings *binding, const char *job_id,
+		      bool optional, int kind, struct pending_job *pending)
+{
+	struct key_info *info = key_lookup(b, key);
+	if (!info)
+		return ADD_ERROR;
+	struct strvec names = STRVEC_INIT;
+	key_names(info, &names);
+	struct axes axes = {NULL, 0, 0};
+	struct strbuf context = STRBUF_INIT, path = STRBUF_INIT;
+	strbuf_addf(&context, "key '%s' of job %s", key, job_id);
+	int rc = collect_axes(b, &names, &info->required, binding, context.buf, &axes);
+	strvec_release(&names);
+	strbuf_release(&context);
+	if (rc < 0)
+		goto out;
+	if (axes_empty(&axes))
+		goto out;
+	size_t *rows = xcalloc(axes.count + 1, sizeof(*rows));
+	struct bindings full = {NULL, 0, 0};
+	struct strmap seen = STRMAP_INIT;
+	do {
+		bindings_copy(&full, binding);
+		bind_row(&axes, rows, &full);
+		if (fill_path(b, info, &full, &path) < 0) {
+			rc = ADD_ERROR;
+			break;
+		}
+		/* Linked rows restricted to fewer names repeat paths: keep each once. */
+		if (!strmap_put(&seen, path.buf, 0))
+			continue;
+		if (kind == 0) {
+			long dep;
+			int status = require_file(b, info, path.buf, &full, optional, &dep);
+			if (status == ADD_ERROR || (status == ADD_SKIPPED && !optional)) {
+				rc = status;
+				break;
+			}
+			if (status == ADD_SKIPPED)
+				continue; /* an absent optional input: the command gets nothing for it */
+			if (dep >= 0) {
+				ALLOC_GROW(pending->deps, pending->dep_count + 1, pending->dep_cap);
+				pending->deps[pending->dep_count++] = (size_t)dep;
+			}
+			strvec_push(&pending->inputs, path.buf);
+			strvec_push(&pending->input_keys, key);
+			strvec_push(&pending->optional_inputs, optional ? "1" : "");
+		} else if (kind == 1) {
+			strvec_push(&pending->outputs, path.buf);
+			strvec_push(&pending->output_keys, key);
+			strvec_push(&pending->optional_outputs, optional ? "1" : "");
+		} else {
+			strvec_push(&pending->refs, path.buf);
+			strvec_push(&pending->ref_keys, key);
+		}
+	} while (next_row(&axes, rows));
+	strmap_release(&seen);
+	free(full.items);
+	free(rows);
+out:
+	axes_release(&axes);
+	strbuf_release(&path);
+	return rc;
+}
+
+struct resolve_context {
+	struct builder *builder;
+	const struct pending_job *pending;
+	const struct bindings *binding;
+};
+
+static bool add_paths_of_key(const struct strvec *paths, const struct strvec *keys, const char *name,
+			     struct strbuf *out, bool *first)
+{
+	bool found = false;
+	for (size_t i = 0; i < paths->count; i++) {
+		if (strcmp(keys->items[i], name))
+			continue;
+		if (!*first)
+			strbuf_addch(out, ' ');
+		*first = false;
+		strbuf_add_shell_quoted(out, paths->items[i]);
+		found = true;
+	}
+	return found;
+}
+
+static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, struct cp_err *err)
+{
+	struct resolve_context *rc = ctx;
+	(void)err;
+	bool first = true;
+	/* A key of the recipe: its paths. */
+	if (add_paths_of_key(&rc->pending->inputs, &rc->pending->input_keys, name, out, &first) |
+	    add_paths_of_key(&rc->pending->outputs, &rc->pending->output_keys, name, out, &first) |
+	    add_paths_of_key(&rc->pending->refs, &rc->pending->ref_keys, name, out, &first))
+		return 0;
+	/* A key with no paths (an optional input that is absent) expands to nothing. */
+	if (strmap_get(&rc->builder->key_index, name, NULL) &&
+	    tree_find_placeholder(rc->builder->tree, name) == NULL)
+		return 0;
+	/* A placeholder: the job's value, else the tree's value(s). */
+	const struct binding *bound = bindings_find(rc->binding, name);
+	if (bound) {
+		strbuf_add_shell_quoted(out, bound->value->text ? bound->value->text : "");
+		return 0;
+	}
+	const struct tree_placeholder *p = tree_find_placeholder(rc->builder->tree, name);
+	if (!p)
+		return RECIPE_UNKNOWN_NAME;
+	for (size_t i = 0; i < p->count; i++) {
+		if (i)
+			strbuf_addch(out, ' ');
+		strbuf_add_shell_quoted(out, p->values[i].text ? p->values[i].text : "");
+	}
+	return 0;
+}
+
+static bool *optional_flags(const struct strvec *flags)
+{
+	bool *out = xcalloc(flags->count + 1, sizeof(*out));
+	for (size_t i = 0; i < flags->count; i++)
+		out[i] = flags->items[i][0] != '\0';
+	return out;
+}
+
+static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in, size_t *index_out)
+{
+	const struct recipe *recipe = &b->set->recipes[recipe_index];
+	struct bindings binding = {NULL, 0, 0};
+	bindings_copy(&binding, binding_in);
+	if (binding.count > 1)
+		qsort(binding.items, binding.count, sizeof(*binding.items), compare_bindings);
+	struct strbuf id = STRBUF_INIT;
+	make_job_id(recipe, &binding, &id);
+	int rc = ADD_OK;
+	size_t existing;
+	if (strmap_get(&b->graph->by_id, id.buf, &existing)) {
+		*index_out = existing;
+		goto out;
+	}
+	if (strmap_get(&b->skipped, id.buf, NULL)) {
+		rc = ADD_SKIPPED;
+		goto out;
+	}
+	long on_stack = strvec_find(&b->stack, id.buf);
+	if (on_stack >= 0) {
+		struct strbuf cycle = STRBUF_INIT;
+		for (size_t i = (size_t)on_stack; i < b->stack.count; i++)
+			strbuf_addf(&cycle, "%s -> ", b->stack.items[i]);
+		strbuf_adds(&cycle, id.buf);
+		cp_err_set(b->err, b->set->file, recipe->line, "dependency cycle: %s", cycle.buf);
+		strbuf_release(&cycle);
+		rc = ADD_ERROR;
+		goto out;
+	}
+	strvec_push(&b->stack, id.buf);
+
+	struct pending_job pending;
+	memset(&pending, 0, sizeof(pending));
+	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++)
+		rc = expand_key(b, recipe->in.items[i], &binding, id.buf, recipe_is_optional(recipe, recipe->in.items[i]),
+				0, &pending);
+	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++)
+		rc = expand_key(b, recipe->out.items[i], &binding, id.buf,
+				recipe_is_optional(recipe, recipe->out.items[i]), 1, &pending);
+	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++)
+		rc = expand_key(b, recipe->ref.items[i], &binding, id.buf, false, 2, &pending);
+
+	struct strbuf command = STRBUF_INIT;
+	if (rc == ADD_OK) {
+		struct resolve_context resolve = {b, &pending, &binding};
+		if (recipe_expand_run(recipe, resolve_run_name, &resolve, &command, b->err) < 0)
+			rc = ADD_ERROR;
+	}
+	for (size_t i = 0; rc == ADD_OK && i < pending.outputs.count; i++) {
+		size_t other;
+		if (strmap_get(&b->graph->by_output, pending.outputs.items[i], &other)) {
+			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
+				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
+				   "of its outputs",
+				   b->graph->jobs[other].id, id.buf, pending.outputs.items[i]);
+			rc = ADD_ERROR;
+		}
+	}
+	b->stack.count--;
+	free(b->stack.items[b->stack.count]);
+	if (rc == ADD_SKIPPED)
+		strmap_put(&b->skipped, id.buf, 0);
+	if (rc != ADD_OK) {
+		strbuf_release(&command);
+		pending_release(&pending);
+		goto out;
+	}
+
+	struct graph *g = b->graph;
+	ALLOC_GROW(g->jobs, g->count + 1, g->cap);
+	struct graph_job *job = &g->jobs[g->count];
+	memset(job, 0, sizeof(*job));
+	job->id = strbuf_detach(&id);
+	job->recipe = recipe_index;
+	for (size_t i = 0; i < binding.count; i++) {
+		strvec_push(&job->binding_names, binding.items[i].name);
+		strvec_push(&job->binding_values, binding.items[i].value->text ? binding.items[i].value->text : "");
+	}
+	job->inputs = pending.inputs;
+	job->input_optional = optional_flags(&pending.optional_inputs);
+	job->outputs = pending.outputs;
+	job->output_optional = optional_flags(&pending.optional_outputs);
+	memset(&pending.inputs, 0, sizeof(pending.inputs));
+	memset(&pending.outputs, 0, sizeof(pending.outputs));
+	job->command = strbuf_detach(&command);
+	struct strbuf definition = STRBUF_INIT;
+	recipe_definition_text(recipe, &definition);
+	job->definition = strbuf_detach(&definition);
+	/* Dependencies, each once. */
+	for (size_t i = 0; i < pending.dep_count; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < job->dep_count && !seen; j++)
+			seen = job->deps[j] == pending.deps[i];
+		if (!seen) {
+			ALLOC_GROW(job->deps, job->dep_count + 1, job->dep_cap);
+			job->deps[job->dep_count++] = pending.deps[i];
+		}
+	}
+	pending_release(&pending);
+	for (size_t i = 0; i < job->outputs.count; i++)
+		strmap_put(&g->by_output, job->outputs.items[i], g->count);
+	strmap_put(&g->by_id, job->id, g->count);
+	*index_out = g->count++;
+out:
+	strbuf_release(&id);
+	free(binding.items);
+	return rc;
+}
+
+void graph_source_keys(const struct recipe_set *set, struct strvec *out)
+{
+	for (size_t r = 0; r < set->count; r++) {
+		const struct strvec *lists[] = {&set->recipes[r].in, &set->recipes[r].ref};
+		for (size_t l = 0; l < 2; l++) {
+			for (size_t k = 0; k < lists[l]->count; k++) {
+				const char *key = lists[l]->items[k];
+				if (recipe_find_producer(set, key) < 0 && strvec_find(out, key) < 0)
+					strvec_push(out, key);
+			}
+		}
+	}
+}
+
+/* Request every file of target key `key` (optionally restricted by `fixed`). */
+static int request_key(struct builder *b, const char *key, const struct bindings *fixed)
+{
+	struct key_info *info = key_lookup(b, key);
+	if (!info) {
+		cp_err_prefix(b->err, "target: ");
+		return -1;
+	}
+	if (info->producer < 0) {
+		cp_err_set(b->err, NULL, 0, "no recipe makes key '%s' (it is a raw input)", key);
+		return -1;
+	}
+	struct strvec names = STRVEC_INIT;
+	key_names(info, &names);
+	struct axes axes = {NULL, 0, 0};
+	struct strbuf context = STRBUF_INIT, path = STRBUF_INIT;
+	strbuf_addf(&context, "target '%s'", key);
+	int rc = collect_axes(b, &names, &info->required, fixed, context.buf, &axes);
+	strvec_release(&names);
+	strbuf_release(&context);
+	if (rc < 0 || axes_empty(&axes))
+		goto out;
+	size_t *rows = xcalloc(axes.count + 1, sizeof(*rows));
+	struct bindings full = {NULL, 0, 0};
+	do {
+		full.count = 0;
+		if (fixed)
+			bindings_copy(&full, fixed);
+		bind_row(&axes, rows, &full);
+		if (fill_path(b, info, &full, &path) < 0) {
+			rc = -1;
+			break;
+		}
+		long dep;
+		if (require_file(b, info, path.buf, &full, false, &dep) == ADD_ERROR) {
+			rc = -1;
+			break;
+		}
+		if (dep >= 0)
+			b->graph->jobs[dep].target = true;
+	} while (next_row(&axes, rows));
+	free(full.items);
+	free(rows);
+out:
+	axes_release(&axes);
+	strbuf_release(&path);
+	return rc;
+}
+
+/* A target that is no key: find the `out` template it is a file of, and request that one file. */
+static int request_path(struct builder *b, const char *target)
+{
+	struct strbuf normal = STRBUF_INIT;
+	path_normalize(target, &normal);
+	int rc = 1;
+	for (size_t r = 0; rc == 1 && r < b->set->count; r++) {
+		const struct recipe *recipe = &b->set->recipes[r];
+		for (size_t k = 0; rc == 1 && k < recipe->out.count; k++) {
+			struct key_info *info = key_lookup(b, recipe->out.items[k]);
+			if (!info) {
+				rc = -1;
+				break;
+			}
+			struct glob_result matches = GLOB_RESULT_INIT;
+			int found = glob_match_path(info->path, normal.buf, &matches, b->err);
+			if (found < 0) {
+				rc = -1;
+			} else if (found > 0) {
+				/* The first parse names the file's placeholders, as file-tree would resolve it. */
+				const struct glob_file *match = &matches.files[0];
+				struct bindings fixed = {NULL, 0, 0};
+				for (size_t i = 0; i < match->binding_count; i++)
+					bindings_push(&fixed, match->bindings[i].name, &match->bindings[i].value);
+				long dep;
+				rc = require_file(b, info, normal.buf, &fixed, false, &dep) == ADD_ERROR ? -1 : 0;
+				if (dep >= 0)
+					b->graph->jobs[dep].target = true;
+				free(fixed.items);
+			}
+			glob_result_release(&matches);
+		}
+	}
+	if (rc == 1) {
+		cp_err_set(b->err, NULL, 0, "target '%s' is neither a template key nor a file any recipe makes",
+			   target);
+		rc = -1;
+	}
+	strbuf_release(&normal);
+	return rc;
+}
+
+int graph_build(const struct tree *tree, const struct recipe_set *set, const struct graph_request *request,
+		struct graph **out, struct cp_err *err)
+{
+	struct builder b;
+	memset(&b, 0, sizeof(b));
+	b.tree = tree;
+	b.set = set;
+	b.request = request;
+	b.err = err;
+	b.graph = xcalloc(1, sizeof(*b.graph));
+	*out = NULL;
+	int rc = prepare_recipes(&b);
+
+	struct strvec targets = STRVEC_INIT;
+	for (size_t i = 0; i < request->target_count; i++)
+		strvec_push(&targets, request->targets[i]);
+	if (!targets.count) {
+		for (size_t i = 0; i < set->targets.count; i++)
+			strvec_push(&targets, set->targets.items[i]);
+	}
+	if (!targets.count) {
+		for (size_t r = 0; r < set->count; r++)
+			for (size_t k = 0; k < set->recipes[r].out.count; k++)
+				strvec_push(&targets, set->recipes[r].out.items[k]);
+	}
+	for (size_t i = 0; rc == 0 && i < targets.count; i++) {
+		struct cp_err ignored = CP_ERR_INIT;
+		bool is_key = tree_find_template(tree, targets.items[i], &ignored) >= 0;
+		cp_err_release(&ignored);
+		rc = is_key ? request_key(&b, targets.items[i], NULL) : request_path(&b, targets.items[i]);
+	}
+	strvec_release(&targets);
+
+	for (size_t i = 0; i < b.key_count; i++) {
+		free(b.keys[i].key);
+		strvec_release(&b.keys[i].required);
+		strvec_release(&b.keys[i].optional);
+	}
+	free(b.keys);
+	strmap_release(&b.key_index);
+	for (size_t r = 0; b.recipes && r < set->count; r++)
+		strvec_release(&b.recipes[r].iterating);
+	free(b.recipes);
+	strmap_release(&b.skipped);
+	strvec_release(&b.stack);
+	if (rc < 0) {
+		graph_free(b.graph);
+		return -1;
+	}
+	*out = b.graph;
+	return 0;
+}
+
+void graph_free(struct graph *graph)
+{
+	if (!graph)
+		return;
+	for (size_t i = 0; i < graph->count; i++) {
+		struct graph_job *job = &graph->jobs[i];
+		free(job->id);
+		strvec_release(&job->binding_names);
+		strvec_release(&job->binding_values);
+		strvec_release(&job->inputs);
+		strvec_release(&job->outputs);
+		free(job->input_optional);
+		free(job->output_optional);
+		free(job->command);
+		free(job->definition);
+		free(job->deps);
+	}
+	free(graph->jobs);
+	strvec_release(&graph->skipped);
+	strmap_release(&graph->by_output);
+	strmap_release(&graph->by_id);
+	free(graph);
+}
+
+static void dot_quoted(struct strbuf *out, const char *text)
+{
+	strbuf_addch(out, '"');
+	for (const char *s = text; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			strbuf_addch(out, '\\');
+		if (*s == '\n')
+			strbuf_adds(out, "\\n");
+		else
+			strbuf_addch(out, *s);
+	}
+	strbuf_addch(out, '"');
+}
+
+void graph_to_dot(const struct graph *graph, struct strbuf *out)
+{
+	strbuf_adds(out, "digraph cpipe {\n    rankdir=LR;\n    node [shape=box];\n");
+	for (size_t i = 0; i < graph->count; i++) {
+		strbuf_addf(out, "    j%zu [label=", i);
+		dot_quoted(out, graph->jobs[i].id);
+		strbuf_adds(out, "];\n");
+	}
+	for (size_t i = 0; i < graph->count; i++)
+		for (size_t d = 0; d < graph->jobs[i].dep_count; d++)
+			strbuf_addf(out, "    j%zu -> j%zu;\n", graph->jobs[i].deps[d], i);
+	strbuf_adds(out, "}\n");
+}

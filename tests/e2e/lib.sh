@@ -1,0 +1,59 @@
+# Shared helpers for the end-to-end scenarios: each tNNNN-*.sh sources this, runs the real
+# cpipe binary ($CPIPE, set by CTest) in a fresh temporary directory, and exits non-zero on
+# the first failed expectation. $CPIPE_WRAPPER (e.g. valgrind) is put in front of cpipe.
+set -u
+: "${CPIPE:?CPIPE must name the cpipe binary (CTest sets it)}"
+: "${CPIPE_SOURCE_DIR:?CPIPE_SOURCE_DIR must name the source tree (CTest sets it)}"
+CPIPE_WRAPPER=${CPIPE_WRAPPER:-}
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cpipe-$TEST_NAME.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 2
+checks=0
+
+cpipe() {
+	# shellcheck disable=SC2086
+	$CPIPE_WRAPPER "$CPIPE" "$@"
+}
+
+fail() {
+	echo "FAIL [$TEST_NAME]: $*" >&2
+	exit 1
+}
+
+pass() {
+	checks=$((checks + 1))
+}
+
+# expect_exit CODE COMMAND...: run, keep stdout in $WORK/out and stderr in $WORK/err.
+expect_exit() {
+	want=$1
+	shift
+	"$@" >"$WORK/out" 2>"$WORK/err"
+	got=$?
+	[ "$got" -eq "$want" ] || fail "'$*' exited $got, expected $want; stderr: $(cat "$WORK/err")"
+	pass
+}
+
+# expect_out TEXT: the last command's stdout equals TEXT exactly.
+expect_out() {
+	printf '%s\n' "$1" >"$WORK/want"
+	cmp -s "$WORK/want" "$WORK/out" || fail "stdout differs: $(diff "$WORK/want" "$WORK/out")"
+	pass
+}
+
+# expect_err_contains TEXT: the last command's stderr contains TEXT.
+expect_err_contains() {
+	grep -qF -- "$1" "$WORK/err" || fail "stderr lacks '$1': $(cat "$WORK/err")"
+	pass
+}
+
+expect_out_contains() {
+	grep -qF -- "$1" "$WORK/out" || fail "stdout lacks '$1': $(cat "$WORK/out")"
+	pass
+}
+
+done_testing() {
+	echo "$TEST_NAME: $checks passed, 0 failed"
+	exit 0
+}

@@ -1,0 +1,69 @@
+#!/bin/sh
+# Bad input gets a located message and exit 2, never a crash: recipe errors, unknown keys,
+# missing raw inputs (with the chain of jobs that needed them), --skip-missing and cycles.
+. "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
+make_study study 01 02
+cd study
+
+# No recipe file.
+expect_exit 2 cpipe run -f nosuch.yaml
+expect_err_contains "nosuch.yaml"
+
+# A misspelt key in the recipe: file, line and a suggestion.
+sed 's/in: \[t1_fov\]/in: [t1_fvo]/' cpipe.yaml >bad.yaml
+expect_exit 2 cpipe plan -f bad.yaml
+expect_err_contains "bad.yaml:"
+expect_err_contains "t1_fvo"
+expect_err_contains "t1_fov"
+
+# An unknown target.
+expect_exit 2 cpipe plan no_such_key
+expect_err_contains "no_such_key"
+
+# A missing raw input shows the chain, and --skip-missing leaves that subject out.
+rm sub-02/T1w.nii.gz
+mkdir -p sub-02
+cat >study.tree <<'TREE'
+subject = 01, 02
+sub-{subject}
+    T1w.nii.gz          (t1)
+    T1w_reorient.nii.gz (t1_reorient)
+    T1w_fov.nii.gz      (t1_fov)
+    T1w_brain.nii.gz    (t1_brain)
+group
+    mean_brain.txt      (group_mean)
+TREE
+expect_exit 2 cpipe run
+expect_err_contains "sub-02/T1w.nii.gz"
+expect_err_contains "reorient[subject=02]"
+expect_err_contains "group_mean"
+expect_exit 0 cpipe run --skip-missing t1_brain
+expect_ran "brain 01
+fov 01
+reorient 01"
+
+# An unknown --placeholder flag is an error; a known one restricts the run.
+expect_exit 2 cpipe plan --subjcet 01
+expect_err_contains "--subjcet"
+expect_exit 0 cpipe plan --subject 01 -d t1_brain
+expect_out_contains "brain[subject=01]"
+
+# A cycle names its recipes.
+cat >cycle.yaml <<'YAML'
+tree: study.tree
+recipes:
+  - name: forward
+    in: [t1_fov]
+    out: [t1_brain]
+    run: "cp {t1_fov} {t1_brain}"
+  - name: backward
+    in: [t1_brain]
+    out: [t1_fov]
+    run: "cp {t1_brain} {t1_fov}"
+YAML
+expect_exit 2 cpipe plan -f cycle.yaml t1_brain --subject 01
+expect_err_contains "cycle"
+expect_err_contains "forward"
+expect_err_contains "backward"
+done_testing

@@ -1,0 +1,64 @@
+#!/bin/sh
+# A second cpipe run never runs a job a live run holds; Ctrl-C stops the children, exits 130 and
+# leaves the jobs marked interrupted for the next run; a dead holder's claim expires.
+. "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+mkdir study && cd study || exit 2
+cat >study.tree <<'TREE'
+sub-{subject}
+    in.txt   (raw)
+    out.txt  (slow_out)
+TREE
+cat >cpipe.yaml <<'YAML'
+tree: study.tree
+recipes:
+  - name: slow
+    in: [raw]
+    out: [slow_out]
+    run: "echo start {subject} >> ran.log; sleep 5; cp {raw} {slow_out}; echo end {subject} >> ran.log"
+YAML
+mkdir sub-1 && echo one >sub-1/in.txt
+
+# First run in the background, in its own process group (job control: a plain background job
+# would ignore SIGINT); wait until its job has started.
+set -m
+cpipe run -j1 >first.out 2>first.err &
+first=$!
+set +m
+i=0
+while ! grep -q "start 1" ran.log 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "the first run never started its job"
+	sleep 0.1
+done
+# The second run sees the live holder and does not run the job.
+expect_exit 1 cpipe run -j1
+expect_err_contains "held"
+[ "$(grep -c "start 1" ran.log)" -eq 1 ] || fail "the job ran twice"
+pass
+
+# Ctrl-C: SIGINT to the whole process group, as a terminal sends it.
+kill -INT -$first
+wait $first
+code=$?
+[ $code -eq 130 ] || fail "interrupted run exited $code, expected 130: $(cat first.err)"
+pass
+grep -q "end 1" ran.log && fail "the job's process was not stopped"
+pass
+[ -f sub-1/out.txt ] && fail "a partial output of the interrupted job was left in place"
+pass
+expect_exit 0 cpipe plan
+expect_out_contains "previous run interrupted"
+
+# A run killed outright (SIGKILL: no chance to record anything) leaves a claim with a dead holder.
+cpipe run -j1 >/dev/null 2>&1 &
+second=$!
+i=0
+while [ "$(grep -c "start 1" ran.log)" -lt 2 ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "the second run never started its job"
+	sleep 0.1
+done
+kill -KILL $second
+wait $second 2>/dev/null
+pkill -f "sleep 5" 2>/dev/null
+expect_exit 0 cpipe plan
+expect_out_contains "previous run interrupted"
+done_testing
