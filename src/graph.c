@@ -502,6 +502,15 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	const struct recipe *recipe = &b->set->recipes[recipe_index];
 	struct bindings binding = {NULL, 0, 0};
 	bindings_copy(&binding, binding_in);
+	/* Singular values are part of the identity too, so `--subject 01` names the same job as a full run. */
+	const struct strvec *iterating = &b->recipes[recipe_index].iterating;
+	for (size_t i = 0; i < iterating->count; i++) {
+		if (bindings_find(&binding, iterating->items[i]))
+			continue;
+		const struct tree_placeholder *p = tree_find_placeholder(b->tree, iterating->items[i]);
+		if (p && p->count == 1 && !p->multiple)
+			bindings_push(&binding, iterating->items[i], &p->values[0]);
+	}
 	if (binding.count > 1)
 		qsort(binding.items, binding.count, sizeof(*binding.items), compare_bindings);
 	struct strbuf id = STRBUF_INIT;

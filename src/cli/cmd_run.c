@@ -502,7 +502,9 @@ static int execute(struct study *study, struct decision *decisions, const struct
 	struct exec_options exec_opt = EXEC_OPTIONS_INIT;
 	exec_opt.cwd = ".";
 	exec_opt.jobs = opt->jobs;
-	exec_opt.max_threads = opt->max_threads;
+	/* An explicit -j is what the user wants at once: the thread budget must not cap it lower. */
+	exec_opt.max_threads = opt->max_threads ? opt->max_threads
+			       : (opt->jobs > exec_cpu_count() ? opt->jobs : 0);
 	exec_opt.max_ram_gb = opt->max_ram_gb;
 	exec_opt.keep_going = opt->keep_going;
 	exec_opt.ctx = &ctx;

@@ -109,11 +109,17 @@ int cmd_status(int argc, char **argv)
 		const struct graph_job *job = &study.graph->jobs[i];
 		const struct recipe *recipe = &study.recipes->recipes[job->recipe];
 		struct state_job_record record;
-		bool failed = state_job_lookup(study.state, job->id, &record) && record.status == STATE_STATUS_FAILED;
+		bool known = state_job_lookup(study.state, job->id, &record);
+		bool failed = known && record.status == STATE_STATUS_FAILED;
+		/* A claim whose holder died is an interrupted run too. */
+		bool interrupted = known && (record.status == STATE_STATUS_INTERRUPTED ||
+					     (record.status == STATE_STATUS_RUNNING && !record.holder_alive));
+		bool running = known && record.status == STATE_STATUS_RUNNING && record.holder_alive;
 		if (verbose) {
+			const char *word = failed ? "failed" : interrupted ? "interrupted" : running ? "running"
+					 : decisions[i].kind == DECISION_RUN ? "stale" : decision_kind_name(decisions[i].kind);
 			strbuf_reset(&line);
-			strbuf_addf(&line, "%-10s ", failed ? "failed" : decisions[i].kind == DECISION_RUN ? "stale"
-									   : decision_kind_name(decisions[i].kind));
+			strbuf_addf(&line, "%-11s ", word);
 			cli_add_escaped(&line, job->id);
 			if (decisions[i].reason != STATE_UP_TO_DATE) {
 				strbuf_adds(&line, "  (");

@@ -69,7 +69,7 @@ group
 reorient 04"
 
 # A failing job with -k: the other subjects finish, the failed outputs are quarantined.
-printf 'T1 of 05\n' >sub-05/T1w.nii.gz 2>/dev/null || { mkdir sub-05 && printf 'T1 of 05\n' >sub-05/T1w.nii.gz; }
+mkdir sub-05 && printf 'T1 of 05\n' >sub-05/T1w.nii.gz
 mkdir sub-06 && printf 'T1 of 06\n' >sub-06/T1w.nii.gz
 sed 's/run: "cp {t1_fov} {t1_brain} \&\& echo brain {subject} >> ran.log"/run: "cp {t1_fov} {t1_brain} \&\& test {subject} != 05 \&\& echo brain {subject} >> ran.log"/' \
 	cpipe.yaml >cpipe.yaml.new && mv cpipe.yaml.new cpipe.yaml
@@ -82,7 +82,13 @@ echo "$ran" | grep -q "group" && fail "the group step ran although brain 05 fail
 [ -f sub-05/T1w_brain.nii.gz ] && fail "the failed job's output was left in place"
 [ -f .cpipe/failed/*/sub-05/T1w_brain.nii.gz ] || fail "the failed output was not quarantined: $(find .cpipe/failed)"
 pass
-# The failure is what the next plan reports.
+# status counts the failure; the log tells why; the next plan reruns the job.
+expect_exit 0 cpipe status
+expect_out_contains "t1_brain"
+awk '$1 == "t1_brain" && $5 == 1 { found = 1 } END { exit !found }' "$WORK/out" || fail "status shows no failed t1_brain: $(cat "$WORK/out")"
+pass
+expect_exit 0 cpipe log 'brain[subject=05]'
+expect_out_contains "cpipe:"
 expect_exit 0 cpipe plan
-expect_out_contains "previous run failed"
+expect_out_contains "brain[subject=05]"
 done_testing

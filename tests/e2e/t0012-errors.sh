@@ -34,7 +34,7 @@ sub-{subject}
 group
     mean_brain.txt      (group_mean)
 TREE
-expect_exit 2 cpipe run
+expect_exit 2 cpipe run group_mean
 expect_err_contains "sub-02/T1w.nii.gz"
 expect_err_contains "reorient[subject=02]"
 expect_err_contains "group_mean"
