@@ -1,0 +1,383 @@
+/*
+ * state: cpipe's SQLite state database (`.cpipe/state.db` under the data
+ * root). It records what each job read and wrote, and decides whether a job is
+ * up to date and, when it is not, why (the first applicable reason).
+ *
+ * It knows job ids (opaque strings the caller builds, e.g.
+ * "recipe/name=value,..."), definition text, and file paths; it knows nothing
+ * of trees, recipes or scheduling.
+ *
+ * Paths are opaque keys that are also passed to stat()/open() as given: the
+ * caller passes them normalised and consistently (absolute, or relative to the
+ * working directory cpipe runs in). A directory is signed by existence only.
+ *
+ * Speed: state_open() loads every job and file record into memory with one
+ * query per table; checking a job is then stat() calls and in-memory compares.
+ * Content hashes (XXH3-64) are computed lazily: a file is hashed only when its
+ * size or mtime differs from the cached signature, and the new hash is cached.
+ *
+ * Concurrency: two cpipe processes may open the same database. A job is
+ * claimed (state_claim_job) inside a write transaction before it runs; a claim
+ * held by a live process on this host (or by any process on another host)
+ * cannot be taken. A claim whose holder died is treated as an interrupted run.
+ * Records loaded at open are a snapshot: a job another run finished after our
+ * open may be judged stale and rerun by us (never both at once).
+ *
+ * Errors: functions return 0 on success and a negative code on failure, with
+ * a message in `err` (database errors name the statement that failed).
+ */
+#ifndef CPIPE_STATE_H
+#define CPIPE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpipe/util.h"
+
+struct state; /* opaque; one open database plus its in-memory records */
+
+/* Return codes (all errors are negative; 0 is success). */
+#define STATE_ERROR (-1) /* any failure: I/O, SQLite, bad schema */
+#define STATE_HELD (-2)  /* state_claim_job: another live run holds the job */
+
+/* The schema version this build writes (PRAGMA user_version). */
+#define STATE_SCHEMA_VERSION 1
+
+/*
+ * Open (creating if needed) `<data_root>/.cpipe/state.db`, creating the
+ * `.cpipe` directory. Uses WAL when the filesystem allows it (not on
+ * NFS/Lustre/GPFS, or when SQLite refuses), else a rollback journal, silently.
+ * Applies schema migrations up to STATE_SCHEMA_VERSION (fails on a newer
+ * database), then loads all records into memory. This process's identity
+ * (host name, pid, a fresh run id) is used for claims and attempts.
+ * On success *out owns the handle (free with state_close); on failure *out is
+ * NULL and err is set.
+ */
+int state_open(const char *data_root, struct state **out, struct cp_err *err);
+
+/*
+ * Write pending lazy updates (re-hashed file signatures), commit an explicit
+ * transaction left open (as state_commit would), close the database and free
+ * everything. NULL is a no-op. Errors while flushing are silently dropped: call
+ * state_flush first to see them.
+ */
+void state_close(struct state *state);
+
+/* The path of the database file (owned by the state). */
+const char *state_db_path(const struct state *state);
+
+/* This process's run id (owned by the state), stored with claims and attempts. */
+const char *state_run_id(const struct state *state);
+
+/*
+ * Override the identity used for claims and attempts (tests; a coordinator
+ * acting for another process). NULL `run_id`/`host` keep the current values;
+ * `pid` <= 0 keeps the current pid. Strings are copied.
+ */
+void state_set_identity(struct state *state, const char *run_id, const char *host, int64_t pid);
+
+/* ---- Transactions ------------------------------------------------------ */
+
+/*
+ * Begin an explicit write transaction (BEGIN IMMEDIATE: takes the write lock,
+ * waiting up to the busy timeout). Nests: only the outermost begin/commit pair
+ * touches the database. Every write made inside joins it, so a scheduler that
+ * wraps each pass of its loop (reap finished jobs, record them, claim new ones)
+ * in begin/commit does one fsync per pass, not one per job. Outside an
+ * explicit transaction each write function commits on its own.
+ * Keep transactions short: a second cpipe run waits on them.
+ */
+int state_begin(struct state *state, struct cp_err *err);
+
+/* End the innermost state_begin; the outermost one writes pending updates and commits. */
+int state_commit(struct state *state, struct cp_err *err);
+
+/*
+ * Abandon the whole explicit transaction (all nesting levels). The in-memory
+ * records may then be ahead of the database: close and reopen to resync.
+ */
+void state_rollback(struct state *state);
+
+/* Write pending lazy updates now (in their own transaction unless one is open). */
+int state_flush(struct state *state, struct cp_err *err);
+
+/* ---- File signatures ---------------------------------------------------- */
+
+/*
+ * What a file looked like. `exists` false: all else is 0. `hashed` false with
+ * `exists` true: not a regular file (a directory), or not hashed.
+ */
+struct file_signature {
+	bool exists;
+	int64_t size;
+	int64_t mtime_ns;
+	uint64_t hash; /* XXH3-64 of the content, valid when `hashed` */
+	bool hashed;
+};
+
+/* A path and its signature; the path is borrowed. */
+struct state_file {
+	const char *path;
+	struct file_signature signature;
+};
+
+/*
+ * Stat `path` now and fill `out`, hashing the content unless the cached record
+ * for that path has the same size and mtime (then its hash is reused). A new
+ * hash updates the cache (persisted at the next commit/flush/close). A missing
+ * file is not an error (exists = false). Fails on other stat/read errors.
+ */
+int state_file_signature(struct state *state, const char *path, struct file_signature *out, struct cp_err *err);
+
+/*
+ * Stat and hash `path` with no database and no cache: what a compute node
+ * uses to write a marker file that the coordinator later imports with
+ * state_record_success.
+ */
+int state_signature_compute(const char *path, struct file_signature *out, struct cp_err *err);
+
+/* XXH3-64 of a job's definition text (expanded command + recipe definition). */
+uint64_t state_definition_hash(const char *definition_text);
+
+/* XXH3-64 of the SET of paths: order and duplicates do not matter. */
+uint64_t state_input_set_hash(const char *const *paths, size_t count);
+
+/*
+ * Forget the stat results remembered for reason checks. state_job_reason stats
+ * each path once per handle and reuses the result (a snapshot, so a file that
+ * is both an output and a downstream input costs one stat); recording a job
+ * or state_file_signature re-stats its files. Call this to see outside edits.
+ */
+void state_refresh(struct state *state);
+
+/* ---- Reasons ------------------------------------------------------------- */
+
+/*
+ * Why a job runs, in order of precedence (state_job_reason returns the first
+ * that applies). Values are stable: they may be printed or stored.
+ */
+enum state_reason {
+	STATE_UP_TO_DATE = 0,
+	STATE_FORCED,             /* query.forced */
+	STATE_OUTPUT_MISSING,     /* detail: the first missing output */
+	STATE_NEVER_RECORDED,     /* all outputs exist, no successful run recorded and no attempt: adopt or run */
+	STATE_OUTPUT_MODIFIED,    /* detail: "PATH" (size/content differs from what the job wrote, or not recorded) */
+	STATE_INPUT_CHANGED,      /* detail: the first input whose size/content differs from when the job ran */
+	STATE_COMMAND_CHANGED,    /* the definition hash differs */
+	STATE_INPUT_SET_CHANGED,  /* detail: "added PATH" or "removed PATH" */
+	STATE_UPSTREAM_RUNS,      /* query.upstream_runs */
+	STATE_PREVIOUS_FAILED,    /* detail: "exit code N" */
+	STATE_PREVIOUS_INTERRUPTED, /* marked interrupted, or claimed by a run that died; detail: "pid N on HOST" */
+	STATE_RUNNING_ELSEWHERE,  /* claimed by a live run (state_claim_job will fail); detail: "pid N on HOST" */
+	STATE_REASON_COUNT
+};
+
+/*
+ * The stable lower-case text of a reason: "up to date", "forced", "output
+ * missing", "never recorded", "output modified since recorded", "input
+ * changed", "command changed", "set of inputs changed", "upstream job runs",
+ * "previous run failed", "previous run interrupted", "running in another run".
+ */
+const char *state_reason_string(enum state_reason reason);
+
+/* Append "REASON" or "REASON: DETAIL" (when detail is non-empty) to `out`. */
+void state_reason_describe(enum state_reason reason, const char *detail, struct strbuf *out);
+
+/*
+ * One job as the caller sees it now. All pointers are borrowed for the call.
+ * `inputs` is a set (order and duplicates ignored); outputs are checked in order.
+ */
+struct state_job_query {
+	const char *job_id;
+	const char *definition_text; /* expanded command + recipe definition; hashed here */
+	const char *const *inputs;
+	size_t input_count;
+	const char *const *outputs;
+	size_t output_count;
+	bool forced;        /* --force on this job */
+	bool upstream_runs; /* the caller will run a job this one depends on */
+};
+
+/*
+ * Decide whether the job is up to date; *reason is the first applicable
+ * reason (see enum state_reason), `detail` (reset first, may be NULL) gets the
+ * path or number that explains it. Precedence notes:
+ *  - An output or input is compared by size+mtime first; only if they differ
+ *    is the content hash compared (computed lazily), so a `touch` that keeps
+ *    the content is not a change. The new mtime is cached so the file is not
+ *    hashed again next time.
+ *  - Output/input/command/input-set checks apply only to jobs with a
+ *    successful (or adopted) record; a job that only ever failed or was
+ *    interrupted gets "previous run failed/interrupted".
+ *  - A record left by a claim whose holder is dead (same host, pid gone or
+ *    reused) is "previous run interrupted".
+ * Fails only on I/O errors (stat other than ENOENT, unreadable files).
+ */
+int state_job_reason(struct state *state, const struct state_job_query *query, enum state_reason *reason,
+		     struct strbuf *detail, struct cp_err *err);
+
+/* ---- Claims and records --------------------------------------------------- */
+
+/* One attempt's facts. Strings are borrowed; NULL host/pid 0 mean this process. */
+struct state_attempt {
+	int exit_code;
+	int64_t start_ns; /* wall clock, ns since the epoch; 0 when unknown */
+	int64_t end_ns;
+	const char *host;
+	int64_t pid;
+	const char *log_path; /* NULL: keep the log path given to state_claim_job */
+};
+
+/*
+ * Claim `job_id` for this run before running it, atomically (BEGIN IMMEDIATE,
+ * or inside the caller's explicit transaction). Reads the holder from the
+ * database, not the snapshot. Succeeds (0) when nobody holds the job, this run
+ * already holds it, or the holder is dead (same host and kill(pid, 0) fails
+ * with ESRCH, or /proc/PID shows a different process start time). Returns
+ * STATE_HELD, with "job J is held by run R (pid P on host H)" in err, when a
+ * live holder has it; a holder on another host always counts as live (clear
+ * it with state_mark_interrupted). `log_path` (may be NULL) is stored so
+ * `cpipe log` finds the log while the job runs. Creates the record if needed.
+ */
+int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err);
+
+/* Drop this run's claim on a job it did not run after all; the record is otherwise unchanged. */
+int state_release_claim(struct state *state, const char *job_id, struct cp_err *err);
+
+/* What a successful attempt read and wrote. Everything is borrowed. */
+struct state_outcome {
+	const char *job_id;
+	uint64_t definition_hash; /* state_definition_hash() of the definition text */
+	const struct state_file *inputs;
+	size_t input_count;
+	const struct state_file *outputs;
+	size_t output_count;
+	struct state_attempt attempt;
+};
+
+/*
+ * Record a successful run from explicit signatures (no stat here): the path
+ * for results imported from a compute node's marker file. Replaces the job's
+ * recorded inputs/outputs, definition hash and input-set hash; status done;
+ * clears any claim. The given signatures also refresh the hash cache; later
+ * reason checks stat those paths afresh.
+ */
+int state_record_success(struct state *state, const struct state_outcome *outcome, struct cp_err *err);
+
+/*
+ * Convenience: stat and hash (cache-aware, fresh stats) the query's inputs and
+ * outputs now, then state_record_success. `attempt` may be NULL (exit 0, no
+ * times, this process).
+ */
+int state_record_success_stat(struct state *state, const struct state_job_query *query,
+			      const struct state_attempt *attempt, struct cp_err *err);
+
+/*
+ * Record a failed attempt: status failed with its exit code/times/host/pid/log;
+ * clears any claim. The signatures of the last successful run are kept.
+ */
+int state_record_failure(struct state *state, const char *job_id, const struct state_attempt *attempt,
+			 struct cp_err *err);
+
+/* Mark one job interrupted (e.g. killed by ^C) and clear its claim, whoever holds it. */
+int state_mark_interrupted(struct state *state, const char *job_id, struct cp_err *err);
+
+/* Mark every job this run still holds interrupted (clean shutdown after a signal). */
+int state_interrupt_run(struct state *state, struct cp_err *err);
+
+/*
+ * Record the job as done with its files' current signatures (stat + hash) and
+ * the query's definition: for outputs that exist but were never recorded
+ * (STATE_NEVER_RECORDED) when the caller adopts them. Marks the record adopted.
+ */
+int state_adopt(struct state *state, const struct state_job_query *query, struct cp_err *err);
+
+/*
+ * Delete records: every job whose id starts with `prefix` (NULL: none; "":
+ * all) and every id in `job_ids[0..count)`. Uses the database, so it also
+ * removes records written after open. *forgotten (may be NULL) gets the
+ * number of jobs removed. A claim of a live run is removed too: the CLI
+ * should not forget jobs during a run.
+ */
+int state_forget(struct state *state, const char *prefix, const char *const *job_ids, size_t count,
+		 size_t *forgotten, struct cp_err *err);
+
+/* ---- Listing ------------------------------------------------------------ */
+
+enum state_status {
+	STATE_STATUS_NONE = 0, /* a record with no finished attempt (only a released claim) */
+	STATE_STATUS_RUNNING,  /* claimed; see holder_alive */
+	STATE_STATUS_DONE,
+	STATE_STATUS_FAILED,
+	STATE_STATUS_INTERRUPTED,
+};
+
+/* "none", "running", "done", "failed", "interrupted". */
+const char *state_status_string(enum state_status status);
+
+/*
+ * A job's record as loaded (plus this handle's own writes). Strings are owned
+ * by the state and valid until the next write to that job or state_close.
+ * Attempt fields describe the latest finished attempt; holder_* the claim.
+ */
+struct state_job_record {
+	const char *job_id;
+	enum state_status status; /* RUNNING when claimed, else the latest outcome */
+	bool recorded;            /* has signatures from a successful or adopted run */
+	bool adopted;
+	uint64_t definition_hash;
+	uint64_t input_set_hash;
+	size_t input_count;
+	size_t output_count;
+	int exit_code;
+	int64_t start_ns;
+	int64_t end_ns;
+	const char *host;     /* may be NULL */
+	int64_t pid;
+	const char *run_id;   /* may be NULL */
+	const char *log_path; /* may be NULL */
+	const char *holder_run;  /* NULL when unclaimed */
+	const char *holder_host;
+	int64_t holder_pid;
+	bool holder_alive; /* computed at lookup time */
+};
+
+/* Look `job_id` up; returns true and fills *out when a record exists. */
+bool state_job_lookup(struct state *state, const char *job_id, struct state_job_record *out);
+
+/*
+ * Call fn for every record whose id starts with `prefix` (NULL or "": all), in
+ * job id order. Stops early and returns fn's value when fn returns non-zero;
+ * else returns 0. fn must not write to the state.
+ */
+int state_foreach_job(struct state *state, const char *prefix,
+		      int (*fn)(const struct state_job_record *record, void *data), void *data);
+
+/*
+ * Call fn for each recorded input (role 0) or output (role 1) of `job_id`, as
+ * signed at the last successful run. Returns fn's first non-zero value, else 0
+ * (also when the job has no record).
+ */
+int state_foreach_job_file(struct state *state, const char *job_id, int role,
+			   int (*fn)(const struct state_file *file, void *data), void *data);
+
+/* ---- Diagnostics ---------------------------------------------------------- */
+
+struct state_stats {
+	uint64_t hashes_computed; /* files hashed by this handle */
+	uint64_t bytes_hashed;
+	uint64_t stat_calls;
+	uint64_t transactions; /* outermost commits */
+	size_t jobs;           /* records in memory */
+	size_t files;          /* paths in memory */
+	bool wal;              /* journal mode is WAL */
+	int schema_version;
+};
+
+void state_stats(const struct state *state, struct state_stats *out);
+
+/* Wall-clock time in ns since the epoch (for state_attempt). */
+int64_t state_now_ns(void);
+
+#endif

@@ -1,0 +1,2041 @@
+/*
+ * state: the SQLite state database and the up-to-date decision. See
+ * include/cpipe/state.h for the contract.
+ *
+ * Layout: every statement lives in `statement_sql[]`, indexed by enum
+ * statement, prepared once on first use and reset after each use. All
+ * records are loaded at open into arrays with hash indexes over them, so a
+ * reason check never touches SQLite. Strings live in a pool freed at close. Writes go to the database first and are
+ * then mirrored in memory (job rows are re-read after a write so the two
+ * cannot drift).
+ */
+#include "cpipe/state.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- Schema ---------------------------------------------------------- */
+
+/*
+ * Migration N (1-based) takes the schema from user_version N-1 to N. Append
+ * only; never edit a released migration.
+ */
+static const char *const migrations[] = {
+	/* 1: jobs, the file hash cache, and what each job read and wrote. */
+	"CREATE TABLE jobs ("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" status TEXT NOT NULL DEFAULT 'none' CHECK (status IN ('none', 'done', 'failed', 'interrupted')),"
+	" recorded INTEGER NOT NULL DEFAULT 0," /* has signatures of a successful or adopted run */
+	" adopted INTEGER NOT NULL DEFAULT 0,"
+	" definition_hash INTEGER,"
+	" input_set_hash INTEGER,"
+	" exit_code INTEGER," /* latest finished attempt: */
+	" start_ns INTEGER,"
+	" end_ns INTEGER,"
+	" host TEXT,"
+	" pid INTEGER,"
+	" run_id TEXT,"
+	" log_path TEXT,"
+	" holder_run TEXT," /* the claim, NULL when unclaimed: */
+	" holder_host TEXT,"
+	" holder_pid INTEGER,"
+	" holder_pid_start INTEGER,"
+	" holder_since INTEGER,"
+	" holder_log TEXT"
+	");"
+	"CREATE TABLE files ("
+	" id INTEGER PRIMARY KEY,"
+	" path TEXT NOT NULL UNIQUE,"
+	" size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL,"
+	" hash INTEGER" /* content hash valid for this size+mtime; NULL: none */
+	");"
+	"CREATE TABLE job_files ("
+	" job INTEGER NOT NULL REFERENCES jobs(id),"
+	" role INTEGER NOT NULL," /* 0 input, 1 output */
+	" file INTEGER NOT NULL REFERENCES files(id),"
+	" present INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL,"
+	" hash INTEGER NOT NULL,"
+	" hashed INTEGER NOT NULL,"
+	" PRIMARY KEY (job, role, file)"
+	") WITHOUT ROWID;",
+};
+_Static_assert(ARRAY_SIZE(migrations) == STATE_SCHEMA_VERSION, "one migration per schema version");
+
+/* ---- Statements -------------------------------------------------------- */
+
+#define JOB_COLUMNS \
+	"id, name, status, recorded, adopted, definition_hash, input_set_hash, exit_code, start_ns, end_ns," \
+	" host, pid, run_id, log_path, holder_run, holder_host, holder_pid, holder_pid_start, holder_log"
+
+/* Clears the claim, turning it into the latest (interrupted) attempt. Refers to the old row. */
+#define INTERRUPT_SET \
+	"status = 'interrupted', exit_code = NULL, start_ns = COALESCE(holder_since, start_ns)," \
+	" end_ns = ?2, host = COALESCE(holder_host, host), pid = COALESCE(holder_pid, pid)," \
+	" run_id = COALESCE(holder_run, run_id), log_path = COALESCE(holder_log, log_path)," \
+	" holder_run = NULL, holder_host = NULL, holder_pid = NULL, holder_pid_start = NULL," \
+	" holder_since = NULL, holder_log = NULL"
+
+enum statement {
+	STMT_BEGIN_READ,
+	STMT_BEGIN_WRITE,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_LOAD_SIZES,
+	STMT_LOAD_FILES,
+	STMT_LOAD_JOBS,
+	STMT_LOAD_JOB_FILES,
+	STMT_JOB_SELECT,
+	STMT_FILE_UPSERT,
+	STMT_CLAIM_SELECT,
+	STMT_CLAIM_SET,
+	STMT_CLAIM_RELEASE,
+	STMT_JOB_SUCCESS,
+	STMT_JOB_FILES_CLEAR,
+	STMT_JOB_FILE_INSERT,
+	STMT_JOB_FAILURE,
+	STMT_JOB_INTERRUPT,
+	STMT_RUN_INTERRUPT,
+	STMT_FORGET_PREFIX_FILES,
+	STMT_FORGET_PREFIX,
+	STMT_FORGET_NAME_FILES,
+	STMT_FORGET_NAME,
+	STMT_COUNT
+};
+
+static const char *const statement_sql[STMT_COUNT] = {
+	[STMT_BEGIN_READ] = "BEGIN",
+	[STMT_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	/* max(id) is a b-tree seek; count(*) would read a whole index. Ids are dense unless jobs were forgotten. */
+	[STMT_LOAD_SIZES] = "SELECT (SELECT max(id) FROM files), (SELECT max(id) FROM jobs)",
+	[STMT_LOAD_FILES] = "SELECT id, path, size, mtime_ns, hash FROM files ORDER BY id",
+	[STMT_LOAD_JOBS] = "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id",
+	[STMT_LOAD_JOB_FILES] = "SELECT job, role, file, present, size, mtime_ns, hash, hashed FROM job_files"
+				" ORDER BY job, role, file",
+	[STMT_JOB_SELECT] = "SELECT " JOB_COLUMNS " FROM jobs WHERE name = ?1",
+	[STMT_FILE_UPSERT] = "INSERT INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)"
+			     " ON CONFLICT (path) DO UPDATE SET size = excluded.size,"
+			     " mtime_ns = excluded.mtime_ns, hash = excluded.hash RETURNING id",
+	[STMT_CLAIM_SELECT] = "SELECT holder_run, holder_host, holder_pid, holder_pid_start FROM jobs"
+			      " WHERE name = ?1",
+	[STMT_CLAIM_SET] = "INSERT INTO jobs (name, holder_run, holder_host, holder_pid, holder_pid_start,"
+			   " holder_since, holder_log) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+			   " ON CONFLICT (name) DO UPDATE SET holder_run = excluded.holder_run,"
+			   " holder_host = excluded.holder_host, holder_pid = excluded.holder_pid,"
+			   " holder_pid_start = excluded.holder_pid_start, holder_since = excluded.holder_since,"
+			   " holder_log = excluded.holder_log",
+	[STMT_CLAIM_RELEASE] = "UPDATE jobs SET holder_run = NULL, holder_host = NULL, holder_pid = NULL,"
+			       " holder_pid_start = NULL, holder_since = NULL, holder_log = NULL"
+			       " WHERE name = ?1 AND holder_run = ?2",
+	[STMT_JOB_SUCCESS] =
+		"INSERT INTO jobs (name, status, recorded, adopted, definition_hash, input_set_hash, exit_code,"
+		" start_ns, end_ns, host, pid, run_id, log_path)"
+		" VALUES (?1, 'done', 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" ON CONFLICT (name) DO UPDATE SET status = 'done', recorded = 1, adopted = excluded.adopted,"
+		" definition_hash = excluded.definition_hash, input_set_hash = excluded.input_set_hash,"
+		" exit_code = excluded.exit_code, start_ns = excluded.start_ns, end_ns = excluded.end_ns,"
+		" host = excluded.host, pid = excluded.pid, run_id = excluded.run_id,"
+		" log_path = COALESCE(excluded.log_path, holder_log, log_path),"
+		" holder_run = NULL, holder_host = NULL, holder_pid = NULL, holder_pid_start = NULL,"
+		" holder_since = NULL, holder_log = NULL"
+		" RETURNING id",
+	[STMT_JOB_FILES_CLEAR] = "DELETE FROM job_files WHERE job = ?1",
+	[STMT_JOB_FILE_INSERT] = "INSERT OR REPLACE INTO job_files (job, role, file, present, size, mtime_ns, hash,"
+				 " hashed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[STMT_JOB_FAILURE] =
+		"INSERT INTO jobs (name, status, exit_code, start_ns, end_ns, host, pid, run_id, log_path)"
+		" VALUES (?1, 'failed', ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		" ON CONFLICT (name) DO UPDATE SET status = 'failed', exit_code = excluded.exit_code,"
+		" start_ns = excluded.start_ns, end_ns = excluded.end_ns, host = excluded.host,"
+		" pid = excluded.pid, run_id = excluded.run_id,"
+		" log_path = COALESCE(excluded.log_path, holder_log, log_path),"
+		" holder_run = NULL, holder_host = NULL, holder_pid = NULL, holder_pid_start = NULL,"
+		" holder_since = NULL, holder_log = NULL",
+	[STMT_JOB_INTERRUPT] = "INSERT INTO jobs (name, status, end_ns) VALUES (?1, 'interrupted', ?2)"
+			       " ON CONFLICT (name) DO UPDATE SET " INTERRUPT_SET,
+	[STMT_RUN_INTERRUPT] = "UPDATE jobs SET " INTERRUPT_SET " WHERE holder_run = ?1 RETURNING name",
+	[STMT_FORGET_PREFIX_FILES] = "DELETE FROM job_files WHERE job IN"
+				     " (SELECT id FROM jobs WHERE substr(name, 1, length(?1)) = ?1)",
+	[STMT_FORGET_PREFIX] = "DELETE FROM jobs WHERE substr(name, 1, length(?1)) = ?1",
+	[STMT_FORGET_NAME_FILES] = "DELETE FROM job_files WHERE job IN (SELECT id FROM jobs WHERE name = ?1)",
+	[STMT_FORGET_NAME] = "DELETE FROM jobs WHERE name = ?1",
+};
+
+/* ---- In-memory records ------------------------------------------------- */
+
+enum job_outcome { OUTCOME_NONE, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_INTERRUPTED };
+
+struct file_entry {
+	const char *path; /* in the pool */
+	uint64_t path_hash;
+	int64_t db_id; /* 0: no row in `files` yet */
+	/* The hash cache: `cache_hash` is the content hash for this size+mtime. */
+	bool cache_valid;
+	bool dirty; /* cache changed since it was last written */
+	int64_t cache_size;
+	int64_t cache_mtime_ns;
+	uint64_t cache_hash;
+	/* The remembered stat for reason checks (hash filled lazily). */
+	bool seen_valid;
+	struct file_signature seen;
+};
+
+struct job_file {
+	size_t file; /* index into state->files */
+	struct file_signature signature;
+};
+
+/* Job strings live in the pool: a rewrite points to a new copy. */
+struct job_entry {
+	const char *job_id;
+	uint64_t job_id_hash;
+	bool present; /* false: forgotten (the index keeps the name) */
+	bool files_owned; /* `files` is its own allocation, not a slice of the loaded array */
+	int64_t db_id;
+	enum job_outcome outcome;
+	bool recorded;
+	bool adopted;
+	uint64_t definition_hash;
+	uint64_t input_set_hash;
+	int exit_code;
+	int64_t start_ns;
+	int64_t end_ns;
+	const char *host;
+	int64_t pid;
+	const char *run_id;
+	const char *log_path;
+	const char *holder_run;
+	const char *holder_host;
+	int64_t holder_pid;
+	int64_t holder_pid_start;
+	const char *holder_log;
+	/* Inputs then outputs, each part sorted by file index without duplicates. */
+	struct job_file *files;
+	size_t input_count;
+	size_t output_count;
+};
+
+/*
+ * An open-addressing hash index over the names of an entry array (files by
+ * path, jobs by id). Slots hold entry index + 1 (0 is empty); the names and
+ * their hashes stay in the entries, so the index costs 4 bytes a slot.
+ */
+struct name_index {
+	uint32_t *slots;
+	size_t cap; /* a power of two, or 0 */
+	size_t count;
+};
+
+/* Append-only string storage: records load by the hundred thousand and are never freed one by one. */
+struct string_pool {
+	char **chunks;
+	size_t chunk_count;
+	size_t chunk_cap;
+	char *cursor;
+	size_t left;
+};
+
+struct state {
+	sqlite3 *db;
+	char *db_path;
+	sqlite3_stmt *statements[STMT_COUNT];
+	int transaction_depth;
+
+	struct file_entry *files;
+	size_t file_count;
+	size_t file_cap;
+	struct name_index file_index;
+	size_t *dirty_files;
+	size_t dirty_count;
+	size_t dirty_cap;
+
+	struct job_entry *jobs;
+	size_t job_count;
+	size_t job_cap;
+	struct name_index job_index;
+	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
+	struct string_pool pool;
+
+	char *run_id;
+	char *host;
+	int64_t pid;
+	int64_t pid_start;
+
+	size_t *scratch; /* per-query input positions */
+	size_t scratch_cap;
+	unsigned char *marks;
+	size_t marks_cap;
+
+	struct state_stats stats;
+};
+
+/* ---- Small helpers ------------------------------------------------------- */
+
+int64_t state_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *pool_add(struct string_pool *pool, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t size = strlen(s) + 1;
+	if (size > pool->left) {
+		enum { CHUNK = 1 << 20 };
+		size_t chunk = size > CHUNK ? size : CHUNK;
+		ALLOC_GROW(pool->chunks, pool->chunk_count + 1, pool->chunk_cap);
+		pool->cursor = pool->chunks[pool->chunk_count++] = xmalloc(chunk);
+		pool->left = chunk;
+	}
+	char *copy = pool->cursor;
+	memcpy(copy, s, size);
+	pool->cursor += size;
+	pool->left -= size;
+	return copy;
+}
+
+static void pool_release(struct string_pool *pool)
+{
+	for (size_t i = 0; i < pool->chunk_count; i++)
+		free(pool->chunks[i]);
+	free(pool->chunks);
+	memset(pool, 0, sizeof(*pool));
+}
+
+static uint64_t name_hash(const char *name)
+{
+	return XXH3_64bits(name, strlen(name));
+}
+
+enum index_kind { INDEX_FILES, INDEX_JOBS };
+
+static void entry_name(const struct state *state, enum index_kind kind, size_t i, const char **name,
+		       uint64_t *hash);
+
+/* Resize to hold `count` names at a load factor of at most 1/2. */
+static void index_reserve(struct state *state, struct name_index *index, enum index_kind kind, size_t count)
+{
+	size_t cap = 16;
+	while (cap < count * 2)
+		cap *= 2;
+	if (cap <= index->cap)
+		return;
+	uint32_t *old = index->slots;
+	size_t old_cap = index->cap;
+	index->slots = xcalloc(cap, sizeof(*index->slots));
+	index->cap = cap;
+	for (size_t i = 0; i < old_cap; i++) {
+		if (!old[i])
+			continue;
+		const char *name;
+		uint64_t hash;
+		entry_name(state, kind, old[i] - 1, &name, &hash);
+		size_t slot = (size_t)hash & (cap - 1);
+		while (index->slots[slot])
+			slot = (slot + 1) & (cap - 1);
+		index->slots[slot] = old[i];
+	}
+	free(old);
+}
+
+/* The entry named `name` (whose hash is `hash`), or SIZE_MAX. */
+static size_t index_find(const struct state *state, const struct name_index *index, enum index_kind kind,
+			 const char *name, uint64_t hash)
+{
+	if (!index->cap)
+		return SIZE_MAX;
+	for (size_t slot = (size_t)hash & (index->cap - 1);; slot = (slot + 1) & (index->cap - 1)) {
+		if (!index->slots[slot])
+			return SIZE_MAX;
+		const char *other;
+		uint64_t other_hash;
+		entry_name(state, kind, index->slots[slot] - 1, &other, &other_hash);
+		if (other_hash == hash && !strcmp(other, name))
+			return index->slots[slot] - 1;
+	}
+}
+
+/* Add entry `i`, whose name is not indexed yet. */
+static void index_add(struct state *state, struct name_index *index, enum index_kind kind, size_t i)
+{
+	if (i + 1 > UINT32_MAX)
+		BUG("more than 4G state records");
+	if ((index->count + 1) * 2 > index->cap)
+		index_reserve(state, index, kind, index->count + 1);
+	const char *name;
+	uint64_t hash;
+	entry_name(state, kind, i, &name, &hash);
+	size_t slot = (size_t)hash & (index->cap - 1);
+	while (index->slots[slot])
+		slot = (slot + 1) & (index->cap - 1);
+	index->slots[slot] = (uint32_t)(i + 1);
+	index->count++;
+}
+
+/* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0 when unknown. */
+static int64_t process_start_time(int64_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char buf[1024];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name (field 2) may hold spaces and parentheses: skip to the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	/* Fields 3.. follow, space-separated; starttime is field 22. */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	return strtoll(p + 1, NULL, 10);
+}
+
+/* A holder is dead only when we can tell: same host and the pid is gone or is another process. */
+static bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start)
+{
+	if (!host || strcmp(host, state->host) != 0)
+		return true;
+	if (pid <= 0)
+		return false;
+	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+		return false;
+	if (pid_start != 0) {
+		int64_t now_start = process_start_time(pid);
+		if (now_start != 0 && now_start != pid_start)
+			return false;
+	}
+	return true;
+}
+
+/* ---- SQLite access ----------------------------------------------------------- */
+
+static int db_fail_sql(struct state *state, const char *sql, struct cp_err *err)
+{
+	cp_err_set(err, NULL, 0, "%s: %s (in SQL: %s)", state->db_path, sqlite3_errmsg(state->db), sql);
+	return STATE_ERROR;
+}
+
+static int db_fail(struct state *state, enum statement id, struct cp_err *err)
+{
+	return db_fail_sql(state, statement_sql[id], err);
+}
+
+/* The prepared statement `id`, reset and unbound; NULL (err set) when it cannot be prepared. */
+static sqlite3_stmt *statement(struct state *state, enum statement id, struct cp_err *err)
+{
+	assert(id < STMT_COUNT);
+	if (!state->statements[id]) {
+		if (sqlite3_prepare_v3(state->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+				       &state->statements[id], NULL) != SQLITE_OK) {
+			db_fail(state, id, err);
+			return NULL;
+		}
+	}
+	return state->statements[id];
+}
+
+static void statement_done(sqlite3_stmt *stmt)
+{
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+}
+
+/* Step a statement that returns no rows (or whose rows are ignored) to completion, then reset it. */
+static int statement_run(struct state *state, enum statement id, sqlite3_stmt *stmt, struct cp_err *err)
+{
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		db_fail(state, id, err);
+		statement_done(stmt);
+		return STATE_ERROR;
+	}
+	statement_done(stmt);
+	return 0;
+}
+
+/* Run a statement with no parameters. */
+static int statement_exec(struct state *state, enum statement id, struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, id, err);
+	if (!stmt)
+		return STATE_ERROR;
+	return statement_run(state, id, stmt, err);
+}
+
+static void bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+	sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC); /* NULL binds NULL */
+}
+
+static void bind_int64(sqlite3_stmt *stmt, int index, int64_t value)
+{
+	sqlite3_bind_int64(stmt, index, (sqlite3_int64)value);
+}
+
+static void bind_hash(sqlite3_stmt *stmt, int index, uint64_t value)
+{
+	sqlite3_bind_int64(stmt, index, (sqlite3_int64)value);
+}
+
+static char *column_strdup(sqlite3_stmt *stmt, int column)
+{
+	const unsigned char *text = sqlite3_column_text(stmt, column);
+	return text ? xstrdup((const char *)text) : NULL;
+}
+
+/* ---- Hashing ---------------------------------------------------------- */
+
+uint64_t state_definition_hash(const char *definition_text)
+{
+	return XXH3_64bits(definition_text, strlen(definition_text));
+}
+
+static int compare_string_pointers(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+uint64_t state_input_set_hash(const char *const *paths, size_t count)
+{
+	const char **sorted = xmalloc((count ? count : 1) * sizeof(*sorted));
+	memcpy(sorted, paths, count * sizeof(*sorted));
+	qsort(sorted, count, sizeof(*sorted), compare_string_pointers);
+	XXH3_state_t *xs = XXH3_createState();
+	if (!xs)
+		BUG("XXH3_createState failed");
+	XXH3_64bits_reset(xs);
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0 && !strcmp(sorted[i], sorted[i - 1]))
+			continue;
+		/* The NUL separates paths so that {"ab"} and {"a", "b"} differ. */
+		XXH3_64bits_update(xs, sorted[i], strlen(sorted[i]) + 1);
+	}
+	uint64_t hash = XXH3_64bits_digest(xs);
+	XXH3_freeState(xs);
+	free(sorted);
+	return hash;
+}
+
+static void signature_from_stat(const struct stat *st, struct file_signature *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->exists = true;
+	/* A directory is signed by existence only: its size and mtime follow its entries. */
+	if (S_ISDIR(st->st_mode))
+		return;
+	out->size = (int64_t)st->st_size;
+	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* stat() into a signature without hash; a missing path is exists = false. */
+static int stat_signature(const char *path, struct file_signature *out, struct cp_err *err)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		memset(out, 0, sizeof(*out));
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		cp_err_set(err, NULL, 0, "cannot stat %s: %s", path, strerror(errno));
+		return STATE_ERROR;
+	}
+	signature_from_stat(&st, out);
+	return 0;
+}
+
+/*
+ * Hash a regular file's content; `out` gets the size and mtime seen by fstat
+ * on the open file, so the hash and the signature describe the same file.
+ */
+static int hash_file(const char *path, struct file_signature *out, uint64_t *bytes, struct cp_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			memset(out, 0, sizeof(*out));
+			return 0;
+		}
+		cp_err_set(err, NULL, 0, "cannot open %s: %s", path, strerror(errno));
+		return STATE_ERROR;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		cp_err_set(err, NULL, 0, "cannot stat %s: %s", path, strerror(errno));
+		close(fd);
+		return STATE_ERROR;
+	}
+	signature_from_stat(&st, out);
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	enum { CHUNK = 1 << 20 };
+	char *buf = xmalloc(CHUNK);
+	XXH3_state_t *xs = XXH3_createState();
+	if (!xs)
+		BUG("XXH3_createState failed");
+	XXH3_64bits_reset(xs);
+	int rc = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, CHUNK);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			cp_err_set(err, NULL, 0, "cannot read %s: %s", path, strerror(errno));
+			rc = STATE_ERROR;
+			break;
+		}
+		if (n == 0)
+			break;
+		XXH3_64bits_update(xs, buf, (size_t)n);
+		*bytes += (uint64_t)n;
+	}
+	out->hash = XXH3_64bits_digest(xs);
+	out->hashed = rc == 0;
+	XXH3_freeState(xs);
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int state_signature_compute(const char *path, struct file_signature *out, struct cp_err *err)
+{
+	uint64_t bytes = 0;
+	return hash_file(path, out, &bytes, err);
+}
+
+/* ---- Files in memory ------------------------------------------------------- */
+
+static void entry_name(const struct state *state, enum index_kind kind, size_t i, const char **name,
+		       uint64_t *hash)
+{
+	if (kind == INDEX_FILES) {
+		*name = state->files[i].path;
+		*hash = state->files[i].path_hash;
+	} else {
+		*name = state->jobs[i].job_id;
+		*hash = state->jobs[i].job_id_hash;
+	}
+}
+
+/* Add a path known not to be indexed yet. */
+static size_t file_add(struct state *state, const char *path, uint64_t hash)
+{
+	ALLOC_GROW(state->files, state->file_count + 1, state->file_cap);
+	struct file_entry *file = &state->files[state->file_count];
+	memset(file, 0, sizeof(*file));
+	file->path = pool_add(&state->pool, path);
+	file->path_hash = hash;
+	index_add(state, &state->file_index, INDEX_FILES, state->file_count);
+	return state->file_count++;
+}
+
+static size_t file_intern(struct state *state, const char *path)
+{
+	uint64_t hash = name_hash(path);
+	size_t index = index_find(state, &state->file_index, INDEX_FILES, path, hash);
+	return index != SIZE_MAX ? index : file_add(state, path, hash);
+}
+
+static void file_mark_dirty(struct state *state, size_t index)
+{
+	struct file_entry *file = &state->files[index];
+	if (file->dirty)
+		return;
+	file->dirty = true;
+	ALLOC_GROW(state->dirty_files, state->dirty_count + 1, state->dirty_cap);
+	state->dirty_files[state->dirty_count++] = index;
+}
+
+/* Put a hashed signature in the cache (and the remembered stat). */
+static void file_learn(struct state *state, size_t index, const struct file_signature *sig)
+{
+	struct file_entry *file = &state->files[index];
+	file->seen = *sig;
+	file->seen_valid = true;
+	if (!sig->exists || !sig->hashed)
+		return;
+	if (file->cache_valid && file->cache_size == sig->size && file->cache_mtime_ns == sig->mtime_ns &&
+	    file->cache_hash == sig->hash)
+		return;
+	file->cache_valid = true;
+	file->cache_size = sig->size;
+	file->cache_mtime_ns = sig->mtime_ns;
+	file->cache_hash = sig->hash;
+	file_mark_dirty(state, index);
+}
+
+/* The file's remembered signature (stat once per handle), hash not necessarily filled. */
+static int file_seen(struct state *state, size_t index, const struct file_signature **out, struct cp_err *err)
+{
+	struct file_entry *file = &state->files[index];
+	if (!file->seen_valid) {
+		state->stats.stat_calls++;
+		if (stat_signature(file->path, &file->seen, err) < 0)
+			return STATE_ERROR;
+		file->seen_valid = true;
+	}
+	*out = &file->seen;
+	return 0;
+}
+
+/*
+ * Fill the hash of the remembered signature: from the cache when size+mtime
+ * match, else by reading the file (which also refreshes size+mtime).
+ */
+static int file_hash_seen(struct state *state, size_t index, struct cp_err *err)
+{
+	struct file_entry *file = &state->files[index];
+	assert(file->seen_valid);
+	if (!file->seen.exists || file->seen.hashed)
+		return 0;
+	/* A directory never has a cached hash: hash_file finds out and signs it by existence. */
+	if (file->cache_valid && file->cache_size == file->seen.size && file->cache_mtime_ns == file->seen.mtime_ns) {
+		file->seen.hash = file->cache_hash;
+		file->seen.hashed = true;
+		return 0;
+	}
+	struct file_signature sig;
+	uint64_t bytes = 0;
+	if (hash_file(file->path, &sig, &bytes, err) < 0)
+		return STATE_ERROR;
+	if (sig.hashed) {
+		state->stats.hashes_computed++;
+		state->stats.bytes_hashed += bytes;
+	}
+	file_learn(state, index, &sig);
+	return 0;
+}
+
+int state_file_signature(struct state *state, const char *path, struct file_signature *out, struct cp_err *err)
+{
+	size_t index = file_intern(state, path);
+	state->files[index].seen_valid = false;
+	const struct file_signature *seen;
+	if (file_seen(state, index, &seen, err) < 0 || file_hash_seen(state, index, err) < 0)
+		return STATE_ERROR;
+	*out = state->files[index].seen;
+	return 0;
+}
+
+void state_refresh(struct state *state)
+{
+	for (size_t i = 0; i < state->file_count; i++)
+		state->files[i].seen_valid = false;
+}
+
+/* Write the file's row (its hash cache) if it has none or it is dirty; sets db_id. */
+static int file_store(struct state *state, size_t index, struct cp_err *err)
+{
+	struct file_entry *file = &state->files[index];
+	if (file->db_id && !file->dirty)
+		return 0;
+	sqlite3_stmt *stmt = statement(state, STMT_FILE_UPSERT, err);
+	if (!stmt)
+		return STATE_ERROR;
+	bind_text(stmt, 1, file->path);
+	bind_int64(stmt, 2, file->cache_valid ? file->cache_size : -1);
+	bind_int64(stmt, 3, file->cache_valid ? file->cache_mtime_ns : -1);
+	if (file->cache_valid)
+		bind_hash(stmt, 4, file->cache_hash);
+	else
+		sqlite3_bind_null(stmt, 4);
+	if (sqlite3_step(stmt) != SQLITE_ROW) {
+		db_fail(state, STMT_FILE_UPSERT, err);
+		statement_done(stmt);
+		return STATE_ERROR;
+	}
+	file->db_id = sqlite3_column_int64(stmt, 0);
+	statement_done(stmt);
+	file->dirty = false;
+	return 0;
+}
+
+static int flush_dirty_files(struct state *state, struct cp_err *err)
+{
+	while (state->dirty_count > 0) {
+		size_t index = state->dirty_files[state->dirty_count - 1];
+		if (state->files[index].dirty && file_store(state, index, err) < 0)
+			return STATE_ERROR;
+		state->dirty_count--;
+	}
+	return 0;
+}
+
+/* ---- Transactions -------------------------------------------------------- */
+
+/* Writes join the caller's explicit transaction, or run in their own. */
+static int write_begin(struct state *state, struct cp_err *err)
+{
+	if (state->transaction_depth > 0)
+		return 0;
+	return statement_exec(state, STMT_BEGIN_WRITE, err);
+}
+
+static void rollback_quietly(struct state *state)
+{
+	struct cp_err ignored = CP_ERR_INIT;
+	if (sqlite3_get_autocommit(state->db) == 0)
+		statement_exec(state, STMT_ROLLBACK, &ignored);
+	cp_err_release(&ignored);
+}
+
+static int write_end(struct state *state, int rc, struct cp_err *err)
+{
+	if (state->transaction_depth > 0)
+		return rc;
+	if (rc < 0) {
+		rollback_quietly(state);
+		return rc;
+	}
+	if (flush_dirty_files(state, err) < 0 || statement_exec(state, STMT_COMMIT, err) < 0) {
+		rollback_quietly(state);
+		return STATE_ERROR;
+	}
+	state->stats.transactions++;
+	return 0;
+}
+
+int state_begin(struct state *state, struct cp_err *err)
+{
+	if (state->transaction_depth == 0 && statement_exec(state, STMT_BEGIN_WRITE, err) < 0)
+		return STATE_ERROR;
+	state->transaction_depth++;
+	return 0;
+}
+
+int state_commit(struct state *state, struct cp_err *err)
+{
+	if (state->transaction_depth <= 0)
+		BUG("state_commit without state_begin");
+	if (--state->transaction_depth > 0)
+		return 0;
+	return write_end(state, 0, err);
+}
+
+void state_rollback(struct state *state)
+{
+	if (state->transaction_depth == 0)
+		return;
+	state->transaction_depth = 0;
+	rollback_quietly(state);
+}
+
+int state_flush(struct state *state, struct cp_err *err)
+{
+	if (state->dirty_count == 0)
+		return 0;
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	return write_end(state, flush_dirty_files(state, err), err);
+}
+
+/* ---- Jobs in memory ------------------------------------------------------- */
+
+static void job_clear_files(struct job_entry *job)
+{
+	if (job->files_owned)
+		free(job->files);
+	job->files = NULL;
+	job->files_owned = false;
+	job->input_count = 0;
+	job->output_count = 0;
+}
+
+static struct job_entry *job_find(const struct state *state, const char *job_id)
+{
+	size_t index = index_find(state, &state->job_index, INDEX_JOBS, job_id, name_hash(job_id));
+	if (index == SIZE_MAX || !state->jobs[index].present)
+		return NULL;
+	return &state->jobs[index];
+}
+
+static size_t job_intern(struct state *state, const char *job_id)
+{
+	uint64_t hash = name_hash(job_id);
+	size_t index = index_find(state, &state->job_index, INDEX_JOBS, job_id, hash);
+	if (index != SIZE_MAX)
+		return index;
+	ALLOC_GROW(state->jobs, state->job_count + 1, state->job_cap);
+	struct job_entry *job = &state->jobs[state->job_count];
+	memset(job, 0, sizeof(*job));
+	job->job_id = pool_add(&state->pool, job_id);
+	job->job_id_hash = hash;
+	index_add(state, &state->job_index, INDEX_JOBS, state->job_count);
+	return state->job_count++;
+}
+
+/* Point a job string at a pooled copy of the column (an old copy just stays in the pool). */
+static void job_string(struct state *state, const char **slot, sqlite3_stmt *stmt, int column)
+{
+	const char *text = (const char *)sqlite3_column_text(stmt, column);
+	if (text && *slot && !strcmp(text, *slot))
+		return;
+	*slot = pool_add(&state->pool, text);
+}
+
+static enum job_outcome outcome_from_text(const char *text)
+{
+	if (!text)
+		return OUTCOME_NONE;
+	if (!strcmp(text, "done"))
+		return OUTCOME_DONE;
+	if (!strcmp(text, "failed"))
+		return OUTCOME_FAILED;
+	if (!strcmp(text, "interrupted"))
+		return OUTCOME_INTERRUPTED;
+	return OUTCOME_NONE;
+}
+
+/* Fill a job's row fields from a row of JOB_COLUMNS (files untouched). */
+static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
+{
+	job->present = true;
+	job->db_id = sqlite3_column_int64(stmt, 0);
+	job->outcome = outcome_from_text((const char *)sqlite3_column_text(stmt, 2));
+	job->recorded = sqlite3_column_int(stmt, 3) != 0;
+	job->adopted = sqlite3_column_int(stmt, 4) != 0;
+	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
+	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 6);
+	job->exit_code = sqlite3_column_int(stmt, 7);
+	job->start_ns = sqlite3_column_int64(stmt, 8);
+	job->end_ns = sqlite3_column_int64(stmt, 9);
+	job_string(state, &job->host, stmt, 10);
+	job->pid = sqlite3_column_int64(stmt, 11);
+	job_string(state, &job->run_id, stmt, 12);
+	job_string(state, &job->log_path, stmt, 13);
+	job_string(state, &job->holder_run, stmt, 14);
+	job_string(state, &job->holder_host, stmt, 15);
+	job->holder_pid = sqlite3_column_int64(stmt, 16);
+	job->holder_pid_start = sqlite3_column_int64(stmt, 17);
+	job_string(state, &job->holder_log, stmt, 18);
+}
+
+/* Re-read one job's row after a write (files untouched); a missing row forgets the job. */
+static int job_reload(struct state *state, const char *job_id, struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, STMT_JOB_SELECT, err);
+	if (!stmt)
+		return STATE_ERROR;
+	bind_text(stmt, 1, job_id);
+	int rc = sqlite3_step(stmt);
+	size_t index = job_intern(state, job_id);
+	struct job_entry *job = &state->jobs[index];
+	if (rc == SQLITE_ROW) {
+		job_from_row(state, job, stmt);
+	} else if (rc == SQLITE_DONE) {
+		job->present = false;
+		job_clear_files(job);
+	} else {
+		db_fail(state, STMT_JOB_SELECT, err);
+		statement_done(stmt);
+		return STATE_ERROR;
+	}
+	statement_done(stmt);
+	return 0;
+}
+
+static int compare_job_files(const void *a, const void *b)
+{
+	const struct job_file *x = a, *y = b;
+	return x->file < y->file ? -1 : x->file > y->file;
+}
+
+/* Sort a part and drop duplicate files (the last one wins); returns the new count. */
+static size_t job_files_normalize(struct job_file *part, size_t count)
+{
+	if (count < 2)
+		return count;
+	bool sorted = true;
+	for (size_t i = 1; i < count && sorted; i++)
+		sorted = part[i - 1].file < part[i].file;
+	if (sorted)
+		return count;
+	/* A stable order is not needed: duplicates carry the same path, and either signature will do. */
+	qsort(part, count, sizeof(*part), compare_job_files);
+	size_t out = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (out > 0 && part[out - 1].file == part[i].file)
+			part[out - 1] = part[i];
+		else
+			part[out++] = part[i];
+	}
+	return out;
+}
+
+/* The position of `file` in a sorted part, or SIZE_MAX. */
+static size_t job_files_find(const struct job_file *part, size_t count, size_t file)
+{
+	size_t lo = 0, hi = count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (part[mid].file == file)
+			return mid;
+		if (part[mid].file < file)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
+/* ---- Open, load, close ------------------------------------------------------ */
+
+static int exec_sql(struct state *state, const char *sql, struct cp_err *err)
+{
+	if (sqlite3_exec(state->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail_sql(state, sql, err);
+	return 0;
+}
+
+static int pragma_int(struct state *state, const char *sql, int *out, struct cp_err *err)
+{
+	sqlite3_stmt *stmt;
+	if (sqlite3_prepare_v2(state->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return db_fail_sql(state, sql, err);
+	int rc = sqlite3_step(stmt);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail_sql(state, sql, err);
+	return 0;
+}
+
+/* Filesystems where SQLite's WAL (shared memory between processes) must not be used. */
+static bool filesystem_allows_wal(const char *dir)
+{
+	struct statfs fs;
+	if (statfs(dir, &fs) != 0)
+		return true;
+	switch ((unsigned long)fs.f_type) {
+	case 0x6969UL:     /* NFS */
+	case 0x0BD00BD0UL: /* Lustre */
+	case 0x47504653UL: /* GPFS */
+	case 0x517BUL:     /* SMB */
+	case 0xFF534D42UL: /* CIFS */
+	case 0xFE534D42UL: /* SMB2 */
+	case 0x19830326UL: /* BeeGFS */
+	case 0x00C36400UL: /* CephFS */
+	case 0x65735546UL: /* FUSE (sshfs and others) */
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* WAL when allowed and SQLite agrees; otherwise the rollback journal, silently. */
+static int setup_journal(struct state *state, const char *dir, struct cp_err *err)
+{
+	bool wal = false;
+	if (filesystem_allows_wal(dir)) {
+		sqlite3_stmt *stmt;
+		static const char wal_sql[] = "PRAGMA journal_mode = WAL";
+		if (sqlite3_prepare_v2(state->db, wal_sql, -1, &stmt, NULL) == SQLITE_OK) {
+			if (sqlite3_step(stmt) == SQLITE_ROW) {
+				const char *mode = (const char *)sqlite3_column_text(stmt, 0);
+				wal = mode && !strcmp(mode, "wal");
+			}
+			sqlite3_finalize(stmt);
+		}
+	}
+	if (!wal) {
+		/* Leaving WAL needs exclusive access; if another process has it open, keep what it has. */
+		sqlite3_exec(state->db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+		sqlite3_stmt *stmt;
+		if (sqlite3_prepare_v2(state->db, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK) {
+			if (sqlite3_step(stmt) == SQLITE_ROW) {
+				const char *mode = (const char *)sqlite3_column_text(stmt, 0);
+				wal = mode && !strcmp(mode, "wal");
+			}
+			sqlite3_finalize(stmt);
+		}
+	}
+	state->stats.wal = wal;
+	/* WAL with NORMAL is durable across application crashes; a rollback journal wants FULL. */
+	if (exec_sql(state, wal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", err) < 0)
+		return STATE_ERROR;
+	/* A large batch writes many pages per transaction: keep them in memory (16 MiB) rather than spill. */
+	return exec_sql(state, "PRAGMA cache_size = -16384", err);
+}
+
+static int migrate(struct state *state, struct cp_err *err)
+{
+	int version;
+	if (pragma_int(state, "PRAGMA user_version", &version, err) < 0)
+		return STATE_ERROR;
+	if (version > STATE_SCHEMA_VERSION) {
+		cp_err_set(err, NULL, 0, "%s: schema version %d is newer than this cpipe understands (%d)",
+			   state->db_path, version, STATE_SCHEMA_VERSION);
+		return STATE_ERROR;
+	}
+	if (version == STATE_SCHEMA_VERSION)
+		goto done;
+	if (statement_exec(state, STMT_BEGIN_WRITE, err) < 0)
+		return STATE_ERROR;
+	/* Another process may have migrated while we waited for the lock. */
+	if (pragma_int(state, "PRAGMA user_version", &version, err) < 0)
+		goto fail;
+	for (; version < STATE_SCHEMA_VERSION; version++) {
+		if (exec_sql(state, migrations[version], err) < 0)
+			goto fail;
+		char *sql = xasprintf("PRAGMA user_version = %d", version + 1);
+		int rc = exec_sql(state, sql, err);
+		free(sql);
+		if (rc < 0)
+			goto fail;
+	}
+	if (statement_exec(state, STMT_COMMIT, err) < 0)
+		goto fail;
+done:
+	state->stats.schema_version = STATE_SCHEMA_VERSION;
+	return 0;
+fail:
+	rollback_quietly(state);
+	return STATE_ERROR;
+}
+
+/* A lookup table from database ids (1..max) to entry indexes, all SIZE_MAX. */
+static size_t *id_table(int64_t max_id)
+{
+	size_t count = max_id > 0 ? (size_t)max_id + 1 : 1;
+	size_t *table = xmalloc(count * sizeof(*table));
+	for (size_t i = 0; i < count; i++)
+		table[i] = SIZE_MAX;
+	return table;
+}
+
+/* Fill the in-memory records with one query per table (after one query for their sizes). */
+static int load(struct state *state, struct cp_err *err)
+{
+	size_t *file_by_id = NULL, *job_by_id = NULL;
+	int64_t max_file_id = 0, max_job_id = 0;
+	int rc = STATE_ERROR;
+	sqlite3_stmt *stmt;
+
+	if (statement_exec(state, STMT_BEGIN_READ, err) < 0)
+		return STATE_ERROR;
+
+	/* Sizes first, so arrays and indexes are allocated once. */
+	if (!(stmt = statement(state, STMT_LOAD_SIZES, err)))
+		goto out;
+	if (sqlite3_step(stmt) != SQLITE_ROW) {
+		db_fail(state, STMT_LOAD_SIZES, err);
+		statement_done(stmt);
+		goto out;
+	}
+	max_file_id = sqlite3_column_int64(stmt, 0);
+	max_job_id = sqlite3_column_int64(stmt, 1);
+	statement_done(stmt);
+	size_t file_rows = max_file_id > 0 ? (size_t)max_file_id : 0;
+	size_t job_rows = max_job_id > 0 ? (size_t)max_job_id : 0;
+	ALLOC_GROW(state->files, file_rows, state->file_cap);
+	index_reserve(state, &state->file_index, INDEX_FILES, file_rows);
+	ALLOC_GROW(state->jobs, job_rows, state->job_cap);
+	index_reserve(state, &state->job_index, INDEX_JOBS, job_rows);
+	file_by_id = id_table(max_file_id);
+	job_by_id = id_table(max_job_id);
+
+	if (!(stmt = statement(state, STMT_LOAD_FILES, err)))
+		goto out;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(stmt, 0);
+		const char *path = (const char *)sqlite3_column_text(stmt, 1);
+		size_t index = file_add(state, path, name_hash(path));
+		struct file_entry *file = &state->files[index];
+		file->db_id = id;
+		if (sqlite3_column_type(stmt, 4) != SQLITE_NULL) {
+			file->cache_valid = true;
+			file->cache_size = sqlite3_column_int64(stmt, 2);
+			file->cache_mtime_ns = sqlite3_column_int64(stmt, 3);
+			file->cache_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
+		}
+		if (id > 0 && id <= max_file_id)
+			file_by_id[id] = index;
+	}
+	statement_done(stmt);
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(state, STMT_LOAD_FILES, err);
+		goto out;
+	}
+
+	if (!(stmt = statement(state, STMT_LOAD_JOBS, err))) {
+		rc = STATE_ERROR;
+		goto out;
+	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		size_t index = job_intern(state, (const char *)sqlite3_column_text(stmt, 1));
+		job_from_row(state, &state->jobs[index], stmt);
+		int64_t id = state->jobs[index].db_id;
+		if (id > 0 && id <= max_job_id)
+			job_by_id[id] = index;
+	}
+	statement_done(stmt);
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(state, STMT_LOAD_JOBS, err);
+		goto out;
+	}
+
+	/*
+	 * Rows come grouped by job, inputs before outputs, in file id order (which
+	 * is file index order): each job's files are a slice of one array.
+	 */
+	if (!(stmt = statement(state, STMT_LOAD_JOB_FILES, err))) {
+		rc = STATE_ERROR;
+		goto out;
+	}
+	struct job_file *all = NULL;
+	size_t used = 0, all_cap = 0;
+	struct job_entry *job = NULL;
+	int64_t current = -1;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		int64_t job_id = sqlite3_column_int64(stmt, 0);
+		int64_t file_id = sqlite3_column_int64(stmt, 2);
+		if (job_id != current) {
+			current = job_id;
+			job = job_id > 0 && job_id <= max_job_id && job_by_id[job_id] != SIZE_MAX
+				      ? &state->jobs[job_by_id[job_id]]
+				      : NULL;
+			/* Until the array stops growing, a job's slice is its offset into it. */
+			if (job)
+				job->files = (struct job_file *)(uintptr_t)used;
+		}
+		if (!job || file_id <= 0 || file_id > max_file_id || file_by_id[file_id] == SIZE_MAX)
+			continue; /* a dangling reference: ignore the row */
+		ALLOC_GROW(all, used + 1, all_cap);
+		struct job_file *jf = &all[used++];
+		jf->file = file_by_id[file_id];
+		jf->signature.exists = sqlite3_column_int(stmt, 3) != 0;
+		jf->signature.size = sqlite3_column_int64(stmt, 4);
+		jf->signature.mtime_ns = sqlite3_column_int64(stmt, 5);
+		jf->signature.hash = (uint64_t)sqlite3_column_int64(stmt, 6);
+		jf->signature.hashed = sqlite3_column_int(stmt, 7) != 0;
+		if (sqlite3_column_int(stmt, 1) == 0)
+			job->input_count++;
+		else
+			job->output_count++;
+	}
+	statement_done(stmt);
+	state->loaded_job_files = all;
+	for (size_t i = 0; i < state->job_count; i++) {
+		struct job_entry *entry = &state->jobs[i];
+		entry->files = entry->input_count + entry->output_count
+				       ? all + (size_t)(uintptr_t)entry->files
+				       : NULL;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(state, STMT_LOAD_JOB_FILES, err);
+		goto out;
+	}
+	/* Slices are sorted when file ids grew with file indexes; make sure. */
+	for (size_t i = 0; i < state->job_count; i++) {
+		struct job_entry *entry = &state->jobs[i];
+		size_t inputs = job_files_normalize(entry->files, entry->input_count);
+		size_t outputs = job_files_normalize(entry->files + entry->input_count, entry->output_count);
+		if (inputs != entry->input_count)
+			memmove(entry->files + inputs, entry->files + entry->input_count,
+				outputs * sizeof(*entry->files));
+		entry->input_count = inputs;
+		entry->output_count = outputs;
+	}
+	rc = statement_exec(state, STMT_COMMIT, err);
+out:
+	if (rc < 0)
+		rollback_quietly(state);
+	free(file_by_id);
+	free(job_by_id);
+	return rc < 0 ? STATE_ERROR : 0;
+}
+
+int state_open(const char *data_root, struct state **out, struct cp_err *err)
+{
+	*out = NULL;
+	struct strbuf dir = STRBUF_INIT;
+	path_join(data_root, ".cpipe", &dir);
+	if (mkdir(dir.buf, 0777) != 0 && errno != EEXIST) {
+		cp_err_set(err, NULL, 0, "cannot create %s: %s", dir.buf, strerror(errno));
+		strbuf_release(&dir);
+		return STATE_ERROR;
+	}
+
+	struct state *state = xcalloc(1, sizeof(*state));
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir.buf, "state.db", &path);
+	state->db_path = strbuf_detach(&path);
+
+	char host[256];
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	state->host = xstrdup(host);
+	state->pid = (int64_t)getpid();
+	state->pid_start = process_start_time(state->pid);
+	state->run_id = xasprintf("%s:%lld:%llx", state->host, (long long)state->pid,
+				  (unsigned long long)state_now_ns());
+
+	if (sqlite3_open_v2(state->db_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		cp_err_set(err, NULL, 0, "cannot open %s: %s", state->db_path,
+			   state->db ? sqlite3_errmsg(state->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(state->db, 1);
+	/* Another run's transactions are short; waiting a while beats failing. */
+	sqlite3_busy_timeout(state->db, 60000);
+	if (setup_journal(state, dir.buf, err) < 0 || migrate(state, err) < 0 || load(state, err) < 0)
+		goto fail;
+	strbuf_release(&dir);
+	*out = state;
+	return 0;
+fail:
+	strbuf_release(&dir);
+	state_close(state);
+	return STATE_ERROR;
+}
+
+void state_close(struct state *state)
+{
+	if (!state)
+		return;
+	if (state->db) {
+		struct cp_err ignored = CP_ERR_INIT;
+		if (state->transaction_depth > 0) {
+			state->transaction_depth = 1;
+			state_commit(state, &ignored);
+		}
+		state_flush(state, &ignored);
+		cp_err_release(&ignored);
+		for (size_t i = 0; i < STMT_COUNT; i++)
+			sqlite3_finalize(state->statements[i]);
+		sqlite3_close(state->db);
+	}
+	free(state->files);
+	free(state->file_index.slots);
+	free(state->dirty_files);
+	for (size_t i = 0; i < state->job_count; i++)
+		job_clear_files(&state->jobs[i]);
+	free(state->jobs);
+	free(state->job_index.slots);
+	free(state->loaded_job_files);
+	pool_release(&state->pool);
+	free(state->run_id);
+	free(state->host);
+	free(state->db_path);
+	free(state->scratch);
+	free(state->marks);
+	free(state);
+}
+
+const char *state_db_path(const struct state *state)
+{
+	return state->db_path;
+}
+
+const char *state_run_id(const struct state *state)
+{
+	return state->run_id;
+}
+
+void state_set_identity(struct state *state, const char *run_id, const char *host, int64_t pid)
+{
+	if (run_id) {
+		free(state->run_id);
+		state->run_id = xstrdup(run_id);
+	}
+	if (host) {
+		free(state->host);
+		state->host = xstrdup(host);
+	}
+	if (pid > 0) {
+		state->pid = pid;
+		state->pid_start = process_start_time(pid);
+	}
+}
+
+/* ---- Reasons ---------------------------------------------------------------- */
+
+static const char *const reason_strings[STATE_REASON_COUNT] = {
+	[STATE_UP_TO_DATE] = "up to date",
+	[STATE_FORCED] = "forced",
+	[STATE_OUTPUT_MISSING] = "output missing",
+	[STATE_NEVER_RECORDED] = "never recorded",
+	[STATE_OUTPUT_MODIFIED] = "output modified since recorded",
+	[STATE_INPUT_CHANGED] = "input changed",
+	[STATE_COMMAND_CHANGED] = "command changed",
+	[STATE_INPUT_SET_CHANGED] = "set of inputs changed",
+	[STATE_UPSTREAM_RUNS] = "upstream job runs",
+	[STATE_PREVIOUS_FAILED] = "previous run failed",
+	[STATE_PREVIOUS_INTERRUPTED] = "previous run interrupted",
+	[STATE_RUNNING_ELSEWHERE] = "running in another run",
+};
+
+const char *state_reason_string(enum state_reason reason)
+{
+	if ((unsigned)reason >= STATE_REASON_COUNT)
+		BUG("bad state_reason %d", (int)reason);
+	return reason_strings[reason];
+}
+
+void state_reason_describe(enum state_reason reason, const char *detail, struct strbuf *out)
+{
+	strbuf_adds(out, state_reason_string(reason));
+	if (detail && *detail)
+		strbuf_addf(out, ": %s", detail);
+}
+
+/*
+ * Whether the file now differs from `recorded`: equal size and mtime mean
+ * unchanged; a different size means changed; otherwise the content hash decides.
+ */
+static int file_differs(struct state *state, size_t index, const struct file_signature *recorded, bool *differs,
+			struct cp_err *err)
+{
+	const struct file_signature *now;
+	if (file_seen(state, index, &now, err) < 0)
+		return STATE_ERROR;
+	if (!now->exists || !recorded->exists) {
+		*differs = now->exists != recorded->exists;
+		return 0;
+	}
+	if (now->size == recorded->size && now->mtime_ns == recorded->mtime_ns) {
+		*differs = false;
+		return 0;
+	}
+	if (now->size != recorded->size || !recorded->hashed) {
+		*differs = true;
+		return 0;
+	}
+	if (file_hash_seen(state, index, err) < 0)
+		return STATE_ERROR;
+	now = &state->files[index].seen;
+	*differs = !now->exists || !now->hashed || now->size != recorded->size || now->hash != recorded->hash;
+	return 0;
+}
+
+static void set_detail(struct strbuf *detail, const char *prefix, const char *text)
+{
+	if (!detail)
+		return;
+	strbuf_adds(detail, prefix);
+	strbuf_adds(detail, text);
+}
+
+static void holder_detail(struct strbuf *detail, const char *host, int64_t pid)
+{
+	if (detail)
+		strbuf_addf(detail, "pid %lld on %s", (long long)pid, host ? host : "unknown host");
+}
+
+/* The checks that compare with a successful record; *reason stays UP_TO_DATE when all pass. */
+static int compare_with_record(struct state *state, const struct state_job_query *query, struct job_entry *job,
+			       enum state_reason *reason, struct strbuf *detail, struct cp_err *err)
+{
+	const struct job_file *outputs = job->files + job->input_count;
+	for (size_t i = 0; i < query->output_count; i++) {
+		size_t file = file_intern(state, query->outputs[i]);
+		size_t at = job_files_find(outputs, job->output_count, file);
+		bool differs = true;
+		if (at != SIZE_MAX && file_differs(state, file, &outputs[at].signature, &differs, err) < 0)
+			return STATE_ERROR;
+		if (differs) {
+			*reason = STATE_OUTPUT_MODIFIED;
+			set_detail(detail, "", query->outputs[i]);
+			if (at == SIZE_MAX && detail)
+				strbuf_adds(detail, " (not a recorded output)");
+			return 0;
+		}
+	}
+
+	/* Where each query input sits among the recorded inputs (SIZE_MAX: not recorded). */
+	ALLOC_GROW(state->scratch, query->input_count + 1, state->scratch_cap);
+	size_t *positions = state->scratch;
+	for (size_t i = 0; i < query->input_count; i++) {
+		size_t file = file_intern(state, query->inputs[i]);
+		positions[i] = job_files_find(job->files, job->input_count, file);
+		if (positions[i] == SIZE_MAX)
+			continue;
+		bool differs;
+		if (file_differs(state, file, &job->files[positions[i]].signature, &differs, err) < 0)
+			return STATE_ERROR;
+		if (differs) {
+			*reason = STATE_INPUT_CHANGED;
+			set_detail(detail, "", query->inputs[i]);
+			return 0;
+		}
+	}
+
+	if (state_definition_hash(query->definition_text ? query->definition_text : "") != job->definition_hash) {
+		*reason = STATE_COMMAND_CHANGED;
+		return 0;
+	}
+
+	ALLOC_GROW(state->marks, job->input_count + 1, state->marks_cap);
+	memset(state->marks, 0, job->input_count);
+	for (size_t i = 0; i < query->input_count; i++) {
+		if (positions[i] == SIZE_MAX) {
+			*reason = STATE_INPUT_SET_CHANGED;
+			set_detail(detail, "added ", query->inputs[i]);
+			return 0;
+		}
+		state->marks[positions[i]] = 1;
+	}
+	for (size_t i = 0; i < job->input_count; i++) {
+		if (!state->marks[i]) {
+			*reason = STATE_INPUT_SET_CHANGED;
+			set_detail(detail, "removed ", state->files[job->files[i].file].path);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+int state_job_reason(struct state *state, const struct state_job_query *query, enum state_reason *reason,
+		     struct strbuf *detail, struct cp_err *err)
+{
+	if (detail)
+		strbuf_reset(detail);
+	*reason = STATE_UP_TO_DATE;
+	if (query->forced) {
+		*reason = STATE_FORCED;
+		return 0;
+	}
+
+	for (size_t i = 0; i < query->output_count; i++) {
+		const struct file_signature *now;
+		if (file_seen(state, file_intern(state, query->outputs[i]), &now, err) < 0)
+			return STATE_ERROR;
+		if (!now->exists) {
+			*reason = STATE_OUTPUT_MISSING;
+			set_detail(detail, "", query->outputs[i]);
+			return 0;
+		}
+	}
+
+	struct job_entry *job = job_find(state, query->job_id);
+	if (!job || (!job->recorded && !job->holder_run && job->outcome == OUTCOME_NONE)) {
+		*reason = STATE_NEVER_RECORDED;
+		return 0;
+	}
+	if (job->recorded) {
+		if (compare_with_record(state, query, job, reason, detail, err) < 0)
+			return STATE_ERROR;
+		if (*reason != STATE_UP_TO_DATE)
+			return 0;
+	}
+	if (query->upstream_runs) {
+		*reason = STATE_UPSTREAM_RUNS;
+		return 0;
+	}
+	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
+	if (job->holder_run) {
+		bool alive = strcmp(job->holder_run, state->run_id) == 0 ||
+			     holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
+		*reason = alive ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
+		holder_detail(detail, job->holder_host, job->holder_pid);
+		return 0;
+	}
+	if (job->outcome == OUTCOME_FAILED) {
+		*reason = STATE_PREVIOUS_FAILED;
+		if (detail)
+			strbuf_addf(detail, "exit code %d", job->exit_code);
+		return 0;
+	}
+	if (job->outcome == OUTCOME_INTERRUPTED) {
+		*reason = STATE_PREVIOUS_INTERRUPTED;
+		holder_detail(detail, job->host, job->pid);
+		return 0;
+	}
+	return 0;
+}
+
+/* ---- Claims and records ---------------------------------------------------- */
+
+int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err)
+{
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	int rc = 0;
+	sqlite3_stmt *stmt = statement(state, STMT_CLAIM_SELECT, err);
+	if (!stmt) {
+		rc = STATE_ERROR;
+		goto out;
+	}
+	bind_text(stmt, 1, job_id);
+	int step = sqlite3_step(stmt);
+	char *holder_run = NULL, *holder_host = NULL;
+	int64_t holder_pid = 0, holder_pid_start = 0;
+	if (step == SQLITE_ROW) {
+		holder_run = column_strdup(stmt, 0);
+		holder_host = column_strdup(stmt, 1);
+		holder_pid = sqlite3_column_int64(stmt, 2);
+		holder_pid_start = sqlite3_column_int64(stmt, 3);
+	}
+	statement_done(stmt);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = db_fail(state, STMT_CLAIM_SELECT, err);
+		goto release;
+	}
+	if (holder_run && strcmp(holder_run, state->run_id) != 0) {
+		if (holder_alive(state, holder_host, holder_pid, holder_pid_start)) {
+			cp_err_set(err, NULL, 0, "job %s is held by run %s (pid %lld on host %s)", job_id, holder_run,
+				   (long long)holder_pid, holder_host ? holder_host : "unknown");
+			rc = STATE_HELD;
+			goto release;
+		}
+		/* The dead holder's attempt becomes an interrupted one, so a later release keeps that fact. */
+		if (!(stmt = statement(state, STMT_JOB_INTERRUPT, err))) {
+			rc = STATE_ERROR;
+			goto release;
+		}
+		bind_text(stmt, 1, job_id);
+		bind_int64(stmt, 2, state_now_ns());
+		if ((rc = statement_run(state, STMT_JOB_INTERRUPT, stmt, err)) < 0)
+			goto release;
+	}
+	if (!(stmt = statement(state, STMT_CLAIM_SET, err))) {
+		rc = STATE_ERROR;
+		goto release;
+	}
+	bind_text(stmt, 1, job_id);
+	bind_text(stmt, 2, state->run_id);
+	bind_text(stmt, 3, state->host);
+	bind_int64(stmt, 4, state->pid);
+	bind_int64(stmt, 5, state->pid_start);
+	bind_int64(stmt, 6, state_now_ns());
+	bind_text(stmt, 7, log_path);
+	if ((rc = statement_run(state, STMT_CLAIM_SET, stmt, err)) < 0)
+		goto release;
+	rc = job_reload(state, job_id, err);
+release:
+	free(holder_run);
+	free(holder_host);
+out:
+	if (rc == STATE_HELD) {
+		/* Not a database failure: end our transaction normally, keeping the caller's message. */
+		struct cp_err ignored = CP_ERR_INIT;
+		write_end(state, 0, &ignored);
+		cp_err_release(&ignored);
+		return STATE_HELD;
+	}
+	return write_end(state, rc, err);
+}
+
+int state_release_claim(struct state *state, const char *job_id, struct cp_err *err)
+{
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	int rc = STATE_ERROR;
+	sqlite3_stmt *stmt = statement(state, STMT_CLAIM_RELEASE, err);
+	if (stmt) {
+		bind_text(stmt, 1, job_id);
+		bind_text(stmt, 2, state->run_id);
+		rc = statement_run(state, STMT_CLAIM_RELEASE, stmt, err);
+		if (rc == 0)
+			rc = job_reload(state, job_id, err);
+	}
+	return write_end(state, rc, err);
+}
+
+static int insert_job_file(struct state *state, int64_t job_db_id, int role, const struct state_file *entry,
+			   struct job_file *out, struct cp_err *err)
+{
+	size_t index = file_intern(state, entry->path);
+	/* The caller's signature is the file as the job wrote or read it: cache and remember it. */
+	file_learn(state, index, &entry->signature);
+	/* Later reason checks stat the file again rather than trust a signature made elsewhere. */
+	state->files[index].seen_valid = false;
+	if (file_store(state, index, err) < 0)
+		return STATE_ERROR;
+	sqlite3_stmt *stmt = statement(state, STMT_JOB_FILE_INSERT, err);
+	if (!stmt)
+		return STATE_ERROR;
+	const struct file_signature *sig = &entry->signature;
+	bind_int64(stmt, 1, job_db_id);
+	sqlite3_bind_int(stmt, 2, role);
+	bind_int64(stmt, 3, state->files[index].db_id);
+	sqlite3_bind_int(stmt, 4, sig->exists);
+	bind_int64(stmt, 5, sig->size);
+	bind_int64(stmt, 6, sig->mtime_ns);
+	bind_hash(stmt, 7, sig->hash);
+	sqlite3_bind_int(stmt, 8, sig->hashed);
+	if (statement_run(state, STMT_JOB_FILE_INSERT, stmt, err) < 0)
+		return STATE_ERROR;
+	out->file = index;
+	out->signature = *sig;
+	return 0;
+}
+
+static int record_success(struct state *state, const struct state_outcome *outcome, bool adopted,
+			  struct cp_err *err)
+{
+	const struct state_attempt *attempt = &outcome->attempt;
+	const char **input_paths = xmalloc((outcome->input_count + 1) * sizeof(*input_paths));
+	for (size_t i = 0; i < outcome->input_count; i++)
+		input_paths[i] = outcome->inputs[i].path;
+	uint64_t input_set_hash = state_input_set_hash(input_paths, outcome->input_count);
+	free(input_paths);
+
+	size_t total = outcome->input_count + outcome->output_count;
+	struct job_file *files = xmalloc((total ? total : 1) * sizeof(*files));
+	if (write_begin(state, err) < 0) {
+		free(files);
+		return STATE_ERROR;
+	}
+	int rc = STATE_ERROR;
+	sqlite3_stmt *stmt = statement(state, STMT_JOB_SUCCESS, err);
+	if (!stmt)
+		goto out;
+	bind_text(stmt, 1, outcome->job_id);
+	sqlite3_bind_int(stmt, 2, adopted);
+	bind_hash(stmt, 3, outcome->definition_hash);
+	bind_hash(stmt, 4, input_set_hash);
+	sqlite3_bind_int(stmt, 5, attempt->exit_code);
+	bind_int64(stmt, 6, attempt->start_ns);
+	bind_int64(stmt, 7, attempt->end_ns);
+	bind_text(stmt, 8, attempt->host ? attempt->host : state->host);
+	bind_int64(stmt, 9, attempt->pid ? attempt->pid : state->pid);
+	bind_text(stmt, 10, state->run_id);
+	bind_text(stmt, 11, attempt->log_path);
+	if (sqlite3_step(stmt) != SQLITE_ROW) {
+		db_fail(state, STMT_JOB_SUCCESS, err);
+		statement_done(stmt);
+		goto out;
+	}
+	int64_t job_db_id = sqlite3_column_int64(stmt, 0);
+	statement_done(stmt);
+
+	if (!(stmt = statement(state, STMT_JOB_FILES_CLEAR, err)))
+		goto out;
+	bind_int64(stmt, 1, job_db_id);
+	if (statement_run(state, STMT_JOB_FILES_CLEAR, stmt, err) < 0)
+		goto out;
+	for (size_t i = 0; i < outcome->input_count; i++)
+		if (insert_job_file(state, job_db_id, 0, &outcome->inputs[i], &files[i], err) < 0)
+			goto out;
+	for (size_t i = 0; i < outcome->output_count; i++)
+		if (insert_job_file(state, job_db_id, 1, &outcome->outputs[i], &files[outcome->input_count + i],
+				    err) < 0)
+			goto out;
+	if (job_reload(state, outcome->job_id, err) < 0)
+		goto out;
+
+	struct job_entry *job = job_find(state, outcome->job_id);
+	assert(job);
+	job_clear_files(job);
+	size_t inputs = job_files_normalize(files, outcome->input_count);
+	size_t outputs = job_files_normalize(files + outcome->input_count, outcome->output_count);
+	memmove(files + inputs, files + outcome->input_count, outputs * sizeof(*files));
+	job->files = files;
+	job->files_owned = true;
+	job->input_count = inputs;
+	job->output_count = outputs;
+	files = NULL;
+	rc = 0;
+out:
+	free(files);
+	return write_end(state, rc, err);
+}
+
+int state_record_success(struct state *state, const struct state_outcome *outcome, struct cp_err *err)
+{
+	return record_success(state, outcome, false, err);
+}
+
+/* Sign the query's files now (fresh stats, cache-aware hashing) and record them. */
+static int record_current(struct state *state, const struct state_job_query *query,
+			  const struct state_attempt *attempt, bool adopted, struct cp_err *err)
+{
+	size_t total = query->input_count + query->output_count;
+	struct state_file *files = xcalloc(total ? total : 1, sizeof(*files));
+	int rc = 0;
+	for (size_t i = 0; i < total && rc == 0; i++) {
+		files[i].path = i < query->input_count ? query->inputs[i] : query->outputs[i - query->input_count];
+		rc = state_file_signature(state, files[i].path, &files[i].signature, err);
+	}
+	if (rc == 0) {
+		struct state_outcome outcome = {
+			.job_id = query->job_id,
+			.definition_hash = state_definition_hash(query->definition_text ? query->definition_text : ""),
+			.inputs = files,
+			.input_count = query->input_count,
+			.outputs = files + query->input_count,
+			.output_count = query->output_count,
+		};
+		if (attempt)
+			outcome.attempt = *attempt;
+		rc = record_success(state, &outcome, adopted, err);
+	}
+	free(files);
+	return rc;
+}
+
+int state_record_success_stat(struct state *state, const struct state_job_query *query,
+			      const struct state_attempt *attempt, struct cp_err *err)
+{
+	return record_current(state, query, attempt, false, err);
+}
+
+int state_adopt(struct state *state, const struct state_job_query *query, struct cp_err *err)
+{
+	return record_current(state, query, NULL, true, err);
+}
+
+int state_record_failure(struct state *state, const char *job_id, const struct state_attempt *attempt,
+			 struct cp_err *err)
+{
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	int rc = STATE_ERROR;
+	sqlite3_stmt *stmt = statement(state, STMT_JOB_FAILURE, err);
+	if (stmt) {
+		bind_text(stmt, 1, job_id);
+		sqlite3_bind_int(stmt, 2, attempt->exit_code);
+		bind_int64(stmt, 3, attempt->start_ns);
+		bind_int64(stmt, 4, attempt->end_ns);
+		bind_text(stmt, 5, attempt->host ? attempt->host : state->host);
+		bind_int64(stmt, 6, attempt->pid ? attempt->pid : state->pid);
+		bind_text(stmt, 7, state->run_id);
+		bind_text(stmt, 8, attempt->log_path);
+		rc = statement_run(state, STMT_JOB_FAILURE, stmt, err);
+		if (rc == 0)
+			rc = job_reload(state, job_id, err);
+	}
+	return write_end(state, rc, err);
+}
+
+int state_mark_interrupted(struct state *state, const char *job_id, struct cp_err *err)
+{
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	int rc = STATE_ERROR;
+	sqlite3_stmt *stmt = statement(state, STMT_JOB_INTERRUPT, err);
+	if (stmt) {
+		bind_text(stmt, 1, job_id);
+		bind_int64(stmt, 2, state_now_ns());
+		rc = statement_run(state, STMT_JOB_INTERRUPT, stmt, err);
+		if (rc == 0)
+			rc = job_reload(state, job_id, err);
+	}
+	return write_end(state, rc, err);
+}
+
+int state_interrupt_run(struct state *state, struct cp_err *err)
+{
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	struct strvec names = STRVEC_INIT;
+	int rc = STATE_ERROR;
+	sqlite3_stmt *stmt = statement(state, STMT_RUN_INTERRUPT, err);
+	if (stmt) {
+		bind_text(stmt, 1, state->run_id);
+		bind_int64(stmt, 2, state_now_ns());
+		int step;
+		while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
+			strvec_push(&names, (const char *)sqlite3_column_text(stmt, 0));
+		statement_done(stmt);
+		if (step == SQLITE_DONE)
+			rc = 0;
+		else
+			db_fail(state, STMT_RUN_INTERRUPT, err);
+	}
+	for (size_t i = 0; i < names.count && rc == 0; i++)
+		rc = job_reload(state, names.items[i], err);
+	strvec_release(&names);
+	return write_end(state, rc, err);
+}
+
+/* Run a forget statement pair (job_files, then jobs) bound to `text`; adds the jobs removed. */
+static int forget_run(struct state *state, enum statement files_id, enum statement jobs_id, const char *text,
+		      size_t *removed, struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, files_id, err);
+	if (!stmt)
+		return STATE_ERROR;
+	bind_text(stmt, 1, text);
+	if (statement_run(state, files_id, stmt, err) < 0)
+		return STATE_ERROR;
+	if (!(stmt = statement(state, jobs_id, err)))
+		return STATE_ERROR;
+	bind_text(stmt, 1, text);
+	if (statement_run(state, jobs_id, stmt, err) < 0)
+		return STATE_ERROR;
+	*removed += (size_t)sqlite3_changes(state->db);
+	return 0;
+}
+
+int state_forget(struct state *state, const char *prefix, const char *const *job_ids, size_t count,
+		 size_t *forgotten, struct cp_err *err)
+{
+	size_t removed = 0;
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	int rc = 0;
+	if (prefix)
+		rc = forget_run(state, STMT_FORGET_PREFIX_FILES, STMT_FORGET_PREFIX, prefix, &removed, err);
+	for (size_t i = 0; i < count && rc == 0; i++)
+		rc = forget_run(state, STMT_FORGET_NAME_FILES, STMT_FORGET_NAME, job_ids[i], &removed, err);
+	rc = write_end(state, rc, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < state->job_count; i++) {
+		struct job_entry *job = &state->jobs[i];
+		if (!job->present)
+			continue;
+		bool match = prefix && str_starts_with(job->job_id, prefix);
+		for (size_t k = 0; k < count && !match; k++)
+			match = !strcmp(job->job_id, job_ids[k]);
+		if (match) {
+			job->present = false;
+			job_clear_files(job);
+		}
+	}
+	if (forgotten)
+		*forgotten = removed;
+	return 0;
+}
+
+/* ---- Listing ------------------------------------------------------------ */
+
+const char *state_status_string(enum state_status status)
+{
+	switch (status) {
+	case STATE_STATUS_NONE:
+		return "none";
+	case STATE_STATUS_RUNNING:
+		return "running";
+	case STATE_STATUS_DONE:
+		return "done";
+	case STATE_STATUS_FAILED:
+		return "failed";
+	case STATE_STATUS_INTERRUPTED:
+		return "interrupted";
+	}
+	BUG("bad state_status %d", (int)status);
+}
+
+static void job_to_record(const struct state *state, const struct job_entry *job, struct state_job_record *out)
+{
+	static const enum state_status from_outcome[] = {
+		[OUTCOME_NONE] = STATE_STATUS_NONE,
+		[OUTCOME_DONE] = STATE_STATUS_DONE,
+		[OUTCOME_FAILED] = STATE_STATUS_FAILED,
+		[OUTCOME_INTERRUPTED] = STATE_STATUS_INTERRUPTED,
+	};
+	memset(out, 0, sizeof(*out));
+	out->job_id = job->job_id;
+	out->status = job->holder_run ? STATE_STATUS_RUNNING : from_outcome[job->outcome];
+	out->recorded = job->recorded;
+	out->adopted = job->adopted;
+	out->definition_hash = job->definition_hash;
+	out->input_set_hash = job->input_set_hash;
+	out->input_count = job->input_count;
+	out->output_count = job->output_count;
+	out->exit_code = job->exit_code;
+	out->start_ns = job->start_ns;
+	out->end_ns = job->end_ns;
+	out->host = job->host;
+	out->pid = job->pid;
+	out->run_id = job->run_id;
+	out->log_path = job->holder_run && job->holder_log ? job->holder_log : job->log_path;
+	out->holder_run = job->holder_run;
+	out->holder_host = job->holder_run ? job->holder_host : NULL;
+	out->holder_pid = job->holder_run ? job->holder_pid : 0;
+	out->holder_alive = job->holder_run &&
+			    (strcmp(job->holder_run, state->run_id) == 0 ||
+			     holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start));
+}
+
+bool state_job_lookup(struct state *state, const char *job_id, struct state_job_record *out)
+{
+	const struct job_entry *job = job_find(state, job_id);
+	if (!job)
+		return false;
+	job_to_record(state, job, out);
+	return true;
+}
+
+static int compare_jobs_by_id(const void *a, const void *b)
+{
+	const struct job_entry *x = *(const struct job_entry *const *)a;
+	const struct job_entry *y = *(const struct job_entry *const *)b;
+	return strcmp(x->job_id, y->job_id);
+}
+
+int state_foreach_job(struct state *state, const char *prefix,
+		      int (*fn)(const struct state_job_record *record, void *data), void *data)
+{
+	const struct job_entry **list = xmalloc((state->job_count + 1) * sizeof(*list));
+	size_t n = 0;
+	for (size_t i = 0; i < state->job_count; i++) {
+		const struct job_entry *job = &state->jobs[i];
+		if (job->present && (!prefix || str_starts_with(job->job_id, prefix)))
+			list[n++] = job;
+	}
+	qsort(list, n, sizeof(*list), compare_jobs_by_id);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct state_job_record record;
+		job_to_record(state, list[i], &record);
+		rc = fn(&record, data);
+	}
+	free(list);
+	return rc;
+}
+
+int state_foreach_job_file(struct state *state, const char *job_id, int role,
+			   int (*fn)(const struct state_file *file, void *data), void *data)
+{
+	const struct job_entry *job = job_find(state, job_id);
+	if (!job)
+		return 0;
+	const struct job_file *part = role == 0 ? job->files : job->files + job->input_count;
+	size_t count = role == 0 ? job->input_count : job->output_count;
+	for (size_t i = 0; i < count; i++) {
+		struct state_file file = {state->files[part[i].file].path, part[i].signature};
+		int rc = fn(&file, data);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- Diagnostics ------------------------------------------------------- */
+
+void state_stats(const struct state *state, struct state_stats *out)
+{
+	*out = state->stats;
+	out->jobs = 0;
+	for (size_t i = 0; i < state->job_count; i++)
+		out->jobs += state->jobs[i].present;
+	out->files = state->file_count;
+}
