@@ -216,6 +216,9 @@ static int parse_python_int(const char *value, long long *out)
 static int parse_python_float(const char *value, double *out)
 {
 	char *end;
+	/* strtod also reads hex floats and "nan(...)", which Python's float() rejects. */
+	if (strpbrk(value, "xX("))
+		return -1;
 	errno = 0;
 	*out = strtod(value, &end);
 	if (end == value || errno)
@@ -289,11 +292,13 @@ int template_format(const char *spec, const char *value, struct strbuf *out, str
 			cp_err_set(err, NULL, 0, "precision is not allowed in integer format '{:%s}'", spec);
 			return -1;
 		}
+		/* Negate in unsigned arithmetic: -LLONG_MIN does not fit a long long. */
+		unsigned long long magnitude = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 		switch (f.type) {
 		case 'b': format_binary(v, &body); break;
-		case 'o': strbuf_addf(&body, v < 0 ? "-%llo" : "%llo", (unsigned long long)(v < 0 ? -v : v)); break;
-		case 'x': strbuf_addf(&body, v < 0 ? "-%llx" : "%llx", (unsigned long long)(v < 0 ? -v : v)); break;
-		case 'X': strbuf_addf(&body, v < 0 ? "-%llX" : "%llX", (unsigned long long)(v < 0 ? -v : v)); break;
+		case 'o': strbuf_addf(&body, v < 0 ? "-%llo" : "%llo", magnitude); break;
+		case 'x': strbuf_addf(&body, v < 0 ? "-%llx" : "%llx", magnitude); break;
+		case 'X': strbuf_addf(&body, v < 0 ? "-%llX" : "%llX", magnitude); break;
 		default: strbuf_addf(&body, "%lld", v); break;
 		}
 		add_padded(out, body.buf, &f, true);

@@ -73,6 +73,8 @@ struct tree_search {
  * Parse a tree file. On error returns -1 and fills `err` with the tree file
  * (the sub-tree's own file for errors inside it), the 1-based line and the
  * reason, and *out is NULL. The caller frees *out with tree_free.
+ * A `path` that does not exist is retried with ".tree" appended, as
+ * file-tree's read() does.
  */
 int tree_parse_file(const char *path, const struct tree_search *search, struct tree **out, struct cp_err *err);
 
@@ -81,6 +83,13 @@ int tree_parse_string(const char *text, const char *name, const struct tree_sear
 		      struct cp_err *err);
 
 void tree_free(struct tree *tree);
+
+/*
+ * True when template `index` or one of its ancestors was written with '!':
+ * its path is then relative to the working directory (or absolute), not to
+ * the top level.
+ */
+bool tree_template_is_external(const struct tree *tree, size_t index);
 
 /*
  * The index of the one template with key `key`. Errors (-1): an unknown key
@@ -145,7 +154,9 @@ void tree_to_string(const struct tree *tree, struct strbuf *out);
 
 /* Order values as file-tree sorts them: None first, then ints and floats numerically, strings bytewise. */
 int tree_value_compare(const struct tree_value *a, const struct tree_value *b);
+/* Free the value's text; the value becomes a None string. */
 void tree_value_release(struct tree_value *value);
+/* Deep-copy `src` into `dst`, whose previous content is not freed. */
 void tree_value_copy(struct tree_value *dst, const struct tree_value *src);
 
 #endif
