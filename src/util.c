@@ -66,6 +66,9 @@ char *xasprintf(const char *fmt, ...)
 }
 
 static void err_vset(struct cp_err *err, const char *file, int line, int column, const char *fmt, va_list ap)
+	CP_PRINTF(5, 0);
+
+static void err_vset(struct cp_err *err, const char *file, int line, int column, const char *fmt, va_list ap)
 {
 	if (!err)
 		return;

@@ -15,20 +15,27 @@ struct glob_binding {
 	struct tree_value value;
 };
 
-/* One existing file that matched a template. */
+/*
+ * One existing file that matched a template. Its strings (key, path, binding
+ * names and value texts) are owned by the glob_result holding it: read them,
+ * copy them, but never free or realloc them one by one.
+ */
 struct glob_file {
-	char *key;  /* the template key asked for */
-	char *path; /* relative to the data directory (absolute for absolute templates) */
+	char *key;  /* the template key asked for; NULL from glob_match_path */
+	char *path; /* relative to the data directory (absolute for absolute templates, cwd-relative for '!' ones) */
 	struct glob_binding *bindings; /* every placeholder of the template, sorted by name */
 	size_t binding_count;
 };
+
+struct glob_chunk; /* storage for the files' strings and bindings */
 
 struct glob_result {
 	struct glob_file *files; /* sorted by key, then path */
 	size_t count;
 	size_t cap;
+	struct glob_chunk *chunks; /* private: freed by glob_result_release */
 };
-#define GLOB_RESULT_INIT {NULL, 0, 0}
+#define GLOB_RESULT_INIT {NULL, 0, 0, NULL}
 
 struct glob_request {
 	const char *const *keys; /* template keys to glob */
@@ -45,9 +52,13 @@ struct glob_request {
  * `tree`, each placeholder that had no value to the sorted set of values found
  * (stored as a list, None first); linked names get a linked group of the
  * distinct observed tuples, overwriting earlier values. Pre-set values act as
- * filters. The matched files go to `result` (may be NULL). Fails (-1) on an
- * unknown or ambiguous key, a template that cannot be parsed, or an unreadable
- * directory other than one that does not exist.
+ * filters (a number captured by a typed field equals a pre-set string that
+ * reads as that number). The matched files are appended to `result` (may be
+ * NULL). Fails (-1) on an unknown or ambiguous key, a template that cannot be
+ * parsed or has more than 12 optional placeholders and '*' wildcards together,
+ * a link name that no globbed template has, or an unreadable directory other
+ * than one that does not exist; on failure nothing is appended and the tree's
+ * values are unchanged.
  */
 int glob_update(struct tree *tree, const struct glob_request *request, struct glob_result *result,
 		struct cp_err *err);
@@ -58,14 +69,18 @@ void glob_result_release(struct glob_result *result);
  * The PCRE2 pattern (anchored, one named group per placeholder) that file
  * names must match for template `template_text`, with every optional group
  * included when `with_optionals` is true. For tests, fuzzing and debugging.
+ * A template with '*' wildcards has one pattern per wildcard choice ("matches
+ * nothing" or "matches something"), written one per line in the order they are
+ * tried: the first that matches wins, as in file-tree.
  */
 int glob_template_regex(const char *template_text, bool with_optionals, struct strbuf *out, struct cp_err *err);
 
 /*
  * Match one relative path against a template (all 2^k optional variants, as
- * update_glob does). Returns the number of successful parses (0 for none) and
- * appends each parse's bindings to `matches` as a glob_file with `path` set;
- * -1 on a template error.
+ * update_glob does). Returns the number of distinct successful parses (0 for
+ * none) and appends each parse's bindings to `matches` (may be NULL) as a
+ * glob_file with `path` set and `key` NULL; -1 on a template error. Hidden
+ * components only match where the template spells their leading '.'.
  */
 int glob_match_path(const char *template_text, const char *path, struct glob_result *matches, struct cp_err *err);
 

@@ -92,7 +92,61 @@ static bool name_was_set(const struct strvec *set_before, const char *name)
 	return strvec_find(set_before, name) >= 0;
 }
 
-static int print_json(const struct tree *tree, const struct glob_result *result, const struct strvec *set_before)
+/* The --link group that names `name`, if any. */
+static const struct strvec *link_order(const struct strvec *links, size_t link_count, const char *name)
+{
+	for (size_t i = 0; i < link_count; i++)
+		if (strvec_find(&links[i], name) >= 0)
+			return &links[i];
+	return NULL;
+}
+
+static const struct tree_placeholder *const *sort_members;
+static size_t sort_member_count;
+
+static int compare_rows(const void *a, const void *b)
+{
+	size_t row_a = *(const size_t *)a, row_b = *(const size_t *)b;
+	for (size_t m = 0; m < sort_member_count; m++) {
+		int c = tree_value_compare(&sort_members[m]->values[row_a], &sort_members[m]->values[row_b]);
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+static void print_linked_group(const struct tree *tree, const size_t *members, size_t member_count, json_t *values)
+{
+	const struct tree_placeholder **placeholders = xcalloc(member_count + 1, sizeof(*placeholders));
+	struct strbuf name = STRBUF_INIT;
+	for (size_t m = 0; m < member_count; m++) {
+		placeholders[m] = &tree->placeholders[members[m]];
+		if (m)
+			strbuf_addch(&name, '&');
+		strbuf_adds(&name, placeholders[m]->name);
+	}
+	size_t rows = placeholders[0]->count;
+	size_t *order = xcalloc(rows + 1, sizeof(*order));
+	for (size_t r = 0; r < rows; r++)
+		order[r] = r;
+	sort_members = placeholders;
+	sort_member_count = member_count;
+	qsort(order, rows, sizeof(*order), compare_rows);
+	json_t *list = json_array();
+	for (size_t r = 0; r < rows; r++) {
+		json_t *tuple = json_array();
+		for (size_t m = 0; m < member_count; m++)
+			json_array_append_new(tuple, json_value(&placeholders[m]->values[order[r]]));
+		json_array_append_new(list, tuple);
+	}
+	json_object_set_new(values, name.buf, list);
+	strbuf_release(&name);
+	free(order);
+	free(placeholders);
+}
+
+static int print_json(const struct tree *tree, const struct glob_result *result, const struct strvec *set_before,
+		      const struct strvec *links, size_t link_count)
 {
 	json_t *root = json_object();
 	json_t *files = json_array();
@@ -122,27 +176,24 @@ static int print_json(const struct tree *tree, const struct glob_result *result,
 			json_object_set_new(values, p->name, list);
 			continue;
 		}
-		/* A linked group prints as "A&B": [[a1, b1], ...], members in the tree's order. */
-		struct strbuf name = STRBUF_INIT;
+		/* A linked group prints as "A&B": [[a1, b1], ...], members in --link order, rows sorted. */
 		size_t members[64], member_count = 0;
+		const struct strvec *order = link_order(links, link_count, p->name);
+		for (size_t o = 0; order && o < order->count && member_count < 64; o++) {
+			const struct tree_placeholder *m = tree_find_placeholder(tree, order->items[o]);
+			if (m && m->link == p->link)
+				members[member_count++] = (size_t)(m - tree->placeholders);
+		}
 		for (size_t j = i; j < tree->placeholder_count && member_count < 64; j++) {
-			if (tree->placeholders[j].link != p->link)
-				continue;
-			members[member_count++] = j;
-			done[j] = true;
-			if (name.len)
-				strbuf_addch(&name, '&');
-			strbuf_adds(&name, tree->placeholders[j].name);
-		}
-		json_t *rows = json_array();
-		for (size_t row = 0; row < p->count; row++) {
-			json_t *tuple = json_array();
+			bool listed = false;
 			for (size_t m = 0; m < member_count; m++)
-				json_array_append_new(tuple, json_value(&tree->placeholders[members[m]].values[row]));
-			json_array_append_new(rows, tuple);
+				listed |= members[m] == j;
+			if (tree->placeholders[j].link == p->link && !listed)
+				members[member_count++] = j;
 		}
-		json_object_set_new(values, name.buf, rows);
-		strbuf_release(&name);
+		print_linked_group(tree, members, member_count, values);
+		for (size_t m = 0; m < member_count; m++)
+			done[members[m]] = true;
 	}
 	free(done);
 	json_object_set_new(root, "values", values);
@@ -241,7 +292,7 @@ int cmd_glob(int argc, char **argv)
 		goto out;
 	}
 	if (opt.json) {
-		if (print_json(tree, &result, &set_before) < 0) {
+		if (print_json(tree, &result, &set_before, link_names, link_count) < 0) {
 			fprintf(stderr, "cpipe glob: could not write JSON\n");
 			goto out;
 		}

@@ -32,7 +32,7 @@ int cmd_tree(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+C:p:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:p:h", options, NULL)) != -1) {
 		switch (c) {
 		case 'C':
 			data_dir = optarg;

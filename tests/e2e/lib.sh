@@ -42,6 +42,12 @@ expect_out() {
 	pass
 }
 
+# expect_no_out: the last command printed nothing on stdout.
+expect_no_out() {
+	[ -s "$WORK/out" ] && fail "expected no output, got: $(cat "$WORK/out")"
+	pass
+}
+
 # expect_err_contains TEXT: the last command's stderr contains TEXT.
 expect_err_contains() {
 	grep -qF -- "$1" "$WORK/err" || fail "stderr lacks '$1': $(cat "$WORK/err")"

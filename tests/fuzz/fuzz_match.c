@@ -1,0 +1,50 @@
+/*
+ * libFuzzer target for the template matcher: the input is a template, a
+ * newline, then a path. Both glob_template_regex and glob_match_path must
+ * neither crash nor leak, and must agree on whether the template is valid.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpipe/glob.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* Templates and paths are C strings: cut at the first NUL. */
+	const char *text = (const char *)data;
+	size_t length = strnlen(text, size);
+	const char *newline = memchr(text, '\n', length);
+	char *template_text = xstrndup(text, newline ? (size_t)(newline - text) : length);
+	char *path = newline ? xstrndup(newline + 1, length - (size_t)(newline + 1 - text)) : xstrdup("");
+
+	struct strbuf regex = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	int with = glob_template_regex(template_text, true, &regex, &err);
+	strbuf_reset(&regex);
+	int without = glob_template_regex(template_text, false, &regex, &err);
+
+	struct glob_result matches = GLOB_RESULT_INIT;
+	int count = glob_match_path(template_text, path, &matches, &err);
+	/* Every template error is found by both, and a count is what was appended. */
+	if ((with < 0) != (count < 0) || (without < 0 && with >= 0))
+		abort();
+	if (count >= 0 && (size_t)count != matches.count)
+		abort();
+	for (size_t i = 0; i < matches.count; i++) {
+		const struct glob_file *file = &matches.files[i];
+		if (strcmp(file->path, path))
+			abort();
+		for (size_t b = 1; b < file->binding_count; b++)
+			if (strcmp(file->bindings[b - 1].name, file->bindings[b].name) >= 0)
+				abort();
+	}
+	glob_result_release(&matches);
+	strbuf_release(&regex);
+	cp_err_release(&err);
+	free(template_text);
+	free(path);
+	return 0;
+}

@@ -1,0 +1,600 @@
+/*
+ * Unit tests for the glob module: file-tree's update_glob rules (spec §2.2),
+ * one fresh temporary study per test, plus glob_match_path and
+ * glob_template_regex on their own.
+ */
+#define _XOPEN_SOURCE 700
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cpipe/glob.h"
+
+/* The study of the running test: a fresh directory, its tree and what the last glob found. */
+struct study {
+	char root[64];
+	struct tree *tree;
+	struct glob_result result;
+};
+
+static int study_setup(void **state)
+{
+	struct study *study = xcalloc(1, sizeof(*study));
+	snprintf(study->root, sizeof(study->root), "/tmp/cpipe-test-glob-XXXXXX");
+	if (!mkdtemp(study->root)) {
+		free(study);
+		return -1;
+	}
+	*state = study;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int study_teardown(void **state)
+{
+	struct study *study = *state;
+	int rc = nftw(study->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (study->tree)
+		tree_free(study->tree);
+	glob_result_release(&study->result);
+	free(study);
+	return rc;
+}
+
+/* Create each path below the study root, with its parents; a trailing '/' makes a directory. */
+static void make_paths(struct study *study, const char *const *paths)
+{
+	for (; *paths; paths++) {
+		char *full = xasprintf("%s/%s", study->root, *paths);
+		for (char *slash = strchr(full + strlen(study->root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+			*slash = '\0';
+			assert_true(mkdir(full, 0755) == 0 || errno == EEXIST);
+			*slash = '/';
+		}
+		if (full[strlen(full) - 1] != '/') {
+			FILE *file = fopen(full, "w");
+			assert_non_null(file);
+			fclose(file);
+		}
+		free(full);
+	}
+}
+
+static void parse_tree(struct study *study, const char *text)
+{
+	struct cp_err err = CP_ERR_INIT;
+	int rc = tree_parse_string(text, "test.tree", NULL, &study->tree, &err);
+	if (rc)
+		print_error("tree error: %s\n", err.message);
+	assert_int_equal(rc, 0);
+	cp_err_release(&err);
+}
+
+/* Glob `keys` (NULL-terminated) with optional link groups; returns glob_update's result code. */
+static int glob_keys(struct study *study, const char *const *keys, const char *const *const *links,
+		     const size_t *link_sizes, size_t link_count, struct cp_err *err)
+{
+	size_t key_count = 0;
+	while (keys[key_count])
+		key_count++;
+	struct glob_request request = {keys, key_count, study->root, links, link_sizes, link_count};
+	glob_result_release(&study->result);
+	return glob_update(study->tree, &request, &study->result, err);
+}
+
+static void glob_ok(struct study *study, const char *const *keys)
+{
+	struct cp_err err = CP_ERR_INIT;
+	int rc = glob_keys(study, keys, NULL, NULL, 0, &err);
+	if (rc)
+		print_error("glob error: %s\n", err.message);
+	assert_int_equal(rc, 0);
+	cp_err_release(&err);
+}
+
+/* A placeholder's values as "a,b,None"; "<undefined>" when it has none. */
+static char *values_text(const struct tree *tree, const char *name)
+{
+	const struct tree_placeholder *placeholder = tree_find_placeholder(tree, name);
+	if (!placeholder || !placeholder->count)
+		return xstrdup("<undefined>");
+	struct strbuf out = STRBUF_INIT;
+	for (size_t i = 0; i < placeholder->count; i++) {
+		if (i)
+			strbuf_addch(&out, ',');
+		strbuf_adds(&out, placeholder->values[i].text ? placeholder->values[i].text : "None");
+	}
+	return strbuf_detach(&out);
+}
+
+#define assert_values(tree, name, expected) \
+	do { \
+		char *actual_ = values_text((tree), (name)); \
+		assert_string_equal(actual_, (expected)); \
+		free(actual_); \
+	} while (0)
+
+/* Globbed values are stored as lists, even with one value. */
+static void assert_list(const struct tree *tree, const char *name)
+{
+	const struct tree_placeholder *placeholder = tree_find_placeholder(tree, name);
+	assert_non_null(placeholder);
+	assert_true(placeholder->multiple);
+}
+
+/* One result line as "key path name=value ..." (None for absent values). */
+static char *file_text(const struct glob_file *file)
+{
+	struct strbuf out = STRBUF_INIT;
+	strbuf_addf(&out, "%s %s", file->key ? file->key : "-", file->path);
+	for (size_t b = 0; b < file->binding_count; b++)
+		strbuf_addf(&out, " %s=%s", file->bindings[b].name,
+			    file->bindings[b].value.text ? file->bindings[b].value.text : "None");
+	return strbuf_detach(&out);
+}
+
+/* All result lines joined with '\n'. */
+static char *result_text(const struct glob_result *result)
+{
+	struct strbuf out = STRBUF_INIT;
+	for (size_t i = 0; i < result->count; i++) {
+		char *line = file_text(&result->files[i]);
+		if (i)
+			strbuf_addch(&out, '\n');
+		strbuf_adds(&out, line);
+		free(line);
+	}
+	return strbuf_detach(&out);
+}
+
+#define assert_result(result, expected) \
+	do { \
+		char *actual_ = result_text(result); \
+		assert_string_equal(actual_, (expected)); \
+		free(actual_); \
+	} while (0)
+
+static const struct tree_value *binding(const struct glob_file *file, const char *name)
+{
+	for (size_t b = 0; b < file->binding_count; b++)
+		if (!strcmp(file->bindings[b].name, name))
+			return &file->bindings[b].value;
+	fail_msg("no binding %s", name);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ update_glob */
+
+/* §2.2 "Results are Cartesian unless linked": optional directory levels give None. */
+static void test_optional_directory(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-1/f", "sub-1/ses-x/f", "sub-2/ses-y/f", "sub-3/g", NULL});
+	parse_tree(study, "sub-{A}/[ses-{B}]/f (f)\n");
+	glob_ok(study, (const char *const[]){"f", NULL});
+	assert_values(study->tree, "A", "1,2");
+	assert_values(study->tree, "B", "None,x,y");
+	assert_list(study->tree, "A");
+	assert_list(study->tree, "B");
+	assert_result(&study->result, "f sub-1/f A=1 B=None\n"
+				      "f sub-1/ses-x/f A=1 B=x\n"
+				      "f sub-2/ses-y/f A=2 B=y");
+}
+
+/* §2.3: {x:02d} takes at most two digits and gives ints; {x:d} takes a sign; {x:f} needs a dot. */
+static void test_typed_fields(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"run-03.nii", "run-003.nii", "run-7.nii", "run-x.nii", "d-02.txt",
+						"d--3.txt", "d-a.txt", "d-10.txt", "f-2.txt", "f-2.50.txt", NULL});
+	parse_tree(study, "run-{run:02d}.nii (run)\nd-{x:d}.txt (d)\nf-{y:f}.txt (f)\n");
+	glob_ok(study, (const char *const[]){"run", "d", "f", NULL});
+	assert_values(study->tree, "run", "3,7");
+	/* Ints sort numerically, not as text. */
+	assert_values(study->tree, "x", "-3,2,10");
+	assert_values(study->tree, "y", "2.5");
+	const struct tree_placeholder *run = tree_find_placeholder(study->tree, "run");
+	assert_int_equal(run->values[0].type, TREE_VALUE_INT);
+	assert_int_equal(run->values[0].integer, 3);
+	const struct tree_placeholder *y = tree_find_placeholder(study->tree, "y");
+	assert_int_equal(y->values[0].type, TREE_VALUE_FLOAT);
+	assert_true(y->values[0].real == 2.5);
+	assert_result(&study->result, "d d--3.txt x=-3\n"
+				      "d d-02.txt x=2\n"
+				      "d d-10.txt x=10\n"
+				      "f f-2.50.txt y=2.5\n"
+				      "run run-03.nii run=3\n"
+				      "run run-7.nii run=7");
+}
+
+/* §2.2 "Ambiguity": every successful parse is kept; fields are lazy and need one character. */
+static void test_ambiguity(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"age/bar_age1", "pair/x_y_z.txt", "pair/_b.txt", NULL});
+	parse_tree(study, "age/{A}[_age{B:d}] (age)\npair/{C}_{D}.txt (pair)\n");
+	glob_ok(study, (const char *const[]){"age", NULL});
+	assert_values(study->tree, "A", "bar,bar_age1");
+	assert_values(study->tree, "B", "None,1");
+	/* Both parses of the one file are reported, in subset order. */
+	assert_result(&study->result, "age age/bar_age1 A=bar_age1 B=None\n"
+				      "age age/bar_age1 A=bar B=1");
+
+	glob_ok(study, (const char *const[]){"pair", NULL});
+	assert_values(study->tree, "C", "x");
+	assert_values(study->tree, "D", "y_z");
+	assert_result(&study->result, "pair pair/x_y_z.txt C=x D=y_z");
+}
+
+/* §2.2 step 5: a placeholder written twice must capture the same text. */
+static void test_repeated_placeholder(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"x/x.txt", "x/y.txt", "y/y_y.txt", NULL});
+	parse_tree(study, "{a}/{a}.txt (same)\n{b}/{b}_{b}.txt (thrice)\n");
+	glob_ok(study, (const char *const[]){"same", "thrice", NULL});
+	assert_values(study->tree, "a", "x");
+	assert_values(study->tree, "b", "y");
+	assert_result(&study->result, "same x/x.txt a=x\nthrice y/y_y.txt b=y");
+}
+
+/* §2.2 step 9: links store the observed tuples, None first, overwriting earlier values. */
+static void test_link(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-1/f", "sub-1/ses-x/f", "sub-2/ses-y/f", NULL});
+	/* A pre-set value of a linked name is overwritten, although it filters the matches first. */
+	parse_tree(study, "A = 1, 2, 3\nsub-{A}/[ses-{B}]/f (f)\n");
+	const char *const names[] = {"A", "B"};
+	const char *const *links[] = {names};
+	size_t sizes[] = {2};
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_keys(study, (const char *const[]){"f", NULL}, links, sizes, 1, &err), 0);
+	assert_values(study->tree, "A", "1,1,2");
+	assert_values(study->tree, "B", "None,x,y");
+	const struct tree_placeholder *a = tree_find_placeholder(study->tree, "A");
+	const struct tree_placeholder *b = tree_find_placeholder(study->tree, "B");
+	assert_true(a->link >= 0);
+	assert_int_equal(a->link, b->link);
+
+	/* A link name no template has is an error, not a silently emptied group. */
+	const char *const bad[] = {"A", "nope"};
+	const char *const *bad_links[] = {bad};
+	assert_int_equal(glob_keys(study, (const char *const[]){"f", NULL}, bad_links, sizes, 1, &err), -1);
+	assert_non_null(strstr(err.message, "nope"));
+	cp_err_release(&err);
+}
+
+/* §2.2 step 7: pre-set values filter matches and are never changed. */
+static void test_preset_filters(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-1/f", "sub-2/f", "sub-3/f", "run-03.nii", "run-04.nii",
+						"run-7.nii", NULL});
+	parse_tree(study, "subject = 1, 3\nrun = 3, 07\nsub-{subject}/f (f)\nrun-{run:02d}.nii (run)\n");
+	glob_ok(study, (const char *const[]){"f", NULL});
+	assert_values(study->tree, "subject", "1,3");
+	assert_result(&study->result, "f sub-1/f subject=1\nf sub-3/f subject=3");
+
+	/* cpipe fix: string pre-sets match typed fields numerically (file-tree matches nothing here). */
+	glob_ok(study, (const char *const[]){"run", NULL});
+	assert_values(study->tree, "run", "3,07");
+	assert_result(&study->result, "run run-03.nii run=3\nrun run-7.nii run=7");
+	assert_int_equal(binding(&study->result.files[0], "run")->type, TREE_VALUE_INT);
+}
+
+/* A singular pre-set value is substituted into the template and reported for every file. */
+static void test_preset_singular(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-1/ses-a/f", "sub-1/ses-b/f", "sub-2/ses-c/f", NULL});
+	parse_tree(study, "subject = 1\nsub-{subject}/ses-{session}/f (f)\n");
+	glob_ok(study, (const char *const[]){"f", NULL});
+	assert_values(study->tree, "subject", "1");
+	assert_false(tree_find_placeholder(study->tree, "subject")->multiple);
+	assert_values(study->tree, "session", "a,b");
+	assert_result(&study->result, "f sub-1/ses-a/f session=a subject=1\n"
+				      "f sub-1/ses-b/f session=b subject=1");
+}
+
+/* §2.2 step 8: several keys union their values before sorting. */
+static void test_multiple_keys(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"a-1.txt", "b-2-q.txt", NULL});
+	parse_tree(study, "a-{x}.txt (a)\nb-{x}-{y}.txt (b)\n");
+	glob_ok(study, (const char *const[]){"b", "a", "a", NULL});
+	assert_values(study->tree, "x", "1,2");
+	assert_values(study->tree, "y", "q");
+	/* Sorted by key, then path, whatever the order asked; a repeated key counts once. */
+	assert_result(&study->result, "a a-1.txt x=1\nb b-2-q.txt x=2 y=q");
+}
+
+/* §2.2 "Filesystem": glob skips hidden entries unless the template spells the dot. */
+static void test_hidden(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){".hidden.txt", "a.txt", ".git/x.txt", "d/x.txt", ".cfg/y", NULL});
+	parse_tree(study, "{name}.txt (t)\n{dir}/x.txt (x)\n.cfg/{file} (c)\n");
+	glob_ok(study, (const char *const[]){"t", "x", "c", NULL});
+	assert_values(study->tree, "name", "a");
+	assert_values(study->tree, "dir", "d");
+	assert_values(study->tree, "file", "y");
+}
+
+/* §2.2 step 5: a capture never holds '/', so a field stays within one path component. */
+static void test_no_slash_in_capture(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"d/e.txt", "top.txt", "a/b_c/d", NULL});
+	parse_tree(study, "{name}.txt (t)\n{x}_{y}/d (d)\n");
+	glob_ok(study, (const char *const[]){"t", "d", NULL});
+	assert_values(study->tree, "name", "top");
+	assert_values(study->tree, "x", "<undefined>");
+	assert_int_equal(study->result.count, 1);
+}
+
+/* §2.1/§2.2: '*' matches nothing first, '?' exactly one character; their text is not kept. */
+static void test_wildcards(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-1_abc.nii", "sub-2_.nii", "sub-3.nii", "f1.txt", "f12.txt",
+						"xyz", NULL});
+	parse_tree(study, "sub-{s}_*.nii (star)\nf?.txt (question)\n{A}* (greedy)\n");
+	glob_ok(study, (const char *const[]){"star", "question", NULL});
+	assert_values(study->tree, "s", "1,2");
+	assert_result(&study->result, "question f1.txt\nstar sub-1_abc.nii s=1\nstar sub-2_.nii s=2");
+	/* "* matches nothing" is tried first, so the field takes the whole name. */
+	struct glob_result matches = GLOB_RESULT_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_match_path("{A}*", "xyz", &matches, &err), 1);
+	assert_string_equal(binding(&matches.files[0], "A")->text, "xyz");
+	glob_result_release(&matches);
+}
+
+/* §2.2 "Filesystem": files and directories are not told apart. */
+static void test_files_and_directories(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-01/", "sub-04.txt", "other/", NULL});
+	parse_tree(study, "sub-{s} (s)\n");
+	glob_ok(study, (const char *const[]){"s", NULL});
+	assert_values(study->tree, "s", "01,04.txt");
+}
+
+/* A data directory that does not exist gives no matches, not an error. */
+static void test_missing_directory(void **state)
+{
+	struct study *study = *state;
+	parse_tree(study, "subject = 1, 2\nsub-{subject}/{name}.txt (t)\n");
+	char *missing = xasprintf("%s/nowhere", study->root);
+	struct glob_request request = {(const char *const[]){"t"}, 1, missing, NULL, NULL, 0};
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_update(study->tree, &request, &study->result, &err), 0);
+	assert_int_equal(study->result.count, 0);
+	assert_values(study->tree, "name", "<undefined>");
+	assert_values(study->tree, "subject", "1,2");
+	free(missing);
+}
+
+/* Errors: unknown keys (with a suggestion), bad format specs. */
+static void test_errors(void **state)
+{
+	struct study *study = *state;
+	parse_tree(study, "input.txt\nbad-{x:5z}.txt (bad)\n");
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_keys(study, (const char *const[]){"inptu", NULL}, NULL, NULL, 0, &err), -1);
+	assert_non_null(strstr(err.message, "input"));
+	assert_int_equal(glob_keys(study, (const char *const[]){"bad", NULL}, NULL, NULL, 0, &err), -1);
+	assert_non_null(strstr(err.message, "format spec"));
+	cp_err_release(&err);
+}
+
+/* §2.2 step 3: list values holding '/' are substituted one by one instead of captured. */
+static void test_values_with_slash(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"a/b/f.txt", "c/f.txt", "d/f.txt", NULL});
+	parse_tree(study, "where = a/b, c\n{where}/f.txt (f)\n");
+	glob_ok(study, (const char *const[]){"f", NULL});
+	assert_values(study->tree, "where", "a/b,c");
+	assert_result(&study->result, "f a/b/f.txt where=a/b\nf c/f.txt where=c");
+}
+
+/* Absolute ('!') templates walk from their own literal prefix and report absolute paths. */
+static void test_absolute_template(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"ext/r-1.txt", "ext/r-2.txt", NULL});
+	char *text = xasprintf("!%s/ext\n    r-{r}.txt (r)\n", study->root);
+	parse_tree(study, text);
+	free(text);
+	struct glob_request request = {(const char *const[]){"r"}, 1, "/nonexistent-data-dir", NULL, NULL, 0};
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_update(study->tree, &request, &study->result, &err), 0);
+	assert_values(study->tree, "r", "1,2");
+	assert_int_equal(study->result.count, 2);
+	char *expected = xasprintf("%s/ext/r-1.txt", study->root);
+	assert_string_equal(study->result.files[0].path, expected);
+	free(expected);
+}
+
+/* Sub-tree placeholders (P/x) with no value are collected under their last component. */
+static void test_scoped_placeholder(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"data/v-1.txt", "data/v-2.txt", NULL});
+	char *sub = xasprintf("%s/part.tree", study->root);
+	FILE *file = fopen(sub, "w");
+	assert_non_null(file);
+	fputs("v-{x}.txt (f)\n", file);
+	fclose(file);
+	const char *dirs[] = {study->root};
+	struct tree_search search = {dirs, 1};
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(tree_parse_string("data\n    ->part (P)\n", "main.tree", &search, &study->tree, &err), 0);
+	glob_ok(study, (const char *const[]){"P/f", NULL});
+	assert_values(study->tree, "x", "1,2");
+	assert_result(&study->result, "P/f data/v-1.txt x=1\nP/f data/v-2.txt x=2");
+	free(sub);
+	cp_err_release(&err);
+}
+
+/* Literal directories are entered directly; the top level itself has key "". */
+static void test_literal_paths(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"group/mean.nii", "sub-1/anat/T1w.nii", "sub-2/anat/T2w.nii", NULL});
+	parse_tree(study, "group\n    mean.nii (mean)\nsub-{s}\n    anat\n        T1w.nii (t1)\n");
+	glob_ok(study, (const char *const[]){"mean", "t1", "", NULL});
+	assert_values(study->tree, "s", "1");
+	assert_result(&study->result, " .\nmean group/mean.nii\nt1 sub-1/anat/T1w.nii s=1");
+}
+
+/* A directory big enough to be shared out between threads: values and order as with one. */
+static void test_many_subjects(void **state)
+{
+	struct study *study = *state;
+	struct strvec paths = STRVEC_INIT;
+	for (int i = 1500; i >= 1; i--) {
+		strvec_push_owned(&paths, xasprintf("sub-%04d/a.txt", i));
+		if (i % 2)
+			strvec_push_owned(&paths, xasprintf("sub-%04d/ses-%d/b.txt", i, i % 3));
+	}
+	strvec_push(&paths, "sub-x.txt");
+	const char **list = xcalloc(paths.count + 1, sizeof(*list));
+	for (size_t i = 0; i < paths.count; i++)
+		list[i] = paths.items[i];
+	make_paths(study, list);
+	free(list);
+	strvec_release(&paths);
+	parse_tree(study, "sub-{s}\n    a.txt (a)\n    [ses-{t:d}]/b.txt (b)\n");
+	const char *const names[] = {"s", "t"};
+	const char *const *links[] = {names};
+	size_t sizes[] = {2};
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_keys(study, (const char *const[]){"b", "a", NULL}, links, sizes, 1, &err), 0);
+	assert_int_equal(study->result.count, 1500 + 750);
+	for (size_t i = 1; i < study->result.count; i++) {
+		const struct glob_file *previous = &study->result.files[i - 1], *file = &study->result.files[i];
+		int order = strcmp(previous->key, file->key);
+		assert_true(order < 0 || (order == 0 && strcmp(previous->path, file->path) < 0));
+	}
+	assert_string_equal(study->result.files[0].path, "sub-0001/a.txt");
+	assert_string_equal(study->result.files[1500].path, "sub-0001/ses-1/b.txt");
+	/* The link rows come from b's files only (a has no t), sorted, from both threads' halves. */
+	const struct tree_placeholder *s_values = tree_find_placeholder(study->tree, "s");
+	const struct tree_placeholder *t_values = tree_find_placeholder(study->tree, "t");
+	assert_int_equal(s_values->count, 750);
+	assert_true(s_values->link >= 0 && s_values->link == t_values->link);
+	assert_string_equal(s_values->values[0].text, "0001");
+	assert_int_equal(t_values->values[0].integer, 1);
+	assert_string_equal(s_values->values[749].text, "1499");
+	assert_int_equal(t_values->values[749].integer, 1499 % 3);
+	cp_err_release(&err);
+}
+
+/* --------------------------------------------------------- single paths */
+
+static void test_match_path(void **state)
+{
+	(void)state;
+	struct glob_result matches = GLOB_RESULT_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_match_path("{A}[_age{B:d}]", "bar_age1", &matches, &err), 2);
+	assert_result(&matches, "- bar_age1 A=bar_age1 B=None\n- bar_age1 A=bar B=1");
+	assert_int_equal(binding(&matches.files[1], "B")->type, TREE_VALUE_INT);
+	glob_result_release(&matches);
+
+	assert_int_equal(glob_match_path("{A}_{B}.txt", "_b.txt", &matches, &err), 0);
+	assert_int_equal(glob_match_path("{A}_{B}.txt", "x_y_z.txt", NULL, &err), 1);
+	assert_int_equal(glob_match_path("run-{r:02d}", "run-003", NULL, &err), 0);
+	assert_int_equal(glob_match_path("run-{r:02d}", "run- 7", NULL, &err), 1);
+	assert_int_equal(glob_match_path("{x:f}", "2", NULL, &err), 0);
+	assert_int_equal(glob_match_path("v{x:f}", "v.5", NULL, &err), 1);
+	/* ".5" is a hidden name: a field starting a component does not match it, as glob would not list it. */
+	assert_int_equal(glob_match_path("{x:f}", ".5", NULL, &err), 0);
+	assert_int_equal(glob_match_path("{x:d}", "0x1f", &matches, &err), 1);
+	assert_int_equal(binding(&matches.files[0], "x")->integer, 31);
+	glob_result_release(&matches);
+	/* Case-sensitive, whole path, and a template's normalisation applies. */
+	assert_int_equal(glob_match_path("Sub-{s}", "sub-1", NULL, &err), 0);
+	assert_int_equal(glob_match_path("sub-{s}", "sub-1/x", NULL, &err), 0);
+	assert_int_equal(glob_match_path("sub-{s}/[ses-{t}]/f", "sub-1/f", NULL, &err), 1);
+	/* Regex metacharacters in names are literal; a newline in a name is just a byte. */
+	assert_int_equal(glob_match_path("a.(b)+[c]$_{x}", "a.(b)+c$_1", NULL, &err), 1);
+	assert_int_equal(glob_match_path("a.(b)+[c]$_{x}", "aX(b)+c$_1", NULL, &err), 0);
+	assert_int_equal(glob_match_path("f_{x}", "f_a\n", &matches, &err), 1);
+	assert_string_equal(binding(&matches.files[0], "x")->text, "a\n");
+	glob_result_release(&matches);
+	/* Template errors are -1 with a message. */
+	assert_int_equal(glob_match_path("{x:q}", "1", NULL, &err), -1);
+	assert_non_null(err.message);
+	assert_int_equal(glob_match_path("x[a[b]c]", "x", NULL, &err), -1);
+	cp_err_release(&err);
+}
+
+static void test_template_regex(void **state)
+{
+	(void)state;
+	struct strbuf out = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_template_regex("sub-{A}/[ses-{B}]/f.{run:02d}", true, &out, &err), 0);
+	assert_string_equal(out.buf, "^sub-(?<p1>[^/]+?)/ses-(?<p0>[^/]+?)/f\\.(?<p2> *[0-9]{1,2})\\z");
+	strbuf_reset(&out);
+	assert_int_equal(glob_template_regex("sub-{A}/[ses-{B}]/f.{run:02d}", false, &out, &err), 0);
+	assert_string_equal(out.buf, "^sub-(?<p1>[^/]+?)/f\\.(?<p2> *[0-9]{1,2})\\z");
+	strbuf_reset(&out);
+	/* A repeated name is a backreference; hidden entries are refused where a field starts a component. */
+	assert_int_equal(glob_template_regex("{a}/{a}.txt", true, &out, &err), 0);
+	assert_string_equal(out.buf, "^(?!\\.)(?<p0>[^/]+?)/(?!\\.)\\k<p0>\\.txt\\z");
+	strbuf_reset(&out);
+	/* One line per wildcard variant, "matches nothing" first. */
+	assert_int_equal(glob_template_regex("/abs/x*", false, &out, &err), 0);
+	assert_string_equal(out.buf, "^/abs/x\\z\n^/abs/x[^/]+?\\z");
+	strbuf_release(&out);
+	cp_err_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_optional_directory, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_typed_fields, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_ambiguity, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_repeated_placeholder, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_link, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_preset_filters, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_preset_singular, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_multiple_keys, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_hidden, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_no_slash_in_capture, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_wildcards, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_files_and_directories, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_missing_directory, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_errors, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_values_with_slash, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_absolute_template, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_scoped_placeholder, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_literal_paths, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_many_subjects, study_setup, study_teardown),
+		cmocka_unit_test(test_match_path),
+		cmocka_unit_test(test_template_regex),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
