@@ -464,9 +464,10 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, str
 	(void)err;
 	bool first = true;
 	/* A key of the recipe: its paths. */
-	if (add_paths_of_key(&rc->pending->inputs, &rc->pending->input_keys, name, out, &first) |
-	    add_paths_of_key(&rc->pending->outputs, &rc->pending->output_keys, name, out, &first) |
-	    add_paths_of_key(&rc->pending->refs, &rc->pending->ref_keys, name, out, &first))
+	bool found = add_paths_of_key(&rc->pending->inputs, &rc->pending->input_keys, name, out, &first);
+	found = add_paths_of_key(&rc->pending->outputs, &rc->pending->output_keys, name, out, &first) || found;
+	found = add_paths_of_key(&rc->pending->refs, &rc->pending->ref_keys, name, out, &first) || found;
+	if (found)
 		return 0;
 	/* A key with no paths (an optional input that is absent) expands to nothing. */
 	if (strmap_get(&rc->builder->key_index, name, NULL) &&
