@@ -1,0 +1,270 @@
+/* Unit tests of the graph module: jobs, edges, order, batching, links, cycles and missing inputs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cpipe/glob.h"
+#include "cpipe/graph.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char chain_tree[] = "sub-{subject}\n"
+				 "    raw.txt (raw)\n"
+				 "    a.txt (a)\n"
+				 "    b.txt (b)\n"
+				 "group.txt (group)\n";
+
+static const char chain_recipes[] = "recipes:\n"
+				    "  - name: make_a\n"
+				    "    in: [raw]\n"
+				    "    out: [a]\n"
+				    "    run: cp {raw} {a}\n"
+				    "  - name: make_b\n"
+				    "    in: [a]\n"
+				    "    out: [b]\n"
+				    "    run: cp {a} {b}\n"
+				    "  - name: gather\n"
+				    "    in: [b]\n"
+				    "    out: [group]\n"
+				    "    batch: [subject]\n"
+				    "    run: cat {b} > {group}\n";
+
+struct fixture {
+	char dir[64];
+	struct tree *tree;
+	struct recipe_set *set;
+	struct graph *graph;
+	struct cp_err err;
+};
+
+static void make_file(const char *dir, const char *path)
+{
+	char full[512];
+	snprintf(full, sizeof(full), "%s/%s", dir, path);
+	/* Create the parents one by one: names may hold any character. */
+	for (char *slash = strchr(full + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		mkdir(full, 0777);
+		*slash = '/';
+	}
+	FILE *f = fopen(full, "w");
+	assert_non_null(f);
+	fputs("x\n", f);
+	fclose(f);
+}
+
+/* Parse, glob the raw key, and build the graph for `targets`. Returns graph_build's result. */
+static int build(struct fixture *fx, const char *tree_text, const char *recipe_text, const char *const *targets,
+		 size_t target_count, bool skip_missing)
+{
+	assert_int_equal(tree_parse_string(tree_text, "test.tree", NULL, &fx->tree, &fx->err), 0);
+	assert_int_equal(recipe_load_string(recipe_text, strlen(recipe_text), "cpipe.yaml", &fx->set, &fx->err), 0);
+	struct strvec sources = STRVEC_INIT;
+	graph_source_keys(fx->set, &sources);
+	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0};
+	assert_int_equal(glob_update(fx->tree, &request, NULL, &fx->err), 0);
+	strvec_release(&sources);
+	struct graph_request graph_request = {targets, target_count, fx->dir, skip_missing};
+	return graph_build(fx->tree, fx->set, &graph_request, &fx->graph, &fx->err);
+}
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	strcpy(fx->dir, "/tmp/cpipe-graph-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char command[128];
+	snprintf(command, sizeof(command), "rm -rf '%s'", fx->dir);
+	assert_int_equal(system(command), 0);
+	graph_free(fx->graph);
+	if (fx->tree)
+		tree_free(fx->tree);
+	recipe_set_free(fx->set);
+	cp_err_release(&fx->err);
+	free(fx);
+	return 0;
+}
+
+static long job_index(const struct graph *graph, const char *id)
+{
+	for (size_t i = 0; i < graph->count; i++)
+		if (!strcmp(graph->jobs[i].id, id))
+			return (long)i;
+	return -1;
+}
+
+static bool depends_on(const struct graph *graph, const char *job, const char *dep)
+{
+	long j = job_index(graph, job), d = job_index(graph, dep);
+	assert_true(j >= 0 && d >= 0);
+	for (size_t k = 0; k < graph->jobs[j].dep_count; k++)
+		if (graph->jobs[j].deps[k] == (size_t)d)
+			return true;
+	return false;
+}
+
+static void test_chain_and_group(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	const char *targets[] = {"group"};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
+	const struct graph *g = fx->graph;
+	assert_int_equal(g->count, 5);
+	assert_true(depends_on(g, "make_b[subject=01]", "make_a[subject=01]"));
+	assert_true(depends_on(g, "gather", "make_b[subject=01]"));
+	assert_true(depends_on(g, "gather", "make_b[subject=02]"));
+	assert_false(depends_on(g, "make_b[subject=02]", "make_a[subject=01]"));
+	/* Dependencies come first, and only the group job is a target. */
+	for (size_t i = 0; i < g->count; i++) {
+		for (size_t k = 0; k < g->jobs[i].dep_count; k++)
+			assert_true(g->jobs[i].deps[k] < i);
+		assert_int_equal(g->jobs[i].target, !strcmp(g->jobs[i].id, "gather"));
+	}
+	/* The batched key expands to every subject's path, each quoted. */
+	const struct graph_job *gather = &g->jobs[job_index(g, "gather")];
+	assert_string_equal(gather->command, "cat 'sub-01/b.txt' 'sub-02/b.txt' > 'group.txt'");
+	assert_int_equal(gather->inputs.count, 2);
+	assert_string_equal(gather->outputs.items[0], "group.txt");
+}
+
+static void test_target_path_and_singular_identity(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	const char *targets[] = {"sub-02/b.txt"};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
+	assert_int_equal(fx->graph->count, 2);
+	assert_true(job_index(fx->graph, "make_b[subject=02]") >= 0);
+	assert_true(fx->graph->jobs[job_index(fx->graph, "make_b[subject=02]")].target);
+}
+
+static void test_singular_value_keeps_job_id(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	char tree_text[256];
+	snprintf(tree_text, sizeof(tree_text), "subject = 01\n%s", chain_tree);
+	const char *targets[] = {"b"};
+	assert_int_equal(build(fx, tree_text, chain_recipes, targets, 1, false), 0);
+	/* The same id as in a run over many subjects, so the state database recognises the job. */
+	assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
+}
+
+static void test_missing_input_shows_chain(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	const char *tree_text = "subject = 01, 02\nsub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b.txt (b)\n"
+				"group.txt (group)\n";
+	const char *targets[] = {"group"};
+	assert_int_equal(build(fx, tree_text, chain_recipes, targets, 1, false), -1);
+	assert_non_null(strstr(fx->err.message, "sub-02/raw.txt"));
+	assert_non_null(strstr(fx->err.message, "make_a[subject=02] <- make_b[subject=02] <- gather"));
+}
+
+static void test_skip_missing(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	const char *tree_text = "subject = 01, 02\nsub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b.txt (b)\n"
+				"group.txt (group)\n";
+	const char *targets[] = {"b"};
+	assert_int_equal(build(fx, tree_text, chain_recipes, targets, 1, true), 0);
+	assert_int_equal(fx->graph->count, 2);
+	assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
+	assert_int_equal(job_index(fx->graph, "make_b[subject=02]"), -1);
+	assert_int_equal(fx->graph->skipped.count, 1);
+}
+
+static void test_cycle(void **state)
+{
+	struct fixture *fx = *state;
+	const char *tree_text = "x.txt (x)\ny.txt (y)\n";
+	const char *recipes = "recipes:\n"
+			      "  - name: forward\n    in: [x]\n    out: [y]\n    run: cp {x} {y}\n"
+			      "  - name: backward\n    in: [y]\n    out: [x]\n    run: cp {y} {x}\n";
+	const char *targets[] = {"y"};
+	assert_int_equal(build(fx, tree_text, recipes, targets, 1, false), -1);
+	assert_non_null(strstr(fx->err.message, "cycle"));
+	assert_non_null(strstr(fx->err.message, "forward"));
+	assert_non_null(strstr(fx->err.message, "backward"));
+}
+
+static void test_linked_placeholders_iterate_together(void **state)
+{
+	struct fixture *fx = *state;
+	const char *tree_text = "A = 1, 2\nB = x, y\n&LINK A, B\n{A}_{B}.in (raw)\n{A}_{B}.out (done)\n";
+	const char *recipes = "recipes:\n  - name: step\n    in: [raw]\n    out: [done]\n    run: cp {raw} {done}\n";
+	make_file(fx->dir, "1_x.in");
+	make_file(fx->dir, "2_y.in");
+	const char *targets[] = {"done"};
+	assert_int_equal(build(fx, tree_text, recipes, targets, 1, false), 0);
+	assert_int_equal(fx->graph->count, 2);
+	assert_true(job_index(fx->graph, "step[A=1,B=x]") >= 0);
+	assert_true(job_index(fx->graph, "step[A=2,B=y]") >= 0);
+}
+
+static void test_hostile_values_are_quoted(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-$(rm -rf x)'q/raw.txt");
+	const char *targets[] = {"a"};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
+	assert_int_equal(fx->graph->count, 1);
+	assert_string_equal(fx->graph->jobs[0].command,
+			    "cp 'sub-$(rm -rf x)'\\''q/raw.txt' 'sub-$(rm -rf x)'\\''q/a.txt'");
+}
+
+static void test_unknown_target(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	const char *targets[] = {"nothing/here.txt"};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), -1);
+	assert_non_null(strstr(fx->err.message, "nothing/here.txt"));
+}
+
+static void test_dot(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	const char *targets[] = {"b"};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
+	struct strbuf dot = STRBUF_INIT;
+	graph_to_dot(fx->graph, &dot);
+	assert_non_null(strstr(dot.buf, "digraph"));
+	assert_non_null(strstr(dot.buf, "j0 -> j1"));
+	strbuf_release(&dot);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_chain_and_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_path_and_singular_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_singular_value_keeps_job_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_input_shows_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_skip_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_linked_placeholders_iterate_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_values_are_quoted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dot, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
