@@ -13,6 +13,7 @@ struct key_info {
 	const char *path;       /* the tree template's text */
 	struct strvec required; /* placeholder names outside [...] */
 	struct strvec optional; /* names only inside [...] */
+	struct template parsed; /* `path` split once, for filling it quickly */
 	long producer;          /* recipe making this key, or -1 */
 };
 
@@ -59,6 +60,8 @@ struct builder {
 	struct recipe_info *recipes;
 	struct strvec stack;      /* job ids on the current path: cycles and messages (it stays short) */
 	struct strmap skipped;    /* ids of jobs left out by skip_missing */
+	size_t *dep_mark;         /* per job: 1 + the number of the job that last listed it as a dependency */
+	size_t dep_mark_cap;
 	struct cp_err *err;
 };
 
@@ -122,7 +125,7 @@ static struct key_info *key_lookup(struct builder *b, const char *key)
 	info->key = xstrdup(key);
 	info->path = path;
 	template_placeholders(&parsed, &info->required, &info->optional);
-	template_release(&parsed);
+	info->parsed = parsed;
 	info->producer = recipe_find_producer(b->set, key);
 	strmap_put(&b->key_index, key, b->key_count);
 	return &b->keys[b->key_count++];
@@ -142,6 +145,14 @@ static void key_names(const struct key_info *info, struct strvec *out)
 static int prepare_recipes(struct builder *b)
 {
 	b->recipes = xcalloc(b->set->count, sizeof(*b->recipes));
+	/* The definition depends on the recipe alone: every job shares its recipe's text. */
+	b->graph->definitions = xcalloc(b->set->count + 1, sizeof(*b->graph->definitions));
+	b->graph->definition_count = b->set->count;
+	for (size_t r = 0; r < b->set->count; r++) {
+		struct strbuf definition = STRBUF_INIT;
+		recipe_definition_text(&b->set->recipes[r], &definition);
+		b->graph->definitions[r] = strbuf_detach(&definition);
+	}
 	for (size_t r = 0; r < b->set->count; r++) {
 		const struct recipe *recipe = &b->set->recipes[r];
 		struct strvec names = STRVEC_INIT;
@@ -173,7 +184,7 @@ static int prepare_recipes(struct builder *b)
  * without any value is an error; an optional one is simply left unfilled.
  */
 static int collect_axes(struct builder *b, const struct strvec *names, const struct strvec *required,
-			const struct bindings *fixed, const char *context, struct axes *axes)
+			const struct bindings *fixed, const char *key, const char *job_id, struct axes *axes)
 {
 	for (size_t i = 0; i < names->count; i++) {
 		const char *name = names->items[i];
@@ -183,9 +194,9 @@ static int collect_axes(struct builder *b, const struct strvec *names, const str
 		if (!p || !p->count) {
 			if (required && strvec_find(required, name) >= 0) {
 				cp_err_set(b->err, NULL, 0,
-					   "placeholder '%s' has no value (needed by %s); set it in the tree, "
-					   "with -p %s=VALUE, or make sure files exist to glob",
-					   name, context, name);
+					   "placeholder '%s' has no value (needed by key '%s'%s%s); set it in the "
+					   "tree, with -p %s=VALUE, or make sure files exist to glob",
+					   name, key, job_id ? " of job " : "", job_id ? job_id : "", name);
 				return -1;
 			}
 			continue;
@@ -243,11 +254,67 @@ static bool axes_empty(const struct axes *axes)
 	return false;
 }
 
+/* What `name` fills in: the job's value, else the tree's singular value; NULL when there is none. */
+static const char *fill_value(const struct builder *b, const struct bindings *binding, const char *name)
+{
+	const struct binding *bound = bindings_find(binding, name);
+	if (bound)
+		return bound->value->text;
+	const struct tree_placeholder *p = tree_find_placeholder(b->tree, name);
+	return p && p->count == 1 && !p->multiple ? p->values[0].text : NULL;
+}
+
+/* A value that cannot change the shape of a path: no template syntax, wildcard or separator. */
+static bool plain_value(const char *value)
+{
+	return *value && strcmp(value, ".") && strcmp(value, "..") && !strpbrk(value, "{}[]*?/");
+}
+
+/*
+ * The common case of filling, on the template parsed once: every field has a plain value and
+ * every optional group is kept. Returns 1 when done, 0 when the tree module must do it (values
+ * that are templates themselves, dropped groups, wildcards, errors to report), -1 on error.
+ */
+static int fill_path_quickly(const struct builder *b, const struct key_info *info, const struct bindings *binding,
+			     struct strbuf *out)
+{
+	const struct template *t = &info->parsed;
+	for (size_t i = 0; i < t->count; i++) {
+		const struct template_part *part = &t->parts[i];
+		if (part->kind == TEMPLATE_STAR || part->kind == TEMPLATE_QUESTION)
+			return 0;
+		if (part->kind != TEMPLATE_FIELD)
+			continue;
+		const char *value = fill_value(b, binding, part->text);
+		if (!value || !plain_value(value))
+			return 0;
+	}
+	strbuf_reset(out);
+	for (size_t i = 0; i < t->count; i++) {
+		const struct template_part *part = &t->parts[i];
+		if (part->kind == TEMPLATE_LITERAL) {
+			strbuf_adds(out, part->text);
+			continue;
+		}
+		const char *value = fill_value(b, binding, part->text);
+		if (!part->spec) {
+			strbuf_adds(out, value);
+		} else if (template_format(part->spec, value, out, b->err) < 0) {
+			cp_err_prefix(b->err, "key '%s': ", info->key);
+			return -1;
+		}
+	}
+	return 1;
+}
+
 static int fill_path(struct builder *b, const struct key_info *info, const struct bindings *binding,
 		     struct strbuf *out)
 {
-	const char **names = xcalloc(binding->count, sizeof(*names));
-	const char **values = xcalloc(binding->count, sizeof(*values));
+	int quick = fill_path_quickly(b, info, binding, out);
+	if (quick)
+		return quick < 0 ? -1 : 0;
+	const char **names = xcalloc(binding->count + 1, sizeof(*names));
+	const char **values = xcalloc(binding->count + 1, sizeof(*values));
 	for (size_t i = 0; i < binding->count; i++) {
 		names[i] = binding->items[i].name;
 		values[i] = binding->items[i].value->text;
@@ -271,7 +338,9 @@ static void make_job_id(const struct recipe *recipe, const struct bindings *bind
 			continue;
 		strbuf_addch(out, open ? ',' : '[');
 		open = true;
-		strbuf_addf(out, "%s=%s", binding->items[i].name, binding->items[i].value->text);
+		strbuf_adds(out, binding->items[i].name);
+		strbuf_addch(out, '=');
+		strbuf_adds(out, binding->items[i].value->text);
 	}
 	if (open)
 		strbuf_addch(out, ']');
@@ -316,6 +385,33 @@ static void chain_message(struct builder *b, struct strbuf *out)
 	}
 }
 
+static int compare_globbed(const void *wanted, const void *file)
+{
+	const struct glob_file *a = wanted, *f = file;
+	int c = strcmp(a->key, f->key);
+	return c ? c : strcmp(a->path, f->path);
+}
+
+/* Is the raw input there? The glob already listed what exists; only paths it missed cost a stat. */
+static bool raw_input_exists(const struct builder *b, const char *key, const char *path)
+{
+	const struct glob_result *globbed = b->request->globbed;
+	if (globbed && globbed->count) {
+		struct glob_file wanted;
+		memset(&wanted, 0, sizeof(wanted));
+		wanted.key = (char *)key;
+		wanted.path = (char *)path;
+		if (bsearch(&wanted, globbed->files, globbed->count, sizeof(*globbed->files), compare_globbed))
+			return true;
+	}
+	struct stat st;
+	struct strbuf full = STRBUF_INIT;
+	path_join(b->request->data_root ? b->request->data_root : ".", path, &full);
+	bool exists = lstat(full.buf, &st) == 0;
+	strbuf_release(&full);
+	return exists;
+}
+
 /*
  * Make sure the file of `info` under `binding` can exist: if a recipe makes it,
  * add that job (setting *dep); otherwise check the raw file is on disk.
@@ -345,12 +441,7 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 			*dep = (long)index;
 		return rc;
 	}
-	struct stat st;
-	struct strbuf full = STRBUF_INIT;
-	path_join(b->request->data_root ? b->request->data_root : ".", path, &full);
-	int exists = lstat(full.buf, &st) == 0;
-	strbuf_release(&full);
-	if (exists)
+	if (raw_input_exists(b, info->key, path))
 		return ADD_OK;
 	if (optional)
 		return ADD_SKIPPED;
@@ -380,11 +471,9 @@ static int expand_key(struct builder *b, const char *key, const struct bindings 
 	struct strvec names = STRVEC_INIT;
 	key_names(info, &names);
 	struct axes axes = {NULL, 0, 0};
-	struct strbuf context = STRBUF_INIT, path = STRBUF_INIT;
-	strbuf_addf(&context, "key '%s' of job %s", key, job_id);
-	int rc = collect_axes(b, &names, &info->required, binding, context.buf, &axes);
+	struct strbuf path = STRBUF_INIT;
+	int rc = collect_axes(b, &names, &info->required, binding, key, job_id, &axes);
 	strvec_release(&names);
-	strbuf_release(&context);
 	if (rc < 0)
 		goto out;
 	if (axes_empty(&axes))
@@ -593,18 +682,16 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	memset(&pending.inputs, 0, sizeof(pending.inputs));
 	memset(&pending.outputs, 0, sizeof(pending.outputs));
 	job->command = strbuf_detach(&command);
-	struct strbuf definition = STRBUF_INIT;
-	recipe_definition_text(recipe, &definition);
-	job->definition = strbuf_detach(&definition);
-	/* Dependencies, each once. */
+	job->definition = g->definitions[recipe_index];
+	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear. */
+	ALLOC_GROW(b->dep_mark, g->count + 1, b->dep_mark_cap);
 	for (size_t i = 0; i < pending.dep_count; i++) {
-		bool seen = false;
-		for (size_t j = 0; j < job->dep_count && !seen; j++)
-			seen = job->deps[j] == pending.deps[i];
-		if (!seen) {
-			ALLOC_GROW(job->deps, job->dep_count + 1, job->dep_cap);
-			job->deps[job->dep_count++] = pending.deps[i];
-		}
+		size_t dep = pending.deps[i];
+		if (b->dep_mark[dep] == g->count + 1)
+			continue;
+		b->dep_mark[dep] = g->count + 1;
+		ALLOC_GROW(job->deps, job->dep_count + 1, job->dep_cap);
+		job->deps[job->dep_count++] = dep;
 	}
 	pending_release(&pending);
 	for (size_t i = 0; i < job->outputs.count; i++)
@@ -646,11 +733,9 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 	struct strvec names = STRVEC_INIT;
 	key_names(info, &names);
 	struct axes axes = {NULL, 0, 0};
-	struct strbuf context = STRBUF_INIT, path = STRBUF_INIT;
-	strbuf_addf(&context, "target '%s'", key);
-	int rc = collect_axes(b, &names, &info->required, fixed, context.buf, &axes);
+	struct strbuf path = STRBUF_INIT;
+	int rc = collect_axes(b, &names, &info->required, fixed, key, NULL, &axes);
 	strvec_release(&names);
-	strbuf_release(&context);
 	if (rc < 0 || axes_empty(&axes))
 		goto out;
 	size_t *rows = xcalloc(axes.count + 1, sizeof(*rows));
@@ -759,6 +844,7 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 		free(b.keys[i].key);
 		strvec_release(&b.keys[i].required);
 		strvec_release(&b.keys[i].optional);
+		template_release(&b.keys[i].parsed);
 	}
 	free(b.keys);
 	strmap_release(&b.key_index);
@@ -766,6 +852,7 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 		strvec_release(&b.recipes[r].iterating);
 	free(b.recipes);
 	strmap_release(&b.skipped);
+	free(b.dep_mark);
 	strvec_release(&b.stack);
 	if (rc < 0) {
 		graph_free(b.graph);
@@ -789,10 +876,12 @@ void graph_free(struct graph *graph)
 		free(job->input_optional);
 		free(job->output_optional);
 		free(job->command);
-		free(job->definition);
 		free(job->deps);
 	}
 	free(graph->jobs);
+	for (size_t r = 0; graph->definitions && r < graph->definition_count; r++)
+		free(graph->definitions[r]);
+	free(graph->definitions);
 	strvec_release(&graph->skipped);
 	strmap_release(&graph->by_output);
 	strmap_release(&graph->by_id);

@@ -9,6 +9,7 @@
 #ifndef CPIPE_GRAPH_H
 #define CPIPE_GRAPH_H
 
+#include "cpipe/glob.h"
 #include "cpipe/recipe.h"
 #include "cpipe/tree.h"
 #include "cpipe/util.h"
@@ -24,7 +25,7 @@ struct graph_job {
 	struct strvec outputs;        /* every `out` path */
 	bool *output_optional;
 	char *command;                /* the expanded, shell-quoted `run` */
-	char *definition;             /* recipe definition text (what makes "command changed") */
+	const char *definition;       /* recipe definition text (what makes "command changed"); shared */
 	bool target;                  /* makes a file that was asked for (not only a dependency) */
 	size_t *deps;                 /* indices of jobs making this job's inputs; all smaller than its own */
 	size_t dep_count;
@@ -35,6 +36,8 @@ struct graph {
 	struct graph_job *jobs; /* dependencies first */
 	size_t count;
 	size_t cap;
+	char **definitions;     /* per recipe: its definition text, shared by its jobs */
+	size_t definition_count;
 	struct strvec skipped;  /* with skip_missing: one line per job left out and why */
 	struct strmap by_output; /* output path -> job index */
 	struct strmap by_id;     /* job id -> job index */
@@ -45,6 +48,8 @@ struct graph_request {
 	size_t target_count;
 	const char *data_root;      /* where raw inputs are looked for */
 	bool skip_missing;          /* drop jobs whose raw inputs are missing instead of failing */
+	const struct glob_result *globbed; /* the raw keys' files found by glob_update (may be NULL):
+	                                      a raw input listed there exists without another stat */
 };
 
 /*

@@ -176,7 +176,7 @@ static int glob_sources(struct study_options *opt, struct study *study, struct c
 	if (rc == 0 && keys.count) {
 		struct glob_request request = {(const char *const *)keys.items, keys.count, ".",
 					       (const char *const *const *)arrays, sizes, link_count};
-		rc = glob_update(study->tree, &request, NULL, err);
+		rc = glob_update(study->tree, &request, &study->globbed, err);
 	}
 	for (size_t i = 0; i < link_count; i++)
 		strvec_release(&names[i]);
@@ -230,7 +230,7 @@ int study_load(struct study_options *opt, struct study *study)
 	if (glob_sources(opt, study, &err) < 0)
 		goto fail;
 	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
-					opt->skip_missing};
+					opt->skip_missing, &study->globbed};
 	if (graph_build(study->tree, study->recipes, &request, &study->graph, &err) < 0)
 		goto fail;
 	for (size_t i = 0; i < study->graph->skipped.count; i++)
@@ -248,6 +248,7 @@ void study_release(struct study *study)
 {
 	state_close(study->state);
 	graph_free(study->graph);
+	glob_result_release(&study->globbed);
 	if (study->tree)
 		tree_free(study->tree);
 	recipe_set_free(study->recipes);

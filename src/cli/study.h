@@ -11,6 +11,7 @@
 
 #include <getopt.h>
 
+#include "cpipe/glob.h"
 #include "cpipe/graph.h"
 #include "cpipe/recipe.h"
 #include "cpipe/state.h"
@@ -28,6 +29,7 @@ struct study_options {
 };
 
 struct study {
+	struct glob_result globbed; /* the raw inputs found on disk */
 	struct recipe_set *recipes;
 	struct tree *tree;
 	struct graph *graph;
