@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Directories under the data root, without a trailing slash. */
 #define EXEC_STATE_DIR ".cpipe"
@@ -228,5 +229,202 @@ int exec_mkdir_p(const char *path, struct cp_err *err);
 int exec_cpu_count(void);
 /* Physical RAM in GiB (a large value when unknown). */
 double exec_ram_gb(void);
+
+/* ==== Cluster backends: fsl_sub, SLURM, SGE ================================
+ *
+ * Cluster jobs are submitted all at once and run later on other machines;
+ * the coordinator (the cpipe process that submits) exits and a later cpipe
+ * call learns what happened from files the jobs leave behind. Compute nodes
+ * never open the state database. Files, all under the data root
+ * (exec_cluster_options.cwd), <name> being exec_job_file_name(job id):
+ *
+ *   .cpipe/jobs/<name>.sh         the job script: checks the markers of the
+ *                                 jobs it depends on (fails fast when one did
+ *                                 not succeed: SGE's -hold_jid also releases
+ *                                 dependants of failed jobs), runs the
+ *                                 command, checks the declared outputs,
+ *                                 writes the marker
+ *   .cpipe/jobs/<name>.marker     the result, written to a temporary name and
+ *                                 renamed (exec_marker_read)
+ *   .cpipe/jobs/<name>.submitted  the submission record: backend and cluster
+ *                                 id (exec_submission_read); its presence
+ *                                 without a marker means "in flight"
+ *   .cpipe/jobs/<unit>.tasks      an array's task list, one command per line
+ *                                 (fsl_sub -t takes it as it is)
+ *   .cpipe/jobs/<unit>.array.sh   the array script picking its task's line
+ *   .cpipe/jobs/<unit>.out        the scheduler's own output for a submission
+ *   .cpipe/logs/<name>.log        the job's stdout and stderr, as for local runs
+ */
+
+struct exec_submission;
+
+enum exec_cluster_kind {
+	EXEC_CLUSTER_NONE = 0,
+	EXEC_CLUSTER_FSL_SUB, /* fsl_sub, whatever it runs on (also its no-cluster shell mode) */
+	EXEC_CLUSTER_SLURM,   /* sbatch / squeue / scancel */
+	EXEC_CLUSTER_SGE,     /* qsub / qstat / qdel */
+};
+
+/* "fsl_sub", "slurm", "sge" ("none" for EXEC_CLUSTER_NONE). */
+const char *exec_cluster_name(enum exec_cluster_kind kind);
+
+/*
+ * Parse a --submit value: "fsl_sub" (also "fsl-sub"), "slurm", "sge", or
+ * "auto" (or NULL/""): fsl_sub when it is on PATH, else sbatch, else qsub.
+ * Returns 0 with *out set, or -1 with err saying why none can be used (an
+ * unknown name, or nothing on PATH).
+ */
+int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp_err *err);
+
+/* True when `program` is an executable file in a directory of $PATH. */
+bool exec_on_path(const char *program);
+
+/*
+ * One job to submit. Inputs are borrowed from the caller until
+ * exec_cluster_submit returns; outputs are owned by the job (freed by
+ * exec_cluster_job_release).
+ */
+struct exec_cluster_job {
+	const char *id;      /* as for struct exec_job: names the job's files */
+	const char *command; /* the shell command, run by /bin/sh -c in the data root */
+	const char *const *outputs;  /* declared outputs, data-root relative */
+	const bool *output_optional; /* NULL = all required */
+	size_t output_count;
+	const size_t *deps;  /* indices of jobs in this submission it needs; each < own index */
+	size_t dep_count;
+	/*
+	 * Jobs outside this submission that are still queued or running (from an
+	 * earlier submission): their ids and submission records. The job is held
+	 * on their cluster ids and its script checks their markers.
+	 */
+	const char *const *outside_ids;
+	const struct exec_submission *const *outside;
+	size_t outside_count;
+	/* Jobs with the same non-NULL group that do not depend on one another may go into one array. */
+	const char *group;
+	const char *note; /* one line kept in the submission record for the caller (NULL: none) */
+	/* What the job asks of the scheduler; 0 / NULL = the scheduler's default. */
+	long minutes;
+	double ram_gb;
+	long threads;
+	const char *queue;
+	const char *coprocessor;
+	long coprocessor_count;
+	const char *const *extra; /* raw scheduler arguments, passed unchanged */
+	size_t extra_count;
+
+	/* Filled by exec_cluster_submit. */
+	char *cluster_id; /* "123", "123_4" (SLURM array task), "123.4" (SGE task); NULL if not submitted */
+	char *log_path;   /* .cpipe/logs/<name>.log */
+};
+
+void exec_cluster_job_release(struct exec_cluster_job *job);
+
+struct exec_cluster_options {
+	const char *cwd; /* the data root; NULL = "." (made absolute for the scripts) */
+	enum exec_cluster_kind kind;
+	double scale_time;        /* multiply minutes by this, rounding up; <= 0 = 1 */
+	size_t array_min;         /* smallest group submitted as an array; 0 = EXEC_ARRAY_MIN */
+	const char *const *holds; /* --job-hold: outside cluster ids every root job waits for */
+	size_t hold_count;
+	/* Called after each submission (a single job or an array) with the jobs' indices; may be NULL. */
+	void (*on_submit)(void *ctx, const size_t *indices, size_t count, const char *cluster_id);
+	void *ctx;
+};
+#define EXEC_ARRAY_MIN 3
+
+struct exec_cluster_summary {
+	size_t jobs;        /* jobs submitted */
+	size_t submissions; /* scheduler calls that submitted something */
+	size_t arrays;      /* of which array submissions */
+	bool foreground;    /* fsl_sub ran jobs in the foreground (its no-cluster shell mode) */
+};
+
+/*
+ * Write every job's script and submit the jobs, dependencies first, each
+ * held on the cluster ids of its parents (in this submission or outside),
+ * grouping same-group independent jobs into arrays of at least array_min
+ * tasks. An old marker of a job is removed before it is submitted and the
+ * submission record is written after. When fsl_sub runs a job in the
+ * foreground (shell mode: it blocks, the id means nothing, and a failing job
+ * makes fsl_sub exit non-zero), the job's marker is what counts: a non-zero
+ * fsl_sub exit with a new marker present is not a submission error.
+ * Returns 0, or -1 with err on the first submission that failed (jobs
+ * submitted before it keep their records and stay in flight).
+ */
+int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struct exec_cluster_options *opt,
+			struct exec_cluster_summary *summary, struct cp_err *err);
+
+/* A submission record (.cpipe/jobs/<name>.submitted). */
+struct exec_submission {
+	enum exec_cluster_kind kind;
+	char *job;      /* the scheduler's job id ("123") */
+	long task;      /* array task index (1-based), 0 for a plain job */
+	char *log_path; /* data-root relative */
+	char *note;     /* the caller's note, or NULL */
+	int64_t submitted_ns;
+};
+#define EXEC_SUBMISSION_INIT {EXEC_CLUSTER_NONE, NULL, 0, NULL, NULL, 0}
+
+/*
+ * Read the submission record of job file name `name` under `cwd` (NULL = ".").
+ * Returns 1 when there is one (*out filled; release it), 0 when there is
+ * none, -1 with err when it cannot be read or parsed.
+ */
+int exec_submission_read(const char *cwd, const char *name, struct exec_submission *out, struct cp_err *err);
+void exec_submission_release(struct exec_submission *submission);
+/* Delete the record (after its result was imported). Missing is fine. */
+void exec_submission_remove(const char *cwd, const char *name);
+/* "123", "123_4" or "123.4": how the record's scheduler names the job or task. */
+void exec_submission_cluster_id(const struct exec_submission *submission, struct strbuf *out);
+
+/* One declared output as the job script saw it after the command. */
+struct exec_marker_output {
+	bool exists;
+	int64_t size;
+	int64_t mtime_ns;
+};
+
+/* A job's result (.cpipe/jobs/<name>.marker). */
+struct exec_marker {
+	int exit_code;   /* 0 = the command succeeded and every required output exists */
+	char *message;   /* why not ("exit status 2", "declared output 'x' was not created",
+	                    "not run: 'a' it depends on did not succeed"); NULL on success */
+	int64_t start_ns;
+	int64_t end_ns;
+	char *host;
+	struct exec_marker_output *outputs; /* in declared order */
+	size_t output_count;
+};
+
+/* Returns 1 and fills *out when the marker exists, 0 when not, -1 with err when it is malformed. */
+int exec_marker_read(const char *cwd, const char *name, struct exec_marker *out, struct cp_err *err);
+void exec_marker_release(struct exec_marker *marker);
+
+/* Where a submitted job is, as the scheduler sees it. */
+enum exec_cluster_state {
+	EXEC_CLUSTER_UNKNOWN = 0, /* the scheduler does not know the id (finished and purged, never
+	                             existed, or fsl_sub's meaningless shell-mode id) */
+	EXEC_CLUSTER_QUEUED,
+	EXEC_CLUSTER_RUNNING,
+	EXEC_CLUSTER_ENDED,       /* finished (any way); the marker tells how */
+	EXEC_CLUSTER_NEVER,       /* waits on a dependency that can never be met: cancel it */
+};
+
+/* "unknown", "queued", "running", "ended", "never". */
+const char *exec_cluster_state_name(enum exec_cluster_state state);
+
+/*
+ * Ask the scheduler, with ONE command, where each of `count` submissions is
+ * (`states` gets count entries). SLURM: squeue -h -t all -j ID,... ; SGE:
+ * qstat -u '*'; fsl_sub: whichever of squeue/qstat is on PATH, else every
+ * job is UNKNOWN. Returns 0, or -1 with err when the query itself failed
+ * (states then all UNKNOWN and the caller should not conclude anything).
+ */
+int exec_cluster_query(const struct exec_submission *const *subs, size_t count, enum exec_cluster_state *states,
+		       struct cp_err *err);
+
+/* Cancel the given submissions (one scancel/qdel call). Returns 0 or -1 with err. */
+int exec_cluster_cancel(const struct exec_submission *const *subs, size_t count, struct cp_err *err);
 
 #endif

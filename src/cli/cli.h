@@ -62,5 +62,6 @@ int cmd_status(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
 
 #endif

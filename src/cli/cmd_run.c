@@ -1,4 +1,4 @@
-#include "decide.h"
+#include "submit.h"
 
 #include "cpipe/exec.h"
 
@@ -34,6 +34,14 @@ static const char run_usage[] =
 	"  -v, --verbose          also print each job's command\n"
 	"  -h, --help             show this help\n"
 	"\n"
+	"On a cluster (see CLUSTER in cpipe(1)):\n"
+	"      --submit[=BACKEND] submit the jobs instead of running them: auto (the\n"
+	"                         default: fsl_sub, else sbatch, else qsub on PATH),\n"
+	"                         fsl_sub, slurm or sge; prints the cluster ids\n"
+	"      --wait             after submitting, wait until every job has ended\n"
+	"      --job-hold ID,...  the first jobs wait for these cluster jobs\n"
+	"      --scale-time F     multiply each recipe's minutes by F (rounded up)\n"
+	"\n"
 	"Exit status: 0 when every job succeeded, 1 when a job failed, 2 on a usage\n"
 	"or input error, 130 when interrupted.\n";
 
@@ -61,9 +69,12 @@ struct run_options {
 	bool quiet;
 	bool verbose;
 	bool json;
+	bool submit;
+	struct submit_options cluster;
 };
 
-enum { OPT_MAX_THREADS = 256, OPT_MAX_RAM, OPT_REBUILD_UNKNOWN, OPT_JSON };
+enum { OPT_MAX_THREADS = 256, OPT_MAX_RAM, OPT_REBUILD_UNKNOWN, OPT_JSON, OPT_SUBMIT, OPT_WAIT, OPT_JOB_HOLD,
+       OPT_SCALE_TIME };
 
 static const struct option run_long_options[] = {
 	STUDY_LONG_OPTIONS,
@@ -80,6 +91,13 @@ static const struct option run_long_options[] = {
 	{"quiet", no_argument, NULL, 'q'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"json", no_argument, NULL, OPT_JSON},
+	{"submit", optional_argument, NULL, OPT_SUBMIT},
+	{"wait", no_argument, NULL, OPT_WAIT},
+	{"job-hold", required_argument, NULL, OPT_JOB_HOLD},
+	{"job_hold", required_argument, NULL, OPT_JOB_HOLD},
+	{"scale-time", required_argument, NULL, OPT_SCALE_TIME},
+	{"scale-jobtime", required_argument, NULL, OPT_SCALE_TIME},
+	{"scale_jobtime", required_argument, NULL, OPT_SCALE_TIME},
 	{NULL, 0, NULL, 0},
 };
 
@@ -131,6 +149,17 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 		case 'q': opt->quiet = true; break;
 		case 'v': opt->verbose = true; break;
 		case OPT_JSON: opt->json = true; break;
+		case OPT_SUBMIT:
+			opt->submit = true;
+			opt->cluster.backend = optarg;
+			break;
+		case OPT_WAIT: opt->cluster.wait = true; break;
+		case OPT_JOB_HOLD: strvec_split(&opt->cluster.holds, optarg, ',', true); break;
+		case OPT_SCALE_TIME:
+			opt->cluster.scale_time = strtod(optarg, &end);
+			if (end == optarg || *end || !(opt->cluster.scale_time > 0))
+				rc = cli_usage_error(command, "--scale-time needs a positive number");
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			rc = EXIT_OK;
@@ -142,6 +171,10 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	}
 	for (int i = optind; rc < 0 && i < new_argc; i++)
 		strvec_push(&opt->study.targets, args[i]);
+	if (rc < 0 && !opt->submit && (opt->cluster.wait || opt->cluster.holds.count || opt->cluster.scale_time > 0))
+		rc = cli_usage_error(command, "--wait, --job-hold and --scale-time go with --submit");
+	opt->cluster.quiet = opt->quiet;
+	opt->cluster.verbose = opt->verbose;
 	free(args);
 	/* The -p values point into `storage`: they were copied by cli_parse_placeholder. */
 	strvec_release(&storage);
@@ -151,9 +184,10 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 static json_t *json_strings(const struct strvec *items)
 {
 	json_t *array = json_array();
-	for (size_t i = 0; i < items->count; i++)
-		json_array_append_new(array, json_string(items->items[i]) ? json_string(items->items[i])
-									  : json_string("?"));
+	for (size_t i = 0; i < items->count; i++) {
+		json_t *item = json_string(items->items[i]);
+		json_array_append_new(array, item ? item : json_string("?"));
+	}
 	return array;
 }
 
@@ -246,18 +280,21 @@ int cmd_plan(int argc, char **argv)
 		goto out;
 	struct decision *decisions = NULL;
 	struct cp_err err = CP_ERR_INIT;
-	if (decide_all(&study, &opt.decide, &decisions, &err) < 0) {
+	struct cluster_view view;
+	if (cluster_sync(&study, &view, false, &err) < 0 || decide_all(&study, &opt.decide, &decisions, &err) < 0) {
 		cli_report(&err);
 		rc = EXIT_USAGE;
-	} else if (opt.json) {
+	} else if (cluster_hold_in_flight(&study, &view, decisions, true), opt.json) {
 		print_plan_json(&study, decisions, opt.verbose);
 	} else {
 		print_plan_text(&study, decisions, opt.verbose);
 	}
 	decisions_free(decisions, study.graph->count);
+	cluster_view_release(&view);
 	study_release(&study);
 out:
 	study_options_release(&opt.study);
+	strvec_release(&opt.cluster.holds);
 	return rc;
 }
 
@@ -562,30 +599,64 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	struct decision *decisions = NULL;
 	struct cp_err err = CP_ERR_INIT;
-	if (decide_all(&study, &opt.decide, &decisions, &err) < 0 ||
-	    adopt_jobs(&study, decisions, opt.quiet, &err) < 0 || claim_jobs(&study, decisions, &err) < 0) {
+	struct cluster_view view;
+	/* Results of cluster jobs come in first, whatever this run does. */
+	if (cluster_sync(&study, &view, !opt.quiet, &err) < 0 || decide_all(&study, &opt.decide, &decisions, &err) < 0 ||
+	    adopt_jobs(&study, decisions, opt.quiet, &err) < 0) {
 		cli_report(&err);
 		rc = EXIT_USAGE;
-	} else {
-		size_t to_run = 0, held = 0;
-		for (size_t i = 0; i < study.graph->count; i++) {
-			to_run += decisions[i].kind == DECISION_RUN;
-			held += decisions[i].kind == DECISION_HELD || decisions[i].kind == DECISION_BLOCKED;
-		}
-		if (!to_run) {
-			if (!opt.quiet)
-				fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date)\n", study.graph->count - held,
-					study.graph->count - held == 1 ? "" : "s");
-			rc = held ? EXIT_JOB_FAILED : EXIT_OK;
-		} else {
-			rc = execute(&study, decisions, &opt);
-			if (held && rc == EXIT_OK)
-				rc = EXIT_JOB_FAILED;
-		}
+		goto done;
 	}
+	size_t in_flight = 0;
+	for (size_t i = 0; i < study.graph->count; i++) {
+		if (!view.in_flight[i])
+			continue;
+		in_flight++;
+		/*
+		 * A job queued or running on the cluster is never run a second time: a local
+		 * run holds it (and its dependants); a new submission waits for its cluster id.
+		 */
+		if (!opt.submit)
+			continue;
+		decisions[i].kind = DECISION_UP_TO_DATE;
+	}
+	if (!opt.submit)
+		cluster_hold_in_flight(&study, &view, decisions, opt.quiet);
+	if (claim_jobs(&study, decisions, &err) < 0) {
+		cli_report(&err);
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	size_t to_run = 0, held = 0;
+	for (size_t i = 0; i < study.graph->count; i++) {
+		to_run += decisions[i].kind == DECISION_RUN;
+		held += decisions[i].kind == DECISION_HELD || decisions[i].kind == DECISION_BLOCKED;
+	}
+	if (!to_run) {
+		if (!opt.quiet && opt.submit && in_flight)
+			fprintf(stderr, "cpipe: nothing to submit (%zu job%s already queued or running on the cluster)\n",
+				in_flight, in_flight == 1 ? "" : "s");
+		else if (!opt.quiet)
+			fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date)\n", study.graph->count - held,
+				study.graph->count - held == 1 ? "" : "s");
+		rc = held ? EXIT_JOB_FAILED : EXIT_OK;
+		if (opt.submit && opt.cluster.wait && in_flight)
+			rc = cluster_wait(&study, opt.quiet);
+	} else if (opt.submit) {
+		rc = cluster_submit(&study, decisions, &view, &opt.cluster);
+		if (held && rc == EXIT_OK)
+			rc = EXIT_JOB_FAILED;
+	} else {
+		rc = execute(&study, decisions, &opt);
+		if (held && rc == EXIT_OK)
+			rc = EXIT_JOB_FAILED;
+	}
+done:
 	decisions_free(decisions, study.graph->count);
+	cluster_view_release(&view);
 	study_release(&study);
 out:
 	study_options_release(&opt.study);
+	strvec_release(&opt.cluster.holds);
 	return rc;
 }

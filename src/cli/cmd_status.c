@@ -1,4 +1,4 @@
-#include "decide.h"
+#include "submit.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -11,7 +11,9 @@ static const char status_usage[] =
 	"\n"
 	"For each output key of the TARGETs' jobs, count its files: up to date, stale\n"
 	"(the job would run again), missing, and failed (the last run failed). With\n"
-	"-v, one line per job with its state and reason.\n"
+	"-v, one line per job with its state and reason. Results of jobs submitted to\n"
+	"a cluster are imported first; jobs still queued or running there are counted\n"
+	"on a last line and shown as \"queued\" or \"running\" with -v.\n"
 	"\n"
 	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n"
 	"  -v, --verbose   one line per job\n"
@@ -95,9 +97,11 @@ int cmd_status(int argc, char **argv)
 	struct decision *decisions = NULL;
 	struct decide_options decide = {false, false, false};
 	struct cp_err err = CP_ERR_INIT;
-	if (decide_all(&study, &decide, &decisions, &err) < 0) {
+	struct cluster_view view;
+	if (cluster_sync(&study, &view, true, &err) < 0 || decide_all(&study, &decide, &decisions, &err) < 0) {
 		cli_report(&err);
 		rc = EXIT_USAGE;
+		cluster_view_release(&view);
 		study_release(&study);
 		goto out;
 	}
@@ -115,8 +119,20 @@ int cmd_status(int argc, char **argv)
 		bool interrupted = known && (record.status == STATE_STATUS_INTERRUPTED ||
 					     (record.status == STATE_STATUS_RUNNING && !record.holder_alive));
 		bool running = known && record.status == STATE_STATUS_RUNNING && record.holder_alive;
+		bool on_cluster = view.in_flight[i];
+		if (on_cluster) {
+			failed = interrupted = running = false;
+			decisions[i].kind = DECISION_HELD;
+			decisions[i].reason = STATE_RUNNING_ELSEWHERE;
+			struct strbuf where = STRBUF_INIT;
+			strbuf_addf(&where, "on %s as job ", exec_cluster_name(view.subs[i].kind));
+			exec_submission_cluster_id(&view.subs[i], &where);
+			free(decisions[i].detail);
+			decisions[i].detail = strbuf_detach(&where);
+		}
 		if (verbose) {
-			const char *word = failed ? "failed" : interrupted ? "interrupted" : running ? "running"
+			const char *word = on_cluster ? exec_cluster_state_name(view.states[i])
+					 : failed ? "failed" : interrupted ? "interrupted" : running ? "running"
 					 : decisions[i].kind == DECISION_RUN ? "stale" : decision_kind_name(decisions[i].kind);
 			strbuf_reset(&line);
 			strbuf_addf(&line, "%-11s ", word);
@@ -158,10 +174,13 @@ int cmd_status(int argc, char **argv)
 	for (size_t k = 0; k < keys.count; k++)
 		printf("%-24s %10zu %10zu %10zu %10zu\n", keys.items[k], counts[k].up_to_date, counts[k].stale,
 		       counts[k].missing, counts[k].failed);
+	if (view.in_flight_count)
+		printf("on the cluster: %zu queued, %zu running (cpipe wait)\n", view.queued, view.running);
 	strbuf_release(&line);
 	free(counts);
 	strvec_release(&keys);
 	decisions_free(decisions, study.graph->count);
+	cluster_view_release(&view);
 	study_release(&study);
 	rc = EXIT_OK;
 out:

@@ -6,6 +6,7 @@
 static const struct cli_command commands[] = {
 	{"run", cmd_run, "make the targets: run every job that is not up to date"},
 	{"plan", cmd_plan, "show what run would do, and why, without running anything"},
+	{"wait", cmd_wait, "wait for the jobs submitted to a cluster to end, importing their results"},
 	{"status", cmd_status, "count each key's files: up to date, stale, missing, failed"},
 	{"log", cmd_log, "print the log of a job's last run"},
 	{"forget", cmd_forget, "drop the state records of jobs (their outputs are then adopted or rebuilt)"},

@@ -1,0 +1,971 @@
+/*
+ * exec, cluster part: job scripts, markers, submission records, grouping of
+ * jobs into arrays, and the scheduler-neutral submit/query/cancel entry
+ * points. The command lines of each scheduler are in exec_scheduler.c.
+ */
+#include "exec_cluster.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- names and PATH ------------------------------------------------------ */
+
+const char *exec_cluster_name(enum exec_cluster_kind kind)
+{
+	switch (kind) {
+	case EXEC_CLUSTER_FSL_SUB: return "fsl_sub";
+	case EXEC_CLUSTER_SLURM: return "slurm";
+	case EXEC_CLUSTER_SGE: return "sge";
+	case EXEC_CLUSTER_NONE: break;
+	}
+	return "none";
+}
+
+const char *exec_cluster_state_name(enum exec_cluster_state state)
+{
+	switch (state) {
+	case EXEC_CLUSTER_UNKNOWN: return "unknown";
+	case EXEC_CLUSTER_QUEUED: return "queued";
+	case EXEC_CLUSTER_RUNNING: return "running";
+	case EXEC_CLUSTER_ENDED: return "ended";
+	case EXEC_CLUSTER_NEVER: return "never";
+	}
+	return "unknown";
+}
+
+bool exec_on_path(const char *program)
+{
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/bin:/bin";
+	struct strvec dirs = STRVEC_INIT;
+	struct strbuf full = STRBUF_INIT;
+	strvec_split(&dirs, path, ':', false);
+	bool found = false;
+	for (size_t i = 0; i < dirs.count && !found; i++) {
+		strbuf_reset(&full);
+		path_join(*dirs.items[i] ? dirs.items[i] : ".", program, &full);
+		struct stat st;
+		found = stat(full.buf, &st) == 0 && S_ISREG(st.st_mode) && access(full.buf, X_OK) == 0;
+	}
+	strbuf_release(&full);
+	strvec_release(&dirs);
+	return found;
+}
+
+int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp_err *err)
+{
+	*out = EXEC_CLUSTER_NONE;
+	if (!name || !*name || !strcmp(name, "auto")) {
+		if (exec_on_path("fsl_sub"))
+			*out = EXEC_CLUSTER_FSL_SUB;
+		else if (exec_on_path("sbatch"))
+			*out = EXEC_CLUSTER_SLURM;
+		else if (exec_on_path("qsub"))
+			*out = EXEC_CLUSTER_SGE;
+		else {
+			cp_err_set(err, NULL, 0,
+				   "cannot submit: none of fsl_sub, sbatch (SLURM) or qsub (SGE) is on PATH; "
+				   "run without --submit to run the jobs here");
+			return -1;
+		}
+		return 0;
+	}
+	if (!strcmp(name, "fsl_sub") || !strcmp(name, "fsl-sub"))
+		*out = EXEC_CLUSTER_FSL_SUB;
+	else if (!strcmp(name, "slurm"))
+		*out = EXEC_CLUSTER_SLURM;
+	else if (!strcmp(name, "sge"))
+		*out = EXEC_CLUSTER_SGE;
+	else {
+		cp_err_set(err, NULL, 0, "unknown --submit backend '%s' (auto, fsl_sub, slurm or sge)", name);
+		return -1;
+	}
+	const char *program = *out == EXEC_CLUSTER_FSL_SUB ? "fsl_sub" : *out == EXEC_CLUSTER_SLURM ? "sbatch" : "qsub";
+	if (!exec_on_path(program)) {
+		cp_err_set(err, NULL, 0, "cannot submit with %s: %s is not on PATH", name, program);
+		*out = EXEC_CLUSTER_NONE;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- small file helpers --------------------------------------------------- */
+
+/* `cwd`/`rel`, or `rel` alone when cwd is "." or NULL. */
+static void root_path(const char *cwd, const char *rel, struct strbuf *out)
+{
+	strbuf_reset(out);
+	if (!cwd || !strcmp(cwd, "."))
+		strbuf_adds(out, rel);
+	else
+		path_join(cwd, rel, out);
+}
+
+/* Read a whole file into `out`; returns 1, 0 when it does not exist, -1 with err. */
+static int read_file(const char *path, struct strbuf *out, struct cp_err *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		cp_err_set(err, NULL, 0, "cannot read '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	char buffer[8192];
+	size_t n;
+	while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0)
+		strbuf_add(out, buffer, n);
+	bool failed = ferror(f);
+	fclose(f);
+	if (failed) {
+		cp_err_set(err, NULL, 0, "cannot read '%s'", path);
+		return -1;
+	}
+	return 1;
+}
+
+/* Text safe for one line of a record or a shell message: control characters become '?'. */
+static void add_one_line(struct strbuf *out, const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		strbuf_addch(out, c < 0x20 || c == 0x7f ? '?' : (char)c);
+	}
+}
+
+/* Record values may hold any byte but newline: backslash and newline are escaped. */
+static void add_escaped(struct strbuf *out, const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		if (*p == '\\')
+			strbuf_adds(out, "\\\\");
+		else if (*p == '\n')
+			strbuf_adds(out, "\\n");
+		else
+			strbuf_addch(out, *p);
+	}
+}
+
+static char *unescape(const char *text)
+{
+	struct strbuf out = STRBUF_INIT;
+	for (const char *p = text; *p; p++) {
+		if (*p == '\\' && p[1] == 'n') {
+			strbuf_addch(&out, '\n');
+			p++;
+		} else if (*p == '\\' && p[1] == '\\') {
+			strbuf_addch(&out, '\\');
+			p++;
+		} else {
+			strbuf_addch(&out, *p);
+		}
+	}
+	return strbuf_detach(&out);
+}
+
+static bool parse_int64(const char *text, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (end == text || *end || errno)
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+/* "1700000000.123456789" (stat %.9Y) -> ns. */
+static bool parse_mtime(const char *text, int64_t *out)
+{
+	const char *dot = strchr(text, '.');
+	char *secs = dot ? xstrndup(text, (size_t)(dot - text)) : xstrdup(text);
+	int64_t s = 0, ns = 0;
+	bool ok = parse_int64(secs, &s);
+	free(secs);
+	if (ok && dot) {
+		int digits = 0;
+		for (const char *p = dot + 1; *p; p++, digits++) {
+			if (*p < '0' || *p > '9' || digits >= 9)
+				return false;
+			ns = ns * 10 + (*p - '0');
+		}
+		for (; digits < 9; digits++)
+			ns *= 10;
+	}
+	*out = s * 1000000000 + ns;
+	return ok;
+}
+
+/* ---- submission records --------------------------------------------------- */
+
+static void record_path(const char *cwd, const char *name, const char *suffix, struct strbuf *out)
+{
+	struct strbuf rel = STRBUF_INIT;
+	strbuf_addf(&rel, "%s/%s%s", EXEC_JOBS_DIR, name, suffix);
+	root_path(cwd, rel.buf, out);
+	strbuf_release(&rel);
+}
+
+int exec_submission_write(const char *cwd, const char *name, const struct exec_submission *sub,
+			  struct cp_err *err)
+{
+	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT;
+	strbuf_addf(&text, "cpipe-submitted 1\nbackend %s\njob %s\ntask %ld\nlog ", exec_cluster_name(sub->kind),
+		    sub->job, sub->task);
+	add_escaped(&text, sub->log_path ? sub->log_path : "");
+	strbuf_addf(&text, "\ntime %lld\n", (long long)sub->submitted_ns);
+	if (sub->note) {
+		strbuf_adds(&text, "note ");
+		add_escaped(&text, sub->note);
+		strbuf_addch(&text, '\n');
+	}
+	record_path(cwd, name, ".submitted", &path);
+	int rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0644, false, err);
+	strbuf_release(&text);
+	strbuf_release(&path);
+	return rc;
+}
+
+int exec_submission_read(const char *cwd, const char *name, struct exec_submission *out, struct cp_err *err)
+{
+	struct exec_submission empty = EXEC_SUBMISSION_INIT;
+	*out = empty;
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	record_path(cwd, name, ".submitted", &path);
+	int rc = read_file(path.buf, &text, err);
+	if (rc <= 0)
+		goto out;
+	struct strvec lines = STRVEC_INIT;
+	strvec_split(&lines, text.buf, '\n', false);
+	bool magic = lines.count && !strcmp(lines.items[0], "cpipe-submitted 1");
+	for (size_t i = 1; magic && i < lines.count; i++) {
+		char *line = lines.items[i];
+		char *space = strchr(line, ' ');
+		if (!space)
+			continue;
+		*space = '\0';
+		const char *value = space + 1;
+		if (!strcmp(line, "backend")) {
+			if (exec_cluster_choose(value, &out->kind, err) < 0 && out->kind == EXEC_CLUSTER_NONE) {
+				/* The tool may be off PATH now; the record is still valid. */
+				cp_err_release(err);
+				out->kind = !strcmp(value, "fsl_sub") ? EXEC_CLUSTER_FSL_SUB
+					    : !strcmp(value, "slurm") ? EXEC_CLUSTER_SLURM
+					    : !strcmp(value, "sge")   ? EXEC_CLUSTER_SGE
+								      : EXEC_CLUSTER_NONE;
+			}
+		} else if (!strcmp(line, "job")) {
+			free(out->job);
+			out->job = xstrdup(value);
+		} else if (!strcmp(line, "task")) {
+			out->task = strtol(value, NULL, 10);
+		} else if (!strcmp(line, "log")) {
+			free(out->log_path);
+			out->log_path = unescape(value);
+		} else if (!strcmp(line, "note")) {
+			free(out->note);
+			out->note = unescape(value);
+		} else if (!strcmp(line, "time")) {
+			parse_int64(value, &out->submitted_ns);
+		}
+	}
+	strvec_release(&lines);
+	if (!magic || !out->job || out->kind == EXEC_CLUSTER_NONE) {
+		cp_err_set(err, NULL, 0, "malformed submission record '%s'", path.buf);
+		exec_submission_release(out);
+		rc = -1;
+	}
+out:
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}
+
+void exec_submission_release(struct exec_submission *submission)
+{
+	free(submission->job);
+	free(submission->log_path);
+	free(submission->note);
+	struct exec_submission empty = EXEC_SUBMISSION_INIT;
+	*submission = empty;
+}
+
+void exec_submission_remove(const char *cwd, const char *name)
+{
+	struct strbuf path = STRBUF_INIT;
+	record_path(cwd, name, ".submitted", &path);
+	unlink(path.buf);
+	strbuf_release(&path);
+}
+
+void exec_submission_cluster_id(const struct exec_submission *submission, struct strbuf *out)
+{
+	strbuf_adds(out, submission->job);
+	if (submission->task <= 0)
+		return;
+	/* fsl_sub names no scheduler: its tasks are addressed the way the one underneath does. */
+	bool sge = submission->kind == EXEC_CLUSTER_SGE ||
+		   (submission->kind == EXEC_CLUSTER_FSL_SUB && !exec_on_path("squeue") && exec_on_path("qstat"));
+	strbuf_addf(out, "%c%ld", sge ? '.' : '_', submission->task);
+}
+
+/* ---- markers --------------------------------------------------------------- */
+
+int exec_marker_read(const char *cwd, const char *name, struct exec_marker *out, struct cp_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	record_path(cwd, name, ".marker", &path);
+	int rc = read_file(path.buf, &text, err);
+	if (rc <= 0)
+		goto out;
+	struct strvec lines = STRVEC_INIT;
+	strvec_split(&lines, text.buf, '\n', false);
+	bool ok = lines.count && !strcmp(lines.items[0], "cpipe-marker 1");
+	bool have_exit = false;
+	size_t cap = 0;
+	for (size_t i = 1; ok && i < lines.count; i++) {
+		char *line = lines.items[i];
+		char *space = strchr(line, ' ');
+		if (!space)
+			continue;
+		*space = '\0';
+		char *value = space + 1;
+		int64_t number = 0;
+		if (!strcmp(line, "exit")) {
+			ok = parse_int64(value, &number) && number >= 0 && number < 100000;
+			out->exit_code = (int)number;
+			have_exit = true;
+		} else if (!strcmp(line, "start_ns")) {
+			ok = parse_int64(value, &out->start_ns);
+		} else if (!strcmp(line, "end_ns")) {
+			ok = parse_int64(value, &out->end_ns);
+		} else if (!strcmp(line, "host")) {
+			free(out->host);
+			out->host = xstrdup(value);
+		} else if (!strcmp(line, "message")) {
+			free(out->message);
+			out->message = *value ? xstrdup(value) : NULL;
+		} else if (!strcmp(line, "output")) {
+			ALLOC_GROW(out->outputs, out->output_count + 1, cap);
+			struct exec_marker_output *o = &out->outputs[out->output_count++];
+			memset(o, 0, sizeof(*o));
+			struct strvec parts = STRVEC_INIT;
+			strvec_split(&parts, value, ' ', true);
+			if (parts.count == 1 && !strcmp(parts.items[0], "0"))
+				o->exists = false;
+			else if (parts.count == 3 && !strcmp(parts.items[0], "1"))
+				o->exists = parse_int64(parts.items[1], &o->size) && parse_mtime(parts.items[2], &o->mtime_ns);
+			else
+				ok = false;
+			if (parts.count == 3 && !o->exists)
+				ok = false;
+			strvec_release(&parts);
+		}
+	}
+	strvec_release(&lines);
+	if (!ok || !have_exit) {
+		cp_err_set(err, NULL, 0, "malformed job marker '%s'", path.buf);
+		exec_marker_release(out);
+		rc = -1;
+	}
+out:
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}
+
+void exec_marker_release(struct exec_marker *marker)
+{
+	free(marker->message);
+	free(marker->host);
+	free(marker->outputs);
+	memset(marker, 0, sizeof(*marker));
+}
+
+/* ---- job scripts --------------------------------------------------------- */
+
+/* Append a shell word for a one-line message (control characters replaced). */
+static void add_quoted_message(struct strbuf *out, const char *message)
+{
+	struct strbuf line = STRBUF_INIT;
+	add_one_line(&line, message);
+	strbuf_add_shell_quoted(out, line.buf);
+	strbuf_release(&line);
+}
+
+void exec_cluster_job_script(const struct exec_cluster_job *job, const char *name, const char *root,
+			     const struct strvec *parent_names, const struct strvec *parent_ids, struct strbuf *out)
+{
+	struct strbuf rel = STRBUF_INIT, message = STRBUF_INIT;
+	strbuf_adds(out, "#!/bin/sh\n# cpipe job: ");
+	add_one_line(out, job->id);
+	strbuf_adds(out, "\n"
+			 "# Written by cpipe for a cluster scheduler. It runs the recipe's command in the\n"
+			 "# data root, checks the declared outputs, and records the result in the marker\n"
+			 "# file (written to a temporary name, then renamed); cpipe status/wait/run read it.\n"
+			 "cd ");
+	strbuf_add_shell_quoted(out, root);
+	strbuf_adds(out, " || exit 1\n");
+	strbuf_addf(out, "marker=%s/%s.marker\n", EXEC_JOBS_DIR, name);
+	strbuf_addf(out, "exec >%s/%s.log 2>&1\n", EXEC_LOG_DIR, name);
+	strbuf_adds(out, "start=$(date +%s%N)\n\n");
+	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns).\n"
+			 "signature() {\n"
+			 "\tif [ -e \"$1\" ]; then stat -L -c 'output 1 %s %.9Y' -- \"$1\"; else echo 'output 0'; fi\n"
+			 "}\n\n"
+			 "# finish STATUS MESSAGE: write the marker, then end the job with STATUS.\n"
+			 "finish() {\n"
+			 "\ttmp=$marker.tmp.$$\n"
+			 "\t{\n"
+			 "\t\techo 'cpipe-marker 1'\n"
+			 "\t\techo \"exit $1\"\n"
+			 "\t\techo \"start_ns $start\"\n"
+			 "\t\techo \"end_ns $(date +%s%N)\"\n"
+			 "\t\techo \"host $(hostname)\"\n"
+			 "\t\techo \"message $2\"\n");
+	for (size_t o = 0; o < job->output_count; o++) {
+		strbuf_adds(out, "\t\tsignature ");
+		strbuf_add_shell_quoted(out, job->outputs[o]);
+		strbuf_addch(out, '\n');
+	}
+	strbuf_adds(out, "\t} >\"$tmp\" && mv -f \"$tmp\" \"$marker\"\n"
+			 "\t[ -z \"$2\" ] || echo \"cpipe: $2\"\n"
+			 "\texit \"$1\"\n"
+			 "}\n\n"
+			 "# needs NAME MESSAGE: a job this one depends on must have succeeded (SGE's\n"
+			 "# -hold_jid also releases the dependants of a failed job).\n"
+			 "needs() {\n"
+			 "\tgrep -qx 'exit 0' \".cpipe/jobs/$1.marker\" 2>/dev/null || finish 1 \"$2\"\n"
+			 "}\n\n"
+			 "trap 'finish 143 \"killed by SIGTERM (time limit reached or job cancelled)\"' TERM\n");
+	for (size_t p = 0; p < parent_names->count; p++) {
+		strbuf_reset(&message);
+		strbuf_addf(&message, "not run: %s, which it depends on, did not succeed", parent_ids->items[p]);
+		strbuf_adds(out, "needs ");
+		strbuf_adds(out, parent_names->items[p]); /* a file name: [A-Za-z0-9._-] only */
+		strbuf_addch(out, ' ');
+		add_quoted_message(out, message.buf);
+		strbuf_addch(out, '\n');
+	}
+	/* Create the outputs' directories, as the local backend does. */
+	struct strvec dirs = STRVEC_INIT;
+	for (size_t o = 0; o < job->output_count; o++) {
+		const char *slash = strrchr(job->outputs[o], '/');
+		if (!slash || slash == job->outputs[o])
+			continue;
+		char *dir = xstrndup(job->outputs[o], (size_t)(slash - job->outputs[o]));
+		if (strvec_find(&dirs, dir) < 0)
+			strvec_push(&dirs, dir);
+		free(dir);
+	}
+	for (size_t d = 0; d < dirs.count; d++) {
+		strbuf_adds(out, "mkdir -p -- ");
+		strbuf_add_shell_quoted(out, dirs.items[d]);
+		strbuf_addch(out, '\n');
+	}
+	strvec_release(&dirs);
+	strbuf_adds(out, "\n/bin/sh -c ");
+	strbuf_add_shell_quoted(out, job->command);
+	strbuf_adds(out, "\nstatus=$?\n"
+			 "[ \"$status\" -eq 0 ] || finish \"$status\" \"exit status $status\"\n");
+	for (size_t o = 0; o < job->output_count; o++) {
+		if (job->output_optional && job->output_optional[o])
+			continue;
+		strbuf_reset(&message);
+		strbuf_addf(&message, "declared output '%s' was not created", job->outputs[o]);
+		strbuf_adds(out, "[ -e ");
+		strbuf_add_shell_quoted(out, job->outputs[o]);
+		strbuf_adds(out, " ] || finish 1 ");
+		add_quoted_message(out, message.buf);
+		strbuf_addch(out, '\n');
+	}
+	strbuf_adds(out, "finish 0 ''\n");
+	strbuf_release(&rel);
+	strbuf_release(&message);
+}
+
+void exec_cluster_job_release(struct exec_cluster_job *job)
+{
+	FREE_AND_NULL(job->cluster_id);
+	FREE_AND_NULL(job->log_path);
+}
+
+/* ---- grouping jobs into submissions ---------------------------------------- */
+
+struct sort_item {
+	size_t depth;
+	const char *group;
+	size_t index;
+};
+
+static int compare_items(const void *a, const void *b)
+{
+	const struct sort_item *x = a, *y = b;
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	if (x->group != y->group) {
+		if (!x->group || !y->group)
+			return x->group ? -1 : 1;
+		int c = strcmp(x->group, y->group);
+		if (c)
+			return c;
+	}
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+struct task_key {
+	size_t key;
+	size_t index;
+};
+
+static int compare_tasks(const void *a, const void *b)
+{
+	const struct task_key *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * Split the jobs into units: runs of same group and same depth (longest chain
+ * of dependencies below them, so no two depend on each other) of at least
+ * array_min jobs become arrays, the rest single jobs. Units come out in
+ * depth order, so every unit's parents are submitted before it. Within an
+ * array, tasks are ordered like the tasks of the array their first parent is
+ * in, so that task i needs task i of the parent array (SLURM aftercorr).
+ */
+void exec_cluster_plan(const struct exec_cluster_job *jobs, size_t count, size_t array_min,
+		       struct exec_unit **units_out, size_t *unit_count, size_t *unit_of, size_t *task_of)
+{
+	size_t *depth = xcalloc(count + 1, sizeof(*depth));
+	struct sort_item *items = xcalloc(count + 1, sizeof(*items));
+	for (size_t i = 0; i < count; i++) {
+		for (size_t k = 0; k < jobs[i].dep_count; k++) {
+			size_t d = jobs[i].deps[k];
+			if (d >= i)
+				BUG("job %zu depends on later job %zu", i, d);
+			if (depth[d] + 1 > depth[i])
+				depth[i] = depth[d] + 1;
+		}
+		items[i].depth = depth[i];
+		items[i].group = jobs[i].group;
+		items[i].index = i;
+	}
+	qsort(items, count, sizeof(*items), compare_items);
+	struct exec_unit *units = NULL;
+	size_t units_count = 0, units_cap = 0;
+	struct task_key *keys = xcalloc(count + 1, sizeof(*keys));
+	for (size_t start = 0; start < count;) {
+		size_t end = start + 1;
+		while (end < count && items[start].group && items[end].group && items[end].depth == items[start].depth &&
+		       !strcmp(items[end].group, items[start].group))
+			end++;
+		size_t n = end - start;
+		if (n >= array_min && items[start].group) {
+			for (size_t k = 0; k < n; k++) {
+				const struct exec_cluster_job *job = &jobs[items[start + k].index];
+				keys[k].index = items[start + k].index;
+				keys[k].key = job->dep_count ? task_of[job->deps[0]] : 0;
+			}
+			qsort(keys, n, sizeof(*keys), compare_tasks);
+			ALLOC_GROW(units, units_count + 1, units_cap);
+			struct exec_unit *u = &units[units_count];
+			memset(u, 0, sizeof(*u));
+			u->members = xcalloc(n, sizeof(*u->members));
+			u->count = n;
+			u->array = true;
+			for (size_t k = 0; k < n; k++) {
+				u->members[k] = keys[k].index;
+				unit_of[keys[k].index] = units_count;
+				task_of[keys[k].index] = k + 1;
+			}
+			units_count++;
+		} else {
+			for (size_t k = 0; k < n; k++) {
+				ALLOC_GROW(units, units_count + 1, units_cap);
+				struct exec_unit *u = &units[units_count];
+				memset(u, 0, sizeof(*u));
+				u->members = xcalloc(1, sizeof(*u->members));
+				u->members[0] = items[start + k].index;
+				u->count = 1;
+				unit_of[items[start + k].index] = units_count;
+				task_of[items[start + k].index] = 0;
+				units_count++;
+			}
+		}
+		start = end;
+	}
+	free(keys);
+	free(items);
+	free(depth);
+	*units_out = units;
+	*unit_count = units_count;
+}
+
+void exec_cluster_units_free(struct exec_unit *units, size_t count)
+{
+	for (size_t u = 0; u < count; u++) {
+		free(units[u].members);
+		free(units[u].job);
+	}
+	free(units);
+}
+
+/* True when task k of `unit` needs exactly task k of `parent` from that unit. */
+static bool corresponds(const struct exec_cluster_job *jobs, const struct exec_unit *unit, size_t parent_unit,
+			const struct exec_unit *parent, const size_t *unit_of, const size_t *task_of)
+{
+	if (!unit->array || !parent->array || unit->count != parent->count)
+		return false;
+	for (size_t k = 0; k < unit->count; k++) {
+		const struct exec_cluster_job *job = &jobs[unit->members[k]];
+		size_t seen = 0;
+		for (size_t d = 0; d < job->dep_count; d++) {
+			if (unit_of[job->deps[d]] != parent_unit)
+				continue;
+			if (task_of[job->deps[d]] != k + 1)
+				return false;
+			seen++;
+		}
+		if (seen != 1)
+			return false;
+	}
+	return true;
+}
+
+void exec_cluster_unit_holds(const struct exec_cluster_job *jobs, const struct exec_unit *units, size_t unit_index,
+			     const size_t *unit_of, const size_t *task_of, const struct exec_cluster_options *opt,
+			     struct exec_holds *holds)
+{
+	const struct exec_unit *unit = &units[unit_index];
+	enum exec_cluster_kind kind = opt->kind;
+	bool root = false;
+	struct strbuf id = STRBUF_INIT;
+	for (size_t k = 0; k < unit->count; k++) {
+		const struct exec_cluster_job *job = &jobs[unit->members[k]];
+		if (!job->dep_count && !job->outside_count)
+			root = true;
+		for (size_t d = 0; d < job->dep_count; d++) {
+			size_t pu = unit_of[job->deps[d]];
+			const struct exec_unit *parent = &units[pu];
+			strbuf_reset(&id);
+			/* fsl_sub's -j waits for whole jobs; SLURM has aftercorr, SGE -hold_jid_ad. */
+			if (kind != EXEC_CLUSTER_FSL_SUB && parent->array &&
+			    corresponds(jobs, unit, pu, parent, unit_of, task_of)) {
+				strbuf_adds(&id, parent->job);
+				if (strvec_find(&holds->corresponding, id.buf) < 0)
+					strvec_push(&holds->corresponding, id.buf);
+				continue;
+			}
+			strbuf_adds(&id, parent->job);
+			/* SLURM can wait for one task of an array; the others wait for the whole array. */
+			if (parent->array && kind == EXEC_CLUSTER_SLURM)
+				strbuf_addf(&id, "_%zu", task_of[job->deps[d]]);
+			if (strvec_find(&holds->whole, id.buf) < 0)
+				strvec_push(&holds->whole, id.buf);
+		}
+		for (size_t o = 0; o < job->outside_count; o++) {
+			const struct exec_submission *sub = job->outside[o];
+			strbuf_reset(&id);
+			if (kind == EXEC_CLUSTER_SLURM && sub->kind == EXEC_CLUSTER_SLURM)
+				exec_submission_cluster_id(sub, &id);
+			else
+				strbuf_adds(&id, sub->job);
+			if (strvec_find(&holds->whole, id.buf) < 0)
+				strvec_push(&holds->whole, id.buf);
+		}
+	}
+	if (root || unit->count == 0)
+		for (size_t h = 0; h < opt->hold_count; h++)
+			if (strvec_find(&holds->whole, opt->holds[h]) < 0)
+				strvec_push(&holds->whole, opt->holds[h]);
+	strbuf_release(&id);
+}
+
+void exec_holds_release(struct exec_holds *holds)
+{
+	strvec_release(&holds->whole);
+	strvec_release(&holds->corresponding);
+}
+
+/* ---- submission ----------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The absolute data root, for scripts that run elsewhere. */
+static char *absolute_root(const char *cwd, struct cp_err *err)
+{
+	char *resolved = realpath(cwd ? cwd : ".", NULL);
+	if (!resolved)
+		cp_err_set(err, NULL, 0, "cannot resolve the data root '%s': %s", cwd ? cwd : ".", strerror(errno));
+	return resolved;
+}
+
+void exec_unit_resources(const struct exec_cluster_job *jobs, const struct exec_unit *unit,
+			 const struct exec_cluster_options *opt, struct exec_unit_resources *out)
+{
+	memset(out, 0, sizeof(*out));
+	double scale = opt->scale_time > 0 ? opt->scale_time : 1.0;
+	for (size_t k = 0; k < unit->count; k++) {
+		const struct exec_cluster_job *job = &jobs[unit->members[k]];
+		if (job->minutes > 0) {
+			double scaled = (double)job->minutes * scale;
+			long minutes = (long)scaled;
+			if ((double)minutes < scaled - 1e-9)
+				minutes++; /* rounding up, as fsl-pipe's --scale-jobtime */
+			if (minutes < 1)
+				minutes = 1;
+			if (minutes > out->minutes)
+				out->minutes = minutes;
+		}
+		if (job->ram_gb > out->ram_gb)
+			out->ram_gb = job->ram_gb;
+		if (job->threads > out->threads)
+			out->threads = job->threads;
+		if (!out->queue && job->queue)
+			out->queue = job->queue;
+		if (!out->coprocessor && job->coprocessor) {
+			out->coprocessor = job->coprocessor;
+			out->coprocessor_count = job->coprocessor_count > 0 ? job->coprocessor_count : 1;
+		}
+		if (!out->extra_count && job->extra_count) {
+			out->extra = job->extra;
+			out->extra_count = job->extra_count;
+		}
+	}
+}
+
+/*
+ * Does a marker of a job of the unit exist already (they were removed before
+ * submitting)? Then fsl_sub ran the job in the foreground; it may have stopped
+ * at the first failing task of an array, leaving the others without one.
+ */
+static bool unit_ran_in_foreground(const char *cwd, const struct exec_unit *unit, char *const *names)
+{
+	struct strbuf path = STRBUF_INIT;
+	bool any = false;
+	for (size_t k = 0; k < unit->count && !any; k++) {
+		record_path(cwd, names[unit->members[k]], ".marker", &path);
+		any = access(path.buf, F_OK) == 0;
+	}
+	strbuf_release(&path);
+	return any;
+}
+
+int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struct exec_cluster_options *opt,
+			struct exec_cluster_summary *summary, struct cp_err *err)
+{
+	struct exec_cluster_summary local_summary;
+	if (!summary)
+		summary = &local_summary;
+	memset(summary, 0, sizeof(*summary));
+	if (opt->kind == EXEC_CLUSTER_NONE)
+		BUG("exec_cluster_submit without a backend");
+	const char *cwd = opt->cwd ? opt->cwd : ".";
+	char *root = absolute_root(cwd, err);
+	if (!root)
+		return -1;
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	int rc = 0;
+	root_path(cwd, EXEC_JOBS_DIR, &path);
+	if (exec_mkdir_p(path.buf, err) < 0) {
+		free(root);
+		strbuf_release(&path);
+		return -1;
+	}
+	root_path(cwd, EXEC_LOG_DIR, &path);
+	if (exec_mkdir_p(path.buf, err) < 0) {
+		free(root);
+		strbuf_release(&path);
+		return -1;
+	}
+
+	/* Names, distinct within the submission. */
+	char **names = xcalloc(count + 1, sizeof(*names));
+	struct strmap seen = STRMAP_INIT;
+	for (size_t i = 0; i < count; i++) {
+		strbuf_reset(&text);
+		exec_job_file_name(jobs[i].id, &text);
+		names[i] = strbuf_detach(&text);
+		size_t other;
+		if (strmap_get(&seen, names[i], &other)) {
+			cp_err_set(err, NULL, 0, "jobs '%s' and '%s' have the same file name '%s'", jobs[other].id,
+				   jobs[i].id, names[i]);
+			rc = -1;
+		}
+		strmap_put(&seen, names[i], i);
+		for (size_t k = 0; k < jobs[i].dep_count && rc == 0; k++)
+			if (jobs[i].deps[k] >= i) {
+				cp_err_set(err, NULL, 0, "job '%s' depends on a job that comes after it", jobs[i].id);
+				rc = -1;
+			}
+		exec_cluster_job_release(&jobs[i]);
+	}
+	strmap_release(&seen);
+
+	/* Scripts first: nothing is submitted unless every script could be written. */
+	struct strvec parent_names = STRVEC_INIT, parent_ids = STRVEC_INIT;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		const struct exec_cluster_job *job = &jobs[i];
+		strvec_release(&parent_names);
+		strvec_release(&parent_ids);
+		for (size_t k = 0; k < job->dep_count; k++) {
+			strvec_push(&parent_names, names[job->deps[k]]);
+			strvec_push(&parent_ids, jobs[job->deps[k]].id);
+		}
+		for (size_t o = 0; o < job->outside_count; o++) {
+			strbuf_reset(&text);
+			exec_job_file_name(job->outside_ids[o], &text);
+			strvec_push(&parent_names, text.buf);
+			strvec_push(&parent_ids, job->outside_ids[o]);
+		}
+		strbuf_reset(&text);
+		exec_cluster_job_script(job, names[i], root, &parent_names, &parent_ids, &text);
+		record_path(cwd, names[i], ".sh", &path);
+		if (exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
+			rc = -1;
+		jobs[i].log_path = xasprintf("%s/%s.log", EXEC_LOG_DIR, names[i]);
+	}
+	strvec_release(&parent_names);
+	strvec_release(&parent_ids);
+
+	struct exec_unit *units = NULL;
+	size_t unit_count = 0;
+	size_t *unit_of = xcalloc(count + 1, sizeof(*unit_of));
+	size_t *task_of = xcalloc(count + 1, sizeof(*task_of));
+	if (rc == 0)
+		exec_cluster_plan(jobs, count, opt->array_min ? opt->array_min : EXEC_ARRAY_MIN, &units, &unit_count,
+				  unit_of, task_of);
+
+	for (size_t u = 0; u < unit_count && rc == 0; u++) {
+		struct exec_unit *unit = &units[u];
+		const struct exec_cluster_job *first = &jobs[unit->members[0]];
+		/* Old results must not be mistaken for the new run's. */
+		for (size_t k = 0; k < unit->count; k++) {
+			record_path(cwd, names[unit->members[k]], ".marker", &path);
+			unlink(path.buf);
+		}
+		struct exec_submit_call call;
+		memset(&call, 0, sizeof(call));
+		call.root = root;
+		call.kind = opt->kind;
+		call.task_count = unit->array ? unit->count : 0;
+		if (unit->array) {
+			/* The task list and the array script that picks its line. */
+			strbuf_reset(&text);
+			strbuf_addf(&text, "array:%s", first->id);
+			char *unit_name = NULL;
+			{
+				struct strbuf name = STRBUF_INIT;
+				exec_job_file_name(text.buf, &name);
+				unit_name = strbuf_detach(&name);
+			}
+			strbuf_reset(&text);
+			for (size_t k = 0; k < unit->count; k++) {
+				struct strbuf script = STRBUF_INIT;
+				strbuf_addf(&script, "%s/%s/%s.sh", root, EXEC_JOBS_DIR, names[unit->members[k]]);
+				strbuf_adds(&text, "/bin/sh ");
+				strbuf_add_shell_quoted(&text, script.buf);
+				strbuf_addch(&text, '\n');
+				strbuf_release(&script);
+			}
+			record_path(cwd, unit_name, ".tasks", &path);
+			if (exec_write_file_atomic(path.buf, text.buf, text.len, 0644, false, err) < 0)
+				rc = -1;
+			call.tasks_file = xasprintf("%s/%s/%s.tasks", root, EXEC_JOBS_DIR, unit_name);
+			strbuf_reset(&text);
+			strbuf_addf(&text,
+				    "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
+			add_one_line(&text, first->group ? first->group : "");
+			strbuf_addf(&text, "'. Task N runs line N of %s.tasks.\ncd ", unit_name);
+			strbuf_add_shell_quoted(&text, root);
+			strbuf_addf(&text, " || exit 1\n"
+					   "task=${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}\n"
+					   "line=$(sed -n \"${task}p\" %s/%s.tasks)\n"
+					   "[ -n \"$line\" ] || { echo \"cpipe: no task $task in %s/%s.tasks\" >&2; exit 1; }\n"
+					   "eval \"exec $line\"\n",
+				    EXEC_JOBS_DIR, unit_name, EXEC_JOBS_DIR, unit_name);
+			record_path(cwd, unit_name, ".array.sh", &path);
+			if (rc == 0 && exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
+				rc = -1;
+			call.script = xasprintf("%s/%s/%s.array.sh", root, EXEC_JOBS_DIR, unit_name);
+			call.name = unit_name;
+		} else {
+			call.script = xasprintf("%s/%s/%s.sh", root, EXEC_JOBS_DIR, names[unit->members[0]]);
+			call.name = xstrdup(names[unit->members[0]]);
+		}
+		exec_cluster_unit_holds(jobs, units, u, unit_of, task_of, opt, &call.holds);
+		exec_unit_resources(jobs, unit, opt, &call.resources);
+		char *job_id = NULL;
+		bool foreground = false;
+		if (rc == 0) {
+			int submitted = exec_scheduler_submit(&call, &job_id, err);
+			foreground = unit_ran_in_foreground(cwd, unit, names);
+			if (submitted < 0 && foreground) {
+				/* fsl_sub's shell mode ran the job here and passed on its failure. */
+				cp_err_release(err);
+				submitted = 0;
+			}
+			if (submitted < 0)
+				rc = -1;
+		}
+		if (rc == 0) {
+			if (!job_id || !*job_id) {
+				free(job_id);
+				job_id = xstrdup("0");
+			}
+			unit->job = job_id;
+			job_id = NULL;
+			summary->submissions++;
+			summary->arrays += unit->array;
+			summary->jobs += unit->count;
+			summary->foreground |= foreground;
+			int64_t when = now_ns();
+			for (size_t k = 0; k < unit->count && rc == 0; k++) {
+				struct exec_cluster_job *job = &jobs[unit->members[k]];
+				struct exec_submission sub = EXEC_SUBMISSION_INIT;
+				sub.kind = opt->kind;
+				sub.job = unit->job;
+				sub.task = unit->array ? (long)(k + 1) : 0;
+				sub.log_path = job->log_path;
+				sub.note = (char *)job->note;
+				sub.submitted_ns = when;
+				strbuf_reset(&text);
+				exec_submission_cluster_id(&sub, &text);
+				job->cluster_id = xstrdup(text.buf);
+				if (exec_submission_write(cwd, names[unit->members[k]], &sub, err) < 0)
+					rc = -1;
+			}
+			if (opt->on_submit)
+				opt->on_submit(opt->ctx, unit->members, unit->count, unit->job);
+		}
+		free(job_id);
+		free(call.script);
+		free(call.tasks_file);
+		free(call.name);
+		exec_holds_release(&call.holds);
+	}
+	exec_cluster_units_free(units, unit_count);
+	free(unit_of);
+	free(task_of);
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+	free(root);
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}

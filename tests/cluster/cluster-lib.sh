@@ -1,0 +1,79 @@
+# Helpers for the e2e scenarios that need a real scheduler (tests/e2e/t01NN-*.sh). Source after
+# tests/e2e/lib.sh. Each scenario starts its own private cluster under $WORK with the scripts in
+# this directory and stops every daemon it started (by pid) when it exits, whatever happens.
+CLUSTER_DIR=$CPIPE_SOURCE_DIR/tests/cluster
+CLUSTER_STOP=""
+
+cluster_cleanup() {
+	status=$?
+	if [ -n "$CLUSTER_STOP" ]; then
+		$CLUSTER_STOP >>"$WORK/cluster-stop.log" 2>&1 || cat "$WORK/cluster-stop.log" >&2
+	fi
+	cd / && rm -rf "$WORK"
+	exit $status
+}
+trap cluster_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# skip_unless_root: the daemons run as root; elsewhere the scenario passes vacuously and says so.
+skip_unless_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "$TEST_NAME: skipped (starting a cluster needs root)"
+		exit 0
+	fi
+}
+
+# start_slurm CTLD_PORT SLURMD_PORT: a single-node SLURM under $WORK/slurm (16 CPUs advertised).
+start_slurm() {
+	skip_unless_root
+	CLUSTER_STOP="$CLUSTER_DIR/stop-slurm.sh $WORK/slurm"
+	env SLURMCTLD_PORT="$1" SLURMD_PORT="$2" SLURM_NODE_CPUS=${SLURM_NODE_CPUS:-16} \
+		"$CLUSTER_DIR/start-slurm.sh" "$WORK/slurm" >"$WORK/slurm.env" 2>"$WORK/slurm-start.log" ||
+		fail "cannot start SLURM: $(tail -5 "$WORK/slurm-start.log")"
+	. "$WORK/slurm.env"
+}
+
+# start_sge QMASTER_PORT EXECD_PORT: a single-host Grid Engine cell under $WORK/sge (16 slots).
+start_sge() {
+	skip_unless_root
+	CLUSTER_STOP="$CLUSTER_DIR/stop-sge.sh $WORK/sge"
+	env SGE_QMASTER_PORT="$1" SGE_EXECD_PORT="$2" SGE_SLOTS=${SGE_SLOTS:-16} \
+		"$CLUSTER_DIR/start-sge.sh" "$WORK/sge" >"$WORK/sge.env" 2>"$WORK/sge-start.log" ||
+		fail "cannot start SGE: $(tail -5 "$WORK/sge-start.log")"
+	. "$WORK/sge.env"
+}
+
+# same_outputs DIR1 DIR2: the study's files (not .cpipe/ or ran.log) are identical.
+same_outputs() {
+	(cd "$1" && find . -path ./.cpipe -prune -o -type f ! -name ran.log ! -name cpipe.yaml -print | sort) >"$WORK/files1"
+	(cd "$2" && find . -path ./.cpipe -prune -o -type f ! -name ran.log ! -name cpipe.yaml -print | sort) >"$WORK/files2"
+	cmp -s "$WORK/files1" "$WORK/files2" || fail "different files: $(diff "$WORK/files1" "$WORK/files2")"
+	while IFS= read -r f; do
+		cmp -s "$1/$f" "$2/$f" || fail "$f differs between $1 and $2"
+	done <"$WORK/files1"
+	pass
+}
+
+# marker_time DIR JOB_FILE_PREFIX start|end: a job's start or end (ns) from its marker.
+marker_time() {
+	m=$(ls "$1"/.cpipe/jobs/"$2"*.marker 2>/dev/null | head -1)
+	[ -n "$m" ] || fail "no marker for $2 in $1"
+	sed -n "s/^$3_ns //p" "$m"
+}
+
+# check_order DIR SUBJECT...: each subject's chain and the group step ran in dependency order.
+check_order() {
+	dir=$1
+	shift
+	group_start=$(marker_time "$dir" group_mean start)
+	for s in "$@"; do
+		r_end=$(marker_time "$dir" "reorient_subject_${s}_" end)
+		f_start=$(marker_time "$dir" "fov_subject_${s}_" start)
+		f_end=$(marker_time "$dir" "fov_subject_${s}_" end)
+		b_start=$(marker_time "$dir" "brain_subject_${s}_" start)
+		b_end=$(marker_time "$dir" "brain_subject_${s}_" end)
+		[ "$r_end" -le "$f_start" ] && [ "$f_end" -le "$b_start" ] && [ "$b_end" -le "$group_start" ] ||
+			fail "subject $s ran out of order: reorient end $r_end, fov $f_start-$f_end, brain $b_start-$b_end, group start $group_start"
+	done
+	pass
+}

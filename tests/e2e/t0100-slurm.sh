@@ -1,0 +1,129 @@
+#!/bin/sh
+# cpipe run --submit=slurm against a real single-node SLURM started here (tests/cluster/start-slurm.sh,
+# ports 7817/7818 so it never meets another cluster): the example study submitted at once with
+# --wait gives the same files as a local run, in dependency order, as a handful of array jobs; a
+# second run does nothing; a failing job keeps its dependants from running and is reported by run,
+# status and wait; jobs in flight are neither submitted twice nor run locally; --job-hold holds
+# the first jobs on an outside job.
+. "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
+. "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"
+start_slurm 7817 7818
+export CPIPE_POLL_INTERVAL=0.5
+
+# Every sbatch call is logged, then passed on to the real one.
+mkdir -p "$WORK/bin"
+real_sbatch=$(command -v sbatch)
+cat >"$WORK/bin/sbatch" <<WRAP
+#!/bin/sh
+printf '%s\n' "\$*" >>"$WORK/sbatch.log"
+exec "$real_sbatch" "\$@"
+WRAP
+chmod +x "$WORK/bin/sbatch"
+PATH=$WORK/bin:$PATH
+: >"$WORK/sbatch.log"
+submissions() { wc -l <"$WORK/sbatch.log" | tr -d ' '; }
+
+make_study local 01 02 03 04
+make_study study 01 02 03 04
+(cd local && cpipe run -q) || fail "local run failed"
+pass
+
+cd study
+started=$(date +%s)
+expect_exit 0 cpipe run --submit=slurm --wait
+echo "t0100: 13 jobs submitted and done in $(($(date +%s) - started)) s with $(submissions) sbatch calls"
+expect_ran "brain 01
+brain 02
+brain 03
+brain 04
+fov 01
+fov 02
+fov 03
+fov 04
+group
+reorient 01
+reorient 02
+reorient 03
+reorient 04"
+same_outputs "$WORK/local" "$WORK/study"
+check_order . 01 02 03 04
+expect_out_contains "array of 4: reorient"
+# 13 jobs, 4 submissions: three arrays of 4 (task i of one waits for task i of the one before,
+# SLURM's aftercorr) and the group job, which waits for the whole brain array.
+[ "$(submissions)" -eq 4 ] || fail "expected 4 sbatch calls, got: $(cat "$WORK/sbatch.log")"
+pass
+[ "$(grep -c -- '--array=1-4' "$WORK/sbatch.log")" -eq 3 ] || fail "no arrays: $(cat "$WORK/sbatch.log")"
+pass
+grep -q -- '--dependency=aftercorr:' "$WORK/sbatch.log" || fail "no aftercorr: $(cat "$WORK/sbatch.log")"
+pass
+grep -q -- '--time=30 --mem=1024M --cpus-per-task=1' "$WORK/sbatch.log" || fail "resources not passed: $(cat "$WORK/sbatch.log")"
+pass
+ls .cpipe/jobs/*.submitted >/dev/null 2>&1 && fail "submission records left after import"
+pass
+
+# A second run does nothing and submits nothing.
+expect_exit 0 cpipe run --submit=slurm
+expect_err_contains "nothing to do"
+[ "$(submissions)" -eq 4 ] || fail "a second run submitted again"
+pass
+
+# A failing job: its dependants never run, and run, status and wait report it.
+sed 's/run: "cp {t1_reorient} {t1_fov}/run: "test {subject} != 02 \&\& cp {t1_reorient} {t1_fov}/' cpipe.yaml >c.new &&
+	mv c.new cpipe.yaml
+expect_exit 1 cpipe run --submit=slurm --wait
+expect_err_contains "FAILED fov[subject=02]: exit status 1; log: .cpipe/logs/fov_subject_02_"
+expect_err_contains "skipped brain[subject=02]"
+expect_err_contains "skipped group_mean"
+expect_ran "brain 01
+brain 03
+brain 04
+fov 01
+fov 03
+fov 04"
+expect_exit 0 cpipe status
+expect_out_contains "t1_fov                            3          0          0          1"
+expect_exit 1 cpipe wait
+grep -q "exit status 1" .cpipe/logs/fov_subject_02_*.log || fail "the log does not say why"
+pass
+
+# Jobs in flight are not submitted twice, and a local run holds them.
+# The fov jobs wait for ../go, so they are surely still in flight while we look (valgrind is slow).
+sed 's/run: "test {subject} != 02 \&\& cp/run: "while [ ! -e ..\/go ]; do sleep 0.2; done; cp/' cpipe.yaml >c.new &&
+	mv c.new cpipe.yaml
+before=$(submissions)
+expect_exit 0 cpipe run --submit=slurm
+expect_out_contains "array of 4: fov"
+after=$(submissions)
+expect_exit 0 cpipe run --submit=slurm
+expect_err_contains "nothing to submit"
+[ "$(submissions)" -eq "$after" ] || fail "jobs in flight were submitted again"
+pass
+expect_exit 1 cpipe run
+expect_err_contains "held, it is queued on slurm as job"
+expect_exit 0 cpipe status -v
+expect_out_contains "on the cluster:"
+touch ../go
+expect_exit 0 cpipe wait
+expect_ran "brain 01
+brain 02
+brain 03
+brain 04
+fov 01
+fov 02
+fov 03
+fov 04
+group"
+same_outputs "$WORK/local" "$WORK/study"
+echo "t0100: resubmission after the fix: $((after - before)) sbatch calls for 9 jobs"
+
+# --job-hold: the first jobs wait for an outside job; --scale-time scales minutes, rounding up.
+outside=$(sbatch --parsable -o /dev/null --wrap 'sleep 1')
+expect_exit 0 cpipe run --submit=slurm --wait --force-all --job-hold "$outside" --scale-time 1.5 -p subject=01
+grep -q -- "--dependency=afterok:$outside" "$WORK/sbatch.log" || fail "no hold on $outside: $(tail -4 "$WORK/sbatch.log")"
+pass
+grep -q -- '--time=45 ' "$WORK/sbatch.log" || fail "--scale-time 1.5 did not give 45 minutes"
+pass
+[ "$(squeue -h -t all -j "$outside" -o %T)" = COMPLETED ] || fail "the outside job did not finish"
+pass
+done_testing

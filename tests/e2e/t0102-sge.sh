@@ -1,0 +1,57 @@
+#!/bin/sh
+# cpipe run --submit=sge against a real single-host Grid Engine cell started here
+# (tests/cluster/start-sge.sh, ports 7844/7845): the example study gives the same files as a local
+# run, in dependency order, as a handful of array jobs; a second run does nothing. SGE's
+# -hold_jid releases the dependants of a failed job, so the job scripts check their parents'
+# markers and fail fast: the dependants never run their commands and are reported as skipped.
+. "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
+. "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"
+start_sge 7844 7845
+export CPIPE_POLL_INTERVAL=0.5
+
+mkdir -p "$WORK/bin"
+real_qsub=$(command -v qsub)
+cat >"$WORK/bin/qsub" <<WRAP
+#!/bin/sh
+printf '%s\n' "\$*" >>"$WORK/qsub.log"
+exec "$real_qsub" "\$@"
+WRAP
+chmod +x "$WORK/bin/qsub"
+PATH=$WORK/bin:$PATH
+: >"$WORK/qsub.log"
+submissions() { wc -l <"$WORK/qsub.log" | tr -d ' '; }
+
+make_study local 01 02 03 04
+(cd local && cpipe run -q) || fail "local run failed"
+make_study study 01 02 03 04
+cd study
+started=$(date +%s)
+expect_exit 0 cpipe run --submit=sge --wait
+echo "t0102: 13 jobs submitted and done in $(($(date +%s) - started)) s with $(submissions) qsub calls"
+same_outputs "$WORK/local" "$WORK/study"
+check_order . 01 02 03 04
+[ "$(submissions)" -eq 4 ] || fail "expected 4 qsub calls: $(cat "$WORK/qsub.log")"
+pass
+grep -q -- '-t 1-4 -hold_jid_ad ' "$WORK/qsub.log" || fail "no task-by-task hold: $(cat "$WORK/qsub.log")"
+pass
+grep -q -- '-l h_rt=0:30:00 -l h_vmem=1024M' "$WORK/qsub.log" || fail "resources not passed: $(cat "$WORK/qsub.log")"
+pass
+expect_exit 0 cpipe run --submit=sge
+expect_err_contains "nothing to do"
+
+ran_lines >/dev/null
+sed 's/run: "cp {t1_reorient} {t1_fov}/run: "test {subject} != 02 \&\& cp {t1_reorient} {t1_fov}/' cpipe.yaml >c.new &&
+	mv c.new cpipe.yaml
+expect_exit 1 cpipe run --submit=sge --wait
+expect_err_contains "FAILED fov[subject=02]: exit status 1; log: .cpipe/logs/fov_subject_02_"
+expect_err_contains "skipped brain[subject=02]: not run: fov[subject=02], which it depends on, did not succeed"
+expect_err_contains "skipped group_mean"
+expect_ran "brain 01
+brain 03
+brain 04
+fov 01
+fov 03
+fov 04"
+expect_exit 1 cpipe wait
+done_testing
