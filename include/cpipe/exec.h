@@ -225,6 +225,17 @@ int exec_write_file_atomic(const char *path, const void *data, size_t len, unsig
 /* Create `path` and its missing parents (mode 0777 & ~umask), like mkdir -p. Returns 0 or -1 with err. */
 int exec_mkdir_p(const char *path, struct cp_err *err);
 
+/*
+ * When `command` is one simple command (words of letters, digits and
+ * _@%+=:,./- or single-quoted text, separated by blanks; the first word no
+ * assignment and no shell builtin or keyword), append its words, unquoted, to
+ * `words` and return true: the local backend then executes it directly, as
+ * make does, without a /bin/sh in between. Anything else (pipes, redirections,
+ * variables, globbing, &&, a backslash) returns false and the job runs through
+ * /bin/sh with the same result.
+ */
+bool exec_simple_command_words(const char *command, struct strvec *words);
+
 /* Number of online CPUs (at least 1). */
 int exec_cpu_count(void);
 /* Physical RAM in GiB (a large value when unknown). */

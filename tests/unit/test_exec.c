@@ -816,11 +816,47 @@ static void test_overhead(void **state)
 	free(ids);
 }
 
+static void expect_words(const char *command, const char *const *expected, size_t count)
+{
+	struct strvec words = STRVEC_INIT;
+	bool simple = exec_simple_command_words(command, &words);
+	assert_int_equal(simple, count > 0);
+	assert_int_equal(words.count, count);
+	for (size_t i = 0; i < count; i++)
+		assert_string_equal(words.items[i], expected[i]);
+	strvec_release(&words);
+}
+
+static void test_simple_command_words(void **state)
+{
+	(void)state;
+	const char *const copy[] = {"cp", "sub 01/in.txt", "sub-01/out.txt"};
+	expect_words("cp 'sub 01/in.txt'   'sub-01/out.txt'", copy, 3);
+	const char *const flags[] = {"bet", "a.nii.gz", "b", "-f", "0.5", "--x=1"};
+	expect_words("bet a.nii.gz b -f 0.5 --x=1", flags, 6);
+	const char *const quoted[] = {"echo", "$(rm -rf /) `x` ; | > &"};
+	expect_words("echo '$(rm -rf /) `x` ; | > &'", quoted, 2);
+	/* Anything the shell would interpret goes through the shell. */
+	const char *const none[] = {NULL};
+	expect_words("cp a b && echo done", none, 0);
+	expect_words("cat a > b", none, 0);
+	expect_words("echo $HOME", none, 0);
+	expect_words("cp a* b", none, 0);
+	expect_words("cp 'it'\\''s' b", none, 0);
+	expect_words("FOO=1 prog", none, 0);
+	expect_words("cd sub && make", none, 0);
+	expect_words("exit 3", none, 0);
+	expect_words("echo 'unterminated", none, 0);
+	expect_words("   ", none, 0);
+	expect_words("a\nb", none, 0);
+}
+
 int main(void)
 {
 	/* A runner started in the background may leave SIGINT ignored, which exec honours. */
 	signal(SIGINT, SIG_DFL);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple_command_words),
 		cmocka_unit_test(test_file_name),
 		cmocka_unit_test(test_script_text),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, setup_dir, teardown_dir),
