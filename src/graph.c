@@ -351,27 +351,46 @@ static int compare_bindings(const void *a, const void *b)
 	return strcmp(((const struct binding *)a)->name, ((const struct binding *)b)->name);
 }
 
+/* The paths of one role (inputs, outputs, refs) of a job being assembled, with each path's key. */
+struct pending_paths {
+	struct strvec paths;
+	const char **keys; /* borrowed from the builder's key_info */
+	bool *optional;
+	size_t cap;
+};
+
 /* A job being assembled; becomes a graph_job once its dependencies are in the graph. */
 struct pending_job {
-	struct strvec inputs, outputs, refs;
-	struct strvec input_keys, output_keys, ref_keys; /* the key of each path above */
-	struct strvec optional_inputs;                   /* "1" or "" per input */
-	struct strvec optional_outputs;
+	struct pending_paths inputs, outputs, refs;
 	size_t *deps;
 	size_t dep_count;
 	size_t dep_cap;
 };
 
+static void pending_add(struct pending_paths *p, const char *path, const char *key, bool optional)
+{
+	if (p->paths.count + 1 > p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 4;
+		p->keys = xrealloc(p->keys, p->cap * sizeof(*p->keys));
+		p->optional = xrealloc(p->optional, p->cap * sizeof(*p->optional));
+	}
+	p->keys[p->paths.count] = key;
+	p->optional[p->paths.count] = optional;
+	strvec_push(&p->paths, path);
+}
+
+static void pending_paths_release(struct pending_paths *p)
+{
+	strvec_release(&p->paths);
+	free(p->keys);
+	free(p->optional);
+}
+
 static void pending_release(struct pending_job *p)
 {
-	strvec_release(&p->inputs);
-	strvec_release(&p->outputs);
-	strvec_release(&p->refs);
-	strvec_release(&p->input_keys);
-	strvec_release(&p->output_keys);
-	strvec_release(&p->ref_keys);
-	strvec_release(&p->optional_inputs);
-	strvec_release(&p->optional_outputs);
+	pending_paths_release(&p->inputs);
+	pending_paths_release(&p->outputs);
+	pending_paths_release(&p->refs);
 	free(p->deps);
 }
 
@@ -488,8 +507,9 @@ static int expand_key(struct builder *b, const char *key, const struct bindings 
 			rc = ADD_ERROR;
 			break;
 		}
-		/* Linked rows restricted to fewer names repeat paths: keep each once. */
-		if (!strmap_put(&seen, path.buf, 0))
+		/* Linked rows restricted to fewer names repeat paths: keep each once. A single row
+		 * (the usual job) cannot repeat, and needs no map. */
+		if (axes.count && !strmap_put(&seen, path.buf, 0))
 			continue;
 		if (kind == 0) {
 			long dep;
@@ -504,16 +524,11 @@ static int expand_key(struct builder *b, const char *key, const struct bindings 
 				ALLOC_GROW(pending->deps, pending->dep_count + 1, pending->dep_cap);
 				pending->deps[pending->dep_count++] = (size_t)dep;
 			}
-			strvec_push(&pending->inputs, path.buf);
-			strvec_push(&pending->input_keys, key);
-			strvec_push(&pending->optional_inputs, optional ? "1" : "");
+			pending_add(&pending->inputs, path.buf, info->key, optional);
 		} else if (kind == 1) {
-			strvec_push(&pending->outputs, path.buf);
-			strvec_push(&pending->output_keys, key);
-			strvec_push(&pending->optional_outputs, optional ? "1" : "");
+			pending_add(&pending->outputs, path.buf, info->key, optional);
 		} else {
-			strvec_push(&pending->refs, path.buf);
-			strvec_push(&pending->ref_keys, key);
+			pending_add(&pending->refs, path.buf, info->key, false);
 		}
 	} while (next_row(&axes, rows));
 	strmap_release(&seen);
@@ -531,17 +546,16 @@ struct resolve_context {
 	const struct bindings *binding;
 };
 
-static bool add_paths_of_key(const struct strvec *paths, const struct strvec *keys, const char *name,
-			     struct strbuf *out, bool *first)
+static bool add_paths_of_key(const struct pending_paths *p, const char *name, struct strbuf *out, bool *first)
 {
 	bool found = false;
-	for (size_t i = 0; i < paths->count; i++) {
-		if (strcmp(keys->items[i], name))
+	for (size_t i = 0; i < p->paths.count; i++) {
+		if (strcmp(p->keys[i], name))
 			continue;
 		if (!*first)
 			strbuf_addch(out, ' ');
 		*first = false;
-		strbuf_add_shell_quoted(out, paths->items[i]);
+		strbuf_add_shell_quoted(out, p->paths.items[i]);
 		found = true;
 	}
 	return found;
@@ -553,9 +567,9 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, str
 	(void)err;
 	bool first = true;
 	/* A key of the recipe: its paths. */
-	bool found = add_paths_of_key(&rc->pending->inputs, &rc->pending->input_keys, name, out, &first);
-	found = add_paths_of_key(&rc->pending->outputs, &rc->pending->output_keys, name, out, &first) || found;
-	found = add_paths_of_key(&rc->pending->refs, &rc->pending->ref_keys, name, out, &first) || found;
+	bool found = add_paths_of_key(&rc->pending->inputs, name, out, &first);
+	found = add_paths_of_key(&rc->pending->outputs, name, out, &first) || found;
+	found = add_paths_of_key(&rc->pending->refs, name, out, &first) || found;
 	if (found)
 		return 0;
 	/* A key with no paths (an optional input that is absent) expands to nothing. */
@@ -579,13 +593,6 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, str
 	return 0;
 }
 
-static bool *optional_flags(const struct strvec *flags)
-{
-	bool *out = xcalloc(flags->count + 1, sizeof(*out));
-	for (size_t i = 0; i < flags->count; i++)
-		out[i] = flags->items[i][0] != '\0';
-	return out;
-}
 
 static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in, size_t *index_out)
 {
@@ -645,13 +652,13 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 		if (recipe_expand_run(recipe, resolve_run_name, &resolve, &command, b->err) < 0)
 			rc = ADD_ERROR;
 	}
-	for (size_t i = 0; rc == ADD_OK && i < pending.outputs.count; i++) {
+	for (size_t i = 0; rc == ADD_OK && i < pending.outputs.paths.count; i++) {
 		size_t other;
-		if (strmap_get(&b->graph->by_output, pending.outputs.items[i], &other)) {
+		if (strmap_get(&b->graph->by_output, pending.outputs.paths.items[i], &other)) {
 			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
 				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
 				   "of its outputs",
-				   b->graph->jobs[other].id, id.buf, pending.outputs.items[i]);
+				   b->graph->jobs[other].id, id.buf, pending.outputs.paths.items[i]);
 			rc = ADD_ERROR;
 		}
 	}
@@ -675,12 +682,15 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 		strvec_push(&job->binding_names, binding.items[i].name);
 		strvec_push(&job->binding_values, binding.items[i].value->text ? binding.items[i].value->text : "");
 	}
-	job->inputs = pending.inputs;
-	job->input_optional = optional_flags(&pending.optional_inputs);
-	job->outputs = pending.outputs;
-	job->output_optional = optional_flags(&pending.optional_outputs);
-	memset(&pending.inputs, 0, sizeof(pending.inputs));
-	memset(&pending.outputs, 0, sizeof(pending.outputs));
+	/* The job takes over the paths and flags; the borrowed key pointers stay behind. */
+	job->inputs = pending.inputs.paths;
+	job->input_optional = pending.inputs.optional;
+	job->outputs = pending.outputs.paths;
+	job->output_optional = pending.outputs.optional;
+	memset(&pending.inputs.paths, 0, sizeof(pending.inputs.paths));
+	memset(&pending.outputs.paths, 0, sizeof(pending.outputs.paths));
+	pending.inputs.optional = NULL;
+	pending.outputs.optional = NULL;
 	job->command = strbuf_detach(&command);
 	job->definition = g->definitions[recipe_index];
 	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear. */
