@@ -694,7 +694,11 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	job->command = strbuf_detach(&command);
 	job->definition = g->definitions[recipe_index];
 	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear. */
-	ALLOC_GROW(b->dep_mark, g->count + 1, b->dep_mark_cap);
+	if (g->count + 1 > b->dep_mark_cap) {
+		size_t old_cap = b->dep_mark_cap;
+		ALLOC_GROW(b->dep_mark, g->count + 1, b->dep_mark_cap);
+		memset(b->dep_mark + old_cap, 0, (b->dep_mark_cap - old_cap) * sizeof(*b->dep_mark));
+	}
 	for (size_t i = 0; i < pending.dep_count; i++) {
 		size_t dep = pending.deps[i];
 		if (b->dep_mark[dep] == g->count + 1)
