@@ -379,6 +379,14 @@ static void pending_add(struct pending_paths *p, const char *path, const char *k
 	strvec_push(&p->paths, path);
 }
 
+static void shrink_paths(struct pending_paths *p)
+{
+	if (p->paths.count && p->paths.count < p->paths.cap) {
+		p->paths.items = xrealloc(p->paths.items, p->paths.count * sizeof(*p->paths.items));
+		p->paths.cap = p->paths.count;
+	}
+}
+
 static void pending_paths_release(struct pending_paths *p)
 {
 	strvec_release(&p->paths);
@@ -678,11 +686,22 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	memset(job, 0, sizeof(*job));
 	job->id = strbuf_detach(&id);
 	job->recipe = recipe_index;
+	job->binding_count = binding.count;
+	job->binding_names = xcalloc(binding.count + 1, sizeof(*job->binding_names));
+	job->binding_values = xcalloc(binding.count + 1, sizeof(*job->binding_values));
 	for (size_t i = 0; i < binding.count; i++) {
-		strvec_push(&job->binding_names, binding.items[i].name);
-		strvec_push(&job->binding_values, binding.items[i].value->text ? binding.items[i].value->text : "");
+		long name = strvec_find(&g->names, binding.items[i].name);
+		if (name < 0) {
+			strvec_push(&g->names, binding.items[i].name);
+			name = (long)g->names.count - 1;
+		}
+		job->binding_names[i] = g->names.items[name];
+		job->binding_values[i] = xstrdup(binding.items[i].value->text ? binding.items[i].value->text : "");
 	}
-	/* The job takes over the paths and flags; the borrowed key pointers stay behind. */
+	/* The job takes over the paths and flags (trimmed to size: there are many jobs); the borrowed
+	 * key pointers stay behind. */
+	shrink_paths(&pending.inputs);
+	shrink_paths(&pending.outputs);
 	job->inputs = pending.inputs.paths;
 	job->input_optional = pending.inputs.optional;
 	job->outputs = pending.outputs.paths;
@@ -883,8 +902,10 @@ void graph_free(struct graph *graph)
 	for (size_t i = 0; i < graph->count; i++) {
 		struct graph_job *job = &graph->jobs[i];
 		free(job->id);
-		strvec_release(&job->binding_names);
-		strvec_release(&job->binding_values);
+		for (size_t b = 0; b < job->binding_count; b++)
+			free(job->binding_values[b]);
+		free(job->binding_names);
+		free(job->binding_values);
 		strvec_release(&job->inputs);
 		strvec_release(&job->outputs);
 		free(job->input_optional);
@@ -896,6 +917,7 @@ void graph_free(struct graph *graph)
 	for (size_t r = 0; graph->definitions && r < graph->definition_count; r++)
 		free(graph->definitions[r]);
 	free(graph->definitions);
+	strvec_release(&graph->names);
 	strvec_release(&graph->skipped);
 	strmap_release(&graph->by_output);
 	strmap_release(&graph->by_id);

@@ -18,8 +18,9 @@
 struct graph_job {
 	char *id;          /* "recipe" or "recipe[name=value,...]" over its iterating placeholders */
 	size_t recipe;     /* index into the recipe set */
-	struct strvec binding_names;  /* the iterating placeholders, sorted */
-	struct strvec binding_values; /* their values ("" stands for an absent optional part) */
+	const char **binding_names;   /* the iterating placeholders, sorted; the graph owns the names */
+	char **binding_values;        /* their values ("" stands for an absent optional part) */
+	size_t binding_count;
 	struct strvec inputs;         /* every `in` path, in recipe order, batched keys expanded */
 	bool *input_optional;
 	struct strvec outputs;        /* every `out` path */
@@ -37,6 +38,7 @@ struct graph {
 	size_t count;
 	size_t cap;
 	char **definitions;     /* per recipe: its definition text, shared by its jobs */
+	struct strvec names;    /* every placeholder name a job binds, stored once */
 	size_t definition_count;
 	struct strvec skipped;  /* with skip_missing: one line per job left out and why */
 	struct strmap by_output; /* output path -> job index */

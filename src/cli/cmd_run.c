@@ -212,8 +212,8 @@ static void print_plan_json(const struct study *study, const struct decision *de
 		json_t *o = json_object(), *placeholders = json_object(), *deps = json_array();
 		json_object_set_new(o, "id", json_text(job->id));
 		json_object_set_new(o, "recipe", json_text(study->recipes->recipes[job->recipe].name));
-		for (size_t b = 0; b < job->binding_names.count; b++)
-			json_object_set_new(placeholders, job->binding_names.items[b], json_text(job->binding_values.items[b]));
+		for (size_t b = 0; b < job->binding_count; b++)
+			json_object_set_new(placeholders, job->binding_names[b], json_text(job->binding_values[b]));
 		json_object_set_new(o, "placeholders", placeholders);
 		json_object_set_new(o, "action", json_string(decision_kind_name(d->kind)));
 		json_object_set_new(o, "reason", json_string(state_reason_string(d->reason)));
