@@ -266,33 +266,55 @@ static void print_plan_text(const struct study *study, const struct decision *de
 	strbuf_release(&line);
 }
 
+/*
+ * The steps plan and run share: load the study, import cluster results, decide every job.
+ * Returns EXIT_OK with everything filled, or the exit code after reporting the error.
+ */
+static int load_and_decide(struct run_options *opt, struct study *study, struct cluster_view *view,
+			   struct decision **decisions, bool report_imports)
+{
+	opt->study.need_state = true;
+	int rc = study_load(&opt->study, study);
+	if (rc != EXIT_OK)
+		return rc;
+	struct cp_err err = CP_ERR_INIT;
+	memset(view, 0, sizeof(*view));
+	*decisions = NULL;
+	/* Results of cluster jobs come in first, whatever the command does next. */
+	if (cluster_sync(study, view, report_imports, &err) < 0 || decide_all(study, &opt->decide, decisions, &err) < 0) {
+		cli_report(&err);
+		decisions_free(*decisions, study->graph->count);
+		*decisions = NULL;
+		cluster_view_release(view);
+		study_release(study);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static void release_decided(struct study *study, struct cluster_view *view, struct decision *decisions)
+{
+	decisions_free(decisions, study->graph->count);
+	cluster_view_release(view);
+	study_release(study);
+}
+
 int cmd_plan(int argc, char **argv)
 {
 	struct run_options opt;
 	memset(&opt, 0, sizeof(opt));
 	int rc = parse_run_options("plan", plan_usage, argc, argv, &opt);
-	if (rc >= 0)
-		goto out;
-	opt.study.need_state = true;
 	struct study study;
-	rc = study_load(&opt.study, &study);
-	if (rc != EXIT_OK)
-		goto out;
-	struct decision *decisions = NULL;
-	struct cp_err err = CP_ERR_INIT;
 	struct cluster_view view;
-	if (cluster_sync(&study, &view, false, &err) < 0 || decide_all(&study, &opt.decide, &decisions, &err) < 0) {
-		cli_report(&err);
-		rc = EXIT_USAGE;
-	} else if (cluster_hold_in_flight(&study, &view, decisions, true), opt.json) {
-		print_plan_json(&study, decisions, opt.verbose);
-	} else {
-		print_plan_text(&study, decisions, opt.verbose);
+	struct decision *decisions;
+	if (rc < 0 && (rc = load_and_decide(&opt, &study, &view, &decisions, false)) == EXIT_OK) {
+		cluster_hold_in_flight(&study, &view, decisions, true);
+		if (opt.json)
+			print_plan_json(&study, decisions, opt.verbose);
+		else
+			print_plan_text(&study, decisions, opt.verbose);
+		release_decided(&study, &view, decisions);
 	}
-	decisions_free(decisions, study.graph->count);
-	cluster_view_release(&view);
-	study_release(&study);
-out:
 	study_options_release(&opt.study);
 	strvec_release(&opt.cluster.holds);
 	return rc;
@@ -592,17 +614,13 @@ int cmd_run(int argc, char **argv)
 	int rc = parse_run_options("run", run_usage, argc, argv, &opt);
 	if (rc >= 0)
 		goto out;
-	opt.study.need_state = true;
 	struct study study;
-	rc = study_load(&opt.study, &study);
-	if (rc != EXIT_OK)
-		goto out;
-	struct decision *decisions = NULL;
-	struct cp_err err = CP_ERR_INIT;
 	struct cluster_view view;
-	/* Results of cluster jobs come in first, whatever this run does. */
-	if (cluster_sync(&study, &view, !opt.quiet, &err) < 0 || decide_all(&study, &opt.decide, &decisions, &err) < 0 ||
-	    adopt_jobs(&study, decisions, opt.quiet, &err) < 0) {
+	struct decision *decisions;
+	struct cp_err err = CP_ERR_INIT;
+	if ((rc = load_and_decide(&opt, &study, &view, &decisions, !opt.quiet)) != EXIT_OK)
+		goto out;
+	if (adopt_jobs(&study, decisions, opt.quiet, &err) < 0) {
 		cli_report(&err);
 		rc = EXIT_USAGE;
 		goto done;
@@ -652,9 +670,7 @@ int cmd_run(int argc, char **argv)
 			rc = EXIT_JOB_FAILED;
 	}
 done:
-	decisions_free(decisions, study.graph->count);
-	cluster_view_release(&view);
-	study_release(&study);
+	release_decided(&study, &view, decisions);
 out:
 	study_options_release(&opt.study);
 	strvec_release(&opt.cluster.holds);
