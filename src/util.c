@@ -234,11 +234,16 @@ char *strbuf_detach(struct strbuf *sb)
 void strbuf_add_shell_quoted(struct strbuf *sb, const char *s)
 {
 	strbuf_addch(sb, '\'');
-	for (; *s; s++) {
-		if (*s == '\'')
-			strbuf_adds(sb, "'\\''");
-		else
-			strbuf_addch(sb, *s);
+	/* Copy the runs between quotes whole: this is on the path of every job's command. */
+	for (;;) {
+		const char *quote = strchr(s, '\'');
+		if (!quote) {
+			strbuf_adds(sb, s);
+			break;
+		}
+		strbuf_add(sb, s, (size_t)(quote - s));
+		strbuf_adds(sb, "'\\''");
+		s = quote + 1;
 	}
 	strbuf_addch(sb, '\'');
 }
