@@ -157,7 +157,7 @@ static const char *const statement_sql[STMT_COUNT] = {
 		" log_path = COALESCE(excluded.log_path, holder_log, log_path),"
 		" holder_run = NULL, holder_host = NULL, holder_pid = NULL, holder_pid_start = NULL,"
 		" holder_since = NULL, holder_log = NULL"
-		" RETURNING id",
+		" RETURNING " JOB_COLUMNS,
 	[STMT_JOB_FILES_CLEAR] = "DELETE FROM job_files WHERE job = ?1",
 	[STMT_JOB_FILE_INSERT] = "INSERT OR REPLACE INTO job_files (job, role, file, present, size, mtime_ns, hash,"
 				 " hashed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -199,10 +199,31 @@ struct file_entry {
 	struct file_signature seen;
 };
 
+/* A recorded file of a job: 32 bytes (records load by the hundred thousand). */
 struct job_file {
-	size_t file; /* index into state->files */
-	struct file_signature signature;
+	uint32_t file; /* index into state->files */
+	bool exists;
+	bool hashed;
+	int64_t size;
+	int64_t mtime_ns;
+	uint64_t hash;
 };
+
+static void job_file_set(struct job_file *jf, size_t file, const struct file_signature *sig)
+{
+	jf->file = (uint32_t)file;
+	jf->exists = sig->exists;
+	jf->hashed = sig->hashed;
+	jf->size = sig->size;
+	jf->mtime_ns = sig->mtime_ns;
+	jf->hash = sig->hash;
+}
+
+static struct file_signature job_file_signature(const struct job_file *jf)
+{
+	struct file_signature sig = {jf->exists, jf->size, jf->mtime_ns, jf->hash, jf->hashed};
+	return sig;
+}
 
 /* Job strings live in the pool: a rewrite points to a new copy. */
 struct job_entry {
@@ -274,6 +295,9 @@ struct state {
 	struct name_index job_index;
 	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
 	struct string_pool pool;
+	const char *recent_host; /* pooled strings that repeat across job rows (see job_string) */
+	const char *recent_run;
+	const char *recent_holder_run;
 
 	char *run_id;
 	char *host;
@@ -282,6 +306,8 @@ struct state {
 
 	size_t *scratch; /* per-query input positions */
 	size_t scratch_cap;
+	size_t *output_scratch; /* per-query output file indexes */
+	size_t output_scratch_cap;
 	unsigned char *marks;
 	size_t marks_cap;
 
@@ -881,12 +907,18 @@ static struct job_entry *job_find(const struct state *state, const char *job_id)
 	return &state->jobs[index];
 }
 
+static size_t job_add(struct state *state, const char *job_id, uint64_t hash);
+
 static size_t job_intern(struct state *state, const char *job_id)
 {
 	uint64_t hash = name_hash(job_id);
 	size_t index = index_find(state, &state->job_index, INDEX_JOBS, job_id, hash);
-	if (index != SIZE_MAX)
-		return index;
+	return index != SIZE_MAX ? index : job_add(state, job_id, hash);
+}
+
+/* Add a job id known not to be indexed yet. */
+static size_t job_add(struct state *state, const char *job_id, uint64_t hash)
+{
 	ALLOC_GROW(state->jobs, state->job_count + 1, state->job_cap);
 	struct job_entry *job = &state->jobs[state->job_count];
 	memset(job, 0, sizeof(*job));
@@ -896,13 +928,27 @@ static size_t job_intern(struct state *state, const char *job_id)
 	return state->job_count++;
 }
 
-/* Point a job string at a pooled copy of the column (an old copy just stays in the pool). */
-static void job_string(struct state *state, const char **slot, sqlite3_stmt *stmt, int column)
+/*
+ * Point a job string at a pooled copy of the column (an old copy just stays in
+ * the pool). `recent` (may be NULL) remembers the last copy made for this
+ * column: host and run id repeat from job to job, so they are stored once.
+ */
+static void job_string(struct state *state, const char **slot, sqlite3_stmt *stmt, int column, const char **recent)
 {
 	const char *text = (const char *)sqlite3_column_text(stmt, column);
-	if (text && *slot && !strcmp(text, *slot))
+	if (!text) {
+		*slot = NULL;
 		return;
+	}
+	if (*slot && !strcmp(text, *slot))
+		return;
+	if (recent && *recent && !strcmp(text, *recent)) {
+		*slot = *recent;
+		return;
+	}
 	*slot = pool_add(&state->pool, text);
+	if (recent)
+		*recent = *slot;
 }
 
 static enum job_outcome outcome_from_text(const char *text)
@@ -931,15 +977,15 @@ static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stm
 	job->exit_code = sqlite3_column_int(stmt, 7);
 	job->start_ns = sqlite3_column_int64(stmt, 8);
 	job->end_ns = sqlite3_column_int64(stmt, 9);
-	job_string(state, &job->host, stmt, 10);
+	job_string(state, &job->host, stmt, 10, &state->recent_host);
 	job->pid = sqlite3_column_int64(stmt, 11);
-	job_string(state, &job->run_id, stmt, 12);
-	job_string(state, &job->log_path, stmt, 13);
-	job_string(state, &job->holder_run, stmt, 14);
-	job_string(state, &job->holder_host, stmt, 15);
+	job_string(state, &job->run_id, stmt, 12, &state->recent_run);
+	job_string(state, &job->log_path, stmt, 13, NULL);
+	job_string(state, &job->holder_run, stmt, 14, &state->recent_holder_run);
+	job_string(state, &job->holder_host, stmt, 15, &state->recent_host);
 	job->holder_pid = sqlite3_column_int64(stmt, 16);
 	job->holder_pid_start = sqlite3_column_int64(stmt, 17);
-	job_string(state, &job->holder_log, stmt, 18);
+	job_string(state, &job->holder_log, stmt, 18, NULL);
 }
 
 /* Re-read one job's row after a write (files untouched); a missing row forgets the job. */
@@ -995,8 +1041,9 @@ static size_t job_files_normalize(struct job_file *part, size_t count)
 }
 
 /* The position of `file` in a sorted part, or SIZE_MAX. */
-static size_t job_files_find(const struct job_file *part, size_t count, size_t file)
+static size_t job_files_find(const struct job_file *part, size_t count, size_t file_index)
 {
+	uint32_t file = (uint32_t)file_index;
 	size_t lo = 0, hi = count;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -1085,8 +1132,13 @@ static int setup_journal(struct state *state, const char *dir, struct cp_err *er
 	/* WAL with NORMAL is durable across application crashes; a rollback journal wants FULL. */
 	if (exec_sql(state, wal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", err) < 0)
 		return STATE_ERROR;
-	/* A large batch writes many pages per transaction: keep them in memory (16 MiB) rather than spill. */
-	return exec_sql(state, "PRAGMA cache_size = -16384", err);
+	/*
+	 * Reads go through a memory map (no copy into the page cache, no malloc per page); the
+	 * load scans every page once, so a small page cache suffices until it is done (see load).
+	 */
+	if (exec_sql(state, "PRAGMA mmap_size = 0", err) < 0)
+		return STATE_ERROR;
+	return exec_sql(state, "PRAGMA cache_size = -1024", err);
 }
 
 static int migrate(struct state *state, struct cp_err *err)
@@ -1194,7 +1246,9 @@ static int load(struct state *state, struct cp_err *err)
 		goto out;
 	}
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		size_t index = job_intern(state, (const char *)sqlite3_column_text(stmt, 1));
+		/* Names are UNIQUE in the table: no lookup needed. */
+		const char *name = (const char *)sqlite3_column_text(stmt, 1);
+		size_t index = job_add(state, name, name_hash(name));
 		job_from_row(state, &state->jobs[index], stmt);
 		int64_t id = state->jobs[index].db_id;
 		if (id > 0 && id <= max_job_id)
@@ -1234,12 +1288,12 @@ static int load(struct state *state, struct cp_err *err)
 			continue; /* a dangling reference: ignore the row */
 		ALLOC_GROW(all, used + 1, all_cap);
 		struct job_file *jf = &all[used++];
-		jf->file = file_by_id[file_id];
-		jf->signature.exists = sqlite3_column_int(stmt, 3) != 0;
-		jf->signature.size = sqlite3_column_int64(stmt, 4);
-		jf->signature.mtime_ns = sqlite3_column_int64(stmt, 5);
-		jf->signature.hash = (uint64_t)sqlite3_column_int64(stmt, 6);
-		jf->signature.hashed = sqlite3_column_int(stmt, 7) != 0;
+		jf->file = (uint32_t)file_by_id[file_id];
+		jf->exists = sqlite3_column_int(stmt, 3) != 0;
+		jf->size = sqlite3_column_int64(stmt, 4);
+		jf->mtime_ns = sqlite3_column_int64(stmt, 5);
+		jf->hash = (uint64_t)sqlite3_column_int64(stmt, 6);
+		jf->hashed = sqlite3_column_int(stmt, 7) != 0;
 		if (sqlite3_column_int(stmt, 1) == 0)
 			job->input_count++;
 		else
@@ -1269,6 +1323,9 @@ static int load(struct state *state, struct cp_err *err)
 		entry->output_count = outputs;
 	}
 	rc = statement_exec(state, STMT_COMMIT, err);
+	/* A large batch writes many pages per transaction: keep them in memory (16 MiB) rather than spill. */
+	if (rc == 0)
+		rc = exec_sql(state, "PRAGMA cache_size = -16384", err);
 out:
 	if (rc < 0)
 		rollback_quietly(state);
@@ -1303,7 +1360,7 @@ int state_open(const char *data_root, struct state **out, struct cp_err *err)
 	state->run_id = xasprintf("%s:%lld:%llx", state->host, (long long)state->pid,
 				  (unsigned long long)state_now_ns());
 
-	if (sqlite3_open_v2(state->db_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	if (sqlite3_open_v2(state->db_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		cp_err_set(err, NULL, 0, "cannot open %s: %s", state->db_path,
 			   state->db ? sqlite3_errmsg(state->db) : "out of memory");
@@ -1352,6 +1409,7 @@ void state_close(struct state *state)
 	free(state->host);
 	free(state->db_path);
 	free(state->scratch);
+	free(state->output_scratch);
 	free(state->marks);
 	free(state);
 }
@@ -1417,7 +1475,7 @@ void state_reason_describe(enum state_reason reason, const char *detail, struct 
  * Whether the file now differs from `recorded`: equal size and mtime mean
  * unchanged; a different size means changed; otherwise the content hash decides.
  */
-static int file_differs(struct state *state, size_t index, const struct file_signature *recorded, bool *differs,
+static int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
 			struct cp_err *err)
 {
 	const struct file_signature *now;
@@ -1458,14 +1516,15 @@ static void holder_detail(struct strbuf *detail, const char *host, int64_t pid)
 
 /* The checks that compare with a successful record; *reason stays UP_TO_DATE when all pass. */
 static int compare_with_record(struct state *state, const struct state_job_query *query, struct job_entry *job,
-			       enum state_reason *reason, struct strbuf *detail, struct cp_err *err)
+			       const size_t *output_files, enum state_reason *reason, struct strbuf *detail,
+			       struct cp_err *err)
 {
 	const struct job_file *outputs = job->files + job->input_count;
 	for (size_t i = 0; i < query->output_count; i++) {
-		size_t file = file_intern(state, query->outputs[i]);
+		size_t file = output_files[i];
 		size_t at = job_files_find(outputs, job->output_count, file);
 		bool differs = true;
-		if (at != SIZE_MAX && file_differs(state, file, &outputs[at].signature, &differs, err) < 0)
+		if (at != SIZE_MAX && file_differs(state, file, &outputs[at], &differs, err) < 0)
 			return STATE_ERROR;
 		if (differs) {
 			*reason = STATE_OUTPUT_MODIFIED;
@@ -1485,7 +1544,7 @@ static int compare_with_record(struct state *state, const struct state_job_query
 		if (positions[i] == SIZE_MAX)
 			continue;
 		bool differs;
-		if (file_differs(state, file, &job->files[positions[i]].signature, &differs, err) < 0)
+		if (file_differs(state, file, &job->files[positions[i]], &differs, err) < 0)
 			return STATE_ERROR;
 		if (differs) {
 			*reason = STATE_INPUT_CHANGED;
@@ -1530,9 +1589,13 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 
+	/* Each output's file index, looked up once for both passes. */
+	ALLOC_GROW(state->output_scratch, query->output_count + 1, state->output_scratch_cap);
+	size_t *output_files = state->output_scratch;
 	for (size_t i = 0; i < query->output_count; i++) {
 		const struct file_signature *now;
-		if (file_seen(state, file_intern(state, query->outputs[i]), &now, err) < 0)
+		output_files[i] = file_intern(state, query->outputs[i]);
+		if (file_seen(state, output_files[i], &now, err) < 0)
 			return STATE_ERROR;
 		if (!now->exists) {
 			*reason = STATE_OUTPUT_MISSING;
@@ -1547,7 +1610,7 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 	if (job->recorded) {
-		if (compare_with_record(state, query, job, reason, detail, err) < 0)
+		if (compare_with_record(state, query, job, output_files, reason, detail, err) < 0)
 			return STATE_ERROR;
 		if (*reason != STATE_UP_TO_DATE)
 			return 0;
@@ -1690,8 +1753,7 @@ static int insert_job_file(struct state *state, int64_t job_db_id, int role, con
 	sqlite3_bind_int(stmt, 8, sig->hashed);
 	if (statement_run(state, STMT_JOB_FILE_INSERT, stmt, err) < 0)
 		return STATE_ERROR;
-	out->file = index;
-	out->signature = *sig;
+	job_file_set(out, index, sig);
 	return 0;
 }
 
@@ -1731,7 +1793,17 @@ static int record_success(struct state *state, const struct state_outcome *outco
 		statement_done(stmt);
 		goto out;
 	}
-	int64_t job_db_id = sqlite3_column_int64(stmt, 0);
+	/*
+	 * The row as written mirrors into memory once the files are written too (a
+	 * new job gets an entry, not present until then): no re-read needed.
+	 */
+	size_t job_index = job_intern(state, outcome->job_id); /* may grow state->jobs */
+	struct job_entry row = state->jobs[job_index];
+	job_from_row(state, &row, stmt);
+	int64_t job_db_id = row.db_id;
+	/* RETURNING rows are all computed before the first is returned; step to the end anyway. */
+	while (sqlite3_step(stmt) == SQLITE_ROW)
+		;
 	statement_done(stmt);
 
 	if (!(stmt = statement(state, STMT_JOB_FILES_CLEAR, err)))
@@ -1746,12 +1818,11 @@ static int record_success(struct state *state, const struct state_outcome *outco
 		if (insert_job_file(state, job_db_id, 1, &outcome->outputs[i], &files[outcome->input_count + i],
 				    err) < 0)
 			goto out;
-	if (job_reload(state, outcome->job_id, err) < 0)
-		goto out;
-
-	struct job_entry *job = job_find(state, outcome->job_id);
-	assert(job);
+	struct job_entry *job = &state->jobs[job_index];
 	job_clear_files(job);
+	row.files = NULL;
+	row.files_owned = false;
+	*job = row;
 	size_t inputs = job_files_normalize(files, outcome->input_count);
 	size_t outputs = job_files_normalize(files + outcome->input_count, outcome->output_count);
 	memmove(files + inputs, files + outcome->input_count, outputs * sizeof(*files));
@@ -2021,7 +2092,7 @@ int state_foreach_job_file(struct state *state, const char *job_id, int role,
 	const struct job_file *part = role == 0 ? job->files : job->files + job->input_count;
 	size_t count = role == 0 ? job->input_count : job->output_count;
 	for (size_t i = 0; i < count; i++) {
-		struct state_file file = {state->files[part[i].file].path, part[i].signature};
+		struct state_file file = {state->files[part[i].file].path, job_file_signature(&part[i])};
 		int rc = fn(&file, data);
 		if (rc)
 			return rc;
