@@ -1005,6 +1005,32 @@ static pid_t spawn_job(struct pool *pool, const struct signal_state *signals, co
 #endif
 }
 
+/*
+ * Write the job's command as a /bin/sh script at `rel` (cwd-relative). Written in place, neither
+ * renamed nor fsynced: only this run reads it, and after a crash the job reruns and rewrites it.
+ */
+static int write_job_script(const struct pool *pool, const struct exec_job *job, const struct strbuf *rel,
+			    struct strbuf *path, struct strbuf *script, char **why)
+{
+	exec_script_text(job->id, job->command, script);
+	pool_path(pool, rel->buf, path);
+	int script_fd = open(path->buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	int script_errno = errno;
+	bool written = script_fd >= 0 && write_all(script_fd, script->buf, script->len) == 0;
+	if (script_fd >= 0) {
+		script_errno = errno;
+		if (close(script_fd) && written) {
+			script_errno = errno;
+			written = false;
+		}
+	}
+	if (!written) {
+		*why = xasprintf("cannot write the job script '%s': %s", rel->buf, strerror(script_errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void start_job(struct pool *pool, const struct signal_state *signals, size_t index)
 {
 	struct exec_job *job = &pool->jobs[index];
@@ -1040,27 +1066,6 @@ static void start_job(struct pool *pool, const struct signal_state *signals, siz
 		goto failed;
 
 	strbuf_addf(&rel, "%s/%s.sh", EXEC_SCRIPT_DIR, pj->name);
-	exec_script_text(job->id, job->command, &script);
-	pool_path(pool, rel.buf, &path);
-	/*
-	 * Written in place, neither renamed nor fsynced: only this run reads it,
-	 * and after a crash the job reruns and rewrites it. Half the cost of
-	 * exec_write_file_atomic on ext4.
-	 */
-	int script_fd = open(path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	int script_errno = errno;
-	bool written = script_fd >= 0 && write_all(script_fd, script.buf, script.len) == 0;
-	if (script_fd >= 0) {
-		script_errno = errno;
-		if (close(script_fd) && written) {
-			script_errno = errno;
-			written = false;
-		}
-	}
-	if (!written) {
-		why = xasprintf("cannot write the job script '%s': %s", rel.buf, strerror(script_errno));
-		goto failed;
-	}
 	struct strvec words = STRVEC_INIT;
 #ifdef HAVE_SPAWN_CHDIR
 	bool direct = exec_simple_command_words(job->command, &words);
@@ -1070,12 +1075,19 @@ static void start_job(struct pool *pool, const struct signal_state *signals, siz
 	if (direct) {
 		strvec_push_owned(&words, NULL); /* argv's terminator */
 		words.count--;
+		pj->pid = spawn_job(pool, signals, rel.buf, &words, log_fd);
 	}
-	pj->pid = spawn_job(pool, signals, rel.buf, direct ? &words : NULL, log_fd);
-	/* A program that cannot be executed: the shell reports it in the log as it would from a terminal. */
-	if (pj->pid < 0 && direct)
-		pj->pid = spawn_job(pool, signals, rel.buf, NULL, log_fd);
 	strvec_release(&words);
+	/*
+	 * Through the shell: a command that needs one, or a plain one whose program could not be
+	 * executed (the shell then says why in the log, as on a terminal). A direct job writes no
+	 * script: one file less per job.
+	 */
+	if (!direct || pj->pid < 0) {
+		if (write_job_script(pool, job, &rel, &path, &script, &why) < 0)
+			goto failed;
+		pj->pid = spawn_job(pool, signals, rel.buf, NULL, log_fd);
+	}
 	if (pj->pid < 0) {
 		why = xasprintf("cannot start /bin/sh in '%s': %s", pool->cwd, strerror(errno));
 		goto failed;

@@ -6,7 +6,7 @@
  * callbacks. exec knows nothing of trees, recipes or the state database.
  *
  * Files exec writes, all relative to the data root (exec_options.cwd):
- *   .cpipe/scripts/<name>.sh     the job's command as a /bin/sh script
+ *   .cpipe/scripts/<name>.sh     the command of a job run through /bin/sh, as a script
  *   .cpipe/logs/<name>.log       the job's stdout and stderr (default log path)
  *   .cpipe/prev/<name>/<output>  old outputs kept aside while the job runs
  *   .cpipe/failed/<name>/<output> partial outputs of a failed or interrupted job
@@ -168,9 +168,10 @@ int exec_run(const struct exec_backend *backend, struct exec_job *jobs, size_t c
  *   than a limit on its own runs alone instead of waiting forever. Ready jobs
  *   start in index order (no overtaking), so a big job is never starved.
  * - Each job: create every output's parent directory, move existing outputs
- *   to .cpipe/prev/<name>/, write .cpipe/scripts/<name>.sh, run `/bin/sh
- *   script` in cwd in its own process group, stdin /dev/null, stdout and
- *   stderr to the log (truncated).
+ *   to .cpipe/prev/<name>/, then run it in cwd in its own process group,
+ *   stdin /dev/null, stdout and stderr to the log (truncated): a plain
+ *   command (exec_simple_command_words) is executed directly; any other is
+ *   written to .cpipe/scripts/<name>.sh and run as `/bin/sh script`.
  * - Success = exit 0 and every non-optional output exists (a dangling symlink
  *   does not count). Then the aside copies are deleted.
  * - Otherwise the new outputs go to .cpipe/failed/<name>/ (replacing an
