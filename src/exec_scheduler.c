@@ -439,6 +439,22 @@ static void table_add_id(struct state_table *t, const char *id, enum exec_cluste
 	free(job);
 }
 
+/* The state of each submission ("JOB" or "JOB_TASK" in the table); `absent` for one not listed. */
+static void table_look_up(const struct state_table *t, const struct exec_submission *const *subs, size_t count,
+			  enum exec_cluster_state *states, enum exec_cluster_state absent)
+{
+	struct strbuf key = STRBUF_INIT;
+	for (size_t i = 0; i < count; i++) {
+		strbuf_reset(&key);
+		strbuf_adds(&key, subs[i]->job);
+		if (subs[i]->task > 0)
+			strbuf_addf(&key, "_%ld", subs[i]->task);
+		if (!table_get(t, key.buf, &states[i]))
+			states[i] = absent;
+	}
+	strbuf_release(&key);
+}
+
 static int query_slurm(const struct exec_submission *const *subs, size_t count, enum exec_cluster_state *states,
 		       struct cp_err *err)
 {
@@ -453,7 +469,7 @@ static int query_slurm(const struct exec_submission *const *subs, size_t count, 
 	push_joined(&argv, "--jobs=", &jobs, ",");
 	strvec_push(&argv, "-o");
 	strvec_push(&argv, "%i %T %r");
-	struct strbuf out = STRBUF_INIT, errout = STRBUF_INIT, key = STRBUF_INIT;
+	struct strbuf out = STRBUF_INIT, errout = STRBUF_INIT;
 	int status = 0;
 	int rc = exec_run_capture(&argv, &out, &errout, &status, err);
 	if (rc == 0 && status != 0 && !strstr(errout.buf, "Invalid job id")) {
@@ -476,20 +492,13 @@ static int query_slurm(const struct exec_submission *const *subs, size_t count, 
 		}
 		strvec_release(&lines);
 	}
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		strbuf_reset(&key);
-		strbuf_adds(&key, subs[i]->job);
-		if (subs[i]->task > 0)
-			strbuf_addf(&key, "_%ld", subs[i]->task);
-		if (!table_get(&table, key.buf, &states[i]))
-			states[i] = EXEC_CLUSTER_UNKNOWN;
-	}
+	if (rc == 0)
+		table_look_up(&table, subs, count, states, EXEC_CLUSTER_UNKNOWN);
 	table_release(&table);
 	strvec_release(&jobs);
 	strvec_release(&argv);
 	strbuf_release(&out);
 	strbuf_release(&errout);
-	strbuf_release(&key);
 	return rc;
 }
 
@@ -511,7 +520,7 @@ static int query_sge(const struct exec_submission *const *subs, size_t count, en
 	strvec_push(&argv, "*");
 	strvec_push(&argv, "-g");
 	strvec_push(&argv, "d");
-	struct strbuf out = STRBUF_INIT, errout = STRBUF_INIT, key = STRBUF_INIT;
+	struct strbuf out = STRBUF_INIT, errout = STRBUF_INIT;
 	int status = 0;
 	int rc = exec_run_capture(&argv, &out, &errout, &status, err);
 	if (rc == 0 && status != 0) {
@@ -560,20 +569,13 @@ static int query_sge(const struct exec_submission *const *subs, size_t count, en
 		}
 		strvec_release(&lines);
 	}
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		strbuf_reset(&key);
-		strbuf_adds(&key, subs[i]->job);
-		if (subs[i]->task > 0)
-			strbuf_addf(&key, "_%ld", subs[i]->task);
-		/* qstat lists every job SGE still has: one it does not list has ended. */
-		if (!table_get(&table, key.buf, &states[i]))
-			states[i] = EXEC_CLUSTER_ENDED;
-	}
+	/* qstat lists every job SGE still has: one it does not list has ended. */
+	if (rc == 0)
+		table_look_up(&table, subs, count, states, EXEC_CLUSTER_ENDED);
 	table_release(&table);
 	strvec_release(&argv);
 	strbuf_release(&out);
 	strbuf_release(&errout);
-	strbuf_release(&key);
 	return rc;
 }
 
