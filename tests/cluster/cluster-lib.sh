@@ -77,3 +77,21 @@ check_order() {
 	done
 	pass
 }
+
+# log_submissions COMMAND: put a COMMAND on PATH that logs each call's arguments to
+# $WORK/COMMAND.log, then runs the real one; `submissions` counts the calls so far.
+log_submissions() {
+	real=$(command -v "$1") || fail "$1 is not installed"
+	mkdir -p "$WORK/bin"
+	submit_log=$WORK/$1.log
+	cat >"$WORK/bin/$1" <<WRAP
+#!/bin/sh
+printf '%s\n' "\$*" >>"$submit_log"
+exec "$real" "\$@"
+WRAP
+	chmod +x "$WORK/bin/$1"
+	PATH=$WORK/bin:$PATH
+	: >"$submit_log"
+}
+
+submissions() { wc -l <"$submit_log" | tr -d ' '; }

@@ -12,17 +12,7 @@ start_slurm 7817 7818
 export CPIPE_POLL_INTERVAL=0.5
 
 # Every sbatch call is logged, then passed on to the real one.
-mkdir -p "$WORK/bin"
-real_sbatch=$(command -v sbatch)
-cat >"$WORK/bin/sbatch" <<WRAP
-#!/bin/sh
-printf '%s\n' "\$*" >>"$WORK/sbatch.log"
-exec "$real_sbatch" "\$@"
-WRAP
-chmod +x "$WORK/bin/sbatch"
-PATH=$WORK/bin:$PATH
-: >"$WORK/sbatch.log"
-submissions() { wc -l <"$WORK/sbatch.log" | tr -d ' '; }
+log_submissions sbatch
 
 make_study local 01 02 03 04
 make_study study 01 02 03 04

@@ -10,17 +10,7 @@
 start_sge 7844 7845
 export CPIPE_POLL_INTERVAL=0.5
 
-mkdir -p "$WORK/bin"
-real_qsub=$(command -v qsub)
-cat >"$WORK/bin/qsub" <<WRAP
-#!/bin/sh
-printf '%s\n' "\$*" >>"$WORK/qsub.log"
-exec "$real_qsub" "\$@"
-WRAP
-chmod +x "$WORK/bin/qsub"
-PATH=$WORK/bin:$PATH
-: >"$WORK/qsub.log"
-submissions() { wc -l <"$WORK/qsub.log" | tr -d ' '; }
+log_submissions qsub
 
 make_study local 01 02 03 04
 (cd local && cpipe run -q) || fail "local run failed"
