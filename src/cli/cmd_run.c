@@ -325,7 +325,7 @@ struct run_context {
 	struct study *study;
 	const struct run_options *opt;
 	struct exec_job *exec_jobs;
-	size_t *graph_index; /* exec job -> graph job */
+	const size_t *graph_index; /* exec job -> graph job */
 	bool tty;
 	bool progress_shown;
 	size_t in_transaction; /* records since state_begin */
@@ -519,20 +519,12 @@ static int adopt_jobs(struct study *study, struct decision *decisions, bool quie
 static int execute(struct study *study, struct decision *decisions, const struct run_options *opt)
 {
 	const struct graph *graph = study->graph;
-	size_t count = 0;
-	size_t *exec_index = xcalloc(graph->count + 1, sizeof(*exec_index));
-	size_t *graph_index = xcalloc(graph->count + 1, sizeof(*graph_index));
-	for (size_t i = 0; i < graph->count; i++) {
-		if (decisions[i].kind == DECISION_RUN) {
-			exec_index[i] = count;
-			graph_index[count++] = i;
-		}
-	}
+	struct run_selection selection;
+	decide_select_runs(graph, decisions, &selection);
+	size_t count = selection.count;
+	const size_t *exec_index = selection.exec_index, *graph_index = selection.graph_index;
 	struct exec_job *jobs = xcalloc(count + 1, sizeof(*jobs));
-	size_t dep_total = 0;
-	for (size_t e = 0; e < count; e++)
-		dep_total += graph->jobs[graph_index[e]].dep_count;
-	size_t *deps = xcalloc(dep_total + 1, sizeof(*deps));
+	size_t *deps = xcalloc(selection.dep_total + 1, sizeof(*deps));
 	size_t dep_used = 0;
 	for (size_t e = 0; e < count; e++) {
 		const struct graph_job *job = &graph->jobs[graph_index[e]];
@@ -602,8 +594,7 @@ static int execute(struct study *study, struct decision *decisions, const struct
 		exec_job_release(&jobs[e]);
 	free(jobs);
 	free(deps);
-	free(exec_index);
-	free(graph_index);
+	run_selection_release(&selection);
 	return rc;
 }
 

@@ -326,18 +326,11 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 		cli_report(&err);
 		return EXIT_USAGE;
 	}
-	size_t count = 0;
-	size_t *exec_index = xcalloc(graph->count + 1, sizeof(*exec_index));
-	size_t *graph_index = xcalloc(graph->count + 1, sizeof(*graph_index));
-	for (size_t i = 0; i < graph->count; i++)
-		if (decisions[i].kind == DECISION_RUN) {
-			exec_index[i] = count;
-			graph_index[count++] = i;
-		}
+	struct run_selection selection;
+	decide_select_runs(graph, decisions, &selection);
+	size_t count = selection.count, dep_total = selection.dep_total;
+	const size_t *exec_index = selection.exec_index, *graph_index = selection.graph_index;
 	struct exec_cluster_job *jobs = xcalloc(count + 1, sizeof(*jobs));
-	size_t dep_total = 0;
-	for (size_t e = 0; e < count; e++)
-		dep_total += graph->jobs[graph_index[e]].dep_count;
 	size_t *deps = xcalloc(dep_total + 1, sizeof(*deps));
 	const char **outside_ids = xcalloc(dep_total + 1, sizeof(*outside_ids));
 	const struct exec_submission **outside = xcalloc(dep_total + 1, sizeof(*outside));
@@ -419,8 +412,7 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 	free(deps);
 	free(outside_ids);
 	free(outside);
-	free(exec_index);
-	free(graph_index);
+	run_selection_release(&selection);
 	if (rc != EXIT_OK)
 		return rc;
 	if (opt->wait || summary.foreground) {

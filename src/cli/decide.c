@@ -63,6 +63,27 @@ int decide_all(struct study *study, const struct decide_options *opt, struct dec
 	return 0;
 }
 
+void decide_select_runs(const struct graph *graph, const struct decision *decisions, struct run_selection *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->exec_index = xcalloc(graph->count + 1, sizeof(*out->exec_index));
+	out->graph_index = xcalloc(graph->count + 1, sizeof(*out->graph_index));
+	for (size_t i = 0; i < graph->count; i++) {
+		if (decisions[i].kind != DECISION_RUN)
+			continue;
+		out->exec_index[i] = out->count;
+		out->graph_index[out->count++] = i;
+		out->dep_total += graph->jobs[i].dep_count;
+	}
+}
+
+void run_selection_release(struct run_selection *selection)
+{
+	free(selection->exec_index);
+	free(selection->graph_index);
+	memset(selection, 0, sizeof(*selection));
+}
+
 void decisions_free(struct decision *decisions, size_t count)
 {
 	for (size_t i = 0; decisions && i < count; i++)

@@ -38,6 +38,22 @@ int decide_all(struct study *study, const struct decide_options *opt, struct dec
 
 void decisions_free(struct decision *decisions, size_t count);
 
+/*
+ * The jobs decided DECISION_RUN, numbered in graph order for a backend:
+ * `graph_index[e]` is the graph job of backend job e, `exec_index[i]` the
+ * backend job of graph job i (valid only for jobs that run), and `dep_total`
+ * bounds the dependencies they can have among themselves.
+ */
+struct run_selection {
+	size_t count;
+	size_t *graph_index;
+	size_t *exec_index;
+	size_t dep_total;
+};
+
+void decide_select_runs(const struct graph *graph, const struct decision *decisions, struct run_selection *out);
+void run_selection_release(struct run_selection *selection);
+
 /* "run", "up to date", "adopt", "held", "blocked". */
 const char *decision_kind_name(enum decision_kind kind);
 
