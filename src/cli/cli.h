@@ -51,6 +51,15 @@ void cli_placeholder_settings_release(struct cli_placeholder_settings *settings)
 /* Read a tree file with the standard search path for sub-trees; prints nothing. */
 int cli_read_tree(const char *path, const char *data_dir, struct tree **out, struct cp_err *err);
 
+/*
+ * With CPIPE_TIMINGS=1 in the environment, print to stderr the wall time
+ * since the previous call labelled `phase` (NULL: only restart the clock);
+ * otherwise do nothing. For profiling the phases of a command.
+ * since the previous call (or since the first call, which only starts the
+ * clock when `phase` is NULL) labelled `phase`; otherwise do nothing.
+ */
+void cli_phase_done(const char *phase);
+
 /* Append `text` with tab, newline, CR and backslash escaped, for one-line-per-record output. */
 void cli_add_escaped(struct strbuf *out, const char *text);
 

@@ -281,7 +281,9 @@ static int load_and_decide(struct run_options *opt, struct study *study, struct 
 	memset(view, 0, sizeof(*view));
 	*decisions = NULL;
 	/* Results of cluster jobs come in first, whatever the command does next. */
-	if (cluster_sync(study, view, report_imports, &err) < 0 || decide_all(study, &opt->decide, decisions, &err) < 0) {
+	int synced = cluster_sync(study, view, report_imports, &err);
+	cli_phase_done("sync");
+	if (synced < 0 || decide_all(study, &opt->decide, decisions, &err) < 0) {
 		cli_report(&err);
 		decisions_free(*decisions, study->graph->count);
 		*decisions = NULL;
@@ -308,12 +310,15 @@ int cmd_plan(int argc, char **argv)
 	struct cluster_view view;
 	struct decision *decisions;
 	if (rc < 0 && (rc = load_and_decide(&opt, &study, &view, &decisions, false)) == EXIT_OK) {
+		cli_phase_done("decide");
 		cluster_hold_in_flight(&study, &view, decisions, true);
 		if (opt.json)
 			print_plan_json(&study, decisions, opt.verbose);
 		else
 			print_plan_text(&study, decisions, opt.verbose);
+		cli_phase_done("print");
 		release_decided(&study, &view, decisions);
+		cli_phase_done("release");
 	}
 	study_options_release(&opt.study);
 	strvec_release(&opt.cluster.holds);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void cli_report(struct cp_err *err)
 {
@@ -90,4 +91,26 @@ void cli_add_escaped(struct strbuf *out, const char *text)
 		default: strbuf_addch(out, *s); break;
 		}
 	}
+}
+
+void cli_phase_done(const char *phase)
+{
+	static int enabled = -1;
+	static struct timespec last;
+	if (enabled < 0) {
+		const char *value = getenv("CPIPE_TIMINGS");
+		enabled = value && *value && strcmp(value, "0");
+		clock_gettime(CLOCK_MONOTONIC, &last);
+	}
+	if (!enabled)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!phase) {
+		last = now;
+		return;
+	}
+	double ms = (double)(now.tv_sec - last.tv_sec) * 1e3 + (double)(now.tv_nsec - last.tv_nsec) / 1e6;
+	fprintf(stderr, "cpipe: timing: %-10s %9.1f ms\n", phase, ms);
+	last = now;
 }

@@ -189,6 +189,7 @@ int study_load(struct study_options *opt, struct study *study)
 {
 	struct cp_err err = CP_ERR_INIT;
 	memset(study, 0, sizeof(*study));
+	cli_phase_done(NULL);
 	if (opt->directory && chdir(opt->directory) < 0) {
 		fprintf(stderr, "cpipe: cannot change to directory '%s': %s\n", opt->directory, strerror(errno));
 		return EXIT_USAGE;
@@ -227,16 +228,20 @@ int study_load(struct study_options *opt, struct study *study)
 	strvec_release(&keys);
 	if (checked < 0)
 		goto fail;
+	cli_phase_done("parse");
 	if (glob_sources(opt, study, &err) < 0)
 		goto fail;
+	cli_phase_done("glob");
 	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
 					opt->skip_missing, &study->globbed};
 	if (graph_build(study->tree, study->recipes, &request, &study->graph, &err) < 0)
 		goto fail;
+	cli_phase_done("graph");
 	for (size_t i = 0; i < study->graph->skipped.count; i++)
 		fprintf(stderr, "cpipe: skipped: %s\n", study->graph->skipped.items[i]);
 	if (opt->need_state && state_open(".", &study->state, &err) < 0)
 		goto fail;
+	cli_phase_done("state open");
 	return EXIT_OK;
 fail:
 	cli_report(&err);
