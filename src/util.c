@@ -1,8 +1,11 @@
 #include "cpipe/util.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 char strbuf_empty[1];
 
@@ -302,13 +305,19 @@ void strvec_split(struct strvec *sv, const char *s, char sep, bool trim)
 
 uint64_t strhash(const char *s, size_t len)
 {
-	/* FNV-1a: cheap and good enough for path keys. */
+	/* FNV-1a: simple and stable, so names derived from it never change. */
 	uint64_t h = 1469598103934665603ULL;
 	for (size_t i = 0; i < len; i++) {
 		h ^= (unsigned char)s[i];
 		h *= 1099511628211ULL;
 	}
 	return h;
+}
+
+static uint64_t map_hash(const char *key)
+{
+	/* Paths differ in a few middle bytes (sub-000001 vs sub-000002): XXH3 spreads them well and fast. */
+	return XXH3_64bits(key, strlen(key));
 }
 
 static struct strmap_entry *strmap_slot(const struct strmap *map, const char *key, uint64_t hash)
@@ -333,15 +342,25 @@ static void strmap_rehash(struct strmap *map, size_t cap)
 	free(old.slots);
 }
 
+/* At most half full: linear probing stays short for misses, the common case while filling. */
+void strmap_reserve(struct strmap *map, size_t count)
+{
+	size_t cap = map->cap ? map->cap : 64;
+	while (count * 2 > cap)
+		cap *= 2;
+	if (cap != map->cap)
+		strmap_rehash(map, cap);
+}
+
 bool strmap_put(struct strmap *map, const char *key, size_t value)
 {
-	if ((map->count + 1) * 4 >= map->cap * 3)
-		strmap_rehash(map, map->cap ? map->cap * 2 : 64);
-	uint64_t hash = strhash(key, strlen(key));
+	if ((map->count + 1) * 2 > map->cap)
+		strmap_reserve(map, map->count + 1);
+	uint64_t hash = map_hash(key);
 	struct strmap_entry *e = strmap_slot(map, key, hash);
 	bool is_new = !e->key;
 	if (is_new) {
-		e->key = xstrdup(key);
+		e->key = map->borrowed ? (char *)key : xstrdup(key);
 		e->hash = hash;
 		map->count++;
 	}
@@ -353,7 +372,7 @@ bool strmap_get(const struct strmap *map, const char *key, size_t *value)
 {
 	if (!map->cap)
 		return false;
-	struct strmap_entry *e = strmap_slot(map, key, strhash(key, strlen(key)));
+	struct strmap_entry *e = strmap_slot(map, key, map_hash(key));
 	if (!e->key)
 		return false;
 	if (value)
@@ -363,11 +382,72 @@ bool strmap_get(const struct strmap *map, const char *key, size_t *value)
 
 void strmap_release(struct strmap *map)
 {
-	for (size_t i = 0; i < map->cap; i++)
+	for (size_t i = 0; !map->borrowed && i < map->cap; i++)
 		free(map->slots[i].key);
 	FREE_AND_NULL(map->slots);
 	map->cap = 0;
 	map->count = 0;
+}
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	max_align_t data[];
+};
+
+void *arena_alloc(struct arena *arena, size_t size)
+{
+	enum { CHUNK = 1 << 20 };
+	const size_t align = _Alignof(max_align_t);
+	size = (size + align - 1) & ~(align - 1);
+	if (size > arena->left) {
+		/* A big request gets a chunk of its own; the current chunk stays open for small ones. */
+		size_t bytes = size > CHUNK / 4 ? size : CHUNK;
+		struct arena_chunk *chunk = xmalloc(sizeof(*chunk) + bytes);
+		if (bytes != CHUNK && arena->chunks) {
+			chunk->next = arena->chunks->next;
+			arena->chunks->next = chunk;
+			return chunk->data;
+		}
+		chunk->next = arena->chunks;
+		arena->chunks = chunk;
+		arena->cursor = (char *)chunk->data;
+		arena->left = bytes;
+	}
+	void *p = arena->cursor;
+	arena->cursor += size;
+	arena->left -= size;
+	return p;
+}
+
+void *arena_calloc(struct arena *arena, size_t count, size_t size)
+{
+	if (size && count > SIZE_MAX / size)
+		die_oom(SIZE_MAX);
+	void *p = arena_alloc(arena, count * size);
+	memset(p, 0, count * size);
+	return p;
+}
+
+char *arena_strndup(struct arena *arena, const char *s, size_t len)
+{
+	char *copy = arena_alloc(arena, len + 1);
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+char *arena_strdup(struct arena *arena, const char *s)
+{
+	return arena_strndup(arena, s, strlen(s));
+}
+
+void arena_release(struct arena *arena)
+{
+	for (struct arena_chunk *chunk = arena->chunks, *next; chunk; chunk = next) {
+		next = chunk->next;
+		free(chunk);
+	}
+	memset(arena, 0, sizeof(*arena));
 }
 
 static bool is_blank(char c)

@@ -120,7 +120,12 @@ void strvec_sort(struct strvec *sv);
 /* Split `s` at each `sep`; pieces are trimmed of blanks when `trim`. */
 void strvec_split(struct strvec *sv, const char *s, char sep, bool trim);
 
-/* String-keyed hash map to a size_t value. Keys are copied. */
+/*
+ * String-keyed hash map to a size_t value. Keys are copied, unless the map
+ * was set up with STRMAP_INIT_BORROWED: then the caller keeps every key alive
+ * and unchanged for the map's lifetime (big maps over strings that already
+ * live elsewhere, e.g. in an arena, save a copy per key).
+ */
 struct strmap_entry {
 	char *key;
 	size_t value;
@@ -130,14 +135,39 @@ struct strmap {
 	struct strmap_entry *slots;
 	size_t cap; /* a power of two, or 0 */
 	size_t count;
+	bool borrowed; /* keys are not copied or freed */
 };
-#define STRMAP_INIT {NULL, 0, 0}
+#define STRMAP_INIT {NULL, 0, 0, false}
+#define STRMAP_INIT_BORROWED {NULL, 0, 0, true}
+/* FNV-1a of `len` bytes: stable across versions, for names derived from it (not for maps). */
 uint64_t strhash(const char *s, size_t len);
 /* Insert or overwrite; returns true when the key was new. */
 bool strmap_put(struct strmap *map, const char *key, size_t value);
 /* Look up `key`; returns true and sets *value when present. */
 bool strmap_get(const struct strmap *map, const char *key, size_t *value);
+/* Make room for `count` keys in all, so that filling the map does not rehash it. */
+void strmap_reserve(struct strmap *map, size_t count);
 void strmap_release(struct strmap *map);
+
+/*
+ * A bump allocator for many small objects that all die together (a job
+ * graph's strings and arrays): allocation is a pointer increment, and
+ * arena_release frees everything at once. ARENA_INIT is valid and empty.
+ */
+struct arena_chunk;
+struct arena {
+	struct arena_chunk *chunks; /* newest first */
+	char *cursor;
+	size_t left;
+};
+#define ARENA_INIT {NULL, NULL, 0}
+/* `size` bytes aligned for any object; never NULL (dies when out of memory). */
+void *arena_alloc(struct arena *arena, size_t size);
+/* `count` zeroed elements of `size` bytes. */
+void *arena_calloc(struct arena *arena, size_t count, size_t size);
+char *arena_strdup(struct arena *arena, const char *s);
+char *arena_strndup(struct arena *arena, const char *s, size_t len);
+void arena_release(struct arena *arena);
 
 /* Trim leading and trailing blanks (space, tab, CR, LF) in place; returns s. */
 char *str_trim(char *s);

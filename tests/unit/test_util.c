@@ -1,0 +1,151 @@
+/*
+ * Unit tests of the util module's containers: the string map (copied and
+ * borrowed keys, growth, reserve) and the arena allocator.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpipe/util.h"
+
+static void strmap_holds_many_keys(void **unused)
+{
+	(void)unused;
+	struct strmap map = STRMAP_INIT;
+	char key[64];
+	for (size_t i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "sub-%06zu/T1w.nii.gz", i);
+		assert_true(strmap_put(&map, key, i));
+	}
+	assert_int_equal(map.count, 5000);
+	for (size_t i = 0; i < 5000; i++) {
+		size_t value = SIZE_MAX;
+		snprintf(key, sizeof(key), "sub-%06zu/T1w.nii.gz", i);
+		assert_true(strmap_get(&map, key, &value));
+		assert_int_equal(value, i);
+	}
+	assert_false(strmap_get(&map, "sub-005000/T1w.nii.gz", NULL));
+	/* Overwriting keeps one entry. */
+	assert_false(strmap_put(&map, "sub-000007/T1w.nii.gz", 42));
+	size_t value = 0;
+	assert_true(strmap_get(&map, "sub-000007/T1w.nii.gz", &value));
+	assert_int_equal(value, 42);
+	assert_int_equal(map.count, 5000);
+	strmap_release(&map);
+	assert_int_equal(map.cap, 0);
+	assert_false(strmap_get(&map, "sub-000007/T1w.nii.gz", NULL));
+}
+
+static void strmap_copies_keys_unless_borrowed(void **unused)
+{
+	(void)unused;
+	char key[] = "alpha";
+	struct strmap copied = STRMAP_INIT;
+	strmap_put(&copied, key, 1);
+	key[0] = 'A';
+	assert_true(strmap_get(&copied, "alpha", NULL));
+	assert_false(strmap_get(&copied, "Alpha", NULL));
+	strmap_release(&copied);
+
+	/* A borrowed key is the caller's own string: the map neither copies nor frees it. */
+	struct strmap borrowed = STRMAP_INIT_BORROWED;
+	strmap_put(&borrowed, key, 2);
+	struct strmap_entry *found = NULL;
+	for (size_t i = 0; i < borrowed.cap; i++)
+		if (borrowed.slots[i].key)
+			found = &borrowed.slots[i];
+	assert_non_null(found);
+	assert_ptr_equal(found->key, key);
+	strmap_release(&borrowed);
+}
+
+static void strmap_reserve_keeps_entries(void **unused)
+{
+	(void)unused;
+	struct strmap map = STRMAP_INIT;
+	strmap_put(&map, "a", 1);
+	strmap_put(&map, "b", 2);
+	strmap_reserve(&map, 10000);
+	size_t cap = map.cap;
+	assert_true(cap >= 20000);
+	char key[32];
+	for (size_t i = 0; i < 9998; i++) {
+		snprintf(key, sizeof(key), "k%zu", i);
+		strmap_put(&map, key, i);
+	}
+	assert_int_equal(map.cap, cap); /* no rehash while filling what was reserved */
+	size_t value = 0;
+	assert_true(strmap_get(&map, "b", &value));
+	assert_int_equal(value, 2);
+	strmap_reserve(&map, 10); /* never shrinks */
+	assert_int_equal(map.cap, cap);
+	strmap_release(&map);
+}
+
+static void arena_aligns_and_copies(void **unused)
+{
+	(void)unused;
+	struct arena arena = ARENA_INIT;
+	for (size_t size = 1; size < 100; size++) {
+		void *p = arena_alloc(&arena, size);
+		assert_int_equal((uintptr_t)p % _Alignof(max_align_t), 0);
+		memset(p, 0xab, size);
+	}
+	char *copy = arena_strdup(&arena, "sub-01 'quoted'");
+	assert_string_equal(copy, "sub-01 'quoted'");
+	char *part = arena_strndup(&arena, "abcdef", 3);
+	assert_string_equal(part, "abc");
+	size_t *zeroed = arena_calloc(&arena, 1000, sizeof(*zeroed));
+	for (size_t i = 0; i < 1000; i++)
+		assert_int_equal(zeroed[i], 0);
+	arena_release(&arena);
+	assert_null(arena.chunks);
+	assert_int_equal(arena.left, 0);
+}
+
+static void arena_serves_big_and_small_requests(void **unused)
+{
+	(void)unused;
+	struct arena arena = ARENA_INIT;
+	char *small = arena_strdup(&arena, "before");
+	/* Bigger than a chunk: a chunk of its own, and the current chunk stays usable. */
+	size_t big_size = (size_t)3 << 20;
+	char *big = arena_alloc(&arena, big_size);
+	memset(big, 'x', big_size);
+	char *after = arena_strdup(&arena, "after");
+	assert_true(after > small && after < small + (1 << 20));
+	/* Many chunks' worth of small strings stay intact. */
+	char **strings = calloc(100000, sizeof(*strings));
+	char text[32];
+	for (size_t i = 0; i < 100000; i++) {
+		snprintf(text, sizeof(text), "path-%zu", i);
+		strings[i] = arena_strdup(&arena, text);
+	}
+	for (size_t i = 0; i < 100000; i += 997) {
+		snprintf(text, sizeof(text), "path-%zu", i);
+		assert_string_equal(strings[i], text);
+	}
+	assert_string_equal(small, "before");
+	assert_int_equal(big[big_size - 1], 'x');
+	free(strings);
+	arena_release(&arena);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(strmap_holds_many_keys),
+		cmocka_unit_test(strmap_copies_keys_unless_borrowed),
+		cmocka_unit_test(strmap_reserve_keeps_entries),
+		cmocka_unit_test(arena_aligns_and_copies),
+		cmocka_unit_test(arena_serves_big_and_small_requests),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
