@@ -13,6 +13,7 @@ struct key_info {
 	const char *path;       /* the tree template's text */
 	struct strvec required; /* placeholder names outside [...] */
 	struct strvec optional; /* names only inside [...] */
+	struct strvec names;    /* required then optional, each once */
 	struct template parsed; /* `path` split once, for filling it quickly */
 	long producer;          /* recipe making this key, or -1 */
 };
@@ -37,8 +38,10 @@ struct bindings {
 /* An iteration axis: one multi-valued placeholder, or one linked group, and the template names bound to it. */
 struct axis {
 	const struct tree_placeholder *first; /* the placeholder, or any member of the linked group */
-	struct strvec names;                  /* names as written in templates, bound per row */
+	const char **names;                   /* names as written in templates, bound per row (borrowed) */
 	const struct tree_placeholder **placeholders; /* per name: the placeholder it resolves to */
+	size_t name_count;
+	size_t name_cap;
 	size_t rows;
 };
 
@@ -47,6 +50,8 @@ struct axes {
 	size_t count;
 	size_t cap;
 };
+
+struct frame;
 
 struct builder {
 	const struct tree *tree;
@@ -62,6 +67,12 @@ struct builder {
 	struct strmap skipped;    /* ids of jobs left out by skip_missing */
 	size_t *dep_mark;         /* per job: 1 + the number of the job that last listed it as a dependency */
 	size_t dep_mark_cap;
+	struct frame **frames;    /* per depth of add_job's recursion: its scratch space */
+	size_t frame_count;
+	size_t frame_cap;
+	const char **names;       /* placeholder names bound by jobs, in the graph's arena */
+	size_t name_count;
+	size_t name_cap;
 	struct cp_err *err;
 };
 
@@ -96,16 +107,26 @@ static void bindings_copy(struct bindings *dst, const struct bindings *src)
 		bindings_push(dst, src->items[i].name, src->items[i].value);
 }
 
+/* Forget the axes but keep their arrays for the next key. */
+static void axes_reset(struct axes *axes)
+{
+	for (size_t i = 0; i < axes->count; i++)
+		axes->items[i].name_count = 0;
+	axes->count = 0;
+}
+
 static void axes_release(struct axes *axes)
 {
-	for (size_t i = 0; i < axes->count; i++) {
-		strvec_release(&axes->items[i].names);
+	for (size_t i = 0; i < axes->cap; i++) {
+		free(axes->items[i].names);
 		free(axes->items[i].placeholders);
 	}
 	FREE_AND_NULL(axes->items);
 	axes->count = 0;
 	axes->cap = 0;
 }
+
+static void key_names(const struct key_info *info, struct strvec *out);
 
 static struct key_info *key_lookup(struct builder *b, const char *key)
 {
@@ -125,6 +146,7 @@ static struct key_info *key_lookup(struct builder *b, const char *key)
 	info->key = xstrdup(key);
 	info->path = path;
 	template_placeholders(&parsed, &info->required, &info->optional);
+	key_names(info, &info->names);
 	info->parsed = parsed;
 	info->producer = recipe_find_producer(b->set, key);
 	strmap_put(&b->key_index, key, b->key_count);
@@ -212,15 +234,23 @@ static int collect_axes(struct builder *b, const struct strvec *names, const str
 			}
 		}
 		if (!axis) {
-			ALLOC_GROW(axes->items, axes->count + 1, axes->cap);
+			if (axes->count == axes->cap) {
+				size_t old_cap = axes->cap;
+				ALLOC_GROW(axes->items, axes->count + 1, axes->cap);
+				memset(axes->items + old_cap, 0, (axes->cap - old_cap) * sizeof(*axes->items));
+			}
 			axis = &axes->items[axes->count++];
-			memset(axis, 0, sizeof(*axis));
 			axis->first = p;
 			axis->rows = p->count;
+			axis->name_count = 0;
 		}
-		axis->placeholders = xrealloc(axis->placeholders, (axis->names.count + 1) * sizeof(*axis->placeholders));
-		axis->placeholders[axis->names.count] = p;
-		strvec_push(&axis->names, name);
+		if (axis->name_count == axis->name_cap) {
+			axis->name_cap = axis->name_cap ? axis->name_cap * 2 : 4;
+			axis->names = xrealloc(axis->names, axis->name_cap * sizeof(*axis->names));
+			axis->placeholders = xrealloc(axis->placeholders, axis->name_cap * sizeof(*axis->placeholders));
+		}
+		axis->placeholders[axis->name_count] = p;
+		axis->names[axis->name_count++] = name;
 	}
 	return 0;
 }
@@ -230,8 +260,8 @@ static void bind_row(const struct axes *axes, const size_t *rows, struct binding
 {
 	for (size_t a = 0; a < axes->count; a++) {
 		const struct axis *axis = &axes->items[a];
-		for (size_t n = 0; n < axis->names.count; n++)
-			bindings_push(out, axis->names.items[n], &axis->placeholders[n]->values[rows[a]]);
+		for (size_t n = 0; n < axis->name_count; n++)
+			bindings_push(out, axis->names[n], &axis->placeholders[n]->values[rows[a]]);
 	}
 }
 
@@ -351,55 +381,104 @@ static int compare_bindings(const void *a, const void *b)
 	return strcmp(((const struct binding *)a)->name, ((const struct binding *)b)->name);
 }
 
-/* The paths of one role (inputs, outputs, refs) of a job being assembled, with each path's key. */
+/*
+ * The paths of one role (inputs, outputs, refs) of a job being assembled, with
+ * each path's key. The path strings are already in the graph's arena.
+ */
 struct pending_paths {
-	struct strvec paths;
+	char **paths;
 	const char **keys; /* borrowed from the builder's key_info */
 	bool *optional;
+	size_t count;
 	size_t cap;
 };
 
-/* A job being assembled; becomes a graph_job once its dependencies are in the graph. */
-struct pending_job {
+/*
+ * The scratch space of one add_job call: add_job recurses (an input's producer
+ * is added while the job is assembled), so there is one frame per depth, and
+ * its arrays are reused by every job assembled at that depth.
+ */
+struct frame {
 	struct pending_paths inputs, outputs, refs;
 	size_t *deps;
 	size_t dep_count;
 	size_t dep_cap;
+	struct bindings binding;  /* the job's own bindings */
+	struct bindings full;     /* the job's bindings plus one row of a key's axes */
+	struct bindings restricted; /* what a producer of an input is bound by */
+	struct axes axes;
+	size_t *rows;
+	size_t row_cap;
+	struct strbuf id;
+	struct strbuf path;
+	struct strbuf command;
 };
 
-static void pending_add(struct pending_paths *p, const char *path, const char *key, bool optional)
+static struct frame *frame_enter(struct builder *b)
 {
-	if (p->paths.count + 1 > p->cap) {
-		p->cap = p->cap ? p->cap * 2 : 4;
-		p->keys = xrealloc(p->keys, p->cap * sizeof(*p->keys));
-		p->optional = xrealloc(p->optional, p->cap * sizeof(*p->optional));
+	size_t depth = b->stack.count;
+	if (depth == b->frame_count) {
+		ALLOC_GROW(b->frames, depth + 1, b->frame_cap);
+		b->frames[depth] = xcalloc(1, sizeof(**b->frames));
+		struct strbuf init = STRBUF_INIT;
+		b->frames[depth]->id = b->frames[depth]->path = b->frames[depth]->command = init;
+		b->frame_count++;
 	}
-	p->keys[p->paths.count] = key;
-	p->optional[p->paths.count] = optional;
-	strvec_push(&p->paths, path);
-}
-
-static void shrink_paths(struct pending_paths *p)
-{
-	if (p->paths.count && p->paths.count < p->paths.cap) {
-		p->paths.items = xrealloc(p->paths.items, p->paths.count * sizeof(*p->paths.items));
-		p->paths.cap = p->paths.count;
-	}
+	struct frame *f = b->frames[depth];
+	f->inputs.count = f->outputs.count = f->refs.count = 0;
+	f->dep_count = 0;
+	f->binding.count = 0;
+	return f;
 }
 
 static void pending_paths_release(struct pending_paths *p)
 {
-	strvec_release(&p->paths);
+	free(p->paths);
 	free(p->keys);
 	free(p->optional);
 }
 
-static void pending_release(struct pending_job *p)
+static void frame_free(struct frame *f)
 {
-	pending_paths_release(&p->inputs);
-	pending_paths_release(&p->outputs);
-	pending_paths_release(&p->refs);
-	free(p->deps);
+	pending_paths_release(&f->inputs);
+	pending_paths_release(&f->outputs);
+	pending_paths_release(&f->refs);
+	free(f->deps);
+	free(f->binding.items);
+	free(f->full.items);
+	free(f->restricted.items);
+	axes_release(&f->axes);
+	free(f->rows);
+	strbuf_release(&f->id);
+	strbuf_release(&f->path);
+	strbuf_release(&f->command);
+	free(f);
+}
+
+static void pending_add(struct builder *b, struct pending_paths *p, const char *path, const char *key,
+			bool optional)
+{
+	if (p->count + 1 > p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 4;
+		p->paths = xrealloc(p->paths, p->cap * sizeof(*p->paths));
+		p->keys = xrealloc(p->keys, p->cap * sizeof(*p->keys));
+		p->optional = xrealloc(p->optional, p->cap * sizeof(*p->optional));
+	}
+	p->keys[p->count] = key;
+	p->optional[p->count] = optional;
+	p->paths[p->count++] = arena_strdup(&b->graph->arena, path);
+}
+
+/* The job's copy of a role's paths and flags, sized exactly. */
+static void pending_to_job(struct arena *arena, const struct pending_paths *p, struct graph_paths *paths,
+			   bool **optional)
+{
+	paths->count = p->count;
+	paths->items = arena_alloc(arena, (p->count + 1) * sizeof(*paths->items));
+	memcpy(paths->items, p->paths, p->count * sizeof(*paths->items));
+	paths->items[p->count] = NULL;
+	*optional = arena_alloc(arena, (p->count + 1) * sizeof(**optional));
+	memcpy(*optional, p->optional, p->count * sizeof(**optional));
 }
 
 static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding, size_t *index_out);
@@ -445,7 +524,7 @@ static bool raw_input_exists(const struct builder *b, const char *key, const cha
  * Returns ADD_OK, ADD_SKIPPED (missing, skip_missing or optional), ADD_ERROR.
  */
 static int require_file(struct builder *b, const struct key_info *info, const char *path,
-			const struct bindings *binding, bool optional, long *dep)
+			const struct bindings *binding, bool optional, struct bindings *restricted, long *dep)
 {
 	*dep = -1;
 	if (info->producer >= 0) {
@@ -455,15 +534,14 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 			return ADD_OK;
 		}
 		const struct recipe_info *producer = &b->recipes[info->producer];
-		struct bindings restricted = {NULL, 0, 0};
+		restricted->count = 0;
 		for (size_t i = 0; i < producer->iterating.count; i++) {
 			const struct binding *bound = bindings_find(binding, producer->iterating.items[i]);
 			if (bound)
-				bindings_push(&restricted, bound->name, bound->value);
+				bindings_push(restricted, bound->name, bound->value);
 		}
 		size_t index;
-		int rc = add_job(b, (size_t)info->producer, &restricted, &index);
-		free(restricted.items);
+		int rc = add_job(b, (size_t)info->producer, restricted, &index);
 		if (rc == ADD_OK)
 			*dep = (long)index;
 		return rc;
@@ -485,43 +563,39 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 }
 
 /*
- * Every path of key `key` for a job bound by `binding`: placeholders the
- * binding leaves open (batched ones) expand over all their values.
- * When `depend` is set, each path's producer becomes a dependency of `pending`.
+ * Every path of key `key` for the job assembled in frame `f`: placeholders its
+ * bindings leave open (batched ones) expand over all their values. Inputs
+ * (kind 0) also get their producers added as dependencies.
  */
-static int expand_key(struct builder *b, const char *key, const struct bindings *binding, const char *job_id,
-		      bool optional, int kind, struct pending_job *pending)
+static int expand_key(struct builder *b, struct frame *f, const char *key, bool optional, int kind)
 {
 	struct key_info *info = key_lookup(b, key);
 	if (!info)
 		return ADD_ERROR;
-	struct strvec names = STRVEC_INIT;
-	key_names(info, &names);
-	struct axes axes = {NULL, 0, 0};
-	struct strbuf path = STRBUF_INIT;
-	int rc = collect_axes(b, &names, &info->required, binding, key, job_id, &axes);
-	strvec_release(&names);
-	if (rc < 0)
-		goto out;
-	if (axes_empty(&axes))
-		goto out;
-	size_t *rows = xcalloc(axes.count + 1, sizeof(*rows));
-	struct bindings full = {NULL, 0, 0};
+	axes_reset(&f->axes);
+	int rc = collect_axes(b, &info->names, &info->required, &f->binding, key, f->id.buf, &f->axes);
+	if (rc < 0 || axes_empty(&f->axes))
+		return rc;
+	if (f->axes.count + 1 > f->row_cap) {
+		f->row_cap = f->axes.count + 1;
+		f->rows = xrealloc(f->rows, f->row_cap * sizeof(*f->rows));
+	}
+	memset(f->rows, 0, f->row_cap * sizeof(*f->rows));
 	struct strmap seen = STRMAP_INIT;
 	do {
-		bindings_copy(&full, binding);
-		bind_row(&axes, rows, &full);
-		if (fill_path(b, info, &full, &path) < 0) {
+		bindings_copy(&f->full, &f->binding);
+		bind_row(&f->axes, f->rows, &f->full);
+		if (fill_path(b, info, &f->full, &f->path) < 0) {
 			rc = ADD_ERROR;
 			break;
 		}
 		/* Linked rows restricted to fewer names repeat paths: keep each once. A single row
 		 * (the usual job) cannot repeat, and needs no map. */
-		if (axes.count && !strmap_put(&seen, path.buf, 0))
+		if (f->axes.count && !strmap_put(&seen, f->path.buf, 0))
 			continue;
 		if (kind == 0) {
 			long dep;
-			int status = require_file(b, info, path.buf, &full, optional, &dep);
+			int status = require_file(b, info, f->path.buf, &f->full, optional, &f->restricted, &dep);
 			if (status == ADD_ERROR || (status == ADD_SKIPPED && !optional)) {
 				rc = status;
 				break;
@@ -529,41 +603,33 @@ static int expand_key(struct builder *b, const char *key, const struct bindings 
 			if (status == ADD_SKIPPED)
 				continue; /* an absent optional input: the command gets nothing for it */
 			if (dep >= 0) {
-				ALLOC_GROW(pending->deps, pending->dep_count + 1, pending->dep_cap);
-				pending->deps[pending->dep_count++] = (size_t)dep;
+				ALLOC_GROW(f->deps, f->dep_count + 1, f->dep_cap);
+				f->deps[f->dep_count++] = (size_t)dep;
 			}
-			pending_add(&pending->inputs, path.buf, info->key, optional);
-		} else if (kind == 1) {
-			pending_add(&pending->outputs, path.buf, info->key, optional);
+			pending_add(b, &f->inputs, f->path.buf, info->key, optional);
 		} else {
-			pending_add(&pending->refs, path.buf, info->key, false);
+			pending_add(b, kind == 1 ? &f->outputs : &f->refs, f->path.buf, info->key, kind == 1 && optional);
 		}
-	} while (next_row(&axes, rows));
+	} while (next_row(&f->axes, f->rows));
 	strmap_release(&seen);
-	free(full.items);
-	free(rows);
-out:
-	axes_release(&axes);
-	strbuf_release(&path);
 	return rc;
 }
 
 struct resolve_context {
 	struct builder *builder;
-	const struct pending_job *pending;
-	const struct bindings *binding;
+	const struct frame *frame;
 };
 
 static bool add_paths_of_key(const struct pending_paths *p, const char *name, struct strbuf *out, bool *first)
 {
 	bool found = false;
-	for (size_t i = 0; i < p->paths.count; i++) {
+	for (size_t i = 0; i < p->count; i++) {
 		if (strcmp(p->keys[i], name))
 			continue;
 		if (!*first)
 			strbuf_addch(out, ' ');
 		*first = false;
-		strbuf_add_shell_quoted(out, p->paths.items[i]);
+		strbuf_add_shell_quoted(out, p->paths[i]);
 		found = true;
 	}
 	return found;
@@ -575,9 +641,9 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, str
 	(void)err;
 	bool first = true;
 	/* A key of the recipe: its paths. */
-	bool found = add_paths_of_key(&rc->pending->inputs, name, out, &first);
-	found = add_paths_of_key(&rc->pending->outputs, name, out, &first) || found;
-	found = add_paths_of_key(&rc->pending->refs, name, out, &first) || found;
+	bool found = add_paths_of_key(&rc->frame->inputs, name, out, &first);
+	found = add_paths_of_key(&rc->frame->outputs, name, out, &first) || found;
+	found = add_paths_of_key(&rc->frame->refs, name, out, &first) || found;
 	if (found)
 		return 0;
 	/* A key with no paths (an optional input that is absent) expands to nothing. */
@@ -585,7 +651,7 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, str
 	    tree_find_placeholder(rc->builder->tree, name) == NULL)
 		return 0;
 	/* A placeholder: the job's value, else the tree's value(s). */
-	const struct binding *bound = bindings_find(rc->binding, name);
+	const struct binding *bound = bindings_find(&rc->frame->binding, name);
 	if (bound) {
 		strbuf_add_shell_quoted(out, bound->value->text ? bound->value->text : "");
 		return 0;
@@ -602,115 +668,37 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, str
 }
 
 
-static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in, size_t *index_out)
+/* The graph's copy of a placeholder name: every job binding it shares one. */
+static const char *shared_name(struct builder *b, const char *name)
 {
-	const struct recipe *recipe = &b->set->recipes[recipe_index];
-	struct bindings binding = {NULL, 0, 0};
-	bindings_copy(&binding, binding_in);
-	/* Singular values are part of the identity too, so `--subject 01` names the same job as a full run. */
-	const struct strvec *iterating = &b->recipes[recipe_index].iterating;
-	for (size_t i = 0; i < iterating->count; i++) {
-		if (bindings_find(&binding, iterating->items[i]))
-			continue;
-		const struct tree_placeholder *p = tree_find_placeholder(b->tree, iterating->items[i]);
-		if (p && p->count == 1 && !p->multiple)
-			bindings_push(&binding, iterating->items[i], &p->values[0]);
-	}
-	if (binding.count > 1)
-		qsort(binding.items, binding.count, sizeof(*binding.items), compare_bindings);
-	struct strbuf id = STRBUF_INIT;
-	make_job_id(recipe, &binding, &id);
-	int rc = ADD_OK;
-	size_t existing;
-	if (strmap_get(&b->graph->by_id, id.buf, &existing)) {
-		*index_out = existing;
-		goto out;
-	}
-	if (strmap_get(&b->skipped, id.buf, NULL)) {
-		rc = ADD_SKIPPED;
-		goto out;
-	}
-	long on_stack = strvec_find(&b->stack, id.buf);
-	if (on_stack >= 0) {
-		struct strbuf cycle = STRBUF_INIT;
-		for (size_t i = (size_t)on_stack; i < b->stack.count; i++)
-			strbuf_addf(&cycle, "%s -> ", b->stack.items[i]);
-		strbuf_adds(&cycle, id.buf);
-		cp_err_set(b->err, b->set->file, recipe->line, "dependency cycle: %s", cycle.buf);
-		strbuf_release(&cycle);
-		rc = ADD_ERROR;
-		goto out;
-	}
-	strvec_push(&b->stack, id.buf);
+	for (size_t i = 0; i < b->name_count; i++)
+		if (!strcmp(b->names[i], name))
+			return b->names[i];
+	ALLOC_GROW(b->names, b->name_count + 1, b->name_cap);
+	return b->names[b->name_count++] = arena_strdup(&b->graph->arena, name);
+}
 
-	struct pending_job pending;
-	memset(&pending, 0, sizeof(pending));
-	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++)
-		rc = expand_key(b, recipe->in.items[i], &binding, id.buf, recipe_is_optional(recipe, recipe->in.items[i]),
-				0, &pending);
-	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++)
-		rc = expand_key(b, recipe->out.items[i], &binding, id.buf,
-				recipe_is_optional(recipe, recipe->out.items[i]), 1, &pending);
-	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++)
-		rc = expand_key(b, recipe->ref.items[i], &binding, id.buf, false, 2, &pending);
-
-	struct strbuf command = STRBUF_INIT;
-	if (rc == ADD_OK) {
-		struct resolve_context resolve = {b, &pending, &binding};
-		if (recipe_expand_run(recipe, resolve_run_name, &resolve, &command, b->err) < 0)
-			rc = ADD_ERROR;
-	}
-	for (size_t i = 0; rc == ADD_OK && i < pending.outputs.paths.count; i++) {
-		size_t other;
-		if (strmap_get(&b->graph->by_output, pending.outputs.paths.items[i], &other)) {
-			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
-				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
-				   "of its outputs",
-				   b->graph->jobs[other].id, id.buf, pending.outputs.paths.items[i]);
-			rc = ADD_ERROR;
-		}
-	}
-	b->stack.count--;
-	free(b->stack.items[b->stack.count]);
-	if (rc == ADD_SKIPPED)
-		strmap_put(&b->skipped, id.buf, 0);
-	if (rc != ADD_OK) {
-		strbuf_release(&command);
-		pending_release(&pending);
-		goto out;
-	}
-
+/* Move the job assembled in `f` into the graph. */
+static size_t commit_job(struct builder *b, struct frame *f, size_t recipe_index)
+{
 	struct graph *g = b->graph;
+	struct arena *arena = &g->arena;
 	ALLOC_GROW(g->jobs, g->count + 1, g->cap);
 	struct graph_job *job = &g->jobs[g->count];
 	memset(job, 0, sizeof(*job));
-	job->id = strbuf_detach(&id);
+	job->id = arena_strndup(arena, f->id.buf, f->id.len);
 	job->recipe = recipe_index;
-	job->binding_count = binding.count;
-	job->binding_names = xcalloc(binding.count + 1, sizeof(*job->binding_names));
-	job->binding_values = xcalloc(binding.count + 1, sizeof(*job->binding_values));
-	for (size_t i = 0; i < binding.count; i++) {
-		long name = strvec_find(&g->names, binding.items[i].name);
-		if (name < 0) {
-			strvec_push(&g->names, binding.items[i].name);
-			name = (long)g->names.count - 1;
-		}
-		job->binding_names[i] = g->names.items[name];
-		job->binding_values[i] = xstrdup(binding.items[i].value->text ? binding.items[i].value->text : "");
+	job->binding_count = f->binding.count;
+	job->binding_names = arena_alloc(arena, (f->binding.count + 1) * sizeof(*job->binding_names));
+	job->binding_values = arena_alloc(arena, (f->binding.count + 1) * sizeof(*job->binding_values));
+	for (size_t i = 0; i < f->binding.count; i++) {
+		const char *value = f->binding.items[i].value->text;
+		job->binding_names[i] = shared_name(b, f->binding.items[i].name);
+		job->binding_values[i] = arena_strdup(arena, value ? value : "");
 	}
-	/* The job takes over the paths and flags (trimmed to size: there are many jobs); the borrowed
-	 * key pointers stay behind. */
-	shrink_paths(&pending.inputs);
-	shrink_paths(&pending.outputs);
-	job->inputs = pending.inputs.paths;
-	job->input_optional = pending.inputs.optional;
-	job->outputs = pending.outputs.paths;
-	job->output_optional = pending.outputs.optional;
-	memset(&pending.inputs.paths, 0, sizeof(pending.inputs.paths));
-	memset(&pending.outputs.paths, 0, sizeof(pending.outputs.paths));
-	pending.inputs.optional = NULL;
-	pending.outputs.optional = NULL;
-	job->command = strbuf_detach(&command);
+	pending_to_job(arena, &f->inputs, &job->inputs, &job->input_optional);
+	pending_to_job(arena, &f->outputs, &job->outputs, &job->output_optional);
+	job->command = arena_strndup(arena, f->command.buf, f->command.len);
 	job->definition = g->definitions[recipe_index];
 	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear. */
 	if (g->count + 1 > b->dep_mark_cap) {
@@ -718,22 +706,86 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 		ALLOC_GROW(b->dep_mark, g->count + 1, b->dep_mark_cap);
 		memset(b->dep_mark + old_cap, 0, (b->dep_mark_cap - old_cap) * sizeof(*b->dep_mark));
 	}
-	for (size_t i = 0; i < pending.dep_count; i++) {
-		size_t dep = pending.deps[i];
+	job->deps = arena_alloc(arena, (f->dep_count + 1) * sizeof(*job->deps));
+	for (size_t i = 0; i < f->dep_count; i++) {
+		size_t dep = f->deps[i];
 		if (b->dep_mark[dep] == g->count + 1)
 			continue;
 		b->dep_mark[dep] = g->count + 1;
-		ALLOC_GROW(job->deps, job->dep_count + 1, job->dep_cap);
 		job->deps[job->dep_count++] = dep;
 	}
-	pending_release(&pending);
 	for (size_t i = 0; i < job->outputs.count; i++)
 		strmap_put(&g->by_output, job->outputs.items[i], g->count);
 	strmap_put(&g->by_id, job->id, g->count);
-	*index_out = g->count++;
-out:
-	strbuf_release(&id);
-	free(binding.items);
+	return g->count++;
+}
+
+static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in, size_t *index_out)
+{
+	const struct recipe *recipe = &b->set->recipes[recipe_index];
+	struct frame *f = frame_enter(b);
+	bindings_copy(&f->binding, binding_in);
+	/* Singular values are part of the identity too, so `--subject 01` names the same job as a full run. */
+	const struct strvec *iterating = &b->recipes[recipe_index].iterating;
+	for (size_t i = 0; i < iterating->count; i++) {
+		if (bindings_find(&f->binding, iterating->items[i]))
+			continue;
+		const struct tree_placeholder *p = tree_find_placeholder(b->tree, iterating->items[i]);
+		if (p && p->count == 1 && !p->multiple)
+			bindings_push(&f->binding, iterating->items[i], &p->values[0]);
+	}
+	if (f->binding.count > 1)
+		qsort(f->binding.items, f->binding.count, sizeof(*f->binding.items), compare_bindings);
+	make_job_id(recipe, &f->binding, &f->id);
+	size_t existing;
+	if (strmap_get(&b->graph->by_id, f->id.buf, &existing)) {
+		*index_out = existing;
+		return ADD_OK;
+	}
+	if (strmap_get(&b->skipped, f->id.buf, NULL))
+		return ADD_SKIPPED;
+	long on_stack = strvec_find(&b->stack, f->id.buf);
+	if (on_stack >= 0) {
+		struct strbuf cycle = STRBUF_INIT;
+		for (size_t i = (size_t)on_stack; i < b->stack.count; i++)
+			strbuf_addf(&cycle, "%s -> ", b->stack.items[i]);
+		strbuf_adds(&cycle, f->id.buf);
+		cp_err_set(b->err, b->set->file, recipe->line, "dependency cycle: %s", cycle.buf);
+		strbuf_release(&cycle);
+		return ADD_ERROR;
+	}
+	strvec_push(&b->stack, f->id.buf);
+
+	int rc = ADD_OK;
+	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++)
+		rc = expand_key(b, f, recipe->in.items[i], recipe_is_optional(recipe, recipe->in.items[i]), 0);
+	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++)
+		rc = expand_key(b, f, recipe->out.items[i], recipe_is_optional(recipe, recipe->out.items[i]), 1);
+	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++)
+		rc = expand_key(b, f, recipe->ref.items[i], false, 2);
+
+	strbuf_reset(&f->command);
+	if (rc == ADD_OK) {
+		struct resolve_context resolve = {b, f};
+		if (recipe_expand_run(recipe, resolve_run_name, &resolve, &f->command, b->err) < 0)
+			rc = ADD_ERROR;
+	}
+	for (size_t i = 0; rc == ADD_OK && i < f->outputs.count; i++) {
+		size_t other;
+		if (strmap_get(&b->graph->by_output, f->outputs.paths[i], &other)) {
+			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
+				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
+				   "of its outputs",
+				   b->graph->jobs[other].id, f->id.buf, f->outputs.paths[i]);
+			rc = ADD_ERROR;
+		}
+	}
+	b->stack.count--;
+	free(b->stack.items[b->stack.count]);
+	if (rc == ADD_SKIPPED)
+		strmap_put(&b->skipped, f->id.buf, 0);
+	if (rc == ADD_OK)
+		*index_out = commit_job(b, f, recipe_index);
 	return rc;
 }
 
@@ -763,16 +815,13 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 		cp_err_set(b->err, NULL, 0, "no recipe makes key '%s' (it is a raw input)", key);
 		return -1;
 	}
-	struct strvec names = STRVEC_INIT;
-	key_names(info, &names);
 	struct axes axes = {NULL, 0, 0};
 	struct strbuf path = STRBUF_INIT;
-	int rc = collect_axes(b, &names, &info->required, fixed, key, NULL, &axes);
-	strvec_release(&names);
+	int rc = collect_axes(b, &info->names, &info->required, fixed, key, NULL, &axes);
 	if (rc < 0 || axes_empty(&axes))
 		goto out;
 	size_t *rows = xcalloc(axes.count + 1, sizeof(*rows));
-	struct bindings full = {NULL, 0, 0};
+	struct bindings full = {NULL, 0, 0}, restricted = {NULL, 0, 0};
 	do {
 		full.count = 0;
 		if (fixed)
@@ -783,7 +832,7 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 			break;
 		}
 		long dep;
-		if (require_file(b, info, path.buf, &full, false, &dep) == ADD_ERROR) {
+		if (require_file(b, info, path.buf, &full, false, &restricted, &dep) == ADD_ERROR) {
 			rc = -1;
 			break;
 		}
@@ -791,6 +840,7 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 			b->graph->jobs[dep].target = true;
 	} while (next_row(&axes, rows));
 	free(full.items);
+	free(restricted.items);
 	free(rows);
 out:
 	axes_release(&axes);
@@ -819,14 +869,15 @@ static int request_path(struct builder *b, const char *target)
 			} else if (found > 0) {
 				/* The first parse names the file's placeholders, as file-tree would resolve it. */
 				const struct glob_file *match = &matches.files[0];
-				struct bindings fixed = {NULL, 0, 0};
+				struct bindings fixed = {NULL, 0, 0}, restricted = {NULL, 0, 0};
 				for (size_t i = 0; i < match->binding_count; i++)
 					bindings_push(&fixed, match->bindings[i].name, &match->bindings[i].value);
 				long dep;
-				rc = require_file(b, info, normal.buf, &fixed, false, &dep) == ADD_ERROR ? -1 : 0;
+				rc = require_file(b, info, normal.buf, &fixed, false, &restricted, &dep) == ADD_ERROR ? -1 : 0;
 				if (dep >= 0)
 					b->graph->jobs[dep].target = true;
 				free(fixed.items);
+				free(restricted.items);
 			}
 			glob_result_release(&matches);
 		}
@@ -850,6 +901,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	b.request = request;
 	b.err = err;
 	b.graph = xcalloc(1, sizeof(*b.graph));
+	b.graph->by_output = (struct strmap)STRMAP_INIT_BORROWED;
+	b.graph->by_id = (struct strmap)STRMAP_INIT_BORROWED;
 	*out = NULL;
 	int rc = prepare_recipes(&b);
 
@@ -877,6 +930,7 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 		free(b.keys[i].key);
 		strvec_release(&b.keys[i].required);
 		strvec_release(&b.keys[i].optional);
+		strvec_release(&b.keys[i].names);
 		template_release(&b.keys[i].parsed);
 	}
 	free(b.keys);
@@ -886,6 +940,10 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	free(b.recipes);
 	strmap_release(&b.skipped);
 	free(b.dep_mark);
+	for (size_t i = 0; i < b.frame_count; i++)
+		frame_free(b.frames[i]);
+	free(b.frames);
+	free(b.names);
 	strvec_release(&b.stack);
 	if (rc < 0) {
 		graph_free(b.graph);
@@ -899,25 +957,11 @@ void graph_free(struct graph *graph)
 {
 	if (!graph)
 		return;
-	for (size_t i = 0; i < graph->count; i++) {
-		struct graph_job *job = &graph->jobs[i];
-		free(job->id);
-		for (size_t b = 0; b < job->binding_count; b++)
-			free(job->binding_values[b]);
-		free(job->binding_names);
-		free(job->binding_values);
-		strvec_release(&job->inputs);
-		strvec_release(&job->outputs);
-		free(job->input_optional);
-		free(job->output_optional);
-		free(job->command);
-		free(job->deps);
-	}
 	free(graph->jobs);
+	arena_release(&graph->arena);
 	for (size_t r = 0; graph->definitions && r < graph->definition_count; r++)
 		free(graph->definitions[r]);
 	free(graph->definitions);
-	strvec_release(&graph->names);
 	strvec_release(&graph->skipped);
 	strmap_release(&graph->by_output);
 	strmap_release(&graph->by_id);

@@ -14,35 +14,43 @@
 #include "cpipe/tree.h"
 #include "cpipe/util.h"
 
-/* One concrete job. Paths are relative to the data root unless the template is absolute. */
+/* The paths of one role of a job. */
+struct graph_paths {
+	char **items;
+	size_t count;
+};
+
+/*
+ * One concrete job. Paths are relative to the data root unless the template is
+ * absolute. Every string and array of a job lives in its graph's arena.
+ */
 struct graph_job {
 	char *id;          /* "recipe" or "recipe[name=value,...]" over its iterating placeholders */
 	size_t recipe;     /* index into the recipe set */
-	const char **binding_names;   /* the iterating placeholders, sorted; the graph owns the names */
+	const char **binding_names;   /* the iterating placeholders, sorted */
 	char **binding_values;        /* their values ("" stands for an absent optional part) */
 	size_t binding_count;
-	struct strvec inputs;         /* every `in` path, in recipe order, batched keys expanded */
+	struct graph_paths inputs;    /* every `in` path, in recipe order, batched keys expanded */
 	bool *input_optional;
-	struct strvec outputs;        /* every `out` path */
+	struct graph_paths outputs;   /* every `out` path */
 	bool *output_optional;
 	char *command;                /* the expanded, shell-quoted `run` */
 	const char *definition;       /* recipe definition text (what makes "command changed"); shared */
 	bool target;                  /* makes a file that was asked for (not only a dependency) */
 	size_t *deps;                 /* indices of jobs making this job's inputs; all smaller than its own */
 	size_t dep_count;
-	size_t dep_cap;
 };
 
 struct graph {
 	struct graph_job *jobs; /* dependencies first */
 	size_t count;
 	size_t cap;
+	struct arena arena;     /* the jobs' strings and arrays: thousands of small pieces freed at once */
 	char **definitions;     /* per recipe: its definition text, shared by its jobs */
-	struct strvec names;    /* every placeholder name a job binds, stored once */
 	size_t definition_count;
 	struct strvec skipped;  /* with skip_missing: one line per job left out and why */
-	struct strmap by_output; /* output path -> job index */
-	struct strmap by_id;     /* job id -> job index */
+	struct strmap by_output; /* output path -> job index (keys borrowed from the jobs) */
+	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs) */
 };
 
 struct graph_request {

@@ -181,11 +181,11 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	return rc;
 }
 
-static json_t *json_strings(const struct strvec *items)
+static json_t *json_strings(const struct graph_paths *paths)
 {
 	json_t *array = json_array();
-	for (size_t i = 0; i < items->count; i++) {
-		json_t *item = json_string(items->items[i]);
+	for (size_t i = 0; i < paths->count; i++) {
+		json_t *item = json_string(paths->items[i]);
 		json_array_append_new(array, item ? item : json_string("?"));
 	}
 	return array;
