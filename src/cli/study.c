@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -185,6 +186,49 @@ static int glob_sources(struct study_options *opt, struct study *study, struct c
 	return rc;
 }
 
+/*
+ * Opening the state reads every record, and building the graph needs none of
+ * them: on two cores the state opens in a thread while glob and graph run.
+ */
+struct state_opening {
+	pthread_t thread;
+	bool started;
+	int rc;
+	struct state *state;
+	struct cp_err err;
+};
+
+static void *open_state(void *arg)
+{
+	struct state_opening *opening = arg;
+	opening->rc = state_open(".", &opening->state, &opening->err);
+	return NULL;
+}
+
+static void state_opening_start(struct state_opening *opening)
+{
+	struct cp_err init = CP_ERR_INIT;
+	opening->err = init;
+	opening->state = NULL;
+	opening->started = pthread_create(&opening->thread, NULL, open_state, opening) == 0;
+	if (!opening->started)
+		open_state(opening);
+}
+
+/* Wait for the state; on failure moves the error to `err` and returns -1. */
+static int state_opening_finish(struct state_opening *opening, struct state **out, struct cp_err *err)
+{
+	if (opening->started)
+		pthread_join(opening->thread, NULL);
+	opening->started = false;
+	*out = opening->state;
+	if (opening->rc < 0) {
+		*err = opening->err;
+		return -1;
+	}
+	return 0;
+}
+
 int study_load(struct study_options *opt, struct study *study)
 {
 	struct cp_err err = CP_ERR_INIT;
@@ -229,19 +273,31 @@ int study_load(struct study_options *opt, struct study *study)
 	if (checked < 0)
 		goto fail;
 	cli_phase_done("parse");
-	if (glob_sources(opt, study, &err) < 0)
-		goto fail;
-	cli_phase_done("glob");
+	struct state_opening opening = {0};
+	if (opt->need_state)
+		state_opening_start(&opening);
 	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
 					opt->skip_missing, &study->globbed};
-	if (graph_build(study->tree, study->recipes, &request, &study->graph, &err) < 0)
-		goto fail;
+	int built = glob_sources(opt, study, &err);
+	cli_phase_done("glob");
+	if (built == 0)
+		built = graph_build(study->tree, study->recipes, &request, &study->graph, &err);
 	cli_phase_done("graph");
+	if (opt->need_state) {
+		/* A glob or graph error wins over the state's own; the state is closed either way. */
+		struct cp_err state_err = CP_ERR_INIT;
+		if (state_opening_finish(&opening, &study->state, &state_err) < 0 && built == 0) {
+			err = state_err;
+			built = -1;
+		} else {
+			cp_err_release(&state_err);
+		}
+		cli_phase_done("state wait");
+	}
+	if (built < 0)
+		goto fail;
 	for (size_t i = 0; i < study->graph->skipped.count; i++)
 		fprintf(stderr, "cpipe: skipped: %s\n", study->graph->skipped.items[i]);
-	if (opt->need_state && state_open(".", &study->state, &err) < 0)
-		goto fail;
-	cli_phase_done("state open");
 	return EXIT_OK;
 fail:
 	cli_report(&err);

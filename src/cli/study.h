@@ -2,7 +2,8 @@
  * The steps every pipeline command shares: read the recipe file and its tree,
  * apply the command line's placeholder values, glob the raw inputs, build the
  * job graph and open the state database, in that order (cli -> tree/recipe ->
- * glob -> graph -> state).
+ * glob -> graph -> state). The state database opens in a second thread while
+ * glob and graph run: nothing flows between them until the graph is built.
  */
 #ifndef CPIPE_CLI_STUDY_H
 #define CPIPE_CLI_STUDY_H
