@@ -396,14 +396,20 @@ struct arena_chunk {
 
 void *arena_alloc(struct arena *arena, size_t size)
 {
-	enum { CHUNK = 1 << 20 };
+	/* Chunks double from 64 KiB to 8 MiB: small graphs stay small, big ones need few chunks. */
+	enum { FIRST_CHUNK = 64 << 10, MAX_CHUNK = 8 << 20 };
 	const size_t align = _Alignof(max_align_t);
 	size = (size + align - 1) & ~(align - 1);
 	if (size > arena->left) {
+		size_t chunk_size = arena->chunk_size ? arena->chunk_size : FIRST_CHUNK;
 		/* A big request gets a chunk of its own; the current chunk stays open for small ones. */
-		size_t bytes = size > CHUNK / 4 ? size : CHUNK;
+		bool own = size > chunk_size / 4;
+		/* Chunks of 2^k bytes in all, header included: malloc serves those without waste. */
+		size_t bytes = own ? size : chunk_size - sizeof(struct arena_chunk);
 		struct arena_chunk *chunk = xmalloc(sizeof(*chunk) + bytes);
-		if (bytes != CHUNK && arena->chunks) {
+		if (!own && chunk_size < MAX_CHUNK)
+			arena->chunk_size = chunk_size * 2;
+		if (own && arena->chunks) {
 			chunk->next = arena->chunks->next;
 			arena->chunks->next = chunk;
 			return chunk->data;

@@ -159,8 +159,9 @@ struct arena {
 	struct arena_chunk *chunks; /* newest first */
 	char *cursor;
 	size_t left;
+	size_t chunk_size; /* of the next chunk; 0 before the first */
 };
-#define ARENA_INIT {NULL, NULL, 0}
+#define ARENA_INIT {NULL, NULL, 0, 0}
 /* `size` bytes aligned for any object; never NULL (dies when out of memory). */
 void *arena_alloc(struct arena *arena, size_t size);
 /* `count` zeroed elements of `size` bytes. */
