@@ -8,14 +8,22 @@
  * reason check never touches SQLite. Strings live in a pool freed at close. Writes go to the database first and are
  * then mirrored in memory (job rows are re-read after a write so the two
  * cannot drift).
+ *
+ * Threads: there is no mutable global or static data, so handles are
+ * independent; each has its own SQLite connection, opened without SQLite's
+ * per-connection mutex since a handle is used by one thread at a time. The
+ * only threads started here are state_stat_paths' workers: they stat paths
+ * into their own result slots and touch nothing else.
  */
 #include "cpipe/state.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +38,21 @@
 
 /* ---- Schema ---------------------------------------------------------- */
 
+static int migrate_job_files_to_blobs(struct state *state, struct cp_err *err);
+
 /*
- * Migration N (1-based) takes the schema from user_version N-1 to N. Append
+ * Migration N (1-based) takes the schema from user_version N-1 to N: its SQL
+ * text runs, then its C step (either may be NULL), in one transaction. Append
  * only; never edit a released migration.
  */
-static const char *const migrations[] = {
+struct migration {
+	const char *sql;
+	int (*step)(struct state *state, struct cp_err *err);
+};
+
+static const struct migration migrations[] = {
 	/* 1: jobs, the file hash cache, and what each job read and wrote. */
+	{.sql =
 	"CREATE TABLE jobs ("
 	" id INTEGER PRIMARY KEY,"
 	" name TEXT NOT NULL UNIQUE,"
@@ -75,15 +92,57 @@ static const char *const migrations[] = {
 	" hash INTEGER NOT NULL,"
 	" hashed INTEGER NOT NULL,"
 	" PRIMARY KEY (job, role, file)"
-	") WITHOUT ROWID;",
+	") WITHOUT ROWID;"},
+	/*
+	 * 2: a job's recorded files move from job_files rows into one blob in its
+	 * row (see FILES BLOB). `jobs` is rebuilt for the new column so that its
+	 * status CHECK can drop IN: SQLite evaluates an IN list by building a
+	 * temporary b-tree, on every write to the table.
+	 */
+	{.sql =
+	"CREATE TABLE jobs_v2 ("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" status TEXT NOT NULL DEFAULT 'none'"
+	"  CHECK (status = 'none' OR status = 'done' OR status = 'failed' OR status = 'interrupted'),"
+	" recorded INTEGER NOT NULL DEFAULT 0," /* has signatures of a successful or adopted run */
+	" adopted INTEGER NOT NULL DEFAULT 0,"
+	" definition_hash INTEGER,"
+	" input_set_hash INTEGER,"
+	" exit_code INTEGER," /* latest finished attempt: */
+	" start_ns INTEGER,"
+	" end_ns INTEGER,"
+	" host TEXT,"
+	" pid INTEGER,"
+	" run_id TEXT,"
+	" log_path TEXT,"
+	" holder_run TEXT," /* the claim, NULL when unclaimed: */
+	" holder_host TEXT,"
+	" holder_pid INTEGER,"
+	" holder_pid_start INTEGER,"
+	" holder_since INTEGER,"
+	" holder_log TEXT,"
+	" files BLOB" /* what the last successful run read and wrote; NULL: nothing */
+	");"
+	"INSERT INTO jobs_v2 (id, name, status, recorded, adopted, definition_hash, input_set_hash, exit_code,"
+	" start_ns, end_ns, host, pid, run_id, log_path, holder_run, holder_host, holder_pid, holder_pid_start,"
+	" holder_since, holder_log)"
+	" SELECT id, name, status, recorded, adopted, definition_hash, input_set_hash, exit_code,"
+	" start_ns, end_ns, host, pid, run_id, log_path, holder_run, holder_host, holder_pid, holder_pid_start,"
+	" holder_since, holder_log FROM jobs;"
+	"DROP TABLE jobs;"
+	"ALTER TABLE jobs_v2 RENAME TO jobs;",
+	 .step = migrate_job_files_to_blobs},
 };
 _Static_assert(ARRAY_SIZE(migrations) == STATE_SCHEMA_VERSION, "one migration per schema version");
 
 /* ---- Statements -------------------------------------------------------- */
 
+/* job_from_row reads these by position; a load adds `files` after them. */
 #define JOB_COLUMNS \
-	"id, name, status, recorded, adopted, definition_hash, input_set_hash, exit_code, start_ns, end_ns," \
+	"name, status, recorded, adopted, definition_hash, input_set_hash, exit_code, start_ns, end_ns," \
 	" host, pid, run_id, log_path, holder_run, holder_host, holder_pid, holder_pid_start, holder_log"
+#define JOB_COLUMN_COUNT 18
 
 /* Clears the claim, turning it into the latest (interrupted) attempt. Refers to the old row. */
 #define INTERRUPT_SET \
@@ -101,21 +160,18 @@ enum statement {
 	STMT_LOAD_SIZES,
 	STMT_LOAD_FILES,
 	STMT_LOAD_JOBS,
-	STMT_LOAD_JOB_FILES,
 	STMT_JOB_SELECT,
-	STMT_FILE_UPSERT,
+	STMT_FILE_INSERT,
+	STMT_FILE_ID,
+	STMT_FILE_UPDATE,
 	STMT_CLAIM_SELECT,
 	STMT_CLAIM_SET,
 	STMT_CLAIM_RELEASE,
 	STMT_JOB_SUCCESS,
-	STMT_JOB_FILES_CLEAR,
-	STMT_JOB_FILE_INSERT,
 	STMT_JOB_FAILURE,
 	STMT_JOB_INTERRUPT,
 	STMT_RUN_INTERRUPT,
-	STMT_FORGET_PREFIX_FILES,
 	STMT_FORGET_PREFIX,
-	STMT_FORGET_NAME_FILES,
 	STMT_FORGET_NAME,
 	STMT_COUNT
 };
@@ -128,13 +184,12 @@ static const char *const statement_sql[STMT_COUNT] = {
 	/* max(id) is a b-tree seek; count(*) would read a whole index. Ids are dense unless jobs were forgotten. */
 	[STMT_LOAD_SIZES] = "SELECT (SELECT max(id) FROM files), (SELECT max(id) FROM jobs)",
 	[STMT_LOAD_FILES] = "SELECT id, path, size, mtime_ns, hash FROM files ORDER BY id",
-	[STMT_LOAD_JOBS] = "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id",
-	[STMT_LOAD_JOB_FILES] = "SELECT job, role, file, present, size, mtime_ns, hash, hashed FROM job_files"
-				" ORDER BY job, role, file",
+	[STMT_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", files FROM jobs ORDER BY id",
 	[STMT_JOB_SELECT] = "SELECT " JOB_COLUMNS " FROM jobs WHERE name = ?1",
-	[STMT_FILE_UPSERT] = "INSERT INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)"
-			     " ON CONFLICT (path) DO UPDATE SET size = excluded.size,"
-			     " mtime_ns = excluded.mtime_ns, hash = excluded.hash RETURNING id",
+	/* No upsert RETURNING the id: SQLite builds a temporary table for RETURNING on every run. */
+	[STMT_FILE_INSERT] = "INSERT OR IGNORE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)",
+	[STMT_FILE_ID] = "SELECT id FROM files WHERE path = ?1",
+	[STMT_FILE_UPDATE] = "UPDATE files SET size = ?2, mtime_ns = ?3, hash = ?4 WHERE id = ?1",
 	[STMT_CLAIM_SELECT] = "SELECT holder_run, holder_host, holder_pid, holder_pid_start FROM jobs"
 			      " WHERE name = ?1",
 	[STMT_CLAIM_SET] = "INSERT INTO jobs (name, holder_run, holder_host, holder_pid, holder_pid_start,"
@@ -146,21 +201,19 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_CLAIM_RELEASE] = "UPDATE jobs SET holder_run = NULL, holder_host = NULL, holder_pid = NULL,"
 			       " holder_pid_start = NULL, holder_since = NULL, holder_log = NULL"
 			       " WHERE name = ?1 AND holder_run = ?2",
+	/* Re-read with STMT_JOB_SELECT: RETURNING builds a temporary table per run, doubling a record's cost. */
 	[STMT_JOB_SUCCESS] =
 		"INSERT INTO jobs (name, status, recorded, adopted, definition_hash, input_set_hash, exit_code,"
-		" start_ns, end_ns, host, pid, run_id, log_path)"
-		" VALUES (?1, 'done', 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" start_ns, end_ns, host, pid, run_id, log_path, files)"
+		" VALUES (?1, 'done', 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 		" ON CONFLICT (name) DO UPDATE SET status = 'done', recorded = 1, adopted = excluded.adopted,"
 		" definition_hash = excluded.definition_hash, input_set_hash = excluded.input_set_hash,"
+		" files = excluded.files,"
 		" exit_code = excluded.exit_code, start_ns = excluded.start_ns, end_ns = excluded.end_ns,"
 		" host = excluded.host, pid = excluded.pid, run_id = excluded.run_id,"
 		" log_path = COALESCE(excluded.log_path, holder_log, log_path),"
 		" holder_run = NULL, holder_host = NULL, holder_pid = NULL, holder_pid_start = NULL,"
-		" holder_since = NULL, holder_log = NULL"
-		" RETURNING " JOB_COLUMNS,
-	[STMT_JOB_FILES_CLEAR] = "DELETE FROM job_files WHERE job = ?1",
-	[STMT_JOB_FILE_INSERT] = "INSERT OR REPLACE INTO job_files (job, role, file, present, size, mtime_ns, hash,"
-				 " hashed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		" holder_since = NULL, holder_log = NULL",
 	[STMT_JOB_FAILURE] =
 		"INSERT INTO jobs (name, status, exit_code, start_ns, end_ns, host, pid, run_id, log_path)"
 		" VALUES (?1, 'failed', ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -173,10 +226,7 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_JOB_INTERRUPT] = "INSERT INTO jobs (name, status, end_ns) VALUES (?1, 'interrupted', ?2)"
 			       " ON CONFLICT (name) DO UPDATE SET " INTERRUPT_SET,
 	[STMT_RUN_INTERRUPT] = "UPDATE jobs SET " INTERRUPT_SET " WHERE holder_run = ?1 RETURNING name",
-	[STMT_FORGET_PREFIX_FILES] = "DELETE FROM job_files WHERE job IN"
-				     " (SELECT id FROM jobs WHERE substr(name, 1, length(?1)) = ?1)",
 	[STMT_FORGET_PREFIX] = "DELETE FROM jobs WHERE substr(name, 1, length(?1)) = ?1",
-	[STMT_FORGET_NAME_FILES] = "DELETE FROM job_files WHERE job IN (SELECT id FROM jobs WHERE name = ?1)",
 	[STMT_FORGET_NAME] = "DELETE FROM jobs WHERE name = ?1",
 };
 
@@ -231,7 +281,6 @@ struct job_entry {
 	uint64_t job_id_hash;
 	bool present; /* false: forgotten (the index keeps the name) */
 	bool files_owned; /* `files` is its own allocation, not a slice of the loaded array */
-	int64_t db_id;
 	enum job_outcome outcome;
 	bool recorded;
 	bool adopted;
@@ -541,6 +590,175 @@ static char *column_strdup(sqlite3_stmt *stmt, int column)
 	return text ? xstrdup((const char *)text) : NULL;
 }
 
+/* ---- FILES BLOB: a job's recorded files in its row ---------------------------- */
+
+/*
+ * The files a job's last successful run read and wrote are one BLOB in its
+ * `jobs` row (the `files` column; NULL: none), so loading a job reads one
+ * row. Bytes, never host-order words, so the format is endian-independent:
+ *
+ *   blob   = version:u8 input_count:uv output_count:uv file{input_count + output_count}
+ *   file   = file_id:uv flags:u8 [size:uv mtime_ns:u64le]   (when flags has EXISTS)
+ *            [hash:u64le]                                   (when flags has HASHED)
+ *   flags  = FILE_EXISTS (1) | FILE_HASHED (2, only with FILE_EXISTS); no other bit
+ *
+ * version is FILES_BLOB_VERSION; the inputs come first. file_id is the row id
+ * of the path in `files`. `uv` is an unsigned LEB128 varint (7 bits a byte,
+ * low group first, bit 7 set on all but the last byte, at most 10 bytes);
+ * u64le is 8 bytes, least significant first. Signed values (size, mtime_ns)
+ * are stored as their two's-complement uint64. Fields left out read as 0
+ * (state.h: a missing file's signature is all 0, an unhashed one's hash too).
+ * A typical file takes about 20 bytes. The decoder accepts only an exact blob
+ * (known version, complete files, known flags and file ids, no byte left
+ * over), so a truncated or garbled blob is an error naming the job, never a
+ * crash or a read past its end.
+ */
+enum { FILES_BLOB_VERSION = 1, FILE_EXISTS = 1, FILE_HASHED = 2 };
+
+static void blob_add_uvarint(struct strbuf *blob, uint64_t value)
+{
+	unsigned char bytes[10];
+	size_t n = 0;
+	do {
+		bytes[n] = (unsigned char)(value & 0x7f);
+		value >>= 7;
+		if (value)
+			bytes[n] |= 0x80;
+		n++;
+	} while (value);
+	strbuf_add(blob, bytes, n);
+}
+
+static void blob_add_u64le(struct strbuf *blob, uint64_t value)
+{
+	unsigned char bytes[8];
+	for (size_t i = 0; i < 8; i++)
+		bytes[i] = (unsigned char)(value >> (8 * i));
+	strbuf_add(blob, bytes, sizeof(bytes));
+}
+
+/* Start a blob (`blob` reset first) for that many inputs then outputs, added next with files_blob_add. */
+static void files_blob_start(struct strbuf *blob, size_t input_count, size_t output_count)
+{
+	strbuf_reset(blob);
+	strbuf_addch(blob, FILES_BLOB_VERSION);
+	blob_add_uvarint(blob, input_count);
+	blob_add_uvarint(blob, output_count);
+}
+
+static void files_blob_add(struct strbuf *blob, int64_t file_id, const struct file_signature *sig)
+{
+	blob_add_uvarint(blob, (uint64_t)file_id);
+	unsigned char flags = 0;
+	if (sig->exists)
+		flags = sig->hashed ? FILE_EXISTS | FILE_HASHED : FILE_EXISTS;
+	strbuf_addch(blob, (char)flags);
+	if (flags & FILE_EXISTS) {
+		blob_add_uvarint(blob, (uint64_t)sig->size);
+		blob_add_u64le(blob, (uint64_t)sig->mtime_ns);
+	}
+	if (flags & FILE_HASHED)
+		blob_add_u64le(blob, sig->hash);
+}
+
+/* A blob being decoded; `problem` says what was wrong with it (NULL: nothing yet). */
+struct files_blob_reader {
+	const unsigned char *start, *at, *end;
+	const char *problem;
+};
+
+static bool blob_fail(struct files_blob_reader *reader, const char *problem)
+{
+	reader->problem = problem;
+	return false;
+}
+
+static bool blob_read_u8(struct files_blob_reader *reader, unsigned *out)
+{
+	if (reader->at == reader->end)
+		return blob_fail(reader, "truncated");
+	*out = *reader->at++;
+	return true;
+}
+
+static bool blob_read_uvarint(struct files_blob_reader *reader, uint64_t *out)
+{
+	uint64_t value = 0;
+	for (unsigned shift = 0;; shift += 7) {
+		unsigned byte;
+		if (!blob_read_u8(reader, &byte))
+			return false;
+		/* The tenth byte holds the 64th bit only. */
+		if (shift == 63 && byte > 1)
+			return blob_fail(reader, "varint overflows 64 bits");
+		value |= (uint64_t)(byte & 0x7f) << shift;
+		if (!(byte & 0x80))
+			break;
+	}
+	*out = value;
+	return true;
+}
+
+static bool blob_read_u64le(struct files_blob_reader *reader, uint64_t *out)
+{
+	if (reader->end - reader->at < 8)
+		return blob_fail(reader, "truncated");
+	uint64_t value = 0;
+	for (size_t i = 0; i < 8; i++)
+		value |= (uint64_t)reader->at[i] << (8 * i);
+	reader->at += 8;
+	*out = value;
+	return true;
+}
+
+/* Begin decoding `size` bytes at `data`: check the version and read the counts. */
+static bool files_blob_open(struct files_blob_reader *reader, const void *data, size_t size, size_t *input_count,
+			    size_t *output_count)
+{
+	reader->start = reader->at = data;
+	reader->end = reader->start + size;
+	reader->problem = NULL;
+	unsigned version;
+	uint64_t inputs, outputs;
+	if (!blob_read_u8(reader, &version))
+		return false;
+	if (version != FILES_BLOB_VERSION)
+		return blob_fail(reader, "unknown encoding version");
+	if (!blob_read_uvarint(reader, &inputs) || !blob_read_uvarint(reader, &outputs))
+		return false;
+	/* A file takes at least 2 bytes: a damaged count must not size an allocation. */
+	size_t left = (size_t)(reader->end - reader->at);
+	if (inputs > left / 2 || outputs > left / 2 - inputs)
+		return blob_fail(reader, "more files than bytes");
+	*input_count = (size_t)inputs;
+	*output_count = (size_t)outputs;
+	return true;
+}
+
+static bool files_blob_next(struct files_blob_reader *reader, int64_t *file_id, struct file_signature *sig)
+{
+	uint64_t id, size = 0, mtime_ns = 0, hash = 0;
+	unsigned flags;
+	if (!blob_read_uvarint(reader, &id) || !blob_read_u8(reader, &flags))
+		return false;
+	if (flags & ~(unsigned)(FILE_EXISTS | FILE_HASHED) || flags == FILE_HASHED)
+		return blob_fail(reader, "bad flags");
+	if (flags & FILE_EXISTS && (!blob_read_uvarint(reader, &size) || !blob_read_u64le(reader, &mtime_ns)))
+		return false;
+	if (flags & FILE_HASHED && !blob_read_u64le(reader, &hash))
+		return false;
+	*file_id = (int64_t)id;
+	*sig = (struct file_signature){flags & FILE_EXISTS, (int64_t)size, (int64_t)mtime_ns, hash,
+				       flags & FILE_HASHED};
+	return true;
+}
+
+/* After the last file: nothing may be left. */
+static bool files_blob_close(struct files_blob_reader *reader)
+{
+	return reader->at == reader->end || blob_fail(reader, "bytes after the last file");
+}
+
 /* ---- Hashing ---------------------------------------------------------- */
 
 uint64_t state_definition_hash(const char *definition_text)
@@ -585,19 +803,32 @@ static void signature_from_stat(const struct stat *st, struct file_signature *ou
 	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
-/* stat() into a signature without hash; a missing path is exists = false. */
-static int stat_signature(const char *path, struct file_signature *out, struct cp_err *err)
+/*
+ * stat() into a signature without hash; a missing path is exists = false.
+ * Returns 0 or the errno of another failure. Safe in any thread.
+ */
+static int stat_path(const char *path, struct file_signature *out)
 {
 	struct stat st;
 	if (stat(path, &st) != 0) {
+		int error = errno;
 		memset(out, 0, sizeof(*out));
-		if (errno == ENOENT || errno == ENOTDIR)
-			return 0;
-		cp_err_set(err, NULL, 0, "cannot stat %s: %s", path, strerror(errno));
-		return STATE_ERROR;
+		return error == ENOENT || error == ENOTDIR ? 0 : error;
 	}
 	signature_from_stat(&st, out);
 	return 0;
+}
+
+static int stat_failed(const char *path, int error, struct cp_err *err)
+{
+	cp_err_set(err, NULL, 0, "cannot stat %s: %s", path, strerror(error));
+	return STATE_ERROR;
+}
+
+static int stat_signature(const char *path, struct file_signature *out, struct cp_err *err)
+{
+	int error = stat_path(path, out);
+	return error ? stat_failed(path, error, err) : 0;
 }
 
 /*
@@ -781,29 +1012,166 @@ void state_refresh(struct state *state)
 		state->files[i].seen_valid = false;
 }
 
-/* Write the file's row (its hash cache) if it has none or it is dirty; sets db_id. */
-static int file_store(struct state *state, size_t index, struct cp_err *err)
+/* state_stat_paths: a thread is worth starting for this many stat calls (about 1 µs each when cached). */
+enum { STAT_PATHS_PER_THREAD = 256, STAT_AUTO_THREADS_MAX = 8, STAT_THREADS_MAX = 64, STAT_CHUNK = 64 };
+
+/*
+ * The stat calls of one state_stat_paths, shared by its threads: each takes
+ * the next STAT_CHUNK items until none are left. Threads only read `paths`
+ * and write their own items' results and errors.
+ */
+struct stat_batch {
+	const char **paths;
+	struct file_signature *results;
+	int *errors; /* 0 or the errno of a stat failure */
+	size_t count;
+	atomic_size_t next;
+};
+
+static void *stat_batch_run(void *arg)
 {
-	struct file_entry *file = &state->files[index];
-	if (file->db_id && !file->dirty)
-		return 0;
-	sqlite3_stmt *stmt = statement(state, STMT_FILE_UPSERT, err);
-	if (!stmt)
-		return STATE_ERROR;
-	bind_text(stmt, 1, file->path);
+	struct stat_batch *batch = arg;
+	for (;;) {
+		size_t from = atomic_fetch_add(&batch->next, STAT_CHUNK);
+		if (from >= batch->count)
+			return NULL;
+		size_t to = batch->count - from < STAT_CHUNK ? batch->count : from + STAT_CHUNK;
+		for (size_t i = from; i < to; i++)
+			batch->errors[i] = stat_path(batch->paths[i], &batch->results[i]);
+	}
+}
+
+/* How many threads (the caller's included) to use for `work` stat calls. */
+static size_t stat_thread_count(unsigned wanted, size_t work)
+{
+	size_t threads = wanted;
+	if (threads == 0) {
+		long online = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = online < 1 ? 1 : online > STAT_AUTO_THREADS_MAX ? STAT_AUTO_THREADS_MAX : (size_t)online;
+	}
+	if (threads > STAT_THREADS_MAX)
+		threads = STAT_THREADS_MAX;
+	size_t useful = work / STAT_PATHS_PER_THREAD;
+	if (threads > useful)
+		threads = useful;
+	return threads ? threads : 1;
+}
+
+/* Run the batch in `threads` threads, this one included; work a thread could not start for is done here. */
+static void stat_batch_run_threads(struct stat_batch *batch, size_t threads)
+{
+	pthread_t *ids = xcalloc(threads, sizeof(*ids));
+	bool *started = xcalloc(threads, sizeof(*started));
+	for (size_t k = 1; k < threads; k++)
+		started[k] = pthread_create(&ids[k], NULL, stat_batch_run, batch) == 0;
+	stat_batch_run(batch);
+	for (size_t k = 1; k < threads; k++)
+		if (started[k])
+			pthread_join(ids[k], NULL);
+	free(started);
+	free(ids);
+}
+
+int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
+		     struct cp_err *err)
+{
+	/*
+	 * Interning grows the file index, which is not thread safe: it is done
+	 * here first. A queued file is marked seen at once so that a duplicate
+	 * is not queued twice; its result is filled in before this returns.
+	 */
+	size_t *queued = xmalloc((count + 1) * sizeof(*queued));
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++) {
+		size_t index = file_intern(state, paths[i]);
+		if (state->files[index].seen_valid)
+			continue;
+		state->files[index].seen_valid = true;
+		queued[n++] = index;
+	}
+	struct stat_batch batch = {
+		.paths = xmalloc((n + 1) * sizeof(*batch.paths)),
+		.results = xmalloc((n + 1) * sizeof(*batch.results)),
+		.errors = xmalloc((n + 1) * sizeof(*batch.errors)),
+		.count = n,
+	};
+	atomic_init(&batch.next, 0);
+	for (size_t i = 0; i < n; i++)
+		batch.paths[i] = state->files[queued[i]].path;
+	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
+
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct file_entry *file = &state->files[queued[i]];
+		file->seen = batch.results[i];
+		if (!batch.errors[i])
+			continue;
+		file->seen_valid = false;
+		if (rc == 0)
+			rc = stat_failed(file->path, batch.errors[i], err);
+	}
+	state->stats.stat_calls += n;
+	free(queued);
+	free(batch.paths);
+	free(batch.results);
+	free(batch.errors);
+	return rc;
+}
+
+/* Run a file row statement: ?1 is bound by the caller, ?2..?4 get the file's hash cache. */
+static int file_row_write(struct state *state, enum statement id, sqlite3_stmt *stmt, const struct file_entry *file,
+			  struct cp_err *err)
+{
 	bind_int64(stmt, 2, file->cache_valid ? file->cache_size : -1);
 	bind_int64(stmt, 3, file->cache_valid ? file->cache_mtime_ns : -1);
 	if (file->cache_valid)
 		bind_hash(stmt, 4, file->cache_hash);
 	else
 		sqlite3_bind_null(stmt, 4);
-	if (sqlite3_step(stmt) != SQLITE_ROW) {
-		db_fail(state, STMT_FILE_UPSERT, err);
-		statement_done(stmt);
+	return statement_run(state, id, stmt, err);
+}
+
+/* Set db_id from the row of the file's path. */
+static int file_find_row(struct state *state, struct file_entry *file, struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, STMT_FILE_ID, err);
+	if (!stmt)
 		return STATE_ERROR;
-	}
-	file->db_id = sqlite3_column_int64(stmt, 0);
+	bind_text(stmt, 1, file->path);
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		file->db_id = sqlite3_column_int64(stmt, 0);
 	statement_done(stmt);
+	return rc == SQLITE_ROW ? 0 : db_fail(state, STMT_FILE_ID, err);
+}
+
+/* Write the file's row (its hash cache) if it has none or it is dirty; sets db_id. */
+static int file_store(struct state *state, size_t index, struct cp_err *err)
+{
+	struct file_entry *file = &state->files[index];
+	if (file->db_id && !file->dirty)
+		return 0;
+	sqlite3_stmt *stmt;
+	if (!file->db_id) {
+		if (!(stmt = statement(state, STMT_FILE_INSERT, err)))
+			return STATE_ERROR;
+		bind_text(stmt, 1, file->path);
+		if (file_row_write(state, STMT_FILE_INSERT, stmt, file, err) < 0)
+			return STATE_ERROR;
+		if (sqlite3_changes(state->db) == 1) {
+			file->db_id = sqlite3_last_insert_rowid(state->db);
+			file->dirty = false;
+			return 0;
+		}
+		/* Ignored: another run added the path after our load. */
+		if (file_find_row(state, file, err) < 0)
+			return STATE_ERROR;
+	}
+	if (!(stmt = statement(state, STMT_FILE_UPDATE, err)))
+		return STATE_ERROR;
+	bind_int64(stmt, 1, file->db_id);
+	if (file_row_write(state, STMT_FILE_UPDATE, stmt, file, err) < 0)
+		return STATE_ERROR;
 	file->dirty = false;
 	return 0;
 }
@@ -968,24 +1336,29 @@ static enum job_outcome outcome_from_text(const char *text)
 static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
 {
 	job->present = true;
-	job->db_id = sqlite3_column_int64(stmt, 0);
-	job->outcome = outcome_from_text((const char *)sqlite3_column_text(stmt, 2));
-	job->recorded = sqlite3_column_int(stmt, 3) != 0;
-	job->adopted = sqlite3_column_int(stmt, 4) != 0;
-	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
-	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 6);
-	job->exit_code = sqlite3_column_int(stmt, 7);
-	job->start_ns = sqlite3_column_int64(stmt, 8);
-	job->end_ns = sqlite3_column_int64(stmt, 9);
-	job_string(state, &job->host, stmt, 10, &state->recent_host);
-	job->pid = sqlite3_column_int64(stmt, 11);
-	job_string(state, &job->run_id, stmt, 12, &state->recent_run);
-	job_string(state, &job->log_path, stmt, 13, NULL);
-	job_string(state, &job->holder_run, stmt, 14, &state->recent_holder_run);
-	job_string(state, &job->holder_host, stmt, 15, &state->recent_host);
-	job->holder_pid = sqlite3_column_int64(stmt, 16);
-	job->holder_pid_start = sqlite3_column_int64(stmt, 17);
-	job_string(state, &job->holder_log, stmt, 18, NULL);
+	job->outcome = outcome_from_text((const char *)sqlite3_column_text(stmt, 1));
+	job->recorded = sqlite3_column_int(stmt, 2) != 0;
+	job->adopted = sqlite3_column_int(stmt, 3) != 0;
+	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
+	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
+	job->exit_code = sqlite3_column_int(stmt, 6);
+	job->start_ns = sqlite3_column_int64(stmt, 7);
+	job->end_ns = sqlite3_column_int64(stmt, 8);
+	job_string(state, &job->host, stmt, 9, &state->recent_host);
+	job->pid = sqlite3_column_int64(stmt, 10);
+	job_string(state, &job->run_id, stmt, 11, &state->recent_run);
+	job_string(state, &job->log_path, stmt, 12, NULL);
+	job_string(state, &job->holder_run, stmt, 13, &state->recent_holder_run);
+	/* Few jobs are claimed: the other claim columns are read only when one is. */
+	if (!job->holder_run) {
+		job->holder_host = job->holder_log = NULL;
+		job->holder_pid = job->holder_pid_start = 0;
+		return;
+	}
+	job_string(state, &job->holder_host, stmt, 14, &state->recent_host);
+	job->holder_pid = sqlite3_column_int64(stmt, 15);
+	job->holder_pid_start = sqlite3_column_int64(stmt, 16);
+	job_string(state, &job->holder_log, stmt, 17, NULL);
 }
 
 /* Re-read one job's row after a write (files untouched); a missing row forgets the job. */
@@ -1141,6 +1514,76 @@ static int setup_journal(struct state *state, const char *dir, struct cp_err *er
 	return exec_sql(state, "PRAGMA cache_size = -1024", err);
 }
 
+static const char migrate_update_sql[] = "UPDATE jobs SET files = ?2 WHERE id = ?1";
+
+/*
+ * Migration 2: write a job's blob from its files encoded so far (`entries`,
+ * counts[0] inputs then counts[1] outputs), then empty them for the next job.
+ */
+static int migrate_write_blob(struct state *state, sqlite3_stmt *update, int64_t job_id, size_t counts[2],
+			      struct strbuf *entries, struct cp_err *err)
+{
+	if (counts[0] + counts[1] == 0)
+		return 0;
+	struct strbuf blob = STRBUF_INIT;
+	files_blob_start(&blob, counts[0], counts[1]);
+	strbuf_add(&blob, entries->buf, entries->len);
+	bind_int64(update, 1, job_id);
+	sqlite3_bind_blob(update, 2, blob.buf, (int)blob.len, SQLITE_STATIC);
+	int rc = sqlite3_step(update);
+	statement_done(update);
+	strbuf_release(&blob);
+	strbuf_reset(entries);
+	counts[0] = counts[1] = 0;
+	return rc == SQLITE_DONE ? 0 : db_fail_sql(state, migrate_update_sql, err);
+}
+
+/*
+ * Migration 2's step: encode each job's job_files rows (inputs first, in file
+ * id order) into its `files` blob, then drop job_files. A row naming a file
+ * with no `files` row was ignored by version 1's load, so it is left out.
+ */
+static int migrate_job_files_to_blobs(struct state *state, struct cp_err *err)
+{
+	static const char select_sql[] =
+		"SELECT job, role, file, present, size, mtime_ns, hash, hashed FROM job_files"
+		" WHERE file IN (SELECT id FROM files) ORDER BY job, role, file";
+	sqlite3_stmt *select = NULL, *update = NULL;
+	if (sqlite3_prepare_v2(state->db, select_sql, -1, &select, NULL) != SQLITE_OK)
+		return db_fail_sql(state, select_sql, err);
+	if (sqlite3_prepare_v2(state->db, migrate_update_sql, -1, &update, NULL) != SQLITE_OK) {
+		sqlite3_finalize(select);
+		return db_fail_sql(state, migrate_update_sql, err);
+	}
+	struct strbuf entries = STRBUF_INIT;
+	size_t counts[2] = {0, 0};
+	int64_t job = 0;
+	int step = SQLITE_DONE, rc = 0;
+	while (rc == 0 && (step = sqlite3_step(select)) == SQLITE_ROW) {
+		int64_t row_job = sqlite3_column_int64(select, 0);
+		if (row_job != job)
+			rc = migrate_write_blob(state, update, job, counts, &entries, err);
+		job = row_job;
+		struct file_signature sig = {
+			.exists = sqlite3_column_int(select, 3) != 0,
+			.size = sqlite3_column_int64(select, 4),
+			.mtime_ns = sqlite3_column_int64(select, 5),
+			.hash = (uint64_t)sqlite3_column_int64(select, 6),
+			.hashed = sqlite3_column_int(select, 7) != 0,
+		};
+		files_blob_add(&entries, sqlite3_column_int64(select, 2), &sig);
+		counts[sqlite3_column_int(select, 1) == 0 ? 0 : 1]++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = db_fail_sql(state, select_sql, err);
+	if (rc == 0)
+		rc = migrate_write_blob(state, update, job, counts, &entries, err);
+	sqlite3_finalize(select);
+	sqlite3_finalize(update);
+	strbuf_release(&entries);
+	return rc < 0 ? STATE_ERROR : exec_sql(state, "DROP TABLE job_files", err);
+}
+
 static int migrate(struct state *state, struct cp_err *err)
 {
 	int version;
@@ -1159,7 +1602,9 @@ static int migrate(struct state *state, struct cp_err *err)
 	if (pragma_int(state, "PRAGMA user_version", &version, err) < 0)
 		goto fail;
 	for (; version < STATE_SCHEMA_VERSION; version++) {
-		if (exec_sql(state, migrations[version], err) < 0)
+		const struct migration *migration = &migrations[version];
+		if ((migration->sql && exec_sql(state, migration->sql, err) < 0) ||
+		    (migration->step && migration->step(state, err) < 0))
 			goto fail;
 		char *sql = xasprintf("PRAGMA user_version = %d", version + 1);
 		int rc = exec_sql(state, sql, err);
@@ -1187,10 +1632,48 @@ static size_t *id_table(int64_t max_id)
 	return table;
 }
 
+/*
+ * Decode the `files` blob of a loaded job row into `*all` (growing it) from
+ * `*used` on, mapping file ids to file indexes. A damaged blob fails, naming the job.
+ */
+static int load_job_files(struct state *state, struct job_entry *job, sqlite3_stmt *stmt, const size_t *file_by_id,
+			  int64_t max_file_id, struct job_file **all, size_t *used, size_t *all_cap, struct cp_err *err)
+{
+	const void *data = sqlite3_column_blob(stmt, JOB_COLUMN_COUNT);
+	size_t size = (size_t)sqlite3_column_bytes(stmt, JOB_COLUMN_COUNT);
+	if (!data)
+		return 0; /* NULL: no recorded files */
+	struct files_blob_reader reader;
+	size_t inputs, outputs;
+	if (!files_blob_open(&reader, data, size, &inputs, &outputs))
+		goto damaged;
+	ALLOC_GROW(*all, *used + inputs + outputs, *all_cap);
+	for (size_t i = 0; i < inputs + outputs; i++) {
+		int64_t id;
+		struct file_signature sig;
+		if (!files_blob_next(&reader, &id, &sig))
+			goto damaged;
+		if (id <= 0 || id > max_file_id || file_by_id[id] == SIZE_MAX) {
+			blob_fail(&reader, "unknown file id");
+			goto damaged;
+		}
+		job_file_set(&(*all)[(*used)++], file_by_id[id], &sig);
+	}
+	if (!files_blob_close(&reader))
+		goto damaged;
+	job->input_count = inputs;
+	job->output_count = outputs;
+	return 0;
+damaged:
+	cp_err_set(err, NULL, 0, "%s: job %s: damaged list of recorded files: %s (at byte %zu of %zu)", state->db_path,
+		   job->job_id, reader.problem, (size_t)(reader.at - reader.start), size);
+	return STATE_ERROR;
+}
+
 /* Fill the in-memory records with one query per table (after one query for their sizes). */
 static int load(struct state *state, struct cp_err *err)
 {
-	size_t *file_by_id = NULL, *job_by_id = NULL;
+	size_t *file_by_id = NULL;
 	int64_t max_file_id = 0, max_job_id = 0;
 	int rc = STATE_ERROR;
 	sqlite3_stmt *stmt;
@@ -1216,7 +1699,6 @@ static int load(struct state *state, struct cp_err *err)
 	ALLOC_GROW(state->jobs, job_rows, state->job_cap);
 	index_reserve(state, &state->job_index, INDEX_JOBS, job_rows);
 	file_by_id = id_table(max_file_id);
-	job_by_id = id_table(max_job_id);
 
 	if (!(stmt = statement(state, STMT_LOAD_FILES, err)))
 		goto out;
@@ -1245,70 +1727,31 @@ static int load(struct state *state, struct cp_err *err)
 		rc = STATE_ERROR;
 		goto out;
 	}
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		/* Names are UNIQUE in the table: no lookup needed. */
-		const char *name = (const char *)sqlite3_column_text(stmt, 1);
-		size_t index = job_add(state, name, name_hash(name));
-		job_from_row(state, &state->jobs[index], stmt);
-		int64_t id = state->jobs[index].db_id;
-		if (id > 0 && id <= max_job_id)
-			job_by_id[id] = index;
-	}
-	statement_done(stmt);
-	if (rc != SQLITE_DONE) {
-		rc = db_fail(state, STMT_LOAD_JOBS, err);
-		goto out;
-	}
-
-	/*
-	 * Rows come grouped by job, inputs before outputs, in file id order (which
-	 * is file index order): each job's files are a slice of one array.
-	 */
-	if (!(stmt = statement(state, STMT_LOAD_JOB_FILES, err))) {
-		rc = STATE_ERROR;
-		goto out;
-	}
+	/* Every job's files go into one array; until it stops growing, a job's `files` is its offset into it. */
 	struct job_file *all = NULL;
 	size_t used = 0, all_cap = 0;
-	struct job_entry *job = NULL;
-	int64_t current = -1;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		int64_t job_id = sqlite3_column_int64(stmt, 0);
-		int64_t file_id = sqlite3_column_int64(stmt, 2);
-		if (job_id != current) {
-			current = job_id;
-			job = job_id > 0 && job_id <= max_job_id && job_by_id[job_id] != SIZE_MAX
-				      ? &state->jobs[job_by_id[job_id]]
-				      : NULL;
-			/* Until the array stops growing, a job's slice is its offset into it. */
-			if (job)
-				job->files = (struct job_file *)(uintptr_t)used;
-		}
-		if (!job || file_id <= 0 || file_id > max_file_id || file_by_id[file_id] == SIZE_MAX)
-			continue; /* a dangling reference: ignore the row */
-		ALLOC_GROW(all, used + 1, all_cap);
-		struct job_file *jf = &all[used++];
-		jf->file = (uint32_t)file_by_id[file_id];
-		jf->exists = sqlite3_column_int(stmt, 3) != 0;
-		jf->size = sqlite3_column_int64(stmt, 4);
-		jf->mtime_ns = sqlite3_column_int64(stmt, 5);
-		jf->hash = (uint64_t)sqlite3_column_int64(stmt, 6);
-		jf->hashed = sqlite3_column_int(stmt, 7) != 0;
-		if (sqlite3_column_int(stmt, 1) == 0)
-			job->input_count++;
-		else
-			job->output_count++;
+		/* Names are UNIQUE in the table: no lookup needed. */
+		const char *name = (const char *)sqlite3_column_text(stmt, 0);
+		size_t index = job_add(state, name, name_hash(name)); /* may grow state->jobs */
+		struct job_entry *job = &state->jobs[index];
+		job_from_row(state, job, stmt);
+		job->files = (struct job_file *)(uintptr_t)used;
+		if (load_job_files(state, job, stmt, file_by_id, max_file_id, &all, &used, &all_cap, err) < 0)
+			break;
 	}
 	statement_done(stmt);
 	state->loaded_job_files = all;
 	for (size_t i = 0; i < state->job_count; i++) {
-		struct job_entry *entry = &state->jobs[i];
-		entry->files = entry->input_count + entry->output_count
-				       ? all + (size_t)(uintptr_t)entry->files
-				       : NULL;
+		struct job_entry *job = &state->jobs[i];
+		job->files = job->input_count + job->output_count ? all + (size_t)(uintptr_t)job->files : NULL;
+	}
+	if (rc == SQLITE_ROW) {
+		rc = STATE_ERROR; /* a damaged blob; err is set */
+		goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = db_fail(state, STMT_LOAD_JOB_FILES, err);
+		rc = db_fail(state, STMT_LOAD_JOBS, err);
 		goto out;
 	}
 	/* Slices are sorted when file ids grew with file indexes; make sure. */
@@ -1330,7 +1773,6 @@ out:
 	if (rc < 0)
 		rollback_quietly(state);
 	free(file_by_id);
-	free(job_by_id);
 	return rc < 0 ? STATE_ERROR : 0;
 }
 
@@ -1729,31 +2171,30 @@ int state_release_claim(struct state *state, const char *job_id, struct cp_err *
 	return write_end(state, rc, err);
 }
 
-static int insert_job_file(struct state *state, int64_t job_db_id, int role, const struct state_file *entry,
-			   struct job_file *out, struct cp_err *err)
+/*
+ * The caller's signature is the file as the job read or wrote it: cache it,
+ * and make later reason checks stat the file again rather than trust a
+ * signature made elsewhere. Fills `out` with the file's index.
+ */
+static void learn_job_file(struct state *state, const struct state_file *entry, struct job_file *out)
 {
 	size_t index = file_intern(state, entry->path);
-	/* The caller's signature is the file as the job wrote or read it: cache and remember it. */
 	file_learn(state, index, &entry->signature);
-	/* Later reason checks stat the file again rather than trust a signature made elsewhere. */
 	state->files[index].seen_valid = false;
-	if (file_store(state, index, err) < 0)
-		return STATE_ERROR;
-	sqlite3_stmt *stmt = statement(state, STMT_JOB_FILE_INSERT, err);
-	if (!stmt)
-		return STATE_ERROR;
-	const struct file_signature *sig = &entry->signature;
-	bind_int64(stmt, 1, job_db_id);
-	sqlite3_bind_int(stmt, 2, role);
-	bind_int64(stmt, 3, state->files[index].db_id);
-	sqlite3_bind_int(stmt, 4, sig->exists);
-	bind_int64(stmt, 5, sig->size);
-	bind_int64(stmt, 6, sig->mtime_ns);
-	bind_hash(stmt, 7, sig->hash);
-	sqlite3_bind_int(stmt, 8, sig->hashed);
-	if (statement_run(state, STMT_JOB_FILE_INSERT, stmt, err) < 0)
-		return STATE_ERROR;
-	job_file_set(out, index, sig);
+	job_file_set(out, index, &entry->signature);
+}
+
+/* Give each file a row (for its id) and encode them into `blob`. */
+static int encode_job_files(struct state *state, const struct job_file *files, size_t input_count,
+			    size_t output_count, struct strbuf *blob, struct cp_err *err)
+{
+	files_blob_start(blob, input_count, output_count);
+	for (size_t i = 0; i < input_count + output_count; i++) {
+		if (file_store(state, files[i].file, err) < 0)
+			return STATE_ERROR;
+		struct file_signature sig = job_file_signature(&files[i]);
+		files_blob_add(blob, state->files[files[i].file].db_id, &sig);
+	}
 	return 0;
 }
 
@@ -1769,13 +2210,23 @@ static int record_success(struct state *state, const struct state_outcome *outco
 
 	size_t total = outcome->input_count + outcome->output_count;
 	struct job_file *files = xmalloc((total ? total : 1) * sizeof(*files));
+	for (size_t i = 0; i < outcome->input_count; i++)
+		learn_job_file(state, &outcome->inputs[i], &files[i]);
+	for (size_t i = 0; i < outcome->output_count; i++)
+		learn_job_file(state, &outcome->outputs[i], &files[outcome->input_count + i]);
+	size_t inputs = job_files_normalize(files, outcome->input_count);
+	size_t outputs = job_files_normalize(files + outcome->input_count, outcome->output_count);
+	memmove(files + inputs, files + outcome->input_count, outputs * sizeof(*files));
+
+	struct strbuf blob = STRBUF_INIT;
 	if (write_begin(state, err) < 0) {
 		free(files);
 		return STATE_ERROR;
 	}
 	int rc = STATE_ERROR;
-	sqlite3_stmt *stmt = statement(state, STMT_JOB_SUCCESS, err);
-	if (!stmt)
+	sqlite3_stmt *stmt;
+	if (encode_job_files(state, files, inputs, outputs, &blob, err) < 0 ||
+	    !(stmt = statement(state, STMT_JOB_SUCCESS, err)))
 		goto out;
 	bind_text(stmt, 1, outcome->job_id);
 	sqlite3_bind_int(stmt, 2, adopted);
@@ -1788,44 +2239,12 @@ static int record_success(struct state *state, const struct state_outcome *outco
 	bind_int64(stmt, 9, attempt->pid ? attempt->pid : state->pid);
 	bind_text(stmt, 10, state->run_id);
 	bind_text(stmt, 11, attempt->log_path);
-	if (sqlite3_step(stmt) != SQLITE_ROW) {
-		db_fail(state, STMT_JOB_SUCCESS, err);
-		statement_done(stmt);
+	sqlite3_bind_blob(stmt, 12, blob.buf, (int)blob.len, SQLITE_STATIC);
+	if (statement_run(state, STMT_JOB_SUCCESS, stmt, err) < 0 || job_reload(state, outcome->job_id, err) < 0)
 		goto out;
-	}
-	/*
-	 * The row as written mirrors into memory once the files are written too (a
-	 * new job gets an entry, not present until then): no re-read needed.
-	 */
-	size_t job_index = job_intern(state, outcome->job_id); /* may grow state->jobs */
-	struct job_entry row = state->jobs[job_index];
-	job_from_row(state, &row, stmt);
-	int64_t job_db_id = row.db_id;
-	/* RETURNING rows are all computed before the first is returned; step to the end anyway. */
-	while (sqlite3_step(stmt) == SQLITE_ROW)
-		;
-	statement_done(stmt);
-
-	if (!(stmt = statement(state, STMT_JOB_FILES_CLEAR, err)))
-		goto out;
-	bind_int64(stmt, 1, job_db_id);
-	if (statement_run(state, STMT_JOB_FILES_CLEAR, stmt, err) < 0)
-		goto out;
-	for (size_t i = 0; i < outcome->input_count; i++)
-		if (insert_job_file(state, job_db_id, 0, &outcome->inputs[i], &files[i], err) < 0)
-			goto out;
-	for (size_t i = 0; i < outcome->output_count; i++)
-		if (insert_job_file(state, job_db_id, 1, &outcome->outputs[i], &files[outcome->input_count + i],
-				    err) < 0)
-			goto out;
+	size_t job_index = job_intern(state, outcome->job_id);
 	struct job_entry *job = &state->jobs[job_index];
 	job_clear_files(job);
-	row.files = NULL;
-	row.files_owned = false;
-	*job = row;
-	size_t inputs = job_files_normalize(files, outcome->input_count);
-	size_t outputs = job_files_normalize(files + outcome->input_count, outcome->output_count);
-	memmove(files + inputs, files + outcome->input_count, outputs * sizeof(*files));
 	job->files = files;
 	job->files_owned = true;
 	job->input_count = inputs;
@@ -1834,6 +2253,7 @@ static int record_success(struct state *state, const struct state_outcome *outco
 	rc = 0;
 out:
 	free(files);
+	strbuf_release(&blob);
 	return write_end(state, rc, err);
 }
 
@@ -1945,20 +2365,14 @@ int state_interrupt_run(struct state *state, struct cp_err *err)
 	return write_end(state, rc, err);
 }
 
-/* Run a forget statement pair (job_files, then jobs) bound to `text`; adds the jobs removed. */
-static int forget_run(struct state *state, enum statement files_id, enum statement jobs_id, const char *text,
-		      size_t *removed, struct cp_err *err)
+/* Run a forget statement bound to `text`; adds the jobs removed. */
+static int forget_run(struct state *state, enum statement id, const char *text, size_t *removed, struct cp_err *err)
 {
-	sqlite3_stmt *stmt = statement(state, files_id, err);
+	sqlite3_stmt *stmt = statement(state, id, err);
 	if (!stmt)
 		return STATE_ERROR;
 	bind_text(stmt, 1, text);
-	if (statement_run(state, files_id, stmt, err) < 0)
-		return STATE_ERROR;
-	if (!(stmt = statement(state, jobs_id, err)))
-		return STATE_ERROR;
-	bind_text(stmt, 1, text);
-	if (statement_run(state, jobs_id, stmt, err) < 0)
+	if (statement_run(state, id, stmt, err) < 0)
 		return STATE_ERROR;
 	*removed += (size_t)sqlite3_changes(state->db);
 	return 0;
@@ -1972,9 +2386,9 @@ int state_forget(struct state *state, const char *prefix, const char *const *job
 		return STATE_ERROR;
 	int rc = 0;
 	if (prefix)
-		rc = forget_run(state, STMT_FORGET_PREFIX_FILES, STMT_FORGET_PREFIX, prefix, &removed, err);
+		rc = forget_run(state, STMT_FORGET_PREFIX, prefix, &removed, err);
 	for (size_t i = 0; i < count && rc == 0; i++)
-		rc = forget_run(state, STMT_FORGET_NAME_FILES, STMT_FORGET_NAME, job_ids[i], &removed, err);
+		rc = forget_run(state, STMT_FORGET_NAME, job_ids[i], &removed, err);
 	rc = write_end(state, rc, err);
 	if (rc < 0)
 		return rc;

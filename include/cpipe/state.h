@@ -12,9 +12,17 @@
  * working directory cpipe runs in). A directory is signed by existence only.
  *
  * Speed: state_open() loads every job and file record into memory with one
- * query per table; checking a job is then stat() calls and in-memory compares.
+ * query per table (a job's recorded files are one blob in its row); checking
+ * a job is then stat() calls (state_stat_paths can do them up front, in
+ * parallel) and in-memory compares.
  * Content hashes (XXH3-64) are computed lazily: a file is hashed only when its
  * size or mtime differs from the cached signature, and the new hash is cached.
+ *
+ * Threads: a handle is used by one thread at a time. It may be opened in one
+ * thread (e.g. in the background while the caller builds its job graph) and
+ * used in another once that thread is joined, but never by two threads at
+ * once. Distinct handles are independent: the module keeps no mutable global
+ * data (each handle has its own SQLite connection).
  *
  * Concurrency: two cpipe processes may open the same database. A job is
  * claimed (state_claim_job) inside a write transaction before it runs; a claim
@@ -42,7 +50,7 @@ struct state; /* opaque; one open database plus its in-memory records */
 #define STATE_HELD (-2)  /* state_claim_job: another live run holds the job */
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2
 
 /*
  * Open (creating if needed) `<data_root>/.cpipe/state.db`, creating the
@@ -150,6 +158,24 @@ uint64_t state_input_set_hash(const char *const *paths, size_t count);
  * or state_file_signature re-stats its files. Call this to see outside edits.
  */
 void state_refresh(struct state *state);
+
+/*
+ * Stat `paths[0..count)` now and remember the results exactly as
+ * state_job_reason's own stat would (the per-handle snapshot that
+ * state_refresh forgets), so that checking jobs over these paths afterwards
+ * stats nothing. A path is stat'ed at most once (duplicates are allowed) and
+ * not at all when a result is already remembered. The stat calls run in up
+ * to `threads` threads (0: the number of online CPUs, at most 8), the calling
+ * thread being one of them, each thread taking at least 256 of them (so with
+ * fewer than 512 paths to stat, all run in the calling thread); the rest of
+ * the work (the handle's path index) stays in the calling thread. Counts in
+ * state_stats().stat_calls. A missing path (ENOENT, ENOTDIR) is remembered as
+ * not existing; any other stat error fails with "cannot stat PATH: REASON"
+ * for the first such path in `paths` order, as state_job_reason would, and
+ * leaves the failed paths unremembered (the other results are kept).
+ */
+int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
+		     struct cp_err *err);
 
 /* ---- Reasons ------------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -231,6 +232,363 @@ static void test_reopen_persists(void **vstate)
 	assert_int_equal(hashes_computed(fx), 0);
 }
 
+/* ---- Schema version 2: recorded files in a blob per job ------------------------ */
+
+/* The schema as migration 1 creates it (a copy: a released migration never changes). */
+static const char schema_v1[] =
+	"CREATE TABLE jobs ("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" status TEXT NOT NULL DEFAULT 'none' CHECK (status IN ('none', 'done', 'failed', 'interrupted')),"
+	" recorded INTEGER NOT NULL DEFAULT 0,"
+	" adopted INTEGER NOT NULL DEFAULT 0,"
+	" definition_hash INTEGER,"
+	" input_set_hash INTEGER,"
+	" exit_code INTEGER,"
+	" start_ns INTEGER,"
+	" end_ns INTEGER,"
+	" host TEXT,"
+	" pid INTEGER,"
+	" run_id TEXT,"
+	" log_path TEXT,"
+	" holder_run TEXT,"
+	" holder_host TEXT,"
+	" holder_pid INTEGER,"
+	" holder_pid_start INTEGER,"
+	" holder_since INTEGER,"
+	" holder_log TEXT"
+	");"
+	"CREATE TABLE files ("
+	" id INTEGER PRIMARY KEY,"
+	" path TEXT NOT NULL UNIQUE,"
+	" size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL,"
+	" hash INTEGER"
+	");"
+	"CREATE TABLE job_files ("
+	" job INTEGER NOT NULL REFERENCES jobs(id),"
+	" role INTEGER NOT NULL,"
+	" file INTEGER NOT NULL REFERENCES files(id),"
+	" present INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL,"
+	" hash INTEGER NOT NULL,"
+	" hashed INTEGER NOT NULL,"
+	" PRIMARY KEY (job, role, file)"
+	") WITHOUT ROWID;";
+
+static sqlite3 *open_db(struct fixture *fx)
+{
+	char *path = fx_path(fx, ".cpipe/state.db");
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	free(path);
+	return db;
+}
+
+static void db_exec(sqlite3 *db, const char *sql)
+{
+	char *message = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK)
+		fail_msg("%s: %s", sql, message);
+}
+
+static int64_t db_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	int64_t value = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return value;
+}
+
+/* Run `sql` with ?1 bound to a blob and ?2 to the fixture's job id. */
+static void db_exec_blob(struct fixture *fx, sqlite3 *db, const char *sql, const void *blob, size_t size)
+{
+	sqlite3_stmt *stmt;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+	sqlite3_bind_blob(stmt, 1, blob, (int)size, SQLITE_TRANSIENT);
+	sqlite3_bind_text(stmt, 2, fx->query.job_id, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+	sqlite3_finalize(stmt);
+}
+
+static void insert_v1_file(sqlite3 *db, int64_t id, const char *path, const struct file_signature *sig)
+{
+	sqlite3_stmt *stmt;
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5)", -1, &stmt, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_text(stmt, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 3, sig->size);
+	sqlite3_bind_int64(stmt, 4, sig->mtime_ns);
+	sqlite3_bind_int64(stmt, 5, (sqlite3_int64)sig->hash);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+	sqlite3_finalize(stmt);
+}
+
+static void insert_v1_job_file(sqlite3 *db, int64_t job, int role, int64_t file, const struct file_signature *sig)
+{
+	sqlite3_stmt *stmt;
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO job_files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1,
+					    &stmt, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(stmt, 1, job);
+	sqlite3_bind_int(stmt, 2, role);
+	sqlite3_bind_int64(stmt, 3, file);
+	sqlite3_bind_int(stmt, 4, sig->exists);
+	sqlite3_bind_int64(stmt, 5, sig->size);
+	sqlite3_bind_int64(stmt, 6, sig->mtime_ns);
+	sqlite3_bind_int64(stmt, 7, (sqlite3_int64)sig->hash);
+	sqlite3_bind_int(stmt, 8, sig->hashed);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+	sqlite3_finalize(stmt);
+}
+
+/* A recorded file and its signature, collected by state_foreach_job_file. */
+struct collected_files {
+	struct state_file files[8];
+	char *paths[8];
+	size_t count;
+};
+
+static int collect_signatures(const struct state_file *file, void *data)
+{
+	struct collected_files *c = data;
+	assert_true(c->count < 8);
+	c->paths[c->count] = xstrdup(file->path);
+	c->files[c->count] = (struct state_file){c->paths[c->count], file->signature};
+	c->count++;
+	return 0;
+}
+
+static void collected_release(struct collected_files *c)
+{
+	for (size_t i = 0; i < c->count; i++)
+		free(c->paths[i]);
+	c->count = 0;
+}
+
+/* The signature recorded for `path` in role `role` of the fixture's job (fails when there is none). */
+static struct file_signature recorded_signature(struct fixture *fx, int role, const char *path)
+{
+	struct collected_files c = {.count = 0};
+	assert_int_equal(state_foreach_job_file(fx->state, fx->query.job_id, role, collect_signatures, &c), 0);
+	size_t at = 0;
+	while (at < c.count && strcmp(c.files[at].path, path) != 0)
+		at++;
+	if (at == c.count)
+		fail_msg("%s is not a recorded file of role %d", path, role);
+	struct file_signature sig = c.files[at].signature;
+	collected_release(&c);
+	return sig;
+}
+
+static void assert_signature_equal(const struct file_signature *a, const struct file_signature *b)
+{
+	assert_int_equal(a->exists, b->exists);
+	assert_int_equal(a->size, b->size);
+	assert_int_equal(a->mtime_ns, b->mtime_ns);
+	assert_true(a->hash == b->hash);
+	assert_int_equal(a->hashed, b->hashed);
+}
+
+static void test_migrate_from_v1(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	make_outputs(fx);
+	state_close(fx->state);
+	fx->state = NULL;
+	char *db_path = fx_path(fx, ".cpipe/state.db");
+	assert_int_equal(unlink(db_path), 0);
+	for (const char *const *suffix = (const char *const[]){"-wal", "-shm", NULL}; *suffix; suffix++) {
+		char *extra = xasprintf("%s%s", db_path, *suffix);
+		unlink(extra);
+		free(extra);
+	}
+	free(db_path);
+
+	/* A version 1 database: the fixture's job done, a failed job, and one row naming no file. */
+	const char *paths[] = {fx->in1, fx->in2, fx->out1, fx->out2};
+	struct file_signature sigs[4];
+	sqlite3 *db = open_db(fx);
+	db_exec(db, schema_v1);
+	db_exec(db, "PRAGMA user_version = 1");
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(state_signature_compute(paths[i], &sigs[i], &err), 0);
+		insert_v1_file(db, i + 1, paths[i], &sigs[i]);
+	}
+	char *sql = xasprintf("INSERT INTO jobs (id, name, status, recorded, definition_hash, input_set_hash,"
+			      " exit_code, start_ns, end_ns, host, pid, run_id, log_path)"
+			      " VALUES (1, '%s', 'done', 1, %lld, %lld, 0, 1, 2, 'h1', 7, 'r1', '/logs/v1.log'),"
+			      " (2, 'other/failed', 'failed', 0, NULL, NULL, 3, 1, 2, 'h1', 8, 'r1', NULL)",
+			      fx->query.job_id, (long long)state_definition_hash(fx->query.definition_text),
+			      (long long)state_input_set_hash(fx->inputs, 2));
+	db_exec(db, sql);
+	free(sql);
+	for (int i = 0; i < 4; i++)
+		insert_v1_job_file(db, 1, i < 2 ? 0 : 1, i + 1, &sigs[i]);
+	insert_v1_job_file(db, 1, 0, 99, &sigs[0]);
+	sqlite3_close(db);
+
+	open_state(fx);
+	db = open_db(fx);
+	assert_int_equal(db_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'job_files'"), 0);
+	/* The rebuilt table keeps its constraints. */
+	assert_int_equal(sqlite3_exec(db, "UPDATE jobs SET status = 'bogus'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	sqlite3_close(db);
+
+	struct state_job_record rec;
+	assert_true(state_job_lookup(fx->state, fx->query.job_id, &rec));
+	assert_int_equal(rec.status, STATE_STATUS_DONE);
+	assert_int_equal(rec.input_count, 2);
+	assert_int_equal(rec.output_count, 2);
+	assert_string_equal(rec.log_path, "/logs/v1.log");
+	for (int i = 0; i < 4; i++) {
+		struct file_signature sig = recorded_signature(fx, i < 2 ? 0 : 1, paths[i]);
+		assert_signature_equal(&sig, &sigs[i]);
+	}
+	assert_int_equal(reason_of(fx, &fx->query), STATE_UP_TO_DATE);
+	assert_int_equal(hashes_computed(fx), 0);
+	struct strbuf detail = STRBUF_INIT;
+	struct state_job_query failed = fx->query;
+	failed.job_id = "other/failed";
+	assert_int_equal(reason_detail(fx, &failed, &detail), STATE_PREVIOUS_FAILED);
+	assert_string_equal(detail.buf, "exit code 3");
+
+	/* Same size, new content: found through the migrated hash. */
+	write_text(fx->in2, "input TWO\n");
+	assert_int_equal(reason_detail(fx, &fx->query, &detail), STATE_INPUT_CHANGED);
+	assert_string_equal(detail.buf, fx->in2);
+	reopen_state(fx);
+	assert_int_equal(reason_of(fx, &fx->query), STATE_INPUT_CHANGED);
+	strbuf_release(&detail);
+	cp_err_release(&err);
+}
+
+/* Extreme values survive the blob: negative and huge numbers, missing and unhashed files. */
+static void test_files_blob_round_trip(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	char *missing = fx_path(fx, "missing");
+	struct state_file inputs[] = {
+		{fx->in1, {true, 0, -1, 0, true}},
+		{missing, {false, 0, 0, 0, false}},
+		{fx->dir, {true, 0, 0, 0, false}},
+	};
+	struct state_file outputs[] = {{fx->out1, {true, INT64_MAX, INT64_MIN, UINT64_MAX, true}}};
+	struct state_outcome outcome = {
+		.job_id = fx->query.job_id,
+		.inputs = inputs,
+		.input_count = 3,
+		.outputs = outputs,
+		.output_count = 1,
+	};
+	assert_int_equal(state_record_success(fx->state, &outcome, &err), 0);
+	reopen_state(fx);
+	for (size_t i = 0; i < 3; i++) {
+		struct file_signature sig = recorded_signature(fx, 0, inputs[i].path);
+		assert_signature_equal(&sig, &inputs[i].signature);
+	}
+	struct file_signature sig = recorded_signature(fx, 1, fx->out1);
+	assert_signature_equal(&sig, &outputs[0].signature);
+	free(missing);
+	cp_err_release(&err);
+}
+
+/* A path another handle added to `files` after this one loaded is found, not duplicated. */
+static void test_file_row_added_elsewhere(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	make_outputs(fx);
+	struct state *other;
+	assert_int_equal(state_open(fx->dir, &other, &err), 0);
+	struct state_job_query q = fx->query;
+	q.job_id = "other/job=1";
+	q.inputs = (const char *const[]){fx->in3};
+	q.input_count = 1;
+	assert_int_equal(state_record_success_stat(other, &q, NULL, &err), 0);
+	state_close(other);
+
+	/* fx->state loaded before in3 had a row. */
+	const char *inputs[] = {fx->in1, fx->in3};
+	q = fx->query;
+	q.inputs = inputs;
+	record(fx, &q);
+	reopen_state(fx);
+	struct state_stats stats;
+	state_stats(fx->state, &stats);
+	assert_int_equal(stats.files, 4); /* in1, in3, out1, out2: in3 once */
+	assert_int_equal(reason_of(fx, &q), STATE_UP_TO_DATE);
+	struct file_signature sig = recorded_signature(fx, 0, fx->in3);
+	assert_true(sig.exists && sig.hashed);
+	assert_int_equal(hashes_computed(fx), 0);
+	cp_err_release(&err);
+}
+
+static void test_damaged_files_blob(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	state_close(fx->state);
+	fx->state = NULL;
+
+	sqlite3 *db = open_db(fx);
+	sqlite3_stmt *stmt;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT files FROM jobs", -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	size_t size = (size_t)sqlite3_column_bytes(stmt, 0);
+	unsigned char *blob = xmalloc(size);
+	memcpy(blob, sqlite3_column_blob(stmt, 0), size);
+	sqlite3_finalize(stmt);
+
+	/* `||` makes text: each damage casts back to a blob. */
+	static const char *const damages[] = {
+		"UPDATE jobs SET files = substr(files, 1, length(files) - 1)",              /* truncated */
+		"UPDATE jobs SET files = CAST(files || x'00' AS BLOB)",                     /* a byte too many */
+		"UPDATE jobs SET files = CAST(x'07' || substr(files, 2) AS BLOB)",          /* unknown version */
+		"UPDATE jobs SET files = x'01ffffffff0f00'",                                /* more files than bytes */
+		"UPDATE jobs SET files = x'01010001ff'",                                    /* unknown flags */
+		"UPDATE jobs SET files = x'0101000700'",                                    /* no such file id */
+		"UPDATE jobs SET files = x'010100ffffffffffffffffff7f00'",                  /* id beyond 64 bits */
+	};
+	for (size_t i = 0; i < sizeof(damages) / sizeof(damages[0]); i++) {
+		db_exec_blob(fx, db, "UPDATE jobs SET files = ?1 WHERE name = ?2", blob, size);
+		db_exec(db, damages[i]);
+		assert_int_equal(state_open(fx->dir, &fx->state, &err), STATE_ERROR);
+		assert_null(fx->state);
+		if (!strstr(err.message, fx->query.job_id) || !strstr(err.message, "damaged"))
+			fail_msg("damage %zu: %s", i, err.message);
+	}
+	/* Any damaged byte is either still a valid blob or an error naming the job, never a crash. */
+	unsigned char *flipped = xmalloc(size);
+	for (size_t i = 0; i < size; i++) {
+		memcpy(flipped, blob, size);
+		flipped[i] ^= 0xff;
+		db_exec_blob(fx, db, "UPDATE jobs SET files = ?1 WHERE name = ?2", flipped, size);
+		if (state_open(fx->dir, &fx->state, &err) == 0) {
+			state_close(fx->state);
+			fx->state = NULL;
+		} else {
+			assert_non_null(strstr(err.message, fx->query.job_id));
+		}
+	}
+	db_exec_blob(fx, db, "UPDATE jobs SET files = ?1 WHERE name = ?2", blob, size);
+	sqlite3_close(db);
+	open_state(fx);
+	assert_int_equal(reason_of(fx, &fx->query), STATE_UP_TO_DATE);
+	free(flipped);
+	free(blob);
+	cp_err_release(&err);
+}
+
 /* ---- Reasons -------------------------------------------------------------- */
 
 static void test_reason_precedence(void **vstate)
@@ -442,6 +800,207 @@ static void test_directory_output(void **vstate)
 	assert_int_equal(reason_of(fx, &q), STATE_OUTPUT_MISSING);
 	free(inner);
 	free(outdir);
+}
+
+/* ---- Stat up front, threads --------------------------------------------------- */
+
+static uint64_t stat_calls(struct fixture *fx)
+{
+	struct state_stats stats;
+	state_stats(fx->state, &stats);
+	return stats.stat_calls;
+}
+
+/* The reason and detail of `query` without forgetting remembered stats. */
+static enum state_reason reason_now(struct fixture *fx, const struct state_job_query *query, struct strbuf *detail)
+{
+	struct cp_err err = CP_ERR_INIT;
+	enum state_reason reason;
+	if (state_job_reason(fx->state, query, &reason, detail, &err) != 0)
+		fail_msg("state_job_reason: %s", err.message);
+	cp_err_release(&err);
+	return reason;
+}
+
+static void test_stat_paths(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	struct strbuf detail = STRBUF_INIT;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	char *missing = fx_path(fx, "missing.txt");
+	const char *paths[] = {fx->in1, missing, fx->in1, fx->dir, fx->in2, fx->out1, fx->out2, missing};
+	state_refresh(fx->state);
+	uint64_t before = stat_calls(fx);
+	assert_int_equal(state_stat_paths(fx->state, paths, 8, 4, &err), 0);
+	assert_int_equal(stat_calls(fx), before + 6); /* each distinct path once */
+	assert_int_equal(state_stat_paths(fx->state, paths, 8, 0, &err), 0);
+	assert_int_equal(stat_calls(fx), before + 6); /* already remembered */
+
+	/* Checks over those paths stat nothing, and give what checks that stat themselves give. */
+	const char *dir_inputs[] = {fx->in1, fx->dir};
+	const char *missing_outputs[] = {fx->out1, missing};
+	struct state_job_query queries[3] = {fx->query, fx->query, fx->query};
+	queries[1].inputs = dir_inputs;
+	queries[2].outputs = missing_outputs;
+	enum state_reason want[3] = {STATE_UP_TO_DATE, STATE_INPUT_SET_CHANGED, STATE_OUTPUT_MISSING};
+	for (size_t i = 0; i < 3; i++) {
+		state_refresh(fx->state);
+		assert_int_equal(state_stat_paths(fx->state, paths, 8, 1, &err), 0);
+		before = stat_calls(fx);
+		assert_int_equal(reason_now(fx, &queries[i], &detail), want[i]);
+		assert_int_equal(stat_calls(fx), before);
+		char *first = xstrdup(detail.buf);
+		assert_int_equal(reason_detail(fx, &queries[i], &detail), want[i]); /* stats afresh */
+		assert_string_equal(detail.buf, first);
+		free(first);
+	}
+	/* A snapshot, as with state_job_reason's own stats: an edit shows after state_refresh. */
+	assert_int_equal(state_stat_paths(fx->state, paths, 8, 1, &err), 0);
+	write_text(fx->in1, "input one, edited\n");
+	assert_int_equal(reason_now(fx, &fx->query, NULL), STATE_UP_TO_DATE);
+	assert_int_equal(reason_of(fx, &fx->query), STATE_INPUT_CHANGED);
+	free(missing);
+	strbuf_release(&detail);
+	cp_err_release(&err);
+}
+
+/* Enough paths for several threads: the results equal those of checks one stat at a time. */
+static void test_stat_paths_threads(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	enum { JOBS = 300 };
+	char *paths[3 * JOBS];
+	struct state_job_query queries[JOBS];
+	assert_int_equal(state_begin(fx->state, &err), 0);
+	for (size_t i = 0; i < JOBS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "in%zu", i);
+		paths[3 * i] = fx_path(fx, name);
+		snprintf(name, sizeof(name), "gone%zu", i); /* an input that never exists */
+		paths[3 * i + 1] = fx_path(fx, name);
+		snprintf(name, sizeof(name), "out%zu", i);
+		paths[3 * i + 2] = fx_path(fx, name);
+		write_text(paths[3 * i], paths[3 * i]);
+		write_text(paths[3 * i + 2], paths[3 * i + 2]);
+		queries[i] = (struct state_job_query){
+			.job_id = paths[3 * i + 2],
+			.definition_text = "copy",
+			.inputs = (const char *const *)&paths[3 * i],
+			.input_count = 2,
+			.outputs = (const char *const *)&paths[3 * i + 2],
+			.output_count = 1,
+		};
+		record(fx, &queries[i]);
+	}
+	assert_int_equal(state_commit(fx->state, &err), 0);
+	for (size_t i = 0; i < JOBS; i += 7)
+		write_text(paths[3 * i], "changed");
+	for (size_t i = 0; i < JOBS; i += 11)
+		assert_int_equal(unlink(paths[3 * i + 2]), 0);
+
+	enum state_reason threaded[JOBS];
+	struct strvec details = STRVEC_INIT;
+	struct strbuf detail = STRBUF_INIT;
+	state_refresh(fx->state);
+	uint64_t before = stat_calls(fx);
+	assert_int_equal(state_stat_paths(fx->state, (const char *const *)paths, 3 * JOBS, 4, &err), 0);
+	assert_int_equal(stat_calls(fx), before + 3 * JOBS);
+	for (size_t i = 0; i < JOBS; i++) {
+		threaded[i] = reason_now(fx, &queries[i], &detail);
+		strvec_push(&details, detail.buf);
+	}
+	assert_int_equal(stat_calls(fx), before + 3 * JOBS);
+	state_refresh(fx->state);
+	for (size_t i = 0; i < JOBS; i++) {
+		enum state_reason want = i % 11 == 0 ? STATE_OUTPUT_MISSING
+					 : i % 7 == 0 ? STATE_INPUT_CHANGED
+						      : STATE_UP_TO_DATE;
+		assert_int_equal(reason_now(fx, &queries[i], &detail), want);
+		assert_int_equal(threaded[i], want);
+		assert_string_equal(details.items[i], detail.buf);
+	}
+	for (size_t i = 0; i < 3 * JOBS; i++)
+		free(paths[i]);
+	strvec_release(&details);
+	strbuf_release(&detail);
+	cp_err_release(&err);
+}
+
+/* A stat error other than "missing" fails as state_job_reason's own stat does, naming the path. */
+static void test_stat_paths_error(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	char name[300];
+	memset(name, 'x', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	char *too_long = fx_path(fx, name); /* ENAMETOOLONG */
+	const char *paths[] = {fx->in1, too_long, fx->in2};
+	uint64_t before = stat_calls(fx);
+	assert_int_equal(state_stat_paths(fx->state, paths, 3, 2, &err), STATE_ERROR);
+	char *message = xstrdup(err.message);
+	assert_non_null(strstr(message, "cannot stat"));
+	assert_non_null(strstr(message, too_long));
+	assert_int_equal(stat_calls(fx), before + 3);
+
+	/* The failed path is not remembered: a check stats it again and fails the same way. */
+	const char *outputs[] = {too_long};
+	struct state_job_query q = fx->query;
+	q.outputs = outputs;
+	q.output_count = 1;
+	enum state_reason reason;
+	assert_int_equal(state_job_reason(fx->state, &q, &reason, NULL, &err), STATE_ERROR);
+	assert_string_equal(err.message, message);
+	assert_int_equal(stat_calls(fx), before + 4);
+	free(message);
+	free(too_long);
+	cp_err_release(&err);
+}
+
+struct open_job {
+	const char *dir;
+	struct state *state;
+	struct cp_err err;
+};
+
+static void *open_in_thread(void *data)
+{
+	struct open_job *job = data;
+	if (state_open(job->dir, &job->state, &job->err) != 0)
+		job->state = NULL;
+	return NULL;
+}
+
+/* Opened in one thread while another works, used in that other one after the join. */
+static void test_open_in_thread(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	state_close(fx->state);
+	fx->state = NULL;
+
+	struct open_job job = {fx->dir, NULL, CP_ERR_INIT};
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, open_in_thread, &job), 0);
+	/* Meanwhile this thread does unrelated work with the same modules. */
+	struct strbuf text = STRBUF_INIT;
+	for (int i = 0; i < 1000; i++)
+		strbuf_addf(&text, "%d", i);
+	struct file_signature sig;
+	assert_int_equal(state_signature_compute(fx->in1, &sig, &err), 0);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	if (!job.state)
+		fail_msg("state_open in a thread: %s", job.err.message);
+	fx->state = job.state;
+	assert_int_equal(reason_of(fx, &fx->query), STATE_UP_TO_DATE);
+	strbuf_release(&text);
+	cp_err_release(&job.err);
+	cp_err_release(&err);
 }
 
 /* ---- Explicit records, listing, forgetting ----------------------------------- */
@@ -735,7 +1294,7 @@ static void test_error_names_statement(void **vstate)
 	struct cp_err err = CP_ERR_INIT;
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(state_db_path(fx->state), &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE job_files; DROP TABLE jobs", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE jobs", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(state_claim_job(fx->state, "x", NULL, &err), STATE_ERROR);
 	assert_non_null(strstr(err.message, "no such table"));
@@ -824,6 +1383,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_blob_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_row_added_elsewhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_files_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_precedence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_set_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_touch_does_not_rerun, setup, teardown),
@@ -831,6 +1394,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_and_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_directory_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_paths_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_paths_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_in_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explicit_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_and_forget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions_batch, setup, teardown),
