@@ -1,5 +1,6 @@
 #include "decide.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void decide_definition_text(const struct graph_job *job, struct strbuf *out)
@@ -21,9 +22,33 @@ void decide_query(const struct graph_job *job, const char *definition, struct st
 	query->output_count = job->outputs.count;
 }
 
+/* One stat per file the jobs name, spread over the CPUs, before the checks read them job by job. */
+static int stat_job_files(struct study *study, struct cp_err *err)
+{
+	const struct graph *graph = study->graph;
+	size_t total = 0;
+	for (size_t i = 0; i < graph->count; i++)
+		total += graph->jobs[i].inputs.count + graph->jobs[i].outputs.count;
+	const char **paths = xcalloc(total + 1, sizeof(*paths));
+	size_t n = 0;
+	for (size_t i = 0; i < graph->count; i++) {
+		const struct graph_job *job = &graph->jobs[i];
+		memcpy(paths + n, job->inputs.items, job->inputs.count * sizeof(*paths));
+		n += job->inputs.count;
+		memcpy(paths + n, job->outputs.items, job->outputs.count * sizeof(*paths));
+		n += job->outputs.count;
+	}
+	int rc = state_stat_paths(study->state, paths, n, 0, err);
+	free(paths);
+	return rc;
+}
+
 int decide_all(struct study *study, const struct decide_options *opt, struct decision **out, struct cp_err *err)
 {
 	const struct graph *graph = study->graph;
+	*out = NULL;
+	if (stat_job_files(study, err) < 0)
+		return -1;
 	struct decision *decisions = xcalloc(graph->count + 1, sizeof(*decisions));
 	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
 	for (size_t i = 0; i < graph->count; i++) {
