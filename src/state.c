@@ -1072,23 +1072,13 @@ static void stat_batch_run_threads(struct stat_batch *batch, size_t threads)
 	free(ids);
 }
 
-int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
-		     struct cp_err *err)
+/*
+ * Stat the files queued[0..n) in threads and remember the results. A failure
+ * leaves its file unremembered; with `err`, the first one is reported.
+ */
+static int stat_queued_files(struct state *state, const size_t *queued, size_t n, unsigned threads,
+			     struct cp_err *err)
 {
-	/*
-	 * Interning grows the file index, which is not thread safe: it is done
-	 * here first. A queued file is marked seen at once so that a duplicate
-	 * is not queued twice; its result is filled in before this returns.
-	 */
-	size_t *queued = xmalloc((count + 1) * sizeof(*queued));
-	size_t n = 0;
-	for (size_t i = 0; i < count; i++) {
-		size_t index = file_intern(state, paths[i]);
-		if (state->files[index].seen_valid)
-			continue;
-		state->files[index].seen_valid = true;
-		queued[n++] = index;
-	}
 	struct stat_batch batch = {
 		.paths = xmalloc((n + 1) * sizeof(*batch.paths)),
 		.results = xmalloc((n + 1) * sizeof(*batch.results)),
@@ -1104,18 +1094,50 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 	for (size_t i = 0; i < n; i++) {
 		struct file_entry *file = &state->files[queued[i]];
 		file->seen = batch.results[i];
-		if (!batch.errors[i])
-			continue;
-		file->seen_valid = false;
-		if (rc == 0)
+		file->seen_valid = !batch.errors[i];
+		if (batch.errors[i] && rc == 0 && err)
 			rc = stat_failed(file->path, batch.errors[i], err);
 	}
 	state->stats.stat_calls += n;
-	free(queued);
 	free(batch.paths);
 	free(batch.results);
 	free(batch.errors);
 	return rc;
+}
+
+int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
+		     uint32_t *ids, struct cp_err *err)
+{
+	/*
+	 * Interning grows the file index, which is not thread safe: it is done
+	 * here first. A queued file is marked seen at once so that a duplicate
+	 * is not queued twice; its result is filled in before this returns.
+	 */
+	size_t *queued = xmalloc((count + 1) * sizeof(*queued));
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++) {
+		size_t index = file_intern(state, paths[i]);
+		if (ids)
+			ids[i] = (uint32_t)index;
+		if (state->files[index].seen_valid)
+			continue;
+		state->files[index].seen_valid = true;
+		queued[n++] = index;
+	}
+	int rc = stat_queued_files(state, queued, n, threads, err);
+	free(queued);
+	return rc;
+}
+
+void state_stat_recorded(struct state *state, unsigned threads)
+{
+	size_t *queued = xmalloc((state->file_count + 1) * sizeof(*queued));
+	size_t n = 0;
+	for (size_t i = 0; i < state->file_count; i++)
+		if (!state->files[i].seen_valid)
+			queued[n++] = i;
+	stat_queued_files(state, queued, n, threads, NULL);
+	free(queued);
 }
 
 /* Run a file row statement: ?1 is bound by the caller, ?2..?4 get the file's hash cache. */
@@ -1957,6 +1979,13 @@ static void holder_detail(struct strbuf *detail, const char *host, int64_t pid)
 }
 
 /* The checks that compare with a successful record; *reason stays UP_TO_DATE when all pass. */
+static size_t query_file_id(const struct state *state, uint32_t id)
+{
+	if (id >= state->file_count)
+		BUG("file id %u from another state handle", (unsigned)id);
+	return id;
+}
+
 static int compare_with_record(struct state *state, const struct state_job_query *query, struct job_entry *job,
 			       const size_t *output_files, enum state_reason *reason, struct strbuf *detail,
 			       struct cp_err *err)
@@ -1981,7 +2010,7 @@ static int compare_with_record(struct state *state, const struct state_job_query
 	ALLOC_GROW(state->scratch, query->input_count + 1, state->scratch_cap);
 	size_t *positions = state->scratch;
 	for (size_t i = 0; i < query->input_count; i++) {
-		size_t file = file_intern(state, query->inputs[i]);
+		size_t file = query->input_ids ? query_file_id(state, query->input_ids[i]) : file_intern(state, query->inputs[i]);
 		positions[i] = job_files_find(job->files, job->input_count, file);
 		if (positions[i] == SIZE_MAX)
 			continue;
@@ -2036,7 +2065,8 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	size_t *output_files = state->output_scratch;
 	for (size_t i = 0; i < query->output_count; i++) {
 		const struct file_signature *now;
-		output_files[i] = file_intern(state, query->outputs[i]);
+		output_files[i] = query->output_ids ? query_file_id(state, query->output_ids[i])
+						    : file_intern(state, query->outputs[i]);
 		if (file_seen(state, output_files[i], &now, err) < 0)
 			return STATE_ERROR;
 		if (!now->exists) {

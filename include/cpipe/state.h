@@ -173,9 +173,20 @@ void state_refresh(struct state *state);
  * not existing; any other stat error fails with "cannot stat PATH: REASON"
  * for the first such path in `paths` order, as state_job_reason would, and
  * leaves the failed paths unremembered (the other results are kept).
+ * `ids` (may be NULL) gets, for each path, the handle's number for it: given
+ * back in a state_job_query, it spares the path lookup there.
  */
 int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
-		     struct cp_err *err);
+		     uint32_t *ids, struct cp_err *err);
+
+/*
+ * Stat, as state_stat_paths does, every path the database has a record of
+ * and this handle has not stat'ed yet: on an up-to-date study those are the
+ * very files the next checks need, known before the caller's job graph is.
+ * A path that cannot be stat'ed is left for state_job_reason to report if a
+ * job needs it.
+ */
+void state_stat_recorded(struct state *state, unsigned threads);
 
 /* ---- Reasons ------------------------------------------------------------- */
 
@@ -221,6 +232,9 @@ struct state_job_query {
 	size_t input_count;
 	const char *const *outputs;
 	size_t output_count;
+	/* May be NULL: state_stat_paths' ids of these very inputs and outputs, in order. */
+	const uint32_t *input_ids;
+	const uint32_t *output_ids;
 	bool forced;        /* --force on this job */
 	bool upstream_runs; /* the caller will run a job this one depends on */
 };

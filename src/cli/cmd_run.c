@@ -274,6 +274,7 @@ static int load_and_decide(struct run_options *opt, struct study *study, struct 
 			   struct decision **decisions, bool report_imports)
 {
 	opt->study.need_state = true;
+	opt->study.stat_recorded = true;
 	int rc = study_load(&opt->study, study);
 	if (rc != EXIT_OK)
 		return rc;
@@ -291,6 +292,7 @@ static int load_and_decide(struct run_options *opt, struct study *study, struct 
 		study_release(study);
 		return EXIT_USAGE;
 	}
+	cli_phase_done("decide");
 	return EXIT_OK;
 }
 
@@ -310,7 +312,6 @@ int cmd_plan(int argc, char **argv)
 	struct cluster_view view;
 	struct decision *decisions;
 	if (rc < 0 && (rc = load_and_decide(&opt, &study, &view, &decisions, false)) == EXIT_OK) {
-		cli_phase_done("decide");
 		cluster_hold_in_flight(&study, &view, decisions, true);
 		if (opt.json)
 			print_plan_json(&study, decisions, opt.verbose);
@@ -665,8 +666,10 @@ int cmd_run(int argc, char **argv)
 		if (held && rc == EXIT_OK)
 			rc = EXIT_JOB_FAILED;
 	}
+	cli_phase_done("run");
 done:
 	release_decided(&study, &view, decisions);
+	cli_phase_done("release");
 out:
 	study_options_release(&opt.study);
 	strvec_release(&opt.cluster.holds);

@@ -91,6 +91,7 @@ int cmd_status(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	opt.need_state = true;
+	opt.stat_recorded = true;
 	struct study study;
 	if ((rc = study_load(&opt, &study)) != EXIT_OK)
 		goto out;

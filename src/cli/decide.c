@@ -22,8 +22,12 @@ void decide_query(const struct graph_job *job, const char *definition, struct st
 	query->output_count = job->outputs.count;
 }
 
-/* One stat per file the jobs name, spread over the CPUs, before the checks read them job by job. */
-static int stat_job_files(struct study *study, struct cp_err *err)
+/*
+ * One stat per file the jobs name, spread over the CPUs, before the checks
+ * read them job by job. `ids` gets the state's number of every path, in job
+ * order (inputs then outputs), for the checks to skip the lookup.
+ */
+static int stat_job_files(struct study *study, uint32_t **ids, struct cp_err *err)
 {
 	const struct graph *graph = study->graph;
 	size_t total = 0;
@@ -38,7 +42,8 @@ static int stat_job_files(struct study *study, struct cp_err *err)
 		memcpy(paths + n, job->outputs.items, job->outputs.count * sizeof(*paths));
 		n += job->outputs.count;
 	}
-	int rc = state_stat_paths(study->state, paths, n, 0, err);
+	*ids = xcalloc(total + 1, sizeof(**ids));
+	int rc = state_stat_paths(study->state, paths, n, 0, *ids, err);
 	free(paths);
 	return rc;
 }
@@ -47,8 +52,13 @@ int decide_all(struct study *study, const struct decide_options *opt, struct dec
 {
 	const struct graph *graph = study->graph;
 	*out = NULL;
-	if (stat_job_files(study, err) < 0)
+	uint32_t *ids = NULL;
+	if (stat_job_files(study, &ids, err) < 0) {
+		free(ids);
 		return -1;
+	}
+	cli_phase_done("stat");
+	const uint32_t *next_ids = ids;
 	struct decision *decisions = xcalloc(graph->count + 1, sizeof(*decisions));
 	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
 	for (size_t i = 0; i < graph->count; i++) {
@@ -57,6 +67,9 @@ int decide_all(struct study *study, const struct decide_options *opt, struct dec
 		struct state_job_query query;
 		decide_definition_text(job, &definition);
 		decide_query(job, definition.buf, &query);
+		query.input_ids = next_ids;
+		query.output_ids = next_ids + job->inputs.count;
+		next_ids += job->inputs.count + job->outputs.count;
 		query.forced = opt->force_all || (opt->force && job->target);
 		bool blocked = false;
 		for (size_t k = 0; k < job->dep_count; k++) {
@@ -68,6 +81,7 @@ int decide_all(struct study *study, const struct decide_options *opt, struct dec
 			decisions_free(decisions, graph->count);
 			strbuf_release(&definition);
 			strbuf_release(&detail);
+			free(ids);
 			return -1;
 		}
 		d->detail = xstrdup(detail.buf);
@@ -84,6 +98,7 @@ int decide_all(struct study *study, const struct decide_options *opt, struct dec
 	}
 	strbuf_release(&definition);
 	strbuf_release(&detail);
+	free(ids);
 	*out = decisions;
 	return 0;
 }

@@ -189,10 +189,13 @@ static int glob_sources(struct study_options *opt, struct study *study, struct c
 /*
  * Opening the state reads every record, and building the graph needs none of
  * them: on two cores the state opens in a thread while glob and graph run.
+ * The same thread then stats the files the database knows, which on an
+ * up-to-date study are the ones the reason checks will ask about.
  */
 struct state_opening {
 	pthread_t thread;
 	bool started;
+	bool stat_recorded;
 	int rc;
 	struct state *state;
 	struct cp_err err;
@@ -202,6 +205,8 @@ static void *open_state(void *arg)
 {
 	struct state_opening *opening = arg;
 	opening->rc = state_open(".", &opening->state, &opening->err);
+	if (opening->rc == 0 && opening->stat_recorded)
+		state_stat_recorded(opening->state, 1);
 	return NULL;
 }
 
@@ -274,6 +279,7 @@ int study_load(struct study_options *opt, struct study *study)
 		goto fail;
 	cli_phase_done("parse");
 	struct state_opening opening = {0};
+	opening.stat_recorded = opt->stat_recorded;
 	if (opt->need_state)
 		state_opening_start(&opening);
 	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",

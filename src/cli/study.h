@@ -27,6 +27,7 @@ struct study_options {
 	struct strvec targets;
 	bool skip_missing;
 	bool need_state; /* open .cpipe/state.db */
+	bool stat_recorded; /* with need_state: stat the recorded files while the graph is built (for decide_all) */
 };
 
 struct study {

@@ -833,9 +833,9 @@ static void test_stat_paths(void **vstate)
 	const char *paths[] = {fx->in1, missing, fx->in1, fx->dir, fx->in2, fx->out1, fx->out2, missing};
 	state_refresh(fx->state);
 	uint64_t before = stat_calls(fx);
-	assert_int_equal(state_stat_paths(fx->state, paths, 8, 4, &err), 0);
+	assert_int_equal(state_stat_paths(fx->state, paths, 8, 4, NULL, &err), 0);
 	assert_int_equal(stat_calls(fx), before + 6); /* each distinct path once */
-	assert_int_equal(state_stat_paths(fx->state, paths, 8, 0, &err), 0);
+	assert_int_equal(state_stat_paths(fx->state, paths, 8, 0, NULL, &err), 0);
 	assert_int_equal(stat_calls(fx), before + 6); /* already remembered */
 
 	/* Checks over those paths stat nothing, and give what checks that stat themselves give. */
@@ -847,7 +847,7 @@ static void test_stat_paths(void **vstate)
 	enum state_reason want[3] = {STATE_UP_TO_DATE, STATE_INPUT_SET_CHANGED, STATE_OUTPUT_MISSING};
 	for (size_t i = 0; i < 3; i++) {
 		state_refresh(fx->state);
-		assert_int_equal(state_stat_paths(fx->state, paths, 8, 1, &err), 0);
+		assert_int_equal(state_stat_paths(fx->state, paths, 8, 1, NULL, &err), 0);
 		before = stat_calls(fx);
 		assert_int_equal(reason_now(fx, &queries[i], &detail), want[i]);
 		assert_int_equal(stat_calls(fx), before);
@@ -857,7 +857,7 @@ static void test_stat_paths(void **vstate)
 		free(first);
 	}
 	/* A snapshot, as with state_job_reason's own stats: an edit shows after state_refresh. */
-	assert_int_equal(state_stat_paths(fx->state, paths, 8, 1, &err), 0);
+	assert_int_equal(state_stat_paths(fx->state, paths, 8, 1, NULL, &err), 0);
 	write_text(fx->in1, "input one, edited\n");
 	assert_int_equal(reason_now(fx, &fx->query, NULL), STATE_UP_TO_DATE);
 	assert_int_equal(reason_of(fx, &fx->query), STATE_INPUT_CHANGED);
@@ -867,6 +867,36 @@ static void test_stat_paths(void **vstate)
 }
 
 /* Enough paths for several threads: the results equal those of checks one stat at a time. */
+/* Ids from state_stat_paths stand for their paths in a query; state_stat_recorded stats what was recorded. */
+static void test_stat_paths_ids(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	const char *paths[] = {fx->in1, fx->in2, fx->out1, fx->out2, fx->in1};
+	uint32_t ids[5];
+	state_refresh(fx->state);
+	assert_int_equal(state_stat_paths(fx->state, paths, 5, 1, ids, &err), 0);
+	assert_int_equal(ids[0], ids[4]); /* one id per path */
+	assert_int_not_equal(ids[0], ids[1]);
+	struct state_job_query query = fx->query;
+	query.input_ids = ids;
+	query.output_ids = ids + 2;
+	uint64_t before = stat_calls(fx);
+	assert_int_equal(reason_now(fx, &query, NULL), STATE_UP_TO_DATE);
+	assert_int_equal(stat_calls(fx), before);
+
+	write_text(fx->in2, "input two, edited\n");
+	state_refresh(fx->state);
+	state_stat_recorded(fx->state, 1);
+	before = stat_calls(fx);
+	assert_int_equal(reason_now(fx, &query, NULL), STATE_INPUT_CHANGED);
+	assert_int_equal(reason_now(fx, &fx->query, NULL), STATE_INPUT_CHANGED);
+	/* The recorded files were stat'ed already; only the changed input is read to hash it. */
+	assert_int_equal(stat_calls(fx), before);
+}
+
 static void test_stat_paths_threads(void **vstate)
 {
 	struct fixture *fx = *vstate;
@@ -906,7 +936,7 @@ static void test_stat_paths_threads(void **vstate)
 	struct strbuf detail = STRBUF_INIT;
 	state_refresh(fx->state);
 	uint64_t before = stat_calls(fx);
-	assert_int_equal(state_stat_paths(fx->state, (const char *const *)paths, 3 * JOBS, 4, &err), 0);
+	assert_int_equal(state_stat_paths(fx->state, (const char *const *)paths, 3 * JOBS, 4, NULL, &err), 0);
 	assert_int_equal(stat_calls(fx), before + 3 * JOBS);
 	for (size_t i = 0; i < JOBS; i++) {
 		threaded[i] = reason_now(fx, &queries[i], &detail);
@@ -940,7 +970,7 @@ static void test_stat_paths_error(void **vstate)
 	char *too_long = fx_path(fx, name); /* ENAMETOOLONG */
 	const char *paths[] = {fx->in1, too_long, fx->in2};
 	uint64_t before = stat_calls(fx);
-	assert_int_equal(state_stat_paths(fx->state, paths, 3, 2, &err), STATE_ERROR);
+	assert_int_equal(state_stat_paths(fx->state, paths, 3, 2, NULL, &err), STATE_ERROR);
 	char *message = xstrdup(err.message);
 	assert_non_null(strstr(message, "cannot stat"));
 	assert_non_null(strstr(message, too_long));
@@ -1340,7 +1370,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false};
 		if (state_adopt(fx->state, &q, &err) != 0)
 			fail_msg("%s", err.message);
 	}
@@ -1358,7 +1388,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false};
 		enum state_reason reason;
 		assert_int_equal(state_job_reason(fx->state, &q, &reason, NULL, &err), 0);
 		assert_int_equal(reason, STATE_UP_TO_DATE);
@@ -1395,6 +1425,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_directory_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_paths_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_in_thread, setup, teardown),
