@@ -141,6 +141,7 @@ def main():
     p(f"- Versions: {os.environ.get('VERSIONS', '?')}")
     p(f"- Settings: REPEATS={os.environ.get('REPEATS')} (median; n=1 where the first run took over "
       f"SLOW={os.environ.get('SLOW')} s), TIMEOUT={TIMEOUT} s, FULL_MAX_N={os.environ.get('FULL_MAX_N')}, "
+      f"FULL_J1={os.environ.get('FULL_J1')} up to FULL_J1_MAX_N={os.environ.get('FULL_J1_MAX_N')}, "
       f"PEER_INCR_MAX_N={os.environ.get('PEER_INCR_MAX_N')}, SNAKE_MAX_N={os.environ.get('SNAKE_MAX_N')}, "
       f"SNAKE_FULL_MAX_N={os.environ.get('SNAKE_FULL_MAX_N')}")
     p("- Workload: `bench/gen_study.py`: N subjects, 3 chained `cp` steps each and one group step "
@@ -290,6 +291,29 @@ def main():
                 grow.append(f"{m} {a}->{b}: x{y / x:.1f} for x{b / a:.0f} subjects")
     if grow:
         p("Growth: " + "; ".join(grow) + ".\n")
+
+    # ------------------------------------------------------------ phases
+    phase_names = []
+    for (n, peer, m) in C:
+        if peer == "cpipe" and m.startswith("phase_") and m[6:] not in phase_names:
+            phase_names.append(m[6:])
+    order = ["parse", "glob", "graph", "state_wait", "sync", "stat", "decide", "run", "release"]
+    phase_names.sort(key=lambda x: order.index(x) if x in order else len(order))
+    if phase_names:
+        p("## Where a no-op's time goes\n")
+        p("Medians of `CPIPE_TIMINGS=1 cpipe run -j2` on the up-to-date study (wall ms per phase; the state "
+          "database opens and stats the recorded files in a second thread during glob and graph, so "
+          "`state wait` is only the part of that thread the main thread waited for).\n")
+        p("| N | " + " | ".join(phase_names) + " | sum ms | µs/subject |")
+        p("|---|" + "---|" * (len(phase_names) + 2))
+        for n in sizes:
+            vals = [med(n, "cpipe", "phase_" + ph) for ph in phase_names]
+            if all(v is None for v in vals):
+                continue
+            total = sum(v for v in vals if v is not None)
+            p("| " + " | ".join([str(n)] + [f"{v * 1000:.1f}" if v is not None else "-" for v in vals]
+                               + [f"{total * 1000:.1f}", f"{total / n * 1e6:.1f}"]) + " |")
+        p("")
 
     # ------------------------------------------------------------ skipped / failed
     notes = []

@@ -19,6 +19,7 @@
 #   SNAKE_FULL_MAX_N [1000]  no snakemake full runs above this N (it needs >600 s at N=10000)
 #   BIG [0], BIG_N [250000]  also time `cpipe plan` on a separate cpipe-only study of BIG_N subjects
 #   FULL_J1 [1]          0: full runs with -j2 only (halves the time of the full runs)
+#   FULL_J1_MAX_N [FULL_MAX_N]  full -j1 runs only up to this N
 #   OWN [1]              also measure cpipe's own CPU time (perf stat --no-inherit) in extra runs
 #   RESULTS [bench/RESULTS.md]
 #   APPEND [0]           1: keep the runs of earlier invocations in BENCH_DIR/runs.tsv and report them all
@@ -40,6 +41,7 @@ BIG=${BIG:-0}
 BIG_N=${BIG_N:-250000}
 OWN=${OWN:-1}
 FULL_J1=${FULL_J1:-1}
+FULL_J1_MAX_N=${FULL_J1_MAX_N:-$FULL_MAX_N}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 
 SIZES=()
@@ -176,6 +178,18 @@ own_cpu() {
 	fi
 }
 
+# phases N: where a no-op's wall time goes, phase by phase (CPIPE_TIMINGS), REPEATS runs
+phases() {
+	local rep
+	for rep in $(seq 1 "$REPEATS"); do
+		# shellcheck disable=SC2046
+		CPIPE_TIMINGS=1 $(cmd cpipe noop) 2>&1 >/dev/null |
+			awk -v n="$1" -v rep="$rep" -F'  +' '/^cpipe: timing: / {
+				sub(/^cpipe: timing: /, ""); name = $1; ms = $2; sub(/ ms$/, "", ms); gsub(/ /, "_", name)
+				printf "%s\tcpipe\tphase_%s\t%s\t%.4f\t-\t-\t0\tCPIPE_TIMINGS\n", n, name, rep, ms / 1000 }' >>"$RUNS"
+	done
+}
+
 SUBJ=000001
 touch_one() { touch "sub-$SUBJ/T1w.nii.gz"; }
 modify_one() { head -c $((64 + RANDOM % 960)) /dev/urandom >"sub-$SUBJ/T1w.nii.gz"; }
@@ -249,7 +263,7 @@ bench_peer() {
 	clean_study
 	bench_metric "$n" "$peer" dry
 	if [ $full = 1 ]; then
-		[ "$FULL_J1" = 1 ] && bench_metric "$n" "$peer" full_j1 clean
+		[ "$FULL_J1" = 1 ] && [ "$n" -le "$FULL_J1_MAX_N" ] && bench_metric "$n" "$peer" full_j1 clean
 		bench_metric "$n" "$peer" full_j2 clean
 		if [ "$peer" = cpipe ] && [ $HAVE_PERF = 1 ]; then
 			clean_study
@@ -277,6 +291,7 @@ bench_peer() {
 	fi
 	[ $incr = 1 ] && bench_metric "$n" "$peer" dry_uptodate
 	bench_metric "$n" "$peer" noop
+	[ "$peer" = cpipe ] && phases "$n"
 	if [ "$peer" = cpipe ] && [ $HAVE_PERF = 1 ]; then
 		record "$n" cpipe own_noop 1 "$(own_cpu cpipe noop)" - - 0 "cpu s, perf -i"
 		record "$n" cpipe own_dry_uptodate 1 "$(own_cpu cpipe dry_uptodate)" - - 0 "cpu s, perf -i"
@@ -331,5 +346,5 @@ TOTAL=$(($(date +%s) - START))
 VERSIONS="cpipe $("$CPIPE" --version 2>&1 | head -1); $(make --version | head -1); ninja $(ninja --version)"
 case " $PEERS " in *" snakemake "*) VERSIONS="$VERSIONS; snakemake $("${SNAKE[@]}" --version 2>/dev/null)" ;; esac
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-export FULL_J1 LOAD_START LOAD_END RUNS RESULTS REPEATS TIMEOUT SLOW FULL_MAX_N PEER_INCR_MAX_N SNAKE_MAX_N SNAKE_FULL_MAX_N BIG_N TOTAL VERSIONS HAVE_PERF
+export FULL_J1 FULL_J1_MAX_N LOAD_START LOAD_END RUNS RESULTS REPEATS TIMEOUT SLOW FULL_MAX_N PEER_INCR_MAX_N SNAKE_MAX_N SNAKE_FULL_MAX_N BIG_N TOTAL VERSIONS HAVE_PERF
 "$PY" "$HERE/report.py"
