@@ -866,7 +866,6 @@ static void test_stat_paths(void **vstate)
 	cp_err_release(&err);
 }
 
-/* Enough paths for several threads: the results equal those of checks one stat at a time. */
 /* Ids from state_stat_paths stand for their paths in a query; state_stat_recorded stats what was recorded. */
 static void test_stat_paths_ids(void **vstate)
 {
@@ -897,6 +896,7 @@ static void test_stat_paths_ids(void **vstate)
 	assert_int_equal(stat_calls(fx), before);
 }
 
+/* Enough paths for several threads: the results equal those of checks one stat at a time. */
 static void test_stat_paths_threads(void **vstate)
 {
 	struct fixture *fx = *vstate;
