@@ -1931,8 +1931,10 @@ const char *state_reason_string(enum state_reason reason)
 void state_reason_describe(enum state_reason reason, const char *detail, struct strbuf *out)
 {
 	strbuf_adds(out, state_reason_string(reason));
-	if (detail && *detail)
-		strbuf_addf(out, ": %s", detail);
+	if (detail && *detail) {
+		strbuf_adds(out, ": ");
+		strbuf_adds(out, detail);
+	}
 }
 
 /*

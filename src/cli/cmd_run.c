@@ -249,7 +249,9 @@ static void print_plan_text(const struct study *study, const struct decision *de
 		if (d->kind == DECISION_UP_TO_DATE && !verbose)
 			continue;
 		strbuf_reset(&line);
-		strbuf_addf(&line, "%-10s ", decision_kind_name(d->kind));
+		const char *kind = decision_kind_name(d->kind);
+		strbuf_adds(&line, kind);
+		strbuf_add(&line, "           ", 11 - (strlen(kind) < 10 ? strlen(kind) : 10));
 		cli_add_escaped(&line, graph->jobs[i].id);
 		strbuf_adds(&line, "  (");
 		state_reason_describe(d->reason, d->detail, &line);
