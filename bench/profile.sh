@@ -44,7 +44,7 @@ cd "$d" || die "no $d"
 OUT=$HERE/profile-$N.txt
 {
 	echo "cpipe profile at N=$N ($((3 * N + 1)) jobs, all up to date), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
-	echo "binary: $CPIPE_PROF (Release -O3 plus -g)"
+	echo "binary: ${CPIPE_PROF#"$SRC"/} (Release -O3 plus -g)"
 	for what in "run -j2" "plan"; do
 		tag=${what%% *}
 		echo

@@ -288,7 +288,7 @@ def main():
         for m in ("noop", "dry"):
             x, y = med(a, "cpipe", m), med(b, "cpipe", m)
             if x and y:
-                grow.append(f"{m} {a}->{b}: x{y / x:.1f} for x{b / a:.0f} subjects")
+                grow.append(f"{m} {a}->{b}: x{y / x:.1f} for x{b / a:.3g} subjects")
     if grow:
         p("Growth: " + "; ".join(grow) + ".\n")
 
@@ -347,12 +347,12 @@ def main():
       "jobs = outputs whose mtime is newer than a stamp taken just before the run (cpipe's own `N done` is "
       "kept in runs.tsv as a cross-check).")
     p("- cpipe's own time in modify-1: the median wall of the run minus the median time of the 4 rerun jobs "
-      "executed alone, serially, each as `/bin/sh script` like cpipe runs them (3 `cp` and the group "
+      "executed alone, serially, each as `/bin/sh script` (a little more than cpipe pays: it executes the 3 `cp` jobs without a shell) (3 `cp` and the group "
       "`printf`, outputs to a scratch directory). The 4 jobs form a chain, so cpipe runs them one after "
       "another too. Also shown: cpipe's own CPU (perf stat --no-inherit), which excludes the jobs entirely.")
     p("- Per-job overhead of a full run: cpipe's own CPU (perf, children excluded) / jobs; and "
-      "(cpipe wall - make wall) / jobs. make execs `cp` directly for a simple recipe, cpipe (like ninja) "
-      "runs each job through /bin/sh, one extra exec per job.\n")
+      "(cpipe wall - make wall) / jobs. make and cpipe exec a plain command such as `cp 'a' 'b'` "
+      "directly; ninja runs each job through /bin/sh, one extra exec per job.\n")
 
     findings = os.path.join(HERE, "FINDINGS.md")
     if os.path.exists(findings):  # hand-written reading of the numbers, kept across reruns
