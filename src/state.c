@@ -315,15 +315,6 @@ struct name_index {
 	size_t count;
 };
 
-/* Append-only string storage: records load by the hundred thousand and are never freed one by one. */
-struct string_pool {
-	char **chunks;
-	size_t chunk_count;
-	size_t chunk_cap;
-	char *cursor;
-	size_t left;
-};
-
 struct state {
 	sqlite3 *db;
 	char *db_path;
@@ -343,7 +334,7 @@ struct state {
 	size_t job_cap;
 	struct name_index job_index;
 	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
-	struct string_pool pool;
+	struct arena pool; /* every string: records load by the hundred thousand and die together */
 	const char *recent_host; /* pooled strings that repeat across job rows (see job_string) */
 	const char *recent_run;
 	const char *recent_holder_run;
@@ -372,31 +363,9 @@ int64_t state_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static const char *pool_add(struct string_pool *pool, const char *s)
+static const char *pool_add(struct arena *pool, const char *s)
 {
-	if (!s)
-		return NULL;
-	size_t size = strlen(s) + 1;
-	if (size > pool->left) {
-		enum { CHUNK = 1 << 20 };
-		size_t chunk = size > CHUNK ? size : CHUNK;
-		ALLOC_GROW(pool->chunks, pool->chunk_count + 1, pool->chunk_cap);
-		pool->cursor = pool->chunks[pool->chunk_count++] = xmalloc(chunk);
-		pool->left = chunk;
-	}
-	char *copy = pool->cursor;
-	memcpy(copy, s, size);
-	pool->cursor += size;
-	pool->left -= size;
-	return copy;
-}
-
-static void pool_release(struct string_pool *pool)
-{
-	for (size_t i = 0; i < pool->chunk_count; i++)
-		free(pool->chunks[i]);
-	free(pool->chunks);
-	memset(pool, 0, sizeof(*pool));
+	return s ? arena_strdup(pool, s) : NULL;
 }
 
 static uint64_t name_hash(const char *name)
@@ -1868,7 +1837,7 @@ void state_close(struct state *state)
 	free(state->jobs);
 	free(state->job_index.slots);
 	free(state->loaded_job_files);
-	pool_release(&state->pool);
+	arena_release(&state->pool);
 	free(state->run_id);
 	free(state->host);
 	free(state->db_path);

@@ -394,13 +394,13 @@ struct arena_chunk {
 	max_align_t data[];
 };
 
-void *arena_alloc(struct arena *arena, size_t size)
+/* `size` bytes at a multiple of `align` (a power of two, at most max_align_t's). */
+static void *arena_take(struct arena *arena, size_t size, size_t align)
 {
 	/* Chunks double from 64 KiB to 8 MiB: small graphs stay small, big ones need few chunks. */
 	enum { FIRST_CHUNK = 64 << 10, MAX_CHUNK = 8 << 20 };
-	const size_t align = _Alignof(max_align_t);
-	size = (size + align - 1) & ~(align - 1);
-	if (size > arena->left) {
+	size_t pad = (align - ((uintptr_t)arena->cursor & (align - 1))) & (align - 1);
+	if (size + pad > arena->left) {
 		size_t chunk_size = arena->chunk_size ? arena->chunk_size : FIRST_CHUNK;
 		/* A big request gets a chunk of its own; the current chunk stays open for small ones. */
 		bool own = size > chunk_size / 4;
@@ -418,11 +418,17 @@ void *arena_alloc(struct arena *arena, size_t size)
 		arena->chunks = chunk;
 		arena->cursor = (char *)chunk->data;
 		arena->left = bytes;
+		pad = 0;
 	}
-	void *p = arena->cursor;
-	arena->cursor += size;
-	arena->left -= size;
+	void *p = arena->cursor + pad;
+	arena->cursor += pad + size;
+	arena->left -= pad + size;
 	return p;
+}
+
+void *arena_alloc(struct arena *arena, size_t size)
+{
+	return arena_take(arena, size, _Alignof(max_align_t));
 }
 
 void *arena_calloc(struct arena *arena, size_t count, size_t size)
@@ -436,7 +442,7 @@ void *arena_calloc(struct arena *arena, size_t count, size_t size)
 
 char *arena_strndup(struct arena *arena, const char *s, size_t len)
 {
-	char *copy = arena_alloc(arena, len + 1);
+	char *copy = arena_take(arena, len + 1, 1); /* strings need no alignment: pack them */
 	memcpy(copy, s, len);
 	copy[len] = '\0';
 	return copy;

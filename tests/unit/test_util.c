@@ -100,6 +100,14 @@ static void arena_aligns_and_copies(void **unused)
 	}
 	char *copy = arena_strdup(&arena, "sub-01 'quoted'");
 	assert_string_equal(copy, "sub-01 'quoted'");
+	/* Strings are packed; an object after one is aligned again. */
+	char *a = arena_strdup(&arena, "ab");
+	char *b = arena_strdup(&arena, "cd");
+	assert_ptr_equal(b, a + 3);
+	void *aligned = arena_alloc(&arena, 8);
+	assert_int_equal((uintptr_t)aligned % _Alignof(max_align_t), 0);
+	assert_true((char *)aligned > b);
+	assert_string_equal(b, "cd");
 	char *part = arena_strndup(&arena, "abcdef", 3);
 	assert_string_equal(part, "abc");
 	size_t *zeroed = arena_calloc(&arena, 1000, sizeof(*zeroed));
