@@ -1216,33 +1216,6 @@ static size_t worker_count_wanted(void)
 
 /* ---------------------------------------------------------------- parses */
 
-/* Storage of a result's files: chunks handed out front to back, freed together. */
-struct glob_chunk {
-	struct glob_chunk *next;
-	size_t used, size;
-	max_align_t data[];
-};
-
-#define GLOB_CHUNK_SIZE ((size_t)256 * 1024)
-
-static void *result_alloc(struct glob_result *result, size_t size)
-{
-	size_t align = sizeof(max_align_t);
-	size = (size + align - 1) / align * align;
-	struct glob_chunk *chunk = result->chunks;
-	if (!chunk || chunk->size - chunk->used < size) {
-		size_t capacity = size > GLOB_CHUNK_SIZE ? size : GLOB_CHUNK_SIZE;
-		chunk = xmalloc(sizeof(*chunk) + capacity);
-		chunk->next = result->chunks;
-		chunk->used = 0;
-		chunk->size = capacity;
-		result->chunks = chunk;
-	}
-	void *memory = (char *)chunk->data + chunk->used;
-	chunk->used += size;
-	return memory;
-}
-
 /* Add `values` (a tuple of `width`) to `set` unless an equal tuple is there. */
 static void value_set_add(struct value_set *set, struct strbuf *key, const struct tree_value *const *values,
 			  size_t width)
@@ -1281,7 +1254,7 @@ static void collect_link(struct worker *w, const struct matcher *m)
 	}
 }
 
-/* Record the file; its strings live in one block of the result's chunks. */
+/* Record the file; its strings live in one block of the result's storage. */
 static void append_file(struct worker *w, const struct matcher *m, const char *subject, size_t length)
 {
 	struct glob_result *result = &w->result;
@@ -1293,7 +1266,7 @@ static void append_file(struct worker *w, const struct matcher *m, const char *s
 		if (w->slot_values[s]->text)
 			size += strlen(w->slot_values[s]->text) + 1;
 	}
-	char *block = result_alloc(result, size);
+	char *block = arena_alloc(&result->storage, size);
 	struct glob_binding *bindings = (struct glob_binding *)(void *)block;
 	char *at = block + count * sizeof(*bindings);
 	ALLOC_GROW(result->files, result->count + 1, result->cap);
@@ -1771,11 +1744,7 @@ void glob_result_release(struct glob_result *result)
 	FREE_AND_NULL(result->files);
 	result->count = 0;
 	result->cap = 0;
-	while (result->chunks) {
-		struct glob_chunk *next = result->chunks->next;
-		free(result->chunks);
-		result->chunks = next;
-	}
+	arena_release(&result->storage);
 }
 
 /* Move `from`'s files (and the storage they live in) to the end of `to`. */
@@ -1786,11 +1755,7 @@ static void result_move(struct glob_result *to, struct glob_result *from)
 		memcpy(to->files + to->count, from->files, from->count * sizeof(*from->files));
 		to->count += from->count;
 	}
-	struct glob_chunk **tail = &to->chunks;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = from->chunks;
-	from->chunks = NULL;
+	arena_merge(&to->storage, &from->storage);
 	FREE_AND_NULL(from->files);
 	from->count = 0;
 	from->cap = 0;

@@ -453,6 +453,20 @@ char *arena_strdup(struct arena *arena, const char *s)
 	return arena_strndup(arena, s, strlen(s));
 }
 
+void arena_merge(struct arena *to, struct arena *from)
+{
+	if (!to->chunks) {
+		*to = *from;
+	} else if (from->chunks) {
+		/* Behind `to`'s current chunk, which stays open for its next allocations. */
+		struct arena_chunk **tail = &to->chunks->next;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = from->chunks;
+	}
+	memset(from, 0, sizeof(*from));
+}
+
 void arena_release(struct arena *arena)
 {
 	for (struct arena_chunk *chunk = arena->chunks, *next; chunk; chunk = next) {

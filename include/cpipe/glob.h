@@ -27,15 +27,14 @@ struct glob_file {
 	size_t binding_count;
 };
 
-struct glob_chunk; /* storage for the files' strings and bindings */
 
 struct glob_result {
 	struct glob_file *files; /* sorted by key, then path */
 	size_t count;
 	size_t cap;
-	struct glob_chunk *chunks; /* private: freed by glob_result_release */
+	struct arena storage; /* private: the files' strings and bindings; freed by glob_result_release */
 };
-#define GLOB_RESULT_INIT {NULL, 0, 0, NULL}
+#define GLOB_RESULT_INIT {NULL, 0, 0, ARENA_INIT}
 
 struct glob_request {
 	const char *const *keys; /* template keys to glob */

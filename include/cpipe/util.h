@@ -168,6 +168,8 @@ void *arena_alloc(struct arena *arena, size_t size);
 void *arena_calloc(struct arena *arena, size_t count, size_t size);
 char *arena_strdup(struct arena *arena, const char *s);
 char *arena_strndup(struct arena *arena, const char *s, size_t len);
+/* Move all of `from`'s memory into `to` (e.g. a worker's results into the merged ones); `from` is left empty. */
+void arena_merge(struct arena *to, struct arena *from);
 void arena_release(struct arena *arena);
 
 /* Trim leading and trailing blanks (space, tab, CR, LF) in place; returns s. */

@@ -146,6 +146,30 @@ static void arena_serves_big_and_small_requests(void **unused)
 	arena_release(&arena);
 }
 
+static void arena_merge_keeps_both(void **unused)
+{
+	(void)unused;
+	struct arena to = ARENA_INIT, from = ARENA_INIT, empty = ARENA_INIT;
+	char *mine = arena_strdup(&to, "mine");
+	char *theirs = arena_strdup(&from, "theirs");
+	char *big = arena_alloc(&from, (size_t)1 << 20); /* a chunk of its own */
+	memset(big, 'b', (size_t)1 << 20);
+	arena_merge(&to, &from);
+	assert_null(from.chunks);
+	assert_int_equal(from.left, 0);
+	/* `to` keeps allocating from its own current chunk, right after its last string. */
+	char *next = arena_strdup(&to, "next");
+	assert_ptr_equal(next, mine + 5);
+	assert_string_equal(theirs, "theirs");
+	assert_int_equal(big[((size_t)1 << 20) - 1], 'b');
+	/* Into an empty arena: it takes everything over. */
+	arena_merge(&empty, &to);
+	assert_null(to.chunks);
+	assert_string_equal(arena_strdup(&empty, "after"), "after");
+	assert_string_equal(mine, "mine");
+	arena_release(&empty); /* frees every chunk of both (valgrind and ASan check) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -154,6 +178,7 @@ int main(void)
 		cmocka_unit_test(strmap_reserve_keeps_entries),
 		cmocka_unit_test(arena_aligns_and_copies),
 		cmocka_unit_test(arena_serves_big_and_small_requests),
+		cmocka_unit_test(arena_merge_keeps_both),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
