@@ -1,11 +1,15 @@
 #!/bin/sh
 # Install the Debian packages cpipe needs to build and test, when some are missing.
-# Usage: tools/install-deps.sh [--test]   (--test adds what the test suite and fuzzers use)
+# Usage: tools/install-deps.sh [--example | --test]
+#   --example adds what the example study needs (MRtrix3, and python3-nibabel for its T1 image);
+#   --test adds that and what the test suite and fuzzers use.
 set -eu
 packages="build-essential cmake pkg-config libcyaml-dev libpcre2-dev libsqlite3-dev libjansson-dev libxxhash-dev"
-if [ "${1:-}" = "--test" ]; then
-	packages="$packages libcmocka-dev valgrind clang libclang-rt-14-dev sqlite3 python3"
-fi
+example="mrtrix3 python3-nibabel"
+case "${1:-}" in
+--example) packages="$packages $example" ;;
+--test) packages="$packages $example libcmocka-dev valgrind clang libclang-rt-14-dev sqlite3 python3 mandoc" ;;
+esac
 missing=""
 for package in $packages; do
 	dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
