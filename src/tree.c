@@ -324,6 +324,7 @@ void tree_free(struct tree *tree)
 	}
 	free(tree->placeholders);
 	free(tree->file);
+	strvec_release(&tree->warnings);
 	free(tree);
 }
 
@@ -736,6 +737,7 @@ int tree_substitute_singular(const struct tree *tree, const char *template_text,
 struct tree_stack_entry {
 	size_t indent;
 	long node; /* template index, or TREE_NODE_SUBTREE */
+	int line;
 };
 
 struct tree_pending_link {
@@ -754,6 +756,8 @@ struct tree_parser {
 	size_t stack_count, stack_cap;
 	struct tree_pending_link *links;
 	size_t link_count, link_cap;
+	int first_tab_line; /* the first line indented with a tab, 0 if none */
+	int tab_lines;
 	struct cp_err *err;
 };
 
@@ -794,6 +798,21 @@ static void tree_forbidden_chars(const char *s, const char *forbidden, struct st
 			strbuf_addch(found, *s);
 }
 
+/* file-tree's message, then the indents a line may have here, so the user sees which one was meant. */
+static int tree_fail_indent(struct tree_parser *parser, size_t indent)
+{
+	struct strbuf in_use = STRBUF_INIT;
+	for (size_t i = 0; i < parser->stack_count; i++)
+		strbuf_addf(&in_use, "%s%zu (line %d)", i ? ", " : "", parser->stack[i].indent, parser->stack[i].line);
+	int rc = tree_fail(parser,
+			   "Number of spaces of current line does not match any previous lines: it is indented by "
+			   "%zu; the indents in use here are %s, or more than %zu for a child of line %d",
+			   indent, in_use.buf, parser->stack[parser->stack_count - 1].indent,
+			   parser->stack[parser->stack_count - 1].line);
+	strbuf_release(&in_use);
+	return rc;
+}
+
 /* §1.2: the parent of a line with this indent (template index, 0 for the top level). */
 static int tree_find_parent(struct tree_parser *parser, size_t indent, long *parent)
 {
@@ -809,7 +828,7 @@ static int tree_find_parent(struct tree_parser *parser, size_t indent, long *par
 		while (i < parser->stack_count && parser->stack[i].indent != indent)
 			i++;
 		if (i == parser->stack_count)
-			return tree_fail(parser, "Number of spaces of current line does not match any previous lines.");
+			return tree_fail_indent(parser, indent);
 		*parent = i == 0 ? 0 : parser->stack[i - 1].node;
 	}
 	if (*parent == TREE_NODE_SUBTREE)
@@ -822,6 +841,7 @@ static void tree_push(struct tree_parser *parser, size_t indent, long node)
 	ALLOC_GROW(parser->stack, parser->stack_count + 1, parser->stack_cap);
 	parser->stack[parser->stack_count].indent = indent;
 	parser->stack[parser->stack_count].node = node;
+	parser->stack[parser->stack_count].line = parser->line;
 	parser->stack_count++;
 }
 
@@ -1210,6 +1230,9 @@ static int tree_parse_subtree(struct tree_parser *parser, const char *content, l
 	strbuf_release(&text);
 	if (parsed < 0)
 		goto done;
+	for (size_t i = 0; i < sub->warnings.count; i++)
+		if (strvec_find(&parser->tree->warnings, sub->warnings.items[i]) < 0)
+			strvec_push(&parser->tree->warnings, sub->warnings.items[i]);
 	if (!precursors.count) {
 		if (tree_merge_subtree(parser, sub, parent, NULL) < 0)
 			goto done;
@@ -1244,6 +1267,8 @@ static int tree_parse_line(struct tree_parser *parser, const char *raw)
 	int result = 0;
 	if (!*content)
 		goto done;
+	if (memchr(raw, '\t', indent) && !parser->tab_lines++)
+		parser->first_tab_line = parser->line;
 	if (tree_find_parent(parser, indent, &parent) < 0) {
 		result = -1;
 		goto done;
@@ -1306,6 +1331,11 @@ static int tree_parse_text(const char *text, const char *file, const char *dir, 
 			goto done;
 		}
 	}
+	if (parser.tab_lines)
+		strvec_push_owned(&parser.tree->warnings,
+				  xasprintf("%s:%d: a tab in an indent counts as one space, as in file-tree (%d "
+					    "line%s indented with tabs); indent with spaces",
+					    file, parser.first_tab_line, parser.tab_lines, parser.tab_lines == 1 ? "" : "s"));
 	*out = parser.tree;
 	parser.tree = NULL;
 	result = 0;

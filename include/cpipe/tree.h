@@ -57,6 +57,9 @@ struct tree {
 	size_t placeholder_cap;
 	int link_count;
 	char *file; /* the tree file read, or a name given to tree_parse_string */
+	/* "file:line: message" for what parses but is likely a mistake (a tab in an indent), its
+	 * sub-trees' included; the CLI prints them. */
+	struct strvec warnings;
 };
 
 /*

@@ -48,7 +48,7 @@ int cli_parse_placeholder(struct cli_placeholder_settings *settings, const char 
 void cli_apply_placeholders(struct tree *tree, const struct cli_placeholder_settings *settings);
 void cli_placeholder_settings_release(struct cli_placeholder_settings *settings);
 
-/* Read a tree file with the standard search path for sub-trees; prints nothing. */
+/* Read a tree file with the standard search path for sub-trees; prints the tree's warnings only. */
 int cli_read_tree(const char *path, const char *data_dir, struct tree **out, struct cp_err *err);
 
 /*

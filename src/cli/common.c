@@ -77,6 +77,8 @@ int cli_read_tree(const char *path, const char *data_dir, struct tree **out, str
 	struct tree_search search = {dirs, 2};
 	int rc = tree_parse_file(path, &search, out, err);
 	strbuf_release(&local);
+	for (size_t i = 0; !rc && i < (*out)->warnings.count; i++)
+		fprintf(stderr, "cpipe: warning: %s\n", (*out)->warnings.items[i]);
 	return rc;
 }
 

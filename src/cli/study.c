@@ -234,6 +234,30 @@ static int state_opening_finish(struct state_opening *opening, struct state **ou
 	return 0;
 }
 
+/* A `tree:` that names no file is the recipe file's error: point at its line and say where the
+ * name was looked for (the recipe file's directory), not at a tree file that does not exist. */
+static int check_tree_exists(const struct recipe_set *recipes, const char *file, struct cp_err *err)
+{
+	const char *tree = recipes->tree;
+	char *with_suffix = xasprintf("%s.tree", tree);
+	bool found = !access(tree, F_OK) || (!str_ends_with(tree, ".tree") && !access(with_suffix, F_OK));
+	free(with_suffix);
+	if (found)
+		return 0;
+	char *cwd = getcwd(NULL, 0), *dir = realpath(recipes->dir, NULL);
+	struct strbuf joined = STRBUF_INIT, looked = STRBUF_INIT;
+	path_join(cwd ? cwd : ".", tree, &joined);
+	path_normalize(joined.buf, &looked);
+	cp_err_set(err, file, recipe_set_field_line(recipes, "tree"),
+		   "tree: no such file: %s%s (a relative tree: is taken from the recipe file's directory, %s)",
+		   looked.buf, str_ends_with(tree, ".tree") ? "" : ", nor with .tree added", dir ? dir : recipes->dir);
+	strbuf_release(&joined);
+	strbuf_release(&looked);
+	free(cwd);
+	free(dir);
+	return -1;
+}
+
 int study_load(struct study_options *opt, struct study *study)
 {
 	struct cp_err err = CP_ERR_INIT;
@@ -255,6 +279,8 @@ int study_load(struct study_options *opt, struct study *study)
 			   "the recipe file names no tree: add 'tree: FILE.tree'");
 		goto fail;
 	}
+	if (check_tree_exists(study->recipes, file, &err) < 0)
+		goto fail;
 	const char *data = opt->data_dir ? opt->data_dir : study->recipes->data;
 	if (cli_read_tree(study->recipes->tree, data, &study->tree, &err) < 0)
 		goto fail;

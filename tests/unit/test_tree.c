@@ -258,8 +258,13 @@ static void test_tabs_count_one(void **state)
 	(void)state;
 	struct tree *tree = parse_ok("a\n\tb\n    c\r\n");
 	assert_key_path(tree, "c", "a/b/c");
+	/* Read as file-tree reads it, with one warning that names the first tab. */
+	assert_int_equal(tree->warnings.count, 1);
+	assert_string_equal(tree->warnings.items[0], "test.tree:2: a tab in an indent counts as one space, as in "
+						     "file-tree (1 line indented with tabs); indent with spaces");
 	tree_free(tree);
 	tree = parse_ok("x\n    a/../b.txt\n    ./c.txt\n    d//e.txt\n");
+	assert_int_equal(tree->warnings.count, 0);
 	assert_key_path(tree, "b", "x/b.txt");
 	assert_key_path(tree, "c", "x/c.txt");
 	assert_key_path(tree, "e", "x/d/e.txt");
@@ -275,7 +280,9 @@ static void test_tabs_count_one(void **state)
 static void test_bad_dedent(void **state)
 {
 	(void)state;
-	parse_fails("a\n    b\n  c\n", 3, "Number of spaces of current line does not match any previous lines.");
+	parse_fails("a\n    b\n  c\n", 3,
+		    "Number of spaces of current line does not match any previous lines: it is indented by 2; the "
+		    "indents in use here are 0 (line 1), 4 (line 2), or more than 4 for a child of line 2");
 	parse_fails("a\n  b\n      c\n    d\n", 4, "does not match any previous lines");
 	/* Assignments look their parent up too. */
 	parse_fails("a\n    b\n  x = 1\n", 3, "does not match any previous lines");
