@@ -13,6 +13,7 @@ static const struct cli_command commands[] = {
 	{"graph", cmd_graph, "print the job graph in Graphviz DOT"},
 	{"tree", cmd_tree, "parse a .tree file and print its templates and placeholders"},
 	{"glob", cmd_glob, "find the files of template keys on disk and their placeholder values"},
+	{"init", cmd_init, "start a study: write a commented cpipe.yaml and study.tree (BIDS-aware)"},
 };
 
 static void print_help(FILE *out)
