@@ -620,30 +620,33 @@ struct resolve_context {
 	const struct frame *frame;
 };
 
-static bool add_paths_of_key(const struct pending_paths *p, const char *name, struct strbuf *out, bool *first)
+/* A value for recipe_expand_run: the text and its NUL. */
+static void add_value(struct strbuf *values, size_t *count, const char *text)
+{
+	strbuf_add(values, text, strlen(text) + 1);
+	(*count)++;
+}
+
+static bool add_paths_of_key(const struct pending_paths *p, const char *name, struct strbuf *values, size_t *count)
 {
 	bool found = false;
 	for (size_t i = 0; i < p->count; i++) {
 		if (strcmp(p->keys[i], name))
 			continue;
-		if (!*first)
-			strbuf_addch(out, ' ');
-		*first = false;
-		strbuf_add_shell_quoted(out, p->paths[i]);
+		add_value(values, count, p->paths[i]);
 		found = true;
 	}
 	return found;
 }
 
-static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, struct cp_err *err)
+static int resolve_run_name(void *ctx, const char *name, struct strbuf *values, size_t *count, struct cp_err *err)
 {
 	struct resolve_context *rc = ctx;
 	(void)err;
-	bool first = true;
 	/* A key of the recipe: its paths. */
-	bool found = add_paths_of_key(&rc->frame->inputs, name, out, &first);
-	found = add_paths_of_key(&rc->frame->outputs, name, out, &first) || found;
-	found = add_paths_of_key(&rc->frame->refs, name, out, &first) || found;
+	bool found = add_paths_of_key(&rc->frame->inputs, name, values, count);
+	found = add_paths_of_key(&rc->frame->outputs, name, values, count) || found;
+	found = add_paths_of_key(&rc->frame->refs, name, values, count) || found;
 	if (found)
 		return 0;
 	/* A key with no paths (an optional input that is absent) expands to nothing. */
@@ -653,17 +656,14 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *out, str
 	/* A placeholder: the job's value, else the tree's value(s). */
 	const struct binding *bound = bindings_find(&rc->frame->binding, name);
 	if (bound) {
-		strbuf_add_shell_quoted(out, bound->value->text ? bound->value->text : "");
+		add_value(values, count, bound->value->text ? bound->value->text : "");
 		return 0;
 	}
 	const struct tree_placeholder *p = tree_find_placeholder(rc->builder->tree, name);
 	if (!p)
 		return RECIPE_UNKNOWN_NAME;
-	for (size_t i = 0; i < p->count; i++) {
-		if (i)
-			strbuf_addch(out, ' ');
-		strbuf_add_shell_quoted(out, p->values[i].text ? p->values[i].text : "");
-	}
+	for (size_t i = 0; i < p->count; i++)
+		add_value(values, count, p->values[i].text ? p->values[i].text : "");
 	return 0;
 }
 

@@ -12,6 +12,8 @@
  */
 #include "cpipe/recipe.h"
 
+#include "recipe_shell.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -1226,75 +1228,154 @@ static int check_run_syntax(const struct recipe *r, struct cp_err *err)
 	return rc;
 }
 
+/* The shell code the user wrote goes through the lexer; a {name} takes the context it finds. */
+static void run_scan_text(struct shell_scan *scan, const struct run_token *token)
+{
+	shell_scan_text(scan, token->start, token->length);
+}
+
+static int run_fail_heredoc(const struct recipe *r, const struct run_token *token, struct cp_err *err)
+{
+	return run_fail(r, token->offset, err,
+			"{%.*s} is inside a here-document, where no quoting keeps a value from being read as "
+			"shell code; set a variable before it and use that inside (x={%.*s}, then $x)",
+			(int)token->length, token->start, (int)token->length, token->start);
+}
+
 int recipe_run_names(const struct recipe *r, struct strvec *out, struct cp_err *err)
 {
 	struct run_token token;
+	struct shell_scan scan;
 	size_t pos = 0;
+	int rc = 0;
 	if (!r->run)
 		return 0;
+	shell_scan_init(&scan);
 	for (;;) {
 		run_next(r->run, &pos, &token);
 		if (token.kind == RUN_END)
-			return 0;
+			break;
 		if (token.kind == RUN_ERROR) {
-			run_fail(r, token.offset, err, "%s", token.problem);
+			rc = run_fail(r, token.offset, err, "%s", token.problem);
 			free(token.problem);
-			return -1;
+			break;
 		}
-		if (token.kind == RUN_NAME) {
-			char *name = xstrndup(token.start, token.length);
-			if (strvec_find(out, name) < 0)
-				strvec_push_owned(out, name);
-			else
-				free(name);
+		if (token.kind == RUN_TEXT) {
+			run_scan_text(&scan, &token);
+			continue;
 		}
+		if (shell_scan_context(&scan) == SHELL_HEREDOC) {
+			rc = run_fail_heredoc(r, &token, err);
+			break;
+		}
+		char *name = xstrndup(token.start, token.length);
+		if (strvec_find(out, name) < 0)
+			strvec_push_owned(out, name);
+		else
+			free(name);
 	}
+	shell_scan_release(&scan);
+	return rc;
+}
+
+/* Write `count` NUL-separated values where the shell code put them (see recipe_expand_run). */
+static void write_values(struct strbuf *out, enum shell_context context, const char *values, size_t count,
+			 struct strbuf *joined)
+{
+	if (context == SHELL_BARE) {
+		for (size_t i = 0; i < count; i++, values += strlen(values) + 1) {
+			if (i)
+				strbuf_addch(out, ' ');
+			strbuf_add_shell_quoted(out, values);
+		}
+		return;
+	}
+	strbuf_reset(joined);
+	for (size_t i = 0; i < count; i++, values += strlen(values) + 1) {
+		if (i)
+			strbuf_addch(joined, ' ');
+		strbuf_adds(joined, values);
+	}
+	if (!count)
+		return;
+	if (context == SHELL_COMMENT) {
+		/* A line break in a value would end the comment and start a command. */
+		for (size_t i = 0; i < joined->len; i++)
+			if (joined->buf[i] == '\n' || joined->buf[i] == '\r')
+				joined->buf[i] = '?';
+		strbuf_add(out, joined->buf, joined->len);
+		return;
+	}
+	char quote = context == SHELL_DOUBLE ? '"' : '\'';
+	strbuf_addch(out, quote);
+	strbuf_add_shell_quoted(out, joined->buf);
+	strbuf_addch(out, quote);
 }
 
 int recipe_expand_run(const struct recipe *r, recipe_resolve_fn resolve, void *ctx, struct strbuf *out,
 		      struct cp_err *err)
 {
 	struct run_token token;
+	struct shell_scan scan;
+	struct strbuf values = STRBUF_INIT, joined = STRBUF_INIT;
 	size_t pos = 0;
+	int rc = 0;
 	if (!r->run)
 		return run_fail(r, 0, err, "no command");
+	/* Most commands have no quotes, comments or here-documents: every {name} stands bare. */
+	bool plain = !strpbrk(r->run, "'\"\\`#<");
+	shell_scan_init(&scan);
 	for (;;) {
 		run_next(r->run, &pos, &token);
-		switch (token.kind) {
-		case RUN_END:
-			return 0;
-		case RUN_ERROR:
-			run_fail(r, token.offset, err, "%s", token.problem);
-			free(token.problem);
-			return -1;
-		case RUN_TEXT:
-			strbuf_add(out, token.start, token.length);
+		if (token.kind == RUN_END)
 			break;
-		case RUN_NAME: {
-			char *name = xstrndup(token.start, token.length);
-			int rc = resolve(ctx, name, out, err);
-			if (rc == RECIPE_UNKNOWN_NAME) {
-				run_fail(r, token.offset, err,
-					 "unknown name '{%s}': not a key of this recipe nor a placeholder "
-					 "(write '{{' and '}}' for literal braces, e.g. ${{%s}})",
-					 name, name);
-			} else if (rc < 0) {
-				int column;
-				int line = run_line(r, token.offset, &column);
-				cp_err_prefix(err, "recipe '%s': run: {%s}: ", r->name ? r->name : "?", name);
-				if (!err->file) {
-					err->file = xstrdup(r->file ? r->file : "");
-					err->line = line;
-					err->column = column;
-				}
-			}
-			free(name);
-			if (rc != 0)
-				return -1;
+		if (token.kind == RUN_ERROR) {
+			rc = run_fail(r, token.offset, err, "%s", token.problem);
+			free(token.problem);
 			break;
 		}
+		if (token.kind == RUN_TEXT) {
+			strbuf_add(out, token.start, token.length);
+			if (!plain)
+				run_scan_text(&scan, &token);
+			continue;
+		}
+		enum shell_context context = plain ? SHELL_BARE : shell_scan_context(&scan);
+		if (context == SHELL_HEREDOC) {
+			rc = run_fail_heredoc(r, &token, err);
+			break;
+		}
+		char *name = xstrndup(token.start, token.length);
+		size_t count = 0;
+		strbuf_reset(&values);
+		rc = resolve(ctx, name, &values, &count, err);
+		if (rc == RECIPE_UNKNOWN_NAME) {
+			run_fail(r, token.offset, err,
+				 "unknown name '{%s}': not a key of this recipe nor a placeholder "
+				 "(write '{{' and '}}' for literal braces, e.g. ${{%s}})",
+				 name, name);
+		} else if (rc < 0) {
+			int column;
+			int line = run_line(r, token.offset, &column);
+			cp_err_prefix(err, "recipe '%s': run: {%s}: ", r->name ? r->name : "?", name);
+			if (!err->file) {
+				err->file = xstrdup(r->file ? r->file : "");
+				err->line = line;
+				err->column = column;
+			}
+		} else {
+			write_values(out, context, values.buf, count, &joined);
+		}
+		free(name);
+		if (rc != 0) {
+			rc = -1;
+			break;
 		}
 	}
+	shell_scan_release(&scan);
+	strbuf_release(&values);
+	strbuf_release(&joined);
+	return rc;
 }
 
 void recipe_var_names(const struct recipe *r, struct strvec *out)

@@ -176,20 +176,25 @@ struct recipe_tree_view {
 int recipe_check(const struct recipe_set *set, const struct recipe_tree_view *view, struct cp_err *err);
 
 /*
- * Resolver for recipe_expand_run: append the text that replaces `{name}` to
- * `out`, already shell-quoted (one quoted word per path or value; a batched
- * key yields several words separated by spaces). Return 0 on success,
- * RECIPE_UNKNOWN_NAME when `name` means nothing here (recipe_expand_run then
- * writes the located error, `err` untouched), or -1 with `err` filled.
+ * Resolver for recipe_expand_run: append each value that replaces `{name}` to
+ * `values` followed by a NUL byte (a path or a placeholder value; a batched
+ * key gives several, an absent optional input none) and add their number to
+ * *count. Return 0 on success, RECIPE_UNKNOWN_NAME when `name` means nothing
+ * here (recipe_expand_run then writes the located error, `err` untouched), or
+ * -1 with `err` filled.
  */
 #define RECIPE_UNKNOWN_NAME 1
-typedef int (*recipe_resolve_fn)(void *ctx, const char *name, struct strbuf *out, struct cp_err *err);
+typedef int (*recipe_resolve_fn)(void *ctx, const char *name, struct strbuf *values, size_t *count,
+				 struct cp_err *err);
 
 /*
- * Append the recipe's `run` to `out` with each `{name}` replaced by what
- * `resolve` appends, `{{` written as `{` and `}}` as `}`; everything else is
- * copied unchanged (the command is shell code written by the user; the
- * substitutions are data quoted by the resolver). Returns 0, or -1 with a
+ * Append the recipe's `run` to `out` with each `{name}` replaced by its
+ * values, `{{` written as `{` and `}}` as `}`; everything else is copied
+ * unchanged (the command is shell code written by the user). The values are
+ * data, quoted for where they stand in that code: as one quoted word each in
+ * plain text; as one quoted word inside "..." or '...' (the quote is closed
+ * around it); with line breaks made harmless in a comment. A `{name}` in a
+ * here-document is refused when the file is loaded. Returns 0, or -1 with a
  * located error (the run field's line) for a syntax error, an unknown name, or
  * a resolver failure; on error `out` may hold a partial command.
  */

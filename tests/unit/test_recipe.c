@@ -301,13 +301,13 @@ static void test_run_syntax_errors(void **state)
 	free(path);
 }
 
-/* A resolver over a fixed table: each name maps to a list of values, each shell-quoted. */
+/* A resolver over a fixed table: each name maps to a list of values. */
 struct table_entry {
 	const char *name;
 	const char *values[4];
 };
 
-static int table_resolve(void *ctx, const char *name, struct strbuf *out, struct cp_err *err)
+static int table_resolve(void *ctx, const char *name, struct strbuf *values, size_t *count, struct cp_err *err)
 {
 	for (const struct table_entry *entry = ctx; entry->name; entry++) {
 		if (strcmp(entry->name, name))
@@ -317,9 +317,8 @@ static int table_resolve(void *ctx, const char *name, struct strbuf *out, struct
 			return -1;
 		}
 		for (size_t i = 0; i < 4 && entry->values[i]; i++) {
-			if (i)
-				strbuf_addch(out, ' ');
-			strbuf_add_shell_quoted(out, entry->values[i]);
+			strbuf_add(values, entry->values[i], strlen(entry->values[i]) + 1);
+			(*count)++;
 		}
 		return 0;
 	}
@@ -332,6 +331,7 @@ static const struct table_entry table[] = {
 	{"all", {"a.nii", "b c.nii", "$(rm -rf x).nii"}},
 	{"subject", {"01"}},
 	{"broken", {NULL}},
+	{"evil", {"a\nrm -rf x", "'$(b)'"}},
 	{NULL, {NULL}},
 };
 
@@ -366,7 +366,7 @@ static void test_run_expansion(void **state)
 		      "    run: \"echo ${{HOME}} | awk '{{print $1}}' > {t1} # {{{subject}}}\"\n",
 		      &rc, &err);
 	assert_int_equal(rc, 0);
-	assert_string_equal(text, "echo ${HOME} | awk '{print $1}' > 'sub-01/T1w.nii.gz' # {'01'}");
+	assert_string_equal(text, "echo ${HOME} | awk '{print $1}' > 'sub-01/T1w.nii.gz' # {01}");
 	free(text);
 
 	/* ${HOME} is {HOME}: unknown here, with a hint about {{ */
@@ -386,6 +386,52 @@ static void test_run_expansion(void **state)
 	assert_non_null(strstr(err.message, "recipe 'a': run: {broken}: no value for broken"));
 	cp_err_release(&err);
 	free(text);
+}
+
+/* run: TEXT (YAML, as written after `run: `) expands to WANT. */
+static void assert_expands(const char *run_yaml, const char *want)
+{
+	struct cp_err err = CP_ERR_INIT;
+	int rc;
+	char *yaml = xasprintf("recipes:\n  - name: a\n    in: [t1, all, evil]\n    out: [t1_brain]\n    run: %s\n",
+			       run_yaml);
+	char *text = expand(yaml, &rc, &err);
+	if (rc != 0 || strcmp(text, want))
+		print_error("run: %s\n got: %s (rc %d: %s)\nwant: %s\n", run_yaml, text, rc,
+			    err.message ? err.message : "", want);
+	assert_int_equal(rc, 0);
+	assert_string_equal(text, want);
+	free(text);
+	free(yaml);
+}
+
+/* Each {name} is written for where it stands in the shell code, and stays data there. */
+static void test_run_quoting_contexts(void **state)
+{
+	(void)state;
+	/* Inside "...": the quote is closed around one quoted word. */
+	assert_expands("'echo \"subject {subject}\" > {t1_brain}'",
+		       "echo \"subject \"'01'\"\" > 'sub 01/it'\\''s.nii.gz'");
+	/* A batched key inside quotes stays one word, its values joined by spaces. */
+	assert_expands("'echo \"all: {all}\"'", "echo \"all: \"'a.nii b c.nii $(rm -rf x).nii'\"\"");
+	/* Inside '...': the same with single quotes. */
+	assert_expands("\"echo '{t1}' '<{evil}>'\"",
+		       "echo '''sub-01/T1w.nii.gz''' '<''a\nrm -rf x '\\''$(b)'\\''''>'");
+	/* $(...) is command text again, also inside "..."; a quote inside it is its own. */
+	assert_expands("'echo \"$(cat {t1})\" \"$(basename \"{t1}\")\"'",
+		       "echo \"$(cat 'sub-01/T1w.nii.gz')\" \"$(basename \"\"'sub-01/T1w.nii.gz'\"\")\"");
+	/* An escaped quote opens nothing; a # inside a word starts no comment. */
+	assert_expands("\"echo \\\\'{subject} a#{subject}\"", "echo \\''01' a#'01'");
+	/* In a comment a line break in a value cannot end the comment. */
+	assert_expands("|\n      cp {t1} {t1_brain}  # {evil}\n      echo {subject}",
+		       "cp 'sub-01/T1w.nii.gz' 'sub 01/it'\\''s.nii.gz'  # a?rm -rf x '$(b)'\necho '01'\n");
+	/* After a here-document's end, substitution goes on as usual. */
+	assert_expands("|\n      cat <<-EOF > {t1_brain}\n      x {{y}}\n      EOF\n      cp {t1} {t1_brain}",
+		       "cat <<-EOF > 'sub 01/it'\\''s.nii.gz'\nx {y}\nEOF\ncp 'sub-01/T1w.nii.gz' 'sub 01/it'\\''s.nii.gz'\n");
+	/* Inside one, no quoting helps: refused when the file is loaded, with the way out. */
+	expect_load_error("recipes:\n  - name: a\n    out: [y]\n    run: |\n      cat <<'EOF' > {y}\n"
+			  "      line {subject}\n      EOF\n",
+			  6, "{subject} is inside a here-document", "(x={subject}, then $x)");
 }
 
 static void test_run_and_var_names(void **state)
@@ -622,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_duplicate_outputs),
 		cmocka_unit_test(test_run_syntax_errors),
 		cmocka_unit_test(test_run_expansion),
+		cmocka_unit_test(test_run_quoting_contexts),
 		cmocka_unit_test(test_run_and_var_names),
 		cmocka_unit_test(test_definition_text),
 		cmocka_unit_test(test_check_valid),
