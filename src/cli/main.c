@@ -41,6 +41,8 @@ int main(int argc, char **argv)
 		printf("cpipe %s\n", CPIPE_VERSION);
 		return EXIT_OK;
 	}
+	if (!strcmp(name, "__complete"))
+		return cli_complete(argc - 1, argv + 1, commands, sizeof(commands) / sizeof(*commands));
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
 		if (!strcmp(commands[i].name, name))
 			return commands[i].run(argc - 1, argv + 1);

@@ -312,6 +312,8 @@ int study_load(struct study_options *opt, struct study *study)
 					opt->skip_missing, &study->globbed};
 	int built = glob_sources(opt, study, &err);
 	cli_phase_done("glob");
+	if (built == 0 && opt->glob_only)
+		return EXIT_OK;
 	if (built == 0)
 		built = graph_build(study->tree, study->recipes, &request, &study->graph, &err);
 	cli_phase_done("graph");

@@ -28,6 +28,7 @@ struct study_options {
 	bool skip_missing;
 	bool need_state; /* open .cpipe/state.db */
 	bool stat_recorded; /* with need_state: stat the recorded files while the graph is built (for decide_all) */
+	bool glob_only;  /* stop after globbing: no graph, no state (study->graph stays NULL) */
 };
 
 struct study {
