@@ -188,4 +188,7 @@ void path_join(const char *a, const char *b, struct strbuf *out);
 /* Edit distance between two strings, for "did you mean" suggestions. */
 size_t str_distance(const char *a, const char *b);
 
+/* Seconds on the monotonic clock (for durations; unrelated to the time of day). */
+double monotonic_seconds(void);
+
 #endif

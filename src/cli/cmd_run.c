@@ -30,9 +30,15 @@ static const char run_usage[] =
 	"      --rebuild-unknown  rerun jobs whose outputs exist but were never recorded\n"
 	"                         (default: adopt them as up to date, and say so)\n"
 	"      --skip-missing     leave out jobs whose raw inputs are missing\n"
+	"  -n, --dry-run          print what would run, as `cpipe plan` does, and run nothing\n"
 	"  -q, --quiet            print only failures and the summary\n"
-	"  -v, --verbose          also print each job's command\n"
+	"  -v, --verbose          also print each job's command, and every job a failure\n"
+	"                         kept from starting\n"
 	"  -h, --help             show this help\n"
+	"\n"
+	"On a terminal a progress line shows the jobs done, running, failed and left,\n"
+	"and an estimate of the time left once every job left has a recorded duration\n"
+	"(its own, or its recipe's mean); FAILED is red unless NO_COLOR is set.\n"
 	"\n"
 	"On a cluster (see CLUSTER in cpipe(1)):\n"
 	"      --submit[=BACKEND] submit the jobs instead of running them: auto (the\n"
@@ -49,7 +55,8 @@ static const char plan_usage[] =
 	"usage: cpipe plan [TARGET ...] [options]\n"
 	"\n"
 	"Show the jobs `cpipe run` would run, each with the first reason it runs and\n"
-	"its command, without running or recording anything.\n"
+	"its command, then a count and the jobs to run per recipe, without running or\n"
+	"recording anything (also: cpipe run -n).\n"
 	"\n"
 	"  -f, --file FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B,\n"
 	"  --skip-missing, -o/--force, -d/--force-all, --rebuild-unknown: as for run\n"
@@ -69,6 +76,7 @@ struct run_options {
 	bool quiet;
 	bool verbose;
 	bool json;
+	bool dry_run;
 	bool submit;
 	struct submit_options cluster;
 };
@@ -88,6 +96,7 @@ static const struct option run_long_options[] = {
 	{"overwrite-dependencies", no_argument, NULL, 'd'},
 	{"overwrite_dependencies", no_argument, NULL, 'd'},
 	{"rebuild-unknown", no_argument, NULL, OPT_REBUILD_UNKNOWN},
+	{"dry-run", no_argument, NULL, 'n'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"json", no_argument, NULL, OPT_JSON},
@@ -119,7 +128,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	char **args = study_rewrite_args(argc, argv, run_long_options, &opt->study, &storage, &new_argc);
 	int rc = -1, c;
 	optind = 1;
-	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodqvh", run_long_options, NULL)) != -1) {
+	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodnqvh", run_long_options, NULL)) != -1) {
 		int handled = study_option(&opt->study, c, optarg);
 		if (handled < 0) {
 			rc = EXIT_USAGE;
@@ -146,6 +155,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 		case 'o': opt->decide.force = true; break;
 		case 'd': opt->decide.force_all = true; break;
 		case OPT_REBUILD_UNKNOWN: opt->decide.rebuild_unknown = true; break;
+		case 'n': opt->dry_run = true; break;
 		case 'q': opt->quiet = true; break;
 		case 'v': opt->verbose = true; break;
 		case OPT_JSON: opt->json = true; break;
@@ -265,6 +275,20 @@ static void print_plan_text(const struct study *study, const struct decision *de
 	}
 	printf("%zu to run, %zu up to date, %zu to adopt, %zu held by another run\n", counts[DECISION_RUN],
 	       counts[DECISION_UP_TO_DATE], counts[DECISION_ADOPT], counts[DECISION_HELD] + counts[DECISION_BLOCKED]);
+	if (counts[DECISION_RUN]) {
+		/* Recipes in file order, each with its jobs to run: the shape of a big plan at a glance. */
+		size_t *per_recipe = xcalloc(study->recipes->count + 1, sizeof(*per_recipe));
+		for (size_t i = 0; i < graph->count; i++)
+			per_recipe[graph->jobs[i].recipe] += decisions[i].kind == DECISION_RUN;
+		strbuf_reset(&line);
+		strbuf_adds(&line, "to run by recipe:");
+		for (size_t r = 0; r < study->recipes->count; r++)
+			if (per_recipe[r])
+				strbuf_addf(&line, " %s %zu,", study->recipes->recipes[r].name, per_recipe[r]);
+		line.buf[line.len - 1] = '\n';
+		fwrite(line.buf, 1, line.len, stdout);
+		free(per_recipe);
+	}
 	strbuf_release(&line);
 }
 
@@ -305,24 +329,33 @@ static void release_decided(struct study *study, struct cluster_view *view, stru
 	study_release(study);
 }
 
+/* Print what run would do; plan and run -n. */
+static int plan(struct run_options *opt)
+{
+	struct study study;
+	struct cluster_view view;
+	struct decision *decisions;
+	int rc = load_and_decide(opt, &study, &view, &decisions, false);
+	if (rc != EXIT_OK)
+		return rc;
+	cluster_hold_in_flight(&study, &view, decisions, true);
+	if (opt->json)
+		print_plan_json(&study, decisions, opt->verbose);
+	else
+		print_plan_text(&study, decisions, opt->verbose);
+	cli_phase_done("print");
+	release_decided(&study, &view, decisions);
+	cli_phase_done("release");
+	return EXIT_OK;
+}
+
 int cmd_plan(int argc, char **argv)
 {
 	struct run_options opt;
 	memset(&opt, 0, sizeof(opt));
 	int rc = parse_run_options("plan", plan_usage, argc, argv, &opt);
-	struct study study;
-	struct cluster_view view;
-	struct decision *decisions;
-	if (rc < 0 && (rc = load_and_decide(&opt, &study, &view, &decisions, false)) == EXIT_OK) {
-		cluster_hold_in_flight(&study, &view, decisions, true);
-		if (opt.json)
-			print_plan_json(&study, decisions, opt.verbose);
-		else
-			print_plan_text(&study, decisions, opt.verbose);
-		cli_phase_done("print");
-		release_decided(&study, &view, decisions);
-		cli_phase_done("release");
-	}
+	if (rc < 0)
+		rc = plan(&opt);
 	study_options_release(&opt.study);
 	strvec_release(&opt.cluster.holds);
 	return rc;
@@ -335,7 +368,16 @@ struct run_context {
 	struct exec_job *exec_jobs;
 	const size_t *graph_index; /* exec job -> graph job */
 	bool tty;
+	bool color;
 	bool progress_shown;
+	/* Jobs a failure or an interruption kept from starting: listed with -v, else counted. */
+	size_t not_started;
+	/* The time left: each job's expected seconds (its last run, else its recipe's mean; < 0 unknown). */
+	double *expected;
+	double *started_at;       /* monotonic start of each running job, 0 when not running */
+	double expected_waiting;  /* sum over the jobs not started yet */
+	size_t unknown_waiting;   /* of those, how many have no estimate */
+	int slots;
 	size_t in_transaction; /* records since state_begin */
 	int64_t transaction_start;
 	struct cp_err record_err;
@@ -359,12 +401,35 @@ static void clear_progress(struct run_context *ctx)
 	}
 }
 
+/* Seconds left if the jobs keep to their estimates and the slots stay full; < 0 when unknown. */
+static double time_left(const struct run_context *ctx, const struct exec_progress *p, size_t count)
+{
+	if (ctx->unknown_waiting)
+		return -1;
+	double now = monotonic_seconds(), left = ctx->expected_waiting;
+	for (size_t e = 0; e < count; e++) {
+		if (ctx->started_at[e] <= 0)
+			continue;
+		if (ctx->expected[e] < 0)
+			return -1;
+		double rest = ctx->expected[e] - (now - ctx->started_at[e]);
+		left += rest > 0 ? rest : 0;
+	}
+	size_t busy = p->waiting + p->running;
+	size_t slots = (size_t)ctx->slots < busy ? (size_t)ctx->slots : busy;
+	/* The running sums may drift a hair below zero. */
+	return slots && left > 0 ? left / (double)slots : 0;
+}
+
 static void show_progress(struct run_context *ctx, const struct exec_progress *p)
 {
 	if (!ctx->tty || ctx->opt->quiet)
 		return;
 	fprintf(stderr, "\r\033[K[%zu done, %zu running, %zu failed, %zu left] %.1f s", p->succeeded, p->running,
 		p->failed + p->interrupted, p->waiting, p->elapsed_s);
+	double left = time_left(ctx, p, p->total);
+	if (left >= 0)
+		fprintf(stderr, ", about %.0f s left", left + 0.5);
 	ctx->progress_shown = true;
 }
 
@@ -380,6 +445,11 @@ static void on_tick(void *data, const struct exec_progress *progress)
 static void on_start(void *data, size_t index, const struct exec_progress *progress)
 {
 	struct run_context *ctx = data;
+	ctx->started_at[index] = monotonic_seconds();
+	if (ctx->expected[index] >= 0)
+		ctx->expected_waiting -= ctx->expected[index];
+	else
+		ctx->unknown_waiting--;
 	if (ctx->opt->verbose) {
 		clear_progress(ctx);
 		fprintf(stderr, "start  %s\n    %s\n", ctx->exec_jobs[index].id, ctx->exec_jobs[index].command);
@@ -433,25 +503,39 @@ static void on_finish(void *data, size_t index, const struct exec_result *result
 	struct run_context *ctx = data;
 	record_result(ctx, index, result);
 	const char *id = ctx->exec_jobs[index].id;
+	if (ctx->started_at[index] > 0) {
+		ctx->started_at[index] = 0;
+	} else if (ctx->expected[index] >= 0) {
+		ctx->expected_waiting -= ctx->expected[index]; /* finished without starting: skipped */
+	} else {
+		ctx->unknown_waiting--;
+	}
 	clear_progress(ctx);
 	struct strbuf line = STRBUF_INIT;
+	/* Red and yellow on a terminal only, and never when NO_COLOR asks for none. */
+	const char *red = ctx->color ? "\033[31m" : "", *yellow = ctx->color ? "\033[33m" : "",
+		   *plain = ctx->color ? "\033[0m" : "";
 	switch (result->status) {
 	case EXEC_JOB_OK:
 		if (!ctx->opt->quiet && !ctx->tty)
 			strbuf_addf(&line, "done   %s (%.2f s)\n", id, result->end_time - result->start_time);
 		break;
 	case EXEC_JOB_FAILED:
-		strbuf_addf(&line, "FAILED %s: %s; log: %s\n", id, result->message ? result->message : "failed",
-			    result->log_path ? result->log_path : "none");
+		strbuf_addf(&line, "%sFAILED%s %s: %s; log: %s\n", red, plain, id,
+			    result->message ? result->message : "failed", result->log_path ? result->log_path : "none");
 		if (result->quarantine)
 			strbuf_addf(&line, "       partial outputs moved to %s\n", result->quarantine);
 		break;
 	case EXEC_JOB_INTERRUPTED:
-		strbuf_addf(&line, "interrupted %s\n", id);
+		strbuf_addf(&line, "%sinterrupted%s %s\n", yellow, plain, id);
 		break;
 	case EXEC_JOB_SKIPPED:
-		if (!ctx->opt->quiet)
+		if (ctx->opt->verbose) {
 			strbuf_addf(&line, "skipped %s: %s\n", id, result->message ? result->message : "not run");
+		} else {
+			/* Hundreds of these after one failure would bury it: one line at the end. */
+			ctx->not_started++;
+		}
 		break;
 	default:
 		break;
@@ -524,6 +608,39 @@ static int adopt_jobs(struct study *study, struct decision *decisions, bool quie
 	return state_commit(study->state, err);
 }
 
+/* Each job's last successful run; a job never run takes its recipe's mean over the graph's jobs. */
+static void estimate_durations(struct study *study, const size_t *graph_index, size_t count, struct run_context *ctx)
+{
+	size_t recipes = study->recipes->count;
+	double *sum = xcalloc(recipes + 1, sizeof(*sum));
+	size_t *known = xcalloc(recipes + 1, sizeof(*known));
+	for (size_t i = 0; i < study->graph->count; i++) {
+		struct state_job_record record;
+		if (state_job_lookup(study->state, study->graph->jobs[i].id, &record) && record.recorded &&
+		    !record.adopted && record.end_ns > record.start_ns) {
+			sum[study->graph->jobs[i].recipe] += (double)(record.end_ns - record.start_ns) / 1e9;
+			known[study->graph->jobs[i].recipe]++;
+		}
+	}
+	ctx->expected = xcalloc(count + 1, sizeof(*ctx->expected));
+	ctx->started_at = xcalloc(count + 1, sizeof(*ctx->started_at));
+	for (size_t e = 0; e < count; e++) {
+		const struct graph_job *job = &study->graph->jobs[graph_index[e]];
+		struct state_job_record record;
+		if (state_job_lookup(study->state, job->id, &record) && record.recorded && !record.adopted &&
+		    record.end_ns > record.start_ns)
+			ctx->expected[e] = (double)(record.end_ns - record.start_ns) / 1e9;
+		else
+			ctx->expected[e] = known[job->recipe] ? sum[job->recipe] / (double)known[job->recipe] : -1;
+		if (ctx->expected[e] >= 0)
+			ctx->expected_waiting += ctx->expected[e];
+		else
+			ctx->unknown_waiting++;
+	}
+	free(sum);
+	free(known);
+}
+
 static int execute(struct study *study, struct decision *decisions, const struct run_options *opt)
 {
 	const struct graph *graph = study->graph;
@@ -558,6 +675,10 @@ static int execute(struct study *study, struct decision *decisions, const struct
 	ctx.exec_jobs = jobs;
 	ctx.graph_index = graph_index;
 	ctx.tty = isatty(STDERR_FILENO);
+	const char *no_color = getenv("NO_COLOR");
+	ctx.color = ctx.tty && !(no_color && *no_color);
+	ctx.slots = opt->jobs ? opt->jobs : exec_cpu_count();
+	estimate_durations(study, graph_index, count, &ctx);
 	struct exec_options exec_opt = EXEC_OPTIONS_INIT;
 	exec_opt.cwd = ".";
 	exec_opt.jobs = opt->jobs;
@@ -587,10 +708,11 @@ static int execute(struct study *study, struct decision *decisions, const struct
 	} else {
 		if (code == EXEC_RUN_INTERRUPTED && state_interrupt_run(study->state, &err) < 0)
 			cli_report(&err);
-		if (!opt->quiet || summary.failed || summary.interrupted)
-			fprintf(stderr, "cpipe: %zu done, %zu failed, %zu interrupted, %zu skipped in %.2f s\n",
-				summary.succeeded, summary.failed, summary.interrupted, summary.skipped,
-				summary.elapsed_s);
+		if (ctx.not_started)
+			fprintf(stderr, "cpipe: %zu job%s not started (cpipe run -v lists each with its reason)\n",
+				ctx.not_started, ctx.not_started == 1 ? "" : "s");
+		fprintf(stderr, "cpipe: %zu done, %zu failed, %zu interrupted, %zu skipped in %.2f s\n",
+			summary.succeeded, summary.failed, summary.interrupted, summary.skipped, summary.elapsed_s);
 		rc = code == EXEC_RUN_OK ? EXIT_OK : code == EXEC_RUN_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_JOB_FAILED;
 	}
 	if (ctx.record_failed) {
@@ -602,6 +724,8 @@ static int execute(struct study *study, struct decision *decisions, const struct
 		exec_job_release(&jobs[e]);
 	free(jobs);
 	free(deps);
+	free(ctx.expected);
+	free(ctx.started_at);
 	run_selection_release(&selection);
 	return rc;
 }
@@ -613,6 +737,12 @@ int cmd_run(int argc, char **argv)
 	int rc = parse_run_options("run", run_usage, argc, argv, &opt);
 	if (rc >= 0)
 		goto out;
+	if (opt.dry_run) {
+		rc = opt.submit ? cli_usage_error("run", "-n/--dry-run and --submit do not go together; cpipe "
+								"plan shows what would be submitted")
+				: plan(&opt);
+		goto out;
+	}
 	struct study study;
 	struct cluster_view view;
 	struct decision *decisions;

@@ -1,6 +1,7 @@
 #include "submit.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +10,18 @@
 static const char status_usage[] =
 	"usage: cpipe status [TARGET ...] [options]\n"
 	"\n"
-	"For each output key of the TARGETs' jobs, count its files: up to date, stale\n"
+	"For each output key of the TARGETs' jobs, count its files: up-to-date, stale\n"
 	"(the job would run again), missing, and failed (the last run failed). With\n"
-	"-v, one line per job with its state and reason. Results of jobs submitted to\n"
-	"a cluster are imported first; jobs still queued or running there are counted\n"
-	"on a last line and shown as \"queued\" or \"running\" with -v.\n"
+	"-v, one line per job in the same words, with the reason. Results of jobs\n"
+	"submitted to a cluster are imported first; jobs still queued or running there\n"
+	"are counted on a last line and shown as \"queued\" or \"running\" with -v.\n"
 	"\n"
 	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n"
 	"  -v, --verbose   one line per job\n"
+	"      --by NAME   a matrix instead: a row per value of placeholder NAME, a column\n"
+	"                  per key, a symbol per cell: + up-to-date, ~ stale, - missing,\n"
+	"                  ! failed (the worst of the cell's files)\n"
+	"      --json      print {\"keys\": [...], \"jobs\": [...]} (with --by also \"by\")\n"
 	"  -h, --help      show this help\n";
 
 static const char log_usage[] =
@@ -45,12 +50,21 @@ static const char graph_usage[] =
 static const struct option study_options[] = {
 	STUDY_LONG_OPTIONS,
 	{"verbose", no_argument, NULL, 'v'},
+	{"json", no_argument, NULL, 'J'},
+	{"by", required_argument, NULL, 'B'},
 	{NULL, 0, NULL, 0},
+};
+
+/* What `cpipe status` takes beyond the study options (the other commands here take none of it). */
+struct status_flags {
+	bool verbose;
+	bool json;
+	const char *by;
 };
 
 /* Parse the options every study command takes; returns -1 to go on, else an exit code. */
 static int parse_study_args(const char *command, const char *usage, int argc, char **argv,
-			    struct study_options *opt, bool *verbose)
+			    struct study_options *opt, struct status_flags *flags)
 {
 	struct strvec storage = STRVEC_INIT;
 	int new_argc, c, rc = -1;
@@ -62,8 +76,12 @@ static int parse_study_args(const char *command, const char *usage, int argc, ch
 			rc = EXIT_USAGE;
 		else if (handled)
 			continue;
-		else if (c == 'v' && verbose)
-			*verbose = true;
+		else if (c == 'v' && flags)
+			flags->verbose = true;
+		else if (c == 'J' && flags)
+			flags->json = true;
+		else if (c == 'B' && flags)
+			flags->by = optarg;
 		else if (c == 'h') {
 			fputs(usage, stdout);
 			rc = EXIT_OK;
@@ -78,16 +96,285 @@ static int parse_study_args(const char *command, const char *usage, int argc, ch
 	return rc;
 }
 
-struct key_counts {
-	size_t up_to_date, stale, missing, failed;
+/*
+ * One word per state, the same in the table, -v, --by and --json: a file is failed when its job's
+ * last run failed, else missing when it does not exist, else stale when its job would run, else
+ * up-to-date. A job takes the worst of its files.
+ */
+enum file_state { FILE_UP_TO_DATE, FILE_STALE, FILE_MISSING, FILE_FAILED, FILE_STATES };
+static const char *const file_state_words[FILE_STATES] = {"up-to-date", "stale", "missing", "failed"};
+static const char file_state_symbols[FILE_STATES] = {'+', '~', '-', '!'};
+
+struct job_status {
+	enum file_state state;  /* the worst of its files */
+	const char *word;       /* what -v says: the state's word, or where the job is running */
+	enum file_state *files; /* one per output */
 };
+
+struct status_report {
+	struct study *study;
+	struct decision *decisions;
+	struct cluster_view view;
+	struct job_status *jobs;
+	struct strvec keys;       /* output keys, in the order jobs first make them */
+	size_t (*counts)[FILE_STATES];
+};
+
+/* The key of output `o` of a job: files follow recipe->out's order. */
+static const char *output_key(const struct study *study, const struct graph_job *job, size_t o)
+{
+	const struct recipe *recipe = &study->recipes->recipes[job->recipe];
+	return recipe->out.count == job->outputs.count ? recipe->out.items[o] : recipe->out.items[0];
+}
+
+static void classify_job(struct status_report *report, size_t i, struct cp_err *err)
+{
+	struct study *study = report->study;
+	const struct graph_job *job = &study->graph->jobs[i];
+	struct decision *d = &report->decisions[i];
+	struct job_status *js = &report->jobs[i];
+	struct state_job_record record;
+	bool known = state_job_lookup(study->state, job->id, &record);
+	bool on_cluster = report->view.in_flight[i];
+	bool failed = !on_cluster && known && record.status == STATE_STATUS_FAILED;
+	bool running = !on_cluster && known && record.status == STATE_STATUS_RUNNING && record.holder_alive;
+	if (on_cluster) {
+		d->kind = DECISION_HELD;
+		d->reason = STATE_RUNNING_ELSEWHERE;
+		struct strbuf where = STRBUF_INIT;
+		strbuf_addf(&where, "on %s as job ", exec_cluster_name(report->view.subs[i].kind));
+		exec_submission_cluster_id(&report->view.subs[i], &where);
+		free(d->detail);
+		d->detail = strbuf_detach(&where);
+	}
+	js->files = xcalloc(job->outputs.count + 1, sizeof(*js->files));
+	js->state = FILE_UP_TO_DATE;
+	for (size_t o = 0; o < job->outputs.count; o++) {
+		struct file_signature sig;
+		if (state_file_signature(study->state, job->outputs.items[o], &sig, err) < 0) {
+			cp_err_release(err);
+			sig.exists = false;
+		}
+		enum file_state state = failed ? FILE_FAILED : !sig.exists ? FILE_MISSING
+				      : d->kind == DECISION_RUN ? FILE_STALE : FILE_UP_TO_DATE;
+		js->files[o] = state;
+		if (state > js->state)
+			js->state = state;
+		const char *key = output_key(study, job, o);
+		long k = strvec_find(&report->keys, key);
+		if (k < 0) {
+			strvec_push(&report->keys, key);
+			report->counts = xrealloc(report->counts, report->keys.count * sizeof(*report->counts));
+			memset(report->counts[report->keys.count - 1], 0, sizeof(*report->counts));
+			k = (long)report->keys.count - 1;
+		}
+		report->counts[k][state]++;
+	}
+	js->word = on_cluster ? exec_cluster_state_name(report->view.states[i]) : running ? "running"
+		 : file_state_words[js->state];
+}
+
+static void print_job_lines(const struct status_report *report)
+{
+	struct strbuf line = STRBUF_INIT;
+	for (size_t i = 0; i < report->study->graph->count; i++) {
+		const struct decision *d = &report->decisions[i];
+		strbuf_reset(&line);
+		strbuf_addf(&line, "%-11s ", report->jobs[i].word);
+		cli_add_escaped(&line, report->study->graph->jobs[i].id);
+		if (d->reason != STATE_UP_TO_DATE) {
+			strbuf_adds(&line, "  (");
+			state_reason_describe(d->reason, d->detail, &line);
+			strbuf_addch(&line, ')');
+		}
+		strbuf_addch(&line, '\n');
+		fputs(line.buf, stdout);
+	}
+	strbuf_release(&line);
+}
+
+static void print_key_table(const struct status_report *report)
+{
+	printf("%-24s %10s %10s %10s %10s\n", "key", "up-to-date", "stale", "missing", "failed");
+	for (size_t k = 0; k < report->keys.count; k++)
+		printf("%-24s %10zu %10zu %10zu %10zu\n", report->keys.items[k], report->counts[k][FILE_UP_TO_DATE],
+		       report->counts[k][FILE_STALE], report->counts[k][FILE_MISSING], report->counts[k][FILE_FAILED]);
+	if (report->view.in_flight_count)
+		printf("on the cluster: %zu queued, %zu running (cpipe wait)\n", report->view.queued,
+		       report->view.running);
+}
+
+/* The value a job has for `name`, or NULL when it covers all of them (a group step). */
+static const char *job_value(const struct graph_job *job, const char *name)
+{
+	for (size_t b = 0; b < job->binding_count; b++)
+		if (!strcmp(job->binding_names[b], name))
+			return job->binding_values[b];
+	return NULL;
+}
+
+/*
+ * The --by matrix: cells[row * keys + key] is the worst state of the files there, or -1. Rows
+ * are the placeholder's values in the order jobs have them, then "*" for jobs over all of them.
+ */
+struct by_matrix {
+	struct strvec rows;
+	int *cells;
+};
+
+static int build_matrix(const struct status_report *report, const char *name, struct by_matrix *m,
+			struct cp_err *err)
+{
+	const struct graph *graph = report->study->graph;
+	bool used = false;
+	m->rows = (struct strvec)STRVEC_INIT;
+	for (size_t i = 0; i < graph->count; i++) {
+		const char *value = job_value(&graph->jobs[i], name);
+		used = used || value;
+		if (value && strvec_find(&m->rows, value) < 0)
+			strvec_push(&m->rows, value);
+	}
+	if (!used) {
+		struct strbuf known = STRBUF_INIT;
+		for (size_t i = 0; i < graph->count; i++)
+			for (size_t b = 0; b < graph->jobs[i].binding_count; b++)
+				if (!strstr(known.buf, graph->jobs[i].binding_names[b]))
+					strbuf_addf(&known, "%s%s", known.len ? ", " : "", graph->jobs[i].binding_names[b]);
+		cp_err_set(err, NULL, 0, "--by %s: no job iterates over '%s'; the jobs' placeholders: %s", name, name,
+			   known.len ? known.buf : "none");
+		strbuf_release(&known);
+		return -1;
+	}
+	strvec_push(&m->rows, "*");
+	size_t width = report->keys.count;
+	m->cells = xcalloc(m->rows.count * width + 1, sizeof(*m->cells));
+	for (size_t c = 0; c < m->rows.count * width; c++)
+		m->cells[c] = -1;
+	for (size_t i = 0; i < graph->count; i++) {
+		const char *value = job_value(&graph->jobs[i], name);
+		size_t row = (size_t)strvec_find(&m->rows, value ? value : "*");
+		for (size_t o = 0; o < graph->jobs[i].outputs.count; o++) {
+			size_t k = (size_t)strvec_find(&report->keys, output_key(report->study, &graph->jobs[i], o));
+			int *cell = &m->cells[row * width + k];
+			if ((int)report->jobs[i].files[o] > *cell)
+				*cell = (int)report->jobs[i].files[o];
+		}
+	}
+	/* No job over all values: no "*" row. */
+	bool star = false;
+	for (size_t k = 0; k < width; k++)
+		star = star || m->cells[(m->rows.count - 1) * width + k] >= 0;
+	if (!star)
+		free(m->rows.items[--m->rows.count]);
+	return 0;
+}
+
+static void print_matrix(const struct status_report *report, const char *name, const struct by_matrix *m)
+{
+	size_t first = strlen(name);
+	for (size_t r = 0; r < m->rows.count; r++)
+		if (strlen(m->rows.items[r]) > first)
+			first = strlen(m->rows.items[r]);
+	struct strbuf line = STRBUF_INIT;
+	strbuf_addf(&line, "%-*s", (int)first, name);
+	for (size_t k = 0; k < report->keys.count; k++)
+		strbuf_addf(&line, "  %s", report->keys.items[k]);
+	puts(line.buf);
+	for (size_t r = 0; r < m->rows.count; r++) {
+		strbuf_reset(&line);
+		cli_add_escaped(&line, m->rows.items[r]);
+		for (size_t pad = strlen(m->rows.items[r]); pad < first; pad++)
+			strbuf_addch(&line, ' ');
+		for (size_t k = 0; k < report->keys.count; k++) {
+			int cell = m->cells[r * report->keys.count + k];
+			/* The symbol sits under the first letter of its key's name. */
+			strbuf_addf(&line, "  %c%*s", cell < 0 ? ' ' : file_state_symbols[cell],
+				    (int)strlen(report->keys.items[k]) - 1, "");
+		}
+		while (line.len && line.buf[line.len - 1] == ' ')
+			strbuf_setlen(&line, line.len - 1);
+		puts(line.buf);
+	}
+	printf("+ up-to-date  ~ stale  - missing  ! failed%s\n",
+	       m->rows.count && !strcmp(m->rows.items[m->rows.count - 1], "*") ? "  (* = over all values)" : "");
+	strbuf_release(&line);
+}
+
+/* json_string refuses bytes that are not UTF-8: such text is replaced, never dropped. */
+static json_t *status_json_text(const char *text)
+{
+	json_t *value = json_string(text);
+	return value ? value : json_string("(not UTF-8)");
+}
+
+static void print_json(const struct status_report *report, const char *by, const struct by_matrix *m)
+{
+	const struct graph *graph = report->study->graph;
+	json_t *root = json_object(), *keys = json_array(), *jobs = json_array();
+	for (size_t k = 0; k < report->keys.count; k++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "key", status_json_text(report->keys.items[k]));
+		for (int s = 0; s < FILE_STATES; s++)
+			json_object_set_new(o, file_state_words[s], json_integer((json_int_t)report->counts[k][s]));
+		json_array_append_new(keys, o);
+	}
+	for (size_t i = 0; i < graph->count; i++) {
+		const struct graph_job *job = &graph->jobs[i];
+		const struct decision *d = &report->decisions[i];
+		json_t *o = json_object(), *placeholders = json_object(), *outputs = json_array();
+		json_object_set_new(o, "id", status_json_text(job->id));
+		json_object_set_new(o, "recipe", status_json_text(report->study->recipes->recipes[job->recipe].name));
+		for (size_t b = 0; b < job->binding_count; b++)
+			json_object_set_new(placeholders, job->binding_names[b], status_json_text(job->binding_values[b]));
+		json_object_set_new(o, "placeholders", placeholders);
+		json_object_set_new(o, "state", json_string(report->jobs[i].word));
+		json_object_set_new(o, "reason", json_string(state_reason_string(d->reason)));
+		json_object_set_new(o, "detail", status_json_text(d->detail ? d->detail : ""));
+		for (size_t f = 0; f < job->outputs.count; f++) {
+			json_t *file = json_object();
+			json_object_set_new(file, "path", status_json_text(job->outputs.items[f]));
+			json_object_set_new(file, "key", status_json_text(output_key(report->study, job, f)));
+			json_object_set_new(file, "state", json_string(file_state_words[report->jobs[i].files[f]]));
+			json_array_append_new(outputs, file);
+		}
+		json_object_set_new(o, "outputs", outputs);
+		json_array_append_new(jobs, o);
+	}
+	json_object_set_new(root, "keys", keys);
+	json_object_set_new(root, "jobs", jobs);
+	json_t *cluster = json_object();
+	json_object_set_new(cluster, "queued", json_integer((json_int_t)report->view.queued));
+	json_object_set_new(cluster, "running", json_integer((json_int_t)report->view.running));
+	json_object_set_new(root, "cluster", cluster);
+	if (by) {
+		json_t *rows = json_array();
+		for (size_t r = 0; r < m->rows.count; r++) {
+			json_t *row = json_object(), *cells = json_object();
+			json_object_set_new(row, "value", status_json_text(m->rows.items[r]));
+			for (size_t k = 0; k < report->keys.count; k++) {
+				int cell = m->cells[r * report->keys.count + k];
+				json_object_set_new(cells, report->keys.items[k],
+						    cell < 0 ? json_null() : json_string(file_state_words[cell]));
+			}
+			json_object_set_new(row, "keys", cells);
+			json_array_append_new(rows, row);
+		}
+		json_t *matrix = json_object();
+		json_object_set_new(matrix, "placeholder", status_json_text(by));
+		json_object_set_new(matrix, "rows", rows);
+		json_object_set_new(root, "by", matrix);
+	}
+	json_dumpf(root, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+	fputc('\n', stdout);
+	json_decref(root);
+}
 
 int cmd_status(int argc, char **argv)
 {
 	struct study_options opt;
 	memset(&opt, 0, sizeof(opt));
-	bool verbose = false;
-	int rc = parse_study_args("status", status_usage, argc, argv, &opt, &verbose);
+	struct status_flags flags = {false, false, NULL};
+	int rc = parse_study_args("status", status_usage, argc, argv, &opt, &flags);
 	if (rc >= 0)
 		goto out;
 	opt.need_state = true;
@@ -95,95 +382,43 @@ int cmd_status(int argc, char **argv)
 	struct study study;
 	if ((rc = study_load(&opt, &study)) != EXIT_OK)
 		goto out;
-	struct decision *decisions = NULL;
+	struct status_report report = {&study, NULL, {0}, NULL, STRVEC_INIT, NULL};
 	struct decide_options decide = {false, false, false};
 	struct cp_err err = CP_ERR_INIT;
-	struct cluster_view view;
-	if (cluster_sync(&study, &view, true, &err) < 0 || decide_all(&study, &decide, &decisions, &err) < 0) {
+	struct by_matrix matrix = {STRVEC_INIT, NULL};
+	rc = EXIT_USAGE;
+	if (cluster_sync(&study, &report.view, true, &err) < 0 || decide_all(&study, &decide, &report.decisions, &err) < 0) {
 		cli_report(&err);
-		rc = EXIT_USAGE;
-		cluster_view_release(&view);
-		study_release(&study);
-		goto out;
+		goto done;
 	}
-	struct strvec keys = STRVEC_INIT;
-	struct key_counts *counts = NULL;
-	size_t counts_cap = 0;
-	struct strbuf line = STRBUF_INIT;
-	for (size_t i = 0; i < study.graph->count; i++) {
-		const struct graph_job *job = &study.graph->jobs[i];
-		const struct recipe *recipe = &study.recipes->recipes[job->recipe];
-		struct state_job_record record;
-		bool known = state_job_lookup(study.state, job->id, &record);
-		bool failed = known && record.status == STATE_STATUS_FAILED;
-		/* A claim whose holder died is an interrupted run too. */
-		bool interrupted = known && (record.status == STATE_STATUS_INTERRUPTED ||
-					     (record.status == STATE_STATUS_RUNNING && !record.holder_alive));
-		bool running = known && record.status == STATE_STATUS_RUNNING && record.holder_alive;
-		bool on_cluster = view.in_flight[i];
-		if (on_cluster) {
-			failed = interrupted = running = false;
-			decisions[i].kind = DECISION_HELD;
-			decisions[i].reason = STATE_RUNNING_ELSEWHERE;
-			struct strbuf where = STRBUF_INIT;
-			strbuf_addf(&where, "on %s as job ", exec_cluster_name(view.subs[i].kind));
-			exec_submission_cluster_id(&view.subs[i], &where);
-			free(decisions[i].detail);
-			decisions[i].detail = strbuf_detach(&where);
-		}
-		if (verbose) {
-			const char *word = on_cluster ? exec_cluster_state_name(view.states[i])
-					 : failed ? "failed" : interrupted ? "interrupted" : running ? "running"
-					 : decisions[i].kind == DECISION_RUN ? "stale" : decision_kind_name(decisions[i].kind);
-			strbuf_reset(&line);
-			strbuf_addf(&line, "%-11s ", word);
-			cli_add_escaped(&line, job->id);
-			if (decisions[i].reason != STATE_UP_TO_DATE) {
-				strbuf_adds(&line, "  (");
-				state_reason_describe(decisions[i].reason, decisions[i].detail, &line);
-				strbuf_addch(&line, ')');
-			}
-			strbuf_addch(&line, '\n');
-			fputs(line.buf, stdout);
-		}
-		/* Each output file of the job counts under its key; files follow recipe->out's order. */
-		for (size_t o = 0; o < job->outputs.count; o++) {
-			const char *key = recipe->out.count == job->outputs.count ? recipe->out.items[o] : recipe->out.items[0];
-			long k = strvec_find(&keys, key);
-			if (k < 0) {
-				strvec_push(&keys, key);
-				ALLOC_GROW(counts, keys.count, counts_cap);
-				memset(&counts[keys.count - 1], 0, sizeof(*counts));
-				k = (long)keys.count - 1;
-			}
-			struct file_signature sig;
-			if (state_file_signature(study.state, job->outputs.items[o], &sig, &err) < 0) {
-				cp_err_release(&err);
-				sig.exists = false;
-			}
-			if (failed)
-				counts[k].failed++;
-			else if (!sig.exists)
-				counts[k].missing++;
-			else if (decisions[i].kind == DECISION_RUN)
-				counts[k].stale++;
-			else
-				counts[k].up_to_date++;
-		}
+	report.jobs = xcalloc(study.graph->count + 1, sizeof(*report.jobs));
+	for (size_t i = 0; i < study.graph->count; i++)
+		classify_job(&report, i, &err);
+	if (flags.by && build_matrix(&report, flags.by, &matrix, &err) < 0) {
+		cli_report(&err);
+		goto done;
 	}
-	printf("%-24s %10s %10s %10s %10s\n", "key", "up-to-date", "stale", "missing", "failed");
-	for (size_t k = 0; k < keys.count; k++)
-		printf("%-24s %10zu %10zu %10zu %10zu\n", keys.items[k], counts[k].up_to_date, counts[k].stale,
-		       counts[k].missing, counts[k].failed);
-	if (view.in_flight_count)
-		printf("on the cluster: %zu queued, %zu running (cpipe wait)\n", view.queued, view.running);
-	strbuf_release(&line);
-	free(counts);
-	strvec_release(&keys);
-	decisions_free(decisions, study.graph->count);
-	cluster_view_release(&view);
-	study_release(&study);
+	if (flags.json) {
+		print_json(&report, flags.by, &matrix);
+	} else if (flags.by) {
+		print_matrix(&report, flags.by, &matrix);
+	} else {
+		if (flags.verbose)
+			print_job_lines(&report);
+		print_key_table(&report);
+	}
 	rc = EXIT_OK;
+done:
+	for (size_t i = 0; report.jobs && i < study.graph->count; i++)
+		free(report.jobs[i].files);
+	free(report.jobs);
+	free(report.counts);
+	free(matrix.cells);
+	strvec_release(&matrix.rows);
+	strvec_release(&report.keys);
+	decisions_free(report.decisions, study.graph->count);
+	cluster_view_release(&report.view);
+	study_release(&study);
 out:
 	study_options_release(&opt);
 	return rc;
