@@ -60,6 +60,11 @@ int cli_read_tree(const char *path, const char *data_dir, struct tree **out, str
  */
 void cli_phase_done(const char *phase);
 
+/* Send stderr to /dev/null (for a step whose errors are not the user's business); returns what
+ * cli_restore_stderr needs to undo it. */
+int cli_silence_stderr(void);
+void cli_restore_stderr(int saved);
+
 /* Append `text` with tab, newline, CR and backslash escaped, for one-line-per-record output. */
 void cli_add_escaped(struct strbuf *out, const char *text);
 

@@ -151,19 +151,9 @@ static bool load_study(const struct completion *c, struct study_options *opt, st
 {
 	read_study_location(c, opt);
 	opt->glob_only = true;
-	fflush(stderr);
-	int saved = dup(STDERR_FILENO);
-	FILE *null = fopen("/dev/null", "w");
-	if (null)
-		dup2(fileno(null), STDERR_FILENO);
+	int saved = cli_silence_stderr();
 	bool loaded = study_load(opt, study) == EXIT_OK;
-	fflush(stderr);
-	if (saved >= 0) {
-		dup2(saved, STDERR_FILENO);
-		close(saved);
-	}
-	if (null)
-		fclose(null);
+	cli_restore_stderr(saved);
 	return loaded;
 }
 

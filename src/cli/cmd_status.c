@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char status_usage[] =
@@ -27,8 +28,10 @@ static const char status_usage[] =
 static const char log_usage[] =
 	"usage: cpipe log JOB [-f FILE] [-C DIR] [--data DIR]\n"
 	"\n"
-	"Print the log of JOB's last run (JOB as `cpipe plan` names it, or a unique\n"
-	"prefix of it).\n";
+	"Print the log of JOB's last run (JOB as `cpipe plan` names it, its placeholders\n"
+	"in any order, or a unique prefix of it), after a header: the job, how its last\n"
+	"run ended, when and where it started, how long it took, and its command as the\n"
+	"recipe file gives it now.\n";
 
 static const char forget_usage[] =
 	"usage: cpipe forget [TARGET ...] [options]\n"
@@ -428,7 +431,7 @@ struct prefix_search {
 	const char *prefix;
 	size_t matches;
 	char *job_id;
-	char *log_path;
+	bool exact;
 };
 
 static int collect_match(const struct state_job_record *record, void *data)
@@ -436,13 +439,98 @@ static int collect_match(const struct state_job_record *record, void *data)
 	struct prefix_search *search = data;
 	if (!strcmp(record->job_id, search->prefix) || !search->matches) {
 		free(search->job_id);
-		free(search->log_path);
 		search->job_id = xstrdup(record->job_id);
-		search->log_path = record->log_path ? xstrdup(record->log_path) : NULL;
 	}
 	search->matches++;
 	/* An exact match wins over longer ids that share it as a prefix. */
-	return !strcmp(record->job_id, search->prefix) ? 1 : 0;
+	search->exact = !strcmp(record->job_id, search->prefix);
+	return search->exact ? 1 : 0;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * A job id names its placeholders in sorted order ("count[session=a,subject=03]"); a user may
+ * write them in any order. Returns the sorted form, or NULL when `name` is not "recipe[a=x,...]".
+ */
+static char *sorted_job_name(const char *name)
+{
+	const char *open = strchr(name, '['), *close = strrchr(name, ']');
+	if (!open || !close || close[1] || close < open)
+		return NULL;
+	struct strvec pairs = STRVEC_INIT;
+	char *inside = xstrndup(open + 1, (size_t)(close - open - 1));
+	strvec_split(&pairs, inside, ',', false);
+	free(inside);
+	char *sorted = NULL;
+	bool pairs_ok = pairs.count > 1;
+	for (size_t i = 0; i < pairs.count; i++)
+		pairs_ok = pairs_ok && strchr(pairs.items[i], '=');
+	if (pairs_ok) {
+		qsort(pairs.items, pairs.count, sizeof(*pairs.items), compare_strings);
+		struct strbuf out = STRBUF_INIT;
+		strbuf_add(&out, name, (size_t)(open - name) + 1);
+		for (size_t i = 0; i < pairs.count; i++)
+			strbuf_addf(&out, "%s%s", i ? "," : "", pairs.items[i]);
+		strbuf_addch(&out, ']');
+		sorted = strbuf_detach(&out);
+	}
+	strvec_release(&pairs);
+	return sorted;
+}
+
+/*
+ * The job's command as the recipe file gives it now (with the command line's placeholder values),
+ * if the study loads, quietly, and has the job. `opt` names the JOB as its target: it is set
+ * aside, so that the graph has every job.
+ */
+static char *current_command(struct study_options *opt, const char *job_id)
+{
+	struct strvec job = opt->targets;
+	opt->targets = (struct strvec)STRVEC_INIT;
+	const char *directory = opt->directory;
+	opt->directory = NULL; /* cmd_log is already there */
+	struct study study;
+	int saved = cli_silence_stderr();
+	int rc = study_load(opt, &study);
+	cli_restore_stderr(saved);
+	opt->targets = job;
+	opt->directory = directory;
+	char *command = NULL;
+	size_t index;
+	if (rc == EXIT_OK && strmap_get(&study.graph->by_id, job_id, &index))
+		command = xstrdup(study.graph->jobs[index].command);
+	if (rc == EXIT_OK)
+		study_release(&study);
+	return command;
+}
+
+/* What a reader of a log wants first: which job, how its last run ended, when, where, what it ran. */
+static void print_log_header(const struct state_job_record *record, const char *command)
+{
+	printf("# job       %s\n", record->job_id);
+	printf("# status    %s", state_status_string(record->status));
+	if (record->status == STATE_STATUS_DONE || record->status == STATE_STATUS_FAILED)
+		printf(" (exit status %d)", record->exit_code);
+	putchar('\n');
+	if (record->start_ns > 0) {
+		time_t start = (time_t)(record->start_ns / 1000000000);
+		struct tm local;
+		char when[64];
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", localtime_r(&start, &local));
+		printf("# started   %s", when);
+		if (record->host)
+			printf(" on %s (pid %lld)", record->host, (long long)record->pid);
+		putchar('\n');
+		if (record->end_ns >= record->start_ns)
+			printf("# duration  %.2f s\n", (double)(record->end_ns - record->start_ns) / 1e9);
+	}
+	if (command)
+		printf("# command   %s\n", command);
+	printf("# log       %s\n", record->log_path);
 }
 
 int cmd_log(int argc, char **argv)
@@ -476,33 +564,47 @@ int cmd_log(int argc, char **argv)
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	struct prefix_search search = {opt.targets.items[0], 0, NULL, NULL};
-	int exact = state_foreach_job(state, opt.targets.items[0], collect_match, &search);
+	const char *name = opt.targets.items[0];
+	char *sorted = sorted_job_name(name);
+	struct prefix_search search = {name, 0, NULL, false};
+	state_foreach_job(state, name, collect_match, &search);
+	if (!search.matches && sorted) {
+		search.prefix = sorted;
+		state_foreach_job(state, sorted, collect_match, &search);
+	}
+	struct state_job_record record;
 	rc = EXIT_USAGE;
 	if (!search.matches) {
-		fprintf(stderr, "cpipe: no job '%s' in the state database\n", opt.targets.items[0]);
-	} else if (search.matches > 1 && !exact) {
-		fprintf(stderr, "cpipe: '%s' names %zu jobs; give more of the id\n", opt.targets.items[0], search.matches);
-	} else if (!search.log_path) {
+		fprintf(stderr, "cpipe: no job '%s' in the state database\n", name);
+	} else if (search.matches > 1 && !search.exact) {
+		fprintf(stderr, "cpipe: '%s' names %zu jobs; give more of the id\n", name, search.matches);
+	} else if (!state_job_lookup(state, search.job_id, &record) || !record.log_path) {
 		fprintf(stderr, "cpipe: job %s has no log (it never ran here)\n", search.job_id);
 	} else {
 		struct strbuf path = STRBUF_INIT;
-		path_join(opt.data_dir ? opt.data_dir : set->data, search.log_path, &path);
+		path_join(opt.data_dir ? opt.data_dir : set->data, record.log_path, &path);
 		FILE *f = fopen(path.buf, "r");
 		if (!f) {
 			fprintf(stderr, "cpipe: cannot read log %s of job %s\n", path.buf, search.job_id);
 		} else {
+			char *command = current_command(&opt, search.job_id);
+			print_log_header(&record, command);
+			free(command);
 			char buffer[65536];
-			size_t n;
-			while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0)
+			size_t n, total = 0;
+			while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0) {
 				fwrite(buffer, 1, n, stdout);
+				total += n;
+			}
+			if (!total)
+				puts("(the job printed nothing)");
 			fclose(f);
 			rc = EXIT_OK;
 		}
 		strbuf_release(&path);
 	}
+	free(sorted);
 	free(search.job_id);
-	free(search.log_path);
 	state_close(state);
 	recipe_set_free(set);
 out:
