@@ -75,6 +75,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+int cmd_clean(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_init(int argc, char **argv);

@@ -1,10 +1,12 @@
 #include "submit.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +44,22 @@ static const char forget_usage[] =
 	"\n"
 	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n";
 
+static const char clean_usage[] =
+	"usage: cpipe clean [TARGET ...] [options]\n"
+	"\n"
+	"Remove the outputs cpipe made for the TARGETs' jobs (for every job it has a\n"
+	"record of when no TARGET is given), and drop those records. Jobs of the same\n"
+	"recipes whose subject is gone from the study are cleaned too. A file the study\n"
+	"reads from disk (a raw input), a path outside the data root, and outputs\n"
+	"adopted rather than made by cpipe are never removed.\n"
+	"\n"
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n"
+	"  -n, --dry-run   list what would be removed, remove nothing\n"
+	"  -v, --verbose   name each file removed\n"
+	"  -h, --help      show this help\n"
+	"\n"
+	"Exit status: 0, 1 when a file could not be removed, 2 on a usage or input error.\n";
+
 static const char graph_usage[] =
 	"usage: cpipe graph [TARGET ...] [options]\n"
 	"\n"
@@ -55,25 +73,27 @@ static const struct option study_options[] = {
 	{"verbose", no_argument, NULL, 'v'},
 	{"json", no_argument, NULL, 'J'},
 	{"by", required_argument, NULL, 'B'},
+	{"dry-run", no_argument, NULL, 'n'},
 	{NULL, 0, NULL, 0},
 };
 
-/* What `cpipe status` takes beyond the study options (the other commands here take none of it). */
-struct status_flags {
+/* What status and clean take beyond the study options (a command given NULL takes none of it). */
+struct command_flags {
 	bool verbose;
 	bool json;
+	bool dry_run;
 	const char *by;
 };
 
 /* Parse the options every study command takes; returns -1 to go on, else an exit code. */
 static int parse_study_args(const char *command, const char *usage, int argc, char **argv,
-			    struct study_options *opt, struct status_flags *flags)
+			    struct study_options *opt, struct command_flags *flags)
 {
 	struct strvec storage = STRVEC_INIT;
 	int new_argc, c, rc = -1;
 	char **args = study_rewrite_args(argc, argv, study_options, opt, &storage, &new_argc);
 	optind = 1;
-	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:vh", study_options, NULL)) != -1) {
+	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:vnh", study_options, NULL)) != -1) {
 		int handled = study_option(opt, c, optarg);
 		if (handled < 0)
 			rc = EXIT_USAGE;
@@ -85,6 +105,8 @@ static int parse_study_args(const char *command, const char *usage, int argc, ch
 			flags->json = true;
 		else if (c == 'B' && flags)
 			flags->by = optarg;
+		else if (c == 'n' && flags)
+			flags->dry_run = true;
 		else if (c == 'h') {
 			fputs(usage, stdout);
 			rc = EXIT_OK;
@@ -376,8 +398,10 @@ int cmd_status(int argc, char **argv)
 {
 	struct study_options opt;
 	memset(&opt, 0, sizeof(opt));
-	struct status_flags flags = {false, false, NULL};
+	struct command_flags flags = {0};
 	int rc = parse_study_args("status", status_usage, argc, argv, &opt, &flags);
+	if (rc < 0 && flags.dry_run)
+		rc = cli_usage_error("status", "unknown option -n (status changes nothing)");
 	if (rc >= 0)
 		goto out;
 	opt.need_state = true;
@@ -636,6 +660,126 @@ int cmd_forget(int argc, char **argv)
 		printf("forgot %zu job record%s\n", forgotten, forgotten == 1 ? "" : "s");
 	}
 	free(ids);
+	study_release(&study);
+out:
+	study_options_release(&opt);
+	return rc;
+}
+
+/* What `cpipe clean` gathers: the jobs to clean and the files to remove. */
+struct clean_plan {
+	const struct study *study;
+	struct strvec recipes;  /* with targets: the recipes of the targets' jobs */
+	struct strvec job_ids;  /* records to drop */
+	struct strvec files;    /* recorded outputs to remove */
+	size_t kept;            /* recorded outputs that are raw inputs now, or outside the data root */
+};
+
+/* A path cpipe may remove: below the data root, and not a file the study reads from disk. */
+static bool removable(const struct study *study, const char *path)
+{
+	if (path[0] == '/' || !strcmp(path, "..") || !strncmp(path, "../", 3))
+		return false;
+	for (size_t i = 0; i < study->globbed.count; i++)
+		if (!strcmp(study->globbed.files[i].path, path))
+			return false;
+	return true;
+}
+
+static int collect_output(const struct state_file *file, void *data)
+{
+	struct clean_plan *plan = data;
+	struct stat st;
+	if (lstat(file->path, &st) < 0)
+		return 0;
+	if (!removable(plan->study, file->path))
+		plan->kept++;
+	else if (strvec_find(&plan->files, file->path) < 0)
+		strvec_push(&plan->files, file->path);
+	return 0;
+}
+
+/* Job "recipe[...]" (or "recipe") belongs to one of plan->recipes, or there are no targets. */
+static int collect_job(const struct state_job_record *record, void *data)
+{
+	struct clean_plan *plan = data;
+	size_t length = strcspn(record->job_id, "[");
+	bool wanted = plan->recipes.count == 0;
+	for (size_t r = 0; r < plan->recipes.count && !wanted; r++)
+		wanted = strlen(plan->recipes.items[r]) == length && !strncmp(plan->recipes.items[r], record->job_id, length);
+	size_t index;
+	/* With targets, a job of the graph is wanted; one of the same recipe that the graph no
+	 * longer has (its subject is gone) is wanted too. */
+	if (plan->recipes.count && strmap_get(&plan->study->graph->by_id, record->job_id, &index))
+		wanted = true;
+	if (!wanted)
+		return 0;
+	strvec_push(&plan->job_ids, record->job_id);
+	/* Adopted outputs were made outside cpipe: they are not cpipe's to remove. */
+	if (record->recorded && !record->adopted)
+		state_foreach_job_file(plan->study->state, record->job_id, 1, collect_output, plan);
+	return 0;
+}
+
+int cmd_clean(int argc, char **argv)
+{
+	struct study_options opt;
+	memset(&opt, 0, sizeof(opt));
+	struct command_flags flags = {0};
+	int rc = parse_study_args("clean", clean_usage, argc, argv, &opt, &flags);
+	if (rc < 0 && (flags.json || flags.by))
+		rc = cli_usage_error("clean", "--json and --by are status options");
+	if (rc >= 0)
+		goto out;
+	opt.need_state = true;
+	bool all = opt.targets.count == 0;
+	struct study study;
+	if ((rc = study_load(&opt, &study)) != EXIT_OK)
+		goto out;
+	struct clean_plan plan = {&study, STRVEC_INIT, STRVEC_INIT, STRVEC_INIT, 0};
+	for (size_t i = 0; !all && i < study.graph->count; i++) {
+		const char *name = study.recipes->recipes[study.graph->jobs[i].recipe].name;
+		if (strvec_find(&plan.recipes, name) < 0)
+			strvec_push(&plan.recipes, name);
+	}
+	if (all || plan.recipes.count)
+		state_foreach_job(study.state, NULL, collect_job, &plan);
+	strvec_sort(&plan.files);
+	struct cp_err err = CP_ERR_INIT;
+	size_t removed = 0;
+	rc = EXIT_OK;
+	for (size_t i = 0; i < plan.files.count; i++) {
+		if (flags.dry_run) {
+			printf("would remove %s\n", plan.files.items[i]);
+		} else if (unlink(plan.files.items[i]) == 0) {
+			removed++;
+			if (flags.verbose)
+				printf("removed %s\n", plan.files.items[i]);
+		} else {
+			fprintf(stderr, "cpipe: cannot remove %s: %s\n", plan.files.items[i], strerror(errno));
+			rc = EXIT_JOB_FAILED;
+		}
+	}
+	size_t forgotten = 0;
+	if (!flags.dry_run && plan.job_ids.count &&
+	    state_forget(study.state, NULL, (const char *const *)plan.job_ids.items, plan.job_ids.count, &forgotten,
+			 &err) < 0) {
+		cli_report(&err);
+		rc = EXIT_USAGE;
+	}
+	if (flags.dry_run)
+		printf("would remove %zu file%s of %zu job%s", plan.files.count, plan.files.count == 1 ? "" : "s",
+		       plan.job_ids.count, plan.job_ids.count == 1 ? "" : "s");
+	else
+		printf("removed %zu file%s; forgot %zu job record%s", removed, removed == 1 ? "" : "s", forgotten,
+		       forgotten == 1 ? "" : "s");
+	if (plan.kept)
+		printf(" (kept %zu recorded output%s that %s raw input%s now or outside the data root)", plan.kept,
+		       plan.kept == 1 ? "" : "s", plan.kept == 1 ? "is a" : "are", plan.kept == 1 ? "" : "s");
+	putchar('\n');
+	strvec_release(&plan.recipes);
+	strvec_release(&plan.job_ids);
+	strvec_release(&plan.files);
 	study_release(&study);
 out:
 	study_options_release(&opt);

@@ -9,6 +9,7 @@ static const struct cli_command commands[] = {
 	{"wait", cmd_wait, "wait for the jobs submitted to a cluster to end, importing their results"},
 	{"status", cmd_status, "count each key's files: up to date, stale, missing, failed"},
 	{"log", cmd_log, "print the log of a job's last run"},
+	{"clean", cmd_clean, "remove the outputs cpipe made (never a raw input) and their records"},
 	{"forget", cmd_forget, "drop the state records of jobs (their outputs are then adopted or rebuilt)"},
 	{"graph", cmd_graph, "print the job graph in Graphviz DOT"},
 	{"tree", cmd_tree, "parse a .tree file and print its templates and placeholders"},
