@@ -163,6 +163,9 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 	bool on_cluster = report->view.in_flight[i];
 	bool failed = !on_cluster && known && record.status == STATE_STATUS_FAILED;
 	bool running = !on_cluster && known && record.status == STATE_STATUS_RUNNING && record.holder_alive;
+	/* A claim whose holder died is an interrupted run too. */
+	bool interrupted = !on_cluster && known && (record.status == STATE_STATUS_INTERRUPTED ||
+						    (record.status == STATE_STATUS_RUNNING && !record.holder_alive));
 	if (on_cluster) {
 		d->kind = DECISION_HELD;
 		d->reason = STATE_RUNNING_ELSEWHERE;
@@ -195,8 +198,9 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 		}
 		report->counts[k][state]++;
 	}
+	/* Where the job is, when that says more than the state of its files. */
 	js->word = on_cluster ? exec_cluster_state_name(report->view.states[i]) : running ? "running"
-		 : file_state_words[js->state];
+		 : interrupted && js->state != FILE_FAILED ? "interrupted" : file_state_words[js->state];
 }
 
 static void print_job_lines(const struct status_report *report)
