@@ -863,11 +863,11 @@ static int request_path(struct builder *b, const char *target)
 				break;
 			}
 			struct glob_result matches = GLOB_RESULT_INIT;
-			int found = glob_match_path(info->path, normal.buf, &matches, b->err);
+			int found = glob_match_path(info->path, normal.buf, false, &matches, b->err);
 			if (found < 0) {
 				rc = -1;
 			} else if (found > 0) {
-				/* The first parse names the file's placeholders, as file-tree would resolve it. */
+				/* The best parse names the file's placeholders, as in globbing. */
 				const struct glob_file *match = &matches.files[0];
 				struct bindings fixed = {NULL, 0, 0}, restricted = {NULL, 0, 0};
 				for (size_t i = 0; i < match->binding_count; i++)

@@ -176,7 +176,7 @@ static int glob_sources(struct study_options *opt, struct study *study, struct c
 	}
 	if (rc == 0 && keys.count) {
 		struct glob_request request = {(const char *const *)keys.items, keys.count, ".",
-					       (const char *const *const *)arrays, sizes, link_count};
+					       (const char *const *const *)arrays, sizes, link_count, false};
 		rc = glob_update(study->tree, &request, &study->globbed, err);
 	}
 	for (size_t i = 0; i < link_count; i++)

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int without = glob_template_regex(template_text, false, &regex, &err);
 
 	struct glob_result matches = GLOB_RESULT_INIT;
-	int count = glob_match_path(template_text, path, &matches, &err);
+	int count = glob_match_path(template_text, path, true, &matches, &err);
 	/* Every template error is found by both, and a count is what was appended. */
 	if ((with < 0) != (count < 0) || (without < 0 && with >= 0))
 		abort();

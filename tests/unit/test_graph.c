@@ -67,7 +67,7 @@ static int build(struct fixture *fx, const char *tree_text, const char *recipe_t
 	assert_int_equal(recipe_load_string(recipe_text, strlen(recipe_text), "cpipe.yaml", &fx->set, &fx->err), 0);
 	struct strvec sources = STRVEC_INIT;
 	graph_source_keys(fx->set, &sources);
-	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0};
+	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0, false};
 	assert_int_equal(glob_update(fx->tree, &request, &fx->globbed, &fx->err), 0);
 	strvec_release(&sources);
 	/* Half the tests see the glob's list of raw inputs, half find them with stat alone. */
