@@ -160,17 +160,22 @@ static int glob_sources(struct study_options *opt, struct study *study, struct c
 {
 	struct strvec keys = STRVEC_INIT;
 	graph_source_keys(study->recipes, &keys);
-	size_t link_count = opt->link_specs.count;
+	/* The recipe file's `link:` groups, then the command line's --link ones. */
+	const struct recipe_set *set = study->recipes;
+	size_t link_count = set->link_count + opt->link_specs.count;
 	struct strvec *names = xcalloc(link_count + 1, sizeof(*names));
 	const char **arrays[64];
 	size_t sizes[64];
 	int rc = 0;
 	if (link_count > 64) {
-		cp_err_set(err, NULL, 0, "at most 64 --link groups");
+		cp_err_set(err, NULL, 0, "at most 64 link groups (link: and --link together)");
 		rc = -1;
 	}
 	for (size_t i = 0; rc == 0 && i < link_count; i++) {
-		strvec_split(&names[i], opt->link_specs.items[i], ',', true);
+		for (size_t k = 0; i < set->link_count && k < set->links[i].count; k++)
+			strvec_push(&names[i], set->links[i].items[k]);
+		if (i >= set->link_count)
+			strvec_split(&names[i], opt->link_specs.items[i - set->link_count], ',', true);
 		arrays[i] = (const char **)names[i].items;
 		sizes[i] = names[i].count;
 	}
