@@ -21,7 +21,9 @@ expect_err_contains "t1_fov"
 expect_exit 2 cpipe plan no_such_key
 expect_err_contains "no_such_key"
 
-# A missing raw input shows the chain, and --skip-missing leaves that subject out.
+# A subject the tree lists but no file has is an error naming the subjects that exist; with
+# product: true a missing raw input shows the chain (and how to fix it), and --skip-missing leaves
+# that subject out.
 rm sub-02/T1w.nii.gz
 mkdir -p sub-02
 cat >study.tree <<'TREE'
@@ -35,9 +37,13 @@ group
     mean_brain.txt      (group_mean)
 TREE
 expect_exit 2 cpipe run group_mean
+expect_err_contains "study.tree sets subject to 02, which no file has; known: 01"
+{ echo "product: true"; cat cpipe.yaml; } >product.yaml
+expect_exit 2 cpipe run -f product.yaml group_mean
 expect_err_contains "sub-02/T1w.nii.gz"
 expect_err_contains "reorient[subject=02]"
 expect_err_contains "group_mean"
+expect_err_contains "drop product: to make jobs only for the files that exist"
 expect_exit 0 cpipe run --skip-missing t1_brain
 expect_ran "brain 01
 fov 01
