@@ -1144,6 +1144,12 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	}
 	b->stack.count--;
 	free(b->stack.items[b->stack.count]);
+	/* A group job never quietly disappears with a missing input: it is listed too. */
+	if (rc == ADD_SKIPPED && recipe->batch.count)
+		strvec_push_owned(&b->graph->skipped,
+				  xasprintf("%s: left out: some of its inputs are missing (see above); give "
+					    "--partial-group to make it from the inputs that exist",
+					    f->id.buf));
 	if (rc == ADD_SKIPPED)
 		strmap_put(&b->skipped, f->id.buf, 0);
 	if (rc == ADD_OK)

@@ -21,11 +21,11 @@ recipes:
   - name: T1w_step
     in: [T1w]
     out: [T1w_stats]
-    run: "echo {T1w} > {T1w_stats} && echo T1w {T1w} >> ran.log"
+    run: "cat {T1w} > {T1w_stats} && echo T1w {T1w} >> ran.log"
   - name: bold_step
     in: [bold]
     out: [bold_stats]
-    run: "echo {bold} > {bold_stats} && echo bold {bold} >> ran.log"
+    run: "cat {bold} > {bold_stats} && echo bold {bold} >> ran.log"
   - name: bold_group
     in: [bold_stats]
     out: [bold_group]
