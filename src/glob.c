@@ -524,8 +524,11 @@ static void variant_build(struct variant *v, const struct source *src, const boo
 	bool first = true;
 	for (size_t i = 0; i < src->tmpl.count; i++) {
 		const struct template_part *part = &src->tmpl.parts[i];
-		if (part->optional >= 0 && !keep_group[part->optional])
+		/* A dropped leading group ("[ses-{B}]/f.txt") leaves "/f.txt": relative still, not absolute. */
+		if (part->optional >= 0 && !keep_group[part->optional]) {
+			first = false;
 			continue;
+		}
 		if (part->kind != TEMPLATE_LITERAL) {
 			struct piece piece = {part->kind, part->text, strlen(part->text), part->spec,
 					      part->kind == TEMPLATE_FIELD ? src->part_name[i] : 0};

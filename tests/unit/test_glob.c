@@ -197,6 +197,17 @@ static void test_optional_directory(void **state)
 				      "f sub-2/ses-y/f A=2 B=y");
 }
 
+/* An optional directory at the top level: without it the path is still relative (file-tree finds both). */
+static void test_optional_top_directory(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"f.txt", "ses-2/f.txt", NULL});
+	parse_tree(study, "[ses-{B}]\n    f.txt (f)\n");
+	glob_ok(study, (const char *const[]){"f", NULL});
+	assert_values(study->tree, "B", "None,2");
+	assert_result(&study->result, "f f.txt B=None\nf ses-2/f.txt B=2");
+}
+
 /* §2.3: {x:02d} takes at most two digits and gives ints; {x:d} takes a sign; {x:f} needs a dot. */
 static void test_typed_fields(void **state)
 {
@@ -614,6 +625,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_optional_directory, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_typed_fields, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_ambiguity, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_optional_top_directory, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_one_parse_per_file, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_repeated_placeholder, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_link, study_setup, study_teardown),
