@@ -15,6 +15,7 @@ struct key_info {
 	struct strvec required; /* placeholder names outside [...] */
 	struct strvec optional; /* names only inside [...] */
 	struct strvec names;    /* required then optional, each once */
+	struct strvec iterating; /* those of `names` with a list of values in the tree (set once, the tree is final) */
 	struct template parsed; /* `path` split once, for filling it quickly */
 	long producer;          /* recipe making this key, or -1 */
 	struct combos *combos;  /* the combinations of its values that exist (key_combos); NULL until asked */
@@ -133,6 +134,7 @@ static void axes_release(struct axes *axes)
 }
 
 static void key_names(const struct key_info *info, struct strvec *out);
+static void iterating_names(const struct builder *b, const struct strvec *names, struct strvec *out);
 
 static struct key_info *key_lookup(struct builder *b, const char *key)
 {
@@ -153,6 +155,7 @@ static struct key_info *key_lookup(struct builder *b, const char *key)
 	info->path = path;
 	template_placeholders(&parsed, &info->required, &info->optional);
 	key_names(info, &info->names);
+	iterating_names(b, &info->names, &info->iterating);
 	info->parsed = parsed;
 	info->producer = recipe_find_producer(b->set, key);
 	strmap_put(&b->key_index, key, b->key_count);
@@ -560,10 +563,7 @@ static const struct tree_value *file_value(const struct glob_file *file, const c
 /* A raw key's combinations: one per file the glob found. */
 static void raw_key_combos(const struct builder *b, const struct key_info *info, struct combos *out)
 {
-	struct strvec names = STRVEC_INIT;
-	iterating_names(b, &info->names, &names);
-	combos_init(out, &names);
-	strvec_release(&names);
+	combos_init(out, &info->iterating);
 	const struct glob_result *globbed = b->request->globbed;
 	size_t low = 0, high = globbed->count, width = out->names.count;
 	while (low < high) {
@@ -599,10 +599,7 @@ static struct combos *key_combos(struct builder *b, size_t key_index)
 			free(c);
 			return NULL;
 		}
-		struct strvec names = STRVEC_INIT;
-		iterating_names(b, &b->keys[key_index].names, &names);
-		combos_project(made, &names, c);
-		strvec_release(&names);
+		combos_project(made, &b->keys[key_index].iterating, c);
 	}
 	return b->keys[key_index].combos = c;
 }
@@ -786,8 +783,7 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 		return ADD_SKIPPED;
 	}
 	if (b->in_product) {
-		struct strvec names = STRVEC_INIT;
-		iterating_names(b, &info->names, &names);
+		const struct strvec names = info->iterating;
 		strbuf_adds(&message, " (the recipe iterates over every combination of the placeholders' values, as "
 				      "product: asks; drop product: to make jobs only for the files that exist");
 		if (names.count > 1) {
@@ -800,7 +796,6 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 			strbuf_adds(&message, "]]");
 		}
 		strbuf_adds(&message, "; --skip-missing leaves such jobs out)");
-		strvec_release(&names);
 	} else {
 		strbuf_adds(&message, " (use --skip-missing to leave such jobs out)");
 	}
@@ -873,16 +868,14 @@ static int add_existing_path(void *ctx, size_t row)
 static int expand_existing(struct builder *b, struct frame *f, size_t key_index, bool optional)
 {
 	const struct key_info *info = &b->keys[key_index];
-	struct strvec open = STRVEC_INIT;
-	iterating_names(b, &info->names, &open);
+	const struct strvec *open = &info->iterating;
 	size_t open_count = 0;
-	for (size_t i = 0; i < open.count; i++)
-		open_count += !bindings_find(&f->binding, open.items[i]);
+	for (size_t i = 0; i < open->count; i++)
+		open_count += !bindings_find(&f->binding, open->items[i]);
 	struct combos *combos = open_count ? key_combos(b, key_index) : NULL;
 	bool covered = combos != NULL;
-	for (size_t i = 0; covered && i < open.count; i++)
-		covered = bindings_find(&f->binding, open.items[i]) || strvec_find(&combos->names, open.items[i]) >= 0;
-	strvec_release(&open);
+	for (size_t i = 0; covered && i < open->count; i++)
+		covered = bindings_find(&f->binding, open->items[i]) || strvec_find(&combos->names, open->items[i]) >= 0;
 	if (open_count && !combos)
 		return ADD_ERROR;
 	if (!covered)
@@ -1375,6 +1368,7 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 		strvec_release(&b.keys[i].required);
 		strvec_release(&b.keys[i].optional);
 		strvec_release(&b.keys[i].names);
+		strvec_release(&b.keys[i].iterating);
 		template_release(&b.keys[i].parsed);
 	}
 	free(b.keys);

@@ -10,13 +10,23 @@ static void add_cell_key(struct strbuf *key, const struct tree_value *value)
 		strbuf_adds(key, "N;");
 		return;
 	}
-	strbuf_addf(key, "%zu:", strlen(value->text));
+	/* Length, ':', text: keys of rows stay unambiguous whatever bytes values hold. Called per row: no printf. */
+	size_t length = strlen(value->text);
+	char digits[24];
+	size_t at = sizeof(digits);
+	do {
+		digits[--at] = (char)('0' + length % 10);
+		length /= 10;
+	} while (length);
+	strbuf_add(key, digits + at, sizeof(digits) - at);
+	strbuf_addch(key, ':');
 	strbuf_adds(key, value->text);
 }
 
 void combos_init(struct combos *c, const struct strvec *names)
 {
 	memset(c, 0, sizeof(*c));
+	c->key = (struct strbuf)STRBUF_INIT;
 	for (size_t i = 0; i < names->count; i++)
 		if (strvec_find(&c->names, names->items[i]) < 0)
 			strvec_push(&c->names, names->items[i]);
@@ -26,6 +36,7 @@ void combos_init(struct combos *c, const struct strvec *names)
 void combos_release(struct combos *c)
 {
 	strvec_release(&c->names);
+	strbuf_release(&c->key);
 	free(c->cells);
 	strmap_release(&c->seen);
 	strvec_release(&c->index_names);
@@ -37,16 +48,15 @@ void combos_release(struct combos *c)
 void combos_add(struct combos *c, const struct tree_value *const *row)
 {
 	size_t width = c->names.count;
-	struct strbuf key = STRBUF_INIT;
+	strbuf_reset(&c->key);
 	for (size_t k = 0; k < width; k++)
-		add_cell_key(&key, row[k]);
-	if (strmap_put(&c->seen, key.buf, c->rows)) {
+		add_cell_key(&c->key, row[k]);
+	if (strmap_put(&c->seen, c->key.buf, c->rows)) {
 		ALLOC_GROW(c->cells, (c->rows + 1) * width + 1, c->cap);
 		memcpy(c->cells + c->rows * width, row, width * sizeof(*row));
 		c->rows++;
 		c->indexed = false;
 	}
-	strbuf_release(&key);
 }
 
 /* For each column of `to`, its column in `from`, or -1. */

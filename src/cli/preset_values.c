@@ -6,41 +6,36 @@
  */
 #include "study.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Past this many known values the message shows the first and last few. */
 #define KNOWN_SHOWN_MAX 12
 
-/* Whether a file's value is the pre-set text (a typed field's 1 is "1" and "01", as the glob compares them). */
-static bool same_value(const struct tree_value *found, const char *wanted)
-{
-	if (!found->text)
-		return false;
-	if (!strcmp(found->text, wanted))
-		return true;
-	char *end;
-	if (found->type == TREE_VALUE_INT) {
-		long long number = strtoll(wanted, &end, 10);
-		return end != wanted && !*end && number == found->integer;
-	}
-	if (found->type == TREE_VALUE_FLOAT) {
-		double number = strtod(wanted, &end);
-		return end != wanted && !*end && number == found->real;
-	}
-	return false;
-}
-
-/* Whether some globbed file has `value` for `name`. */
-static bool value_found(const struct glob_result *globbed, const char *name, const char *value)
+/* The texts of `name`'s values in the globbed files (a typed field's 1 as "1"). */
+static void found_values(const struct glob_result *globbed, const char *name, struct strmap *out)
 {
 	for (size_t i = 0; i < globbed->count; i++) {
 		const struct glob_file *file = &globbed->files[i];
 		for (size_t b = 0; b < file->binding_count; b++)
-			if (!strcmp(file->bindings[b].name, name) && same_value(&file->bindings[b].value, value))
-				return true;
+			if (file->bindings[b].value.text && !strcmp(file->bindings[b].name, name))
+				strmap_put(out, file->bindings[b].value.text, 0);
 	}
-	return false;
+}
+
+/* Whether a pre-set text is among the found ones, read as a number too ("01" is the 1 of {run:d}). */
+static bool value_found(const struct strmap *found, const char *value)
+{
+	if (strmap_get(found, value, NULL))
+		return true;
+	char *end;
+	long long number = strtoll(value, &end, 10);
+	if (end == value || *end)
+		return false;
+	char decimal[32];
+	snprintf(decimal, sizeof(decimal), "%lld", number);
+	return strmap_get(found, decimal, NULL);
 }
 
 /* The values of `name` on disk: glob the raw keys again with the tree's own values, `name` left open. */
@@ -116,7 +111,7 @@ static void globbed_names(const struct tree *tree, const struct strvec *keys, st
 }
 
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
-			      const struct strvec *keys, struct cp_err *err)
+			      const struct strvec *preset, const struct strvec *keys, struct cp_err *err)
 {
 	const struct tree *tree = study->tree;
 	struct strvec names = STRVEC_INIT;
@@ -124,7 +119,7 @@ int study_check_preset_values(const struct study_options *opt, const struct stud
 	int rc = 0;
 	for (size_t i = 0; i < tree->placeholder_count && !rc; i++) {
 		const struct tree_placeholder *p = &tree->placeholders[i];
-		if (strvec_find(&names, p->name) < 0)
+		if (strvec_find(&names, p->name) < 0 || strvec_find(preset, p->name) < 0)
 			continue;
 		bool from_command_line = false;
 		for (size_t s = 0; s < opt->settings.count && !from_command_line; s++)
@@ -132,15 +127,17 @@ int study_check_preset_values(const struct study_options *opt, const struct stud
 		/* The tree's own lists are checked unless missing files are wanted as errors or skips. */
 		if (!from_command_line && (opt->skip_missing || study->recipes->product))
 			continue;
-		for (size_t v = 0; v < p->count; v++) {
+		struct strmap found = STRMAP_INIT;
+		found_values(&study->globbed, p->name, &found);
+		for (size_t v = 0; v < p->count && !rc; v++) {
 			const char *value = p->values[v].text;
-			if (!value || value_found(&study->globbed, p->name, value))
+			if (!value || value_found(&found, value))
 				continue;
 			struct strvec known = STRVEC_INIT;
 			if (known_values(study, keys, p->name, &known, err) < 0) {
 				strvec_release(&known);
 				rc = -1;
-				break;
+				continue;
 			}
 			/* No file at all, or a value that exists but not with the other filters: the graph says so. */
 			bool exists = !known.count;
@@ -164,8 +161,8 @@ int study_check_preset_values(const struct study_options *opt, const struct stud
 			strbuf_release(&message);
 			strvec_release(&known);
 			rc = -1;
-			break;
 		}
+		strmap_release(&found);
 	}
 	strvec_release(&names);
 	return rc;
