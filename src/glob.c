@@ -371,16 +371,9 @@ static void add_value_key(struct strbuf *key, const struct tree_value *value)
 		strbuf_adds(key, "N;");
 		return;
 	}
-	/* Type, length, text: keys of tuples stay unambiguous whatever bytes names hold. Called per file, so no printf. */
-	size_t length = strlen(value->text);
-	char digits[24];
-	size_t at = sizeof(digits);
-	do {
-		digits[--at] = (char)('0' + length % 10);
-		length /= 10;
-	} while (length);
+	/* Type, length, text: keys of tuples stay unambiguous whatever bytes names hold. */
 	strbuf_addch(key, value->type == TREE_VALUE_INT ? 'I' : value->type == TREE_VALUE_FLOAT ? 'F' : 'S');
-	strbuf_add(key, digits + at, sizeof(digits) - at);
+	strbuf_add_size(key, strlen(value->text));
 	strbuf_addch(key, ':');
 	strbuf_adds(key, value->text);
 }

@@ -10,15 +10,8 @@ static void add_cell_key(struct strbuf *key, const struct tree_value *value)
 		strbuf_adds(key, "N;");
 		return;
 	}
-	/* Length, ':', text: keys of rows stay unambiguous whatever bytes values hold. Called per row: no printf. */
-	size_t length = strlen(value->text);
-	char digits[24];
-	size_t at = sizeof(digits);
-	do {
-		digits[--at] = (char)('0' + length % 10);
-		length /= 10;
-	} while (length);
-	strbuf_add(key, digits + at, sizeof(digits) - at);
+	/* Length, ':', text: keys of rows stay unambiguous whatever bytes values hold. */
+	strbuf_add_size(key, strlen(value->text));
 	strbuf_addch(key, ':');
 	strbuf_adds(key, value->text);
 }
