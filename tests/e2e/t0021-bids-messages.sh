@@ -54,6 +54,12 @@ expect_exit 2 cpipe plan -f product.yaml bold_stats
 expect_err_contains "input 'sub-02/ses-retest/func/sub-02_ses-retest_task-covertverbgeneration_bold.nii.gz' (key bold) does not exist"
 expect_err_contains "drop product: to make jobs only for the files that exist, or link the placeholders that go together: --link subject,task,session"
 expect_err_contains "or link: [[subject, task, session"
+# The link the message suggests does fix it, in the recipe file or on the command line.
+{ echo "product: true"; echo "link: [[subject, session]]"; cat cpipe.yaml; } >linked.yaml
+expect_exit 0 cpipe plan -f linked.yaml bold_stats
+expect_out_contains "0 to run, 95 up to date"
+expect_exit 0 cpipe plan -f product.yaml --link subject,session bold_stats
+expect_out_contains "0 to run, 95 up to date"
 expect_exit 0 cpipe run -f product.yaml --skip-missing
 expect_err_contains "cpipe: skipped: input 'sub-02/ses-retest/anat/sub-02_ses-retest_T1w.nii.gz' (key T1w) does not exist"
 expect_err_contains "cpipe: skipped: bold_group: left out: some of its inputs are missing (see above)"
