@@ -15,7 +15,8 @@ static const char status_usage[] =
 	"a cluster are imported first; jobs still queued or running there are counted\n"
 	"on a last line and shown as \"queued\" or \"running\" with -v.\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n"
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing,\n"
+	"  --partial-group: as for run\n"
 	"  -v, --verbose   one line per job\n"
 	"  -h, --help      show this help\n";
 
@@ -32,7 +33,8 @@ static const char forget_usage[] =
 	"TARGET is given). Their outputs are then adopted as up to date by the next\n"
 	"run, or rebuilt with --rebuild-unknown. Files are not touched.\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n";
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing,\n"
+	"  --partial-group: as for run\n";
 
 static const char graph_usage[] =
 	"usage: cpipe graph [TARGET ...] [options]\n"
@@ -40,7 +42,8 @@ static const char graph_usage[] =
 	"Print the graph of the jobs the TARGETs need in Graphviz DOT (cpipe graph |\n"
 	"dot -Tsvg > dag.svg).\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n";
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing,\n"
+	"  --partial-group: as for run\n";
 
 static const struct option study_options[] = {
 	STUDY_LONG_OPTIONS,
