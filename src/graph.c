@@ -19,6 +19,7 @@ struct key_info {
 	struct template parsed; /* `path` split once, for filling it quickly */
 	long producer;          /* recipe making this key, or -1 */
 	struct combos *combos;  /* the combinations of its values that exist (key_combos); NULL until asked */
+	bool combos_shared;     /* `combos` is its producing recipe's own (same columns), not a copy */
 };
 
 /* What the graph needs to know about one recipe, computed once. */
@@ -594,12 +595,22 @@ static struct combos *key_combos(struct builder *b, size_t key_index)
 	if (producer < 0) {
 		raw_key_combos(b, &b->keys[key_index], c);
 	} else {
-		const struct combos *made = recipe_combos(b, (size_t)producer);
+		struct combos *made = recipe_combos(b, (size_t)producer);
 		if (!made) {
 			free(c);
 			return NULL;
 		}
-		combos_project(made, &b->keys[key_index].iterating, c);
+		/* The usual output has exactly its recipe's columns: share them rather than copy every row. */
+		struct strvec *names = &b->keys[key_index].iterating;
+		bool same = made->names.count == names->count;
+		for (size_t i = 0; same && i < names->count; i++)
+			same = strvec_find(&made->names, names->items[i]) >= 0;
+		if (same) {
+			free(c);
+			b->keys[key_index].combos_shared = true;
+			return b->keys[key_index].combos = made;
+		}
+		combos_project(made, names, c);
 	}
 	return b->keys[key_index].combos = c;
 }
@@ -676,6 +687,51 @@ static void note_left_out(struct builder *b, size_t r, struct combos *made, stru
 }
 
 /*
+ * The combinations of the `count` input combinations that exist together, cut
+ * down to `iterating` and crossed with the values of names no input has. A
+ * single input (the usual recipe) is only cut down: joining it with the
+ * one empty row would copy every row once more.
+ */
+static struct combos *join_inputs(struct builder *b, size_t r, const struct strvec *iterating,
+				  struct combos *const *inputs, const char *const *keys, size_t count)
+{
+	struct combos *joined = NULL;
+	for (size_t i = 1; i < count; i++) {
+		struct combos *next = xcalloc(1, sizeof(*next));
+		combos_join(joined ? joined : inputs[0], inputs[i], next);
+		if (joined) {
+			combos_release(joined);
+			free(joined);
+		}
+		joined = next;
+	}
+	struct combos *made = xcalloc(1, sizeof(*made));
+	if (count) {
+		combos_project(joined ? joined : inputs[0], iterating, made);
+	} else {
+		struct strvec no_names = STRVEC_INIT;
+		const struct tree_value *unit[1] = {NULL};
+		combos_init(made, &no_names);
+		combos_add(made, unit);
+	}
+	if (joined) {
+		combos_release(joined);
+		free(joined);
+	}
+	cross_uncovered(b, iterating, &made);
+	if (count > 1) {
+		struct combos *projected = xcalloc(count, sizeof(*projected));
+		for (size_t i = 0; i < count; i++)
+			combos_project(inputs[i], iterating, &projected[i]);
+		note_left_out(b, r, made, projected, keys, count);
+		for (size_t i = 0; i < count; i++)
+			combos_release(&projected[i]);
+		free(projected);
+	}
+	return made;
+}
+
+/*
  * The combinations recipe `r` makes jobs for: those of its required inputs
  * that exist together (joined on the placeholders they share), cut down to
  * the placeholders it iterates over, crossed with the values of those no
@@ -696,13 +752,9 @@ static struct combos *recipe_combos(struct builder *b, size_t r)
 	}
 	b->recipes[r].combining = true;
 	strvec_push(&b->combining, recipe->name);
-	struct strvec iterating = STRVEC_INIT, no_names = STRVEC_INIT;
+	struct strvec iterating = STRVEC_INIT;
 	iterating_names(b, &b->recipes[r].iterating, &iterating);
-	struct combos *joined = xcalloc(1, sizeof(*joined));
-	combos_init(joined, &no_names);
-	const struct tree_value *unit[1] = {NULL};
-	combos_add(joined, unit);
-	struct combos *inputs = xcalloc(recipe->in.count + 1, sizeof(*inputs));
+	struct combos **inputs = xcalloc(recipe->in.count + 1, sizeof(*inputs));
 	const char **keys = xcalloc(recipe->in.count + 1, sizeof(*keys));
 	size_t input_count = 0;
 	bool failed = false;
@@ -711,32 +763,15 @@ static struct combos *recipe_combos(struct builder *b, size_t r)
 			continue;
 		size_t key_index;
 		strmap_get(&b->key_index, recipe->in.items[i], &key_index);
-		struct combos *of_key = key_combos(b, key_index);
-		if (!of_key) {
-			failed = true;
-			break;
-		}
-		struct combos *next = xcalloc(1, sizeof(*next));
-		combos_join(joined, of_key, next);
-		combos_release(joined);
-		free(joined);
-		joined = next;
-		combos_project(of_key, &iterating, &inputs[input_count]);
+		inputs[input_count] = key_combos(b, key_index);
+		failed = !inputs[input_count];
 		keys[input_count++] = recipe->in.items[i];
 	}
 	struct combos *made = NULL;
-	if (!failed) {
-		made = xcalloc(1, sizeof(*made));
-		combos_project(joined, &iterating, made);
-		cross_uncovered(b, &iterating, &made);
-		note_left_out(b, r, made, inputs, keys, input_count);
-	}
-	for (size_t i = 0; i < input_count; i++)
-		combos_release(&inputs[i]);
+	if (!failed)
+		made = join_inputs(b, r, &iterating, inputs, keys, input_count);
 	free(inputs);
 	free(keys);
-	combos_release(joined);
-	free(joined);
 	strvec_release(&iterating);
 	b->recipes[r].combining = false;
 	free(b->combining.items[--b->combining.count]);
@@ -1361,9 +1396,10 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	strvec_release(&targets);
 
 	for (size_t i = 0; i < b.key_count; i++) {
-		if (b.keys[i].combos)
+		if (b.keys[i].combos && !b.keys[i].combos_shared) {
 			combos_release(b.keys[i].combos);
-		free(b.keys[i].combos);
+			free(b.keys[i].combos);
+		}
 		free(b.keys[i].key);
 		strvec_release(&b.keys[i].required);
 		strvec_release(&b.keys[i].optional);

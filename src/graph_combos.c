@@ -38,16 +38,28 @@ void combos_release(struct combos *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* The key of row `row` in c->key. */
+static void row_key(struct combos *c, const struct tree_value *const *row)
+{
+	strbuf_reset(&c->key);
+	for (size_t k = 0; k < c->names.count; k++)
+		add_cell_key(&c->key, row[k]);
+}
+
 void combos_add(struct combos *c, const struct tree_value *const *row)
 {
 	size_t width = c->names.count;
-	strbuf_reset(&c->key);
-	for (size_t k = 0; k < width; k++)
-		add_cell_key(&c->key, row[k]);
+	/* Rows copied in whole by combos_project get their keys only when a row is added after them. */
+	for (; c->keyed < c->rows; c->keyed++) {
+		row_key(c, c->cells + c->keyed * width);
+		strmap_put(&c->seen, c->key.buf, c->keyed);
+	}
+	row_key(c, row);
 	if (strmap_put(&c->seen, c->key.buf, c->rows)) {
 		ALLOC_GROW(c->cells, (c->rows + 1) * width + 1, c->cap);
 		memcpy(c->cells + c->rows * width, row, width * sizeof(*row));
 		c->rows++;
+		c->keyed++;
 		c->indexed = false;
 	}
 }
@@ -191,6 +203,16 @@ void combos_project(const struct combos *in, const struct strvec *names, struct 
 	combos_init(out, &kept);
 	strvec_release(&kept);
 	long *from = column_map(out, in);
+	if (out->names.count == in->names.count) {
+		/* Every column kept (in the same, sorted order): the rows are distinct already. */
+		out->cap = in->rows * in->names.count + 1;
+		out->cells = xcalloc(out->cap, sizeof(*out->cells));
+		if (in->rows)
+			memcpy(out->cells, in->cells, in->rows * in->names.count * sizeof(*out->cells));
+		out->rows = in->rows;
+		free(from);
+		return;
+	}
 	const struct tree_value **row = xcalloc(out->names.count + 1, sizeof(*row));
 	for (size_t r = 0; r < in->rows; r++) {
 		for (size_t k = 0; k < out->names.count; k++)

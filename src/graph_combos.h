@@ -17,6 +17,7 @@ struct combos {
 	size_t rows;
 	size_t cap;
 	struct strmap seen;              /* a row's key -> the row, to keep rows distinct */
+	size_t keyed;                    /* rows in `seen` (the first ones; see combos_project) */
 	struct strbuf key;               /* scratch for a row's key */
 	/* An index on some of the columns (the last set asked for): per key, its rows chained. */
 	struct strvec index_names;
