@@ -234,6 +234,24 @@ static void test_jobs_from_existing_files(void **state)
 	assert_int_equal(fx->graph->warnings.count, 0);
 }
 
+/* Placeholders no input has (vars) multiply the existing combinations; linked ones go row by row. */
+static void test_vars_cross_existing(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	const char *tree_text = "low = 1, 2\nhigh = 8, 9\n&LINK low, high\nkind = a, b\n"
+				"sub-{subject}\n    raw.txt (raw)\n    out_{low}_{high}_{kind}.txt (out)\n";
+	const char *recipes = "recipes:\n  - {name: cut, in: [raw], out: [out], vars: [low, high, kind], "
+			      "run: 'cp {raw} {out}'}\n";
+	const char *targets[] = {"out"};
+	assert_int_equal(build(fx, tree_text, recipes, targets, 1, false), 0);
+	/* 2 subjects x 2 linked rows x 2 kinds, not x 4 (low, high) pairs. */
+	assert_int_equal(fx->graph->count, 8);
+	assert_true(job_index(fx->graph, "cut[high=9,kind=b,low=2,subject=02]") >= 0);
+	assert_int_equal(job_index(fx->graph, "cut[high=9,kind=b,low=1,subject=02]"), -1);
+}
+
 /* A group job over a placeholder the command line narrowed is left out, unless partial_group. */
 static void test_narrowed_group_left_out(void **state)
 {
@@ -364,6 +382,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_input_shows_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_skip_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_from_existing_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vars_cross_existing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_narrowed_group_left_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_to_make_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
