@@ -26,7 +26,7 @@ struct key_info {
 struct recipe_info {
 	struct strvec iterating; /* placeholder names it iterates over (before dropping singular ones), sorted */
 	struct combos *combos;   /* the combinations it makes jobs for (recipe_combos); NULL until asked */
-	bool combining;          /* recipe_combos is working on it (a cycle, reported by add_job) */
+	bool combining;          /* recipe_combos is working on it: meeting it again is a cycle */
 };
 
 /* One placeholder bound to one value while expanding. */
