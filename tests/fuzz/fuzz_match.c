@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the template matcher: the input is a template, a
  * newline, then a path. Both glob_template_regex and glob_match_path must
- * neither crash nor leak, and must agree on whether the template is valid.
+ * neither crash nor leak, and must agree on whether the template is valid;
+ * the one parse kept by default must be one of the parses all_parses lists.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,6 +42,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (strcmp(file->bindings[b - 1].name, file->bindings[b].name) >= 0)
 				abort();
 	}
+	struct glob_result best = GLOB_RESULT_INIT;
+	int kept = glob_match_path(template_text, path, false, &best, &err);
+	if (kept != (count > 0 ? 1 : count))
+		abort();
+	bool listed = kept <= 0;
+	for (size_t i = 0; kept > 0 && i < matches.count && !listed; i++) {
+		const struct glob_file *file = &matches.files[i];
+		listed = file->binding_count == best.files[0].binding_count;
+		for (size_t b = 0; listed && b < file->binding_count; b++) {
+			const char *x = file->bindings[b].value.text, *y = best.files[0].bindings[b].value.text;
+			listed = (!x && !y) || (x && y && !strcmp(x, y));
+		}
+	}
+	if (!listed)
+		abort();
+	glob_result_release(&best);
 	glob_result_release(&matches);
 	strbuf_release(&regex);
 	cp_err_release(&err);
