@@ -58,16 +58,33 @@ static int known_values(const struct study *study, const struct strvec *keys, co
 	return rc;
 }
 
-/* "did you mean": the known value that `wrong` spells with a prefix from the file name, else the nearest. */
+/* Whether `prefix` (`length` bytes) reads as file-name text ("sub-", "subject"), not as digits of a value. */
+static bool name_like(const char *prefix, size_t length)
+{
+	for (size_t i = 0; i < length; i++)
+		if ((prefix[i] >= 'a' && prefix[i] <= 'z') || (prefix[i] >= 'A' && prefix[i] <= 'Z'))
+			return true;
+	return false;
+}
+
+/*
+ * "did you mean": the longest known value that `wrong` ends with after text from the file name
+ * ("sub-01" or "subjectB"), else the nearest by edit distance.
+ */
 static void suggest_value(const char *wrong, const struct strvec *known, struct strbuf *out)
 {
+	size_t length = strlen(wrong);
+	const char *suffix = NULL;
 	for (size_t i = 0; i < known->count; i++) {
-		size_t length = strlen(wrong), k = strlen(known->items[i]);
-		if (length > k && !strcmp(wrong + length - k, known->items[i]) && strchr("-_", wrong[length - k - 1])) {
-			strbuf_addf(out, "; did you mean '%s'? (the '%.*s' is part of the file name, not of the value)",
-				    known->items[i], (int)(length - k), wrong);
-			return;
-		}
+		size_t k = strlen(known->items[i]);
+		if (length > k && !strcmp(wrong + length - k, known->items[i]) && name_like(wrong, length - k) &&
+		    (!suffix || k > strlen(suffix)))
+			suffix = known->items[i];
+	}
+	if (suffix) {
+		strbuf_addf(out, "; did you mean '%s'? (the '%.*s' is part of the file name, not of the value)", suffix,
+			    (int)(length - strlen(suffix)), wrong);
+		return;
 	}
 	const char *best = NULL;
 	size_t best_distance = (strlen(wrong) + 2) / 3;

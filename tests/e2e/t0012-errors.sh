@@ -72,4 +72,15 @@ expect_exit 2 cpipe plan -f cycle.yaml t1_brain --subject 01
 expect_err_contains "cycle"
 expect_err_contains "forward"
 expect_err_contains "backward"
+# An unknown value on the command line: the known values (a long list shortened) and a close one.
+cd "$WORK" || fail "no work directory"
+make_study many $(seq -w 1 20)
+cd many || fail "no study"
+expect_exit 2 cpipe plan --subject 99
+expect_err_contains "--subject 99: no such subject; known: 01, 02, 03, 04, 05, 06, 07, 08, 09, …, 18, 19, 20 (20 values)"
+expect_exit 2 cpipe plan --subject 1
+expect_err_contains "--subject 1: no such subject; known: 01,"
+expect_err_contains "did you mean '01'?"
+expect_exit 2 cpipe plan --subject 01,sub-07
+expect_err_contains "did you mean '07'? (the 'sub-' is part of the file name, not of the value)"
 done_testing
