@@ -58,6 +58,11 @@ static int known_values(const struct study *study, const struct strvec *keys, co
 	return rc;
 }
 
+static bool is_number(const char *text)
+{
+	return *text && strspn(text, "0123456789") == strlen(text);
+}
+
 /* Whether `prefix` (`length` bytes) reads as file-name text ("sub-", "subject"), not as digits of a value. */
 static bool name_like(const char *prefix, size_t length)
 {
@@ -89,6 +94,12 @@ static void suggest_value(const char *wrong, const struct strvec *known, struct 
 	const char *best = NULL;
 	size_t best_distance = (strlen(wrong) + 2) / 3;
 	for (size_t i = 0; i < known->count; i++) {
+		/* Numbers are close only when equal ("1" and "01"): 02 is no typo of 01. */
+		if (is_number(wrong) && is_number(known->items[i])) {
+			if (strtoll(wrong, NULL, 10) == strtoll(known->items[i], NULL, 10))
+				best = known->items[i];
+			continue;
+		}
 		size_t distance = str_distance(wrong, known->items[i]);
 		if (distance <= best_distance && (!best || distance < str_distance(wrong, best)))
 			best = known->items[i];
@@ -128,7 +139,8 @@ static void globbed_names(const struct tree *tree, const struct strvec *keys, st
 }
 
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
-			      const struct strvec *preset, const struct strvec *keys, struct cp_err *err)
+			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
+			      struct cp_err *err)
 {
 	const struct tree *tree = study->tree;
 	struct strvec names = STRVEC_INIT;
@@ -141,9 +153,10 @@ int study_check_preset_values(const struct study_options *opt, const struct stud
 		bool from_command_line = false;
 		for (size_t s = 0; s < opt->settings.count && !from_command_line; s++)
 			from_command_line = !strcmp(opt->settings.items[s].name, p->name);
-		/* The tree's own lists are checked unless missing files are wanted as errors or skips. */
-		if (!from_command_line && (opt->skip_missing || study->recipes->product))
+		/* The tree's own lists are checked unless a product recipe file wants its missing files as errors. */
+		if (!from_command_line && study->recipes->product)
 			continue;
+		bool skip = !from_command_line && opt->skip_missing;
 		struct strmap found = STRMAP_INIT;
 		found_values(&study->globbed, p->name, &found);
 		for (size_t v = 0; v < p->count && !rc; v++) {
@@ -171,12 +184,18 @@ int study_check_preset_values(const struct study_options *opt, const struct stud
 				strbuf_addf(&message, "%s sets %s to %s, which no file has", tree->file, p->name, value);
 			add_known(&known, &message);
 			suggest_value(value, &known, &message);
+			strvec_release(&known);
+			/* With --skip-missing, a listed value without files is one more thing not made, and said so. */
+			if (skip) {
+				strbuf_addf(&message, "; nothing is made for %s %s", p->name, value);
+				strvec_push_owned(skipped, strbuf_detach(&message));
+				continue;
+			}
 			if (!from_command_line)
-				strbuf_adds(&message, " (remove it from the tree, or give --skip-missing or product: true "
-						      "to have its missing files listed)");
+				strbuf_adds(&message, " (remove it from the tree, give --skip-missing to leave it out, or "
+						      "product: true to have its missing files listed)");
 			cp_err_set(err, NULL, 0, "%s", message.buf);
 			strbuf_release(&message);
-			strvec_release(&known);
 			rc = -1;
 		}
 		strmap_release(&found);

@@ -313,19 +313,23 @@ int study_load(struct study_options *opt, struct study *study)
 	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
 					opt->skip_missing, &study->globbed, &study->narrowed, opt->partial_group,
 					study->filter_text};
-	struct strvec source_keys = STRVEC_INIT, preset = STRVEC_INIT;
+	struct strvec source_keys = STRVEC_INIT, preset = STRVEC_INIT, preset_skipped = STRVEC_INIT;
 	graph_source_keys(study->recipes, &source_keys);
 	for (size_t i = 0; i < study->tree->placeholder_count; i++)
 		if (study->tree->placeholders[i].count)
 			strvec_push(&preset, study->tree->placeholders[i].name);
 	int built = glob_sources(opt, study, &source_keys, &err);
 	if (built == 0)
-		built = study_check_preset_values(opt, study, &preset, &source_keys, &err);
+		built = study_check_preset_values(opt, study, &preset, &source_keys, &preset_skipped, &err);
 	strvec_release(&source_keys);
 	strvec_release(&preset);
 	cli_phase_done("glob");
 	if (built == 0)
 		built = graph_build(study->tree, study->recipes, &request, &study->graph, &err);
+	/* Listed and counted with the jobs the graph left out. */
+	for (size_t i = 0; built == 0 && i < preset_skipped.count; i++)
+		strvec_push(&study->graph->skipped, preset_skipped.items[i]);
+	strvec_release(&preset_skipped);
 	cli_phase_done("graph");
 	if (opt->need_state) {
 		/* A glob or graph error wins over the state's own; the state is closed either way. */

@@ -72,13 +72,15 @@ int study_load(struct study_options *opt, struct study *study);
 
 /*
  * After the glob: of the placeholders in `preset` (those with values before
- * the glob), a value given on the command line, or listed in
- * the tree (unless --skip-missing or a top-level product: true), that no file
- * of the raw keys `keys` has, while the data have other values: -1 with a
- * message listing the known values and suggesting a close one.
+ * the glob), a value given on the command line, or listed in the tree (unless
+ * a top-level product: true), that no file of the raw keys `keys` has, while
+ * the data have other values: -1 with a message listing the known values and
+ * suggesting a close one. With --skip-missing a value the tree lists is no
+ * error: a line saying so goes to `skipped`.
  */
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
-			      const struct strvec *preset, const struct strvec *keys, struct cp_err *err);
+			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
+			      struct cp_err *err);
 
 void study_release(struct study *study);
 void study_options_release(struct study_options *opt);

@@ -45,6 +45,8 @@ expect_err_contains "reorient[subject=02]"
 expect_err_contains "group_mean"
 expect_err_contains "drop product: to make jobs only for the files that exist"
 expect_exit 0 cpipe run --skip-missing t1_brain
+expect_err_contains "cpipe: skipped: study.tree sets subject to 02, which no file has; known: 01; nothing is made for subject 02"
+expect_err_contains "3 done, 0 failed, 0 interrupted, 1 skipped"
 expect_ran "brain 01
 fov 01
 reorient 01"
