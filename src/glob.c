@@ -371,16 +371,9 @@ static void add_value_key(struct strbuf *key, const struct tree_value *value)
 		strbuf_adds(key, "N;");
 		return;
 	}
-	/* Type, length, text: keys of tuples stay unambiguous whatever bytes names hold. Called per file, so no printf. */
-	size_t length = strlen(value->text);
-	char digits[24];
-	size_t at = sizeof(digits);
-	do {
-		digits[--at] = (char)('0' + length % 10);
-		length /= 10;
-	} while (length);
+	/* Type, length, text: keys of tuples stay unambiguous whatever bytes names hold. */
 	strbuf_addch(key, value->type == TREE_VALUE_INT ? 'I' : value->type == TREE_VALUE_FLOAT ? 'F' : 'S');
-	strbuf_add(key, digits + at, sizeof(digits) - at);
+	strbuf_add_size(key, strlen(value->text));
 	strbuf_addch(key, ':');
 	strbuf_adds(key, value->text);
 }
@@ -524,8 +517,11 @@ static void variant_build(struct variant *v, const struct source *src, const boo
 	bool first = true;
 	for (size_t i = 0; i < src->tmpl.count; i++) {
 		const struct template_part *part = &src->tmpl.parts[i];
-		if (part->optional >= 0 && !keep_group[part->optional])
+		/* A dropped leading group ("[ses-{B}]/f.txt") leaves "/f.txt": relative still, not absolute. */
+		if (part->optional >= 0 && !keep_group[part->optional]) {
+			first = false;
 			continue;
+		}
 		if (part->kind != TEMPLATE_LITERAL) {
 			struct piece piece = {part->kind, part->text, strlen(part->text), part->spec,
 					      part->kind == TEMPLATE_FIELD ? src->part_name[i] : 0};
@@ -845,6 +841,12 @@ struct worker {
 	struct glob_result result;   /* the files this worker found */
 	size_t *file_ranks;          /* per file of `result`: its key's rank */
 	size_t file_rank_count, file_rank_cap;
+	/* One parse per file: the parses of the current subject and key, waiting for the best to be kept. */
+	size_t pending_start;        /* first file of `result` parsed from the current subject and key */
+	size_t *pending_matcher;     /* per pending file: its matcher */
+	size_t *pending_score;       /* per pending file: optional placeholders present */
+	size_t pending_cap;
+	struct strvec tie_keys, tie_paths, tie_messages; /* per key: the first file read two ways equally well */
 
 	/* Walk state. */
 	const char *root; /* the root directory, for messages */
@@ -876,6 +878,7 @@ struct job {
 	struct link_group *links;
 	size_t link_count;
 	bool keep_files;  /* whether workers record files */
+	bool all_parses;  /* keep every parse of a file (file-tree), not only the best */
 	pcre2_match_context *match_context;
 	struct worker *workers;
 	size_t worker_count;
@@ -938,6 +941,11 @@ static void worker_release(struct worker *w)
 	free(w->linked);
 	glob_result_release(&w->result);
 	free(w->file_ranks);
+	free(w->pending_matcher);
+	free(w->pending_score);
+	strvec_release(&w->tie_keys);
+	strvec_release(&w->tie_paths);
+	strvec_release(&w->tie_messages);
 	strbuf_release(&w->subject);
 	for (size_t i = 0; w->levels && i < w->level_count; i++)
 		free(w->levels[i]);
@@ -1167,6 +1175,7 @@ static void worker_init(struct job *job, struct worker *w, uint32_t most_groups,
 	w->collected = xcalloc(job->collector_names.count + 1, sizeof(*w->collected));
 	w->linked = xcalloc(job->link_count + 1, sizeof(*w->linked));
 	w->result = (struct glob_result)GLOB_RESULT_INIT;
+	w->tie_keys = w->tie_paths = w->tie_messages = (struct strvec)STRVEC_INIT;
 	w->subject = (struct strbuf)STRBUF_INIT;
 	w->level_count = job->deepest + 2;
 	w->levels = xcalloc(w->level_count, sizeof(*w->levels));
@@ -1318,8 +1327,31 @@ static bool read_captures(struct worker *w, const struct pattern *p, const char 
 	return true;
 }
 
-/* Steps 6-8 for one parse: filter, bind, collect, and record the file. */
-static void accept_parse(struct worker *w, const struct pattern *p, const char *subject, size_t length)
+static int compare_optional_text(const char *a, const char *b)
+{
+	if (!a || !b)
+		return (a != NULL) - (b != NULL);
+	return strcmp(a, b);
+}
+
+static bool same_bindings(const struct glob_file *a, const struct glob_file *b)
+{
+	if (a->binding_count != b->binding_count)
+		return false;
+	for (size_t i = 0; i < a->binding_count; i++) {
+		const struct tree_value *x = &a->bindings[i].value, *y = &b->bindings[i].value;
+		if (strcmp(a->bindings[i].name, b->bindings[i].name) || x->type != y->type ||
+		    compare_optional_text(x->text, y->text))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Step 6 for one parse: check the captures against pre-set values and bind
+ * them to the matcher's slots. False when a filter rejects the parse.
+ */
+static bool bind_parse(struct worker *w, const struct pattern *p)
 {
 	const struct matcher *m = &w->job->matchers[p->matcher];
 	static const struct tree_value none = {NULL, TREE_VALUE_STRING, 0, 0.0};
@@ -1329,33 +1361,139 @@ static void accept_parse(struct worker *w, const struct pattern *p, const char *
 		const struct tree_value *value = &w->capture_values[i];
 		const struct name_rule *rule = &m->rules[i];
 		if (rule->kind == RULE_EQUAL && !values_equal(value, &rule->placeholder->values[0]))
-			return;
+			return false;
 		if (rule->kind == RULE_MEMBER) {
 			bool found = false;
 			for (size_t v = 0; v < rule->placeholder->count && !found; v++)
 				found = values_equal(value, &rule->placeholder->values[v]);
 			if (!found)
-				return;
+				return false;
 		}
 		/* Names sharing a binding (P/x fell back to x) must agree. */
 		const struct tree_value **slot = &w->slot_values[rule->slot];
 		if (*slot && !values_equal(*slot, value))
-			return;
+			return false;
 		*slot = value;
 	}
 	for (size_t s = 0; s < m->slot_names.count; s++)
 		if (!w->slot_values[s])
 			w->slot_values[s] = m->slot_fixed[s].text ? &m->slot_fixed[s] : &none;
+	return true;
+}
+
+/* Steps 7-8 for the bound slot values: collect the values and the linked tuples. */
+static void collect_slots(struct worker *w, const struct matcher *m)
+{
 	for (size_t s = 0; s < m->slot_names.count; s++)
 		if (m->slot_collector[s] != SIZE_MAX)
 			value_set_add(&w->collected[m->slot_collector[s]], &w->key, &w->slot_values[s], 1);
 	if (w->job->link_count)
 		collect_link(w, m);
-	if (w->job->keep_files)
-		append_file(w, m, subject, length);
 }
 
-/* Try `count` candidate patterns (in job order) on `subject`: for each subset group, the first success. */
+/* The rank of a parse: how many optional-only placeholders it found in the name. */
+static size_t parse_score(const struct worker *w, const struct pattern *p)
+{
+	const struct matcher *m = &w->job->matchers[p->matcher];
+	size_t score = 0;
+	for (size_t i = 0; i < m->source.optional_name_count; i++)
+		score += w->capture_values[i].text != NULL;
+	return score;
+}
+
+static void describe_bindings(const struct glob_file *file, struct strbuf *out)
+{
+	bool first = true;
+	for (size_t b = 0; b < file->binding_count; b++) {
+		if (!file->bindings[b].value.text)
+			continue;
+		strbuf_adds(out, first ? "" : ", ");
+		strbuf_addf(out, "%s=%s", file->bindings[b].name, file->bindings[b].value.text);
+		first = false;
+	}
+	if (first)
+		strbuf_adds(out, "no value");
+}
+
+/* A file read two ways equally well: remember the first such file of each key (the smallest path). */
+static void note_tie(struct worker *w, const struct glob_file *kept, const struct glob_file *other)
+{
+	const char *key = kept->key ? kept->key : "";
+	long at = strvec_find(&w->tie_keys, key);
+	if (at >= 0 && strcmp(w->tie_paths.items[at], kept->path) <= 0)
+		return;
+	struct strbuf message = STRBUF_INIT;
+	strbuf_addf(&message, "key '%s': '%s' reads as ", key, kept->path);
+	describe_bindings(kept, &message);
+	strbuf_adds(&message, " or as ");
+	describe_bindings(other, &message);
+	strbuf_adds(&message, "; cpipe kept the first (cpipe glob --all-parses lists every reading)");
+	if (at < 0) {
+		strvec_push(&w->tie_keys, key);
+		strvec_push(&w->tie_paths, kept->path);
+		strvec_push_owned(&w->tie_messages, strbuf_detach(&message));
+		return;
+	}
+	free(w->tie_paths.items[at]);
+	w->tie_paths.items[at] = xstrdup(kept->path);
+	free(w->tie_messages.items[at]);
+	w->tie_messages.items[at] = strbuf_detach(&message);
+}
+
+/*
+ * One parse per file: of the parses of the current subject for one key (the
+ * files from pending_start on), keep the one with the most optional parts
+ * present, the first of them on a tie, and collect its values.
+ */
+static void keep_best_parse(struct worker *w)
+{
+	struct glob_result *result = &w->result;
+	size_t start = w->pending_start, count = result->count - start;
+	if (!count)
+		return;
+	size_t best = 0;
+	for (size_t i = 1; i < count; i++)
+		if (w->pending_score[i] > w->pending_score[best])
+			best = i;
+	for (size_t i = 0; i < count; i++) {
+		if (i != best && w->pending_score[i] == w->pending_score[best] &&
+		    !same_bindings(&result->files[start + best], &result->files[start + i])) {
+			note_tie(w, &result->files[start + best], &result->files[start + i]);
+			break;
+		}
+	}
+	result->files[start] = result->files[start + best];
+	result->count = start + 1;
+	w->file_rank_count = start + 1;
+	const struct glob_file *file = &result->files[start];
+	for (size_t s = 0; s < file->binding_count; s++)
+		w->slot_values[s] = &file->bindings[s].value;
+	collect_slots(w, &w->job->matchers[w->pending_matcher[best]]);
+	w->pending_start = result->count;
+}
+
+/* A parse that passed the filters, kept until the subject's parses for its key are all known. */
+static void add_pending_parse(struct worker *w, const struct pattern *p, const char *subject, size_t length)
+{
+	const struct matcher *m = &w->job->matchers[p->matcher];
+	size_t at = w->result.count - w->pending_start;
+	if (at && w->job->matchers[w->pending_matcher[0]].key != m->key)
+		keep_best_parse(w), at = 0;
+	if (at + 1 > w->pending_cap) {
+		w->pending_cap = (at + 1) * 2;
+		w->pending_matcher = xrealloc(w->pending_matcher, w->pending_cap * sizeof(*w->pending_matcher));
+		w->pending_score = xrealloc(w->pending_score, w->pending_cap * sizeof(*w->pending_score));
+	}
+	w->pending_matcher[at] = p->matcher;
+	w->pending_score[at] = parse_score(w, p);
+	append_file(w, m, subject, length);
+}
+
+/*
+ * Try `count` candidate patterns (in job order) on `subject`: for each subset
+ * group, the first success. Every parse is kept (file-tree) with all_parses,
+ * else only the best parse of each key.
+ */
 static void match_candidates(struct worker *w, const size_t *candidates, size_t count, const char *subject,
 			     size_t length)
 {
@@ -1364,6 +1502,7 @@ static void match_candidates(struct worker *w, const size_t *candidates, size_t 
 		memset(w->group_stamp, 0, (job->subset_group_count + 1) * sizeof(*w->group_stamp));
 		w->subject_stamp = 1;
 	}
+	w->pending_start = w->result.count;
 	for (size_t i = 0; i < count; i++) {
 		const struct pattern *p = &job->patterns[candidates[i]];
 		if (w->group_stamp[p->subset_group] == w->subject_stamp)
@@ -1372,8 +1511,18 @@ static void match_candidates(struct worker *w, const size_t *candidates, size_t 
 		if (rc < 0 || !read_captures(w, p, subject))
 			continue;
 		w->group_stamp[p->subset_group] = w->subject_stamp;
-		accept_parse(w, p, subject, length);
+		if (!bind_parse(w, p))
+			continue;
+		if (!job->all_parses) {
+			add_pending_parse(w, p, subject, length);
+			continue;
+		}
+		collect_slots(w, &job->matchers[p->matcher]);
+		if (job->keep_files)
+			append_file(w, &job->matchers[p->matcher], subject, length);
 	}
+	if (!job->all_parses)
+		keep_best_parse(w);
 }
 
 /* ------------------------------------------------------------------ walk */
@@ -1741,6 +1890,7 @@ static int walk_root(struct job *job, enum glob_root root, const char *directory
 
 void glob_result_release(struct glob_result *result)
 {
+	strvec_release(&result->warnings);
 	FREE_AND_NULL(result->files);
 	result->count = 0;
 	result->cap = 0;
@@ -1759,26 +1909,6 @@ static void result_move(struct glob_result *to, struct glob_result *from)
 	FREE_AND_NULL(from->files);
 	from->count = 0;
 	from->cap = 0;
-}
-
-static int compare_optional_text(const char *a, const char *b)
-{
-	if (!a || !b)
-		return (a != NULL) - (b != NULL);
-	return strcmp(a, b);
-}
-
-static bool same_bindings(const struct glob_file *a, const struct glob_file *b)
-{
-	if (a->binding_count != b->binding_count)
-		return false;
-	for (size_t i = 0; i < a->binding_count; i++) {
-		const struct tree_value *x = &a->bindings[i].value, *y = &b->bindings[i].value;
-		if (strcmp(a->bindings[i].name, b->bindings[i].name) || x->type != y->type ||
-		    compare_optional_text(x->text, y->text))
-			return false;
-	}
-	return true;
 }
 
 /* Stable merge sort by path: the parses of one file keep their order. */
@@ -1865,6 +1995,35 @@ static void job_collect_files(struct job *job, struct glob_result *result, size_
 		sort_files(result->files + start, ranks, total, rank_count);
 	result_unique(result, start);
 	free(ranks);
+}
+
+/* One warning per key read two ways equally well, for its smallest such path, sorted by key. */
+static void job_collect_ties(struct job *job, struct strvec *warnings)
+{
+	struct strvec keys = STRVEC_INIT, paths = STRVEC_INIT, messages = STRVEC_INIT;
+	for (size_t k = 0; k < job->worker_count; k++) {
+		const struct worker *w = &job->workers[k];
+		for (size_t i = 0; i < w->tie_keys.count; i++) {
+			long at = strvec_find(&keys, w->tie_keys.items[i]);
+			if (at < 0) {
+				strvec_push(&keys, w->tie_keys.items[i]);
+				strvec_push(&paths, w->tie_paths.items[i]);
+				strvec_push(&messages, w->tie_messages.items[i]);
+			} else if (strcmp(w->tie_paths.items[i], paths.items[at]) < 0) {
+				free(paths.items[at]);
+				paths.items[at] = xstrdup(w->tie_paths.items[i]);
+				free(messages.items[at]);
+				messages.items[at] = xstrdup(w->tie_messages.items[i]);
+			}
+		}
+	}
+	/* Each message starts with its key, so sorting the messages sorts by key. */
+	strvec_sort(&messages);
+	for (size_t i = 0; i < messages.count; i++)
+		strvec_push(warnings, messages.items[i]);
+	strvec_release(&keys);
+	strvec_release(&paths);
+	strvec_release(&messages);
 }
 
 /* ------------------------------------------------------------ glob_update */
@@ -2146,7 +2305,9 @@ int glob_update(struct tree *tree, const struct glob_request *request, struct gl
 	struct job job = {0};
 	job.tree = tree;
 	job.jit = jit_wanted();
-	job.keep_files = result != NULL;
+	job.all_parses = request->all_parses;
+	/* Choosing one parse per file needs the parses recorded, even when no one reads the files. */
+	job.keep_files = result != NULL || !job.all_parses;
 	struct strvec keys = STRVEC_INIT;
 	int rc = -1;
 
@@ -2192,8 +2353,10 @@ int glob_update(struct tree *tree, const struct glob_request *request, struct gl
 	}
 	if (job_store(&job, err) < 0)
 		goto done;
-	if (result)
+	if (result) {
 		job_collect_files(&job, result, keys.count, true);
+		job_collect_ties(&job, &result->warnings);
+	}
 	rc = 0;
 done:
 	strvec_release(&keys);
@@ -2231,7 +2394,8 @@ int glob_template_regex(const char *template_text, bool with_optionals, struct s
 	return rc;
 }
 
-int glob_match_path(const char *template_text, const char *path, struct glob_result *matches, struct cp_err *err)
+int glob_match_path(const char *template_text, const char *path, bool all_parses, struct glob_result *matches,
+		    struct cp_err *err)
 {
 	struct job job = {0};
 	struct glob_result local = GLOB_RESULT_INIT;
@@ -2240,6 +2404,7 @@ int glob_match_path(const char *template_text, const char *path, struct glob_res
 	int rc = -1;
 	job.jit = false;
 	job.keep_files = true;
+	job.all_parses = all_parses;
 	if (job_add_matcher(&job, NULL, GLOB_ROOT_DATA, template_text, err) < 0)
 		goto done;
 	matcher_plain_slots(&job.matchers[0]);

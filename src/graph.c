@@ -1,6 +1,7 @@
 #include "cpipe/graph.h"
 
 #include "cpipe/glob.h"
+#include "graph_combos.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,13 +15,18 @@ struct key_info {
 	struct strvec required; /* placeholder names outside [...] */
 	struct strvec optional; /* names only inside [...] */
 	struct strvec names;    /* required then optional, each once */
+	struct strvec iterating; /* those of `names` with a list of values in the tree (set once, the tree is final) */
 	struct template parsed; /* `path` split once, for filling it quickly */
 	long producer;          /* recipe making this key, or -1 */
+	struct combos *combos;  /* the combinations of its values that exist (key_combos); NULL until asked */
+	bool combos_shared;     /* `combos` is its producing recipe's own (same columns), not a copy */
 };
 
 /* What the graph needs to know about one recipe, computed once. */
 struct recipe_info {
 	struct strvec iterating; /* placeholder names it iterates over (before dropping singular ones), sorted */
+	struct combos *combos;   /* the combinations it makes jobs for (recipe_combos); NULL until asked */
+	bool combining;          /* recipe_combos is working on it: meeting it again is a cycle */
 };
 
 /* One placeholder bound to one value while expanding. */
@@ -73,6 +79,8 @@ struct builder {
 	const char **names;       /* placeholder names bound by jobs, in the graph's arena */
 	size_t name_count;
 	size_t name_cap;
+	bool in_product;          /* the job being assembled iterates over the product of values */
+	struct strvec combining;  /* recipes whose combinations are being worked out, outermost first */
 	struct cp_err *err;
 };
 
@@ -127,6 +135,7 @@ static void axes_release(struct axes *axes)
 }
 
 static void key_names(const struct key_info *info, struct strvec *out);
+static void iterating_names(const struct builder *b, const struct strvec *names, struct strvec *out);
 
 static struct key_info *key_lookup(struct builder *b, const char *key)
 {
@@ -147,6 +156,7 @@ static struct key_info *key_lookup(struct builder *b, const char *key)
 	info->path = path;
 	template_placeholders(&parsed, &info->required, &info->optional);
 	key_names(info, &info->names);
+	iterating_names(b, &info->names, &info->iterating);
 	info->parsed = parsed;
 	info->producer = recipe_find_producer(b->set, key);
 	strmap_put(&b->key_index, key, b->key_count);
@@ -215,6 +225,14 @@ static int collect_axes(struct builder *b, const struct strvec *names, const str
 		const struct tree_placeholder *p = tree_find_placeholder(b->tree, name);
 		if (!p || !p->count) {
 			if (required && strvec_find(required, name) >= 0) {
+				const char *filter = b->request->filter_text;
+				if (filter && *filter) {
+					cp_err_set(b->err, NULL, 0,
+						   "placeholder '%s' has no value (needed by key '%s'%s%s): no file "
+						   "matches the command line's %s",
+						   name, key, job_id ? " of job " : "", job_id ? job_id : "", filter);
+					return -1;
+				}
 				cp_err_set(b->err, NULL, 0,
 					   "placeholder '%s' has no value (needed by key '%s'%s%s); set it in the "
 					   "tree, with -p %s=VALUE, or make sure files exist to glob",
@@ -518,6 +536,248 @@ static bool raw_input_exists(const struct builder *b, const char *key, const cha
 	return exists;
 }
 
+/* The names of `names` that iterate (a list of values in the tree): the columns of combinations. */
+static void iterating_names(const struct builder *b, const struct strvec *names, struct strvec *out)
+{
+	for (size_t i = 0; i < names->count; i++) {
+		const struct tree_placeholder *p = tree_find_placeholder(b->tree, names->items[i]);
+		if (p && p->count && p->multiple && strvec_find(out, names->items[i]) < 0)
+			strvec_push(out, names->items[i]);
+	}
+}
+
+static const struct tree_value none_value = {NULL, TREE_VALUE_STRING, 0, 0.0};
+
+/* The value a globbed file has for template name `name` (a scoped P/x without a value was globbed as x). */
+static const struct tree_value *file_value(const struct glob_file *file, const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	for (size_t i = 0; i < file->binding_count; i++)
+		if (!strcmp(file->bindings[i].name, name))
+			return &file->bindings[i].value;
+	for (size_t i = 0; slash && i < file->binding_count; i++)
+		if (!strcmp(file->bindings[i].name, slash + 1))
+			return &file->bindings[i].value;
+	return &none_value;
+}
+
+/* A raw key's combinations: one per file the glob found. */
+static void raw_key_combos(const struct builder *b, const struct key_info *info, struct combos *out)
+{
+	combos_init(out, &info->iterating);
+	const struct glob_result *globbed = b->request->globbed;
+	size_t low = 0, high = globbed->count, width = out->names.count;
+	while (low < high) {
+		size_t middle = low + (high - low) / 2;
+		if (strcmp(globbed->files[middle].key, info->key) < 0)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	const struct tree_value **row = xcalloc(width + 1, sizeof(*row));
+	for (size_t i = low; i < globbed->count && !strcmp(globbed->files[i].key, info->key); i++) {
+		for (size_t k = 0; k < width; k++)
+			row[k] = file_value(&globbed->files[i], out->names.items[k]);
+		combos_add(out, row);
+	}
+	free(row);
+}
+
+static struct combos *recipe_combos(struct builder *b, size_t recipe_index);
+
+/* The combinations of `info`'s iterating placeholders that exist; NULL on error. */
+static struct combos *key_combos(struct builder *b, size_t key_index)
+{
+	if (b->keys[key_index].combos)
+		return b->keys[key_index].combos;
+	struct combos *c = xcalloc(1, sizeof(*c));
+	long producer = b->keys[key_index].producer;
+	if (producer < 0) {
+		raw_key_combos(b, &b->keys[key_index], c);
+	} else {
+		struct combos *made = recipe_combos(b, (size_t)producer);
+		if (!made) {
+			free(c);
+			return NULL;
+		}
+		/* The usual output has exactly its recipe's columns: share them rather than copy every row. */
+		struct strvec *names = &b->keys[key_index].iterating;
+		bool same = made->names.count == names->count;
+		for (size_t i = 0; same && i < names->count; i++)
+			same = strvec_find(&made->names, names->items[i]) >= 0;
+		if (same) {
+			free(c);
+			b->keys[key_index].combos_shared = true;
+			return b->keys[key_index].combos = made;
+		}
+		combos_project(made, names, c);
+	}
+	return b->keys[key_index].combos = c;
+}
+
+/* The iterating names of `names` that `c` has no column for, crossed in: linked groups row by row. */
+static void cross_uncovered(const struct builder *b, const struct strvec *names, struct combos **c)
+{
+	struct strvec done = STRVEC_INIT;
+	for (size_t i = 0; i < names->count; i++) {
+		const char *name = names->items[i];
+		if (strvec_find(&(*c)->names, name) >= 0 || strvec_find(&done, name) >= 0)
+			continue;
+		const struct tree_placeholder *p = tree_find_placeholder(b->tree, name);
+		struct strvec group = STRVEC_INIT;
+		for (size_t j = i; j < names->count; j++) {
+			const struct tree_placeholder *q = tree_find_placeholder(b->tree, names->items[j]);
+			if (strvec_find(&(*c)->names, names->items[j]) < 0 &&
+			    (q == p || (p->link >= 0 && q->link == p->link)))
+				strvec_push(&group, names->items[j]);
+		}
+		struct combos values, *crossed = xcalloc(1, sizeof(*crossed));
+		combos_init(&values, &group);
+		const struct tree_value **row = xcalloc(group.count + 1, sizeof(*row));
+		for (size_t v = 0; v < p->count; v++) {
+			for (size_t k = 0; k < values.names.count; k++)
+				row[k] = &tree_find_placeholder(b->tree, values.names.items[k])->values[v];
+			combos_add(&values, row);
+		}
+		combos_join(*c, &values, crossed);
+		combos_release(*c);
+		free(*c);
+		*c = crossed;
+		for (size_t k = 0; k < group.count; k++)
+			strvec_push(&done, group.items[k]);
+		free(row);
+		combos_release(&values);
+		strvec_release(&group);
+	}
+	strvec_release(&done);
+}
+
+/*
+ * For plan -v: the combinations of one input of recipe `r` that make no job,
+ * because another required input does not exist for them.
+ */
+static void note_left_out(struct builder *b, size_t r, struct combos *made, struct combos *inputs,
+			  const char *const *keys, size_t input_count)
+{
+	const char *name = b->set->recipes[r].name;
+	struct strmap seen = STRMAP_INIT;
+	struct strbuf line = STRBUF_INIT;
+	for (size_t i = 0; input_count > 1 && i < input_count; i++) {
+		for (size_t row = 0; row < inputs[i].rows; row++) {
+			if (combos_has_match(made, &inputs[i], row))
+				continue;
+			strbuf_reset(&line);
+			strbuf_addf(&line, "%s: no job for ", name);
+			combos_describe_row(&inputs[i], row, &line);
+			strbuf_addf(&line, ": a %s file exists for it, but no ", keys[i]);
+			bool first = true;
+			for (size_t j = 0; j < input_count; j++) {
+				if (j == i || combos_has_match(&inputs[j], &inputs[i], row))
+					continue;
+				strbuf_addf(&line, "%s%s", first ? "" : " or ", keys[j]);
+				first = false;
+			}
+			strbuf_adds(&line, first ? "combination of the other inputs" : " file");
+			if (strmap_put(&seen, line.buf, 0))
+				strvec_push(&b->graph->left_out, line.buf);
+		}
+	}
+	strbuf_release(&line);
+	strmap_release(&seen);
+}
+
+/*
+ * The combinations of the `count` input combinations that exist together, cut
+ * down to `iterating` and crossed with the values of names no input has. A
+ * single input (the usual recipe) is only cut down: joining it with the
+ * one empty row would copy every row once more.
+ */
+static struct combos *join_inputs(struct builder *b, size_t r, const struct strvec *iterating,
+				  struct combos *const *inputs, const char *const *keys, size_t count)
+{
+	struct combos *joined = NULL;
+	for (size_t i = 1; i < count; i++) {
+		struct combos *next = xcalloc(1, sizeof(*next));
+		combos_join(joined ? joined : inputs[0], inputs[i], next);
+		if (joined) {
+			combos_release(joined);
+			free(joined);
+		}
+		joined = next;
+	}
+	struct combos *made = xcalloc(1, sizeof(*made));
+	if (count) {
+		combos_project(joined ? joined : inputs[0], iterating, made);
+	} else {
+		struct strvec no_names = STRVEC_INIT;
+		const struct tree_value *unit[1] = {NULL};
+		combos_init(made, &no_names);
+		combos_add(made, unit);
+	}
+	if (joined) {
+		combos_release(joined);
+		free(joined);
+	}
+	cross_uncovered(b, iterating, &made);
+	if (count > 1) {
+		struct combos *projected = xcalloc(count, sizeof(*projected));
+		for (size_t i = 0; i < count; i++)
+			combos_project(inputs[i], iterating, &projected[i]);
+		note_left_out(b, r, made, projected, keys, count);
+		for (size_t i = 0; i < count; i++)
+			combos_release(&projected[i]);
+		free(projected);
+	}
+	return made;
+}
+
+/*
+ * The combinations recipe `r` makes jobs for: those of its required inputs
+ * that exist together (joined on the placeholders they share), cut down to
+ * the placeholders it iterates over, crossed with the values of those no
+ * input has. NULL on error (a cycle between recipes).
+ */
+static struct combos *recipe_combos(struct builder *b, size_t r)
+{
+	if (b->recipes[r].combos)
+		return b->recipes[r].combos;
+	const struct recipe *recipe = &b->set->recipes[r];
+	if (b->recipes[r].combining) {
+		struct strbuf cycle = STRBUF_INIT;
+		for (size_t i = (size_t)strvec_find(&b->combining, recipe->name); i < b->combining.count; i++)
+			strbuf_addf(&cycle, "%s -> ", b->combining.items[i]);
+		cp_err_set(b->err, b->set->file, recipe->line, "dependency cycle: %s%s", cycle.buf, recipe->name);
+		strbuf_release(&cycle);
+		return NULL;
+	}
+	b->recipes[r].combining = true;
+	strvec_push(&b->combining, recipe->name);
+	struct strvec iterating = STRVEC_INIT;
+	iterating_names(b, &b->recipes[r].iterating, &iterating);
+	struct combos **inputs = xcalloc(recipe->in.count + 1, sizeof(*inputs));
+	const char **keys = xcalloc(recipe->in.count + 1, sizeof(*keys));
+	size_t input_count = 0;
+	bool failed = false;
+	for (size_t i = 0; i < recipe->in.count && !failed; i++) {
+		if (recipe_is_optional(recipe, recipe->in.items[i]))
+			continue;
+		size_t key_index;
+		strmap_get(&b->key_index, recipe->in.items[i], &key_index);
+		inputs[input_count] = key_combos(b, key_index);
+		failed = !inputs[input_count];
+		keys[input_count++] = recipe->in.items[i];
+	}
+	struct combos *made = NULL;
+	if (!failed)
+		made = join_inputs(b, r, &iterating, inputs, keys, input_count);
+	free(inputs);
+	free(keys);
+	strvec_release(&iterating);
+	b->recipes[r].combining = false;
+	free(b->combining.items[--b->combining.count]);
+	return b->recipes[r].combos = made;
+}
+
 /*
  * Make sure the file of `info` under `binding` can exist: if a recipe makes it,
  * add that job (setting *dep); otherwise check the raw file is on disk.
@@ -557,7 +817,24 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 		strvec_push_owned(&b->graph->skipped, strbuf_detach(&message));
 		return ADD_SKIPPED;
 	}
-	cp_err_set(b->err, NULL, 0, "%s (use --skip-missing to leave such jobs out)", message.buf);
+	if (b->in_product) {
+		const struct strvec names = info->iterating;
+		strbuf_adds(&message, " (the recipe iterates over every combination of the placeholders' values, as "
+				      "product: asks; drop product: to make jobs only for the files that exist");
+		if (names.count > 1) {
+			strbuf_adds(&message, ", or link the placeholders that go together: --link ");
+			for (size_t i = 0; i < names.count; i++)
+				strbuf_addf(&message, "%s%s", i ? "," : "", names.items[i]);
+			strbuf_adds(&message, " or link: [[");
+			for (size_t i = 0; i < names.count; i++)
+				strbuf_addf(&message, "%s%s", i ? ", " : "", names.items[i]);
+			strbuf_adds(&message, "]]");
+		}
+		strbuf_adds(&message, "; --skip-missing leaves such jobs out)");
+	} else {
+		strbuf_adds(&message, " (use --skip-missing to leave such jobs out)");
+	}
+	cp_err_set(b->err, NULL, 0, "%s", message.buf);
 	strbuf_release(&message);
 	return ADD_ERROR;
 }
@@ -567,11 +844,109 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
  * bindings leave open (batched ones) expand over all their values. Inputs
  * (kind 0) also get their producers added as dependencies.
  */
-static int expand_key(struct builder *b, struct frame *f, const char *key, bool optional, int kind)
+/*
+ * Add the path of `info` under the bindings in f->full to the job assembled in
+ * `f`; inputs (kind 0) are made sure to exist and get their producers as
+ * dependencies. `seen` (may be NULL) keeps repeated paths out. A missing input
+ * that `droppable` lets go is left out of the command; otherwise ADD_SKIPPED
+ * leaves the whole job out.
+ */
+static int add_key_path(struct builder *b, struct frame *f, const struct key_info *info, bool optional, int kind,
+			bool droppable, struct strmap *seen)
 {
-	struct key_info *info = key_lookup(b, key);
-	if (!info)
+	if (fill_path(b, info, &f->full, &f->path) < 0)
 		return ADD_ERROR;
+	if (seen && !strmap_put(seen, f->path.buf, 0))
+		return ADD_OK;
+	if (kind != 0) {
+		pending_add(b, kind == 1 ? &f->outputs : &f->refs, f->path.buf, info->key, kind == 1 && optional);
+		return ADD_OK;
+	}
+	long dep;
+	int status = require_file(b, info, f->path.buf, &f->full, optional, &f->restricted, &dep);
+	if (status == ADD_SKIPPED)
+		return droppable ? ADD_OK : ADD_SKIPPED; /* e.g. an absent optional input: the command gets nothing */
+	if (status == ADD_ERROR)
+		return ADD_ERROR;
+	if (dep >= 0) {
+		ALLOC_GROW(f->deps, f->dep_count + 1, f->dep_cap);
+		f->deps[f->dep_count++] = (size_t)dep;
+	}
+	pending_add(b, &f->inputs, f->path.buf, info->key, optional);
+	return ADD_OK;
+}
+
+struct existing_paths {
+	struct builder *builder;
+	struct frame *frame;
+	const struct key_info *info;
+	const struct combos *combos;
+	bool optional;
+	bool droppable;
+	struct strmap seen;
+	int rc;
+};
+
+static int add_existing_path(void *ctx, size_t row)
+{
+	struct existing_paths *e = ctx;
+	struct frame *f = e->frame;
+	bindings_copy(&f->full, &f->binding);
+	for (size_t k = 0; k < e->combos->names.count; k++)
+		if (!bindings_find(&f->binding, e->combos->names.items[k]))
+			bindings_push(&f->full, e->combos->names.items[k], combos_cell(e->combos, row, k));
+	e->rc = add_key_path(e->builder, f, e->info, e->optional, 0, e->droppable, &e->seen);
+	return e->rc != ADD_OK;
+}
+
+/* Inputs of a job that leaves placeholders open (batched ones): their combinations that exist. 1: not possible. */
+static int expand_existing(struct builder *b, struct frame *f, size_t key_index, bool optional)
+{
+	const struct key_info *info = &b->keys[key_index];
+	const struct strvec *open = &info->iterating;
+	size_t open_count = 0;
+	for (size_t i = 0; i < open->count; i++)
+		open_count += !bindings_find(&f->binding, open->items[i]);
+	struct combos *combos = open_count ? key_combos(b, key_index) : NULL;
+	bool covered = combos != NULL;
+	for (size_t i = 0; covered && i < open->count; i++)
+		covered = bindings_find(&f->binding, open->items[i]) || strvec_find(&combos->names, open->items[i]) >= 0;
+	if (open_count && !combos)
+		return ADD_ERROR;
+	if (!covered)
+		return 1;
+	const char **names = xcalloc(f->binding.count + 1, sizeof(*names));
+	const struct tree_value **values = xcalloc(f->binding.count + 1, sizeof(*values));
+	for (size_t i = 0; i < f->binding.count; i++) {
+		names[i] = f->binding.items[i].name;
+		values[i] = f->binding.items[i].value;
+	}
+	struct existing_paths e = {b, f, info, combos, optional, optional || b->request->partial_group,
+				   STRMAP_INIT, ADD_OK};
+	combos_each_matching(combos, names, values, f->binding.count, add_existing_path, &e);
+	strmap_release(&e.seen);
+	free(names);
+	free(values);
+	return e.rc;
+}
+
+/*
+ * Every path of key `key` for the job assembled in frame `f`: placeholders its
+ * bindings leave open (batched ones) expand over the combinations of values
+ * that exist, or over all their values when `product`. Inputs (kind 0) also
+ * get their producers added as dependencies.
+ */
+static int expand_key(struct builder *b, struct frame *f, const char *key, bool optional, int kind, bool product)
+{
+	size_t key_index;
+	if (!key_lookup(b, key) || !strmap_get(&b->key_index, key, &key_index))
+		return ADD_ERROR;
+	if (kind == 0 && !product) {
+		int rc = expand_existing(b, f, key_index, optional);
+		if (rc != 1)
+			return rc;
+	}
+	const struct key_info *info = &b->keys[key_index];
 	axes_reset(&f->axes);
 	int rc = collect_axes(b, &info->names, &info->required, &f->binding, key, f->id.buf, &f->axes);
 	if (rc < 0 || axes_empty(&f->axes))
@@ -581,36 +956,15 @@ static int expand_key(struct builder *b, struct frame *f, const char *key, bool 
 		f->rows = xrealloc(f->rows, f->row_cap * sizeof(*f->rows));
 	}
 	memset(f->rows, 0, f->row_cap * sizeof(*f->rows));
+	/* Linked rows restricted to fewer names repeat paths: keep each once. A single row
+	 * (the usual job) cannot repeat, and needs no map. */
 	struct strmap seen = STRMAP_INIT;
+	bool droppable = optional || (f->axes.count && b->request->partial_group);
 	do {
 		bindings_copy(&f->full, &f->binding);
 		bind_row(&f->axes, f->rows, &f->full);
-		if (fill_path(b, info, &f->full, &f->path) < 0) {
-			rc = ADD_ERROR;
-			break;
-		}
-		/* Linked rows restricted to fewer names repeat paths: keep each once. A single row
-		 * (the usual job) cannot repeat, and needs no map. */
-		if (f->axes.count && !strmap_put(&seen, f->path.buf, 0))
-			continue;
-		if (kind == 0) {
-			long dep;
-			int status = require_file(b, info, f->path.buf, &f->full, optional, &f->restricted, &dep);
-			if (status == ADD_ERROR || (status == ADD_SKIPPED && !optional)) {
-				rc = status;
-				break;
-			}
-			if (status == ADD_SKIPPED)
-				continue; /* an absent optional input: the command gets nothing for it */
-			if (dep >= 0) {
-				ALLOC_GROW(f->deps, f->dep_count + 1, f->dep_cap);
-				f->deps[f->dep_count++] = (size_t)dep;
-			}
-			pending_add(b, &f->inputs, f->path.buf, info->key, optional);
-		} else {
-			pending_add(b, kind == 1 ? &f->outputs : &f->refs, f->path.buf, info->key, kind == 1 && optional);
-		}
-	} while (next_row(&f->axes, f->rows));
+		rc = add_key_path(b, f, info, optional, kind, droppable, f->axes.count ? &seen : NULL);
+	} while (rc == ADD_OK && next_row(&f->axes, f->rows));
 	strmap_release(&seen);
 	return rc;
 }
@@ -720,6 +1074,35 @@ static size_t commit_job(struct builder *b, struct frame *f, size_t recipe_index
 	return g->count++;
 }
 
+/* Whether recipe `r` iterates over the product of values: asked for, or no glob result to take combinations from. */
+static bool recipe_iterates_product(const struct builder *b, size_t r)
+{
+	return b->set->recipes[r].product || !b->request->globbed;
+}
+
+/*
+ * A batch job over a placeholder the command line narrowed would make a group
+ * output from part of the study: left out (and said so) unless partial_group.
+ */
+static bool group_narrowed(struct builder *b, const struct recipe *recipe, const char *id)
+{
+	const struct strvec *narrowed = b->request->narrowed;
+	for (size_t i = 0; narrowed && !b->request->partial_group && i < recipe->batch.count; i++) {
+		if (strvec_find(narrowed, recipe->batch.items[i]) < 0)
+			continue;
+		const char *filter = b->request->filter_text;
+		strvec_push_owned(&b->graph->skipped,
+				  xasprintf("%s: left out: it covers every %s, and the command line (%s) narrows %s "
+					    "to a subset; its output would silently cover part of the study (give "
+					    "--partial-group to make it from the subset)",
+					    id, recipe->batch.items[i], filter && *filter ? filter : "-p",
+					    recipe->batch.items[i]));
+		strmap_put(&b->skipped, id, 0);
+		return true;
+	}
+	return false;
+}
+
 static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in, size_t *index_out)
 {
 	const struct recipe *recipe = &b->set->recipes[recipe_index];
@@ -744,6 +1127,8 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	}
 	if (strmap_get(&b->skipped, f->id.buf, NULL))
 		return ADD_SKIPPED;
+	if (group_narrowed(b, recipe, f->id.buf))
+		return ADD_SKIPPED;
 	long on_stack = strvec_find(&b->stack, f->id.buf);
 	if (on_stack >= 0) {
 		struct strbuf cycle = STRBUF_INIT;
@@ -757,12 +1142,17 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	strvec_push(&b->stack, f->id.buf);
 
 	int rc = ADD_OK;
+	bool product = recipe_iterates_product(b, recipe_index), outer_product = b->in_product;
+	b->in_product = product;
 	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++)
-		rc = expand_key(b, f, recipe->in.items[i], recipe_is_optional(recipe, recipe->in.items[i]), 0);
+		rc = expand_key(b, f, recipe->in.items[i], recipe_is_optional(recipe, recipe->in.items[i]), 0,
+				product);
 	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++)
-		rc = expand_key(b, f, recipe->out.items[i], recipe_is_optional(recipe, recipe->out.items[i]), 1);
+		rc = expand_key(b, f, recipe->out.items[i], recipe_is_optional(recipe, recipe->out.items[i]), 1,
+				product);
 	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++)
-		rc = expand_key(b, f, recipe->ref.items[i], false, 2);
+		rc = expand_key(b, f, recipe->ref.items[i], false, 2, product);
+	b->in_product = outer_product;
 
 	strbuf_reset(&f->command);
 	if (rc == ADD_OK) {
@@ -782,6 +1172,12 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	}
 	b->stack.count--;
 	free(b->stack.items[b->stack.count]);
+	/* A group job never quietly disappears with a missing input: it is listed too. */
+	if (rc == ADD_SKIPPED && recipe->batch.count)
+		strvec_push_owned(&b->graph->skipped,
+				  xasprintf("%s: left out: some of its inputs are missing (see above); give "
+					    "--partial-group to make it from the inputs that exist",
+					    f->id.buf));
 	if (rc == ADD_SKIPPED)
 		strmap_put(&b->skipped, f->id.buf, 0);
 	if (rc == ADD_OK)
@@ -803,6 +1199,75 @@ void graph_source_keys(const struct recipe_set *set, struct strvec *out)
 	}
 }
 
+/* The raw keys upstream of recipe `r` that have no file at all (each once). */
+static void keys_without_files(struct builder *b, size_t r, struct strvec *visited, struct strvec *out)
+{
+	const struct recipe *recipe = &b->set->recipes[r];
+	if (strvec_find(visited, recipe->name) >= 0)
+		return;
+	strvec_push(visited, recipe->name);
+	for (size_t i = 0; i < recipe->in.count; i++) {
+		size_t key_index;
+		if (recipe_is_optional(recipe, recipe->in.items[i]) ||
+		    !strmap_get(&b->key_index, recipe->in.items[i], &key_index))
+			continue;
+		const struct key_info *info = &b->keys[key_index];
+		if (info->producer >= 0)
+			keys_without_files(b, (size_t)info->producer, visited, out);
+		else if (info->combos && !info->combos->rows && strvec_find(out, info->key) < 0)
+			strvec_push(out, info->key);
+	}
+}
+
+/* A requested key with no combination to make: a warning that says why, not an error. */
+static void note_nothing_to_make(struct builder *b, const char *key, size_t r)
+{
+	struct strvec visited = STRVEC_INIT, missing = STRVEC_INIT;
+	keys_without_files(b, r, &visited, &missing);
+	const char *filter = b->request->filter_text;
+	struct strbuf line = STRBUF_INIT;
+	strbuf_addf(&line, "%s: nothing to make: ", key);
+	if (missing.count) {
+		strbuf_adds(&line, "no ");
+		for (size_t i = 0; i < missing.count; i++)
+			strbuf_addf(&line, "%s%s", i ? " or " : "", missing.items[i]);
+		strbuf_adds(&line, " file was found");
+		if (filter && *filter)
+			strbuf_addf(&line, " that matches %s", filter);
+	} else {
+		strbuf_addf(&line, "no combination of placeholder values has every input of recipe '%s'%s%s",
+			    b->set->recipes[r].name, filter && *filter ? " that matches " : "", filter ? filter : "");
+	}
+	strvec_push_owned(&b->graph->warnings, strbuf_detach(&line));
+	strvec_release(&visited);
+	strvec_release(&missing);
+}
+
+/* Request every file of target key `key`: one job per combination its recipe makes. */
+static int request_existing(struct builder *b, const char *key, size_t r)
+{
+	const struct combos *combos = recipe_combos(b, r);
+	if (!combos)
+		return -1;
+	if (!combos->rows)
+		note_nothing_to_make(b, key, r);
+	struct bindings row = {NULL, 0, 0};
+	int rc = 0;
+	for (size_t i = 0; i < combos->rows && rc == 0; i++) {
+		row.count = 0;
+		for (size_t k = 0; k < combos->names.count; k++)
+			bindings_push(&row, combos->names.items[k], combos_cell(combos, i, k));
+		size_t index;
+		int status = add_job(b, r, &row, &index);
+		if (status == ADD_ERROR)
+			rc = -1;
+		else if (status == ADD_OK)
+			b->graph->jobs[index].target = true;
+	}
+	free(row.items);
+	return rc;
+}
+
 /* Request every file of target key `key` (optionally restricted by `fixed`). */
 static int request_key(struct builder *b, const char *key, const struct bindings *fixed)
 {
@@ -815,6 +1280,9 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 		cp_err_set(b->err, NULL, 0, "no recipe makes key '%s' (it is a raw input)", key);
 		return -1;
 	}
+	if (!recipe_iterates_product(b, (size_t)info->producer))
+		return request_existing(b, key, (size_t)info->producer);
+	b->in_product = true;
 	struct axes axes = {NULL, 0, 0};
 	struct strbuf path = STRBUF_INIT;
 	int rc = collect_axes(b, &info->names, &info->required, fixed, key, NULL, &axes);
@@ -843,6 +1311,7 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 	free(restricted.items);
 	free(rows);
 out:
+	b->in_product = false;
 	axes_release(&axes);
 	strbuf_release(&path);
 	return rc;
@@ -863,11 +1332,11 @@ static int request_path(struct builder *b, const char *target)
 				break;
 			}
 			struct glob_result matches = GLOB_RESULT_INIT;
-			int found = glob_match_path(info->path, normal.buf, &matches, b->err);
+			int found = glob_match_path(info->path, normal.buf, false, &matches, b->err);
 			if (found < 0) {
 				rc = -1;
 			} else if (found > 0) {
-				/* The first parse names the file's placeholders, as file-tree would resolve it. */
+				/* The best parse names the file's placeholders, as in globbing. */
 				const struct glob_file *match = &matches.files[0];
 				struct bindings fixed = {NULL, 0, 0}, restricted = {NULL, 0, 0};
 				for (size_t i = 0; i < match->binding_count; i++)
@@ -927,16 +1396,25 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	strvec_release(&targets);
 
 	for (size_t i = 0; i < b.key_count; i++) {
+		if (b.keys[i].combos && !b.keys[i].combos_shared) {
+			combos_release(b.keys[i].combos);
+			free(b.keys[i].combos);
+		}
 		free(b.keys[i].key);
 		strvec_release(&b.keys[i].required);
 		strvec_release(&b.keys[i].optional);
 		strvec_release(&b.keys[i].names);
+		strvec_release(&b.keys[i].iterating);
 		template_release(&b.keys[i].parsed);
 	}
 	free(b.keys);
 	strmap_release(&b.key_index);
-	for (size_t r = 0; b.recipes && r < set->count; r++)
+	for (size_t r = 0; b.recipes && r < set->count; r++) {
 		strvec_release(&b.recipes[r].iterating);
+		if (b.recipes[r].combos)
+			combos_release(b.recipes[r].combos);
+		free(b.recipes[r].combos);
+	}
 	free(b.recipes);
 	strmap_release(&b.skipped);
 	free(b.dep_mark);
@@ -945,6 +1423,7 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	free(b.frames);
 	free(b.names);
 	strvec_release(&b.stack);
+	strvec_release(&b.combining);
 	if (rc < 0) {
 		graph_free(b.graph);
 		return -1;
@@ -963,6 +1442,8 @@ void graph_free(struct graph *graph)
 		free(graph->definitions[r]);
 	free(graph->definitions);
 	strvec_release(&graph->skipped);
+	strvec_release(&graph->left_out);
+	strvec_release(&graph->warnings);
 	strmap_release(&graph->by_output);
 	strmap_release(&graph->by_id);
 	free(graph);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cyaml/cyaml.h>
 #include <yaml.h>
@@ -319,6 +320,7 @@ struct raw_recipe {
 	char **vars;
 	unsigned vars_count;
 	char *run;
+	bool product;
 	struct raw_resources *resources;
 };
 
@@ -328,6 +330,7 @@ struct raw_file {
 	char **targets;
 	unsigned targets_count;
 	struct raw_resources *resources;
+	bool product;
 	struct raw_recipe *recipes;
 	unsigned recipes_count;
 };
@@ -366,6 +369,7 @@ static const cyaml_schema_field_t recipe_fields[] = {
 	LIST_FIELD("batch", struct raw_recipe, batch),
 	LIST_FIELD("vars", struct raw_recipe, vars),
 	STRING_FIELD("run", struct raw_recipe, run),
+	CYAML_FIELD_BOOL("product", OPT, struct raw_recipe, product),
 	CYAML_FIELD_MAPPING_PTR("resources", CYAML_FLAG_POINTER_NULL | OPT, struct raw_recipe, resources,
 				resource_fields),
 	CYAML_FIELD_END,
@@ -382,6 +386,9 @@ static const cyaml_schema_field_t file_fields[] = {
 				   &string_schema, 0, CYAML_UNLIMITED),
 	CYAML_FIELD_MAPPING_PTR("resources", CYAML_FLAG_POINTER_NULL | OPT, struct raw_file, resources,
 				resource_fields),
+	CYAML_FIELD_BOOL("product", OPT, struct raw_file, product),
+	/* A list of lists, which libcyaml cannot hold: read from the node record (read_links). */
+	CYAML_FIELD_IGNORE("link", OPT),
 	CYAML_FIELD_SEQUENCE("recipes", CYAML_FLAG_POINTER_NULL | OPT, struct raw_file, recipes, &recipe_schema, 0,
 			     CYAML_UNLIMITED),
 	CYAML_FIELD_END,
@@ -819,6 +826,20 @@ static int check_resources(const struct recipe_resources *res, const struct reci
 
 static int check_run_syntax(const struct recipe *r, struct cp_err *err);
 
+/* libcyaml reads any word as a boolean: `product: maybe` must not quietly mean something. */
+static int check_boolean(const struct recipe_lines *lines, const char *file, const char *where, struct cp_err *err)
+{
+	const struct node_line *node = lines_find(lines, "product");
+	static const char *const words[] = {"true", "false", "yes", "no", "on", "off"};
+	for (size_t i = 0; node && node->scalar && i < sizeof(words) / sizeof(*words); i++)
+		if (!strcasecmp(node->scalar, words[i]))
+			return 0;
+	if (!node)
+		return 0;
+	cp_err_set(err, file, node->line, "%sproduct: must be true or false", where);
+	return -1;
+}
+
 static int check_recipe(const struct recipe_set *set, size_t index, struct cp_err *err)
 {
 	const struct recipe *r = &set->recipes[index];
@@ -826,6 +847,11 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 		cp_err_set(err, r->file, r->line, "recipe #%zu: missing 'name'", index + 1);
 		return -1;
 	}
+	char *where = xasprintf("recipe '%s': ", r->name);
+	int bad = check_boolean(r->lines, r->file, where, err);
+	free(where);
+	if (bad)
+		return -1;
 	if (!valid_recipe_name(r->name))
 		return recipe_fail(err, r, recipe_field_line(r, "name"), "name",
 				   "'%s' is not a valid recipe name: use letters, digits, '_', '-' and '.', "
@@ -900,6 +926,7 @@ static void raw_to_set(const struct raw_file *raw, const struct recipe_lines *al
 	strbuf_release(&joined);
 	copy_list(&set->targets, raw->targets, raw->targets_count);
 	copy_resources(&set->resources, raw->resources);
+	set->product = raw->product;
 	set->lines = lines_top(all);
 
 	set->count = raw->recipes_count;
@@ -917,6 +944,7 @@ static void raw_to_set(const struct raw_file *raw, const struct recipe_lines *al
 		copy_list(&r->batch, in->batch, in->batch_count);
 		copy_list(&r->vars, in->vars, in->vars_count);
 		r->run = in->run ? xstrdup(in->run) : NULL;
+		r->product = in->product || raw->product;
 		copy_resources(&r->resources, in->resources);
 		r->file = set->file;
 		r->line = lines_line(all, prefix);
@@ -924,9 +952,66 @@ static void raw_to_set(const struct raw_file *raw, const struct recipe_lines *al
 	}
 }
 
+/* Whether `path` is "PARENT.N" for a number N (an entry of a sequence). */
+static bool is_entry_of(const char *path, const char *parent)
+{
+	size_t length = strlen(parent);
+	if (strncmp(path, parent, length) || path[length] != '.' || !path[length + 1])
+		return false;
+	return strspn(path + length + 1, "0123456789") == strlen(path + length + 1);
+}
+
+/* `link: [[a, b], ...]`: each group a list of at least two placeholder names. */
+static int read_links(struct recipe_set *set, struct cp_err *err)
+{
+	const struct node_line *link = lines_find(set->lines, "link");
+	if (!link)
+		return 0;
+	struct strbuf prefix = STRBUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; i < set->lines->count && !rc; i++) {
+		const struct node_line *node = &set->lines->items[i];
+		if (!str_starts_with(node->path, "link.") && !(node == link && node->scalar))
+			continue;
+		bool group = is_entry_of(node->path, "link") && !node->scalar;
+		/* Nodes come in document order: a name belongs to the group read last. */
+		strbuf_reset(&prefix);
+		strbuf_addf(&prefix, "link.%zu", set->link_count ? set->link_count - 1 : 0);
+		bool name = set->link_count && is_entry_of(node->path, prefix.buf) && node->scalar && node->plain &&
+			    *node->scalar;
+		if (group) {
+			set->links = xrealloc(set->links, (set->link_count + 1) * sizeof(*set->links));
+			set->links[set->link_count++] = (struct strvec)STRVEC_INIT;
+		} else if (name) {
+			strvec_push(&set->links[set->link_count - 1], node->scalar);
+		} else {
+			rc = -1;
+		}
+		if (rc)
+			cp_err_set(err, set->file, node->line,
+				   "link: must be a list of lists of placeholder names, e.g. link: [[subject, session]]");
+	}
+	for (size_t g = 0; !rc && g < set->link_count; g++) {
+		if (set->links[g].count >= 2)
+			continue;
+		strbuf_reset(&prefix);
+		strbuf_addf(&prefix, "link.%zu", g);
+		cp_err_set(err, set->file, lines_line(set->lines, prefix.buf),
+			   "link: a group links at least two placeholders");
+		rc = -1;
+	}
+	if (!rc && !set->link_count) {
+		cp_err_set(err, set->file, link->line, "link: an empty list; remove it or give [[a, b], ...]");
+		rc = -1;
+	}
+	strbuf_release(&prefix);
+	return rc;
+}
+
 static int check_set(struct recipe_set *set, struct cp_err *err)
 {
-	if (check_resources(&set->resources, set->lines, set->file, "", err))
+	if (check_resources(&set->resources, set->lines, set->file, "", err) || read_links(set, err) ||
+	    check_boolean(set->lines, set->file, "", err))
 		return -1;
 	for (size_t i = 0; i < set->targets.count; i++) {
 		char path[48];
@@ -1060,6 +1145,9 @@ void recipe_set_free(struct recipe_set *set)
 	free(set->tree);
 	free(set->data);
 	strvec_release(&set->targets);
+	for (size_t g = 0; g < set->link_count; g++)
+		strvec_release(&set->links[g]);
+	free(set->links);
 	recipe_resources_release(&set->resources);
 	lines_free(set->lines);
 	free(set);

@@ -186,6 +186,17 @@ void strbuf_addch(struct strbuf *sb, char c)
 	sb->buf[sb->len] = '\0';
 }
 
+void strbuf_add_size(struct strbuf *sb, size_t n)
+{
+	char digits[24];
+	size_t at = sizeof(digits);
+	do {
+		digits[--at] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	strbuf_add(sb, digits + at, sizeof(digits) - at);
+}
+
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 {
 	va_list copy;

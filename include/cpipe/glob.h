@@ -33,8 +33,9 @@ struct glob_result {
 	size_t count;
 	size_t cap;
 	struct arena storage; /* private: the files' strings and bindings; freed by glob_result_release */
+	struct strvec warnings; /* one line per key with a file read two ways equally well (for the CLI) */
 };
-#define GLOB_RESULT_INIT {NULL, 0, 0, ARENA_INIT}
+#define GLOB_RESULT_INIT {NULL, 0, 0, ARENA_INIT, STRVEC_INIT}
 
 struct glob_request {
 	const char *const *keys; /* template keys to glob */
@@ -44,9 +45,17 @@ struct glob_request {
 	const char *const *const *links;
 	const size_t *link_sizes;
 	size_t link_count;
+	/* file-tree's answer: every way a file matches (each optional subset) is a separate file entry */
+	bool all_parses;
 };
 
 /*
+ * One parse per file: when optional parts let a file match a template in
+ * several ways, only the parse with the most optional-only placeholders
+ * present is kept (so "task-x_run-01_bold" gives task=x, run=01, not
+ * task=x_run-01); on a tie, the first in pattern order, and `warnings` gets
+ * one line per key naming a file read two ways. `all_parses` keeps them all.
+ *
  * update_glob: find the existing files of every requested key and set, in
  * `tree`, each placeholder that had no value to the sorted set of values found
  * (stored as a list, None first); linked names get a linked group of the
@@ -76,11 +85,13 @@ int glob_template_regex(const char *template_text, bool with_optionals, struct s
 
 /*
  * Match one relative path against a template (all 2^k optional variants, as
- * update_glob does). Returns the number of distinct successful parses (0 for
- * none) and appends each parse's bindings to `matches` (may be NULL) as a
- * glob_file with `path` set and `key` NULL; -1 on a template error. Hidden
- * components only match where the template spells their leading '.'.
+ * update_glob does). Returns the number of distinct successful parses kept
+ * (0 for none; at most 1 unless `all_parses`, see glob_update) and appends
+ * each parse's bindings to `matches` (may be NULL) as a glob_file with `path`
+ * set and `key` NULL; -1 on a template error. Hidden components only match
+ * where the template spells their leading '.'.
  */
-int glob_match_path(const char *template_text, const char *path, struct glob_result *matches, struct cp_err *err);
+int glob_match_path(const char *template_text, const char *path, bool all_parses, struct glob_result *matches,
+		    struct cp_err *err);
 
 #endif

@@ -1,10 +1,14 @@
 /*
  * graph: the jobs needed for the requested targets. Expands recipes over the
- * tree's placeholder values (one job per combination of a recipe's iterating
- * placeholders; linked groups iterate together; batched ones are covered by a
- * single job), links every input to the job making it, and orders the jobs so
- * that each comes after the jobs it depends on. Runs nothing; it only stats
- * raw inputs that no recipe makes, to tell a missing input from a present one.
+ * combinations of placeholder values that exist (by default: those of the
+ * globbed files of its raw inputs, and for a derived input those its
+ * producing recipe makes; a recipe with several inputs gets the combinations
+ * for which every required input exists), or, for a recipe with `product:`,
+ * over every combination of the tree's values (linked groups iterate
+ * together). Batched placeholders are covered by a single job. Links every
+ * input to the job making it, and orders the jobs so that each comes after
+ * the jobs it depends on. Runs nothing; it only stats raw inputs that no
+ * recipe makes, to tell a missing input from a present one.
  */
 #ifndef CPIPE_GRAPH_H
 #define CPIPE_GRAPH_H
@@ -48,7 +52,9 @@ struct graph {
 	struct arena arena;     /* the jobs' strings and arrays: thousands of small pieces freed at once */
 	char **definitions;     /* per recipe: its definition text, shared by its jobs */
 	size_t definition_count;
-	struct strvec skipped;  /* with skip_missing: one line per job left out and why */
+	struct strvec skipped;  /* one line per requested job left out and why (skip_missing, a narrowed group) */
+	struct strvec left_out; /* one line per combination of a recipe's inputs that makes no job, and why */
+	struct strvec warnings; /* e.g. a requested key with nothing to make because no raw file exists */
 	struct strmap by_output; /* output path -> job index (keys borrowed from the jobs) */
 	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs) */
 };
@@ -59,7 +65,14 @@ struct graph_request {
 	const char *data_root;      /* where raw inputs are looked for */
 	bool skip_missing;          /* drop jobs whose raw inputs are missing instead of failing */
 	const struct glob_result *globbed; /* the raw keys' files found by glob_update (may be NULL):
-	                                      a raw input listed there exists without another stat */
+	                                      a raw input listed there exists without another stat; the
+	                                      combinations that exist come from it (NULL: every recipe
+	                                      iterates over the product of the tree's values) */
+	const struct strvec *narrowed; /* placeholders the command line restricted (may be NULL): a
+	                                  batch job over one of them is left out, unless partial_group */
+	bool partial_group;         /* make batch jobs over the narrowed subset, and (with skip_missing)
+	                               over the inputs that exist */
+	const char *filter_text;    /* the command line's filters ("--subject 01"), named in messages; may be NULL */
 };
 
 /*
@@ -75,7 +88,9 @@ void graph_source_keys(const struct recipe_set *set, struct strvec *out);
  * with `err`: an unknown target, a target path no template matches, a
  * placeholder a job needs without a value, two jobs making one file, a cycle
  * (naming its recipes), or a missing raw input that nothing makes (showing the
- * chain of jobs that needed it) unless skip_missing.
+ * chain of jobs that needed it, and for a `product:` recipe how linking would
+ * fix it) unless skip_missing. A requested key with no combination to make is
+ * no error: `warnings` says why.
  */
 int graph_build(const struct tree *tree, const struct recipe_set *set, const struct graph_request *request,
 		struct graph **out, struct cp_err *err);

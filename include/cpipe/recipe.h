@@ -50,6 +50,10 @@ struct recipe_lines; /* private: field -> line map of one recipe or of the file'
  *            no inputs. A placeholder named in `run` counts as a var too; see
  *            recipe_var_names.
  *   run      the shell command, with `{name}` substitutions (recipe_expand_run)
+ *   product  iterate over every combination of the placeholders' values (a
+ *            missing input is then an error), not only over the combinations
+ *            whose input files exist; true when the file's top-level
+ *            `product:` is
  */
 struct recipe {
 	char *name;
@@ -60,6 +64,7 @@ struct recipe {
 	struct strvec batch;
 	struct strvec vars;
 	char *run;
+	bool product;
 	struct recipe_resources resources;
 	const char *file; /* the recipe file (owned by the set), for messages */
 	int line;         /* line of the recipe's entry under `recipes:` */
@@ -77,6 +82,9 @@ struct recipe_set {
 	char *tree;              /* `tree:` resolved against dir; NULL when the file has no `tree:` */
 	char *data;              /* `data:` resolved against dir; `dir` when not given */
 	struct strvec targets;   /* `default:` template keys built when no target is named; may be empty */
+	struct strvec *links;    /* `link: [[a, b], ...]`: groups of placeholders globbed as linked (as --link) */
+	size_t link_count;
+	bool product;            /* top-level `product:` (already merged into each recipe) */
 	struct recipe_resources resources; /* top-level `resources:` (defaults, already merged into each recipe) */
 	struct recipe *recipes;  /* in file order */
 	size_t count;
@@ -93,7 +101,8 @@ struct recipe_set {
  * key not in `in`/`out`, a name in both `batch` and `vars` or that is also one
  * of the recipe's keys, resources that are not positive, and `run` syntax
  * errors (an unclosed `{`, a stray `}`, an empty or malformed `{}`).
- * Checks that need the tree are in recipe_check.
+ * A `link:` that is not a list of lists of at least two plain names is an
+ * error too. Checks that need the tree are in recipe_check.
  */
 int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err);
 

@@ -88,6 +88,8 @@ void strbuf_grow(struct strbuf *sb, size_t extra);
 void strbuf_add(struct strbuf *sb, const void *data, size_t len);
 void strbuf_adds(struct strbuf *sb, const char *s);
 void strbuf_addch(struct strbuf *sb, char c);
+/* Append `n` in decimal, without printf (for keys built once per file or row). */
+void strbuf_add_size(struct strbuf *sb, size_t n);
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...) CP_PRINTF(2, 3);
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap) CP_PRINTF(2, 0);
 void strbuf_setlen(struct strbuf *sb, size_t len);

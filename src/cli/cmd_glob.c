@@ -9,7 +9,7 @@
 
 static const char glob_usage[] =
 	"usage: cpipe glob KEY [KEY ...] -t FILE [-C DATA_DIR] [--link A,B ...]\n"
-	"                  [-p NAME=VALUE ...] [--json]\n"
+	"                  [-p NAME=VALUE ...] [--all-parses] [--json]\n"
 	"\n"
 	"Find the existing files of each template KEY below DATA_DIR (default: the\n"
 	"current directory), as file-tree's update_glob does, and print one line per\n"
@@ -17,10 +17,15 @@ static const char glob_usage[] =
 	"whose optional part is absent is left out; tab, newline and backslash in\n"
 	"names are written \\t, \\n and \\\\).\n"
 	"\n"
+	"A file that optional parts let match in several ways is listed once, read\n"
+	"with the most optional parts present (a warning names a key where two\n"
+	"readings tie); --all-parses lists every reading, as file-tree 1.6 does.\n"
+	"\n"
 	"  -t, --tree FILE     the .tree file\n"
 	"  -C, --data DIR      the directory the tree's top level stands for\n"
 	"      --link A,B      link these placeholders: keep only combinations seen together\n"
 	"  -p NAME=VALUE       pre-set a placeholder (a comma makes a list): a filter\n"
+	"      --all-parses    list every way each file matches (file-tree's answer)\n"
 	"      --json          print {\"files\": [...], \"values\": {...}} instead (see cpipe(1))\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -31,6 +36,7 @@ struct glob_options {
 	const char *tree_file;
 	const char *data_dir;
 	bool json;
+	bool all_parses;
 	struct strvec link_specs;
 	struct cli_placeholder_settings settings;
 };
@@ -191,9 +197,14 @@ static int print_json(const struct tree *tree, const struct glob_result *result,
 			if (tree->placeholders[j].link == p->link && !listed)
 				members[member_count++] = j;
 		}
-		print_linked_group(tree, members, member_count, values);
-		for (size_t m = 0; m < member_count; m++)
+		/* A group the tree linked with its values set before the glob is no glob result. */
+		bool all_set_before = true;
+		for (size_t m = 0; m < member_count; m++) {
+			all_set_before &= name_was_set(set_before, tree->placeholders[members[m]].name);
 			done[members[m]] = true;
+		}
+		if (!all_set_before)
+			print_linked_group(tree, members, member_count, values);
 	}
 	free(done);
 	json_object_set_new(root, "values", values);
@@ -211,6 +222,7 @@ static int parse_glob_options(int argc, char **argv, struct glob_options *opt, i
 		{"link", required_argument, NULL, 'l'},
 		{"placeholder", required_argument, NULL, 'p'},
 		{"json", no_argument, NULL, 'J'},
+		{"all-parses", no_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -223,6 +235,7 @@ static int parse_glob_options(int argc, char **argv, struct glob_options *opt, i
 		case 'C': opt->data_dir = optarg; break;
 		case 'l': strvec_push(&opt->link_specs, optarg); break;
 		case 'J': opt->json = true; break;
+		case 'A': opt->all_parses = true; break;
 		case 'p':
 			if (cli_parse_placeholder(&opt->settings, optarg, &err) < 0) {
 				cli_report(&err);
@@ -252,7 +265,7 @@ static int parse_glob_options(int argc, char **argv, struct glob_options *opt, i
 
 int cmd_glob(int argc, char **argv)
 {
-	struct glob_options opt = {NULL, NULL, false, STRVEC_INIT, {NULL, 0, 0}};
+	struct glob_options opt = {NULL, NULL, false, false, STRVEC_INIT, {NULL, 0, 0}};
 	struct cp_err err = CP_ERR_INIT;
 	struct tree *tree = NULL;
 	struct glob_result result = GLOB_RESULT_INIT;
@@ -285,12 +298,14 @@ int cmd_glob(int argc, char **argv)
 	}
 	struct glob_request request = {
 		(const char *const *)(argv + optind), (size_t)(argc - optind), opt.data_dir ? opt.data_dir : ".",
-		(const char *const *const *)link_arrays, link_sizes, link_count,
+		(const char *const *const *)link_arrays, link_sizes, link_count, opt.all_parses,
 	};
 	if (glob_update(tree, &request, &result, &err) < 0) {
 		cli_report(&err);
 		goto out;
 	}
+	for (size_t i = 0; i < result.warnings.count; i++)
+		fprintf(stderr, "cpipe glob: warning: %s\n", result.warnings.items[i]);
 	if (opt.json) {
 		if (print_json(tree, &result, &set_before, link_names, link_count) < 0) {
 			fprintf(stderr, "cpipe glob: could not write JSON\n");

@@ -18,8 +18,8 @@ static const char init_usage[] =
 	"file, cpipe.yaml, and the tree it names, study.tree, ready for `cpipe plan`.\n"
 	"A directory that looks like a BIDS dataset (a dataset_description.json, or\n"
 	"sub-* directories with ses-* or anat, func, dwi... inside) gets cpipe's BIDS\n"
-	"tree, with one example step per T1w image and one group step; any other\n"
-	"directory gets a small per-subject example.\n"
+	"tree, with one example step per T1w image, one per BOLD run and one group\n"
+	"step; any other directory gets a small per-subject example.\n"
 	"Existing files are never overwritten.\n"
 	"\n"
 	"      --bids          write the BIDS study whatever DIR holds\n"
@@ -29,42 +29,38 @@ static const char init_usage[] =
 	"Exit status: 0 when both files were written, 2 when DIR is not a directory or\n"
 	"already has cpipe.yaml or study.tree (nothing is written then).\n";
 
-/* The outputs the example recipes make, below the raw data's own layout. */
-static const char bids_derivatives[] =
-	"\n"
-	"# What the recipes in cpipe.yaml make: BIDS keeps derived files under derivatives/.\n"
-	"derivatives\n"
-	"    cpipe\n"
-	"        sub-{subject}\n"
-	"            [ses-{session}]\n"
-	"                anat\n"
-	"                    sub-{subject}[_ses-{session}][_acq-{acq}]_T1w_brain.nii.gz (T1w_brain)\n"
-	"        group\n"
-	"            T1w_brains.txt (group_T1w_brains)\n";
-
+/* The derivatives these recipes make are in the BIDS tree already (derivatives/cpipe/...). */
 static const char bids_recipes[] =
 	"# The recipes of this study: how each file of study.tree that is not raw data is\n"
-	"# made. `cpipe plan` shows what `cpipe run` would do; man 5 cpipe-recipes has the\n"
-	"# format, man 5 cpipe-tree the tree's.\n"
+	"# made (study.tree is cpipe's BIDS tree; its derivatives/cpipe part lists what\n"
+	"# these recipes make). `cpipe plan` shows what `cpipe run` would do; man 5\n"
+	"# cpipe-recipes has the format, man 5 cpipe-tree the tree's.\n"
 	"tree: study.tree\n"
-	"default: [group_T1w_brains]\n"
+	"default: [T1w_stats, bold_group]\n"
 	"\n"
 	"recipes:\n"
-	"  # One job per T1w image. {T1w} and {T1w_brain} become that job's paths, quoted\n"
-	"  # for the shell. Replace cp with your tool, e.g. bet {T1w} {T1w_brain}.\n"
-	"  - name: brain\n"
+	"  # One job per T1w image that exists. {T1w} and {T1w_stats} become that job's\n"
+	"  # paths, quoted for the shell. Replace wc with your tool, e.g.\n"
+	"  # fslstats {T1w} -M > {T1w_stats}.\n"
+	"  - name: T1w_step\n"
 	"    in: [T1w]\n"
-	"    out: [T1w_brain]\n"
-	"    run: cp {T1w} {T1w_brain}\n"
+	"    out: [T1w_stats]\n"
+	"    run: wc -c < {T1w} > {T1w_stats}\n"
 	"    resources: {minutes: 30, ram_gb: 4, threads: 1}\n"
 	"\n"
-	"  # One job over every subject (batch): {T1w_brain} stands for all their files.\n"
-	"  # A group analysis goes here; this one lists the files it was given.\n"
-	"  - name: group\n"
-	"    in: [T1w_brain]\n"
-	"    out: [group_T1w_brains]\n"
-	"    batch: [subject, session, acq]\n"
-	"    run: printf '%s\\n' {T1w_brain} > {group_T1w_brains}\n";
+	"  # One job per BOLD run that exists.\n"
+	"  - name: bold_step\n"
+	"    in: [bold]\n"
+	"    out: [bold_stats]\n"
+	"    run: wc -c < {bold} > {bold_stats}\n"
+	"\n"
+	"  # One job over all of them (batch): {bold_stats} stands for every file. A\n"
+	"  # group analysis goes here; this one lists what it was given.\n"
+	"  - name: bold_group\n"
+	"    in: [bold_stats]\n"
+	"    out: [bold_group]\n"
+	"    batch: [subject, session, task, acq, run, echo]\n"
+	"    run: printf '%s\\n' {bold_stats} > {bold_group}\n";
 
 static const char plain_tree[] =
 	"# Where the study's files live: one line per directory or file, indented below\n"
@@ -133,7 +129,7 @@ static bool looks_like_bids(const char *dir)
 }
 
 /* Create `name` in `dir` with `text`; never replaces a file (O_EXCL). */
-static int write_new_file(const char *dir, const char *name, const char *first, const char *second)
+static int write_new_file(const char *dir, const char *name, const char *text)
 {
 	struct strbuf path = STRBUF_INIT;
 	path_join(dir, name, &path);
@@ -144,9 +140,7 @@ static int write_new_file(const char *dir, const char *name, const char *first, 
 		rc = -1;
 	} else {
 		FILE *out = fdopen(fd, "w");
-		fputs(first, out);
-		if (second)
-			fputs(second, out);
+		fputs(text, out);
 		if (fclose(out) != 0) {
 			fprintf(stderr, "cpipe: cannot write %s: %s\n", path.buf, strerror(errno));
 			rc = -1;
@@ -196,9 +190,9 @@ int cmd_init(int argc, char **argv)
 	}
 	if (bids < 0)
 		bids = looks_like_bids(dir);
-	if (write_new_file(dir, "study.tree", bids ? cli_bids_tree : plain_tree, bids ? bids_derivatives : NULL) < 0)
+	if (write_new_file(dir, "study.tree", bids ? cli_bids_tree : plain_tree) < 0)
 		return EXIT_USAGE;
-	if (write_new_file(dir, "cpipe.yaml", bids ? bids_recipes : plain_recipes, NULL) < 0)
+	if (write_new_file(dir, "cpipe.yaml", bids ? bids_recipes : plain_recipes) < 0)
 		return EXIT_USAGE;
 	printf("wrote %s/cpipe.yaml and %s/study.tree (%s); next: cpipe plan%s%s\n", dir, dir,
 	       bids ? "a BIDS study" : "a per-subject example", strcmp(dir, ".") ? " -C " : "",

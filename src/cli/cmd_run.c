@@ -29,7 +29,10 @@ static const char run_usage[] =
 	"  -d, --force-all        rerun every job the targets need\n"
 	"      --rebuild-unknown  rerun jobs whose outputs exist but were never recorded\n"
 	"                         (default: adopt them as up to date, and say so)\n"
-	"      --skip-missing     leave out jobs whose raw inputs are missing\n"
+	"      --skip-missing     leave out jobs whose raw inputs are missing (each is\n"
+	"                         listed and counted as skipped)\n"
+	"      --partial-group    make batch (group) jobs although --NAME narrows their\n"
+	"                         batch placeholder, or some inputs are missing\n"
 	"  -n, --dry-run          print what would run, as `cpipe plan` does, and run nothing\n"
 	"  -q, --quiet            print only failures and the summary\n"
 	"  -v, --verbose          also print each job's command, and every job a failure\n"
@@ -59,8 +62,10 @@ static const char plan_usage[] =
 	"recording anything (also: cpipe run -n).\n"
 	"\n"
 	"  -f, --file FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B,\n"
-	"  --skip-missing, -o/--force, -d/--force-all, --rebuild-unknown: as for run\n"
-	"  -v, --verbose          also list the jobs that are up to date\n"
+	"  --skip-missing, --partial-group, -o/--force, -d/--force-all,\n"
+	"  --rebuild-unknown: as for run\n"
+	"  -v, --verbose          also list the jobs that are up to date, and each\n"
+	"                         combination of inputs that makes no job and why\n"
 	"      --json             print {\"jobs\": [...], \"summary\": {...}} (see cpipe(1))\n"
 	"  -h, --help             show this help\n"
 	"\n"
@@ -242,7 +247,15 @@ static void print_plan_json(const struct study *study, const struct decision *de
 	json_object_set_new(summary, "up_to_date", json_integer((json_int_t)counts[DECISION_UP_TO_DATE]));
 	json_object_set_new(summary, "adopt", json_integer((json_int_t)counts[DECISION_ADOPT]));
 	json_object_set_new(summary, "held", json_integer((json_int_t)(counts[DECISION_HELD] + counts[DECISION_BLOCKED])));
+	json_object_set_new(summary, "skipped", json_integer((json_int_t)graph->skipped.count));
 	json_object_set_new(root, "summary", summary);
+	json_t *skipped = json_array(), *left_out = json_array();
+	for (size_t i = 0; i < graph->skipped.count; i++)
+		json_array_append_new(skipped, json_text(graph->skipped.items[i]));
+	for (size_t i = 0; i < graph->left_out.count; i++)
+		json_array_append_new(left_out, json_text(graph->left_out.items[i]));
+	json_object_set_new(root, "skipped", skipped);
+	json_object_set_new(root, "left_out", left_out);
 	json_dumpf(root, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
 	fputc('\n', stdout);
 	json_decref(root);
@@ -273,8 +286,22 @@ static void print_plan_text(const struct study *study, const struct decision *de
 		}
 		fwrite(line.buf, 1, line.len, stdout);
 	}
-	printf("%zu to run, %zu up to date, %zu to adopt, %zu held by another run\n", counts[DECISION_RUN],
+	/* plan -v: the combinations of inputs that make no job (not errors: the data are uneven). */
+	for (size_t i = 0; verbose && i < graph->left_out.count; i++) {
+		strbuf_reset(&line);
+		strbuf_adds(&line, "left out   ");
+		cli_add_escaped(&line, graph->left_out.items[i]);
+		strbuf_addch(&line, '\n');
+		fwrite(line.buf, 1, line.len, stdout);
+	}
+	printf("%zu to run, %zu up to date, %zu to adopt, %zu held by another run", counts[DECISION_RUN],
 	       counts[DECISION_UP_TO_DATE], counts[DECISION_ADOPT], counts[DECISION_HELD] + counts[DECISION_BLOCKED]);
+	if (graph->skipped.count)
+		printf(", %zu skipped", graph->skipped.count);
+	if (graph->left_out.count && !verbose)
+		printf(" (%zu combination%s of inputs make no job: plan -v lists them)", graph->left_out.count,
+		       graph->left_out.count == 1 ? "" : "s");
+	putchar('\n');
 	if (counts[DECISION_RUN]) {
 		/* Recipes in file order, each with its jobs to run: the shape of a big plan at a glance. */
 		size_t *per_recipe = xcalloc(study->recipes->count + 1, sizeof(*per_recipe));
@@ -712,7 +739,8 @@ static int execute(struct study *study, struct decision *decisions, const struct
 			fprintf(stderr, "cpipe: %zu job%s not started (cpipe run -v lists each with its reason)\n",
 				ctx.not_started, ctx.not_started == 1 ? "" : "s");
 		fprintf(stderr, "cpipe: %zu done, %zu failed, %zu interrupted, %zu skipped in %.2f s\n",
-			summary.succeeded, summary.failed, summary.interrupted, summary.skipped, summary.elapsed_s);
+			summary.succeeded, summary.failed, summary.interrupted, summary.skipped + graph->skipped.count,
+			summary.elapsed_s);
 		rc = code == EXEC_RUN_OK ? EXIT_OK : code == EXEC_RUN_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_JOB_FAILED;
 	}
 	if (ctx.record_failed) {
@@ -783,6 +811,10 @@ int cmd_run(int argc, char **argv)
 		if (!opt.quiet && opt.submit && in_flight)
 			fprintf(stderr, "cpipe: nothing to submit (%zu job%s already queued or running on the cluster)\n",
 				in_flight, in_flight == 1 ? "" : "s");
+		else if (!opt.quiet && study.graph->skipped.count)
+			fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date, %zu skipped)\n",
+				study.graph->count - held, study.graph->count - held == 1 ? "" : "s",
+				study.graph->skipped.count);
 		else if (!opt.quiet)
 			fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date)\n", study.graph->count - held,
 				study.graph->count - held == 1 ? "" : "s");

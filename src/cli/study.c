@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@ int study_option(struct study_options *opt, int c, const char *arg)
 	case 'D': opt->data_dir = arg; return 1;
 	case 'L': strvec_push(&opt->link_specs, arg); return 1;
 	case 'S': opt->skip_missing = true; return 1;
+	case 'G': opt->partial_group = true; return 1;
 	case 'p':
 		if (cli_parse_placeholder(&opt->settings, arg, &err) < 0) {
 			cli_report(&err);
@@ -156,33 +158,37 @@ static int check_placeholder_flags(struct study_options *opt, const struct tree 
 	return 0;
 }
 
-static int glob_sources(struct study_options *opt, struct study *study, struct cp_err *err)
+static int glob_sources(struct study_options *opt, struct study *study, const struct strvec *source_keys,
+			struct cp_err *err)
 {
-	struct strvec keys = STRVEC_INIT;
-	graph_source_keys(study->recipes, &keys);
-	size_t link_count = opt->link_specs.count;
+	const struct strvec keys = *source_keys;
+	/* The recipe file's `link:` groups, then the command line's --link ones. */
+	const struct recipe_set *set = study->recipes;
+	size_t link_count = set->link_count + opt->link_specs.count;
 	struct strvec *names = xcalloc(link_count + 1, sizeof(*names));
 	const char **arrays[64];
 	size_t sizes[64];
 	int rc = 0;
 	if (link_count > 64) {
-		cp_err_set(err, NULL, 0, "at most 64 --link groups");
+		cp_err_set(err, NULL, 0, "at most 64 link groups (link: and --link together)");
 		rc = -1;
 	}
 	for (size_t i = 0; rc == 0 && i < link_count; i++) {
-		strvec_split(&names[i], opt->link_specs.items[i], ',', true);
+		for (size_t k = 0; i < set->link_count && k < set->links[i].count; k++)
+			strvec_push(&names[i], set->links[i].items[k]);
+		if (i >= set->link_count)
+			strvec_split(&names[i], opt->link_specs.items[i - set->link_count], ',', true);
 		arrays[i] = (const char **)names[i].items;
 		sizes[i] = names[i].count;
 	}
 	if (rc == 0 && keys.count) {
 		struct glob_request request = {(const char *const *)keys.items, keys.count, ".",
-					       (const char *const *const *)arrays, sizes, link_count};
+					       (const char *const *const *)arrays, sizes, link_count, false};
 		rc = glob_update(study->tree, &request, &study->globbed, err);
 	}
 	for (size_t i = 0; i < link_count; i++)
 		strvec_release(&names[i]);
 	free(names);
-	strvec_release(&keys);
 	return rc;
 }
 
@@ -258,6 +264,24 @@ static int check_tree_exists(const struct recipe_set *recipes, const char *file,
 	return -1;
 }
 
+/* The command line's placeholder values: the names the graph treats as narrowed, and their text for messages. */
+static void describe_filters(const struct cli_placeholder_settings *settings, struct study *study)
+{
+	struct strbuf text = STRBUF_INIT;
+	for (size_t i = 0; i < settings->count; i++) {
+		const struct cli_placeholder_setting *s = &settings->items[i];
+		if (strvec_find(&study->narrowed, s->name) < 0)
+			strvec_push(&study->narrowed, s->name);
+		strbuf_addf(&text, "--%s ", s->name);
+		for (size_t v = 0; v < s->values.count; v++)
+			strbuf_addf(&text, "%s%s", v ? "," : "", s->values.items[v]);
+		strbuf_addch(&text, ' ');
+	}
+	if (text.len)
+		text.buf[--text.len] = '\0';
+	study->filter_text = strbuf_detach(&text);
+}
+
 int study_load(struct study_options *opt, struct study *study)
 {
 	struct cp_err err = CP_ERR_INIT;
@@ -284,6 +308,9 @@ int study_load(struct study_options *opt, struct study *study)
 	const char *data = opt->data_dir ? opt->data_dir : study->recipes->data;
 	if (cli_read_tree(study->recipes->tree, data, &study->tree, &err) < 0)
 		goto fail;
+	/* Kept for reading the tree again (study_check_preset_values) from the data root. */
+	study->tree_path = realpath(study->recipes->tree, NULL);
+	study->data_path = realpath(data, NULL);
 	/* Jobs run in the data root and the state database keys paths from there. */
 	if (chdir(data) < 0) {
 		fprintf(stderr, "cpipe: cannot change to the data directory '%s': %s\n", data, strerror(errno));
@@ -308,14 +335,31 @@ int study_load(struct study_options *opt, struct study *study)
 	opening.stat_recorded = opt->stat_recorded;
 	if (opt->need_state)
 		state_opening_start(&opening);
+	describe_filters(&opt->settings, study);
 	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
-					opt->skip_missing, &study->globbed};
-	int built = glob_sources(opt, study, &err);
+					opt->skip_missing, &study->globbed, &study->narrowed, opt->partial_group,
+					study->filter_text};
+	struct strvec source_keys = STRVEC_INIT, preset = STRVEC_INIT, preset_skipped = STRVEC_INIT;
+	graph_source_keys(study->recipes, &source_keys);
+	for (size_t i = 0; i < study->tree->placeholder_count; i++)
+		if (study->tree->placeholders[i].count)
+			strvec_push(&preset, study->tree->placeholders[i].name);
+	int built = glob_sources(opt, study, &source_keys, &err);
+	if (built == 0)
+		built = study_check_preset_values(opt, study, &preset, &source_keys, &preset_skipped, &err);
+	strvec_release(&source_keys);
+	strvec_release(&preset);
 	cli_phase_done("glob");
-	if (built == 0 && opt->glob_only)
+	if (built == 0 && opt->glob_only) {
+		strvec_release(&preset_skipped);
 		return EXIT_OK;
+	}
 	if (built == 0)
 		built = graph_build(study->tree, study->recipes, &request, &study->graph, &err);
+	/* Listed and counted with the jobs the graph left out. */
+	for (size_t i = 0; built == 0 && i < preset_skipped.count; i++)
+		strvec_push(&study->graph->skipped, preset_skipped.items[i]);
+	strvec_release(&preset_skipped);
 	cli_phase_done("graph");
 	if (opt->need_state) {
 		/* A glob or graph error wins over the state's own; the state is closed either way. */
@@ -330,6 +374,10 @@ int study_load(struct study_options *opt, struct study *study)
 	}
 	if (built < 0)
 		goto fail;
+	for (size_t i = 0; i < study->globbed.warnings.count; i++)
+		fprintf(stderr, "cpipe: warning: %s\n", study->globbed.warnings.items[i]);
+	for (size_t i = 0; i < study->graph->warnings.count; i++)
+		fprintf(stderr, "cpipe: warning: %s\n", study->graph->warnings.items[i]);
 	for (size_t i = 0; i < study->graph->skipped.count; i++)
 		fprintf(stderr, "cpipe: skipped: %s\n", study->graph->skipped.items[i]);
 	return EXIT_OK;
@@ -341,6 +389,10 @@ fail:
 
 void study_release(struct study *study)
 {
+	strvec_release(&study->narrowed);
+	free(study->filter_text);
+	free(study->tree_path);
+	free(study->data_path);
 	state_close(study->state);
 	graph_free(study->graph);
 	glob_result_release(&study->globbed);

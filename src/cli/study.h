@@ -26,6 +26,7 @@ struct study_options {
 	struct strvec link_specs;                 /* --link A,B */
 	struct strvec targets;
 	bool skip_missing;
+	bool partial_group; /* --partial-group: batch jobs over a narrowed subset or the inputs that exist */
 	bool need_state; /* open .cpipe/state.db */
 	bool stat_recorded; /* with need_state: stat the recorded files while the graph is built (for decide_all) */
 	bool glob_only;  /* stop after globbing: no graph, no state (study->graph stays NULL) */
@@ -33,6 +34,9 @@ struct study_options {
 
 struct study {
 	struct glob_result globbed; /* the raw inputs found on disk */
+	struct strvec narrowed;     /* placeholders the command line set (filters), for the graph */
+	char *filter_text;          /* the same as the command line wrote them: "--subject 01" */
+	char *tree_path, *data_path; /* the tree file and data directory, absolute (NULL if unresolvable) */
 	struct recipe_set *recipes;
 	struct tree *tree;
 	struct graph *graph;
@@ -44,7 +48,8 @@ struct study {
 	{"file", required_argument, NULL, 'f'}, {"directory", required_argument, NULL, 'C'}, \
 		{"data", required_argument, NULL, 'D'}, {"placeholder", required_argument, NULL, 'p'}, \
 		{"link", required_argument, NULL, 'L'}, {"skip-missing", no_argument, NULL, 'S'}, \
-		{"skip_missing", no_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'}
+		{"skip_missing", no_argument, NULL, 'S'}, {"partial-group", no_argument, NULL, 'G'}, \
+		{"help", no_argument, NULL, 'h'}
 
 /*
  * Handle one option of STUDY_LONG_OPTIONS (`c` as getopt_long returned it).
@@ -65,6 +70,18 @@ char **study_rewrite_args(int argc, char **argv, const struct option *known, str
 
 /* Run the shared steps; on error prints it and returns EXIT_USAGE (or another exit code). */
 int study_load(struct study_options *opt, struct study *study);
+
+/*
+ * After the glob: of the placeholders in `preset` (those with values before
+ * the glob), a value given on the command line, or listed in the tree (unless
+ * a top-level product: true), that no file of the raw keys `keys` has, while
+ * the data have other values: -1 with a message listing the known values and
+ * suggesting a close one. With --skip-missing a value the tree lists is no
+ * error: a line saying so goes to `skipped`.
+ */
+int study_check_preset_values(const struct study_options *opt, const struct study *study,
+			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
+			      struct cp_err *err);
 
 void study_release(struct study *study);
 void study_options_release(struct study_options *opt);

@@ -62,4 +62,39 @@ expect_exit 0 cpipe glob f -t flat.tree -C weird --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["files"]) == 4, d' "$WORK/out" ||
 	fail "glob --json is not valid JSON: $(cat "$WORK/out")"
 pass
+
+# The ambiguous case of file-tree's update_glob: by default one parse per file, the one with the
+# most optional parts present; --all-parses gives file-tree 1.6's every parse; fields stay lazy.
+mkdir -p amb/age amb/pair
+touch amb/age/bar_age1 amb/pair/x_y_z.txt amb/pair/_b.txt
+printf 'age/{A}[_age{B:d}] (age)\npair/{C}_{D}.txt (pair)\n' >amb.tree
+expect_exit 0 cpipe glob age pair -t amb.tree -C amb
+expect_out "age	age/bar_age1	A=bar	B=1
+pair	pair/x_y_z.txt	C=x	D=y_z"
+expect_exit 0 cpipe glob age pair -t amb.tree -C amb --all-parses --json
+expect_out '{"files":[{"key":"age","path":"age/bar_age1","placeholders":{"A":"bar_age1","B":null}},{"key":"age","path":"age/bar_age1","placeholders":{"A":"bar","B":1}},{"key":"pair","path":"pair/x_y_z.txt","placeholders":{"C":"x","D":"y_z"}}],"values":{"B":[null,1],"A":["bar","bar_age1"],"C":["x"],"D":["y_z"]}}'
+# Two equally good parses: the first is kept, with one warning for the key.
+mkdir -p amb/tie
+touch amb/tie/a_x-1 amb/tie/b_x-2
+printf 'tie/{a}[_x-{b}][_x-{c}] (tie)\n' >tie.tree
+expect_exit 0 cpipe glob tie -t tie.tree -C amb
+expect_out "tie	tie/a_x-1	a=a	b=1
+tie	tie/b_x-2	a=b	b=2"
+expect_err_contains "cpipe glob: warning: key 'tie': 'tie/a_x-1' reads as a=a, b=1 or as a=a, c=1; cpipe kept the first"
+[ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "expected one warning: $(cat "$WORK/err")"
+pass
+
+# file-tree conformance: an optional top-level directory also matches the file without it.
+mkdir -p top/ses-2
+touch top/f.txt top/ses-2/f.txt
+printf '[ses-{B}]\n    f.txt (f)\n' >top.tree
+expect_exit 0 cpipe glob f -t top.tree -C top
+expect_out "f	f.txt
+f	ses-2/f.txt	B=2"
+# values holds only what the glob set: not a group the tree linked with its values already set.
+printf 'A = 1, 2\nB = x, y\n&LINK A, B\n{A}_{B}.txt (ab)\n{C}.dat (c)\n' >linked.tree
+mkdir -p linked
+touch linked/1_x.txt linked/2_y.txt linked/z.dat
+expect_exit 0 cpipe glob ab c -t linked.tree -C linked --json
+expect_out '{"files":[{"key":"ab","path":"1_x.txt","placeholders":{"A":"1","B":"x"}},{"key":"ab","path":"2_y.txt","placeholders":{"A":"2","B":"y"}},{"key":"c","path":"z.dat","placeholders":{"C":"z"}}],"values":{"C":["z"]}}'
 done_testing

@@ -21,7 +21,9 @@ expect_err_contains "t1_fov"
 expect_exit 2 cpipe plan no_such_key
 expect_err_contains "no_such_key"
 
-# A missing raw input shows the chain, and --skip-missing leaves that subject out.
+# A subject the tree lists but no file has is an error naming the subjects that exist; with
+# product: true a missing raw input shows the chain (and how to fix it), and --skip-missing leaves
+# that subject out.
 rm sub-02/T1w.nii.gz
 mkdir -p sub-02
 cat >study.tree <<'TREE'
@@ -35,10 +37,16 @@ group
     mean_brain.txt      (group_mean)
 TREE
 expect_exit 2 cpipe run group_mean
+expect_err_contains "study.tree sets subject to 02, which no file has; known: 01"
+{ echo "product: true"; cat cpipe.yaml; } >product.yaml
+expect_exit 2 cpipe run -f product.yaml group_mean
 expect_err_contains "sub-02/T1w.nii.gz"
 expect_err_contains "reorient[subject=02]"
 expect_err_contains "group_mean"
+expect_err_contains "drop product: to make jobs only for the files that exist"
 expect_exit 0 cpipe run --skip-missing t1_brain
+expect_err_contains "cpipe: skipped: study.tree sets subject to 02, which no file has; known: 01; nothing is made for subject 02"
+expect_err_contains "3 done, 0 failed, 0 interrupted, 1 skipped"
 expect_ran "brain 01
 fov 01
 reorient 01"
@@ -66,4 +74,15 @@ expect_exit 2 cpipe plan -f cycle.yaml t1_brain --subject 01
 expect_err_contains "cycle"
 expect_err_contains "forward"
 expect_err_contains "backward"
+# An unknown value on the command line: the known values (a long list shortened) and a close one.
+cd "$WORK" || fail "no work directory"
+make_study many $(seq -w 1 20)
+cd many || fail "no study"
+expect_exit 2 cpipe plan --subject 99
+expect_err_contains "--subject 99: no such subject; known: 01, 02, 03, 04, 05, 06, 07, 08, 09, …, 18, 19, 20 (20 values)"
+expect_exit 2 cpipe plan --subject 1
+expect_err_contains "--subject 1: no such subject; known: 01,"
+expect_err_contains "did you mean '01'?"
+expect_exit 2 cpipe plan --subject 01,sub-07
+expect_err_contains "did you mean '07'? (the 'sub-' is part of the file name, not of the value)"
 done_testing

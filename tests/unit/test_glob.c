@@ -25,6 +25,7 @@ struct study {
 	char root[64];
 	struct tree *tree;
 	struct glob_result result;
+	bool all_parses; /* glob as file-tree does, every parse of a file kept */
 };
 
 static int study_setup(void **state)
@@ -92,7 +93,7 @@ static int glob_keys(struct study *study, const char *const *keys, const char *c
 	size_t key_count = 0;
 	while (keys[key_count])
 		key_count++;
-	struct glob_request request = {keys, key_count, study->root, links, link_sizes, link_count};
+	struct glob_request request = {keys, key_count, study->root, links, link_sizes, link_count, study->all_parses};
 	glob_result_release(&study->result);
 	return glob_update(study->tree, &request, &study->result, err);
 }
@@ -196,6 +197,17 @@ static void test_optional_directory(void **state)
 				      "f sub-2/ses-y/f A=2 B=y");
 }
 
+/* An optional directory at the top level: without it the path is still relative (file-tree finds both). */
+static void test_optional_top_directory(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"f.txt", "ses-2/f.txt", NULL});
+	parse_tree(study, "[ses-{B}]\n    f.txt (f)\n");
+	glob_ok(study, (const char *const[]){"f", NULL});
+	assert_values(study->tree, "B", "None,2");
+	assert_result(&study->result, "f f.txt B=None\nf ses-2/f.txt B=2");
+}
+
 /* §2.3: {x:02d} takes at most two digits and gives ints; {x:d} takes a sign; {x:f} needs a dot. */
 static void test_typed_fields(void **state)
 {
@@ -222,10 +234,11 @@ static void test_typed_fields(void **state)
 				      "run run-7.nii run=7");
 }
 
-/* §2.2 "Ambiguity": every successful parse is kept; fields are lazy and need one character. */
+/* §2.2 "Ambiguity" with all_parses: every successful parse is kept; fields are lazy and need one character. */
 static void test_ambiguity(void **state)
 {
 	struct study *study = *state;
+	study->all_parses = true;
 	make_paths(study, (const char *const[]){"age/bar_age1", "pair/x_y_z.txt", "pair/_b.txt", NULL});
 	parse_tree(study, "age/{A}[_age{B:d}] (age)\npair/{C}_{D}.txt (pair)\n");
 	glob_ok(study, (const char *const[]){"age", NULL});
@@ -239,6 +252,41 @@ static void test_ambiguity(void **state)
 	assert_values(study->tree, "C", "x");
 	assert_values(study->tree, "D", "y_z");
 	assert_result(&study->result, "pair pair/x_y_z.txt C=x D=y_z");
+}
+
+/* By default one parse per file: the most optional parts present; a tie keeps the first and warns once per key. */
+static void test_one_parse_per_file(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"age/bar_age1", "func/sub-01_task-rest_run-01_bold.nii.gz",
+						"func/sub-01_task-rest_bold.nii.gz", "tie/a_x-1", "tie/b_x-2", NULL});
+	parse_tree(study, "age/{A}[_age{B:d}] (age)\n"
+			  "func/sub-{subject}_task-{task}[_acq-{acq}][_run-{run}]_bold.nii.gz (bold)\n"
+			  "tie/{a}[_x-{b}][_x-{c}] (tie)\n");
+	glob_ok(study, (const char *const[]){"age", "bold", NULL});
+	assert_values(study->tree, "A", "bar");
+	assert_values(study->tree, "B", "1");
+	assert_values(study->tree, "task", "rest");
+	assert_values(study->tree, "run", "None,01");
+	assert_result(&study->result, "age age/bar_age1 A=bar B=1\n"
+				      "bold func/sub-01_task-rest_bold.nii.gz acq=None run=None subject=01 task=rest\n"
+				      "bold func/sub-01_task-rest_run-01_bold.nii.gz acq=None run=01 subject=01 task=rest");
+	assert_int_equal(study->result.warnings.count, 0);
+
+	glob_ok(study, (const char *const[]){"tie", NULL});
+	assert_result(&study->result, "tie tie/a_x-1 a=a b=1 c=None\ntie tie/b_x-2 a=b b=2 c=None");
+	assert_int_equal(study->result.warnings.count, 1);
+	assert_string_equal(study->result.warnings.items[0],
+			    "key 'tie': 'tie/a_x-1' reads as a=a, b=1 or as a=a, c=1; cpipe kept the first "
+			    "(cpipe glob --all-parses lists every reading)");
+
+	/* One file, one parse, through glob_match_path too. */
+	struct glob_result matches = GLOB_RESULT_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(glob_match_path("{A}[_age{B:d}]", "bar_age1", false, &matches, &err), 1);
+	assert_string_equal(matches.files[0].bindings[0].value.text, "bar");
+	assert_string_equal(matches.files[0].bindings[1].value.text, "1");
+	glob_result_release(&matches);
 }
 
 /* §2.2 step 5: a placeholder written twice must capture the same text. */
@@ -362,7 +410,7 @@ static void test_wildcards(void **state)
 	/* "* matches nothing" is tried first, so the field takes the whole name. */
 	struct glob_result matches = GLOB_RESULT_INIT;
 	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(glob_match_path("{A}*", "xyz", &matches, &err), 1);
+	assert_int_equal(glob_match_path("{A}*", "xyz", true, &matches, &err), 1);
 	assert_string_equal(binding(&matches.files[0], "A")->text, "xyz");
 	glob_result_release(&matches);
 }
@@ -383,7 +431,7 @@ static void test_missing_directory(void **state)
 	struct study *study = *state;
 	parse_tree(study, "subject = 1, 2\nsub-{subject}/{name}.txt (t)\n");
 	char *missing = xasprintf("%s/nowhere", study->root);
-	struct glob_request request = {(const char *const[]){"t"}, 1, missing, NULL, NULL, 0};
+	struct glob_request request = {(const char *const[]){"t"}, 1, missing, NULL, NULL, 0, false};
 	struct cp_err err = CP_ERR_INIT;
 	assert_int_equal(glob_update(study->tree, &request, &study->result, &err), 0);
 	assert_int_equal(study->result.count, 0);
@@ -424,7 +472,7 @@ static void test_absolute_template(void **state)
 	char *text = xasprintf("!%s/ext\n    r-{r}.txt (r)\n", study->root);
 	parse_tree(study, text);
 	free(text);
-	struct glob_request request = {(const char *const[]){"r"}, 1, "/nonexistent-data-dir", NULL, NULL, 0};
+	struct glob_request request = {(const char *const[]){"r"}, 1, "/nonexistent-data-dir", NULL, NULL, 0, false};
 	struct cp_err err = CP_ERR_INIT;
 	assert_int_equal(glob_update(study->tree, &request, &study->result, &err), 0);
 	assert_values(study->tree, "r", "1,2");
@@ -516,36 +564,36 @@ static void test_match_path(void **state)
 	(void)state;
 	struct glob_result matches = GLOB_RESULT_INIT;
 	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(glob_match_path("{A}[_age{B:d}]", "bar_age1", &matches, &err), 2);
+	assert_int_equal(glob_match_path("{A}[_age{B:d}]", "bar_age1", true, &matches, &err), 2);
 	assert_result(&matches, "- bar_age1 A=bar_age1 B=None\n- bar_age1 A=bar B=1");
 	assert_int_equal(binding(&matches.files[1], "B")->type, TREE_VALUE_INT);
 	glob_result_release(&matches);
 
-	assert_int_equal(glob_match_path("{A}_{B}.txt", "_b.txt", &matches, &err), 0);
-	assert_int_equal(glob_match_path("{A}_{B}.txt", "x_y_z.txt", NULL, &err), 1);
-	assert_int_equal(glob_match_path("run-{r:02d}", "run-003", NULL, &err), 0);
-	assert_int_equal(glob_match_path("run-{r:02d}", "run- 7", NULL, &err), 1);
-	assert_int_equal(glob_match_path("{x:f}", "2", NULL, &err), 0);
-	assert_int_equal(glob_match_path("v{x:f}", "v.5", NULL, &err), 1);
+	assert_int_equal(glob_match_path("{A}_{B}.txt", "_b.txt", true, &matches, &err), 0);
+	assert_int_equal(glob_match_path("{A}_{B}.txt", "x_y_z.txt", true, NULL, &err), 1);
+	assert_int_equal(glob_match_path("run-{r:02d}", "run-003", true, NULL, &err), 0);
+	assert_int_equal(glob_match_path("run-{r:02d}", "run- 7", true, NULL, &err), 1);
+	assert_int_equal(glob_match_path("{x:f}", "2", true, NULL, &err), 0);
+	assert_int_equal(glob_match_path("v{x:f}", "v.5", true, NULL, &err), 1);
 	/* ".5" is a hidden name: a field starting a component does not match it, as glob would not list it. */
-	assert_int_equal(glob_match_path("{x:f}", ".5", NULL, &err), 0);
-	assert_int_equal(glob_match_path("{x:d}", "0x1f", &matches, &err), 1);
+	assert_int_equal(glob_match_path("{x:f}", ".5", true, NULL, &err), 0);
+	assert_int_equal(glob_match_path("{x:d}", "0x1f", true, &matches, &err), 1);
 	assert_int_equal(binding(&matches.files[0], "x")->integer, 31);
 	glob_result_release(&matches);
 	/* Case-sensitive, whole path, and a template's normalisation applies. */
-	assert_int_equal(glob_match_path("Sub-{s}", "sub-1", NULL, &err), 0);
-	assert_int_equal(glob_match_path("sub-{s}", "sub-1/x", NULL, &err), 0);
-	assert_int_equal(glob_match_path("sub-{s}/[ses-{t}]/f", "sub-1/f", NULL, &err), 1);
+	assert_int_equal(glob_match_path("Sub-{s}", "sub-1", true, NULL, &err), 0);
+	assert_int_equal(glob_match_path("sub-{s}", "sub-1/x", true, NULL, &err), 0);
+	assert_int_equal(glob_match_path("sub-{s}/[ses-{t}]/f", "sub-1/f", true, NULL, &err), 1);
 	/* Regex metacharacters in names are literal; a newline in a name is just a byte. */
-	assert_int_equal(glob_match_path("a.(b)+[c]$_{x}", "a.(b)+c$_1", NULL, &err), 1);
-	assert_int_equal(glob_match_path("a.(b)+[c]$_{x}", "aX(b)+c$_1", NULL, &err), 0);
-	assert_int_equal(glob_match_path("f_{x}", "f_a\n", &matches, &err), 1);
+	assert_int_equal(glob_match_path("a.(b)+[c]$_{x}", "a.(b)+c$_1", true, NULL, &err), 1);
+	assert_int_equal(glob_match_path("a.(b)+[c]$_{x}", "aX(b)+c$_1", true, NULL, &err), 0);
+	assert_int_equal(glob_match_path("f_{x}", "f_a\n", true, &matches, &err), 1);
 	assert_string_equal(binding(&matches.files[0], "x")->text, "a\n");
 	glob_result_release(&matches);
 	/* Template errors are -1 with a message. */
-	assert_int_equal(glob_match_path("{x:q}", "1", NULL, &err), -1);
+	assert_int_equal(glob_match_path("{x:q}", "1", true, NULL, &err), -1);
 	assert_non_null(err.message);
-	assert_int_equal(glob_match_path("x[a[b]c]", "x", NULL, &err), -1);
+	assert_int_equal(glob_match_path("x[a[b]c]", "x", true, NULL, &err), -1);
 	cp_err_release(&err);
 }
 
@@ -577,6 +625,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_optional_directory, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_typed_fields, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_ambiguity, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_optional_top_directory, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_one_parse_per_file, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_repeated_placeholder, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_link, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_preset_filters, study_setup, study_teardown),

@@ -67,12 +67,13 @@ static int build(struct fixture *fx, const char *tree_text, const char *recipe_t
 	assert_int_equal(recipe_load_string(recipe_text, strlen(recipe_text), "cpipe.yaml", &fx->set, &fx->err), 0);
 	struct strvec sources = STRVEC_INIT;
 	graph_source_keys(fx->set, &sources);
-	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0};
+	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0, false};
 	assert_int_equal(glob_update(fx->tree, &request, &fx->globbed, &fx->err), 0);
 	strvec_release(&sources);
 	/* Half the tests see the glob's list of raw inputs, half find them with stat alone. */
 	struct graph_request graph_request = {targets, target_count, fx->dir, skip_missing,
-					      target_count && strlen(targets[0]) % 2 ? &fx->globbed : NULL};
+					      target_count && strlen(targets[0]) % 2 ? &fx->globbed : NULL, NULL, false,
+					      NULL};
 	return graph_build(fx->tree, fx->set, &graph_request, &fx->graph, &fx->err);
 }
 
@@ -169,6 +170,12 @@ static void test_singular_value_keeps_job_id(void **state)
 	assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
 }
 
+/* The chain recipes iterating over the product of values (a missing input is an error), or not. */
+static char *chain_with_product(bool product)
+{
+	return xasprintf("product: %s\n%s", product ? "true" : "false", chain_recipes);
+}
+
 static void test_missing_input_shows_chain(void **state)
 {
 	struct fixture *fx = *state;
@@ -176,9 +183,117 @@ static void test_missing_input_shows_chain(void **state)
 	const char *tree_text = "subject = 01, 02\nsub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b.txt (b)\n"
 				"group.txt (group)\n";
 	const char *targets[] = {"group"};
-	assert_int_equal(build(fx, tree_text, chain_recipes, targets, 1, false), -1);
+	char *recipes = chain_with_product(true);
+	assert_int_equal(build(fx, tree_text, recipes, targets, 1, false), -1);
+	free(recipes);
 	assert_non_null(strstr(fx->err.message, "sub-02/raw.txt"));
 	assert_non_null(strstr(fx->err.message, "make_a[subject=02] <- make_b[subject=02] <- gather"));
+	assert_non_null(strstr(fx->err.message, "drop product: to make jobs only for the files that exist"));
+}
+
+/*
+ * By default jobs come from the files that exist: the raw files' combinations, carried
+ * through make_a and make_b to the group job, which lists only what exists; plan -v's lines say
+ * what a recipe with two inputs left out.
+ */
+static void test_jobs_from_existing_files(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/ses-1/raw.txt");
+	make_file(fx->dir, "sub-01/ses-2/raw.txt");
+	make_file(fx->dir, "sub-02/ses-1/raw.txt");
+	make_file(fx->dir, "sub-01/ses-1/other.txt");
+	make_file(fx->dir, "sub-03/ses-1/other.txt");
+	const char *tree_text = "sub-{subject}/ses-{session}\n    raw.txt (raw)\n    other.txt (other)\n    a.txt (a)\n"
+				"    b.txt (b)\n    both.txt (both)\ngroup.txt (group)\n";
+	char *recipes = xasprintf("%.*s    batch: [subject, session]\n    run: cat {b} > {group}\n"
+				  "  - {name: pair, in: [raw, other], out: [both], run: 'cat {raw} {other} > {both}'}\n",
+				  (int)(strstr(chain_recipes, "    batch:") - chain_recipes), chain_recipes);
+	/* "group" has an odd length: build() hands the graph the glob's result. */
+	const char *targets[] = {"group", "both"};
+	int built = build(fx, tree_text, recipes, targets, 2, false);
+	if (built)
+		print_error("%s\n", fx->err.message);
+	assert_int_equal(built, 0);
+	free(recipes);
+	/* 3 make_a, 3 make_b, the group and one pair: not 3 subjects x 2 sessions. */
+	assert_int_equal(fx->graph->count, 8);
+	assert_true(job_index(fx->graph, "make_b[session=2,subject=01]") >= 0);
+	assert_int_equal(job_index(fx->graph, "make_b[session=2,subject=02]"), -1);
+	long gather = job_index(fx->graph, "gather");
+	assert_true(gather >= 0);
+	assert_int_equal(fx->graph->jobs[gather].inputs.count, 3);
+	assert_int_equal(fx->graph->jobs[gather].dep_count, 3);
+	assert_true(job_index(fx->graph, "pair[session=1,subject=01]") >= 0);
+	assert_int_equal(fx->graph->left_out.count, 3);
+	assert_string_equal(fx->graph->left_out.items[0],
+			    "pair: no job for session=2, subject=01: a raw file exists for it, but no other file");
+	assert_string_equal(fx->graph->left_out.items[2],
+			    "pair: no job for session=1, subject=03: a other file exists for it, but no raw file");
+	assert_int_equal(fx->graph->skipped.count, 0);
+	assert_int_equal(fx->graph->warnings.count, 0);
+}
+
+/* Placeholders no input has (vars) multiply the existing combinations; linked ones go row by row. */
+static void test_vars_cross_existing(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	const char *tree_text = "low = 1, 2\nhigh = 8, 9\n&LINK low, high\nkind = a, b\n"
+				"sub-{subject}\n    raw.txt (raw)\n    out_{low}_{high}_{kind}.txt (out)\n";
+	const char *recipes = "recipes:\n  - {name: cut, in: [raw], out: [out], vars: [low, high, kind], "
+			      "run: 'cp {raw} {out}'}\n";
+	const char *targets[] = {"out"};
+	assert_int_equal(build(fx, tree_text, recipes, targets, 1, false), 0);
+	/* 2 subjects x 2 linked rows x 2 kinds, not x 4 (low, high) pairs. */
+	assert_int_equal(fx->graph->count, 8);
+	assert_true(job_index(fx->graph, "cut[high=9,kind=b,low=2,subject=02]") >= 0);
+	assert_int_equal(job_index(fx->graph, "cut[high=9,kind=b,low=1,subject=02]"), -1);
+}
+
+/* A group job over a placeholder the command line narrowed is left out, unless partial_group. */
+static void test_narrowed_group_left_out(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	const char *tree_text = "subject = 01\nsub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b.txt (b)\n"
+				"group.txt (group)\n";
+	struct strvec narrowed = STRVEC_INIT;
+	strvec_push(&narrowed, "subject");
+	assert_int_equal(tree_parse_string(tree_text, "test.tree", NULL, &fx->tree, &fx->err), 0);
+	assert_int_equal(recipe_load_string(chain_recipes, strlen(chain_recipes), "cpipe.yaml", &fx->set, &fx->err), 0);
+	struct glob_request glob = {(const char *const[]){"raw"}, 1, fx->dir, NULL, NULL, 0, false};
+	assert_int_equal(glob_update(fx->tree, &glob, &fx->globbed, &fx->err), 0);
+	for (int partial = 0; partial < 2; partial++) {
+		struct graph_request request = {NULL, 0, fx->dir, false, &fx->globbed, &narrowed, partial,
+						"--subject 01"};
+		assert_int_equal(graph_build(fx->tree, fx->set, &request, &fx->graph, &fx->err), 0);
+		assert_int_equal(job_index(fx->graph, "gather") >= 0, partial);
+		assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
+		assert_int_equal(fx->graph->skipped.count, !partial);
+		if (!partial)
+			assert_string_equal(fx->graph->skipped.items[0],
+					    "gather: left out: it covers every subject, and the command line "
+					    "(--subject 01) narrows subject to a subset; its output would silently "
+					    "cover part of the study (give --partial-group to make it from the subset)");
+		graph_free(fx->graph);
+		fx->graph = NULL;
+	}
+	strvec_release(&narrowed);
+}
+
+/* A requested key whose raw input has no file: a warning, not an error. */
+static void test_nothing_to_make_warns(void **state)
+{
+	struct fixture *fx = *state;
+	const char *tree_text = "sub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b.txt (b)\ngroup.txt (group)\n";
+	const char *targets[] = {"b"};
+	assert_int_equal(build(fx, tree_text, chain_recipes, targets, 1, false), 0);
+	assert_int_equal(fx->graph->count, 0);
+	assert_int_equal(fx->graph->warnings.count, 1);
+	assert_string_equal(fx->graph->warnings.items[0], "b: nothing to make: no raw file was found");
 }
 
 static void test_skip_missing(void **state)
@@ -188,7 +303,9 @@ static void test_skip_missing(void **state)
 	const char *tree_text = "subject = 01, 02\nsub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b.txt (b)\n"
 				"group.txt (group)\n";
 	const char *targets[] = {"b"};
-	assert_int_equal(build(fx, tree_text, chain_recipes, targets, 1, true), 0);
+	char *recipes = chain_with_product(true);
+	assert_int_equal(build(fx, tree_text, recipes, targets, 1, true), 0);
+	free(recipes);
 	assert_int_equal(fx->graph->count, 2);
 	assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
 	assert_int_equal(job_index(fx->graph, "make_b[subject=02]"), -1);
@@ -264,6 +381,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_singular_value_keeps_job_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_input_shows_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_skip_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jobs_from_existing_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vars_cross_existing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_narrowed_group_left_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nothing_to_make_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_linked_placeholders_iterate_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_values_are_quoted, setup, teardown),

@@ -272,6 +272,39 @@ static void test_did_you_mean_for_fields(void **state)
 			  "unknown field 'colour'", "expected one of: name, in, out");
 }
 
+/* `link:` groups and `product:` (top-level, merged into every recipe, or per recipe). */
+static void test_link_and_product(void **state)
+{
+	(void)state;
+	struct recipe_set *set = load_ok("link: [[subject, session], [task, run, echo]]\nrecipes:\n"
+					 "  - {name: a, in: [t1], out: [x], run: 'true'}\n"
+					 "  - {name: b, in: [x], out: [y], run: 'true', product: true}\n");
+	assert_int_equal(set->link_count, 2);
+	assert_int_equal(set->links[0].count, 2);
+	assert_string_equal(set->links[0].items[1], "session");
+	assert_int_equal(set->links[1].count, 3);
+	assert_string_equal(set->links[1].items[2], "echo");
+	assert_false(set->product);
+	assert_false(set->recipes[0].product);
+	assert_true(set->recipes[1].product);
+	recipe_set_free(set);
+
+	set = load_ok("product: true\nlink:\n  - [a, b]\nrecipes:\n  - {name: a, in: [t1], out: [x], run: 'true'}\n");
+	assert_true(set->product);
+	assert_true(set->recipes[0].product);
+	assert_int_equal(set->link_count, 1);
+	recipe_set_free(set);
+
+	expect_load_error("recipes: []\nlink: subject,session\n", 2, "link: must be a list of lists", NULL);
+	expect_load_error("recipes: []\nlink: [subject, session]\n", 2, "link: must be a list of lists", NULL);
+	expect_load_error("recipes: []\nlink:\n  - [subject]\n", 3, "at least two placeholders", NULL);
+	expect_load_error("recipes: []\nlink: []\n", 2, "link: an empty list", NULL);
+	expect_load_error("recipes: []\nlink: [[a, [b]]]\n", 2, "link: must be a list of lists", NULL);
+	expect_load_error("recipes: []\nproduct: maybe\n", 2, "product: must be true or false", NULL);
+	expect_load_error("recipes:\n  - {name: a, out: [x], run: 'true', product: 2}\n", 2,
+			  "recipe 'a': product: must be true or false", NULL);
+}
+
 static void test_duplicate_outputs(void **state)
 {
 	(void)state;
@@ -665,6 +698,7 @@ int main(void)
 		cmocka_unit_test(test_missing_and_invalid_fields),
 		cmocka_unit_test(test_resources_must_be_positive),
 		cmocka_unit_test(test_did_you_mean_for_fields),
+		cmocka_unit_test(test_link_and_product),
 		cmocka_unit_test(test_duplicate_outputs),
 		cmocka_unit_test(test_run_syntax_errors),
 		cmocka_unit_test(test_run_expansion),
