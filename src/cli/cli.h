@@ -52,11 +52,9 @@ void cli_placeholder_settings_release(struct cli_placeholder_settings *settings)
 int cli_read_tree(const char *path, const char *data_dir, struct tree **out, struct cp_err *err);
 
 /*
- * With CPIPE_TIMINGS=1 in the environment, print to stderr the wall time
- * since the previous call labelled `phase` (NULL: only restart the clock);
- * otherwise do nothing. For profiling the phases of a command.
- * since the previous call (or since the first call, which only starts the
- * clock when `phase` is NULL) labelled `phase`; otherwise do nothing.
+ * With CPIPE_TIMINGS=1 in the environment, print to stderr the wall time since
+ * the previous call as the time `phase` took; a NULL `phase` only restarts the
+ * clock. Otherwise do nothing. For profiling the phases of a command.
  */
 void cli_phase_done(const char *phase);
 
