@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,11 @@ int main(int argc, char **argv)
 		print_help(stderr);
 		return EXIT_USAGE;
 	}
+	/*
+	 * Past the file size limit (ulimit -f) a write fails with EFBIG, which cpipe reports,
+	 * instead of SIGXFSZ killing it without a word. Jobs get the default back.
+	 */
+	signal(SIGXFSZ, SIG_IGN);
 	const char *name = argv[1];
 	if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
 		print_help(stdout);
