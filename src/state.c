@@ -165,6 +165,8 @@ enum statement {
 	STMT_FILE_ID,
 	STMT_FILE_UPDATE,
 	STMT_CLAIM_SELECT,
+	STMT_JOB_FILES_SELECT,
+	STMT_FILE_PATH,
 	STMT_CLAIM_SET,
 	STMT_CLAIM_RELEASE,
 	STMT_JOB_SUCCESS,
@@ -190,8 +192,10 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_FILE_INSERT] = "INSERT OR IGNORE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)",
 	[STMT_FILE_ID] = "SELECT id FROM files WHERE path = ?1",
 	[STMT_FILE_UPDATE] = "UPDATE files SET size = ?2, mtime_ns = ?3, hash = ?4 WHERE id = ?1",
-	[STMT_CLAIM_SELECT] = "SELECT holder_run, holder_host, holder_pid, holder_pid_start FROM jobs"
-			      " WHERE name = ?1",
+	[STMT_CLAIM_SELECT] = "SELECT holder_run, holder_host, holder_pid, holder_pid_start, status, end_ns, run_id"
+			      " FROM jobs WHERE name = ?1",
+	[STMT_JOB_FILES_SELECT] = "SELECT files FROM jobs WHERE name = ?1",
+	[STMT_FILE_PATH] = "SELECT path FROM files WHERE id = ?1",
 	[STMT_CLAIM_SET] = "INSERT INTO jobs (name, holder_run, holder_host, holder_pid, holder_pid_start,"
 			   " holder_since, holder_log) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 			   " ON CONFLICT (name) DO UPDATE SET holder_run = excluded.holder_run,"
@@ -343,6 +347,10 @@ struct state {
 	char *host;
 	int64_t pid;
 	int64_t pid_start;
+	struct strvec dead_runs; /* runs found dead by state_claim_job (their processes may live on) */
+	int64_t *failure_windows; /* state_adoption_suspect: sorted disjoint [start, end] pairs, built once */
+	size_t failure_window_count;
+	bool failure_windows_built;
 
 	size_t *scratch; /* per-query input positions */
 	size_t scratch_cap;
@@ -1840,6 +1848,8 @@ void state_close(struct state *state)
 	arena_release(&state->pool);
 	free(state->run_id);
 	free(state->host);
+	strvec_release(&state->dead_runs);
+	free(state->failure_windows);
 	free(state->db_path);
 	free(state->scratch);
 	free(state->output_scratch);
@@ -2031,6 +2041,19 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 
+	/*
+	 * A live run's claim comes before the files: what that run is writing
+	 * now says nothing yet (a missing output is no reason to run it twice).
+	 */
+	struct job_entry *job = job_find(state, query->job_id);
+	bool claimed_by_live_run = job && job->holder_run && strcmp(job->holder_run, state->run_id) != 0 &&
+				   holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
+	if (claimed_by_live_run) {
+		*reason = STATE_RUNNING_ELSEWHERE;
+		holder_detail(detail, job->holder_host, job->holder_pid);
+		return 0;
+	}
+
 	/* Each output's file index, looked up once for both passes. */
 	ALLOC_GROW(state->output_scratch, query->output_count + 1, state->output_scratch_cap);
 	size_t *output_files = state->output_scratch;
@@ -2047,7 +2070,6 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		}
 	}
 
-	struct job_entry *job = job_find(state, query->job_id);
 	if (!job || (!job->recorded && !job->holder_run && job->outcome == OUTCOME_NONE)) {
 		*reason = STATE_NEVER_RECORDED;
 		return 0;
@@ -2064,9 +2086,8 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	}
 	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
 	if (job->holder_run) {
-		bool alive = strcmp(job->holder_run, state->run_id) == 0 ||
-			     holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
-		*reason = alive ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
+		bool ours = strcmp(job->holder_run, state->run_id) == 0;
+		*reason = ours ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
 		holder_detail(detail, job->holder_host, job->holder_pid);
 		return 0;
 	}
@@ -2084,7 +2105,181 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	return 0;
 }
 
+/* ---- Adoption ---------------------------------------------------------------- */
+
+/* A file written this close to a failed attempt's start or end may be its work (clocks are coarse). */
+#define FAILURE_WINDOW_MARGIN_NS 1000000000LL
+
+static int compare_windows(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* The times during which a failed or interrupted attempt ran, merged into disjoint windows. */
+static void build_failure_windows(struct state *state)
+{
+	size_t count = 0, cap = 0;
+	int64_t *windows = NULL;
+	int64_t now = state_now_ns();
+	for (size_t i = 0; i < state->job_count; i++) {
+		const struct job_entry *job = &state->jobs[i];
+		if (!job->present || (job->outcome != OUTCOME_FAILED && job->outcome != OUTCOME_INTERRUPTED) ||
+		    job->start_ns <= 0)
+			continue;
+		ALLOC_GROW(windows, 2 * (count + 1), cap);
+		windows[2 * count] = job->start_ns - FAILURE_WINDOW_MARGIN_NS;
+		windows[2 * count + 1] = (job->end_ns > 0 ? job->end_ns : now) + FAILURE_WINDOW_MARGIN_NS;
+		count++;
+	}
+	if (count)
+		qsort(windows, count, 2 * sizeof(*windows), compare_windows);
+	size_t merged = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (merged && windows[2 * i] <= windows[2 * merged - 1]) {
+			if (windows[2 * i + 1] > windows[2 * merged - 1])
+				windows[2 * merged - 1] = windows[2 * i + 1];
+			continue;
+		}
+		windows[2 * merged] = windows[2 * i];
+		windows[2 * merged + 1] = windows[2 * i + 1];
+		merged++;
+	}
+	state->failure_windows = windows;
+	state->failure_window_count = merged;
+	state->failure_windows_built = true;
+}
+
+static bool in_failure_window(const struct state *state, int64_t t)
+{
+	size_t lo = 0, hi = state->failure_window_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t < state->failure_windows[2 * mid])
+			hi = mid;
+		else if (t > state->failure_windows[2 * mid + 1])
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+int state_adoption_suspect(struct state *state, const struct state_job_query *query, bool *suspect,
+			   struct strbuf *detail, struct cp_err *err)
+{
+	*suspect = false;
+	if (!state->failure_windows_built)
+		build_failure_windows(state);
+	for (size_t i = 0; i < query->output_count && state->failure_window_count; i++) {
+		size_t index = query->output_ids ? query_file_id(state, query->output_ids[i])
+						 : file_intern(state, query->outputs[i]);
+		const struct file_signature *now;
+		if (file_seen(state, index, &now, err) < 0)
+			return STATE_ERROR;
+		if (now->exists && now->mtime_ns && in_failure_window(state, now->mtime_ns)) {
+			*suspect = true;
+			if (detail)
+				strbuf_addf(detail, "%s was written while a job failed or was interrupted",
+					    query->outputs[i]);
+			return 0;
+		}
+	}
+	return 0;
+}
+
 /* ---- Claims and records ---------------------------------------------------- */
+
+/*
+ * Re-read a job's recorded files from the database (after another run wrote
+ * them): file ids are looked up one by one, as this is rare. A damaged blob
+ * fails, naming the job.
+ */
+static int job_reload_files(struct state *state, size_t job_index, struct cp_err *err)
+{
+	struct job_entry *job = &state->jobs[job_index];
+	sqlite3_stmt *stmt = statement(state, STMT_JOB_FILES_SELECT, err);
+	if (!stmt)
+		return STATE_ERROR;
+	bind_text(stmt, 1, job->job_id);
+	int rc = sqlite3_step(stmt);
+	struct strbuf blob = STRBUF_INIT;
+	if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) == SQLITE_BLOB)
+		strbuf_add(&blob, sqlite3_column_blob(stmt, 0), (size_t)sqlite3_column_bytes(stmt, 0));
+	statement_done(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		strbuf_release(&blob);
+		return db_fail(state, STMT_JOB_FILES_SELECT, err);
+	}
+	job_clear_files(job);
+	if (!blob.len) {
+		strbuf_release(&blob);
+		return 0;
+	}
+	struct files_blob_reader reader;
+	size_t inputs = 0, outputs = 0;
+	struct job_file *files = NULL;
+	bool ok = files_blob_open(&reader, blob.buf, blob.len, &inputs, &outputs);
+	if (ok)
+		files = xcalloc(inputs + outputs + 1, sizeof(*files));
+	for (size_t i = 0; ok && i < inputs + outputs; i++) {
+		int64_t id;
+		struct file_signature sig;
+		if (!(ok = files_blob_next(&reader, &id, &sig)))
+			break;
+		if (!(stmt = statement(state, STMT_FILE_PATH, err))) {
+			free(files);
+			strbuf_release(&blob);
+			return STATE_ERROR;
+		}
+		bind_int64(stmt, 1, id);
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_ROW) {
+			size_t index = file_intern(state, (const char *)sqlite3_column_text(stmt, 0));
+			if (!state->files[index].db_id)
+				state->files[index].db_id = id;
+			job_file_set(&files[i], index, &sig);
+		} else {
+			ok = blob_fail(&reader, "unknown file id");
+		}
+		statement_done(stmt);
+	}
+	ok = ok && files_blob_close(&reader);
+	if (!ok) {
+		cp_err_set(err, NULL, 0, "%s: job %s: damaged list of recorded files: %s", state->db_path,
+			   job->job_id, reader.problem);
+		free(files);
+		strbuf_release(&blob);
+		return STATE_ERROR;
+	}
+	job = &state->jobs[job_index]; /* file_intern does not move jobs, but stay safe */
+	job->input_count = job_files_normalize(files, inputs);
+	job->output_count = job_files_normalize(files + inputs, outputs);
+	memmove(files + job->input_count, files + inputs, job->output_count * sizeof(*files));
+	job->files = files;
+	job->files_owned = true;
+	strbuf_release(&blob);
+	return 0;
+}
+
+/*
+ * Whether the job's latest finished attempt in the database (`status`,
+ * `end_ns`, `run_id` as read now) is not the one this handle knows: another
+ * run finished it after our snapshot was taken (its results may have waited
+ * in that run's open transaction).
+ */
+static bool finished_elsewhere(struct state *state, const char *job_id, const char *status, int64_t end_ns,
+			       const char *run_id)
+{
+	enum job_outcome outcome = outcome_from_text(status);
+	if (outcome == OUTCOME_NONE)
+		return false;
+	const struct job_entry *job = job_find(state, job_id);
+	if (!job)
+		return true;
+	return job->outcome != outcome || job->end_ns != end_ns || !job->run_id != !run_id ||
+	       (run_id && strcmp(job->run_id, run_id) != 0);
+}
 
 int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err)
 {
@@ -2100,15 +2295,27 @@ int state_claim_job(struct state *state, const char *job_id, const char *log_pat
 	int step = sqlite3_step(stmt);
 	char *holder_run = NULL, *holder_host = NULL;
 	int64_t holder_pid = 0, holder_pid_start = 0;
+	bool changed = false;
 	if (step == SQLITE_ROW) {
 		holder_run = column_strdup(stmt, 0);
 		holder_host = column_strdup(stmt, 1);
 		holder_pid = sqlite3_column_int64(stmt, 2);
 		holder_pid_start = sqlite3_column_int64(stmt, 3);
+		changed = finished_elsewhere(state, job_id, (const char *)sqlite3_column_text(stmt, 4),
+					     sqlite3_column_int64(stmt, 5), (const char *)sqlite3_column_text(stmt, 6));
 	}
 	statement_done(stmt);
 	if (step != SQLITE_ROW && step != SQLITE_DONE) {
 		rc = db_fail(state, STMT_CLAIM_SELECT, err);
+		goto release;
+	}
+	if (changed) {
+		/* Decided on a stale snapshot: take the new record in, for the caller to decide again. */
+		if ((rc = job_reload(state, job_id, err)) < 0 ||
+		    (rc = job_reload_files(state, job_intern(state, job_id), err)) < 0)
+			goto release;
+		cp_err_set(err, NULL, 0, "job %s was finished by another run after this one looked at it", job_id);
+		rc = STATE_CHANGED;
 		goto release;
 	}
 	if (holder_run && strcmp(holder_run, state->run_id) != 0) {
@@ -2118,6 +2325,9 @@ int state_claim_job(struct state *state, const char *job_id, const char *log_pat
 			rc = STATE_HELD;
 			goto release;
 		}
+		/* Its job processes may outlive it: the caller ends them before running the job again. */
+		if (strvec_find(&state->dead_runs, holder_run) < 0)
+			strvec_push(&state->dead_runs, holder_run);
 		/* The dead holder's attempt becomes an interrupted one, so a later release keeps that fact. */
 		if (!(stmt = statement(state, STMT_JOB_INTERRUPT, err))) {
 			rc = STATE_ERROR;
@@ -2146,14 +2356,43 @@ release:
 	free(holder_run);
 	free(holder_host);
 out:
-	if (rc == STATE_HELD) {
+	if (rc == STATE_HELD || rc == STATE_CHANGED) {
 		/* Not a database failure: end our transaction normally, keeping the caller's message. */
 		struct cp_err ignored = CP_ERR_INIT;
 		write_end(state, 0, &ignored);
 		cp_err_release(&ignored);
-		return STATE_HELD;
+		return rc;
 	}
 	return write_end(state, rc, err);
+}
+
+void state_dead_runs(struct state *state, struct strvec *out)
+{
+	for (size_t i = 0; i < state->dead_runs.count; i++)
+		if (strvec_find(out, state->dead_runs.items[i]) < 0)
+			strvec_push(out, state->dead_runs.items[i]);
+	const char *last_alive = NULL;
+	for (size_t i = 0; i < state->job_count; i++) {
+		const struct job_entry *job = &state->jobs[i];
+		if (!job->present || !job->holder_run || job->holder_run == last_alive ||
+		    !strcmp(job->holder_run, state->run_id))
+			continue;
+		if (holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start)) {
+			last_alive = job->holder_run; /* claims of one run share its pooled run id */
+			continue;
+		}
+		if (strvec_find(out, job->holder_run) < 0)
+			strvec_push(out, job->holder_run);
+	}
+}
+
+void state_refresh_paths(struct state *state, const char *const *paths, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		size_t index = index_find(state, &state->file_index, INDEX_FILES, paths[i], name_hash(paths[i]));
+		if (index != SIZE_MAX)
+			state->files[index].seen_valid = false;
+	}
 }
 
 int state_release_claim(struct state *state, const char *job_id, struct cp_err *err)

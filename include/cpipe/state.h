@@ -29,7 +29,9 @@
  * held by a live process on this host (or by any process on another host)
  * cannot be taken. A claim whose holder died is treated as an interrupted run.
  * Records loaded at open are a snapshot: a job another run finished after our
- * open may be judged stale and rerun by us (never both at once).
+ * open may be judged stale, but its claim then fails with STATE_CHANGED and
+ * the new record is loaded, so the caller decides again and never runs a job
+ * twice because it looked too early.
  *
  * Errors: functions return 0 on success and a negative code on failure, with
  * a message in `err` (database errors name the statement that failed).
@@ -48,6 +50,7 @@ struct state; /* opaque; one open database plus its in-memory records */
 /* Return codes (all errors are negative; 0 is success). */
 #define STATE_ERROR (-1) /* any failure: I/O, SQLite, bad schema */
 #define STATE_HELD (-2)  /* state_claim_job: another live run holds the job */
+#define STATE_CHANGED (-3) /* state_claim_job: another run finished the job after this handle loaded it */
 
 /* The schema version this build writes (PRAGMA user_version). */
 #define STATE_SCHEMA_VERSION 2
@@ -243,6 +246,8 @@ struct state_job_query {
  * Decide whether the job is up to date; *reason is the first applicable
  * reason (see enum state_reason), `detail` (reset first, may be NULL) gets the
  * path or number that explains it. Precedence notes:
+ *  - A claim by another live run comes first (after forced): RUNNING_ELSEWHERE
+ *    even when an output is missing, since that run is making it.
  *  - An output or input is compared by size+mtime first; only if they differ
  *    is the content hash compared (computed lazily), so a `touch` that keeps
  *    the content is not a change. The new mtime is cached so the file is not
@@ -276,11 +281,38 @@ struct state_attempt {
  * already holds it, or the holder is dead (same host and kill(pid, 0) fails
  * with ESRCH, or /proc/PID shows a different process start time). Returns
  * STATE_HELD, with "job J is held by run R (pid P on host H)" in err, when a
- * live holder has it; a holder on another host always counts as live (clear
+ * live holder has it; STATE_CHANGED, with "job J was finished by another run
+ * after this one looked at it" in err and the job's new record (files too)
+ * loaded, when the database holds a finished attempt this handle did not
+ * know of: decide again (state_refresh_paths, then state_job_reason); a holder on another host always counts as live (clear
  * it with state_mark_interrupted). `log_path` (may be NULL) is stored so
  * `cpipe log` finds the log while the job runs. Creates the record if needed.
  */
 int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err);
+
+/*
+ * Append to `out` (skipping ids already there) the run ids of claims whose
+ * holder is dead on this host: the claims in the snapshot, and those that
+ * state_claim_job took over. A run killed outright leaves its jobs' processes
+ * running; the caller must end them (their environment names the run id,
+ * see exec_end_runs) before it runs those jobs again.
+ */
+void state_dead_runs(struct state *state, struct strvec *out);
+
+/* Forget the remembered stat results of these paths only (see state_refresh). */
+void state_refresh_paths(struct state *state, const char *const *paths, size_t count);
+
+/*
+ * Whether the outputs of a job about to be adopted (STATE_NEVER_RECORDED)
+ * may be the work of a failed or interrupted attempt: *suspect is true when
+ * an output's mtime lies within the time (give or take a second) during
+ * which any job recorded as failed or interrupted ran; `detail` (may be
+ * NULL) is appended "PATH was written while a job failed or was
+ * interrupted". Catches a partial output that moved out of its job's reach
+ * (a directory renamed while the job ran). Fails only on I/O errors.
+ */
+int state_adoption_suspect(struct state *state, const struct state_job_query *query, bool *suspect,
+			   struct strbuf *detail, struct cp_err *err);
 
 /* Drop this run's claim on a job it did not run after all; the record is otherwise unchanged. */
 int state_release_claim(struct state *state, const char *job_id, struct cp_err *err);
