@@ -340,6 +340,8 @@ struct run_context {
 	int64_t transaction_start;
 	struct cp_err record_err;
 	bool record_failed;
+	/* Per exec job, while it runs: its inputs as signed when it started (what its result is made of). */
+	struct state_file **started_inputs;
 };
 
 static void flush_records(struct run_context *ctx)
@@ -377,14 +379,76 @@ static void on_tick(void *data, const struct exec_progress *progress)
 	show_progress(ctx, progress);
 }
 
+/*
+ * Sign a job's inputs as it starts: an input edited while the job runs then
+ * differs from its record, and the job is stale (not up to date with a
+ * result made from a mix). Cheap: an input just written by an upstream job
+ * is in the hash cache, so this is a stat.
+ */
+static void sign_inputs_at_start(struct run_context *ctx, size_t index)
+{
+	const struct graph_job *job = &ctx->study->graph->jobs[ctx->graph_index[index]];
+	struct state_file *inputs = xcalloc(job->inputs.count + 1, sizeof(*inputs));
+	for (size_t i = 0; i < job->inputs.count; i++) {
+		inputs[i].path = job->inputs.items[i];
+		/* An input that cannot be read now fails the job's record at the end instead. */
+		struct cp_err ignored = CP_ERR_INIT;
+		if (state_file_signature(ctx->study->state, inputs[i].path, &inputs[i].signature, &ignored) < 0)
+			memset(&inputs[i].signature, 0, sizeof(inputs[i].signature));
+		cp_err_release(&ignored);
+	}
+	ctx->started_inputs[index] = inputs;
+}
+
 static void on_start(void *data, size_t index, const struct exec_progress *progress)
 {
 	struct run_context *ctx = data;
+	sign_inputs_at_start(ctx, index);
 	if (ctx->opt->verbose) {
 		clear_progress(ctx);
 		fprintf(stderr, "start  %s\n    %s\n", ctx->exec_jobs[index].id, ctx->exec_jobs[index].command);
 	}
 	show_progress(ctx, progress);
+}
+
+/* Record a job that succeeded: its inputs as they were when it started, its outputs as they are now. */
+static int record_success(struct run_context *ctx, size_t index, const struct graph_job *job,
+			  const struct state_attempt *attempt)
+{
+	struct state *state = ctx->study->state;
+	struct state_file *inputs = ctx->started_inputs[index];
+	struct state_file *outputs = xcalloc(job->outputs.count + 1, sizeof(*outputs));
+	int rc = 0;
+	for (size_t o = 0; o < job->outputs.count && rc == 0; o++) {
+		outputs[o].path = job->outputs.items[o];
+		rc = state_file_signature(state, outputs[o].path, &outputs[o].signature, &ctx->record_err);
+	}
+	for (size_t i = 0; i < job->inputs.count && rc == 0; i++) {
+		struct file_signature now;
+		if (!inputs[i].signature.exists ||
+		    (state_file_signature(state, inputs[i].path, &now, &ctx->record_err) == 0 &&
+		     (now.size != inputs[i].signature.size || now.hash != inputs[i].signature.hash))) {
+			clear_progress(ctx);
+			fprintf(stderr, "cpipe: %s changed while %s ran: it will run again\n", inputs[i].path, job->id);
+		}
+	}
+	if (rc == 0) {
+		struct strbuf definition = STRBUF_INIT;
+		decide_definition_text(job, &definition);
+		struct state_outcome outcome = {
+			.job_id = job->id,
+			.definition_hash = state_definition_hash(definition.buf),
+			.inputs = inputs,
+			.input_count = job->inputs.count,
+			.outputs = outputs,
+			.output_count = job->outputs.count,
+			.attempt = *attempt,
+		};
+		rc = state_record_success(state, &outcome, &ctx->record_err);
+		strbuf_release(&definition);
+	}
+	free(outputs);
+	return rc;
 }
 
 static void record_result(struct run_context *ctx, size_t index, const struct exec_result *result)
@@ -403,15 +467,9 @@ static void record_result(struct run_context *ctx, size_t index, const struct ex
 					(int64_t)(result->end_time * 1e9), NULL, 0, result->log_path};
 	int rc = 0;
 	switch (result->status) {
-	case EXEC_JOB_OK: {
-		struct strbuf definition = STRBUF_INIT;
-		struct state_job_query query;
-		decide_definition_text(job, &definition);
-		decide_query(job, definition.buf, &query);
-		rc = state_record_success_stat(state, &query, &attempt, &ctx->record_err);
-		strbuf_release(&definition);
+	case EXEC_JOB_OK:
+		rc = record_success(ctx, index, job, &attempt);
 		break;
-	}
 	case EXEC_JOB_FAILED:
 		rc = state_record_failure(state, job->id, &attempt, &ctx->record_err);
 		break;
@@ -422,6 +480,7 @@ static void record_result(struct run_context *ctx, size_t index, const struct ex
 		rc = state_release_claim(state, job->id, &ctx->record_err);
 		break;
 	}
+	FREE_AND_NULL(ctx->started_inputs[index]);
 	if (rc < 0)
 		ctx->record_failed = true;
 	if (ctx->in_transaction >= 512)
@@ -462,7 +521,8 @@ static void on_finish(void *data, size_t index, const struct exec_result *result
 }
 
 /* Claim every job to run; a job another live run holds is left out with its dependents. */
-static int claim_jobs(struct study *study, struct decision *decisions, struct cp_err *err)
+static int claim_jobs(struct study *study, const struct decide_options *opt, struct decision *decisions,
+		      struct cp_err *err)
 {
 	struct strbuf log = STRBUF_INIT, name = STRBUF_INIT;
 	if (state_begin(study->state, err) < 0)
@@ -480,6 +540,19 @@ static int claim_jobs(struct study *study, struct decision *decisions, struct cp
 		strbuf_reset(&log);
 		strbuf_addf(&log, "%s/%s.log", EXEC_LOG_DIR, name.buf);
 		int rc = state_claim_job(study->state, job->id, log.buf, err);
+		/* Another run finished it meanwhile: decide on its new record (a second change is taken as held). */
+		if (rc == STATE_CHANGED) {
+			cp_err_release(err);
+			if (decide_again(study, opt, decisions, i, err) < 0) {
+				state_rollback(study->state);
+				strbuf_release(&log);
+				strbuf_release(&name);
+				return -1;
+			}
+			rc = d->kind == DECISION_RUN ? state_claim_job(study->state, job->id, log.buf, err) : 0;
+			if (rc == STATE_CHANGED)
+				rc = STATE_HELD;
+		}
 		if (rc == STATE_HELD) {
 			fprintf(stderr, "cpipe: not running %s: %s\n", job->id, err->message);
 			cp_err_release(err);
@@ -494,6 +567,40 @@ static int claim_jobs(struct study *study, struct decision *decisions, struct cp
 	strbuf_release(&log);
 	strbuf_release(&name);
 	return state_commit(study->state, err);
+}
+
+/* Jobs decided held (another live run is running them) are said so, as a refused claim is. */
+static void report_held(const struct study *study, const struct decision *decisions)
+{
+	for (size_t i = 0; i < study->graph->count; i++)
+		if (decisions[i].kind == DECISION_HELD)
+			fprintf(stderr, "cpipe: not running %s: held by another run (%s)\n", study->graph->jobs[i].id,
+				decisions[i].detail);
+}
+
+/*
+ * A cpipe killed outright (kill -9) leaves its jobs running. Before this run
+ * starts any job again, the processes of every dead run that held a claim
+ * (or made the last, interrupted, attempt of a job about to run) are ended:
+ * otherwise two writers would make one output.
+ */
+static void end_orphans(struct study *study, const struct decision *decisions, bool quiet)
+{
+	struct strvec runs = STRVEC_INIT;
+	state_dead_runs(study->state, &runs);
+	for (size_t i = 0; i < study->graph->count; i++) {
+		struct state_job_record record;
+		if (decisions[i].kind != DECISION_RUN || decisions[i].reason != STATE_PREVIOUS_INTERRUPTED ||
+		    !state_job_lookup(study->state, study->graph->jobs[i].id, &record) || !record.run_id ||
+		    strvec_find(&runs, record.run_id) >= 0)
+			continue;
+		strvec_push(&runs, record.run_id);
+	}
+	size_t groups = exec_end_runs((const char *const *)runs.items, runs.count, 0);
+	if (groups && !quiet)
+		fprintf(stderr, "cpipe: ended %zu process group%s left running by a cpipe run that was killed\n",
+			groups, groups == 1 ? "" : "s");
+	strvec_release(&runs);
 }
 
 static int adopt_jobs(struct study *study, struct decision *decisions, bool quiet, struct cp_err *err)
@@ -558,8 +665,10 @@ static int execute(struct study *study, struct decision *decisions, const struct
 	ctx.exec_jobs = jobs;
 	ctx.graph_index = graph_index;
 	ctx.tty = isatty(STDERR_FILENO);
+	ctx.started_inputs = xcalloc(count + 1, sizeof(*ctx.started_inputs));
 	struct exec_options exec_opt = EXEC_OPTIONS_INIT;
 	exec_opt.cwd = ".";
+	exec_opt.run_id = state_run_id(study->state);
 	exec_opt.jobs = opt->jobs;
 	/* An explicit -j is what the user wants at once: the thread budget must not cap it lower. */
 	exec_opt.max_threads = opt->max_threads ? opt->max_threads
@@ -598,8 +707,11 @@ static int execute(struct study *study, struct decision *decisions, const struct
 		if (rc == EXIT_OK)
 			rc = EXIT_JOB_FAILED;
 	}
-	for (size_t e = 0; e < count; e++)
+	for (size_t e = 0; e < count; e++) {
 		exec_job_release(&jobs[e]);
+		free(ctx.started_inputs[e]);
+	}
+	free(ctx.started_inputs);
 	free(jobs);
 	free(deps);
 	run_selection_release(&selection);
@@ -639,11 +751,14 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!opt.submit)
 		cluster_hold_in_flight(&study, &view, decisions, opt.quiet);
-	if (claim_jobs(&study, decisions, &err) < 0) {
+	report_held(&study, decisions);
+	if (claim_jobs(&study, &opt.decide, decisions, &err) < 0) {
 		cli_report(&err);
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	if (!opt.submit)
+		end_orphans(&study, decisions, opt.quiet);
 	size_t to_run = 0, held = 0;
 	for (size_t i = 0; i < study.graph->count; i++) {
 		to_run += decisions[i].kind == DECISION_RUN;
