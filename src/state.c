@@ -348,6 +348,11 @@ struct state {
 	int64_t pid;
 	int64_t pid_start;
 	struct strvec dead_runs; /* runs found dead by state_claim_job (their processes may live on) */
+	bool check_mode;          /* state_open_for_check: damage is noted, not fatal */
+	bool unclean;             /* a journal was left at open: the last writer did not close */
+	bool read_only;
+	struct strvec damaged_jobs; /* jobs whose files blob could not be decoded (check mode) */
+	struct strvec damage_notes; /* what was wrong with each, in the same order */
 	int64_t *failure_windows; /* state_adoption_suspect: sorted disjoint [start, end] pairs, built once */
 	size_t failure_window_count;
 	bool failure_windows_built;
@@ -491,9 +496,22 @@ static bool holder_alive(const struct state *state, const char *host, int64_t pi
 
 /* ---- SQLite access ----------------------------------------------------------- */
 
+/* How to get out of a damaged database: said wherever damage is found. */
+#define DAMAGE_WAY_OUT \
+	"the state database is damaged; 'cpipe state check' says more, and 'cpipe state repair' makes jobs with a" \
+	" damaged record run again. To start afresh, move .cpipe/state.db (and its -wal and -shm files) away:" \
+	" the next run adopts only outputs whose job logs show a successful run and runs the rest" \
+	" ('cpipe run --rebuild-unknown' runs every job whose outputs have no record)"
+
 static int db_fail_sql(struct state *state, const char *sql, struct cp_err *err)
 {
-	cp_err_set(err, NULL, 0, "%s: %s (in SQL: %s)", state->db_path, sqlite3_errmsg(state->db), sql);
+	int code = sqlite3_extended_errcode(state->db);
+	const char *hint = "";
+	if ((code & 0xff) == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		hint = "; " DAMAGE_WAY_OUT;
+	else if (sqlite3_system_errno(state->db) == EFBIG)
+		hint = "; the file size limit (ulimit -f) is below what the state database needs";
+	cp_err_set(err, NULL, 0, "%s: %s (in SQL: %s)%s", state->db_path, sqlite3_errmsg(state->db), sql, hint);
 	return STATE_ERROR;
 }
 
@@ -1635,7 +1653,7 @@ static size_t *id_table(int64_t max_id)
  * Decode the `files` blob of a loaded job row into `*all` (growing it) from
  * `*used` on, mapping file ids to file indexes. A damaged blob fails, naming the job.
  */
-static int load_job_files(struct state *state, struct job_entry *job, sqlite3_stmt *stmt, const size_t *file_by_id,
+static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const size_t *file_by_id,
 			  int64_t max_file_id, struct job_file **all, size_t *used, size_t *all_cap, struct cp_err *err)
 {
 	const void *data = sqlite3_column_blob(stmt, JOB_COLUMN_COUNT);
@@ -1664,8 +1682,8 @@ static int load_job_files(struct state *state, struct job_entry *job, sqlite3_st
 	job->output_count = outputs;
 	return 0;
 damaged:
-	cp_err_set(err, NULL, 0, "%s: job %s: damaged list of recorded files: %s (at byte %zu of %zu)", state->db_path,
-		   job->job_id, reader.problem, (size_t)(reader.at - reader.start), size);
+	cp_err_set(err, NULL, 0, "job %s: damaged list of recorded files: %s (at byte %zu of %zu)", job->job_id,
+		   reader.problem, (size_t)(reader.at - reader.start), size);
 	return STATE_ERROR;
 }
 
@@ -1736,8 +1754,22 @@ static int load(struct state *state, struct cp_err *err)
 		struct job_entry *job = &state->jobs[index];
 		job_from_row(state, job, stmt);
 		job->files = (struct job_file *)(uintptr_t)used;
-		if (load_job_files(state, job, stmt, file_by_id, max_file_id, &all, &used, &all_cap, err) < 0)
-			break;
+		size_t before = used;
+		if (load_job_files(job, stmt, file_by_id, max_file_id, &all, &used, &all_cap, err) < 0) {
+			if (!state->check_mode) {
+				char *what = xstrdup(err->message);
+				cp_err_set(err, NULL, 0, "%s: %s; %s", state->db_path, what, DAMAGE_WAY_OUT);
+				free(what);
+				break;
+			}
+			/* Noted for state check and state repair; the job is not trusted meanwhile. */
+			strvec_push(&state->damaged_jobs, name);
+			strvec_push(&state->damage_notes, err->message);
+			cp_err_release(err);
+			used = before;
+			job->input_count = job->output_count = 0;
+			job->recorded = false;
+		}
 	}
 	statement_done(stmt);
 	state->loaded_job_files = all;
@@ -1775,7 +1807,101 @@ out:
 	return rc < 0 ? STATE_ERROR : 0;
 }
 
-int state_open(const char *data_root, struct state **out, struct cp_err *err)
+/* Whether `path` exists with content: a journal left there means its last writer did not close. */
+static bool journal_left(const char *db_path, const char *suffix)
+{
+	char *path = xasprintf("%s%s", db_path, suffix);
+	struct stat st;
+	bool left = stat(path, &st) == 0 && st.st_size > 0;
+	free(path);
+	return left;
+}
+
+/* Finalize the prepared statements (before closing the connection they belong to). */
+static void statements_finalize(struct state *state)
+{
+	for (size_t i = 0; i < STMT_COUNT; i++) {
+		sqlite3_finalize(state->statements[i]);
+		state->statements[i] = NULL;
+	}
+}
+
+/*
+ * Create the database with its schema under a temporary name, then link it
+ * into place: a concurrent run never sees a state.db without its schema, so
+ * an empty state.db always means damage. Losing the race to another run's
+ * creation is fine (its file is used).
+ */
+static int create_database(struct state *state, struct cp_err *err)
+{
+	char *final_path = state->db_path;
+	char *temp_path = xasprintf("%s.new-%lld", final_path, (long long)state->pid);
+	unlink(temp_path);
+	state->db_path = temp_path;
+	int rc = STATE_ERROR;
+	if (sqlite3_open_v2(temp_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		cp_err_set(err, NULL, 0, "cannot create %s: %s", temp_path,
+			   state->db ? sqlite3_errmsg(state->db) : "out of memory");
+	} else {
+		rc = migrate(state, err);
+	}
+	statements_finalize(state);
+	sqlite3_close(state->db);
+	state->db = NULL;
+	state->db_path = final_path;
+	if (rc == 0 && link(temp_path, final_path) != 0 && errno != EEXIST) {
+		/* A file system without hard links: rename, which a concurrent creation may replace; both are empty. */
+		if (rename(temp_path, final_path) != 0) {
+			cp_err_set(err, NULL, 0, "cannot create %s: %s", final_path, strerror(errno));
+			rc = STATE_ERROR;
+		}
+	}
+	unlink(temp_path);
+	free(temp_path);
+	return rc;
+}
+
+/* A URI naming `path` for a read-only open; `immutable` when no other writer's WAL is to be read. */
+static char *read_only_uri(const char *path, bool immutable)
+{
+	struct strbuf uri = STRBUF_INIT;
+	strbuf_adds(&uri, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/._-", *p))
+			strbuf_addch(&uri, (char)*p);
+		else
+			strbuf_addf(&uri, "%%%02X", *p);
+	}
+	strbuf_adds(&uri, immutable ? "?mode=ro&immutable=1" : "?mode=ro");
+	return strbuf_detach(&uri);
+}
+
+/* Run PRAGMA integrity_check; each line other than "ok" goes to `problems`. */
+static int integrity_check(struct state *state, struct strvec *problems, struct cp_err *err)
+{
+	static const char sql[] = "PRAGMA integrity_check";
+	sqlite3_stmt *stmt;
+	if (sqlite3_prepare_v2(state->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return db_fail_sql(state, sql, err);
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(stmt, 0);
+		if (line && strcmp(line, "ok") != 0)
+			strvec_push(problems, line);
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE) {
+		/* The check itself hit the damage: that is its finding. */
+		if ((sqlite3_extended_errcode(state->db) & 0xff) != SQLITE_CORRUPT &&
+		    sqlite3_extended_errcode(state->db) != SQLITE_NOTADB)
+			return db_fail_sql(state, sql, err);
+		strvec_push(problems, sqlite3_errmsg(state->db));
+	}
+	return 0;
+}
+
+static int open_database(const char *data_root, bool check_mode, struct state **out, struct cp_err *err)
 {
 	*out = NULL;
 	struct strbuf dir = STRBUF_INIT;
@@ -1787,6 +1913,7 @@ int state_open(const char *data_root, struct state **out, struct cp_err *err)
 	}
 
 	struct state *state = xcalloc(1, sizeof(*state));
+	state->check_mode = check_mode;
 	struct strbuf path = STRBUF_INIT;
 	path_join(dir.buf, "state.db", &path);
 	state->db_path = strbuf_detach(&path);
@@ -1801,8 +1928,35 @@ int state_open(const char *data_root, struct state **out, struct cp_err *err)
 	state->run_id = xasprintf("%s:%lld:%llx", state->host, (long long)state->pid,
 				  (unsigned long long)state_now_ns());
 
-	if (sqlite3_open_v2(state->db_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
+	/* A study the user may only read (shared, archived) can still be planned and shown. */
+	state->read_only = access(dir.buf, W_OK) != 0 || (access(state->db_path, F_OK) == 0 && access(state->db_path, W_OK) != 0);
+	struct stat st;
+	if (stat(state->db_path, &st) == 0) {
+		if (st.st_size == 0) {
+			cp_err_set(err, NULL, 0, "%s: the file is empty (0 bytes), which cpipe never leaves; %s",
+				   state->db_path, DAMAGE_WAY_OUT);
+			goto fail;
+		}
+	} else if (errno != ENOENT) {
+		cp_err_set(err, NULL, 0, "cannot stat %s: %s", state->db_path, strerror(errno));
+		goto fail;
+	} else if (state->read_only) {
+		cp_err_set(err, NULL, 0, "%s does not exist and %s is not writable", state->db_path, dir.buf);
+		goto fail;
+	} else if (create_database(state, err) < 0) {
+		goto fail;
+	}
+	state->unclean = journal_left(state->db_path, "-wal") || journal_left(state->db_path, "-journal");
+
+	int opened;
+	if (state->read_only) {
+		char *uri = read_only_uri(state->db_path, !journal_left(state->db_path, "-wal"));
+		opened = sqlite3_open_v2(uri, &state->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+		free(uri);
+	} else {
+		opened = sqlite3_open_v2(state->db_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	}
+	if (opened != SQLITE_OK) {
 		cp_err_set(err, NULL, 0, "cannot open %s: %s", state->db_path,
 			   state->db ? sqlite3_errmsg(state->db) : "out of memory");
 		goto fail;
@@ -1810,8 +1964,21 @@ int state_open(const char *data_root, struct state **out, struct cp_err *err)
 	sqlite3_extended_result_codes(state->db, 1);
 	/* Another run's transactions are short; waiting a while beats failing. */
 	sqlite3_busy_timeout(state->db, 60000);
-	if (setup_journal(state, dir.buf, err) < 0 || migrate(state, err) < 0 || load(state, err) < 0)
+	if ((!state->read_only && setup_journal(state, dir.buf, err) < 0) || migrate(state, err) < 0 ||
+	    load(state, err) < 0)
 		goto fail;
+	/* After a crash, check what is cheap to check only then (a full scan of the file). */
+	if (state->unclean && !check_mode) {
+		struct strvec problems = STRVEC_INIT;
+		int rc = integrity_check(state, &problems, err);
+		bool damaged = rc == 0 && problems.count;
+		if (damaged)
+			cp_err_set(err, NULL, 0, "%s: the integrity check after an unclean shutdown failed; %s",
+				   state->db_path, DAMAGE_WAY_OUT);
+		strvec_release(&problems);
+		if (rc < 0 || damaged)
+			goto fail;
+	}
 	strbuf_release(&dir);
 	*out = state;
 	return 0;
@@ -1819,6 +1986,16 @@ fail:
 	strbuf_release(&dir);
 	state_close(state);
 	return STATE_ERROR;
+}
+
+int state_open(const char *data_root, struct state **out, struct cp_err *err)
+{
+	return open_database(data_root, false, out, err);
+}
+
+int state_open_for_check(const char *data_root, struct state **out, struct cp_err *err)
+{
+	return open_database(data_root, true, out, err);
 }
 
 void state_close(struct state *state)
@@ -1831,10 +2008,10 @@ void state_close(struct state *state)
 			state->transaction_depth = 1;
 			state_commit(state, &ignored);
 		}
-		state_flush(state, &ignored);
+		if (!state->read_only)
+			state_flush(state, &ignored);
 		cp_err_release(&ignored);
-		for (size_t i = 0; i < STMT_COUNT; i++)
-			sqlite3_finalize(state->statements[i]);
+		statements_finalize(state);
 		sqlite3_close(state->db);
 	}
 	free(state->files);
@@ -1849,6 +2026,8 @@ void state_close(struct state *state)
 	free(state->run_id);
 	free(state->host);
 	strvec_release(&state->dead_runs);
+	strvec_release(&state->damaged_jobs);
+	strvec_release(&state->damage_notes);
 	free(state->failure_windows);
 	free(state->db_path);
 	free(state->scratch);
@@ -2647,6 +2826,104 @@ int state_forget(struct state *state, const char *prefix, const char *const *job
 	if (forgotten)
 		*forgotten = removed;
 	return 0;
+}
+
+/* ---- Check and repair ------------------------------------------------------ */
+
+static int report_problem(int (*fn)(const struct state_problem *problem, void *data), void *data,
+			  enum state_problem_kind kind, const char *job_id, const char *path, const char *text)
+{
+	struct state_problem problem = {kind, job_id, path, text};
+	return fn(&problem, data);
+}
+
+/* Report each recorded file of `job` that differs now. */
+static int check_job_files(struct state *state, struct job_entry *job,
+			   int (*fn)(const struct state_problem *problem, void *data), void *data, struct cp_err *err)
+{
+	for (size_t i = 0; i < job->input_count + job->output_count; i++) {
+		bool differs;
+		size_t file = job->files[i].file;
+		if (file_differs(state, file, &job->files[i], &differs, err) < 0)
+			return STATE_ERROR;
+		int rc = differs ? report_problem(fn, data, i < job->input_count ? STATE_PROBLEM_INPUT_CHANGED
+										  : STATE_PROBLEM_OUTPUT_CHANGED,
+						  job->job_id, state->files[file].path, NULL)
+				 : 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int state_check(struct state *state, int (*fn)(const struct state_problem *problem, void *data), void *data,
+		struct cp_err *err)
+{
+	struct strvec problems = STRVEC_INIT;
+	int rc = integrity_check(state, &problems, err);
+	for (size_t i = 0; i < problems.count && rc == 0; i++)
+		rc = report_problem(fn, data, STATE_PROBLEM_INTEGRITY, NULL, NULL, problems.items[i]);
+	strvec_release(&problems);
+	for (size_t i = 0; i < state->damaged_jobs.count && rc == 0; i++)
+		rc = report_problem(fn, data, STATE_PROBLEM_DAMAGED_RECORD, state->damaged_jobs.items[i], NULL,
+				    state->damage_notes.items[i]);
+	state_stat_recorded(state, 0);
+	struct strbuf holder = STRBUF_INIT;
+	for (size_t i = 0; i < state->job_count && rc == 0; i++) {
+		struct job_entry *job = &state->jobs[i];
+		if (!job->present)
+			continue;
+		if (job->holder_run && !holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start)) {
+			strbuf_reset(&holder);
+			holder_detail(&holder, job->holder_host, job->holder_pid);
+			rc = report_problem(fn, data, STATE_PROBLEM_DEAD_CLAIM, job->job_id, NULL, holder.buf);
+		}
+		if (rc == 0 && job->recorded)
+			rc = check_job_files(state, job, fn, data, err);
+	}
+	strbuf_release(&holder);
+	return rc;
+}
+
+int state_repair(struct state *state, size_t *repaired, struct cp_err *err)
+{
+	static const char forget_files_sql[] =
+		"UPDATE jobs SET status = 'interrupted', recorded = 0, files = NULL WHERE name = ?1";
+	*repaired = 0;
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	sqlite3_stmt *update;
+	int rc = 0;
+	if (sqlite3_prepare_v2(state->db, forget_files_sql, -1, &update, NULL) != SQLITE_OK)
+		return write_end(state, db_fail_sql(state, forget_files_sql, err), err);
+	for (size_t i = 0; i < state->damaged_jobs.count && rc == 0; i++) {
+		bind_text(update, 1, state->damaged_jobs.items[i]);
+		rc = sqlite3_step(update) == SQLITE_DONE ? 0 : db_fail_sql(state, forget_files_sql, err);
+		statement_done(update);
+		*repaired += rc == 0;
+	}
+	sqlite3_finalize(update);
+	for (size_t i = 0; i < state->job_count && rc == 0; i++) {
+		struct job_entry *job = &state->jobs[i];
+		if (!job->present || !job->holder_run ||
+		    holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start))
+			continue;
+		sqlite3_stmt *stmt = statement(state, STMT_JOB_INTERRUPT, err);
+		if (!stmt) {
+			rc = STATE_ERROR;
+			break;
+		}
+		bind_text(stmt, 1, job->job_id);
+		bind_int64(stmt, 2, state_now_ns());
+		rc = statement_run(state, STMT_JOB_INTERRUPT, stmt, err);
+		*repaired += rc == 0;
+	}
+	rc = write_end(state, rc, err);
+	if (rc == 0) {
+		strvec_release(&state->damaged_jobs);
+		strvec_release(&state->damage_notes);
+	}
+	return rc;
 }
 
 /* ---- Listing ------------------------------------------------------------ */

@@ -68,6 +68,24 @@ struct state; /* opaque; one open database plus its in-memory records */
 int state_open(const char *data_root, struct state **out, struct cp_err *err);
 
 /*
+ * state_open for `cpipe state check` and `cpipe state repair`: a job whose
+ * recorded files cannot be decoded does not fail the open (it is kept for
+ * state_check to report, with no files and not recorded), and no integrity
+ * check is made at open (state_check makes one). Use the handle for nothing
+ * else than those two and reading.
+ *
+ * state_open itself refuses an empty (0-byte) state.db, which cpipe never
+ * leaves (a new database is created under a temporary name and linked into
+ * place with its schema), and runs PRAGMA integrity_check when a -wal or
+ * -journal file with content shows that the last writer did not close; a
+ * damaged database fails with a message saying how to get out of it. When
+ * the .cpipe directory or the database is not writable, the database is
+ * opened read-only (writes then fail), so a read-only study can be planned
+ * and shown.
+ */
+int state_open_for_check(const char *data_root, struct state **out, struct cp_err *err);
+
+/*
  * Write pending lazy updates (re-hashed file signatures), commit an explicit
  * transaction left open (as state_commit would), close the database and free
  * everything. NULL is a no-op. Errors while flushing are silently dropped: call
@@ -433,6 +451,43 @@ int state_foreach_job(struct state *state, const char *prefix,
  */
 int state_foreach_job_file(struct state *state, const char *job_id, int role,
 			   int (*fn)(const struct state_file *file, void *data), void *data);
+
+/* ---- Check and repair ------------------------------------------------------ */
+
+enum state_problem_kind {
+	STATE_PROBLEM_INTEGRITY,      /* text: a line of PRAGMA integrity_check */
+	STATE_PROBLEM_DAMAGED_RECORD, /* job_id, text: its recorded files cannot be decoded */
+	STATE_PROBLEM_DEAD_CLAIM,     /* job_id, text: "pid N on HOST", a run that died holding it */
+	STATE_PROBLEM_OUTPUT_CHANGED, /* job_id, path: a recorded output differs from its record */
+	STATE_PROBLEM_INPUT_CHANGED,  /* job_id, path: a recorded input differs (the job is stale) */
+};
+
+/* One finding of state_check; pointers valid during the call. */
+struct state_problem {
+	enum state_problem_kind kind;
+	const char *job_id; /* NULL for INTEGRITY */
+	const char *path;   /* the file, for *_CHANGED */
+	const char *text;
+};
+
+/*
+ * Check the database (PRAGMA integrity_check; records that could not be
+ * decoded, with a handle from state_open_for_check), the claims of runs
+ * that died, and every recorded file against the disk. Calls fn for each
+ * finding, in that order; stops and returns fn's value when it is non-zero.
+ * Fails (negative) only when it cannot check.
+ */
+int state_check(struct state *state, int (*fn)(const struct state_problem *problem, void *data), void *data,
+		struct cp_err *err);
+
+/*
+ * Make the damage state_check reports harmless: a job whose recorded files
+ * could not be decoded loses them and is marked interrupted (it runs again,
+ * it is never adopted), and a claim of a dead run becomes an interrupted
+ * attempt. *repaired gets the number of jobs changed. A damaged file
+ * (integrity) cannot be repaired here.
+ */
+int state_repair(struct state *state, size_t *repaired, struct cp_err *err);
 
 /* ---- Diagnostics ---------------------------------------------------------- */
 

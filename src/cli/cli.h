@@ -72,5 +72,6 @@ int cmd_log(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
+int cmd_state(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static const struct cli_command commands[] = {
 	{"status", cmd_status, "count each key's files: up to date, stale, missing, failed"},
 	{"log", cmd_log, "print the log of a job's last run"},
 	{"forget", cmd_forget, "drop the state records of jobs (their outputs are then adopted or rebuilt)"},
+	{"state", cmd_state, "check the state database (state check) or make its damage harmless (state repair)"},
 	{"graph", cmd_graph, "print the job graph in Graphviz DOT"},
 	{"tree", cmd_tree, "parse a .tree file and print its templates and placeholders"},
 	{"glob", cmd_glob, "find the files of template keys on disk and their placeholder values"},
