@@ -629,7 +629,7 @@ static bool add_paths_of_key(const struct pending_paths *p, const char *name, st
 		if (!*first)
 			strbuf_addch(out, ' ');
 		*first = false;
-		strbuf_add_shell_quoted(out, p->paths[i]);
+		strbuf_add_shell_quoted_path(out, p->paths[i]);
 		found = true;
 	}
 	return found;

@@ -251,6 +251,29 @@ void strbuf_add_shell_quoted(struct strbuf *sb, const char *s)
 	strbuf_addch(sb, '\'');
 }
 
+void strbuf_add_shell_quoted_path(struct strbuf *sb, const char *path)
+{
+	if (path[0] != '-') {
+		strbuf_add_shell_quoted(sb, path);
+		return;
+	}
+	struct strbuf dotted = STRBUF_INIT;
+	strbuf_adds(&dotted, "./");
+	strbuf_adds(&dotted, path);
+	strbuf_add_shell_quoted(sb, dotted.buf);
+	strbuf_release(&dotted);
+}
+
+bool path_leaves_root(const char *text)
+{
+	if (text[0] == '/')
+		return true;
+	for (const char *part = text; part; part = strchr(part, '/') ? strchr(part, '/') + 1 : NULL)
+		if (part[0] == '.' && part[1] == '.' && (part[2] == '/' || part[2] == '\0'))
+			return true;
+	return false;
+}
+
 void strvec_push_owned(struct strvec *sv, char *s)
 {
 	ALLOC_GROW(sv->items, sv->count + 1, sv->cap);

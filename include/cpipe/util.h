@@ -104,6 +104,13 @@ char *strbuf_detach(struct strbuf *sb);
  */
 void strbuf_add_shell_quoted(struct strbuf *sb, const char *s);
 
+/*
+ * strbuf_add_shell_quoted for a path: a relative path starting with '-'
+ * (a file name on disk such as "--output=..") is written as "./-..." so
+ * that no program takes it for an option.
+ */
+void strbuf_add_shell_quoted_path(struct strbuf *sb, const char *path);
+
 /* A growable array of owned strings. */
 struct strvec {
 	char **items;
@@ -184,6 +191,9 @@ bool str_ends_with(const char *s, const char *suffix);
 void path_normalize(const char *path, struct strbuf *out);
 /* os.path.join(a, b): an absolute `b` replaces `a`. The result is not normalised. */
 void path_join(const char *a, const char *b, struct strbuf *out);
+
+/* Whether `text`, as (part of) a path, could lead above where it is put: it starts with '/' or has a ".." part. */
+bool path_leaves_root(const char *text);
 
 /* Edit distance between two strings, for "did you mean" suggestions. */
 size_t str_distance(const char *a, const char *b);
