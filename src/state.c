@@ -1230,9 +1230,20 @@ static int write_end(struct state *state, int rc, struct cp_err *err)
 		rollback_quietly(state);
 		return rc;
 	}
-	if (flush_dirty_files(state, err) < 0 || statement_exec(state, STMT_COMMIT, err) < 0) {
+	if (flush_dirty_files(state, err) < 0) {
 		rollback_quietly(state);
 		return STATE_ERROR;
+	}
+	/*
+	 * A rollback journal's commit waits for readers to leave: keep waiting
+	 * (each try waits the busy timeout) rather than lose what was written.
+	 */
+	while (statement_exec(state, STMT_COMMIT, err) < 0) {
+		if ((sqlite3_extended_errcode(state->db) & 0xff) != SQLITE_BUSY) {
+			rollback_quietly(state);
+			return STATE_ERROR;
+		}
+		cp_err_release(err);
 	}
 	state->stats.transactions++;
 	return 0;
@@ -1241,9 +1252,14 @@ static int write_end(struct state *state, int rc, struct cp_err *err)
 int state_begin(struct state *state, struct cp_err *err)
 {
 	if (state->transaction_depth == 0 && statement_exec(state, STMT_BEGIN_WRITE, err) < 0)
-		return STATE_ERROR;
+		return (sqlite3_extended_errcode(state->db) & 0xff) == SQLITE_BUSY ? STATE_BUSY : STATE_ERROR;
 	state->transaction_depth++;
 	return 0;
+}
+
+void state_set_lock_timeout(struct state *state, int milliseconds)
+{
+	sqlite3_busy_timeout(state->db, milliseconds);
 }
 
 int state_commit(struct state *state, struct cp_err *err)
@@ -1963,7 +1979,7 @@ static int open_database(const char *data_root, bool check_mode, struct state **
 	}
 	sqlite3_extended_result_codes(state->db, 1);
 	/* Another run's transactions are short; waiting a while beats failing. */
-	sqlite3_busy_timeout(state->db, 60000);
+	sqlite3_busy_timeout(state->db, STATE_LOCK_TIMEOUT_MS);
 	if ((!state->read_only && setup_journal(state, dir.buf, err) < 0) || migrate(state, err) < 0 ||
 	    load(state, err) < 0)
 		goto fail;

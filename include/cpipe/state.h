@@ -51,6 +51,10 @@ struct state; /* opaque; one open database plus its in-memory records */
 #define STATE_ERROR (-1) /* any failure: I/O, SQLite, bad schema */
 #define STATE_HELD (-2)  /* state_claim_job: another live run holds the job */
 #define STATE_CHANGED (-3) /* state_claim_job: another run finished the job after this handle loaded it */
+#define STATE_BUSY (-4)    /* state_begin: another process held the write lock for the whole lock timeout */
+
+/* How long a write waits for another process's lock before failing (state_set_lock_timeout changes it). */
+#define STATE_LOCK_TIMEOUT_MS 60000
 
 /* The schema version this build writes (PRAGMA user_version). */
 #define STATE_SCHEMA_VERSION 2
@@ -115,11 +119,20 @@ void state_set_identity(struct state *state, const char *run_id, const char *hos
  * wraps each pass of its loop (reap finished jobs, record them, claim new ones)
  * in begin/commit does one fsync per pass, not one per job. Outside an
  * explicit transaction each write function commits on its own.
- * Keep transactions short: a second cpipe run waits on them.
+ * Keep transactions short: a second cpipe run waits on them. Returns
+ * STATE_BUSY when the lock timeout passed with the lock held elsewhere (the
+ * caller may try again).
  */
 int state_begin(struct state *state, struct cp_err *err);
 
-/* End the innermost state_begin; the outermost one writes pending updates and commits. */
+/* Wait up to `milliseconds` for another process's lock before a statement fails (SQLITE_BUSY). */
+void state_set_lock_timeout(struct state *state, int milliseconds);
+
+/*
+ * End the innermost state_begin; the outermost one writes pending updates and
+ * commits. A commit kept waiting by readers (rollback journal) is retried
+ * until it goes through: what was written is never dropped for a lock.
+ */
 int state_commit(struct state *state, struct cp_err *err);
 
 /*

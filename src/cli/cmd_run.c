@@ -456,7 +456,15 @@ static void record_result(struct run_context *ctx, size_t index, const struct ex
 	struct state *state = ctx->study->state;
 	const struct graph_job *job = &ctx->study->graph->jobs[ctx->graph_index[index]];
 	if (!ctx->in_transaction) {
-		if (state_begin(state, &ctx->record_err) < 0) {
+		/* A result is never dropped for a lock: wait as long as another process holds it. */
+		int begun;
+		while ((begun = state_begin(state, &ctx->record_err)) == STATE_BUSY) {
+			clear_progress(ctx);
+			fprintf(stderr, "cpipe: %s: still locked by another process; waiting to record %s\n",
+				state_db_path(state), job->id);
+			cp_err_release(&ctx->record_err);
+		}
+		if (begun < 0) {
 			ctx->record_failed = true;
 			return;
 		}
@@ -666,6 +674,9 @@ static int execute(struct study *study, struct decision *decisions, const struct
 	ctx.graph_index = graph_index;
 	ctx.tty = isatty(STDERR_FILENO);
 	ctx.started_inputs = xcalloc(count + 1, sizeof(*ctx.started_inputs));
+	const char *lock_timeout = getenv("CPIPE_LOCK_TIMEOUT");
+	if (lock_timeout && atof(lock_timeout) > 0)
+		state_set_lock_timeout(study->state, (int)(atof(lock_timeout) * 1000));
 	struct exec_options exec_opt = EXEC_OPTIONS_INIT;
 	exec_opt.cwd = ".";
 	exec_opt.run_id = state_run_id(study->state);
