@@ -28,7 +28,8 @@ static const char run_usage[] =
 	"  -o, --force            rerun the jobs that make the targets\n"
 	"  -d, --force-all        rerun every job the targets need\n"
 	"      --rebuild-unknown  rerun jobs whose outputs exist but were never recorded\n"
-	"                         (default: adopt them as up to date, and say so)\n"
+	"                         (default: adopt them as up to date, and say so, unless a\n"
+	"                         failed or killed run may have written them)\n"
 	"      --skip-missing     leave out jobs whose raw inputs are missing\n"
 	"  -q, --quiet            print only failures and the summary\n"
 	"  -v, --verbose          also print each job's command\n"
@@ -42,8 +43,11 @@ static const char run_usage[] =
 	"      --job-hold ID,...  the first jobs wait for these cluster jobs\n"
 	"      --scale-time F     multiply each recipe's minutes by F (rounded up)\n"
 	"\n"
+	"Before starting jobs, run ends the jobs a killed cpipe run left running\n"
+	"(CPIPE_RUN_ID in their environment).\n"
+	"\n"
 	"Exit status: 0 when every job succeeded, 1 when a job failed, 2 on a usage\n"
-	"or input error, 130 when interrupted.\n";
+	"or input error or a damaged state database, 130 when interrupted.\n";
 
 static const char plan_usage[] =
 	"usage: cpipe plan [TARGET ...] [options]\n"

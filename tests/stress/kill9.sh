@@ -85,7 +85,7 @@ for k in $(seq 1 "$KILLS"); do
 	"$CPIPE" run -j2 -q >/dev/null 2>&1 &
 	pid=$!
 	sleep "$(random_delay)"
-	leaders=$(ps -o pid= --ppid $pid 2>/dev/null | tr -d ' ')
+	leaders=$(grep -ls "^PPid:[[:space:]]*$pid\$" /proc/[0-9]*/status | cut -d/ -f3)
 	if [ -n "$leaders" ]; then
 		set -- $leaders
 		shift $((RANDOM % $#))
@@ -111,4 +111,4 @@ integrity=$(sqlite3 .cpipe/state.db "PRAGMA integrity_check")
 [ "$integrity" = ok ] || fail "integrity_check: $integrity"
 end=$(date +%s.%N)
 printf 'kill9: %d kills of cpipe, %d of a job process group: %d outputs equal a clean run'"'"'s, plan 0 to run, integrity ok (%.1f s)\n' \
-	"$KILLS" "$group_kills" "$outputs" "$(echo "$end - $start" | bc)"
+	"$KILLS" "$group_kills" "$outputs" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')"
