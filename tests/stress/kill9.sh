@@ -3,14 +3,18 @@
 # slow-writing jobs; every kill is followed at once by a rerun. At the end every output must
 # equal a clean run's byte for byte, `plan` must say 0 to run, and PRAGMA integrity_check ok.
 #
-#   tests/stress/kill9.sh [KILLS [SUBJECTS]]     (defaults: 30 kills of each kind, 12 subjects)
+#   tests/stress/kill9.sh [KILLS]     (default: 30 kills of each kind)
+#
+# Each kill hits a run that has new data for one subject, a different subject every time (the
+# study has 2 * KILLS of them), so that a wrong output recorded after a kill is never remade by a
+# later change and is still there to be found at the end.
 #
 # CPIPE names the binary (default: build/werror/cpipe). Exits 0 when every check holds.
 set -u
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 CPIPE=${CPIPE:-$SRC/build/werror/cpipe}
 KILLS=${1:-30}
-SUBJECTS=${2:-12}
+SUBJECTS=$((2 * KILLS))
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cpipe-stress-kill9.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 start=$(date +%s.%N)
@@ -37,18 +41,18 @@ recipes:
   - name: first
     in: [raw]
     out: [step1]
-    run: "for i in 1 2 3 4 5 6; do cat {raw} >> {step1}; echo line $i >> {step1}; sleep 0.05; done"
+    run: "for i in 1 2 3 4 5 6 7 8; do cat {raw} >> {step1}; echo line $i >> {step1}; sleep 0.03; done"
   - name: second
     in: [step1]
     out: [step2]
-    run: "for i in 1 2 3 4; do sort {step1} >> {step2}; sleep 0.05; done"
+    run: "for i in 1 2 3 4; do sort {step1} >> {step2}; sleep 0.03; done"
   - name: all
     in: [step2]
     out: [all]
     batch: [subject]
-    run: "for f in {step2}; do cat $f >> {all}; sleep 0.01; done"
+    run: "for f in {step2}; do cat $f >> {all}; done"
 YAML
-	for s in $(seq -w 1 "$SUBJECTS"); do
+	for s in $(seq -f '%03g' 1 "$SUBJECTS"); do
 		mkdir -p "$1/sub-$s"
 		echo "raw data of subject $s" >"$1/sub-$s/raw.txt"
 	done
@@ -62,26 +66,29 @@ random_delay() {
 make_study "$WORK/study"
 cd "$WORK/study" || exit 2
 
-# Phase 1: kill -9 of cpipe itself, then an immediate rerun (which the next kill may hit).
+# new_data N: new raw data for subject N, so that the next run has jobs to be killed in.
+new_data() {
+	echo "new data" >>"sub-$(printf '%03d' "$1")/raw.txt"
+}
+
+"$CPIPE" run -j2 -q >first.log 2>&1 || fail "the first run failed: $(cat first.log)"
+
+# Phase 1: kill -9 of cpipe itself mid-run, then at once a rerun to the end.
 for k in $(seq 1 "$KILLS"); do
+	new_data "$k"
 	"$CPIPE" run -j2 -q >/dev/null 2>&1 &
 	pid=$!
 	sleep "$(random_delay)"
 	kill -KILL $pid 2>/dev/null
 	wait $pid 2>/dev/null
-	# Every few kills, new data for one subject, so that there is always work to be killed in.
-	if [ $((k % 5)) -eq 0 ]; then
-		s=$(printf '%02d' $((1 + RANDOM % SUBJECTS)))
-		echo "new data $k" >>"sub-$s/raw.txt"
-	fi
+	"$CPIPE" run -j2 -q >rerun.log 2>&1 || fail "the rerun after kill $k of cpipe failed: $(cat rerun.log)"
 done
-"$CPIPE" run -j2 -q >phase1.log 2>&1 || fail "the run after $KILLS kills of cpipe failed: $(cat phase1.log)"
 
-# Phase 2: kill -9 of a running job's whole process group (the job's leader is a child of cpipe).
+# Phase 2: kill -9 of a running job's whole process group (its leader is a child of cpipe), then a
+# rerun to the end.
 group_kills=0
 for k in $(seq 1 "$KILLS"); do
-	s=$(printf '%02d' $((1 + RANDOM % SUBJECTS)))
-	echo "more data $k" >>"sub-$s/raw.txt"
+	new_data $((KILLS + k))
 	"$CPIPE" run -j2 -q >/dev/null 2>&1 &
 	pid=$!
 	sleep "$(random_delay)"
@@ -92,12 +99,12 @@ for k in $(seq 1 "$KILLS"); do
 		kill -KILL -- "-$1" 2>/dev/null && group_kills=$((group_kills + 1))
 	fi
 	wait $pid 2>/dev/null
+	"$CPIPE" run -j2 -q >rerun.log 2>&1 || fail "the rerun after job kill $k failed: $(cat rerun.log)"
 done
-"$CPIPE" run -j2 -q >phase2.log 2>&1 || fail "the run after the job kills failed: $(cat phase2.log)"
 
 # The reference: the same data, one clean run.
 make_study "$WORK/clean"
-for s in $(seq -w 1 "$SUBJECTS"); do cp "sub-$s/raw.txt" "$WORK/clean/sub-$s/raw.txt"; done
+for s in $(seq -f '%03g' 1 "$SUBJECTS"); do cp "sub-$s/raw.txt" "$WORK/clean/sub-$s/raw.txt"; done
 (cd "$WORK/clean" && "$CPIPE" run -j2 -q >/dev/null 2>&1) || fail "the clean run failed"
 outputs=0
 for f in sub-*/step1.txt sub-*/step2.txt group/all.txt; do
