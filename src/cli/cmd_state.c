@@ -43,32 +43,23 @@ struct check_counts {
 static int print_problem(const struct state_problem *problem, void *data)
 {
 	struct check_counts *counts = data;
+	bool changed = problem->kind == STATE_PROBLEM_OUTPUT_CHANGED || problem->kind == STATE_PROBLEM_INPUT_CHANGED;
 	struct strbuf line = STRBUF_INIT;
-	switch (problem->kind) {
-	case STATE_PROBLEM_INTEGRITY:
-		strbuf_addf(&line, "damaged    database: %s", problem->text);
-		counts->damage++;
-		break;
-	case STATE_PROBLEM_DAMAGED_RECORD:
-		strbuf_adds(&line, "damaged    ");
+	strbuf_adds(&line, changed ? "changed    " : problem->kind == STATE_PROBLEM_DEAD_CLAIM ? "dead claim " : "damaged    ");
+	if (problem->job_id)
 		cli_add_escaped(&line, problem->job_id);
-		strbuf_addf(&line, ": %s", problem->text);
-		counts->damage++;
-		break;
-	case STATE_PROBLEM_DEAD_CLAIM:
-		strbuf_adds(&line, "dead claim ");
-		cli_add_escaped(&line, problem->job_id);
-		strbuf_addf(&line, ": held by a run that died (%s)", problem->text);
-		counts->damage++;
-		break;
-	case STATE_PROBLEM_OUTPUT_CHANGED:
-	case STATE_PROBLEM_INPUT_CHANGED:
-		strbuf_adds(&line, "changed    ");
-		cli_add_escaped(&line, problem->job_id);
-		strbuf_addf(&line, ": %s ", problem->kind == STATE_PROBLEM_OUTPUT_CHANGED ? "output" : "input");
+	else
+		strbuf_adds(&line, "database");
+	strbuf_adds(&line, ": ");
+	if (changed) {
+		strbuf_adds(&line, problem->kind == STATE_PROBLEM_OUTPUT_CHANGED ? "output " : "input ");
 		cli_add_escaped(&line, problem->path);
 		counts->changed++;
-		break;
+	} else {
+		if (problem->kind == STATE_PROBLEM_DEAD_CLAIM)
+			strbuf_adds(&line, "held by a run that died: ");
+		strbuf_adds(&line, problem->text);
+		counts->damage++;
 	}
 	strbuf_addch(&line, '\n');
 	fwrite(line.buf, 1, line.len, stdout);

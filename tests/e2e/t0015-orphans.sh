@@ -4,37 +4,20 @@
 # as done. And when only a job's leader is killed, the rest of its process group is ended before
 # the job's outputs are quarantined.
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 mkdir study && cd study || exit 2
-cat >study.tree <<'TREE'
-sub-{subject}
-    in.txt   (raw)
-    out.txt  (slow_out)
-TREE
 # The output is written a line at a time, reopened for each line: a writer that outlives its
 # run keeps adding to whatever file has the output's name.
-cat >cpipe.yaml <<'YAML'
-tree: study.tree
-recipes:
-  - name: slow
-    in: [raw]
-    out: [slow_out]
-    run: "for i in 1 2 3 4 5 6 7 8 9 10; do echo $i >> {slow_out}; sleep 0.2; done"
-YAML
-mkdir sub-1 && echo one >sub-1/in.txt
+make_job_study 'for i in 1 2 3 4 5 6 7 8 9 10; do echo $i >> {out}; sleep 0.2; done'
 
-# wait_lines N: until the output has at least N lines.
-wait_lines() {
-	i=0
-	while [ "$(cat sub-1/out.txt 2>/dev/null | wc -l)" -lt "$1" ]; do
-		i=$((i + 1)); [ $i -lt 200 ] || fail "the job never wrote $1 lines"
-		sleep 0.05
-	done
+has_lines() {
+	[ "$(cat sub-1/out.txt 2>/dev/null | wc -l)" -ge "$1" ]
 }
 
 # shellcheck disable=SC2086
 $CPIPE_WRAPPER "$CPIPE" run -j1 >first.out 2>&1 &
 first=$!
-wait_lines 3
+wait_until "the job's third line" has_lines 3
 kill -KILL $first
 wait $first 2>/dev/null
 # The immediate rerun: the orphan is still writing.
@@ -50,22 +33,13 @@ expect_exit 0 cpipe plan
 expect_out "0 to run, 1 up to date, 0 to adopt, 0 held by another run"
 
 # Only the leader of the job's process group is killed: its background writer must not outlive it.
-cat >cpipe.yaml <<'YAML'
-tree: study.tree
-recipes:
-  - name: slow
-    in: [raw]
-    out: [slow_out]
-    run: "(for i in 1 2 3 4 5 6 7 8 9 10; do echo $i >> {slow_out}; sleep 0.2; done) & echo $! > writer.pid; wait"
-YAML
+set_job_command '(for i in 1 2 3 4 5 6 7 8 9 10; do echo $i >> {out}; sleep 0.2; done) & echo $! > writer.pid; wait'
 # shellcheck disable=SC2086
 $CPIPE_WRAPPER "$CPIPE" run -j1 >second.out 2>&1 &
 second=$!
-i=0
-while ! [ -s writer.pid ] || ! [ "$(cat sub-1/out.txt 2>/dev/null | wc -l)" -ge 2 ]; do
-	i=$((i + 1)); [ $i -lt 200 ] || fail "the second job never started writing"
-	sleep 0.05
-done
+wait_until "the second job's writer" test -s writer.pid
+# The old output was moved aside: wait for two lines of the new one.
+wait_until "the second job's second line" has_lines 2
 # The leader is the shell, the writer's parent.
 leader=$(awk '{print $4}' "/proc/$(cat writer.pid)/stat")
 kill -KILL "$leader"

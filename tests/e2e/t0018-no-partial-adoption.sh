@@ -4,17 +4,7 @@
 # renamed while it ran, and not the partial outputs of a crashed run after state.db was deleted
 # (the job logs show which jobs succeeded). An empty state.db is damage, not a new database.
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
-
-# wait_for FILE...: until every FILE exists.
-wait_for() {
-	i=0
-	for f in "$@"; do
-		while [ ! -e "$f" ]; do
-			i=$((i + 1)); [ $i -lt 400 ] || fail "$f never appeared"
-			sleep 0.05
-		done
-	done
-}
+. "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 
 # 1. A subject directory renamed while its job runs: the job fails, its partial output moved along.
 mkdir renamed && cd renamed || exit 2
@@ -42,7 +32,7 @@ mkdir sub-1 && echo one >sub-1/in.txt
 # shellcheck disable=SC2086
 $CPIPE_WRAPPER "$CPIPE" run -j1 >run.out 2>&1 &
 first=$!
-wait_for started
+wait_until "the job's start" test -e started
 mv sub-1 sub-1x
 touch go
 wait $first
@@ -55,36 +45,21 @@ cd .. || exit 2
 
 # 2. A crashed run's partial outputs, after state.db is deleted.
 mkdir crashed && cd crashed || exit 2
-cat >study.tree <<'TREE'
-sub-{subject}
-    in.txt   (raw)
-    out.txt  (slow_out)
-TREE
-cat >cpipe.yaml <<'YAML'
-tree: study.tree
-recipes:
-  - name: slow
-    in: [raw]
-    out: [slow_out]
-    run: "echo $$ > pid-{subject}; echo partial > {slow_out}; if [ {subject} != 1 ]; then touch started-{subject}; while [ ! -e go ]; do sleep 0.05; done; fi; echo rest >> {slow_out}"
-YAML
-for s in 1 2 3; do mkdir sub-$s && echo $s >sub-$s/in.txt; done
+make_job_study 'echo $$ > pid-{subject}; echo partial > {out}; if [ {subject} != 1 ]; then touch started-{subject}; while [ ! -e go ]; do sleep 0.05; done; fi; echo rest >> {out}'
+for s in 2 3; do mkdir sub-$s && echo $s >sub-$s/in.txt; done
 # shellcheck disable=SC2086
 $CPIPE_WRAPPER "$CPIPE" run -j3 >run.out 2>&1 &
 first=$!
-wait_for started-2 started-3
-i=0
-while ! grep -q "done   slow\[subject=1\]" run.out; do
-	i=$((i + 1)); [ $i -lt 400 ] || fail "subject 1's job never ended: $(cat run.out)"
-	sleep 0.05
-done
+wait_until "subject 2's job" test -e started-2
+wait_until "subject 3's job" test -e started-3
+wait_until "the end of subject 1's job" grep -q "done   job\[subject=1\]" run.out
 kill -KILL $first
 wait $first 2>/dev/null
 # The orphans are ended by hand here: this part is about what the files say afterwards.
-kill -KILL -- "-$(cat pid-2)" "-$(cat pid-3)"
+kill -KILL "-$(cat pid-2)" "-$(cat pid-3)"
 rm -f .cpipe/state.db .cpipe/state.db-wal .cpipe/state.db-shm
 expect_exit 0 cpipe plan
-expect_out_contains "run        slow[subject=2]  (never recorded: .cpipe/logs/"
+expect_out_contains "run        job[subject=2]  (never recorded: .cpipe/logs/"
 expect_out_contains "1 to adopt"
 expect_out_contains "2 to run, 0 up to date, 1 to adopt"
 touch go

@@ -68,11 +68,7 @@ sed 's/run: "cp {t1} /run: "touch started; while [ ! -e locked ]; do sleep 0.05;
 	mv c.new cpipe.yaml
 CPIPE_LOCK_TIMEOUT=1 cpipe run -j1 >"$WORK/out" 2>"$WORK/err" &
 run=$!
-i=0
-while [ ! -e started ]; do
-	i=$((i + 1)); [ $i -lt 400 ] || fail "the job never started"
-	sleep 0.05
-done
+wait_until "the job's start" test -e started
 printf '.timeout 20000\nBEGIN IMMEDIATE;\n.shell touch locked\n.shell sleep %s\nCOMMIT;\n' "$hold" |
 	sqlite3 .cpipe/state.db
 wait $run

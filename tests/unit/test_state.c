@@ -1410,15 +1410,24 @@ static void test_perf_noop(void **vstate)
 
 /* ---- Concurrency, damage and adoption (issue 11) ------------------------------ */
 
+/* A second handle on the fixture's database, as another run (`run_id`, `pid`; 0: ours) would have. */
+static struct state *open_other_run(struct fixture *fx, const char *run_id, int64_t pid)
+{
+	struct cp_err err = CP_ERR_INIT;
+	struct state *other = NULL;
+	if (state_open(fx->dir, &other, &err) != 0)
+		fail_msg("state_open: %s", err.message);
+	state_set_identity(other, run_id, NULL, pid);
+	return other;
+}
+
 /* A run that looked before another finished the job must not run it again: its claim says so. */
 static void test_claim_sees_job_finished_elsewhere(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	struct cp_err err = CP_ERR_INIT;
-	struct state *late = NULL;
 	/* `late` takes its snapshot now: the job has no record, its outputs are missing. */
-	assert_int_equal(state_open(fx->dir, &late, &err), 0);
-	state_set_identity(late, "run-late", NULL, 0);
+	struct state *late = open_other_run(fx, "run-late", 0);
 	enum state_reason reason;
 	assert_int_equal(state_job_reason(late, &fx->query, &reason, NULL, &err), 0);
 	assert_int_equal(reason, STATE_OUTPUT_MISSING);
@@ -1447,9 +1456,7 @@ static void test_claims_of_live_and_dead_runs(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	struct cp_err err = CP_ERR_INIT;
-	struct state *other = NULL;
-	assert_int_equal(state_open(fx->dir, &other, &err), 0);
-	state_set_identity(other, "run-parent", NULL, (int64_t)getppid());
+	struct state *other = open_other_run(fx, "run-parent", (int64_t)getppid());
 	assert_int_equal(state_claim_job(other, fx->query.job_id, NULL, &err), 0);
 	state_set_identity(other, "run-dead", NULL, (int64_t)dead_pid());
 	assert_int_equal(state_claim_job(other, "dead/job", NULL, &err), 0);
