@@ -81,7 +81,9 @@ int state_open(const char *data_root, struct state **out, struct cp_err *err);
  * state_open itself refuses an empty (0-byte) state.db, which cpipe never
  * leaves (a new database is created under a temporary name and linked into
  * place with its schema), and runs PRAGMA integrity_check when a -wal or
- * -journal file with content shows that the last writer did not close; a
+ * -journal file with content shows that the last writer did not close (or
+ * that another process has the database open: the check is then merely
+ * unneeded); a
  * damaged database fails with a message saying how to get out of it. When
  * the .cpipe directory or the database is not writable, the database is
  * opened read-only (writes then fail), so a read-only study can be planned
