@@ -592,27 +592,28 @@ static void report_held(const struct study *study, const struct decision *decisi
 
 /*
  * A cpipe killed outright (kill -9) leaves its jobs running. Before this run
- * starts any job again, the processes of every dead run that held a claim
- * (or made the last, interrupted, attempt of a job about to run) are ended:
- * otherwise two writers would make one output.
+ * starts any job again, the processes of every dead run that could still be
+ * writing are ended, or two writers would make one output: the runs whose
+ * attempt at a job about to run was interrupted (`runs`, gathered before the
+ * claims turn those jobs into this run's), and those that died holding a claim.
  */
-static void end_orphans(struct study *study, const struct decision *decisions, bool quiet)
+static void interrupted_runs(struct study *study, const struct decision *decisions, struct strvec *runs)
 {
-	struct strvec runs = STRVEC_INIT;
-	state_dead_runs(study->state, &runs);
 	for (size_t i = 0; i < study->graph->count; i++) {
 		struct state_job_record record;
-		if (decisions[i].kind != DECISION_RUN || decisions[i].reason != STATE_PREVIOUS_INTERRUPTED ||
-		    !state_job_lookup(study->state, study->graph->jobs[i].id, &record) || !record.run_id ||
-		    strvec_find(&runs, record.run_id) >= 0)
-			continue;
-		strvec_push(&runs, record.run_id);
+		if (decisions[i].kind == DECISION_RUN && state_job_lookup(study->state, study->graph->jobs[i].id, &record) &&
+		    record.status == STATE_STATUS_INTERRUPTED && record.run_id && strvec_find(runs, record.run_id) < 0)
+			strvec_push(runs, record.run_id);
 	}
-	size_t groups = exec_end_runs((const char *const *)runs.items, runs.count, 0);
+}
+
+static void end_orphans(struct study *study, struct strvec *runs, bool quiet)
+{
+	state_dead_runs(study->state, runs);
+	size_t groups = exec_end_runs((const char *const *)runs->items, runs->count, 0);
 	if (groups && !quiet)
 		fprintf(stderr, "cpipe: ended %zu process group%s left running by a cpipe run that was killed\n",
 			groups, groups == 1 ? "" : "s");
-	strvec_release(&runs);
 }
 
 static int adopt_jobs(struct study *study, struct decision *decisions, bool quiet, struct cp_err *err)
@@ -767,13 +768,17 @@ int cmd_run(int argc, char **argv)
 	if (!opt.submit)
 		cluster_hold_in_flight(&study, &view, decisions, opt.quiet);
 	report_held(&study, decisions);
+	struct strvec dead_runs = STRVEC_INIT;
+	interrupted_runs(&study, decisions, &dead_runs);
 	if (claim_jobs(&study, &opt.decide, decisions, &err) < 0) {
 		cli_report(&err);
+		strvec_release(&dead_runs);
 		rc = EXIT_USAGE;
 		goto done;
 	}
 	if (!opt.submit)
-		end_orphans(&study, decisions, opt.quiet);
+		end_orphans(&study, &dead_runs, opt.quiet);
+	strvec_release(&dead_runs);
 	size_t to_run = 0, held = 0;
 	for (size_t i = 0; i < study.graph->count; i++) {
 		to_run += decisions[i].kind == DECISION_RUN;

@@ -36,6 +36,21 @@ pass
 expect_exit 0 cpipe plan
 expect_out "0 to run, 1 up to date, 0 to adopt, 0 held by another run"
 
+# The same after `cpipe state repair` turned the dead run's claim into an interrupted attempt.
+rm sub-1/out.txt
+# shellcheck disable=SC2086
+$CPIPE_WRAPPER "$CPIPE" run -j1 >first.out 2>&1 &
+first=$!
+wait_until "the job's third line" has_lines 3
+kill -KILL $first
+wait $first 2>/dev/null
+expect_exit 0 cpipe state repair
+expect_out "repaired 1 job record: they will run again"
+expect_exit 0 cpipe run -j1
+cmp -s want.txt sub-1/out.txt || fail "the run after a repair recorded a mixed output: $(tr '\n' ' ' <sub-1/out.txt)"
+pass
+expect_err_contains "ended 1 process group left running by a cpipe run that was killed"
+
 # Only the leader of the job's process group is killed: its background writer must not outlive it.
 set_job_command '(for i in 1 2 3 4 5 6 7 8 9 10; do echo $i >> {out}; sleep 0.2; done) & echo $! > writer.pid; wait'
 # shellcheck disable=SC2086
