@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +345,7 @@ struct run_context {
 	int64_t transaction_start;
 	struct cp_err record_err;
 	bool record_failed;
+	bool stopping; /* the run was interrupted: no more waiting for a lock */
 	/* Per exec job, while it runs: its inputs as signed when it started (what its result is made of). */
 	struct state_file **started_inputs;
 };
@@ -415,6 +417,15 @@ static void on_start(void *data, size_t index, const struct exec_progress *progr
 	show_progress(ctx, progress);
 }
 
+/* Whether SIGINT, SIGTERM or SIGHUP is waiting (exec blocks them outside its wait). */
+static bool stop_requested(void)
+{
+	sigset_t pending;
+	sigpending(&pending);
+	return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1 ||
+	       sigismember(&pending, SIGHUP) == 1;
+}
+
 /* Record a job that succeeded: its inputs as they were when it started, its outputs as they are now. */
 static int record_success(struct run_context *ctx, size_t index, const struct graph_job *job,
 			  const struct state_attempt *attempt)
@@ -460,15 +471,26 @@ static void record_result(struct run_context *ctx, size_t index, const struct ex
 	struct state *state = ctx->study->state;
 	const struct graph_job *job = &ctx->study->graph->jobs[ctx->graph_index[index]];
 	if (!ctx->in_transaction) {
-		/* A result is never dropped for a lock: wait as long as another process holds it. */
+		/*
+		 * A result is never dropped for a lock: wait as long as another process holds it,
+		 * unless the user stops the run (the job then counts as interrupted and reruns).
+		 */
+		ctx->stopping |= result->status == EXEC_JOB_INTERRUPTED;
+		if (ctx->stopping && ctx->record_failed)
+			return; /* gave up on the lock already: do not wait again for each job */
+		struct cp_err busy = CP_ERR_INIT;
 		int begun;
-		while ((begun = state_begin(state, &ctx->record_err)) == STATE_BUSY) {
+		while ((begun = state_begin(state, &busy)) == STATE_BUSY && !ctx->stopping &&
+		       !(ctx->stopping = stop_requested())) {
 			clear_progress(ctx);
 			fprintf(stderr, "cpipe: %s: still locked by another process; waiting to record %s\n",
 				state_db_path(state), job->id);
-			cp_err_release(&ctx->record_err);
+			cp_err_release(&busy);
 		}
 		if (begun < 0) {
+			cp_err_set(&ctx->record_err, NULL, 0, "%s; jobs whose results could not be recorded will run again",
+				   busy.message);
+			cp_err_release(&busy);
 			ctx->record_failed = true;
 			return;
 		}
