@@ -13,6 +13,8 @@
 set -u
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 CPIPE=${CPIPE:-$SRC/build/werror/cpipe}
+# The study lives elsewhere: a relative path must not depend on where that is.
+case $CPIPE in /*) ;; */*) CPIPE=$PWD/$CPIPE ;; esac
 KILLS=${1:-30}
 SUBJECTS=$((2 * KILLS))
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cpipe-stress-kill9.XXXXXX")
@@ -58,9 +60,9 @@ YAML
 	done
 }
 
-# A random delay of 0.05 to 0.6 s.
+# random_delay [MAX]: a random delay of 0.05 s to MAX hundredths of a second (default 60).
 random_delay() {
-	printf '0.%02d\n' $((5 + RANDOM % 55))
+	printf '0.%02d\n' $((5 + RANDOM % (${1:-60} - 4)))
 }
 
 make_study "$WORK/study"
@@ -91,8 +93,13 @@ for k in $(seq 1 "$KILLS"); do
 	new_data $((KILLS + k))
 	"$CPIPE" run -j2 -q >/dev/null 2>&1 &
 	pid=$!
-	sleep "$(random_delay)"
-	leaders=$(grep -ls "^PPid:[[:space:]]*$pid\$" /proc/[0-9]*/status | cut -d/ -f3)
+	sleep "$(random_delay 25)"
+	# The run may be between jobs: look for a running one for up to a second.
+	for try in $(seq 1 20); do
+		leaders=$(grep -ls "^PPid:[[:space:]]*$pid\$" /proc/[0-9]*/status | cut -d/ -f3)
+		[ -n "$leaders" ] && break
+		sleep 0.05
+	done
 	if [ -n "$leaders" ]; then
 		set -- $leaders
 		shift $((RANDOM % $#))
