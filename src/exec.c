@@ -14,6 +14,7 @@
 
 #include "cpipe/exec.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -333,6 +334,110 @@ int exec_run(const struct exec_backend *backend, struct exec_job *jobs, size_t c
 	return backend->run(jobs, count, opt, summary, err);
 }
 
+/* ---- what a run left behind ------------------------------------------- */
+
+enum exec_log_ending exec_log_ending(const char *log_path)
+{
+	int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? EXEC_LOG_ABSENT : EXEC_LOG_UNFINISHED;
+	static const char last_line[] = "cpipe: " EXEC_LOG_SUCCESS_TEXT "\n";
+	char tail[sizeof(last_line)];
+	size_t want = sizeof(last_line) - 1;
+	struct stat st;
+	bool succeeded = fstat(fd, &st) == 0 && (size_t)st.st_size >= want &&
+			 pread(fd, tail, want, st.st_size - (off_t)want) == (ssize_t)want &&
+			 memcmp(tail, last_line, want) == 0;
+	close(fd);
+	return succeeded ? EXEC_LOG_SUCCEEDED : EXEC_LOG_UNFINISHED;
+}
+
+/* Whether /proc/PID/environ holds NAME=VALUE for one of `run_ids`. */
+static bool process_has_run_id(const char *pid, const char *const *run_ids, size_t count, struct strbuf *buf)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%s/environ", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false; /* gone, a zombie, or another user's */
+	strbuf_reset(buf);
+	char chunk[4096];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		strbuf_add(buf, chunk, (size_t)n);
+	close(fd);
+	static const char prefix[] = EXEC_RUN_ID_VARIABLE "=";
+	for (size_t at = 0; at < buf->len; at += strlen(buf->buf + at) + 1) {
+		const char *entry = buf->buf + at;
+		if (strncmp(entry, prefix, sizeof(prefix) - 1) != 0)
+			continue;
+		for (size_t i = 0; i < count; i++)
+			if (!strcmp(entry + sizeof(prefix) - 1, run_ids[i]))
+				return true;
+	}
+	return false;
+}
+
+/* The process groups of every live process (zombies have no environment) carrying one of the run ids. */
+static size_t find_run_groups(const char *const *run_ids, size_t count, pid_t **groups, size_t *cap)
+{
+	DIR *proc = opendir("/proc");
+	if (!proc)
+		return 0;
+	struct strbuf buf = STRBUF_INIT;
+	size_t found = 0;
+	pid_t self = getpid(), own_group = getpgrp();
+	struct dirent *entry;
+	while ((entry = readdir(proc))) {
+		char *end;
+		long pid = strtol(entry->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == self || !process_has_run_id(entry->d_name, run_ids, count, &buf))
+			continue;
+		pid_t group = getpgid((pid_t)pid);
+		bool known = group <= 0 || group == own_group;
+		for (size_t g = 0; g < found && !known; g++)
+			known = (*groups)[g] == group;
+		if (known)
+			continue;
+		ALLOC_GROW(*groups, found + 1, *cap);
+		(*groups)[found++] = group;
+	}
+	closedir(proc);
+	strbuf_release(&buf);
+	return found;
+}
+
+static void signal_groups(const pid_t *groups, size_t count, int signo)
+{
+	for (size_t g = 0; g < count; g++)
+		kill(-groups[g], signo);
+}
+
+size_t exec_end_runs(const char *const *run_ids, size_t count, double grace_s)
+{
+	if (!count)
+		return 0;
+	pid_t *groups = NULL;
+	size_t cap = 0;
+	size_t ended = find_run_groups(run_ids, count, &groups, &cap);
+	signal_groups(groups, ended, SIGTERM);
+	signal_groups(groups, ended, SIGCONT);
+	double deadline = now_mono() + (grace_s > 0 ? grace_s : 2.0);
+	struct timespec pause = {0, 20 * 1000 * 1000};
+	size_t left = ended;
+	/* Until nothing of those runs is left: a killed process's children may have taken a new group. */
+	for (unsigned rounds = 0; left && rounds < 1000; rounds++) {
+		nanosleep(&pause, NULL);
+		left = find_run_groups(run_ids, count, &groups, &cap);
+		if (left && now_mono() >= deadline)
+			signal_groups(groups, left, SIGKILL);
+		else if (left)
+			signal_groups(groups, left, SIGTERM);
+	}
+	free(groups);
+	return ended;
+}
+
 /* ---- signals ---------------------------------------------------------- */
 
 static volatile sig_atomic_t interrupt_count;
@@ -443,6 +548,8 @@ struct pool {
 
 	double start_mono;
 	int devnull;
+	char **envp; /* environ plus EXEC_RUN_ID_VARIABLE when opt->run_id is set; else environ */
+	char *run_id_entry;
 	struct exec_progress progress;
 };
 
@@ -733,6 +840,7 @@ static void conclude_job(struct pool *pool, size_t index)
 	if (result->status == EXEC_JOB_OK) {
 		area_path(pool, EXEC_PREV_DIR, index, NULL, &path);
 		remove_tree(path.buf);
+		log_note(pool, index, EXEC_LOG_SUCCESS_TEXT);
 	} else {
 		if (result->message)
 			log_note(pool, index, result->message);
@@ -920,8 +1028,9 @@ static pid_t spawn_job(struct pool *pool, const struct signal_state *signals, co
 	sigset_t defaults;
 	sigemptyset(&defaults);
 	sigaddset(&defaults, SIGCHLD);
-	/* A CLI that ignores SIGPIPE must not make `cmd | head` in a job misbehave. */
+	/* A CLI that ignores SIGPIPE or SIGXFSZ must not make `cmd | head` or a big write misbehave. */
 	sigaddset(&defaults, SIGPIPE);
+	sigaddset(&defaults, SIGXFSZ);
 	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
 		if (signals->installed_stop[i])
 			sigaddset(&defaults, stop_signals[i]);
@@ -962,10 +1071,10 @@ static pid_t spawn_job(struct pool *pool, const struct signal_state *signals, co
 		rc = posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
 	if (!rc && words) {
 		/* A plain command runs without a shell in between, as make does: one exec less per job. */
-		rc = posix_spawnp(&pid, words->items[0], &actions, &attr, words->items, environ);
+		rc = posix_spawnp(&pid, words->items[0], &actions, &attr, words->items, pool->envp);
 	} else if (!rc) {
 		char *const argv[] = {"sh", (char *)script, NULL};
-		rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ);
+		rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, pool->envp);
 	}
 	posix_spawn_file_actions_destroy(&actions);
 	posix_spawnattr_destroy(&attr);
@@ -997,7 +1106,7 @@ static pid_t spawn_job(struct pool *pool, const struct signal_state *signals, co
 	static const char failed[] = "cpipe: cannot change to the data directory or execute /bin/sh\n";
 	if (chdir(pool->cwd) == 0 && dup2(pool->devnull, 0) >= 0 && dup2(log_fd, 1) >= 0 && dup2(log_fd, 2) >= 0) {
 		sigprocmask(SIG_SETMASK, &empty, NULL);
-		execl("/bin/sh", "sh", script, (char *)NULL);
+		execle("/bin/sh", "sh", script, (char *)NULL, pool->envp);
 	}
 	if (write(log_fd, failed, sizeof(failed) - 1) < 0)
 		_exit(127);
@@ -1131,6 +1240,26 @@ static void admit_jobs(struct pool *pool, const struct signal_state *signals)
 		start_job(pool, signals, heap_pop(pool));
 }
 
+/*
+ * The job's leader has ended. Anything left in its process group (a
+ * background process, the rest of a group whose leader alone was killed)
+ * could still be writing its outputs after they are judged, recorded or
+ * quarantined: kill it. A job that succeeded with such leftovers fails, as
+ * its outputs may be incomplete.
+ */
+static void end_leftovers(struct pool *pool, size_t index)
+{
+	pid_t group = pool->state[index].pid;
+	if (kill(-group, 0) != 0)
+		return;
+	kill(-group, SIGKILL);
+	struct exec_result *result = &pool->jobs[index].result;
+	if (result->status == EXEC_JOB_OK) {
+		result->status = EXEC_JOB_FAILED;
+		set_message(result, xstrdup("processes it started were still running when it exited (killed)"));
+	}
+}
+
 static void reap_jobs(struct pool *pool)
 {
 	size_t k = 0;
@@ -1150,6 +1279,7 @@ static void reap_jobs(struct pool *pool)
 						      strerror(errno)));
 		} else {
 			judge_exit(pool, index, status);
+			end_leftovers(pool, index);
 		}
 		/* Removes running[k] by moving the last entry there; look at k again. */
 		conclude_job(pool, index);
@@ -1313,6 +1443,20 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 		pool_path(pool, dirs[d], &path);
 		rc = exec_mkdir_p(path.buf, err);
 	}
+	pool->envp = environ;
+	if (opt->run_id) {
+		/* Every job carries the run id, so that a later run can find what outlived a killed one. */
+		size_t n = 0;
+		while (environ[n])
+			n++;
+		pool->envp = xcalloc(n + 2, sizeof(*pool->envp));
+		pool->run_id_entry = xasprintf("%s=%s", EXEC_RUN_ID_VARIABLE, opt->run_id);
+		size_t kept = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!str_starts_with(environ[i], EXEC_RUN_ID_VARIABLE "="))
+				pool->envp[kept++] = environ[i];
+		pool->envp[kept] = pool->run_id_entry;
+	}
 	if (!rc && count) {
 		pool->devnull = fd_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
 		if (pool->devnull < 0) {
@@ -1338,6 +1482,9 @@ static void pool_release(struct pool *pool)
 	free(pool->ready);
 	free(pool->running);
 	free(pool->signalled_groups);
+	if (pool->envp != environ)
+		free(pool->envp);
+	free(pool->run_id_entry);
 	if (pool->devnull >= 0)
 		close(pool->devnull);
 }

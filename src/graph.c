@@ -987,7 +987,15 @@ static bool add_paths_of_key(const struct pending_paths *p, const char *name, st
 	for (size_t i = 0; i < p->count; i++) {
 		if (strcmp(p->keys[i], name))
 			continue;
-		add_value(values, count, p->paths[i]);
+		/* A relative path starting with '-' (a file name on disk such as "--output=..") is
+		 * written "./-..." so that no program takes it for an option. */
+		if (p->paths[i][0] == '-') {
+			char *dotted = xasprintf("./%s", p->paths[i]);
+			add_value(values, count, dotted);
+			free(dotted);
+		} else {
+			add_value(values, count, p->paths[i]);
+		}
 		found = true;
 	}
 	return found;

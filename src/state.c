@@ -165,6 +165,8 @@ enum statement {
 	STMT_FILE_ID,
 	STMT_FILE_UPDATE,
 	STMT_CLAIM_SELECT,
+	STMT_JOB_FILES_SELECT,
+	STMT_FILE_PATH,
 	STMT_CLAIM_SET,
 	STMT_CLAIM_RELEASE,
 	STMT_JOB_SUCCESS,
@@ -190,8 +192,10 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_FILE_INSERT] = "INSERT OR IGNORE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)",
 	[STMT_FILE_ID] = "SELECT id FROM files WHERE path = ?1",
 	[STMT_FILE_UPDATE] = "UPDATE files SET size = ?2, mtime_ns = ?3, hash = ?4 WHERE id = ?1",
-	[STMT_CLAIM_SELECT] = "SELECT holder_run, holder_host, holder_pid, holder_pid_start FROM jobs"
-			      " WHERE name = ?1",
+	[STMT_CLAIM_SELECT] = "SELECT holder_run, holder_host, holder_pid, holder_pid_start, status, end_ns, run_id"
+			      " FROM jobs WHERE name = ?1",
+	[STMT_JOB_FILES_SELECT] = "SELECT files FROM jobs WHERE name = ?1",
+	[STMT_FILE_PATH] = "SELECT path FROM files WHERE id = ?1",
 	[STMT_CLAIM_SET] = "INSERT INTO jobs (name, holder_run, holder_host, holder_pid, holder_pid_start,"
 			   " holder_since, holder_log) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 			   " ON CONFLICT (name) DO UPDATE SET holder_run = excluded.holder_run,"
@@ -343,6 +347,15 @@ struct state {
 	char *host;
 	int64_t pid;
 	int64_t pid_start;
+	struct strvec dead_runs; /* runs found dead by state_claim_job (their processes may live on) */
+	bool check_mode;          /* state_open_for_check: damage is noted, not fatal */
+	bool unclean;             /* a journal was left at open: the last writer did not close */
+	bool read_only;
+	struct strvec damaged_jobs; /* jobs whose files blob could not be decoded (check mode) */
+	struct strvec damage_notes; /* what was wrong with each, in the same order */
+	int64_t *failure_windows; /* state_adoption_suspect: sorted disjoint [start, end] pairs, built once */
+	size_t failure_window_count;
+	bool failure_windows_built;
 
 	size_t *scratch; /* per-query input positions */
 	size_t scratch_cap;
@@ -483,9 +496,22 @@ static bool holder_alive(const struct state *state, const char *host, int64_t pi
 
 /* ---- SQLite access ----------------------------------------------------------- */
 
+/* How to get out of a damaged database: said wherever damage is found. */
+#define DAMAGE_WAY_OUT \
+	"the state database is damaged; 'cpipe state check' says more, and 'cpipe state repair' makes jobs with a" \
+	" damaged record run again. To start afresh, move .cpipe/state.db (and its -wal and -shm files) away:" \
+	" the next run adopts only outputs whose job logs show a successful run and runs the rest" \
+	" ('cpipe run --rebuild-unknown' runs every job whose outputs have no record)"
+
 static int db_fail_sql(struct state *state, const char *sql, struct cp_err *err)
 {
-	cp_err_set(err, NULL, 0, "%s: %s (in SQL: %s)", state->db_path, sqlite3_errmsg(state->db), sql);
+	int code = sqlite3_extended_errcode(state->db);
+	const char *hint = "";
+	if ((code & 0xff) == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		hint = "; " DAMAGE_WAY_OUT;
+	else if (sqlite3_system_errno(state->db) == EFBIG)
+		hint = "; the file size limit (ulimit -f) is below what the state database needs";
+	cp_err_set(err, NULL, 0, "%s: %s (in SQL: %s)%s", state->db_path, sqlite3_errmsg(state->db), sql, hint);
 	return STATE_ERROR;
 }
 
@@ -1204,9 +1230,20 @@ static int write_end(struct state *state, int rc, struct cp_err *err)
 		rollback_quietly(state);
 		return rc;
 	}
-	if (flush_dirty_files(state, err) < 0 || statement_exec(state, STMT_COMMIT, err) < 0) {
+	if (flush_dirty_files(state, err) < 0) {
 		rollback_quietly(state);
 		return STATE_ERROR;
+	}
+	/*
+	 * A rollback journal's commit waits for readers to leave: keep waiting
+	 * (each try waits the busy timeout) rather than lose what was written.
+	 */
+	while (statement_exec(state, STMT_COMMIT, err) < 0) {
+		if ((sqlite3_extended_errcode(state->db) & 0xff) != SQLITE_BUSY) {
+			rollback_quietly(state);
+			return STATE_ERROR;
+		}
+		cp_err_release(err);
 	}
 	state->stats.transactions++;
 	return 0;
@@ -1215,9 +1252,14 @@ static int write_end(struct state *state, int rc, struct cp_err *err)
 int state_begin(struct state *state, struct cp_err *err)
 {
 	if (state->transaction_depth == 0 && statement_exec(state, STMT_BEGIN_WRITE, err) < 0)
-		return STATE_ERROR;
+		return (sqlite3_extended_errcode(state->db) & 0xff) == SQLITE_BUSY ? STATE_BUSY : STATE_ERROR;
 	state->transaction_depth++;
 	return 0;
+}
+
+void state_set_lock_timeout(struct state *state, int milliseconds)
+{
+	sqlite3_busy_timeout(state->db, milliseconds);
 }
 
 int state_commit(struct state *state, struct cp_err *err)
@@ -1627,7 +1669,7 @@ static size_t *id_table(int64_t max_id)
  * Decode the `files` blob of a loaded job row into `*all` (growing it) from
  * `*used` on, mapping file ids to file indexes. A damaged blob fails, naming the job.
  */
-static int load_job_files(struct state *state, struct job_entry *job, sqlite3_stmt *stmt, const size_t *file_by_id,
+static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const size_t *file_by_id,
 			  int64_t max_file_id, struct job_file **all, size_t *used, size_t *all_cap, struct cp_err *err)
 {
 	const void *data = sqlite3_column_blob(stmt, JOB_COLUMN_COUNT);
@@ -1656,8 +1698,8 @@ static int load_job_files(struct state *state, struct job_entry *job, sqlite3_st
 	job->output_count = outputs;
 	return 0;
 damaged:
-	cp_err_set(err, NULL, 0, "%s: job %s: damaged list of recorded files: %s (at byte %zu of %zu)", state->db_path,
-		   job->job_id, reader.problem, (size_t)(reader.at - reader.start), size);
+	cp_err_set(err, NULL, 0, "job %s: damaged list of recorded files: %s (at byte %zu of %zu)", job->job_id,
+		   reader.problem, (size_t)(reader.at - reader.start), size);
 	return STATE_ERROR;
 }
 
@@ -1728,8 +1770,22 @@ static int load(struct state *state, struct cp_err *err)
 		struct job_entry *job = &state->jobs[index];
 		job_from_row(state, job, stmt);
 		job->files = (struct job_file *)(uintptr_t)used;
-		if (load_job_files(state, job, stmt, file_by_id, max_file_id, &all, &used, &all_cap, err) < 0)
-			break;
+		size_t before = used;
+		if (load_job_files(job, stmt, file_by_id, max_file_id, &all, &used, &all_cap, err) < 0) {
+			if (!state->check_mode) {
+				char *what = xstrdup(err->message);
+				cp_err_set(err, NULL, 0, "%s: %s; %s", state->db_path, what, DAMAGE_WAY_OUT);
+				free(what);
+				break;
+			}
+			/* Noted for state check and state repair; the job is not trusted meanwhile. */
+			strvec_push(&state->damaged_jobs, name);
+			strvec_push(&state->damage_notes, err->message);
+			cp_err_release(err);
+			used = before;
+			job->input_count = job->output_count = 0;
+			job->recorded = false;
+		}
 	}
 	statement_done(stmt);
 	state->loaded_job_files = all;
@@ -1767,7 +1823,101 @@ out:
 	return rc < 0 ? STATE_ERROR : 0;
 }
 
-int state_open(const char *data_root, struct state **out, struct cp_err *err)
+/* Whether `path` exists with content: a journal left there means its last writer did not close. */
+static bool journal_left(const char *db_path, const char *suffix)
+{
+	char *path = xasprintf("%s%s", db_path, suffix);
+	struct stat st;
+	bool left = stat(path, &st) == 0 && st.st_size > 0;
+	free(path);
+	return left;
+}
+
+/* Finalize the prepared statements (before closing the connection they belong to). */
+static void statements_finalize(struct state *state)
+{
+	for (size_t i = 0; i < STMT_COUNT; i++) {
+		sqlite3_finalize(state->statements[i]);
+		state->statements[i] = NULL;
+	}
+}
+
+/*
+ * Create the database with its schema under a temporary name, then link it
+ * into place: a concurrent run never sees a state.db without its schema, so
+ * an empty state.db always means damage. Losing the race to another run's
+ * creation is fine (its file is used).
+ */
+static int create_database(struct state *state, struct cp_err *err)
+{
+	char *final_path = state->db_path;
+	char *temp_path = xasprintf("%s.new-%lld", final_path, (long long)state->pid);
+	unlink(temp_path);
+	state->db_path = temp_path;
+	int rc = STATE_ERROR;
+	if (sqlite3_open_v2(temp_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		cp_err_set(err, NULL, 0, "cannot create %s: %s", temp_path,
+			   state->db ? sqlite3_errmsg(state->db) : "out of memory");
+	} else {
+		rc = migrate(state, err);
+	}
+	statements_finalize(state);
+	sqlite3_close(state->db);
+	state->db = NULL;
+	state->db_path = final_path;
+	if (rc == 0 && link(temp_path, final_path) != 0 && errno != EEXIST) {
+		/* A file system without hard links: rename, which a concurrent creation may replace; both are empty. */
+		if (rename(temp_path, final_path) != 0) {
+			cp_err_set(err, NULL, 0, "cannot create %s: %s", final_path, strerror(errno));
+			rc = STATE_ERROR;
+		}
+	}
+	unlink(temp_path);
+	free(temp_path);
+	return rc;
+}
+
+/* A URI naming `path` for a read-only open; `immutable` when no other writer's WAL is to be read. */
+static char *read_only_uri(const char *path, bool immutable)
+{
+	struct strbuf uri = STRBUF_INIT;
+	strbuf_adds(&uri, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/._-", *p))
+			strbuf_addch(&uri, (char)*p);
+		else
+			strbuf_addf(&uri, "%%%02X", *p);
+	}
+	strbuf_adds(&uri, immutable ? "?mode=ro&immutable=1" : "?mode=ro");
+	return strbuf_detach(&uri);
+}
+
+/* Run PRAGMA integrity_check; each line other than "ok" goes to `problems`. */
+static int integrity_check(struct state *state, struct strvec *problems, struct cp_err *err)
+{
+	static const char sql[] = "PRAGMA integrity_check";
+	sqlite3_stmt *stmt;
+	if (sqlite3_prepare_v2(state->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return db_fail_sql(state, sql, err);
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(stmt, 0);
+		if (line && strcmp(line, "ok") != 0)
+			strvec_push(problems, line);
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE) {
+		/* The check itself hit the damage: that is its finding. */
+		if ((sqlite3_extended_errcode(state->db) & 0xff) != SQLITE_CORRUPT &&
+		    sqlite3_extended_errcode(state->db) != SQLITE_NOTADB)
+			return db_fail_sql(state, sql, err);
+		strvec_push(problems, sqlite3_errmsg(state->db));
+	}
+	return 0;
+}
+
+static int open_database(const char *data_root, bool check_mode, struct state **out, struct cp_err *err)
 {
 	*out = NULL;
 	struct strbuf dir = STRBUF_INIT;
@@ -1779,6 +1929,7 @@ int state_open(const char *data_root, struct state **out, struct cp_err *err)
 	}
 
 	struct state *state = xcalloc(1, sizeof(*state));
+	state->check_mode = check_mode;
 	struct strbuf path = STRBUF_INIT;
 	path_join(dir.buf, "state.db", &path);
 	state->db_path = strbuf_detach(&path);
@@ -1793,17 +1944,57 @@ int state_open(const char *data_root, struct state **out, struct cp_err *err)
 	state->run_id = xasprintf("%s:%lld:%llx", state->host, (long long)state->pid,
 				  (unsigned long long)state_now_ns());
 
-	if (sqlite3_open_v2(state->db_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
+	/* A study the user may only read (shared, archived) can still be planned and shown. */
+	state->read_only = access(dir.buf, W_OK) != 0 || (access(state->db_path, F_OK) == 0 && access(state->db_path, W_OK) != 0);
+	struct stat st;
+	if (stat(state->db_path, &st) == 0) {
+		if (st.st_size == 0) {
+			cp_err_set(err, NULL, 0, "%s: the file is empty (0 bytes), which cpipe never leaves; %s",
+				   state->db_path, DAMAGE_WAY_OUT);
+			goto fail;
+		}
+	} else if (errno != ENOENT) {
+		cp_err_set(err, NULL, 0, "cannot stat %s: %s", state->db_path, strerror(errno));
+		goto fail;
+	} else if (state->read_only) {
+		cp_err_set(err, NULL, 0, "%s does not exist and %s is not writable", state->db_path, dir.buf);
+		goto fail;
+	} else if (create_database(state, err) < 0) {
+		goto fail;
+	}
+	state->unclean = journal_left(state->db_path, "-wal") || journal_left(state->db_path, "-journal");
+
+	int opened;
+	if (state->read_only) {
+		char *uri = read_only_uri(state->db_path, !journal_left(state->db_path, "-wal"));
+		opened = sqlite3_open_v2(uri, &state->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+		free(uri);
+	} else {
+		opened = sqlite3_open_v2(state->db_path, &state->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	}
+	if (opened != SQLITE_OK) {
 		cp_err_set(err, NULL, 0, "cannot open %s: %s", state->db_path,
 			   state->db ? sqlite3_errmsg(state->db) : "out of memory");
 		goto fail;
 	}
 	sqlite3_extended_result_codes(state->db, 1);
 	/* Another run's transactions are short; waiting a while beats failing. */
-	sqlite3_busy_timeout(state->db, 60000);
-	if (setup_journal(state, dir.buf, err) < 0 || migrate(state, err) < 0 || load(state, err) < 0)
+	sqlite3_busy_timeout(state->db, STATE_LOCK_TIMEOUT_MS);
+	if ((!state->read_only && setup_journal(state, dir.buf, err) < 0) || migrate(state, err) < 0 ||
+	    load(state, err) < 0)
 		goto fail;
+	/* After a crash, check what is cheap to check only then (a full scan of the file). */
+	if (state->unclean && !check_mode) {
+		struct strvec problems = STRVEC_INIT;
+		int rc = integrity_check(state, &problems, err);
+		bool damaged = rc == 0 && problems.count;
+		if (damaged)
+			cp_err_set(err, NULL, 0, "%s: the integrity check after an unclean shutdown failed; %s",
+				   state->db_path, DAMAGE_WAY_OUT);
+		strvec_release(&problems);
+		if (rc < 0 || damaged)
+			goto fail;
+	}
 	strbuf_release(&dir);
 	*out = state;
 	return 0;
@@ -1811,6 +2002,16 @@ fail:
 	strbuf_release(&dir);
 	state_close(state);
 	return STATE_ERROR;
+}
+
+int state_open(const char *data_root, struct state **out, struct cp_err *err)
+{
+	return open_database(data_root, false, out, err);
+}
+
+int state_open_for_check(const char *data_root, struct state **out, struct cp_err *err)
+{
+	return open_database(data_root, true, out, err);
 }
 
 void state_close(struct state *state)
@@ -1823,10 +2024,10 @@ void state_close(struct state *state)
 			state->transaction_depth = 1;
 			state_commit(state, &ignored);
 		}
-		state_flush(state, &ignored);
+		if (!state->read_only)
+			state_flush(state, &ignored);
 		cp_err_release(&ignored);
-		for (size_t i = 0; i < STMT_COUNT; i++)
-			sqlite3_finalize(state->statements[i]);
+		statements_finalize(state);
 		sqlite3_close(state->db);
 	}
 	free(state->files);
@@ -1840,6 +2041,10 @@ void state_close(struct state *state)
 	arena_release(&state->pool);
 	free(state->run_id);
 	free(state->host);
+	strvec_release(&state->dead_runs);
+	strvec_release(&state->damaged_jobs);
+	strvec_release(&state->damage_notes);
+	free(state->failure_windows);
 	free(state->db_path);
 	free(state->scratch);
 	free(state->output_scratch);
@@ -2031,6 +2236,19 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 
+	/*
+	 * A live run's claim comes before the files: what that run is writing
+	 * now says nothing yet (a missing output is no reason to run it twice).
+	 */
+	struct job_entry *job = job_find(state, query->job_id);
+	bool claimed_by_live_run = job && job->holder_run && strcmp(job->holder_run, state->run_id) != 0 &&
+				   holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
+	if (claimed_by_live_run) {
+		*reason = STATE_RUNNING_ELSEWHERE;
+		holder_detail(detail, job->holder_host, job->holder_pid);
+		return 0;
+	}
+
 	/* Each output's file index, looked up once for both passes. */
 	ALLOC_GROW(state->output_scratch, query->output_count + 1, state->output_scratch_cap);
 	size_t *output_files = state->output_scratch;
@@ -2047,7 +2265,6 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		}
 	}
 
-	struct job_entry *job = job_find(state, query->job_id);
 	if (!job || (!job->recorded && !job->holder_run && job->outcome == OUTCOME_NONE)) {
 		*reason = STATE_NEVER_RECORDED;
 		return 0;
@@ -2064,9 +2281,8 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	}
 	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
 	if (job->holder_run) {
-		bool alive = strcmp(job->holder_run, state->run_id) == 0 ||
-			     holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
-		*reason = alive ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
+		bool ours = strcmp(job->holder_run, state->run_id) == 0;
+		*reason = ours ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
 		holder_detail(detail, job->holder_host, job->holder_pid);
 		return 0;
 	}
@@ -2084,7 +2300,181 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	return 0;
 }
 
+/* ---- Adoption ---------------------------------------------------------------- */
+
+/* A file written this close to a failed attempt's start or end may be its work (clocks are coarse). */
+#define FAILURE_WINDOW_MARGIN_NS 1000000000LL
+
+static int compare_windows(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* The times during which a failed or interrupted attempt ran, merged into disjoint windows. */
+static void build_failure_windows(struct state *state)
+{
+	size_t count = 0, cap = 0;
+	int64_t *windows = NULL;
+	int64_t now = state_now_ns();
+	for (size_t i = 0; i < state->job_count; i++) {
+		const struct job_entry *job = &state->jobs[i];
+		if (!job->present || (job->outcome != OUTCOME_FAILED && job->outcome != OUTCOME_INTERRUPTED) ||
+		    job->start_ns <= 0)
+			continue;
+		ALLOC_GROW(windows, 2 * (count + 1), cap);
+		windows[2 * count] = job->start_ns - FAILURE_WINDOW_MARGIN_NS;
+		windows[2 * count + 1] = (job->end_ns > 0 ? job->end_ns : now) + FAILURE_WINDOW_MARGIN_NS;
+		count++;
+	}
+	if (count)
+		qsort(windows, count, 2 * sizeof(*windows), compare_windows);
+	size_t merged = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (merged && windows[2 * i] <= windows[2 * merged - 1]) {
+			if (windows[2 * i + 1] > windows[2 * merged - 1])
+				windows[2 * merged - 1] = windows[2 * i + 1];
+			continue;
+		}
+		windows[2 * merged] = windows[2 * i];
+		windows[2 * merged + 1] = windows[2 * i + 1];
+		merged++;
+	}
+	state->failure_windows = windows;
+	state->failure_window_count = merged;
+	state->failure_windows_built = true;
+}
+
+static bool in_failure_window(const struct state *state, int64_t t)
+{
+	size_t lo = 0, hi = state->failure_window_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t < state->failure_windows[2 * mid])
+			hi = mid;
+		else if (t > state->failure_windows[2 * mid + 1])
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+int state_adoption_suspect(struct state *state, const struct state_job_query *query, bool *suspect,
+			   struct strbuf *detail, struct cp_err *err)
+{
+	*suspect = false;
+	if (!state->failure_windows_built)
+		build_failure_windows(state);
+	for (size_t i = 0; i < query->output_count && state->failure_window_count; i++) {
+		size_t index = query->output_ids ? query_file_id(state, query->output_ids[i])
+						 : file_intern(state, query->outputs[i]);
+		const struct file_signature *now;
+		if (file_seen(state, index, &now, err) < 0)
+			return STATE_ERROR;
+		if (now->exists && now->mtime_ns && in_failure_window(state, now->mtime_ns)) {
+			*suspect = true;
+			if (detail)
+				strbuf_addf(detail, "%s was written while a job failed or was interrupted",
+					    query->outputs[i]);
+			return 0;
+		}
+	}
+	return 0;
+}
+
 /* ---- Claims and records ---------------------------------------------------- */
+
+/*
+ * Re-read a job's recorded files from the database (after another run wrote
+ * them): file ids are looked up one by one, as this is rare. A damaged blob
+ * fails, naming the job.
+ */
+static int job_reload_files(struct state *state, size_t job_index, struct cp_err *err)
+{
+	struct job_entry *job = &state->jobs[job_index];
+	sqlite3_stmt *stmt = statement(state, STMT_JOB_FILES_SELECT, err);
+	if (!stmt)
+		return STATE_ERROR;
+	bind_text(stmt, 1, job->job_id);
+	int rc = sqlite3_step(stmt);
+	struct strbuf blob = STRBUF_INIT;
+	if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) == SQLITE_BLOB)
+		strbuf_add(&blob, sqlite3_column_blob(stmt, 0), (size_t)sqlite3_column_bytes(stmt, 0));
+	statement_done(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		strbuf_release(&blob);
+		return db_fail(state, STMT_JOB_FILES_SELECT, err);
+	}
+	job_clear_files(job);
+	if (!blob.len) {
+		strbuf_release(&blob);
+		return 0;
+	}
+	struct files_blob_reader reader;
+	size_t inputs = 0, outputs = 0;
+	struct job_file *files = NULL;
+	bool ok = files_blob_open(&reader, blob.buf, blob.len, &inputs, &outputs);
+	if (ok)
+		files = xcalloc(inputs + outputs + 1, sizeof(*files));
+	for (size_t i = 0; ok && i < inputs + outputs; i++) {
+		int64_t id;
+		struct file_signature sig;
+		if (!(ok = files_blob_next(&reader, &id, &sig)))
+			break;
+		if (!(stmt = statement(state, STMT_FILE_PATH, err))) {
+			free(files);
+			strbuf_release(&blob);
+			return STATE_ERROR;
+		}
+		bind_int64(stmt, 1, id);
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_ROW) {
+			size_t index = file_intern(state, (const char *)sqlite3_column_text(stmt, 0));
+			if (!state->files[index].db_id)
+				state->files[index].db_id = id;
+			job_file_set(&files[i], index, &sig);
+		} else {
+			ok = blob_fail(&reader, "unknown file id");
+		}
+		statement_done(stmt);
+	}
+	ok = ok && files_blob_close(&reader);
+	if (!ok) {
+		cp_err_set(err, NULL, 0, "%s: job %s: damaged list of recorded files: %s", state->db_path,
+			   job->job_id, reader.problem);
+		free(files);
+		strbuf_release(&blob);
+		return STATE_ERROR;
+	}
+	job = &state->jobs[job_index]; /* file_intern does not move jobs, but stay safe */
+	job->input_count = job_files_normalize(files, inputs);
+	job->output_count = job_files_normalize(files + inputs, outputs);
+	memmove(files + job->input_count, files + inputs, job->output_count * sizeof(*files));
+	job->files = files;
+	job->files_owned = true;
+	strbuf_release(&blob);
+	return 0;
+}
+
+/*
+ * Whether the job's latest finished attempt in the database (`status`,
+ * `end_ns`, `run_id` as read now) is not the one this handle knows: another
+ * run finished it after our snapshot was taken (its results may have waited
+ * in that run's open transaction).
+ */
+static bool finished_elsewhere(struct state *state, const char *job_id, const char *status, int64_t end_ns,
+			       const char *run_id)
+{
+	enum job_outcome outcome = outcome_from_text(status);
+	if (outcome == OUTCOME_NONE)
+		return false;
+	const struct job_entry *job = job_find(state, job_id);
+	if (!job)
+		return true;
+	return job->outcome != outcome || job->end_ns != end_ns || !job->run_id != !run_id ||
+	       (run_id && strcmp(job->run_id, run_id) != 0);
+}
 
 int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err)
 {
@@ -2100,15 +2490,27 @@ int state_claim_job(struct state *state, const char *job_id, const char *log_pat
 	int step = sqlite3_step(stmt);
 	char *holder_run = NULL, *holder_host = NULL;
 	int64_t holder_pid = 0, holder_pid_start = 0;
+	bool changed = false;
 	if (step == SQLITE_ROW) {
 		holder_run = column_strdup(stmt, 0);
 		holder_host = column_strdup(stmt, 1);
 		holder_pid = sqlite3_column_int64(stmt, 2);
 		holder_pid_start = sqlite3_column_int64(stmt, 3);
+		changed = finished_elsewhere(state, job_id, (const char *)sqlite3_column_text(stmt, 4),
+					     sqlite3_column_int64(stmt, 5), (const char *)sqlite3_column_text(stmt, 6));
 	}
 	statement_done(stmt);
 	if (step != SQLITE_ROW && step != SQLITE_DONE) {
 		rc = db_fail(state, STMT_CLAIM_SELECT, err);
+		goto release;
+	}
+	if (changed) {
+		/* Decided on a stale snapshot: take the new record in, for the caller to decide again. */
+		if ((rc = job_reload(state, job_id, err)) < 0 ||
+		    (rc = job_reload_files(state, job_intern(state, job_id), err)) < 0)
+			goto release;
+		cp_err_set(err, NULL, 0, "job %s was finished by another run after this one looked at it", job_id);
+		rc = STATE_CHANGED;
 		goto release;
 	}
 	if (holder_run && strcmp(holder_run, state->run_id) != 0) {
@@ -2118,6 +2520,9 @@ int state_claim_job(struct state *state, const char *job_id, const char *log_pat
 			rc = STATE_HELD;
 			goto release;
 		}
+		/* Its job processes may outlive it: the caller ends them before running the job again. */
+		if (strvec_find(&state->dead_runs, holder_run) < 0)
+			strvec_push(&state->dead_runs, holder_run);
 		/* The dead holder's attempt becomes an interrupted one, so a later release keeps that fact. */
 		if (!(stmt = statement(state, STMT_JOB_INTERRUPT, err))) {
 			rc = STATE_ERROR;
@@ -2146,14 +2551,43 @@ release:
 	free(holder_run);
 	free(holder_host);
 out:
-	if (rc == STATE_HELD) {
+	if (rc == STATE_HELD || rc == STATE_CHANGED) {
 		/* Not a database failure: end our transaction normally, keeping the caller's message. */
 		struct cp_err ignored = CP_ERR_INIT;
 		write_end(state, 0, &ignored);
 		cp_err_release(&ignored);
-		return STATE_HELD;
+		return rc;
 	}
 	return write_end(state, rc, err);
+}
+
+void state_dead_runs(struct state *state, struct strvec *out)
+{
+	for (size_t i = 0; i < state->dead_runs.count; i++)
+		if (strvec_find(out, state->dead_runs.items[i]) < 0)
+			strvec_push(out, state->dead_runs.items[i]);
+	const char *last_alive = NULL;
+	for (size_t i = 0; i < state->job_count; i++) {
+		const struct job_entry *job = &state->jobs[i];
+		if (!job->present || !job->holder_run || job->holder_run == last_alive ||
+		    !strcmp(job->holder_run, state->run_id))
+			continue;
+		if (holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start)) {
+			last_alive = job->holder_run; /* claims of one run share its pooled run id */
+			continue;
+		}
+		if (strvec_find(out, job->holder_run) < 0)
+			strvec_push(out, job->holder_run);
+	}
+}
+
+void state_refresh_paths(struct state *state, const char *const *paths, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		size_t index = index_find(state, &state->file_index, INDEX_FILES, paths[i], name_hash(paths[i]));
+		if (index != SIZE_MAX)
+			state->files[index].seen_valid = false;
+	}
 }
 
 int state_release_claim(struct state *state, const char *job_id, struct cp_err *err)
@@ -2408,6 +2842,104 @@ int state_forget(struct state *state, const char *prefix, const char *const *job
 	if (forgotten)
 		*forgotten = removed;
 	return 0;
+}
+
+/* ---- Check and repair ------------------------------------------------------ */
+
+static int report_problem(int (*fn)(const struct state_problem *problem, void *data), void *data,
+			  enum state_problem_kind kind, const char *job_id, const char *path, const char *text)
+{
+	struct state_problem problem = {kind, job_id, path, text};
+	return fn(&problem, data);
+}
+
+/* Report each recorded file of `job` that differs now. */
+static int check_job_files(struct state *state, struct job_entry *job,
+			   int (*fn)(const struct state_problem *problem, void *data), void *data, struct cp_err *err)
+{
+	for (size_t i = 0; i < job->input_count + job->output_count; i++) {
+		bool differs;
+		size_t file = job->files[i].file;
+		if (file_differs(state, file, &job->files[i], &differs, err) < 0)
+			return STATE_ERROR;
+		int rc = differs ? report_problem(fn, data, i < job->input_count ? STATE_PROBLEM_INPUT_CHANGED
+										  : STATE_PROBLEM_OUTPUT_CHANGED,
+						  job->job_id, state->files[file].path, NULL)
+				 : 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int state_check(struct state *state, int (*fn)(const struct state_problem *problem, void *data), void *data,
+		struct cp_err *err)
+{
+	struct strvec problems = STRVEC_INIT;
+	int rc = integrity_check(state, &problems, err);
+	for (size_t i = 0; i < problems.count && rc == 0; i++)
+		rc = report_problem(fn, data, STATE_PROBLEM_INTEGRITY, NULL, NULL, problems.items[i]);
+	strvec_release(&problems);
+	for (size_t i = 0; i < state->damaged_jobs.count && rc == 0; i++)
+		rc = report_problem(fn, data, STATE_PROBLEM_DAMAGED_RECORD, state->damaged_jobs.items[i], NULL,
+				    state->damage_notes.items[i]);
+	state_stat_recorded(state, 0);
+	struct strbuf holder = STRBUF_INIT;
+	for (size_t i = 0; i < state->job_count && rc == 0; i++) {
+		struct job_entry *job = &state->jobs[i];
+		if (!job->present)
+			continue;
+		if (job->holder_run && !holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start)) {
+			strbuf_reset(&holder);
+			holder_detail(&holder, job->holder_host, job->holder_pid);
+			rc = report_problem(fn, data, STATE_PROBLEM_DEAD_CLAIM, job->job_id, NULL, holder.buf);
+		}
+		if (rc == 0 && job->recorded)
+			rc = check_job_files(state, job, fn, data, err);
+	}
+	strbuf_release(&holder);
+	return rc;
+}
+
+int state_repair(struct state *state, size_t *repaired, struct cp_err *err)
+{
+	static const char forget_files_sql[] =
+		"UPDATE jobs SET status = 'interrupted', recorded = 0, files = NULL WHERE name = ?1";
+	*repaired = 0;
+	if (write_begin(state, err) < 0)
+		return STATE_ERROR;
+	sqlite3_stmt *update;
+	int rc = 0;
+	if (sqlite3_prepare_v2(state->db, forget_files_sql, -1, &update, NULL) != SQLITE_OK)
+		return write_end(state, db_fail_sql(state, forget_files_sql, err), err);
+	for (size_t i = 0; i < state->damaged_jobs.count && rc == 0; i++) {
+		bind_text(update, 1, state->damaged_jobs.items[i]);
+		rc = sqlite3_step(update) == SQLITE_DONE ? 0 : db_fail_sql(state, forget_files_sql, err);
+		statement_done(update);
+		*repaired += rc == 0;
+	}
+	sqlite3_finalize(update);
+	for (size_t i = 0; i < state->job_count && rc == 0; i++) {
+		struct job_entry *job = &state->jobs[i];
+		if (!job->present || !job->holder_run ||
+		    holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start))
+			continue;
+		sqlite3_stmt *stmt = statement(state, STMT_JOB_INTERRUPT, err);
+		if (!stmt) {
+			rc = STATE_ERROR;
+			break;
+		}
+		bind_text(stmt, 1, job->job_id);
+		bind_int64(stmt, 2, state_now_ns());
+		rc = statement_run(state, STMT_JOB_INTERRUPT, stmt, err);
+		*repaired += rc == 0;
+	}
+	rc = write_end(state, rc, err);
+	if (rc == 0) {
+		strvec_release(&state->damaged_jobs);
+		strvec_release(&state->damage_notes);
+	}
+	return rc;
 }
 
 /* ---- Listing ------------------------------------------------------------ */

@@ -673,7 +673,11 @@ static int tree_fill_text(const struct tree_lookup *lookup, const char *text, st
 		strvec_sort(&missing);
 		for (size_t i = 0; i < missing.count; i++)
 			strbuf_addf(&names, "%s'%s'", i ? ", " : "", missing.items[i]);
-		cp_err_set(err, NULL, 0, "Missing placeholder values for {%s} in %s", names.buf, text);
+		/* A value with braces (a directory named "{a}") made them: name the path it gave. */
+		bool from_value = strcmp(filled.buf, text) != 0;
+		cp_err_set(err, NULL, 0, "Missing placeholder values for {%s} in %s%s%s", names.buf, text,
+			   from_value ? "; a placeholder value holds braces, giving the path " : "",
+			   from_value ? filled.buf : "");
 		strbuf_release(&names);
 		free(unfilled_group);
 		goto done;

@@ -263,6 +263,16 @@ void strbuf_add_shell_quoted(struct strbuf *sb, const char *s)
 	strbuf_addch(sb, '\'');
 }
 
+bool path_leaves_root(const char *text)
+{
+	if (text[0] == '/')
+		return true;
+	for (const char *part = text; part; part = strchr(part, '/') ? strchr(part, '/') + 1 : NULL)
+		if (part[0] == '.' && part[1] == '.' && (part[2] == '/' || part[2] == '\0'))
+			return true;
+	return false;
+}
+
 void strvec_push_owned(struct strvec *sv, char *s)
 {
 	ALLOC_GROW(sv->items, sv->count + 1, sv->cap);

@@ -123,8 +123,15 @@ struct exec_options {
 	exec_start_fn *on_start;
 	exec_finish_fn *on_finish;
 	exec_tick_fn *on_tick;
+	const char *run_id; /* local backend: put in every job's environment as EXEC_RUN_ID_VARIABLE; NULL: none */
 };
-#define EXEC_OPTIONS_INIT {NULL, 0, 0, 0.0, false, 0.0, 0.0, NULL, NULL, NULL, NULL}
+#define EXEC_OPTIONS_INIT {NULL, 0, 0, 0.0, false, 0.0, 0.0, NULL, NULL, NULL, NULL, NULL}
+
+/* The environment variable that names the run a local job belongs to (exec_end_runs finds it). */
+#define EXEC_RUN_ID_VARIABLE "CPIPE_RUN_ID"
+
+/* The last line of a job's log when the local backend judged it a success ("cpipe: " first). */
+#define EXEC_LOG_SUCCESS_TEXT "succeeded"
 
 /* What exec_run returns (besides the negative internal error). */
 enum exec_run_code {
@@ -172,8 +179,13 @@ int exec_run(const struct exec_backend *backend, struct exec_job *jobs, size_t c
  *   stdin /dev/null, stdout and stderr to the log (truncated): a plain
  *   command (exec_simple_command_words) is executed directly; any other is
  *   written to .cpipe/scripts/<name>.sh and run as `/bin/sh script`.
- * - Success = exit 0 and every non-optional output exists (a dangling symlink
- *   does not count). Then the aside copies are deleted.
+ * - Every job has EXEC_RUN_ID_VARIABLE=opt->run_id in its environment (when
+ *   set), so that exec_end_runs can find it if this process is killed.
+ * - When a job's process ends, whatever is left in its process group is
+ *   killed (SIGKILL): nothing may write the outputs after they are judged.
+ * - Success = exit 0, no process left in its group, and every non-optional
+ *   output exists (a dangling symlink does not count). Then the aside copies
+ *   are deleted and "cpipe: succeeded" is appended to the log (its last line).
  * - Otherwise the new outputs go to .cpipe/failed/<name>/ (replacing an
  *   earlier quarantine) and the old ones are put back; a line starting
  *   "cpipe:" explaining the failure is appended to the log.
@@ -236,6 +248,25 @@ int exec_mkdir_p(const char *path, struct cp_err *err);
  * /bin/sh with the same result.
  */
 bool exec_simple_command_words(const char *command, struct strvec *words);
+
+/*
+ * End every process on this machine whose environment names one of
+ * `run_ids` (EXEC_RUN_ID_VARIABLE, set by the local backend): the jobs of a
+ * run that was killed outright and could not stop them. Each one's whole
+ * process group gets SIGTERM (and SIGCONT), then SIGKILL once `grace_s`
+ * (<= 0: 2 s) has passed; returns when none is left (Linux /proc; elsewhere
+ * nothing is found). A job that cleared its environment and left its
+ * process group is out of reach. Returns the number of process groups found.
+ */
+size_t exec_end_runs(const char *const *run_ids, size_t count, double grace_s);
+
+/* What a job's log says about how its last local run ended. */
+enum exec_log_ending {
+	EXEC_LOG_ABSENT,    /* no log: the job never ran here */
+	EXEC_LOG_SUCCEEDED, /* its last line is "cpipe: " EXEC_LOG_SUCCESS_TEXT */
+	EXEC_LOG_UNFINISHED /* it failed, was interrupted, or its run died (or the log is unreadable) */
+};
+enum exec_log_ending exec_log_ending(const char *log_path);
 
 /* Number of online CPUs (at least 1). */
 int exec_cpu_count(void);

@@ -29,7 +29,9 @@
  * held by a live process on this host (or by any process on another host)
  * cannot be taken. A claim whose holder died is treated as an interrupted run.
  * Records loaded at open are a snapshot: a job another run finished after our
- * open may be judged stale and rerun by us (never both at once).
+ * open may be judged stale, but its claim then fails with STATE_CHANGED and
+ * the new record is loaded, so the caller decides again and never runs a job
+ * twice because it looked too early.
  *
  * Errors: functions return 0 on success and a negative code on failure, with
  * a message in `err` (database errors name the statement that failed).
@@ -48,6 +50,11 @@ struct state; /* opaque; one open database plus its in-memory records */
 /* Return codes (all errors are negative; 0 is success). */
 #define STATE_ERROR (-1) /* any failure: I/O, SQLite, bad schema */
 #define STATE_HELD (-2)  /* state_claim_job: another live run holds the job */
+#define STATE_CHANGED (-3) /* state_claim_job: another run finished the job after this handle loaded it */
+#define STATE_BUSY (-4)    /* state_begin: another process held the write lock for the whole lock timeout */
+
+/* How long a write waits for another process's lock before failing (state_set_lock_timeout changes it). */
+#define STATE_LOCK_TIMEOUT_MS 60000
 
 /* The schema version this build writes (PRAGMA user_version). */
 #define STATE_SCHEMA_VERSION 2
@@ -63,6 +70,26 @@ struct state; /* opaque; one open database plus its in-memory records */
  * NULL and err is set.
  */
 int state_open(const char *data_root, struct state **out, struct cp_err *err);
+
+/*
+ * state_open for `cpipe state check` and `cpipe state repair`: a job whose
+ * recorded files cannot be decoded does not fail the open (it is kept for
+ * state_check to report, with no files and not recorded), and no integrity
+ * check is made at open (state_check makes one). Use the handle for nothing
+ * else than those two and reading.
+ *
+ * state_open itself refuses an empty (0-byte) state.db, which cpipe never
+ * leaves (a new database is created under a temporary name and linked into
+ * place with its schema), and runs PRAGMA integrity_check when a -wal or
+ * -journal file with content shows that the last writer did not close (or
+ * that another process has the database open: the check is then merely
+ * unneeded); a
+ * damaged database fails with a message saying how to get out of it. When
+ * the .cpipe directory or the database is not writable, the database is
+ * opened read-only (writes then fail), so a read-only study can be planned
+ * and shown.
+ */
+int state_open_for_check(const char *data_root, struct state **out, struct cp_err *err);
 
 /*
  * Write pending lazy updates (re-hashed file signatures), commit an explicit
@@ -94,11 +121,20 @@ void state_set_identity(struct state *state, const char *run_id, const char *hos
  * wraps each pass of its loop (reap finished jobs, record them, claim new ones)
  * in begin/commit does one fsync per pass, not one per job. Outside an
  * explicit transaction each write function commits on its own.
- * Keep transactions short: a second cpipe run waits on them.
+ * Keep transactions short: a second cpipe run waits on them. Returns
+ * STATE_BUSY when the lock timeout passed with the lock held elsewhere (the
+ * caller may try again).
  */
 int state_begin(struct state *state, struct cp_err *err);
 
-/* End the innermost state_begin; the outermost one writes pending updates and commits. */
+/* Wait up to `milliseconds` for another process's lock before a statement fails (SQLITE_BUSY). */
+void state_set_lock_timeout(struct state *state, int milliseconds);
+
+/*
+ * End the innermost state_begin; the outermost one writes pending updates and
+ * commits. A commit kept waiting by readers (rollback journal) is retried
+ * until it goes through: what was written is never dropped for a lock.
+ */
 int state_commit(struct state *state, struct cp_err *err);
 
 /*
@@ -243,6 +279,8 @@ struct state_job_query {
  * Decide whether the job is up to date; *reason is the first applicable
  * reason (see enum state_reason), `detail` (reset first, may be NULL) gets the
  * path or number that explains it. Precedence notes:
+ *  - A claim by another live run comes first (after forced): RUNNING_ELSEWHERE
+ *    even when an output is missing, since that run is making it.
  *  - An output or input is compared by size+mtime first; only if they differ
  *    is the content hash compared (computed lazily), so a `touch` that keeps
  *    the content is not a change. The new mtime is cached so the file is not
@@ -276,11 +314,38 @@ struct state_attempt {
  * already holds it, or the holder is dead (same host and kill(pid, 0) fails
  * with ESRCH, or /proc/PID shows a different process start time). Returns
  * STATE_HELD, with "job J is held by run R (pid P on host H)" in err, when a
- * live holder has it; a holder on another host always counts as live (clear
+ * live holder has it; STATE_CHANGED, with "job J was finished by another run
+ * after this one looked at it" in err and the job's new record (files too)
+ * loaded, when the database holds a finished attempt this handle did not
+ * know of: decide again (state_refresh_paths, then state_job_reason); a holder on another host always counts as live (clear
  * it with state_mark_interrupted). `log_path` (may be NULL) is stored so
  * `cpipe log` finds the log while the job runs. Creates the record if needed.
  */
 int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err);
+
+/*
+ * Append to `out` (skipping ids already there) the run ids of claims whose
+ * holder is dead on this host: the claims in the snapshot, and those that
+ * state_claim_job took over. A run killed outright leaves its jobs' processes
+ * running; the caller must end them (their environment names the run id,
+ * see exec_end_runs) before it runs those jobs again.
+ */
+void state_dead_runs(struct state *state, struct strvec *out);
+
+/* Forget the remembered stat results of these paths only (see state_refresh). */
+void state_refresh_paths(struct state *state, const char *const *paths, size_t count);
+
+/*
+ * Whether the outputs of a job about to be adopted (STATE_NEVER_RECORDED)
+ * may be the work of a failed or interrupted attempt: *suspect is true when
+ * an output's mtime lies within the time (give or take a second) during
+ * which any job recorded as failed or interrupted ran; `detail` (may be
+ * NULL) is appended "PATH was written while a job failed or was
+ * interrupted". Catches a partial output that moved out of its job's reach
+ * (a directory renamed while the job ran). Fails only on I/O errors.
+ */
+int state_adoption_suspect(struct state *state, const struct state_job_query *query, bool *suspect,
+			   struct strbuf *detail, struct cp_err *err);
 
 /* Drop this run's claim on a job it did not run after all; the record is otherwise unchanged. */
 int state_release_claim(struct state *state, const char *job_id, struct cp_err *err);
@@ -401,6 +466,43 @@ int state_foreach_job(struct state *state, const char *prefix,
  */
 int state_foreach_job_file(struct state *state, const char *job_id, int role,
 			   int (*fn)(const struct state_file *file, void *data), void *data);
+
+/* ---- Check and repair ------------------------------------------------------ */
+
+enum state_problem_kind {
+	STATE_PROBLEM_INTEGRITY,      /* text: a line of PRAGMA integrity_check */
+	STATE_PROBLEM_DAMAGED_RECORD, /* job_id, text: its recorded files cannot be decoded */
+	STATE_PROBLEM_DEAD_CLAIM,     /* job_id, text: "pid N on HOST", a run that died holding it */
+	STATE_PROBLEM_OUTPUT_CHANGED, /* job_id, path: a recorded output differs from its record */
+	STATE_PROBLEM_INPUT_CHANGED,  /* job_id, path: a recorded input differs (the job is stale) */
+};
+
+/* One finding of state_check; pointers valid during the call. */
+struct state_problem {
+	enum state_problem_kind kind;
+	const char *job_id; /* NULL for INTEGRITY */
+	const char *path;   /* the file, for *_CHANGED */
+	const char *text;
+};
+
+/*
+ * Check the database (PRAGMA integrity_check; records that could not be
+ * decoded, with a handle from state_open_for_check), the claims of runs
+ * that died, and every recorded file against the disk. Calls fn for each
+ * finding, in that order; stops and returns fn's value when it is non-zero.
+ * Fails (negative) only when it cannot check.
+ */
+int state_check(struct state *state, int (*fn)(const struct state_problem *problem, void *data), void *data,
+		struct cp_err *err);
+
+/*
+ * Make the damage state_check reports harmless: a job whose recorded files
+ * could not be decoded loses them and is marked interrupted (it runs again,
+ * it is never adopted), and a claim of a dead run becomes an interrupted
+ * attempt. *repaired gets the number of jobs changed. A damaged file
+ * (integrity) cannot be repaired here.
+ */
+int state_repair(struct state *state, size_t *repaired, struct cp_err *err);
 
 /* ---- Diagnostics ---------------------------------------------------------- */
 

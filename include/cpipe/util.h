@@ -187,6 +187,9 @@ void path_normalize(const char *path, struct strbuf *out);
 /* os.path.join(a, b): an absolute `b` replaces `a`. The result is not normalised. */
 void path_join(const char *a, const char *b, struct strbuf *out);
 
+/* Whether `text`, as (part of) a path, could lead above where it is put: it starts with '/' or has a ".." part. */
+bool path_leaves_root(const char *text);
+
 /* Edit distance between two strings, for "did you mean" suggestions. */
 size_t str_distance(const char *a, const char *b);
 

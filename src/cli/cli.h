@@ -76,6 +76,7 @@ int cmd_forget(int argc, char **argv);
 int cmd_clean(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
+int cmd_state(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 
 /* The hidden `cpipe __complete CWORD WORD...` behind completions/cpipe.bash (see cmd_complete.c). */

@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@ static const char run_usage[] =
 	"  -o, --force            rerun the jobs that make the targets\n"
 	"  -d, --force-all        rerun every job the targets need\n"
 	"      --rebuild-unknown  rerun jobs whose outputs exist but were never recorded\n"
-	"                         (default: adopt them as up to date, and say so)\n"
+	"                         (default: adopt them as up to date, and say so, unless a\n"
+	"                         failed or killed run may have written them)\n"
 	"      --skip-missing     leave out jobs whose raw inputs are missing (each is\n"
 	"                         listed and counted as skipped)\n"
 	"      --partial-group    make batch (group) jobs although --NAME narrows their\n"
@@ -51,8 +53,11 @@ static const char run_usage[] =
 	"      --job-hold ID,...  the first jobs wait for these cluster jobs\n"
 	"      --scale-time F     multiply each recipe's minutes by F (rounded up)\n"
 	"\n"
+	"Before starting jobs, run ends the jobs a killed cpipe run left running\n"
+	"(CPIPE_RUN_ID in their environment).\n"
+	"\n"
 	"Exit status: 0 when every job succeeded, 1 when a job failed, 2 on a usage\n"
-	"or input error, 130 when interrupted.\n";
+	"or input error or a damaged state database, 130 when interrupted.\n";
 
 static const char plan_usage[] =
 	"usage: cpipe plan [TARGET ...] [options]\n"
@@ -409,6 +414,9 @@ struct run_context {
 	int64_t transaction_start;
 	struct cp_err record_err;
 	bool record_failed;
+	bool stopping; /* the run was interrupted: no more waiting for a lock */
+	/* Per exec job, while it runs: its inputs as signed when it started (what its result is made of). */
+	struct state_file **started_inputs;
 };
 
 static void flush_records(struct run_context *ctx)
@@ -469,9 +477,31 @@ static void on_tick(void *data, const struct exec_progress *progress)
 	show_progress(ctx, progress);
 }
 
+/*
+ * Sign a job's inputs as it starts: an input edited while the job runs then
+ * differs from its record, and the job is stale (not up to date with a
+ * result made from a mix). Cheap: an input just written by an upstream job
+ * is in the hash cache, so this is a stat.
+ */
+static void sign_inputs_at_start(struct run_context *ctx, size_t index)
+{
+	const struct graph_job *job = &ctx->study->graph->jobs[ctx->graph_index[index]];
+	struct state_file *inputs = xcalloc(job->inputs.count + 1, sizeof(*inputs));
+	for (size_t i = 0; i < job->inputs.count; i++) {
+		inputs[i].path = job->inputs.items[i];
+		/* An input that cannot be read now fails the job's record at the end instead. */
+		struct cp_err ignored = CP_ERR_INIT;
+		if (state_file_signature(ctx->study->state, inputs[i].path, &inputs[i].signature, &ignored) < 0)
+			memset(&inputs[i].signature, 0, sizeof(inputs[i].signature));
+		cp_err_release(&ignored);
+	}
+	ctx->started_inputs[index] = inputs;
+}
+
 static void on_start(void *data, size_t index, const struct exec_progress *progress)
 {
 	struct run_context *ctx = data;
+	sign_inputs_at_start(ctx, index);
 	ctx->started_at[index] = monotonic_seconds();
 	if (ctx->expected[index] >= 0)
 		ctx->expected_waiting -= ctx->expected[index];
@@ -484,12 +514,80 @@ static void on_start(void *data, size_t index, const struct exec_progress *progr
 	show_progress(ctx, progress);
 }
 
+/* Whether SIGINT, SIGTERM or SIGHUP is waiting (exec blocks them outside its wait). */
+static bool stop_requested(void)
+{
+	sigset_t pending;
+	sigpending(&pending);
+	return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1 ||
+	       sigismember(&pending, SIGHUP) == 1;
+}
+
+/* Record a job that succeeded: its inputs as they were when it started, its outputs as they are now. */
+static int record_success(struct run_context *ctx, size_t index, const struct graph_job *job,
+			  const struct state_attempt *attempt)
+{
+	struct state *state = ctx->study->state;
+	struct state_file *inputs = ctx->started_inputs[index];
+	struct state_file *outputs = xcalloc(job->outputs.count + 1, sizeof(*outputs));
+	int rc = 0;
+	for (size_t o = 0; o < job->outputs.count && rc == 0; o++) {
+		outputs[o].path = job->outputs.items[o];
+		rc = state_file_signature(state, outputs[o].path, &outputs[o].signature, &ctx->record_err);
+	}
+	for (size_t i = 0; i < job->inputs.count && rc == 0; i++) {
+		struct file_signature now;
+		if (!inputs[i].signature.exists ||
+		    (state_file_signature(state, inputs[i].path, &now, &ctx->record_err) == 0 &&
+		     (now.size != inputs[i].signature.size || now.hash != inputs[i].signature.hash))) {
+			clear_progress(ctx);
+			fprintf(stderr, "cpipe: %s changed while %s ran: it will run again\n", inputs[i].path, job->id);
+		}
+	}
+	if (rc == 0) {
+		struct strbuf definition = STRBUF_INIT;
+		decide_definition_text(job, &definition);
+		struct state_outcome outcome = {
+			.job_id = job->id,
+			.definition_hash = state_definition_hash(definition.buf),
+			.inputs = inputs,
+			.input_count = job->inputs.count,
+			.outputs = outputs,
+			.output_count = job->outputs.count,
+			.attempt = *attempt,
+		};
+		rc = state_record_success(state, &outcome, &ctx->record_err);
+		strbuf_release(&definition);
+	}
+	free(outputs);
+	return rc;
+}
+
 static void record_result(struct run_context *ctx, size_t index, const struct exec_result *result)
 {
 	struct state *state = ctx->study->state;
 	const struct graph_job *job = &ctx->study->graph->jobs[ctx->graph_index[index]];
 	if (!ctx->in_transaction) {
-		if (state_begin(state, &ctx->record_err) < 0) {
+		/*
+		 * A result is never dropped for a lock: wait as long as another process holds it,
+		 * unless the user stops the run (the job then counts as interrupted and reruns).
+		 */
+		ctx->stopping |= result->status == EXEC_JOB_INTERRUPTED;
+		if (ctx->stopping && ctx->record_failed)
+			return; /* gave up on the lock already: do not wait again for each job */
+		struct cp_err busy = CP_ERR_INIT;
+		int begun;
+		while ((begun = state_begin(state, &busy)) == STATE_BUSY && !ctx->stopping &&
+		       !(ctx->stopping = stop_requested())) {
+			clear_progress(ctx);
+			fprintf(stderr, "cpipe: %s: still locked by another process; waiting to record %s\n",
+				state_db_path(state), job->id);
+			cp_err_release(&busy);
+		}
+		if (begun < 0) {
+			cp_err_set(&ctx->record_err, NULL, 0, "%s; jobs whose results could not be recorded will run again",
+				   busy.message);
+			cp_err_release(&busy);
 			ctx->record_failed = true;
 			return;
 		}
@@ -500,15 +598,9 @@ static void record_result(struct run_context *ctx, size_t index, const struct ex
 					(int64_t)(result->end_time * 1e9), NULL, 0, result->log_path};
 	int rc = 0;
 	switch (result->status) {
-	case EXEC_JOB_OK: {
-		struct strbuf definition = STRBUF_INIT;
-		struct state_job_query query;
-		decide_definition_text(job, &definition);
-		decide_query(job, definition.buf, &query);
-		rc = state_record_success_stat(state, &query, &attempt, &ctx->record_err);
-		strbuf_release(&definition);
+	case EXEC_JOB_OK:
+		rc = record_success(ctx, index, job, &attempt);
 		break;
-	}
 	case EXEC_JOB_FAILED:
 		rc = state_record_failure(state, job->id, &attempt, &ctx->record_err);
 		break;
@@ -519,6 +611,7 @@ static void record_result(struct run_context *ctx, size_t index, const struct ex
 		rc = state_release_claim(state, job->id, &ctx->record_err);
 		break;
 	}
+	FREE_AND_NULL(ctx->started_inputs[index]);
 	if (rc < 0)
 		ctx->record_failed = true;
 	if (ctx->in_transaction >= 512)
@@ -573,7 +666,8 @@ static void on_finish(void *data, size_t index, const struct exec_result *result
 }
 
 /* Claim every job to run; a job another live run holds is left out with its dependents. */
-static int claim_jobs(struct study *study, struct decision *decisions, struct cp_err *err)
+static int claim_jobs(struct study *study, const struct decide_options *opt, struct decision *decisions,
+		      struct cp_err *err)
 {
 	struct strbuf log = STRBUF_INIT, name = STRBUF_INIT;
 	if (state_begin(study->state, err) < 0)
@@ -591,6 +685,19 @@ static int claim_jobs(struct study *study, struct decision *decisions, struct cp
 		strbuf_reset(&log);
 		strbuf_addf(&log, "%s/%s.log", EXEC_LOG_DIR, name.buf);
 		int rc = state_claim_job(study->state, job->id, log.buf, err);
+		/* Another run finished it meanwhile: decide on its new record (a second change is taken as held). */
+		if (rc == STATE_CHANGED) {
+			cp_err_release(err);
+			if (decide_again(study, opt, decisions, i, err) < 0) {
+				state_rollback(study->state);
+				strbuf_release(&log);
+				strbuf_release(&name);
+				return -1;
+			}
+			rc = d->kind == DECISION_RUN ? state_claim_job(study->state, job->id, log.buf, err) : 0;
+			if (rc == STATE_CHANGED)
+				rc = STATE_HELD;
+		}
 		if (rc == STATE_HELD) {
 			fprintf(stderr, "cpipe: not running %s: %s\n", job->id, err->message);
 			cp_err_release(err);
@@ -605,6 +712,41 @@ static int claim_jobs(struct study *study, struct decision *decisions, struct cp
 	strbuf_release(&log);
 	strbuf_release(&name);
 	return state_commit(study->state, err);
+}
+
+/* Jobs decided held (another live run is running them) are said so, as a refused claim is. */
+static void report_held(const struct study *study, const struct decision *decisions)
+{
+	for (size_t i = 0; i < study->graph->count; i++)
+		if (decisions[i].kind == DECISION_HELD)
+			fprintf(stderr, "cpipe: not running %s: held by another run (%s)\n", study->graph->jobs[i].id,
+				decisions[i].detail);
+}
+
+/*
+ * A cpipe killed outright (kill -9) leaves its jobs running. Before this run
+ * starts any job again, the processes of every dead run that could still be
+ * writing are ended, or two writers would make one output: the runs whose
+ * attempt at a job about to run was interrupted (`runs`, gathered before the
+ * claims turn those jobs into this run's), and those that died holding a claim.
+ */
+static void interrupted_runs(struct study *study, const struct decision *decisions, struct strvec *runs)
+{
+	for (size_t i = 0; i < study->graph->count; i++) {
+		struct state_job_record record;
+		if (decisions[i].kind == DECISION_RUN && state_job_lookup(study->state, study->graph->jobs[i].id, &record) &&
+		    record.status == STATE_STATUS_INTERRUPTED && record.run_id && strvec_find(runs, record.run_id) < 0)
+			strvec_push(runs, record.run_id);
+	}
+}
+
+static void end_orphans(struct study *study, struct strvec *runs, bool quiet)
+{
+	state_dead_runs(study->state, runs);
+	size_t groups = exec_end_runs((const char *const *)runs->items, runs->count, 0);
+	if (groups && !quiet)
+		fprintf(stderr, "cpipe: ended %zu process group%s left running by a cpipe run that was killed\n",
+			groups, groups == 1 ? "" : "s");
 }
 
 static int adopt_jobs(struct study *study, struct decision *decisions, bool quiet, struct cp_err *err)
@@ -706,8 +848,13 @@ static int execute(struct study *study, struct decision *decisions, const struct
 	ctx.color = ctx.tty && !(no_color && *no_color);
 	ctx.slots = opt->jobs ? opt->jobs : exec_cpu_count();
 	estimate_durations(study, graph_index, count, &ctx);
+	ctx.started_inputs = xcalloc(count + 1, sizeof(*ctx.started_inputs));
+	const char *lock_timeout = getenv("CPIPE_LOCK_TIMEOUT");
+	if (lock_timeout && atof(lock_timeout) > 0)
+		state_set_lock_timeout(study->state, (int)(atof(lock_timeout) * 1000));
 	struct exec_options exec_opt = EXEC_OPTIONS_INIT;
 	exec_opt.cwd = ".";
+	exec_opt.run_id = state_run_id(study->state);
 	exec_opt.jobs = opt->jobs;
 	/* An explicit -j is what the user wants at once: the thread budget must not cap it lower. */
 	exec_opt.max_threads = opt->max_threads ? opt->max_threads
@@ -748,8 +895,11 @@ static int execute(struct study *study, struct decision *decisions, const struct
 		if (rc == EXIT_OK)
 			rc = EXIT_JOB_FAILED;
 	}
-	for (size_t e = 0; e < count; e++)
+	for (size_t e = 0; e < count; e++) {
 		exec_job_release(&jobs[e]);
+		free(ctx.started_inputs[e]);
+	}
+	free(ctx.started_inputs);
 	free(jobs);
 	free(deps);
 	free(ctx.expected);
@@ -797,11 +947,18 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!opt.submit)
 		cluster_hold_in_flight(&study, &view, decisions, opt.quiet);
-	if (claim_jobs(&study, decisions, &err) < 0) {
+	report_held(&study, decisions);
+	struct strvec dead_runs = STRVEC_INIT;
+	interrupted_runs(&study, decisions, &dead_runs);
+	if (claim_jobs(&study, &opt.decide, decisions, &err) < 0) {
 		cli_report(&err);
+		strvec_release(&dead_runs);
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	if (!opt.submit)
+		end_orphans(&study, &dead_runs, opt.quiet);
+	strvec_release(&dead_runs);
 	size_t to_run = 0, held = 0;
 	for (size_t i = 0; i < study.graph->count; i++) {
 		to_run += decisions[i].kind == DECISION_RUN;

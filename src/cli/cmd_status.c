@@ -622,14 +622,17 @@ int cmd_log(int argc, char **argv)
 			print_log_header(&record, command);
 			free(command);
 			char buffer[65536];
-			size_t n, total = 0;
-			while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0) {
-				fwrite(buffer, 1, n, stdout);
-				total += n;
-			}
-			if (!total)
-				puts("(the job printed nothing)");
+			size_t n;
+			struct strbuf text = STRBUF_INIT;
+			while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0)
+				strbuf_add(&text, buffer, n);
 			fclose(f);
+			/* The last line of a successful job's log is cpipe's own (cpipe(1), FILES). */
+			static const char trailer[] = "cpipe: " EXEC_LOG_SUCCESS_TEXT "\n";
+			if (!text.len || !strcmp(text.buf, trailer))
+				puts("(the job printed nothing)");
+			fwrite(text.buf, 1, text.len, stdout);
+			strbuf_release(&text);
 			rc = EXIT_OK;
 		}
 		strbuf_release(&path);

@@ -41,6 +41,14 @@ int cli_parse_placeholder(struct cli_placeholder_settings *settings, const char 
 	s->values = init;
 	s->multiple = strchr(equals + 1, ',') != NULL;
 	strvec_split(&s->values, equals + 1, ',', true);
+	/* Values become parts of paths under the data root: none may lead out of it. */
+	for (size_t i = 0; i < s->values.count; i++) {
+		if (path_leaves_root(s->values.items[i])) {
+			cp_err_set(err, NULL, 0, "value '%s' of %s would put paths outside the data root ('/' first or a '..' part)",
+				   s->values.items[i], s->name);
+			return -1;
+		}
+	}
 	return 0;
 }
 

@@ -10,7 +10,7 @@
 enum decision_kind {
 	DECISION_UP_TO_DATE,
 	DECISION_RUN,
-	DECISION_ADOPT,   /* outputs exist with no record: taken as up to date */
+	DECISION_ADOPT,   /* outputs exist with no record, and no failed or crashed run wrote them: taken as up to date */
 	DECISION_HELD,    /* another live run holds it */
 	DECISION_BLOCKED, /* a job it depends on is held */
 };
@@ -35,6 +35,13 @@ void decide_query(const struct graph_job *job, const char *definition, struct st
 
 /* Decide every job of study->graph; `out` gets graph->count entries (decisions_free). -1 on error. */
 int decide_all(struct study *study, const struct decide_options *opt, struct decision **out, struct cp_err *err);
+
+/*
+ * Decide job `i` again with fresh stats of its files (its record was just
+ * reloaded: state_claim_job said STATE_CHANGED). -1 on error.
+ */
+int decide_again(struct study *study, const struct decide_options *opt, struct decision *decisions, size_t i,
+		 struct cp_err *err);
 
 void decisions_free(struct decision *decisions, size_t count);
 

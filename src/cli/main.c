@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@ static const struct cli_command commands[] = {
 	{"log", cmd_log, "print the log of a job's last run"},
 	{"clean", cmd_clean, "remove the outputs cpipe made (never a raw input) and their records"},
 	{"forget", cmd_forget, "drop the state records of jobs (their outputs are then adopted or rebuilt)"},
+	{"state", cmd_state, "check the state database (state check) or make its damage harmless (state repair)"},
 	{"graph", cmd_graph, "print the job graph in Graphviz DOT"},
 	{"tree", cmd_tree, "parse a .tree file and print its templates and placeholders"},
 	{"glob", cmd_glob, "find the files of template keys on disk and their placeholder values"},
@@ -33,6 +35,11 @@ int main(int argc, char **argv)
 		print_help(stderr);
 		return EXIT_USAGE;
 	}
+	/*
+	 * Past the file size limit (ulimit -f) a write fails with EFBIG, which cpipe reports,
+	 * instead of SIGXFSZ killing it without a word. Jobs get the default back.
+	 */
+	signal(SIGXFSZ, SIG_IGN);
 	const char *name = argv[1];
 	if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
 		print_help(stdout);

@@ -59,6 +59,18 @@ expect_out_contains() {
 	pass
 }
 
+# wait_until WHAT COMMAND...: poll COMMAND every 0.05 s until it succeeds; fail after 20 s.
+wait_until() {
+	what=$1
+	shift
+	tries=0
+	until "$@"; do
+		tries=$((tries + 1))
+		[ $tries -lt 400 ] || fail "$what never happened"
+		sleep 0.05
+	done
+}
+
 done_testing() {
 	echo "$TEST_NAME: $checks passed, 0 failed"
 	exit 0

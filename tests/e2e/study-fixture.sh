@@ -55,3 +55,28 @@ expected:
 $1"
 	pass
 }
+
+# make_job_study RUN: in the current directory, a study of one recipe `job` making
+# sub-{subject}/out.txt (key out) from sub-{subject}/in.txt (key raw) with the command RUN,
+# and subject 1. For scenarios about one job's run rather than the pipeline.
+make_job_study() {
+	cat >study.tree <<'TREE'
+sub-{subject}
+    in.txt   (raw)
+    out.txt  (out)
+TREE
+	set_job_command "$1"
+	mkdir -p sub-1 && echo one >sub-1/in.txt
+}
+
+# set_job_command RUN: give make_job_study's recipe the command RUN.
+set_job_command() {
+	cat >cpipe.yaml <<YAML
+tree: study.tree
+recipes:
+  - name: job
+    in: [raw]
+    out: [out]
+    run: "$1"
+YAML
+}

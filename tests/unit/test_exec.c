@@ -581,7 +581,7 @@ static void test_hostile_ids(void **state)
 		assert_true(str_starts_with(log, ".cpipe/logs/"));
 		assert_null(strchr(log + strlen(".cpipe/logs/"), '/'));
 		assert_true(str_ends_with(log, ".log"));
-		assert_text(dir, log, "hi\n");
+		assert_text(dir, log, "hi\ncpipe: succeeded\n");
 	}
 	assert_true(str_starts_with(failing[0].result.quarantine, ".cpipe/failed/"));
 	assert_null(strchr(failing[0].result.quarantine + strlen(".cpipe/failed/"), '/'));

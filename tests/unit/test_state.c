@@ -1408,6 +1408,170 @@ static void test_perf_noop(void **vstate)
 	cp_err_release(&err);
 }
 
+/* ---- Concurrency, damage and adoption (issue 11) ------------------------------ */
+
+/* A second handle on the fixture's database, as another run (`run_id`, `pid`; 0: ours) would have. */
+static struct state *open_other_run(struct fixture *fx, const char *run_id, int64_t pid)
+{
+	struct cp_err err = CP_ERR_INIT;
+	struct state *other = NULL;
+	if (state_open(fx->dir, &other, &err) != 0)
+		fail_msg("state_open: %s", err.message);
+	state_set_identity(other, run_id, NULL, pid);
+	return other;
+}
+
+/* A run that looked before another finished the job must not run it again: its claim says so. */
+static void test_claim_sees_job_finished_elsewhere(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	/* `late` takes its snapshot now: the job has no record, its outputs are missing. */
+	struct state *late = open_other_run(fx, "run-late", 0);
+	enum state_reason reason;
+	assert_int_equal(state_job_reason(late, &fx->query, &reason, NULL, &err), 0);
+	assert_int_equal(reason, STATE_OUTPUT_MISSING);
+
+	/* The first run claims, runs and records the job, all after that snapshot. */
+	assert_int_equal(state_claim_job(fx->state, fx->query.job_id, NULL, &err), 0);
+	make_outputs(fx);
+	record(fx, &fx->query);
+
+	assert_int_equal(state_claim_job(late, fx->query.job_id, NULL, &err), STATE_CHANGED);
+	assert_non_null(strstr(err.message, "was finished by another run"));
+	cp_err_release(&err);
+	/* The new record was loaded: decided again with fresh stats, the job is up to date. */
+	state_refresh_paths(late, fx->query.inputs, fx->query.input_count);
+	state_refresh_paths(late, fx->query.outputs, fx->query.output_count);
+	assert_int_equal(state_job_reason(late, &fx->query, &reason, NULL, &err), 0);
+	assert_int_equal(reason, STATE_UP_TO_DATE);
+	/* Nothing known changed since: a claim goes through (a forced rerun, say). */
+	assert_int_equal(state_claim_job(late, fx->query.job_id, NULL, &err), 0);
+	state_close(late);
+	cp_err_release(&err);
+}
+
+/* A live run's claim outranks a missing output; a dead run's claim is listed for its orphans. */
+static void test_claims_of_live_and_dead_runs(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	struct state *other = open_other_run(fx, "run-parent", (int64_t)getppid());
+	assert_int_equal(state_claim_job(other, fx->query.job_id, NULL, &err), 0);
+	state_set_identity(other, "run-dead", NULL, (int64_t)dead_pid());
+	assert_int_equal(state_claim_job(other, "dead/job", NULL, &err), 0);
+	state_close(other);
+	reopen_state(fx);
+
+	struct strbuf detail = STRBUF_INIT;
+	assert_int_equal(reason_detail(fx, &fx->query, &detail), STATE_RUNNING_ELSEWHERE);
+	struct strvec runs = STRVEC_INIT;
+	state_dead_runs(fx->state, &runs);
+	assert_int_equal(runs.count, 1);
+	assert_string_equal(runs.items[0], "run-dead");
+	strvec_release(&runs);
+	strbuf_release(&detail);
+	cp_err_release(&err);
+}
+
+/* An empty state.db is damage, refused with the way out; a new database never is empty. */
+static void test_empty_database_refused(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	state_close(fx->state);
+	fx->state = NULL;
+	char *db = fx_path(fx, ".cpipe/state.db");
+	struct stat st;
+	assert_int_equal(stat(db, &st), 0);
+	assert_true(st.st_size > 0);
+	assert_int_equal(truncate(db, 0), 0);
+	char *wal = fx_path(fx, ".cpipe/state.db-wal");
+	unlink(wal);
+	free(wal);
+	assert_int_equal(state_open(fx->dir, &fx->state, &err), STATE_ERROR);
+	assert_null(fx->state);
+	assert_non_null(strstr(err.message, "empty (0 bytes)"));
+	assert_non_null(strstr(err.message, "move .cpipe/state.db"));
+	/* Without the file, a new one is made (with its schema) and no temporary file is left. */
+	assert_int_equal(unlink(db), 0);
+	open_state(fx);
+	assert_int_equal(stat(db, &st), 0);
+	assert_true(st.st_size > 0);
+	char *temp = xasprintf("%s.new-%d", db, (int)getpid());
+	assert_int_equal(access(temp, F_OK), -1);
+	free(temp);
+	free(db);
+	cp_err_release(&err);
+}
+
+static int count_problems(const struct state_problem *problem, void *data)
+{
+	size_t *counts = data;
+	counts[problem->kind]++;
+	return 0;
+}
+
+/* A damaged record stops state_open; check finds it, repair makes the job run again. */
+static void test_check_and_repair(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	state_close(fx->state);
+	fx->state = NULL;
+	sqlite3 *db = open_db(fx);
+	db_exec(db, "UPDATE jobs SET files = x'01ff'");
+	sqlite3_close(db);
+	assert_int_equal(state_open(fx->dir, &fx->state, &err), STATE_ERROR);
+	assert_non_null(strstr(err.message, "'cpipe state repair'"));
+
+	assert_int_equal(state_open_for_check(fx->dir, &fx->state, &err), 0);
+	size_t counts[STATE_PROBLEM_INPUT_CHANGED + 1] = {0};
+	assert_int_equal(state_check(fx->state, count_problems, counts, &err), 0);
+	assert_int_equal(counts[STATE_PROBLEM_DAMAGED_RECORD], 1);
+	assert_int_equal(counts[STATE_PROBLEM_INTEGRITY], 0);
+	size_t repaired;
+	assert_int_equal(state_repair(fx->state, &repaired, &err), 0);
+	assert_int_equal(repaired, 1);
+	reopen_state(fx);
+	assert_int_equal(reason_of(fx, &fx->query), STATE_PREVIOUS_INTERRUPTED);
+
+	/* A recorded output changed on disk is listed by check. */
+	record(fx, &fx->query);
+	write_text(fx->out1, "changed\n");
+	memset(counts, 0, sizeof(counts));
+	assert_int_equal(state_check(fx->state, count_problems, counts, &err), 0);
+	assert_int_equal(counts[STATE_PROBLEM_OUTPUT_CHANGED], 1);
+	assert_int_equal(counts[STATE_PROBLEM_DAMAGED_RECORD], 0);
+	cp_err_release(&err);
+}
+
+/* Outputs written while a job failed are not to be adopted; older ones are. */
+static void test_adoption_suspect(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	int64_t now = state_now_ns();
+	struct state_attempt failed = {.exit_code = 1, .start_ns = now - 2000000000LL, .end_ns = now};
+	assert_int_equal(state_record_failure(fx->state, "other/job", &failed, &err), 0);
+	write_text(fx->out1, "partial\n");
+	write_text(fx->out2, "partial\n");
+	struct strbuf detail = STRBUF_INIT;
+	bool suspect;
+	reopen_state(fx);
+	assert_int_equal(state_adoption_suspect(fx->state, &fx->query, &suspect, &detail, &err), 0);
+	assert_true(suspect);
+	assert_non_null(strstr(detail.buf, "was written while a job failed or was interrupted"));
+	make_outputs(fx); /* mtimes long before the failure */
+	reopen_state(fx);
+	assert_int_equal(state_adoption_suspect(fx->state, &fx->query, &suspect, NULL, &err), 0);
+	assert_false(suspect);
+	strbuf_release(&detail);
+	cp_err_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1435,6 +1599,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_live_child, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_identities, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_names_statement, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_sees_job_finished_elsewhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claims_of_live_and_dead_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_database_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_and_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adoption_suspect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_perf_noop, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
