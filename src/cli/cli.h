@@ -13,6 +13,7 @@ enum {
 	EXIT_OK = 0,
 	EXIT_JOB_FAILED = 1,
 	EXIT_USAGE = 2,
+	EXIT_HELD = 3, /* nothing failed, but another live run holds some of the jobs */
 	EXIT_INTERRUPTED = 130,
 };
 

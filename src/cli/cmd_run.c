@@ -57,7 +57,8 @@ static const char run_usage[] =
 	"(CPIPE_RUN_ID in their environment).\n"
 	"\n"
 	"Exit status: 0 when every job succeeded, 1 when a job failed, 2 on a usage\n"
-	"or input error or a damaged state database, 130 when interrupted.\n";
+	"or input error or a damaged state database, 3 when nothing failed but another\n"
+	"live run holds some of the jobs (they are left to it), 130 when interrupted.\n";
 
 static const char plan_usage[] =
 	"usage: cpipe plan [TARGET ...] [options]\n"
@@ -699,7 +700,9 @@ static int claim_jobs(struct study *study, const struct decide_options *opt, str
 				rc = STATE_HELD;
 		}
 		if (rc == STATE_HELD) {
-			fprintf(stderr, "cpipe: not running %s: %s\n", job->id, err->message);
+			/* Said with the others held, after every claim (report_held). */
+			free(d->detail);
+			d->detail = xstrdup(err->message);
 			cp_err_release(err);
 			d->kind = DECISION_HELD;
 		} else if (rc < 0) {
@@ -715,12 +718,41 @@ static int claim_jobs(struct study *study, const struct decide_options *opt, str
 }
 
 /* Jobs decided held (another live run is running them) are said so, as a refused claim is. */
-static void report_held(const struct study *study, const struct decision *decisions)
+/*
+ * Jobs another live run holds, and those waiting for them, in one line (each with -v): with
+ * hundreds of subjects one line per job would say nothing more. Returns how many were left out.
+ */
+static size_t report_held(const struct study *study, const struct decision *decisions, bool verbose, bool quiet)
 {
-	for (size_t i = 0; i < study->graph->count; i++)
-		if (decisions[i].kind == DECISION_HELD)
-			fprintf(stderr, "cpipe: not running %s: held by another run (%s)\n", study->graph->jobs[i].id,
-				decisions[i].detail);
+	size_t held = 0, blocked = 0;
+	struct strvec holders = STRVEC_INIT;
+	for (size_t i = 0; i < study->graph->count; i++) {
+		blocked += decisions[i].kind == DECISION_BLOCKED;
+		if (decisions[i].kind != DECISION_HELD)
+			continue;
+		held++;
+		const char *holder = decisions[i].detail && *decisions[i].detail ? decisions[i].detail : "another run";
+		if (strvec_find(&holders, holder) < 0)
+			strvec_push(&holders, holder);
+		if (verbose)
+			fprintf(stderr, "cpipe: not running %s: held by %s\n", study->graph->jobs[i].id, holder);
+	}
+	if (held && !quiet) {
+		struct strbuf line = STRBUF_INIT;
+		strbuf_addf(&line, "cpipe: %zu job%s held by another live run (", held, held == 1 ? " is" : "s are");
+		for (size_t h = 0; h < holders.count && h < 3; h++)
+			strbuf_addf(&line, "%s%s", h ? "; " : "", holders.items[h]);
+		if (holders.count > 3)
+			strbuf_addf(&line, "; %zu more", holders.count - 3);
+		strbuf_addch(&line, ')');
+		if (blocked)
+			strbuf_addf(&line, " and %zu more wait%s for %s", blocked, blocked == 1 ? "s" : "",
+				    held == 1 ? "it" : "them");
+		fprintf(stderr, "%s; they are left to that run%s\n", line.buf, verbose ? "" : " (-v lists them)");
+		strbuf_release(&line);
+	}
+	strvec_release(&holders);
+	return held + blocked;
 }
 
 /*
@@ -947,7 +979,6 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!opt.submit)
 		cluster_hold_in_flight(&study, &view, decisions, opt.quiet);
-	report_held(&study, decisions);
 	struct strvec dead_runs = STRVEC_INIT;
 	interrupted_runs(&study, decisions, &dead_runs);
 	if (claim_jobs(&study, &opt.decide, decisions, &err) < 0) {
@@ -959,11 +990,9 @@ int cmd_run(int argc, char **argv)
 	if (!opt.submit)
 		end_orphans(&study, &dead_runs, opt.quiet);
 	strvec_release(&dead_runs);
-	size_t to_run = 0, held = 0;
-	for (size_t i = 0; i < study.graph->count; i++) {
+	size_t to_run = 0, held = report_held(&study, decisions, opt.verbose, opt.quiet);
+	for (size_t i = 0; i < study.graph->count; i++)
 		to_run += decisions[i].kind == DECISION_RUN;
-		held += decisions[i].kind == DECISION_HELD || decisions[i].kind == DECISION_BLOCKED;
-	}
 	if (!to_run) {
 		if (!opt.quiet && opt.submit && in_flight)
 			fprintf(stderr, "cpipe: nothing to submit (%zu job%s already queued or running on the cluster)\n",
@@ -972,20 +1001,23 @@ int cmd_run(int argc, char **argv)
 			fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date, %zu skipped)\n",
 				study.graph->count - held, study.graph->count - held == 1 ? "" : "s",
 				study.graph->skipped.count);
+		else if (!opt.quiet && held)
+			fprintf(stderr, "cpipe: nothing else to do (%zu job%s up to date); run again when that run ends\n",
+				study.graph->count - held, study.graph->count - held == 1 ? "" : "s");
 		else if (!opt.quiet)
 			fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date)\n", study.graph->count - held,
 				study.graph->count - held == 1 ? "" : "s");
-		rc = held ? EXIT_JOB_FAILED : EXIT_OK;
+		rc = held ? EXIT_HELD : EXIT_OK;
 		if (opt.submit && opt.cluster.wait && in_flight)
 			rc = cluster_wait(&study, opt.quiet);
 	} else if (opt.submit) {
 		rc = cluster_submit(&study, decisions, &view, &opt.cluster);
 		if (held && rc == EXIT_OK)
-			rc = EXIT_JOB_FAILED;
+			rc = EXIT_HELD;
 	} else {
 		rc = execute(&study, decisions, &opt);
 		if (held && rc == EXIT_OK)
-			rc = EXIT_JOB_FAILED;
+			rc = EXIT_HELD;
 	}
 	cli_phase_done("run");
 done:

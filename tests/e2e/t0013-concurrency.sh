@@ -29,9 +29,14 @@ while ! grep -q "start 1" ran.log 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 100 ] || fail "the first run never started its job"
 	sleep 0.1
 done
-# The second run sees the live holder and does not run the job.
-expect_exit 1 cpipe run -j1
-expect_err_contains "held"
+# The second run sees the live holder, does not run the job, says which run holds it and
+# exits 3 (nothing failed, the job is left to that run).
+expect_exit 3 cpipe run -j1
+expect_err_contains "cpipe: 1 job is held by another live run (pid $first on "
+expect_err_contains "; they are left to that run (-v lists them)"
+expect_err_contains "cpipe: nothing else to do (0 jobs up to date); run again when that run ends"
+expect_exit 3 cpipe run -j1 -v
+expect_err_contains "cpipe: not running slow[subject=1]: held by pid $first on "
 [ "$(grep -c "start 1" ran.log)" -eq 1 ] || fail "the job ran twice"
 pass
 
