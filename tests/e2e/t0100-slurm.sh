@@ -5,6 +5,7 @@
 # second run does nothing; a failing job keeps its dependants from running and is reported by run,
 # status and wait; jobs in flight are neither submitted twice nor run locally; --job-hold holds
 # the first jobs on an outside job.
+# ctest-resource-lock: slurm-7817-7818
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 . "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"

@@ -5,6 +5,7 @@
 # It forwards to the real sbatch of a private SLURM (ports 7827/7828), and in its shell mode
 # behaves like fsl_sub with no cluster: runs each job in the foreground, blocks, prints a
 # meaningless id and exits non-zero when the job fails.
+# ctest-resource-lock: slurm-7827-7828
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 . "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"

@@ -4,6 +4,7 @@
 # run, in dependency order, as a handful of array jobs; a second run does nothing. SGE's
 # -hold_jid releases the dependants of a failed job, so the job scripts check their parents'
 # markers and fail fast: the dependants never run their commands and are reported as skipped.
+# ctest-resource-lock: sge-7844-7845
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 . "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"
