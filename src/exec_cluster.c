@@ -662,6 +662,32 @@ static bool corresponds(const struct exec_cluster_job *jobs, const struct exec_u
 	return true;
 }
 
+/*
+ * SLURM holds name single array tasks ("J_T"); when a unit needs every task
+ * of array J, hold it on "J" instead: one id rather than thousands.
+ */
+static void collapse_whole_arrays(const struct exec_unit *units, size_t unit_index, struct strvec *whole)
+{
+	for (size_t u = 0; u < unit_index; u++) {
+		if (!units[u].array || !units[u].job)
+			continue;
+		size_t length = strlen(units[u].job), tasks = 0;
+		for (size_t i = 0; i < whole->count; i++)
+			tasks += !strncmp(whole->items[i], units[u].job, length) && whole->items[i][length] == '_';
+		if (tasks != units[u].count)
+			continue;
+		size_t kept = 0;
+		for (size_t i = 0; i < whole->count; i++) {
+			if (!strncmp(whole->items[i], units[u].job, length) && whole->items[i][length] == '_')
+				free(whole->items[i]);
+			else
+				whole->items[kept++] = whole->items[i];
+		}
+		whole->count = kept;
+		strvec_push(whole, units[u].job);
+	}
+}
+
 void exec_cluster_unit_holds(const struct exec_cluster_job *jobs, const struct exec_unit *units, size_t unit_index,
 			     const size_t *unit_of, const size_t *task_of, const struct exec_cluster_options *opt,
 			     struct exec_holds *holds)
@@ -703,6 +729,8 @@ void exec_cluster_unit_holds(const struct exec_cluster_job *jobs, const struct e
 				strvec_push(&holds->whole, id.buf);
 		}
 	}
+	if (kind == EXEC_CLUSTER_SLURM)
+		collapse_whole_arrays(units, unit_index, &holds->whole);
 	if (root || unit->count == 0)
 		for (size_t h = 0; h < opt->hold_count; h++)
 			if (strvec_find(&holds->whole, opt->holds[h]) < 0)
