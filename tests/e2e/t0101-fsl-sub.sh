@@ -18,16 +18,6 @@ export FSL_SUB_STANDIN_LOG="$WORK/fsl_sub.log"
 : >"$FSL_SUB_STANDIN_LOG"
 # calls: the submissions so far (not counting --has_queues questions).
 calls() { grep -vc -- '--has_queues' "$FSL_SUB_STANDIN_LOG"; }
-# nothing_pending: no job of this cluster is left pending (e.g. on a dependency never satisfied).
-nothing_pending() {
-	left=$(squeue -h -t PENDING -o '%i %j %r')
-	[ -z "$left" ] || fail "jobs left pending: $left"
-	pass
-}
-# edit_recipe SED_SCRIPT: change cpipe.yaml in place.
-edit_recipe() {
-	sed "$1" cpipe.yaml >c.new && mv c.new cpipe.yaml
-}
 
 make_study local 01 02 03 04
 (cd local && cpipe run -q) || fail "local run failed"
