@@ -5,13 +5,8 @@
  * and the questions asked of the scheduler's configuration (answered by
  * small scripts put first on PATH).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* nftw */
-#endif
-
 #include "exec_cluster.h"
 
-#include <ftw.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,19 +32,21 @@ static int setup_dir(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
+/* rm -rf through the module's own runner (no shell: the path is one argument). */
 static int teardown_dir(void **state)
 {
 	char *dir = *state;
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	struct strvec argv = STRVEC_INIT;
+	strvec_push(&argv, "rm");
+	strvec_push(&argv, "-rf");
+	strvec_push(&argv, dir);
+	int status = 1;
+	struct cp_err err = CP_ERR_INIT;
+	int rc = exec_run_capture(&argv, NULL, NULL, &status, &err);
+	cp_err_release(&err);
+	strvec_release(&argv);
 	free(dir);
-	return 0;
+	return rc == 0 && status == 0 ? 0 : -1;
 }
 
 static void write_file(const char *dir, const char *name, const char *text, mode_t mode)
