@@ -9,6 +9,7 @@
 # It takes minutes, so it runs once, in the plain build: the valgrind and sanitizer passes skip it.
 # ctest-resource-lock: slurm-7837-7838
 # ctest-timeout: 1500
+# ctest-run-serial
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 . "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"
