@@ -54,6 +54,9 @@ every_chain_in_order() {
 	pass
 }
 
+# fov fails for a subject while ../fail_SUBJECT exists: a failure without changing the recipe.
+fail_when_told='s/run: "cp {t1_reorient} {t1_fov}/run: "test ! -e ..\/fail_{subject} \&\& cp {t1_reorient} {t1_fov}/'
+
 make_study study $subjects
 cd study
 edit_recipe "$fail_when_told"
