@@ -726,7 +726,17 @@ int exec_cluster_cancel(const struct exec_submission *const *subs, size_t count,
 			strbuf_reset(&out);
 			strbuf_reset(&errout);
 			rc = exec_run_capture(&argv, &out, &errout, &status, err);
-			/* Jobs that ended meanwhile make scancel/qdel complain; that is fine. */
+			/*
+			 * scancel exits 0 for jobs that ended meanwhile, qdel says they do not exist:
+			 * both are fine. Anything else (no controller) means nothing was cancelled.
+			 */
+			if (rc == 0 && status != 0 &&
+			    (kinds[k] == EXEC_CLUSTER_SLURM || !strstr(errout.buf, "does not exist"))) {
+				str_trim(errout.buf);
+				cp_err_set(err, NULL, 0, "%s failed (exit status %d): %s", argv.items[0], status,
+					   errout.buf[0] ? errout.buf : "(no message)");
+				rc = -1;
+			}
 		}
 		strvec_release(&argv);
 	}

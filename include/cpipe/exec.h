@@ -464,7 +464,11 @@ const char *exec_cluster_state_name(enum exec_cluster_state state);
 int exec_cluster_query(const struct exec_submission *const *subs, size_t count, enum exec_cluster_state *states,
 		       struct cp_err *err);
 
-/* Cancel the given submissions (one scancel/qdel call). Returns 0 or -1 with err. */
+/*
+ * Cancel the given submissions (one scancel/qdel call). Jobs that ended
+ * meanwhile are fine. Returns 0, or -1 with err when the scheduler could not
+ * be asked (then nothing may have been cancelled).
+ */
 int exec_cluster_cancel(const struct exec_submission *const *subs, size_t count, struct cp_err *err);
 
 #endif

@@ -540,6 +540,46 @@ static void test_choose_auto(void **state)
 	restore_path();
 }
 
+static void test_cancel_status(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct exec_submission slurm = EXEC_SUBMISSION_INIT, sge = EXEC_SUBMISSION_INIT;
+	slurm.kind = EXEC_CLUSTER_SLURM;
+	slurm.job = "12";
+	slurm.task = 3;
+	sge.kind = EXEC_CLUSTER_SGE;
+	sge.job = "40";
+	const struct exec_submission *subs[] = {&slurm};
+	path_only(dir);
+	/* The arguments are written where the test can read them: "12_3". */
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, "args", &path);
+	char *script = xasprintf("#!/bin/sh\necho \"$@\" >'%s'\n", path.buf);
+	write_file(dir, "scancel", script, 0755);
+	free(script);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), 0);
+	write_file(dir, "scancel", "#!/bin/sh\necho 'scancel: fatal: Unable to contact slurm controller' >&2\nexit 1\n", 0755);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), -1);
+	assert_non_null(strstr(err.message, "Unable to contact slurm controller"));
+	cp_err_release(&err);
+	/* qdel of a job that has ended: fine; any other complaint: not cancelled. */
+	subs[0] = &sge;
+	write_file(dir, "qdel", "#!/bin/sh\necho 'denied: job \"40\" does not exist' >&2\nexit 1\n", 0755);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), 0);
+	write_file(dir, "qdel", "#!/bin/sh\necho 'unable to contact qmaster' >&2\nexit 2\n", 0755);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), -1);
+	cp_err_release(&err);
+	restore_path();
+	FILE *f = fopen(path.buf, "r");
+	assert_non_null(f);
+	char line[64] = "";
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	assert_string_equal(line, "12_3\n");
+	strbuf_release(&path);
+}
+
 /* exec_cluster_submit refuses, before writing anything, what fsl_sub cannot carry. */
 static void test_fsl_sub_refusals(void **state)
 {
@@ -587,6 +627,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_choose_auto, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, teardown_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
