@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,13 +64,20 @@ int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp
 {
 	*out = EXEC_CLUSTER_NONE;
 	if (!name || !*name || !strcmp(name, "auto")) {
-		if (exec_on_path("fsl_sub"))
+		bool fsl_sub = exec_on_path("fsl_sub");
+		if (fsl_sub && exec_fsl_sub_has_queues())
 			*out = EXEC_CLUSTER_FSL_SUB;
 		else if (exec_on_path("sbatch"))
 			*out = EXEC_CLUSTER_SLURM;
 		else if (exec_on_path("qsub"))
 			*out = EXEC_CLUSTER_SGE;
-		else {
+		else if (fsl_sub) {
+			cp_err_set(err, NULL, 0,
+				   "cannot submit: fsl_sub is on PATH but has no queues configured (fsl_sub --has_queues), "
+				   "so it would run every job here, one at a time; run without --submit to run them here "
+				   "in parallel, or use --submit=fsl_sub to go through it anyway");
+			return -1;
+		} else {
 			cp_err_set(err, NULL, 0,
 				   "cannot submit: none of fsl_sub, sbatch (SLURM) or qsub (SGE) is on PATH; "
 				   "run without --submit to run the jobs here");
@@ -521,17 +529,32 @@ static int compare_items(const void *a, const void *b)
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* Where a job's first parent is: its unit, then its task in that unit. */
 struct task_key {
-	size_t key;
+	size_t unit;
+	size_t task;
 	size_t index;
 };
 
 static int compare_tasks(const void *a, const void *b)
 {
 	const struct task_key *x = a, *y = b;
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
+	if (x->unit != y->unit)
+		return x->unit < y->unit ? -1 : 1;
+	if (x->task != y->task)
+		return x->task < y->task ? -1 : 1;
 	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static struct exec_unit *new_unit(struct exec_unit **units, size_t *count, size_t *cap, size_t members, bool array)
+{
+	ALLOC_GROW(*units, *count + 1, *cap);
+	struct exec_unit *u = &(*units)[(*count)++];
+	memset(u, 0, sizeof(*u));
+	u->members = xcalloc(members, sizeof(*u->members));
+	u->count = members;
+	u->array = array;
+	return u;
 }
 
 /*
@@ -541,10 +564,15 @@ static int compare_tasks(const void *a, const void *b)
  * depth order, so every unit's parents are submitted before it. Within an
  * array, tasks are ordered like the tasks of the array their first parent is
  * in, so that task i needs task i of the parent array (SLURM aftercorr).
+ * A run longer than array_max is cut into arrays of array_max tasks (the
+ * last one shorter); a child run cut the same way as its parent run keeps
+ * task i of chunk c on task i of the parent's chunk c.
  */
-void exec_cluster_plan(const struct exec_cluster_job *jobs, size_t count, size_t array_min,
+void exec_cluster_plan(const struct exec_cluster_job *jobs, size_t count, size_t array_min, size_t array_max,
 		       struct exec_unit **units_out, size_t *unit_count, size_t *unit_of, size_t *task_of)
 {
+	if (array_max < 1)
+		array_max = 1;
 	size_t *depth = xcalloc(count + 1, sizeof(*depth));
 	struct sort_item *items = xcalloc(count + 1, sizeof(*items));
 	for (size_t i = 0; i < count; i++) {
@@ -573,32 +601,25 @@ void exec_cluster_plan(const struct exec_cluster_job *jobs, size_t count, size_t
 			for (size_t k = 0; k < n; k++) {
 				const struct exec_cluster_job *job = &jobs[items[start + k].index];
 				keys[k].index = items[start + k].index;
-				keys[k].key = job->dep_count ? task_of[job->deps[0]] : 0;
+				keys[k].unit = job->dep_count ? unit_of[job->deps[0]] : 0;
+				keys[k].task = job->dep_count ? task_of[job->deps[0]] : 0;
 			}
 			qsort(keys, n, sizeof(*keys), compare_tasks);
-			ALLOC_GROW(units, units_count + 1, units_cap);
-			struct exec_unit *u = &units[units_count];
-			memset(u, 0, sizeof(*u));
-			u->members = xcalloc(n, sizeof(*u->members));
-			u->count = n;
-			u->array = true;
-			for (size_t k = 0; k < n; k++) {
-				u->members[k] = keys[k].index;
-				unit_of[keys[k].index] = units_count;
-				task_of[keys[k].index] = k + 1;
+			for (size_t first = 0; first < n; first += array_max) {
+				size_t length = n - first < array_max ? n - first : array_max;
+				struct exec_unit *u = new_unit(&units, &units_count, &units_cap, length, true);
+				for (size_t k = 0; k < length; k++) {
+					u->members[k] = keys[first + k].index;
+					unit_of[u->members[k]] = units_count - 1;
+					task_of[u->members[k]] = k + 1;
+				}
 			}
-			units_count++;
 		} else {
 			for (size_t k = 0; k < n; k++) {
-				ALLOC_GROW(units, units_count + 1, units_cap);
-				struct exec_unit *u = &units[units_count];
-				memset(u, 0, sizeof(*u));
-				u->members = xcalloc(1, sizeof(*u->members));
+				struct exec_unit *u = new_unit(&units, &units_count, &units_cap, 1, false);
 				u->members[0] = items[start + k].index;
-				u->count = 1;
-				unit_of[items[start + k].index] = units_count;
-				task_of[items[start + k].index] = 0;
-				units_count++;
+				unit_of[u->members[0]] = units_count - 1;
+				task_of[u->members[0]] = 0;
 			}
 		}
 		start = end;
@@ -641,6 +662,32 @@ static bool corresponds(const struct exec_cluster_job *jobs, const struct exec_u
 	return true;
 }
 
+/*
+ * SLURM holds name single array tasks ("J_T"); when a unit needs every task
+ * of array J, hold it on "J" instead: one id rather than thousands.
+ */
+static void collapse_whole_arrays(const struct exec_unit *units, size_t unit_index, struct strvec *whole)
+{
+	for (size_t u = 0; u < unit_index; u++) {
+		if (!units[u].array || !units[u].job)
+			continue;
+		size_t length = strlen(units[u].job), tasks = 0;
+		for (size_t i = 0; i < whole->count; i++)
+			tasks += !strncmp(whole->items[i], units[u].job, length) && whole->items[i][length] == '_';
+		if (tasks != units[u].count)
+			continue;
+		size_t kept = 0;
+		for (size_t i = 0; i < whole->count; i++) {
+			if (!strncmp(whole->items[i], units[u].job, length) && whole->items[i][length] == '_')
+				free(whole->items[i]);
+			else
+				whole->items[kept++] = whole->items[i];
+		}
+		whole->count = kept;
+		strvec_push(whole, units[u].job);
+	}
+}
+
 void exec_cluster_unit_holds(const struct exec_cluster_job *jobs, const struct exec_unit *units, size_t unit_index,
 			     const size_t *unit_of, const size_t *task_of, const struct exec_cluster_options *opt,
 			     struct exec_holds *holds)
@@ -657,9 +704,8 @@ void exec_cluster_unit_holds(const struct exec_cluster_job *jobs, const struct e
 			size_t pu = unit_of[job->deps[d]];
 			const struct exec_unit *parent = &units[pu];
 			strbuf_reset(&id);
-			/* fsl_sub's -j waits for whole jobs; SLURM has aftercorr, SGE -hold_jid_ad. */
-			if (kind != EXEC_CLUSTER_FSL_SUB && parent->array &&
-			    corresponds(jobs, unit, pu, parent, unit_of, task_of)) {
+			/* SLURM has aftercorr, SGE -hold_jid_ad, fsl_sub --array_hold (see fsl_sub_argv). */
+			if (parent->array && corresponds(jobs, unit, pu, parent, unit_of, task_of)) {
 				strbuf_adds(&id, parent->job);
 				if (strvec_find(&holds->corresponding, id.buf) < 0)
 					strvec_push(&holds->corresponding, id.buf);
@@ -683,6 +729,8 @@ void exec_cluster_unit_holds(const struct exec_cluster_job *jobs, const struct e
 				strvec_push(&holds->whole, id.buf);
 		}
 	}
+	if (kind == EXEC_CLUSTER_SLURM)
+		collapse_whole_arrays(units, unit_index, &holds->whole);
 	if (root || unit->count == 0)
 		for (size_t h = 0; h < opt->hold_count; h++)
 			if (strvec_find(&holds->whole, opt->holds[h]) < 0)
@@ -741,9 +789,15 @@ void exec_unit_resources(const struct exec_cluster_job *jobs, const struct exec_
 			out->coprocessor = job->coprocessor;
 			out->coprocessor_count = job->coprocessor_count > 0 ? job->coprocessor_count : 1;
 		}
+		if (!out->pe && job->pe)
+			out->pe = job->pe;
 		if (!out->extra_count && job->extra_count) {
 			out->extra = job->extra;
 			out->extra_count = job->extra_count;
+		}
+		if (!out->backend_extra_count && job->backend_extra_count) {
+			out->backend_extra = job->backend_extra;
+			out->backend_extra_count = job->backend_extra_count;
 		}
 	}
 }
@@ -765,6 +819,46 @@ static bool unit_ran_in_foreground(const char *cwd, const struct exec_unit *unit
 	return any;
 }
 
+/* What fsl_sub cannot carry, found before anything is written or submitted. */
+static int check_fsl_sub(const struct exec_cluster_job *jobs, size_t count, const char *root, struct cp_err *err)
+{
+	const char *blank = root + strcspn(root, " \t\n");
+	if (*blank) {
+		cp_err_set(err, NULL, 0,
+			   "cannot submit through fsl_sub: the data root '%s' contains a %s, which fsl_sub writes "
+			   "unquoted into its job scripts (--chdir, -o) and splits its -t task file path on; "
+			   "nothing was submitted: use --submit=slurm or --submit=sge, or a data root without blanks",
+			   root, *blank == ' ' ? "space" : "blank");
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (jobs[i].threads > 1 && !exec_parallel_env(EXEC_CLUSTER_FSL_SUB, jobs[i].pe)) {
+			cp_err_set(err, NULL, 0,
+				   "cannot submit '%s' through fsl_sub: it asks for %ld threads, and fsl_sub needs the name "
+				   "of one of the site's parallel environments for that (-s NAME,THREADS; `fsl_sub "
+				   "--show_config` lists them): set resources.pe in the recipe file or CPIPE_FSL_SUB_PE; "
+				   "nothing was submitted",
+				   jobs[i].id, jobs[i].threads);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static size_t array_max(const struct exec_cluster_options *opt)
+{
+	if (opt->array_max)
+		return opt->array_max;
+	const char *fixed = getenv("CPIPE_ARRAY_MAX");
+	if (fixed && *fixed) {
+		char *end;
+		unsigned long long v = strtoull(fixed, &end, 10);
+		if (!*end && v > 0)
+			return (size_t)v;
+	}
+	return exec_cluster_array_limit(opt->kind);
+}
+
 int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struct exec_cluster_options *opt,
 			struct exec_cluster_summary *summary, struct cp_err *err)
 {
@@ -778,6 +872,10 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 	char *root = absolute_root(cwd, err);
 	if (!root)
 		return -1;
+	if (opt->kind == EXEC_CLUSTER_FSL_SUB && check_fsl_sub(jobs, count, root, err) < 0) {
+		free(root);
+		return -1;
+	}
 	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
 	int rc = 0;
 	root_path(cwd, EXEC_JOBS_DIR, &path);
@@ -846,9 +944,12 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 	size_t unit_count = 0;
 	size_t *unit_of = xcalloc(count + 1, sizeof(*unit_of));
 	size_t *task_of = xcalloc(count + 1, sizeof(*task_of));
-	if (rc == 0)
-		exec_cluster_plan(jobs, count, opt->array_min ? opt->array_min : EXEC_ARRAY_MIN, &units, &unit_count,
-				  unit_of, task_of);
+	if (rc == 0) {
+		size_t most = array_max(opt);
+		/* A limit below 2 tasks leaves nothing an array would be good for. */
+		size_t least = most < 2 ? SIZE_MAX : opt->array_min ? opt->array_min : EXEC_ARRAY_MIN;
+		exec_cluster_plan(jobs, count, least, most, &units, &unit_count, unit_of, task_of);
+	}
 
 	for (size_t u = 0; u < unit_count && rc == 0; u++) {
 		struct exec_unit *unit = &units[u];

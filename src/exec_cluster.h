@@ -29,8 +29,11 @@ struct exec_unit_resources {
 	const char *queue;
 	const char *coprocessor;
 	long coprocessor_count;
+	const char *pe;
 	const char *const *extra;
 	size_t extra_count;
+	const char *const *backend_extra;
+	size_t backend_extra_count;
 };
 
 /* Everything one scheduler call needs. Paths are absolute. */
@@ -61,7 +64,7 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
  * (count entries, zeroed by the caller) get each job's unit and task
  * (1-based, 0 for a single job). *units_out is freed with exec_cluster_units_free.
  */
-void exec_cluster_plan(const struct exec_cluster_job *jobs, size_t count, size_t array_min,
+void exec_cluster_plan(const struct exec_cluster_job *jobs, size_t count, size_t array_min, size_t array_max,
 		       struct exec_unit **units_out, size_t *unit_count, size_t *unit_of, size_t *task_of);
 void exec_cluster_units_free(struct exec_unit *units, size_t count);
 
@@ -86,6 +89,17 @@ void exec_scheduler_argv(const struct exec_submit_call *call, struct strvec *arg
  * status and stderr) when it failed; *job_id may then still be set.
  */
 int exec_scheduler_submit(const struct exec_submit_call *call, char **job_id, struct cp_err *err);
+
+/*
+ * The parallel environment a job of `threads` > 1 asks for: the recipe's
+ * `pe`, else $CPIPE_FSL_SUB_PE (fsl_sub) or $CPIPE_SGE_PE (SGE); for SGE else
+ * "smp", for fsl_sub else NULL (none: fsl_sub refuses names its site does
+ * not define, so cpipe cannot guess one).
+ */
+const char *exec_parallel_env(enum exec_cluster_kind kind, const char *pe);
+
+/* `fsl_sub --has_queues` succeeded: fsl_sub submits to a cluster rather than running jobs here. */
+bool exec_fsl_sub_has_queues(void);
 
 /*
  * Run argv (argv[0] looked up on PATH), stdin /dev/null, collecting stdout

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,25 @@ static long ceil_mb(double gb)
 	return round_up(gb * 1024.0);
 }
 
+static void push_extra(const struct exec_unit_resources *r, struct strvec *argv)
+{
+	for (size_t i = 0; i < r->extra_count; i++)
+		strvec_push(argv, r->extra[i]);
+	for (size_t i = 0; i < r->backend_extra_count; i++)
+		strvec_push(argv, r->backend_extra[i]);
+}
+
+const char *exec_parallel_env(enum exec_cluster_kind kind, const char *pe)
+{
+	const char *configured = getenv(kind == EXEC_CLUSTER_SGE ? "CPIPE_SGE_PE" : "CPIPE_FSL_SUB_PE");
+	if (pe)
+		return pe;
+	if (configured && *configured)
+		return configured;
+	/* SGE has no standard name; "smp" is the most common one. */
+	return kind == EXEC_CLUSTER_SGE ? "smp" : NULL;
+}
+
 static void slurm_argv(const struct exec_submit_call *call, struct strvec *argv)
 {
 	const struct exec_unit_resources *r = &call->resources;
@@ -161,8 +181,7 @@ static void slurm_argv(const struct exec_submit_call *call, struct strvec *argv)
 		strvec_push_owned(argv, xasprintf("--partition=%s", r->queue));
 	if (r->coprocessor)
 		strvec_push_owned(argv, xasprintf("--gres=gpu:%ld", r->coprocessor_count > 0 ? r->coprocessor_count : 1));
-	for (size_t i = 0; i < r->extra_count; i++)
-		strvec_push(argv, r->extra[i]);
+	push_extra(r, argv);
 	strvec_push(argv, call->script);
 }
 
@@ -205,10 +224,8 @@ static void sge_argv(const struct exec_submit_call *call, struct strvec *argv)
 		strvec_push_owned(argv, xasprintf("h_vmem=%ldM", ceil_mb(r->ram_gb)));
 	}
 	if (r->threads > 1) {
-		/* SGE has no standard name for a shared-memory parallel environment. */
-		const char *pe = getenv("CPIPE_SGE_PE");
 		strvec_push(argv, "-pe");
-		strvec_push(argv, pe && *pe ? pe : "smp");
+		strvec_push(argv, exec_parallel_env(EXEC_CLUSTER_SGE, r->pe));
 		strvec_push_owned(argv, xasprintf("%ld", r->threads));
 	}
 	if (r->queue) {
@@ -219,8 +236,7 @@ static void sge_argv(const struct exec_submit_call *call, struct strvec *argv)
 		strvec_push(argv, "-l");
 		strvec_push_owned(argv, xasprintf("gpu=%ld", r->coprocessor_count > 0 ? r->coprocessor_count : 1));
 	}
-	for (size_t i = 0; i < r->extra_count; i++)
-		strvec_push(argv, r->extra[i]);
+	push_extra(r, argv);
 	strvec_push(argv, call->script);
 }
 
@@ -244,9 +260,10 @@ static void fsl_sub_argv(const struct exec_submit_call *call, struct strvec *arg
 		strvec_push(argv, "-q");
 		strvec_push(argv, r->queue);
 	}
-	if (r->threads > 1) {
+	const char *pe = exec_parallel_env(EXEC_CLUSTER_FSL_SUB, r->pe);
+	if (r->threads > 1 && pe) { /* exec_cluster_submit refuses threads > 1 without a name */
 		strvec_push(argv, "-s");
-		strvec_push_owned(argv, xasprintf("smp,%ld", r->threads));
+		strvec_push_owned(argv, xasprintf("%s,%ld", pe, r->threads));
 	}
 	if (r->coprocessor) {
 		strvec_push(argv, "-c");
@@ -256,18 +273,25 @@ static void fsl_sub_argv(const struct exec_submit_call *call, struct strvec *arg
 			strvec_push_owned(argv, xasprintf("%ld", r->coprocessor_count));
 		}
 	}
-	struct strvec holds = STRVEC_INIT;
-	for (size_t i = 0; i < call->holds.whole.count; i++)
-		strvec_push(&holds, call->holds.whole.items[i]);
-	for (size_t i = 0; i < call->holds.corresponding.count; i++)
-		strvec_push(&holds, call->holds.corresponding.items[i]);
-	if (holds.count) {
+	/*
+	 * --array_hold ID: task i waits for task i of array ID (SLURM aftercorr). fsl_sub's
+	 * plugins drop -j when it is given, so it is used only when that array is the only
+	 * parent; otherwise every parent is waited for as a whole with -j.
+	 */
+	if (call->holds.corresponding.count == 1 && !call->holds.whole.count) {
+		strvec_push(argv, "--array_hold");
+		strvec_push(argv, call->holds.corresponding.items[0]);
+	} else if (call->holds.whole.count || call->holds.corresponding.count) {
+		struct strvec holds = STRVEC_INIT;
+		for (size_t i = 0; i < call->holds.whole.count; i++)
+			strvec_push(&holds, call->holds.whole.items[i]);
+		for (size_t i = 0; i < call->holds.corresponding.count; i++)
+			strvec_push(&holds, call->holds.corresponding.items[i]);
 		strvec_push(argv, "-j");
 		push_joined(argv, "", &holds, ",");
+		strvec_release(&holds);
 	}
-	strvec_release(&holds);
-	for (size_t i = 0; i < r->extra_count; i++)
-		strvec_push(argv, r->extra[i]);
+	push_extra(r, argv);
 	if (call->task_count) {
 		strvec_push(argv, "-t");
 		strvec_push(argv, call->tasks_file);
@@ -322,6 +346,19 @@ int exec_scheduler_submit(const struct exec_submit_call *call, char **job_id, st
 	return rc;
 }
 
+bool exec_fsl_sub_has_queues(void)
+{
+	struct strvec argv = STRVEC_INIT;
+	strvec_push(&argv, "fsl_sub");
+	strvec_push(&argv, "--has_queues");
+	int status = 1;
+	struct cp_err err = CP_ERR_INIT;
+	if (exec_run_capture(&argv, NULL, NULL, &status, &err) < 0)
+		cp_err_release(&err);
+	strvec_release(&argv);
+	return status == 0;
+}
+
 /* ---- where jobs are ------------------------------------------------------------ */
 
 /* Which program to ask about a submission: fsl_sub's go to the scheduler under it. */
@@ -334,6 +371,57 @@ static enum exec_cluster_kind query_kind(enum exec_cluster_kind kind)
 	if (exec_on_path("qstat"))
 		return EXEC_CLUSTER_SGE;
 	return EXEC_CLUSTER_NONE;
+}
+
+/*
+ * The value of `key` in the output of a configuration listing, where each
+ * line is "KEY = VALUE" (scontrol) or "KEY VALUE" (qconf); -1 when absent.
+ */
+static long config_value(const char *text, const char *key)
+{
+	size_t key_len = strlen(key);
+	for (const char *line = text; *line;) {
+		const char *end = line + strcspn(line, "\n");
+		if ((size_t)(end - line) > key_len && !strncmp(line, key, key_len) &&
+		    (line[key_len] == ' ' || line[key_len] == '\t' || line[key_len] == '=')) {
+			const char *value = line + key_len + strspn(line + key_len, " \t=");
+			char *stop;
+			long v = strtol(value, &stop, 10);
+			return stop == value || v < 0 ? -1 : v;
+		}
+		line = *end ? end + 1 : end;
+	}
+	return -1;
+}
+
+size_t exec_cluster_array_limit(enum exec_cluster_kind kind)
+{
+	kind = query_kind(kind);
+	if (kind == EXEC_CLUSTER_NONE)
+		return SIZE_MAX;
+	bool slurm = kind == EXEC_CLUSTER_SLURM;
+	struct strvec argv = STRVEC_INIT;
+	strvec_push(&argv, slurm ? "scontrol" : "qconf");
+	strvec_push(&argv, slurm ? "show" : "-sconf");
+	if (slurm)
+		strvec_push(&argv, "config");
+	struct strbuf out = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	int status = 1;
+	long value = -1;
+	if (exec_run_capture(&argv, &out, NULL, &status, &err) < 0)
+		cp_err_release(&err);
+	else if (status == 0)
+		value = config_value(out.buf, slurm ? "MaxArraySize" : "max_aj_tasks");
+	strvec_release(&argv);
+	strbuf_release(&out);
+	/* The defaults when the configuration cannot be read: SLURM's 1001 (ids 0-1000), SGE's 75000. */
+	if (value < 0)
+		value = slurm ? 1001 : 75000;
+	if (value == 0)
+		return slurm ? 0 : SIZE_MAX; /* SLURM: arrays are disabled; SGE: no limit */
+	/* SLURM's limit bounds the task id, and cpipe's tasks count from 1. */
+	return slurm ? (size_t)value - 1 : (size_t)value;
 }
 
 static enum exec_cluster_state slurm_state(const char *state, const char *reason)
@@ -638,7 +726,17 @@ int exec_cluster_cancel(const struct exec_submission *const *subs, size_t count,
 			strbuf_reset(&out);
 			strbuf_reset(&errout);
 			rc = exec_run_capture(&argv, &out, &errout, &status, err);
-			/* Jobs that ended meanwhile make scancel/qdel complain; that is fine. */
+			/*
+			 * scancel exits 0 for jobs that ended meanwhile, qdel says they do not exist:
+			 * both are fine. Anything else (no controller) means nothing was cancelled.
+			 */
+			if (rc == 0 && status != 0 &&
+			    (kinds[k] == EXEC_CLUSTER_SLURM || !strstr(errout.buf, "does not exist"))) {
+				str_trim(errout.buf);
+				cp_err_set(err, NULL, 0, "%s failed (exit status %d): %s", argv.items[0], status,
+					   errout.buf[0] ? errout.buf : "(no message)");
+				rc = -1;
+			}
 		}
 		strvec_release(&argv);
 	}

@@ -301,8 +301,16 @@ struct raw_resources {
 	char *queue;
 	char *coprocessor;
 	long coprocessor_count;
+	char *pe;
 	char **extra;
 	unsigned extra_count;
+	/* In enum recipe_backend order. */
+	char **extra_slurm;
+	unsigned extra_slurm_count;
+	char **extra_sge;
+	unsigned extra_sge_count;
+	char **extra_fsl_sub;
+	unsigned extra_fsl_sub_count;
 };
 
 struct raw_recipe {
@@ -356,7 +364,11 @@ static const cyaml_schema_field_t resource_fields[] = {
 	STRING_FIELD("queue", struct raw_resources, queue),
 	STRING_FIELD("coprocessor", struct raw_resources, coprocessor),
 	CYAML_FIELD_INT("coprocessor_count", OPT, struct raw_resources, coprocessor_count),
+	STRING_FIELD("pe", struct raw_resources, pe),
 	LIST_FIELD("extra", struct raw_resources, extra),
+	LIST_FIELD("extra_slurm", struct raw_resources, extra_slurm),
+	LIST_FIELD("extra_sge", struct raw_resources, extra_sge),
+	LIST_FIELD("extra_fsl_sub", struct raw_resources, extra_fsl_sub),
 	CYAML_FIELD_END,
 };
 
@@ -661,7 +673,18 @@ static void copy_resources(struct recipe_resources *out, const struct raw_resour
 	out->queue = raw->queue ? xstrdup(raw->queue) : NULL;
 	out->coprocessor = raw->coprocessor ? xstrdup(raw->coprocessor) : NULL;
 	out->coprocessor_count = raw->coprocessor_count;
+	out->pe = raw->pe ? xstrdup(raw->pe) : NULL;
 	copy_list(&out->extra, raw->extra, raw->extra_count);
+	copy_list(&out->backend_extra[RECIPE_BACKEND_SLURM], raw->extra_slurm, raw->extra_slurm_count);
+	copy_list(&out->backend_extra[RECIPE_BACKEND_SGE], raw->extra_sge, raw->extra_sge_count);
+	copy_list(&out->backend_extra[RECIPE_BACKEND_FSL_SUB], raw->extra_fsl_sub, raw->extra_fsl_sub_count);
+}
+
+static void merge_list(struct strvec *out, const struct strvec *defaults)
+{
+	if (!out->count)
+		for (size_t i = 0; i < defaults->count; i++)
+			strvec_push(out, defaults->items[i]);
 }
 
 /* Fill the unset fields of `out` from the file-wide defaults. */
@@ -679,9 +702,11 @@ static void merge_resources(struct recipe_resources *out, const struct recipe_re
 		out->coprocessor = xstrdup(defaults->coprocessor);
 	if (!out->coprocessor_count)
 		out->coprocessor_count = defaults->coprocessor_count;
-	if (!out->extra.count)
-		for (size_t i = 0; i < defaults->extra.count; i++)
-			strvec_push(&out->extra, defaults->extra.items[i]);
+	if (!out->pe && defaults->pe)
+		out->pe = xstrdup(defaults->pe);
+	merge_list(&out->extra, &defaults->extra);
+	for (size_t b = 0; b < RECIPE_BACKEND_COUNT; b++)
+		merge_list(&out->backend_extra[b], &defaults->backend_extra[b]);
 }
 
 /* The nodes under `prefix.` with the prefix taken off (a recipe's own map). */
@@ -802,9 +827,9 @@ static int check_resources(const struct recipe_resources *res, const struct reci
 			return -1;
 		}
 	}
-	const char *strings[] = {"queue", "coprocessor"};
-	const char *values[] = {res->queue, res->coprocessor};
-	for (size_t i = 0; i < 2; i++) {
+	const char *strings[] = {"queue", "coprocessor", "pe"};
+	const char *values[] = {res->queue, res->coprocessor, res->pe};
+	for (size_t i = 0; i < 3; i++) {
 		char *path = xasprintf("resources.%s", strings[i]);
 		const struct node_line *node = lines_find(lines, path);
 		free(path);
@@ -813,10 +838,21 @@ static int check_resources(const struct recipe_resources *res, const struct reci
 			return -1;
 		}
 	}
-	for (size_t i = 0; i < res->extra.count; i++) {
-		if (!*res->extra.items[i]) {
-			char *path = xasprintf("resources.extra.%zu", i);
-			cp_err_set(err, file, lines_line(lines, path), "%sresources.extra: empty argument", prefix);
+	/* fsl_sub takes "-s NAME,THREADS": a comma or a blank in the name would change its meaning. */
+	if (res->pe && res->pe[strcspn(res->pe, ", \t\n")]) {
+		cp_err_set(err, file, lines_line(lines, "resources.pe"),
+			   "%sresources.pe: '%s' is not a parallel environment name (no commas or blanks)", prefix, res->pe);
+		return -1;
+	}
+	const char *lists[] = {"extra", "extra_slurm", "extra_sge", "extra_fsl_sub"};
+	const struct strvec *items[] = {&res->extra, &res->backend_extra[RECIPE_BACKEND_SLURM],
+					&res->backend_extra[RECIPE_BACKEND_SGE], &res->backend_extra[RECIPE_BACKEND_FSL_SUB]};
+	for (size_t l = 0; l < 4; l++) {
+		for (size_t i = 0; i < items[l]->count; i++) {
+			if (*items[l]->items[i])
+				continue;
+			char *path = xasprintf("resources.%s.%zu", lists[l], i);
+			cp_err_set(err, file, lines_line(lines, path), "%sresources.%s: empty argument", prefix, lists[l]);
 			free(path);
 			return -1;
 		}
@@ -1115,7 +1151,10 @@ void recipe_resources_release(struct recipe_resources *resources)
 {
 	free(resources->queue);
 	free(resources->coprocessor);
+	free(resources->pe);
 	strvec_release(&resources->extra);
+	for (size_t b = 0; b < RECIPE_BACKEND_COUNT; b++)
+		strvec_release(&resources->backend_extra[b]);
 	memset(resources, 0, sizeof(*resources));
 }
 

@@ -313,9 +313,10 @@ const char *exec_cluster_name(enum exec_cluster_kind kind);
 
 /*
  * Parse a --submit value: "fsl_sub" (also "fsl-sub"), "slurm", "sge", or
- * "auto" (or NULL/""): fsl_sub when it is on PATH, else sbatch, else qsub.
- * Returns 0 with *out set, or -1 with err saying why none can be used (an
- * unknown name, or nothing on PATH).
+ * "auto" (or NULL/""): fsl_sub when it is on PATH and `fsl_sub --has_queues`
+ * says it has queues (without, it would run every job in the foreground, one
+ * at a time), else sbatch, else qsub. Returns 0 with *out set, or -1 with err
+ * saying why none can be used (an unknown name, or nothing usable on PATH).
  */
 int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp_err *err);
 
@@ -353,8 +354,11 @@ struct exec_cluster_job {
 	const char *queue;
 	const char *coprocessor;
 	long coprocessor_count;
+	const char *pe;   /* parallel environment name for threads > 1 (SGE -pe, fsl_sub -s); NULL: see below */
 	const char *const *extra; /* raw scheduler arguments, passed unchanged */
 	size_t extra_count;
+	const char *const *backend_extra; /* more, meant for this submission's backend only (the caller chose) */
+	size_t backend_extra_count;
 
 	/* Filled by exec_cluster_submit. */
 	char *cluster_id; /* "123", "123_4" (SLURM array task), "123.4" (SGE task); NULL if not submitted */
@@ -368,6 +372,13 @@ struct exec_cluster_options {
 	enum exec_cluster_kind kind;
 	double scale_time;        /* multiply minutes by this, rounding up; <= 0 = 1 */
 	size_t array_min;         /* smallest group submitted as an array; 0 = EXEC_ARRAY_MIN */
+	/*
+	 * Most tasks in one array; longer groups are split into chunks of this
+	 * many (task i of chunk c still waits for task i of the parent array's
+	 * chunk c). 0 = $CPIPE_ARRAY_MAX if set, else what the scheduler allows
+	 * (exec_cluster_array_limit).
+	 */
+	size_t array_max;
 	const char *const *holds; /* --job-hold: outside cluster ids every root job waits for */
 	size_t hold_count;
 	/* Called after each submission (a single job or an array) with the jobs' indices; may be NULL. */
@@ -384,16 +395,33 @@ struct exec_cluster_summary {
 };
 
 /*
+ * The most tasks one array may have on `kind`'s scheduler, asked with one
+ * command: SLURM's MaxArraySize - 1 (`scontrol show config`; task ids run
+ * from 1), SGE's max_aj_tasks (`qconf -sconf`), for fsl_sub the limit of the
+ * scheduler under it. SIZE_MAX when there is no limit (0 in the
+ * configuration, or fsl_sub with no scheduler), 0 when SLURM has arrays
+ * disabled (MaxArraySize=0); when the question cannot be answered, the
+ * scheduler's default (SLURM 1000, SGE 75000).
+ */
+size_t exec_cluster_array_limit(enum exec_cluster_kind kind);
+
+/*
  * Write every job's script and submit the jobs, dependencies first, each
  * held on the cluster ids of its parents (in this submission or outside),
  * grouping same-group independent jobs into arrays of at least array_min
- * tasks. An old marker of a job is removed before it is submitted and the
+ * tasks (chunks of at most array_max). Before anything is written it refuses
+ * what cannot work: fsl_sub with a data root holding a blank (fsl_sub writes
+ * the directory unquoted into its job script and splits -t's path on
+ * blanks), and fsl_sub with threads > 1 but no parallel environment name
+ * (job->pe, else $CPIPE_FSL_SUB_PE). For SGE the name is job->pe, else
+ * $CPIPE_SGE_PE, else "smp". An old marker of a job is removed before it is submitted and the
  * submission record is written after. When fsl_sub runs a job in the
  * foreground (shell mode: it blocks, the id means nothing, and a failing job
  * makes fsl_sub exit non-zero), the job's marker is what counts: a non-zero
  * fsl_sub exit with a new marker present is not a submission error.
- * Returns 0, or -1 with err on the first submission that failed (jobs
- * submitted before it keep their records and stay in flight).
+ * Returns 0, or -1 with err on the first submission that failed. Units are
+ * submitted parents first, so the jobs submitted before it can all run: they
+ * keep their records and stay in flight; summary says how many there are.
  */
 int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struct exec_cluster_options *opt,
 			struct exec_cluster_summary *summary, struct cp_err *err);
@@ -467,7 +495,11 @@ const char *exec_cluster_state_name(enum exec_cluster_state state);
 int exec_cluster_query(const struct exec_submission *const *subs, size_t count, enum exec_cluster_state *states,
 		       struct cp_err *err);
 
-/* Cancel the given submissions (one scancel/qdel call). Returns 0 or -1 with err. */
+/*
+ * Cancel the given submissions (one scancel/qdel call). Jobs that ended
+ * meanwhile are fine. Returns 0, or -1 with err when the scheduler could not
+ * be asked (then nothing may have been cancelled).
+ */
 int exec_cluster_cancel(const struct exec_submission *const *subs, size_t count, struct cp_err *err);
 
 #endif

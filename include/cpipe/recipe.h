@@ -22,6 +22,9 @@
  * "not given": the backend uses its default. Values given are always > 0.
  * A recipe's unset fields are filled from the file's top-level `resources:`.
  */
+/* The cluster backends a recipe may give its own scheduler arguments (indexes backend_extra). */
+enum recipe_backend { RECIPE_BACKEND_SLURM, RECIPE_BACKEND_SGE, RECIPE_BACKEND_FSL_SUB, RECIPE_BACKEND_COUNT };
+
 struct recipe_resources {
 	long minutes;           /* wall-clock limit in minutes */
 	double ram_gb;          /* memory in GB (may be fractional) */
@@ -29,7 +32,10 @@ struct recipe_resources {
 	char *queue;            /* queue / partition name */
 	char *coprocessor;      /* coprocessor class, e.g. "cuda" (fsl_sub --coprocessor) */
 	long coprocessor_count; /* how many coprocessors; 0 = not given (1 when `coprocessor` is set) */
+	char *pe;               /* parallel environment for threads > 1 (SGE -pe NAME, fsl_sub -s NAME,N) */
 	struct strvec extra;    /* raw scheduler arguments, each one word, passed through unchanged */
+	/* Like extra, but only for one backend (resources.extra_slurm, extra_sge, extra_fsl_sub). */
+	struct strvec backend_extra[RECIPE_BACKEND_COUNT];
 };
 
 struct recipe_lines; /* private: field -> line map of one recipe or of the file's top level */

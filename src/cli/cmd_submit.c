@@ -228,17 +228,35 @@ int cluster_sync(struct study *study, struct cluster_view *view, bool report, st
 				if (report)
 					report_line("skipped", graph->jobs[i].id,
 						    "not run: a job it depends on failed (cancelled on the cluster)", NULL);
-				exec_submission_remove(".", name.buf);
+				continue; /* its record is needed by the cancel below */
 			} else {
 				rc = import_lost(study, view, i, name.buf, &view->subs[i], report, err);
 			}
 			exec_submission_release(&view->subs[i]);
 		}
+		/*
+		 * A scheduler that does not drop jobs whose dependency failed (SLURM without
+		 * --kill-on-invalid-dep, as real fsl_sub submits) keeps them pending for ever:
+		 * cancel them, and forget them only once the cancel went through.
+		 */
 		if (never_count) {
 			struct cp_err cancel_err = CP_ERR_INIT;
-			if (exec_cluster_cancel(never, never_count, &cancel_err) < 0) {
-				fprintf(stderr, "cpipe: warning: %s\n", cancel_err.message);
+			bool cancelled = exec_cluster_cancel(never, never_count, &cancel_err) == 0;
+			if (!cancelled) {
+				fprintf(stderr, "cpipe: warning: %s; they stay recorded and are cancelled on the next call\n",
+					cancel_err.message);
 				cp_err_release(&cancel_err);
+			}
+			for (size_t p = 0; p < pending_count; p++) {
+				size_t i = pending[p];
+				if (!view->subs[i].job || view->in_flight[i])
+					continue;
+				if (cancelled) {
+					strbuf_reset(&name);
+					exec_job_file_name(graph->jobs[i].id, &name);
+					exec_submission_remove(".", name.buf);
+				}
+				exec_submission_release(&view->subs[i]);
 			}
 		}
 		free(never);
@@ -316,6 +334,14 @@ static void on_submit(void *data, const size_t *indices, size_t count, const cha
 	strbuf_release(&line);
 }
 
+/* Which of a recipe's resources.extra_<backend> lists goes to `kind`. */
+static enum recipe_backend backend_extra_index(enum exec_cluster_kind kind)
+{
+	return kind == EXEC_CLUSTER_SGE ? RECIPE_BACKEND_SGE
+	       : kind == EXEC_CLUSTER_FSL_SUB ? RECIPE_BACKEND_FSL_SUB
+					      : RECIPE_BACKEND_SLURM;
+}
+
 int cluster_submit(struct study *study, struct decision *decisions, const struct cluster_view *view,
 		   const struct submit_options *opt)
 {
@@ -356,8 +382,12 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 		x->queue = r->queue;
 		x->coprocessor = r->coprocessor;
 		x->coprocessor_count = r->coprocessor_count;
+		x->pe = r->pe;
 		x->extra = (const char *const *)r->extra.items;
 		x->extra_count = r->extra.count;
+		const struct strvec *own = &r->backend_extra[backend_extra_index(kind)];
+		x->backend_extra = (const char *const *)own->items;
+		x->backend_extra_count = own->count;
 		x->deps = deps + dep_used;
 		x->outside_ids = outside_ids + outside_used;
 		x->outside = outside + outside_used;
@@ -403,6 +433,10 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 			summary.submissions == 1 ? "" : "s", summary.arrays, summary.arrays == 1 ? "" : "s",
 			(double)state_now_ns() / 1e9 - started,
 			summary.foreground ? "; fsl_sub ran them in the foreground (no cluster)" : "");
+	if (submitted < 0 && summary.jobs)
+		fprintf(stderr, "cpipe: the %zu submitted job%s can run (every job they need was submitted before them) and "
+				"stay in flight; the other %zu were not submitted: run again once the cause is fixed\n",
+			summary.jobs, summary.jobs == 1 ? "" : "s", count - summary.jobs);
 	for (size_t e = 0; e < count; e++)
 		exec_cluster_job_release(&jobs[e]);
 	for (size_t e = 0; e < count; e++)

@@ -79,7 +79,9 @@ check_order() {
 }
 
 # log_submissions COMMAND: put a COMMAND on PATH that logs each call's arguments to
-# $WORK/COMMAND.log, then runs the real one; `submissions` counts the calls so far.
+# $WORK/COMMAND.log, then runs the real one; `submissions` counts the calls so far. While
+# SUBMIT_FAIL_AT=N is set, call number N (counted in the log) fails instead, as a scheduler
+# refusing a submission would.
 log_submissions() {
 	real=$(command -v "$1") || fail "$1 is not installed"
 	mkdir -p "$WORK/bin"
@@ -87,6 +89,10 @@ log_submissions() {
 	cat >"$WORK/bin/$1" <<WRAP
 #!/bin/sh
 printf '%s\n' "\$*" >>"$submit_log"
+if [ "\$(wc -l <"$submit_log")" -eq "\${SUBMIT_FAIL_AT:-0}" ]; then
+	echo "$1: error: refused by the test (SUBMIT_FAIL_AT=\$SUBMIT_FAIL_AT)" >&2
+	exit 1
+fi
 exec "$real" "\$@"
 WRAP
 	chmod +x "$WORK/bin/$1"
@@ -95,3 +101,15 @@ WRAP
 }
 
 submissions() { wc -l <"$submit_log" | tr -d ' '; }
+
+# nothing_pending: no job of this cluster is left pending (e.g. on a dependency never satisfied).
+nothing_pending() {
+	left=$(squeue -h -t PENDING -o '%i %j %r')
+	[ -z "$left" ] || fail "jobs left pending: $left"
+	pass
+}
+
+# edit_recipe SED_SCRIPT: change the study's cpipe.yaml in place.
+edit_recipe() {
+	sed "$1" cpipe.yaml >cpipe.yaml.new && mv cpipe.yaml.new cpipe.yaml
+}

@@ -5,6 +5,7 @@
 # second run does nothing; a failing job keeps its dependants from running and is reported by run,
 # status and wait; jobs in flight are neither submitted twice nor run locally; --job-hold holds
 # the first jobs on an outside job.
+# ctest-resource-lock: slurm-7817-7818
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 . "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"
@@ -116,4 +117,19 @@ grep -q -- '--time=45 ' "$WORK/sbatch.log" || fail "--scale-time 1.5 did not giv
 pass
 [ "$(squeue -h -t all -j "$outside" -o %T)" = COMPLETED ] || fail "the outside job did not finish"
 pass
+
+# CPIPE_ARRAY_MAX cuts arrays shorter than the scheduler's limit: 4 subjects in chunks of 3 and 1,
+# task i of each chunk still waiting for task i of the same chunk of the step before.
+before=$(submissions)
+export CPIPE_ARRAY_MAX=3
+expect_exit 0 cpipe run --submit=slurm --wait --force-all
+unset CPIPE_ARRAY_MAX
+[ "$(tail -n +$((before + 1)) "$WORK/sbatch.log" | grep -c -- '--array=1-3 ')" -eq 3 ] &&
+	[ "$(tail -n +$((before + 1)) "$WORK/sbatch.log" | grep -c -- '--array=1-1 ')" -eq 3 ] ||
+	fail "no chunks of 3 and 1: $(tail -n +$((before + 1)) "$WORK/sbatch.log")"
+pass
+[ "$(tail -n +$((before + 1)) "$WORK/sbatch.log" | grep -c -- '--dependency=aftercorr:')" -eq 4 ] ||
+	fail "chunks not held task by task: $(tail -n +$((before + 1)) "$WORK/sbatch.log")"
+pass
+check_order . 01 02 03 04
 done_testing

@@ -4,6 +4,8 @@
 # run, in dependency order, as a handful of array jobs; a second run does nothing. SGE's
 # -hold_jid releases the dependants of a failed job, so the job scripts check their parents'
 # markers and fail fast: the dependants never run their commands and are reported as skipped.
+# With max_aj_tasks lowered to 3, the arrays are cut into chunks of 3 and 1.
+# ctest-resource-lock: sge-7844-7845
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 . "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"
@@ -44,4 +46,21 @@ fov 01
 fov 03
 fov 04"
 expect_exit 1 cpipe wait
+
+# A cell that allows arrays of 3 tasks at most (max_aj_tasks): cpipe asks qconf and cuts the
+# 4-task arrays into 3 + 1, each chunk held task by task on the same chunk of the step before.
+mkdir "$WORK/conf"
+qconf -sconf global | sed 's/^max_aj_tasks .*/max_aj_tasks 3/' >"$WORK/conf/global"
+(cd "$WORK/conf" && qconf -Mconf global >/dev/null) || fail "cannot set max_aj_tasks"
+sed 's/test {subject} != 02 \&\& //' cpipe.yaml >c.new && mv c.new cpipe.yaml
+before=$(submissions)
+expect_exit 0 cpipe run --submit=sge --wait --force-all
+new_calls=$(tail -n +$((before + 1)) "$WORK/qsub.log")
+[ "$(printf '%s\n' "$new_calls" | grep -c -- '-t 1-3 ')" -eq 3 ] && [ "$(printf '%s\n' "$new_calls" | grep -c -- '-t 1-1 ')" -eq 3 ] ||
+	fail "arrays not cut at max_aj_tasks 3: $new_calls"
+pass
+[ "$(printf '%s\n' "$new_calls" | grep -c -- '-hold_jid_ad ')" -eq 4 ] || fail "chunks not held task by task: $new_calls"
+pass
+same_outputs "$WORK/local" "$WORK/study"
+check_order . 01 02 03 04
 done_testing

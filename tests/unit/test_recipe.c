@@ -674,6 +674,53 @@ static void test_load_string(void **state)
 	recipe_set_free(set);
 }
 
+/* The cluster resources pe and extra_<backend>: values, top-level defaults, messages. */
+static void test_pe_and_backend_extras(void **state)
+{
+	(void)state;
+	struct recipe_set *set = load_ok("resources:\n"
+					 "  pe: openmp\n"
+					 "  extra_fsl_sub: [--not_requeueable]\n"
+					 "recipes:\n"
+					 "  - name: a\n"
+					 "    out: [x]\n"
+					 "    run: touch {x}\n"
+					 "    resources: {threads: 4, extra: [--x], extra_slurm: [--exclusive, --comment=y]}\n"
+					 "  - name: b\n"
+					 "    out: [y]\n"
+					 "    run: touch {y}\n"
+					 "    resources: {pe: shmem, extra_sge: ['-l', 'gpu=1']}\n");
+	const struct recipe_resources *a = &set->recipes[0].resources, *b = &set->recipes[1].resources;
+	/* a: pe and extra_fsl_sub from the top level, its own extra and extra_slurm. */
+	assert_string_equal(a->pe, "openmp");
+	assert_int_equal(a->extra.count, 1);
+	assert_int_equal(a->backend_extra[RECIPE_BACKEND_SLURM].count, 2);
+	assert_string_equal(a->backend_extra[RECIPE_BACKEND_SLURM].items[1], "--comment=y");
+	assert_int_equal(a->backend_extra[RECIPE_BACKEND_SGE].count, 0);
+	assert_int_equal(a->backend_extra[RECIPE_BACKEND_FSL_SUB].count, 1);
+	assert_string_equal(a->backend_extra[RECIPE_BACKEND_FSL_SUB].items[0], "--not_requeueable");
+	/* b: its own pe wins. */
+	assert_string_equal(b->pe, "shmem");
+	assert_int_equal(b->backend_extra[RECIPE_BACKEND_SGE].count, 2);
+	assert_string_equal(b->backend_extra[RECIPE_BACKEND_SGE].items[1], "gpu=1");
+	assert_int_equal(b->backend_extra[RECIPE_BACKEND_FSL_SUB].count, 1);
+	recipe_set_free(set);
+
+	const char *head = "recipes:\n  - name: a\n    out: [x]\n    run: touch {x}\n    resources:\n";
+	const char *bad[][2] = {
+		{"      pe: smp,4\n", "resources.pe: 'smp,4' is not a parallel environment name"},
+		{"      pe: 'open mp'\n", "not a parallel environment name"},
+		{"      pe: ''\n", "resources.pe: must not be empty"},
+		{"      extra_sge: ['-l', '']\n", "resources.extra_sge: empty argument"},
+		{"      extra_pbs: [-x]\n", "extra_pbs"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = xasprintf("%s%s", head, bad[i][0]);
+		expect_load_error(text, 6, bad[i][1], NULL);
+		free(text);
+	}
+}
+
 static void test_example_study_recipes(void **state)
 {
 	(void)state;
@@ -710,6 +757,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_load_string),
 		cmocka_unit_test(test_example_study_recipes),
+		cmocka_unit_test(test_pe_and_backend_extras),
 	};
 	int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	strvec_release(&fake_keys);

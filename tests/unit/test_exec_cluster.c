@@ -1,0 +1,634 @@
+/*
+ * Unit tests for exec's cluster backends without a scheduler: the argument
+ * vector each one gets (sbatch, qsub, fsl_sub), the grouping of jobs into
+ * arrays and chunks with their holds, marker and submission-record parsing,
+ * and the questions asked of the scheduler's configuration (answered by
+ * small scripts put first on PATH).
+ */
+#include "exec_cluster.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int setup_dir(void **state)
+{
+	char *dir = xstrdup("/tmp/cpipe-test-exec-cluster-XXXXXX");
+	if (!mkdtemp(dir)) {
+		free(dir);
+		return -1;
+	}
+	*state = dir;
+	return 0;
+}
+
+/* rm -rf through the module's own runner (no shell: the path is one argument). */
+static int teardown_dir(void **state)
+{
+	char *dir = *state;
+	struct strvec argv = STRVEC_INIT;
+	strvec_push(&argv, "rm");
+	strvec_push(&argv, "-rf");
+	strvec_push(&argv, dir);
+	int status = 1;
+	struct cp_err err = CP_ERR_INIT;
+	int rc = exec_run_capture(&argv, NULL, NULL, &status, &err);
+	cp_err_release(&err);
+	strvec_release(&argv);
+	free(dir);
+	return rc == 0 && status == 0 ? 0 : -1;
+}
+
+static void write_file(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, name, &path);
+	FILE *f = fopen(path.buf, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path.buf, mode);
+	strbuf_release(&path);
+}
+
+/* The argv joined with single spaces, for one comparison per backend. */
+static char *argv_text(const struct exec_submit_call *call)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf text = STRBUF_INIT;
+	exec_scheduler_argv(call, &argv);
+	for (size_t i = 0; i < argv.count; i++) {
+		if (i)
+			strbuf_addch(&text, ' ');
+		strbuf_adds(&text, argv.items[i]);
+	}
+	strvec_release(&argv);
+	return strbuf_detach(&text);
+}
+
+static void expect_argv(const struct exec_submit_call *call, const char *expected)
+{
+	char *got = argv_text(call);
+	assert_string_equal(got, expected);
+	free(got);
+}
+
+/* A call for an array of 3 tasks in /data, with resources and holds as the tests set them. */
+static void array_call(struct exec_submit_call *call, enum exec_cluster_kind kind)
+{
+	memset(call, 0, sizeof(*call));
+	call->kind = kind;
+	call->root = "/data";
+	call->name = "array_brain";
+	call->script = "/data/.cpipe/jobs/array_brain.array.sh";
+	call->tasks_file = "/data/.cpipe/jobs/array_brain.tasks";
+	call->task_count = 3;
+}
+
+static void single_call(struct exec_submit_call *call, enum exec_cluster_kind kind)
+{
+	memset(call, 0, sizeof(*call));
+	call->kind = kind;
+	call->root = "/data";
+	call->name = "group_mean";
+	call->script = "/data/.cpipe/jobs/group_mean.sh";
+}
+
+static const char *const extra[] = {"--exclusive"};
+static const char *const own_extra[] = {"--comment=x"};
+
+static void with_resources(struct exec_submit_call *call)
+{
+	call->resources.minutes = 90;
+	call->resources.ram_gb = 1.5;
+	call->resources.threads = 4;
+	call->resources.queue = "short";
+	call->resources.extra = extra;
+	call->resources.extra_count = 1;
+	call->resources.backend_extra = own_extra;
+	call->resources.backend_extra_count = 1;
+}
+
+/* ---- argv of each backend --------------------------------------------------- */
+
+static void test_slurm_argv(void **state)
+{
+	(void)state;
+	struct exec_submit_call call;
+	array_call(&call, EXEC_CLUSTER_SLURM);
+	with_resources(&call);
+	strvec_push(&call.holds.whole, "7_2");
+	strvec_push(&call.holds.corresponding, "8");
+	expect_argv(&call, "sbatch --parsable --chdir=/data --job-name=array_brain "
+			   "--output=/data/.cpipe/jobs/array_brain.%a.out --kill-on-invalid-dep=yes --array=1-3 "
+			   "--dependency=afterok:7_2,aftercorr:8 --time=90 --mem=1536M --cpus-per-task=4 "
+			   "--partition=short --exclusive --comment=x /data/.cpipe/jobs/array_brain.array.sh");
+	exec_holds_release(&call.holds);
+
+	single_call(&call, EXEC_CLUSTER_SLURM);
+	expect_argv(&call, "sbatch --parsable --chdir=/data --job-name=group_mean "
+			   "--output=/data/.cpipe/jobs/group_mean.out --kill-on-invalid-dep=yes "
+			   "/data/.cpipe/jobs/group_mean.sh");
+}
+
+static void test_sge_argv(void **state)
+{
+	(void)state;
+	struct exec_submit_call call;
+	array_call(&call, EXEC_CLUSTER_SGE);
+	with_resources(&call);
+	strvec_push(&call.holds.whole, "7");
+	strvec_push(&call.holds.corresponding, "8");
+	unsetenv("CPIPE_SGE_PE");
+	expect_argv(&call, "qsub -terse -wd /data -N array_brain -o /data/.cpipe/jobs/array_brain.$TASK_ID.out -j y "
+			   "-S /bin/sh -t 1-3 -hold_jid 7 -hold_jid_ad 8 -l h_rt=1:30:00 -l h_vmem=1536M -pe smp 4 "
+			   "-q short --exclusive --comment=x /data/.cpipe/jobs/array_brain.array.sh");
+	/* The environment names the site's PE; a recipe's resources.pe comes first. */
+	setenv("CPIPE_SGE_PE", "mpi", 1);
+	char *got = argv_text(&call);
+	assert_non_null(strstr(got, " -pe mpi 4 "));
+	free(got);
+	call.resources.pe = "openmp";
+	got = argv_text(&call);
+	assert_non_null(strstr(got, " -pe openmp 4 "));
+	free(got);
+	unsetenv("CPIPE_SGE_PE");
+	exec_holds_release(&call.holds);
+
+	/* A job name may not start with a digit. */
+	single_call(&call, EXEC_CLUSTER_SGE);
+	call.name = "01_brain";
+	expect_argv(&call, "qsub -terse -wd /data -N j01_brain -o /data/.cpipe/jobs/01_brain.out -j y -S /bin/sh "
+			   "/data/.cpipe/jobs/group_mean.sh");
+}
+
+static void test_fsl_sub_argv(void **state)
+{
+	(void)state;
+	struct exec_submit_call call;
+	unsetenv("CPIPE_FSL_SUB_PE");
+	/* The matching array is the only parent: --array_hold, task by task. */
+	array_call(&call, EXEC_CLUSTER_FSL_SUB);
+	strvec_push(&call.holds.corresponding, "8");
+	expect_argv(&call, "fsl_sub -N array_brain -l /data/.cpipe/jobs --array_hold 8 "
+			   "-t /data/.cpipe/jobs/array_brain.tasks");
+	/* With another parent too, fsl_sub would drop -j: every parent is waited for as a whole. */
+	strvec_push(&call.holds.whole, "7");
+	expect_argv(&call, "fsl_sub -N array_brain -l /data/.cpipe/jobs -j 7,8 -t /data/.cpipe/jobs/array_brain.tasks");
+	exec_holds_release(&call.holds);
+
+	/* Resources: -R in whole GB rounded up, -s with the configured PE name, then the extras. */
+	single_call(&call, EXEC_CLUSTER_FSL_SUB);
+	with_resources(&call);
+	call.resources.pe = "openmp";
+	strvec_push(&call.holds.whole, "5");
+	strvec_push(&call.holds.whole, "6");
+	expect_argv(&call, "fsl_sub -N group_mean -l /data/.cpipe/jobs -T 90 -R 2 -q short -s openmp,4 -j 5,6 "
+			   "--exclusive --comment=x /bin/sh /data/.cpipe/jobs/group_mean.sh");
+	exec_holds_release(&call.holds);
+	call.resources.pe = NULL;
+	setenv("CPIPE_FSL_SUB_PE", "shmem", 1);
+	char *got = argv_text(&call);
+	assert_non_null(strstr(got, " -s shmem,4 "));
+	free(got);
+	unsetenv("CPIPE_FSL_SUB_PE");
+	/* No name at all: no -s (exec_cluster_submit refuses such a job before this point). */
+	got = argv_text(&call);
+	assert_null(strstr(got, " -s "));
+	free(got);
+	/* One thread needs no parallel environment. */
+	call.resources.threads = 1;
+	call.resources.pe = "openmp";
+	got = argv_text(&call);
+	assert_null(strstr(got, " -s "));
+	free(got);
+}
+
+static void test_parallel_env(void **state)
+{
+	(void)state;
+	unsetenv("CPIPE_SGE_PE");
+	unsetenv("CPIPE_FSL_SUB_PE");
+	assert_string_equal(exec_parallel_env(EXEC_CLUSTER_SGE, NULL), "smp");
+	assert_null(exec_parallel_env(EXEC_CLUSTER_FSL_SUB, NULL));
+	assert_string_equal(exec_parallel_env(EXEC_CLUSTER_FSL_SUB, "openmp"), "openmp");
+	setenv("CPIPE_FSL_SUB_PE", "shmem", 1);
+	assert_string_equal(exec_parallel_env(EXEC_CLUSTER_FSL_SUB, NULL), "shmem");
+	assert_string_equal(exec_parallel_env(EXEC_CLUSTER_SGE, NULL), "smp"); /* SGE has its own variable */
+	unsetenv("CPIPE_FSL_SUB_PE");
+}
+
+/* ---- grouping into arrays, chunks and holds ------------------------------------ */
+
+/*
+ * `n` subjects, each a parent job (group "fov") and a child job (group
+ * "brain") needing it, plus one job (group "mean") needing every child.
+ * Parents are listed in reverse, so the children's order must come from
+ * their parents' tasks.
+ */
+struct study {
+	struct exec_cluster_job *jobs;
+	size_t count;
+	size_t *deps;
+	char **ids;
+};
+
+static void make_study(struct study *s, size_t n)
+{
+	s->count = 2 * n + 1;
+	s->jobs = xcalloc(s->count, sizeof(*s->jobs));
+	s->deps = xcalloc(2 * n, sizeof(*s->deps));
+	s->ids = xcalloc(s->count, sizeof(*s->ids));
+	for (size_t i = 0; i < n; i++) {
+		s->ids[i] = xasprintf("fov %zu", n - i);
+		s->jobs[i].id = s->ids[i];
+		s->jobs[i].group = "fov";
+		s->ids[n + i] = xasprintf("brain %zu", i + 1);
+		s->jobs[n + i].id = s->ids[n + i];
+		s->jobs[n + i].group = "brain";
+		s->deps[i] = n - 1 - i; /* brain i+1 needs fov i+1, which is job n-1-i */
+		s->jobs[n + i].deps = &s->deps[i];
+		s->jobs[n + i].dep_count = 1;
+		s->deps[n + i] = n + i;
+	}
+	s->ids[2 * n] = xstrdup("mean");
+	s->jobs[2 * n].id = s->ids[2 * n];
+	s->jobs[2 * n].group = "mean";
+	s->jobs[2 * n].deps = &s->deps[n];
+	s->jobs[2 * n].dep_count = n;
+}
+
+static void free_study(struct study *s)
+{
+	for (size_t i = 0; i < s->count; i++)
+		free(s->ids[i]);
+	free(s->ids);
+	free(s->deps);
+	free(s->jobs);
+}
+
+static void test_plan_chunks_keep_task_holds(void **state)
+{
+	(void)state;
+	struct study s;
+	make_study(&s, 2500);
+	struct exec_unit *units;
+	size_t unit_count;
+	size_t *unit_of = xcalloc(s.count, sizeof(*unit_of)), *task_of = xcalloc(s.count, sizeof(*task_of));
+	exec_cluster_plan(s.jobs, s.count, 3, 1000, &units, &unit_count, unit_of, task_of);
+	/* fov: 1000 + 1000 + 500, brain likewise, mean alone. */
+	assert_int_equal(unit_count, 7);
+	size_t expected[] = {1000, 1000, 500, 1000, 1000, 500, 1};
+	for (size_t u = 0; u < unit_count; u++) {
+		assert_int_equal(units[u].count, expected[u]);
+		assert_int_equal(units[u].array, u < 6);
+		units[u].job = xasprintf("%zu", 100 + u);
+	}
+	/* Task k of brain chunk c needs exactly task k of fov chunk c. */
+	for (size_t i = 0; i < 2500; i++) {
+		size_t child = 2500 + i, parent = s.jobs[child].deps[0];
+		assert_int_equal(unit_of[child], unit_of[parent] + 3);
+		assert_int_equal(task_of[child], task_of[parent]);
+	}
+	struct exec_cluster_options opt;
+	memset(&opt, 0, sizeof(opt));
+	const char *kinds_hold[] = {"102", "102", "102"};
+	enum exec_cluster_kind kinds[] = {EXEC_CLUSTER_SLURM, EXEC_CLUSTER_SGE, EXEC_CLUSTER_FSL_SUB};
+	for (size_t k = 0; k < 3; k++) {
+		opt.kind = kinds[k];
+		struct exec_holds holds;
+		memset(&holds, 0, sizeof(holds));
+		exec_cluster_unit_holds(s.jobs, units, 5, unit_of, task_of, &opt, &holds);
+		assert_int_equal(holds.whole.count, 0);
+		assert_int_equal(holds.corresponding.count, 1);
+		assert_string_equal(holds.corresponding.items[0], kinds_hold[k]);
+		exec_holds_release(&holds);
+		/* mean needs every task of the three brain chunks: three whole-array ids, not 2500 tasks. */
+		exec_cluster_unit_holds(s.jobs, units, 6, unit_of, task_of, &opt, &holds);
+		assert_int_equal(holds.corresponding.count, 0);
+		assert_int_equal(holds.whole.count, 3);
+		for (size_t h = 0; h < 3; h++)
+			assert_true(strvec_find(&holds.whole, units[3 + h].job) >= 0);
+		exec_holds_release(&holds);
+	}
+	exec_cluster_units_free(units, unit_count);
+	free(unit_of);
+	free(task_of);
+	free_study(&s);
+}
+
+static void test_plan_partial_array_holds_tasks(void **state)
+{
+	(void)state;
+	/* A job needing two of three tasks of an array: SLURM waits for those tasks, the others for the array. */
+	struct exec_cluster_job jobs[4];
+	memset(jobs, 0, sizeof(jobs));
+	size_t deps[] = {0, 2};
+	for (size_t i = 0; i < 3; i++) {
+		jobs[i].id = i == 0 ? "a" : i == 1 ? "b" : "c";
+		jobs[i].group = "step";
+	}
+	jobs[3].id = "last";
+	jobs[3].deps = deps;
+	jobs[3].dep_count = 2;
+	struct exec_unit *units;
+	size_t unit_count, unit_of[4] = {0}, task_of[4] = {0};
+	exec_cluster_plan(jobs, 4, 3, 1000, &units, &unit_count, unit_of, task_of);
+	assert_int_equal(unit_count, 2);
+	units[0].job = xstrdup("41");
+	struct exec_cluster_options opt;
+	memset(&opt, 0, sizeof(opt));
+	struct exec_holds holds;
+	memset(&holds, 0, sizeof(holds));
+	opt.kind = EXEC_CLUSTER_SLURM;
+	exec_cluster_unit_holds(jobs, units, 1, unit_of, task_of, &opt, &holds);
+	assert_int_equal(holds.whole.count, 2);
+	assert_string_equal(holds.whole.items[0], "41_1");
+	assert_string_equal(holds.whole.items[1], "41_3");
+	exec_holds_release(&holds);
+	opt.kind = EXEC_CLUSTER_FSL_SUB;
+	exec_cluster_unit_holds(jobs, units, 1, unit_of, task_of, &opt, &holds);
+	assert_int_equal(holds.whole.count, 1);
+	assert_string_equal(holds.whole.items[0], "41");
+	exec_holds_release(&holds);
+	exec_cluster_units_free(units, unit_count);
+}
+
+/* ---- markers and submission records ------------------------------------------ */
+
+static void test_marker_parsing(void **state)
+{
+	const char *dir = *state;
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	struct exec_marker marker;
+	assert_int_equal(exec_marker_read(dir, "none", &marker, &err), 0);
+
+	write_file(path.buf, "ok.marker",
+		   "cpipe-marker 1\nexit 0\nstart_ns 100\nend_ns 200\nhost node1\nmessage \n"
+		   "output 1 42 1700000000.5\noutput 0\n", 0644);
+	assert_int_equal(exec_marker_read(dir, "ok", &marker, &err), 1);
+	assert_int_equal(marker.exit_code, 0);
+	assert_null(marker.message);
+	assert_int_equal(marker.start_ns, 100);
+	assert_int_equal(marker.end_ns, 200);
+	assert_string_equal(marker.host, "node1");
+	assert_int_equal(marker.output_count, 2);
+	assert_true(marker.outputs[0].exists);
+	assert_int_equal(marker.outputs[0].size, 42);
+	assert_int_equal(marker.outputs[0].mtime_ns, INT64_C(1700000000500000000));
+	assert_false(marker.outputs[1].exists);
+	exec_marker_release(&marker);
+
+	write_file(path.buf, "failed.marker",
+		   "cpipe-marker 1\nexit 1\nstart_ns 1\nend_ns 2\nhost h\nmessage not run: a did not succeed\n", 0644);
+	assert_int_equal(exec_marker_read(dir, "failed", &marker, &err), 1);
+	assert_int_equal(marker.exit_code, 1);
+	assert_string_equal(marker.message, "not run: a did not succeed");
+	exec_marker_release(&marker);
+
+	/* Each of these is malformed: a failed job, never a running or a good one. */
+	const char *bad[] = {
+		"cpipe-marker 2\nexit 0\n",                  /* unknown version */
+		"cpipe-marker 1\nstart_ns 1\n",              /* no exit line */
+		"cpipe-marker 1\nexit -1\n",                 /* negative exit */
+		"cpipe-marker 1\nexit 0\nstart_ns 12x\n",    /* not a number */
+		"cpipe-marker 1\nexit 0\noutput 1 42\n",     /* signature cut short */
+		"cpipe-marker 1\nexit 0\noutput 0 42 1.0\n", /* missing file with a signature */
+		"cpipe-marker 1\nexit 0\noutput 1 4 1.1234567890\n", /* more than ns precision */
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path.buf, "bad.marker", bad[i], 0644);
+		assert_int_equal(exec_marker_read(dir, "bad", &marker, &err), -1);
+		assert_non_null(strstr(err.message, "malformed job marker"));
+		cp_err_release(&err);
+	}
+	strbuf_release(&path);
+}
+
+static void test_submission_record(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct exec_submission sub = EXEC_SUBMISSION_INIT, back;
+	sub.kind = EXEC_CLUSTER_SLURM;
+	sub.job = "1234";
+	sub.task = 17;
+	sub.log_path = ".cpipe/logs/a\nb\\c.log";
+	sub.note = "definition 00ff";
+	sub.submitted_ns = 99;
+	assert_int_equal(exec_submission_write(dir, "job", &sub, &err), 0);
+	assert_int_equal(exec_submission_read(dir, "job", &back, &err), 1);
+	assert_int_equal(back.kind, EXEC_CLUSTER_SLURM);
+	assert_string_equal(back.job, "1234");
+	assert_int_equal(back.task, 17);
+	assert_string_equal(back.log_path, ".cpipe/logs/a\nb\\c.log");
+	assert_string_equal(back.note, "definition 00ff");
+	assert_int_equal(back.submitted_ns, 99);
+	struct strbuf id = STRBUF_INIT;
+	exec_submission_cluster_id(&back, &id);
+	assert_string_equal(id.buf, "1234_17");
+	strbuf_release(&id);
+	exec_submission_release(&back);
+	exec_submission_remove(dir, "job");
+	assert_int_equal(exec_submission_read(dir, "job", &back, &err), 0);
+
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	write_file(path.buf, "bad.submitted", "cpipe-submitted 1\nbackend pbs\njob 5\n", 0644);
+	assert_int_equal(exec_submission_read(dir, "bad", &back, &err), -1);
+	assert_non_null(strstr(err.message, "malformed submission record"));
+	cp_err_release(&err);
+	strbuf_release(&path);
+}
+
+/* ---- questions to the scheduler's configuration ------------------------------ */
+
+/* PATH = `dir` and the system's directories; restored by restore_path. */
+static char *saved_path;
+
+static void path_first(const char *dir)
+{
+	saved_path = xstrdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	char *path = xasprintf("%s:%s", dir, saved_path);
+	setenv("PATH", path, 1);
+	free(path);
+}
+
+static void path_only(const char *dir)
+{
+	saved_path = xstrdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	setenv("PATH", dir, 1);
+}
+
+static void restore_path(void)
+{
+	setenv("PATH", saved_path, 1);
+	free(saved_path);
+}
+
+static void test_array_limit(void **state)
+{
+	const char *dir = *state;
+	path_first(dir);
+	write_file(dir, "scontrol", "#!/bin/sh\necho 'MailProg                = /bin/true'\n"
+				    "echo 'MaxArraySize            = 1001'\necho 'MaxJobCount = 100000'\n", 0755);
+	assert_int_equal(exec_cluster_array_limit(EXEC_CLUSTER_SLURM), 1000);
+	write_file(dir, "scontrol", "#!/bin/sh\necho 'MaxArraySize            = 0'\n", 0755);
+	assert_int_equal(exec_cluster_array_limit(EXEC_CLUSTER_SLURM), 0);
+	/* Unanswered: SLURM's default. */
+	write_file(dir, "scontrol", "#!/bin/sh\necho 'slurm_load_ctl_conf error' >&2; exit 1\n", 0755);
+	assert_int_equal(exec_cluster_array_limit(EXEC_CLUSTER_SLURM), 1000);
+	write_file(dir, "qconf", "#!/bin/sh\nprintf 'max_u_jobs                   0\\nmax_aj_tasks                 75000\\n'\n",
+		   0755);
+	assert_int_equal(exec_cluster_array_limit(EXEC_CLUSTER_SGE), 75000);
+	write_file(dir, "qconf", "#!/bin/sh\nprintf 'max_aj_tasks 0\\n'\n", 0755);
+	assert_true(exec_cluster_array_limit(EXEC_CLUSTER_SGE) == SIZE_MAX);
+	restore_path();
+	/* fsl_sub asks the scheduler under it; with none on PATH there is no limit. */
+	path_only(dir);
+	assert_true(exec_cluster_array_limit(EXEC_CLUSTER_FSL_SUB) == SIZE_MAX);
+	write_file(dir, "squeue", "#!/bin/sh\nexit 0\n", 0755);
+	write_file(dir, "scontrol", "#!/bin/sh\necho 'MaxArraySize = 501'\n", 0755);
+	assert_int_equal(exec_cluster_array_limit(EXEC_CLUSTER_FSL_SUB), 500);
+	restore_path();
+}
+
+static void test_choose_auto(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	enum exec_cluster_kind kind;
+	path_only(dir);
+	/* fsl_sub without queues would run everything here, one job at a time: sbatch is chosen. */
+	write_file(dir, "fsl_sub", "#!/bin/sh\n[ \"$1\" = --has_queues ] && { echo No; exit 1; }\nexit 2\n", 0755);
+	write_file(dir, "sbatch", "#!/bin/sh\nexit 0\n", 0755);
+	assert_int_equal(exec_cluster_choose("auto", &kind, &err), 0);
+	assert_int_equal(kind, EXEC_CLUSTER_SLURM);
+	/* Asked for by name, it is used anyway. */
+	assert_int_equal(exec_cluster_choose("fsl_sub", &kind, &err), 0);
+	assert_int_equal(kind, EXEC_CLUSTER_FSL_SUB);
+	/* With queues, fsl_sub comes first. */
+	write_file(dir, "fsl_sub", "#!/bin/sh\n[ \"$1\" = --has_queues ] && { echo Yes; exit 0; }\nexit 2\n", 0755);
+	assert_int_equal(exec_cluster_choose(NULL, &kind, &err), 0);
+	assert_int_equal(kind, EXEC_CLUSTER_FSL_SUB);
+	/* Only fsl_sub, without queues: say why nothing is chosen. */
+	write_file(dir, "fsl_sub", "#!/bin/sh\nexit 1\n", 0755);
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, "sbatch", &path);
+	unlink(path.buf);
+	strbuf_release(&path);
+	assert_int_equal(exec_cluster_choose("auto", &kind, &err), -1);
+	assert_non_null(strstr(err.message, "has no queues configured"));
+	cp_err_release(&err);
+	assert_int_equal(exec_cluster_choose("pbs", &kind, &err), -1);
+	assert_non_null(strstr(err.message, "unknown --submit backend 'pbs'"));
+	cp_err_release(&err);
+	restore_path();
+}
+
+static void test_cancel_status(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct exec_submission slurm = EXEC_SUBMISSION_INIT, sge = EXEC_SUBMISSION_INIT;
+	slurm.kind = EXEC_CLUSTER_SLURM;
+	slurm.job = "12";
+	slurm.task = 3;
+	sge.kind = EXEC_CLUSTER_SGE;
+	sge.job = "40";
+	const struct exec_submission *subs[] = {&slurm};
+	path_only(dir);
+	/* The arguments are written where the test can read them: "12_3". */
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, "args", &path);
+	char *script = xasprintf("#!/bin/sh\necho \"$@\" >'%s'\n", path.buf);
+	write_file(dir, "scancel", script, 0755);
+	free(script);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), 0);
+	write_file(dir, "scancel", "#!/bin/sh\necho 'scancel: fatal: Unable to contact slurm controller' >&2\nexit 1\n", 0755);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), -1);
+	assert_non_null(strstr(err.message, "Unable to contact slurm controller"));
+	cp_err_release(&err);
+	/* qdel of a job that has ended: fine; any other complaint: not cancelled. */
+	subs[0] = &sge;
+	write_file(dir, "qdel", "#!/bin/sh\necho 'denied: job \"40\" does not exist' >&2\nexit 1\n", 0755);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), 0);
+	write_file(dir, "qdel", "#!/bin/sh\necho 'unable to contact qmaster' >&2\nexit 2\n", 0755);
+	assert_int_equal(exec_cluster_cancel(subs, 1, &err), -1);
+	cp_err_release(&err);
+	restore_path();
+	FILE *f = fopen(path.buf, "r");
+	assert_non_null(f);
+	char line[64] = "";
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	assert_string_equal(line, "12_3\n");
+	strbuf_release(&path);
+}
+
+/* exec_cluster_submit refuses, before writing anything, what fsl_sub cannot carry. */
+static void test_fsl_sub_refusals(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct strbuf root = STRBUF_INIT;
+	path_join(dir, "data root", &root);
+	assert_int_equal(exec_mkdir_p(root.buf, &err), 0);
+	struct exec_cluster_job job;
+	memset(&job, 0, sizeof(job));
+	job.id = "brain";
+	job.command = "true";
+	struct exec_cluster_options opt;
+	memset(&opt, 0, sizeof(opt));
+	opt.kind = EXEC_CLUSTER_FSL_SUB;
+	opt.cwd = root.buf;
+	assert_int_equal(exec_cluster_submit(&job, 1, &opt, NULL, &err), -1);
+	assert_non_null(strstr(err.message, "contains a space"));
+	assert_non_null(strstr(err.message, "--submit=slurm"));
+	cp_err_release(&err);
+	struct strbuf jobs_dir = STRBUF_INIT;
+	path_join(root.buf, EXEC_JOBS_DIR, &jobs_dir);
+	assert_int_equal(access(jobs_dir.buf, F_OK), -1);
+
+	unsetenv("CPIPE_FSL_SUB_PE");
+	opt.cwd = dir;
+	job.threads = 2;
+	assert_int_equal(exec_cluster_submit(&job, 1, &opt, NULL, &err), -1);
+	assert_non_null(strstr(err.message, "asks for 2 threads"));
+	cp_err_release(&err);
+	strbuf_release(&jobs_dir);
+	strbuf_release(&root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_slurm_argv),
+		cmocka_unit_test(test_sge_argv),
+		cmocka_unit_test(test_fsl_sub_argv),
+		cmocka_unit_test(test_parallel_env),
+		cmocka_unit_test(test_plan_chunks_keep_task_holds),
+		cmocka_unit_test(test_plan_partial_array_holds_tasks),
+		cmocka_unit_test_setup_teardown(test_marker_parsing, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_choose_auto, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, teardown_dir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
