@@ -493,10 +493,12 @@ static void pending_to_job(struct arena *arena, const struct pending_paths *p, s
 {
 	paths->count = p->count;
 	paths->items = arena_alloc(arena, (p->count + 1) * sizeof(*paths->items));
-	memcpy(paths->items, p->paths, p->count * sizeof(*paths->items));
+	if (p->count)
+		memcpy(paths->items, p->paths, p->count * sizeof(*paths->items));
 	paths->items[p->count] = NULL;
 	*optional = arena_alloc(arena, (p->count + 1) * sizeof(**optional));
-	memcpy(*optional, p->optional, p->count * sizeof(**optional));
+	if (p->count) /* an empty role may have no arrays at all: memcpy wants a pointer even for 0 bytes */
+		memcpy(*optional, p->optional, p->count * sizeof(**optional));
 }
 
 static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding, size_t *index_out);

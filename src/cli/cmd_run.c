@@ -61,7 +61,8 @@ static const char run_usage[] =
 	"\n"
 	"Exit status: 0 when every job succeeded, 1 when a job failed, 2 on a usage\n"
 	"or input error or a damaged state database, 3 when nothing failed but another\n"
-	"live run holds some of the jobs (they are left to it), 130 when interrupted.\n";
+	"live run or the cluster holds some of the jobs (they are left to it), 130 when\n"
+	"interrupted.\n";
 
 static const char plan_usage[] =
 	"usage: cpipe plan [TARGET ...] [options]\n"
@@ -722,27 +723,34 @@ static int claim_jobs(struct study *study, const struct decide_options *opt, str
 
 /* Jobs decided held (another live run is running them) are said so, as a refused claim is. */
 /*
- * Jobs another live run holds, and those waiting for them, in one line (each with -v): with
- * hundreds of subjects one line per job would say nothing more. Returns how many were left out.
+ * Jobs another live run or the cluster holds, and those waiting for them, in one line (each
+ * with -v): with hundreds of subjects one line per job would say nothing more. Returns how many
+ * were left out.
  */
-static size_t report_held(const struct study *study, const struct decision *decisions, bool verbose, bool quiet)
+static size_t report_held(const struct study *study, const struct cluster_view *view,
+			  const struct decision *decisions, bool verbose, bool quiet)
 {
 	size_t held = 0, blocked = 0;
 	struct strvec holders = STRVEC_INIT;
+	struct strbuf holder = STRBUF_INIT;
 	for (size_t i = 0; i < study->graph->count; i++) {
 		blocked += decisions[i].kind == DECISION_BLOCKED;
 		if (decisions[i].kind != DECISION_HELD)
 			continue;
 		held++;
-		const char *holder = decisions[i].detail && *decisions[i].detail ? decisions[i].detail : "another run";
-		if (strvec_find(&holders, holder) < 0)
-			strvec_push(&holders, holder);
-		if (verbose)
-			fprintf(stderr, "cpipe: not running %s: held by %s\n", study->graph->jobs[i].id, holder);
+		/* A cluster job's detail says where it is; another run's names its pid and host. */
+		bool on_cluster = view->in_flight && view->in_flight[i];
+		strbuf_reset(&holder);
+		strbuf_addf(&holder, "%s%s", on_cluster ? "" : "run ",
+			    decisions[i].detail && *decisions[i].detail ? decisions[i].detail : "unknown");
+		if (strvec_find(&holders, holder.buf) < 0)
+			strvec_push(&holders, holder.buf);
+		if (verbose && !on_cluster)
+			fprintf(stderr, "cpipe: not running %s: held by %s\n", study->graph->jobs[i].id, holder.buf);
 	}
 	if (held && !quiet) {
 		struct strbuf line = STRBUF_INIT;
-		strbuf_addf(&line, "cpipe: %zu job%s held by another live run (", held, held == 1 ? " is" : "s are");
+		strbuf_addf(&line, "cpipe: %zu job%s held (", held, held == 1 ? " is" : "s are");
 		for (size_t h = 0; h < holders.count && h < 3; h++)
 			strbuf_addf(&line, "%s%s", h ? "; " : "", holders.items[h]);
 		if (holders.count > 3)
@@ -751,9 +759,11 @@ static size_t report_held(const struct study *study, const struct decision *deci
 		if (blocked)
 			strbuf_addf(&line, " and %zu more wait%s for %s", blocked, blocked == 1 ? "s" : "",
 				    held == 1 ? "it" : "them");
-		fprintf(stderr, "%s; they are left to that run%s\n", line.buf, verbose ? "" : " (-v lists them)");
+		fprintf(stderr, "%s; they are left to %s%s\n", line.buf, holders.count == 1 ? "it" : "them",
+			verbose ? "" : " (-v lists them)");
 		strbuf_release(&line);
 	}
+	strbuf_release(&holder);
 	strvec_release(&holders);
 	return held + blocked;
 }
@@ -993,7 +1003,7 @@ int cmd_run(int argc, char **argv)
 	if (!opt.submit)
 		end_orphans(&study, &dead_runs, opt.quiet);
 	strvec_release(&dead_runs);
-	size_t to_run = 0, held = report_held(&study, decisions, opt.verbose, opt.quiet);
+	size_t to_run = 0, held = report_held(&study, &view, decisions, opt.verbose, opt.quiet);
 	for (size_t i = 0; i < study.graph->count; i++)
 		to_run += decisions[i].kind == DECISION_RUN;
 	if (!to_run) {
@@ -1005,7 +1015,7 @@ int cmd_run(int argc, char **argv)
 				study.graph->count - held, study.graph->count - held == 1 ? "" : "s",
 				study.graph->skipped.count);
 		else if (!opt.quiet && held)
-			fprintf(stderr, "cpipe: nothing else to do (%zu job%s up to date); run again when that run ends\n",
+			fprintf(stderr, "cpipe: nothing else to do (%zu job%s up to date); run again when they end\n",
 				study.graph->count - held, study.graph->count - held == 1 ? "" : "s");
 		else if (!opt.quiet)
 			fprintf(stderr, "cpipe: nothing to do (%zu job%s up to date)\n", study.graph->count - held,

@@ -14,7 +14,7 @@ recipes:
   - name: slow
     in: [raw]
     out: [slow_out]
-    run: "echo start {subject} >> ran.log; sleep 5; cp {raw} {slow_out}; echo end {subject} >> ran.log"
+    run: "echo start {subject} >> ran.log; sleep 29; cp {raw} {slow_out}; echo end {subject} >> ran.log"
 YAML
 mkdir sub-1 && echo one >sub-1/in.txt
 
@@ -32,11 +32,11 @@ done
 # The second run sees the live holder, does not run the job, says which run holds it and
 # exits 3 (nothing failed, the job is left to that run).
 expect_exit 3 cpipe run -j1
-expect_err_contains "cpipe: 1 job is held by another live run (pid $first on "
-expect_err_contains "; they are left to that run (-v lists them)"
-expect_err_contains "cpipe: nothing else to do (0 jobs up to date); run again when that run ends"
+expect_err_contains "cpipe: 1 job is held (run pid $first on "
+expect_err_contains "; they are left to it (-v lists them)"
+expect_err_contains "cpipe: nothing else to do (0 jobs up to date); run again when they end"
 expect_exit 3 cpipe run -j1 -v
-expect_err_contains "cpipe: not running slow[subject=1]: held by pid $first on "
+expect_err_contains "cpipe: not running slow[subject=1]: held by run pid $first on "
 [ "$(grep -c "start 1" ran.log)" -eq 1 ] || fail "the job ran twice"
 pass
 
@@ -64,7 +64,7 @@ while [ "$(grep -c "start 1" ran.log)" -lt 2 ]; do
 done
 kill -KILL $second
 wait $second 2>/dev/null
-pkill -f "sleep 5" 2>/dev/null
+pkill -f "sleep 29" 2>/dev/null
 expect_exit 0 cpipe status -v
 expect_out_contains "interrupted slow[subject=1]"
 done_testing

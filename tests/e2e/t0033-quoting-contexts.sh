@@ -44,14 +44,18 @@ recipes:
     run: printf '%s\n' "{subject}" > {all}
 YAML
 subjects="a b|it's|x\"y|\$(touch PWNED1)|\`touch PWNED2\`|z;touch PWNED3|back\\slash|new${nl}line;touch PWNED4|\"'\$(touch PWNED5)'\""
+# The names are split at '|' only for the loops: cpipe is called with the usual IFS, so that a
+# wrapper such as valgrind's command line is split into its words.
 old_ifs=$IFS
 IFS='|'
 for s in $subjects; do
 	mkdir -p "sub-$s"
 	printf 'T1 of %s\n' "$s" >"sub-$s/T1w.txt"
 done
+IFS=$old_ifs
 expect_exit 0 cpipe run -j2
 expect_err_contains "37 done, 0 failed"
+IFS='|'
 for s in $subjects; do
 	[ "$(cat "sub-$s/bare.txt")" = "$s${nl}sub-$s/T1w.txt" ] || fail "bare: '$s' gave $(cat "sub-$s/bare.txt")"
 	[ "$(cat "sub-$s/double.txt")" = "subject $s reads sub-$s/T1w.txt" ] || fail "double: '$s' gave $(cat "sub-$s/double.txt")"
