@@ -78,98 +78,29 @@ enum glob_root {
 
 /* ------------------------------------------------------------ field types */
 
-/* What a field matches and converts to, from its format spec (parse 1.19's table, §2.3). */
-enum field_kind {
-	FIELD_STRING,     /* lazy, at least one byte */
-	FIELD_WHITESPACE, /* ":s" is whitespace in parse, not Python's string */
-	FIELD_INT,        /* "d"/"n": sign, decimal digits or a 0x/0b/0o literal */
-	FIELD_INT_WIDTH,  /* "02d"/"2d": spaces, then at most `width` digits */
-	FIELD_BINARY,
-	FIELD_OCTAL,
-	FIELD_HEX,
-	FIELD_FIXED,    /* "f": a dot is required */
-	FIELD_EXPONENT, /* "e" */
-	FIELD_GENERAL,  /* "g": int, float, exponent, nan or inf */
-	FIELD_PERCENT,  /* "%": the value is divided by 100 */
-};
-
-struct field_type {
-	enum field_kind kind;
-	unsigned width;
-};
-
-static int field_type_from_spec(const char *spec, struct field_type *out, struct cp_err *err)
-{
-	out->kind = FIELD_STRING;
-	out->width = 0;
-	if (!spec || !*spec)
-		return 0;
-	/* The grammar template_format accepts: [0][width][.precision][type]. */
-	const char *s = spec;
-	if (*s == '0')
-		s++;
-	unsigned width = 0;
-	while (*s >= '0' && *s <= '9') {
-		if (width < 1000)
-			width = width * 10 + (unsigned)(*s - '0');
-		s++;
-	}
-	if (*s == '.') {
-		s++;
-		if (!(*s >= '0' && *s <= '9'))
-			goto bad;
-		while (*s >= '0' && *s <= '9')
-			s++;
-	}
-	char type = '\0';
-	if (*s && strchr("dnboxXfFeEgG%s", *s))
-		type = *s++;
-	if (*s || width >= 1000)
-		goto bad;
-	switch (type) {
-	case 'd':
-	case 'n':
-		out->kind = width ? FIELD_INT_WIDTH : FIELD_INT;
-		out->width = width;
-		break;
-	case 'b': out->kind = FIELD_BINARY; break;
-	case 'o': out->kind = FIELD_OCTAL; break;
-	case 'x':
-	case 'X': out->kind = FIELD_HEX; break;
-	case 'f':
-	case 'F': out->kind = FIELD_FIXED; break;
-	case 'e':
-	case 'E': out->kind = FIELD_EXPONENT; break;
-	case 'g':
-	case 'G': out->kind = FIELD_GENERAL; break;
-	case '%': out->kind = FIELD_PERCENT; break;
-	case 's': out->kind = FIELD_WHITESPACE; break;
-	default: break;
-	}
-	return 0;
-bad:
-	cp_err_set(err, NULL, 0, "unsupported format spec ':%s' (cpipe takes [0][width][.precision][type])", spec);
-	return -1;
-}
-
-static void add_field_regex(struct strbuf *re, const struct field_type *type)
+/* What a field matches, by its spec (the parse module's table: a width on d or n limits the digits). */
+static void add_field_regex(struct strbuf *re, const struct template_spec *type)
 {
 	switch (type->kind) {
-	case FIELD_STRING: strbuf_adds(re, "[^/]+?"); break;
-	case FIELD_WHITESPACE: strbuf_adds(re, "\\s+?"); break;
-	case FIELD_INT: strbuf_adds(re, "[-+ ]?(?:0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|[0-9]+)"); break;
-	case FIELD_INT_WIDTH: strbuf_addf(re, " *[0-9]{1,%u}", type->width); break;
-	case FIELD_BINARY: strbuf_adds(re, "(?:0[bB])?[01]+"); break;
-	case FIELD_OCTAL: strbuf_adds(re, "(?:0[oO])?[0-7]+"); break;
-	case FIELD_HEX: strbuf_adds(re, "(?:0[xX])?[0-9a-fA-F]+"); break;
-	case FIELD_FIXED: strbuf_adds(re, "[-+ ]?[0-9]*\\.[0-9]+"); break;
-	case FIELD_EXPONENT:
+	case TEMPLATE_KIND_STRING: strbuf_adds(re, "[^/]+?"); break;
+	case TEMPLATE_KIND_WHITESPACE: strbuf_adds(re, "\\s+?"); break;
+	case TEMPLATE_KIND_INT:
+		if (type->width)
+			strbuf_addf(re, " *[0-9]{1,%u}", type->width);
+		else
+			strbuf_adds(re, "[-+ ]?(?:0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|[0-9]+)");
+		break;
+	case TEMPLATE_KIND_BINARY: strbuf_adds(re, "(?:0[bB])?[01]+"); break;
+	case TEMPLATE_KIND_OCTAL: strbuf_adds(re, "(?:0[oO])?[0-7]+"); break;
+	case TEMPLATE_KIND_HEX: strbuf_adds(re, "(?:0[xX])?[0-9a-fA-F]+"); break;
+	case TEMPLATE_KIND_FIXED: strbuf_adds(re, "[-+ ]?[0-9]*\\.[0-9]+"); break;
+	case TEMPLATE_KIND_EXPONENT:
 		strbuf_adds(re, "[-+ ]?(?:(?:[0-9]*\\.[0-9]+|[0-9]+\\.?)[eE][-+]?[0-9]+|(?i:nan|inf))");
 		break;
-	case FIELD_GENERAL:
+	case TEMPLATE_KIND_GENERAL:
 		strbuf_adds(re, "[-+ ]?(?:(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][-+]?[0-9]+)?|(?i:nan|inf))");
 		break;
-	case FIELD_PERCENT: strbuf_adds(re, "[-+ ]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)%"); break;
+	case TEMPLATE_KIND_PERCENT: strbuf_adds(re, "[-+ ]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)%"); break;
 	}
 }
 
@@ -256,7 +187,7 @@ static void add_float_repr(struct strbuf *out, double value)
  * value's text points at `text` or at `repr`. False when the number does not
  * fit, which counts as no match.
  */
-static bool convert_field(const struct field_type *type, char *text, struct strbuf *repr, struct tree_value *out)
+static bool convert_field(const struct template_spec *type, char *text, struct strbuf *repr, struct tree_value *out)
 {
 	out->text = text;
 	out->type = TREE_VALUE_STRING;
@@ -264,14 +195,13 @@ static bool convert_field(const struct field_type *type, char *text, struct strb
 	out->real = 0.0;
 	int base = 0;
 	switch (type->kind) {
-	case FIELD_STRING:
-	case FIELD_WHITESPACE:
+	case TEMPLATE_KIND_STRING:
+	case TEMPLATE_KIND_WHITESPACE:
 		return true;
-	case FIELD_BINARY: base = 2; goto integer;
-	case FIELD_OCTAL: base = 8; goto integer;
-	case FIELD_HEX: base = 16; goto integer;
-	case FIELD_INT:
-	case FIELD_INT_WIDTH:
+	case TEMPLATE_KIND_BINARY: base = 2; goto integer;
+	case TEMPLATE_KIND_OCTAL: base = 8; goto integer;
+	case TEMPLATE_KIND_HEX: base = 16; goto integer;
+	case TEMPLATE_KIND_INT:
 	integer:
 		if (!parse_integer(text, base, &out->integer))
 			return false;
@@ -280,13 +210,13 @@ static bool convert_field(const struct field_type *type, char *text, struct strb
 		strbuf_addf(repr, "%lld", out->integer);
 		out->text = repr->buf;
 		return true;
-	case FIELD_FIXED:
-	case FIELD_EXPONENT:
-	case FIELD_GENERAL:
-	case FIELD_PERCENT: {
+	case TEMPLATE_KIND_FIXED:
+	case TEMPLATE_KIND_EXPONENT:
+	case TEMPLATE_KIND_GENERAL:
+	case TEMPLATE_KIND_PERCENT: {
 		char *end;
 		out->real = strtod(text, &end);
-		if (type->kind == FIELD_PERCENT)
+		if (type->kind == TEMPLATE_KIND_PERCENT)
 			out->real /= 100.0;
 		out->type = TREE_VALUE_FLOAT;
 		strbuf_reset(repr);
@@ -299,43 +229,6 @@ static bool convert_field(const struct field_type *type, char *text, struct strb
 }
 
 /* ---------------------------------------------------------------- values */
-
-/* Python int() of a pre-set string, for comparing it with an integer field. */
-static bool string_as_integer(const char *s, long long *out)
-{
-	struct strbuf digits = STRBUF_INIT;
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (*s == '+' || *s == '-')
-		strbuf_addch(&digits, *s++);
-	bool ok = *s >= '0' && *s <= '9';
-	while ((*s >= '0' && *s <= '9') || (*s == '_' && s[1] >= '0' && s[1] <= '9')) {
-		if (*s != '_')
-			strbuf_addch(&digits, *s);
-		s++;
-	}
-	while (*s == ' ' || *s == '\t')
-		s++;
-	ok = ok && !*s && parse_integer(digits.buf, 10, out);
-	strbuf_release(&digits);
-	return ok;
-}
-
-static bool string_as_real(const char *s, double *out)
-{
-	char *end;
-	*out = strtod(s, &end);
-	if (end == s)
-		return false;
-	while (*end == ' ' || *end == '\t')
-		end++;
-	return !*end;
-}
-
-static double value_number(const struct tree_value *value)
-{
-	return value->type == TREE_VALUE_INT ? (double)value->integer : value->real;
-}
 
 /*
  * Whether a captured value equals a pre-set one. file-tree compares Python
@@ -353,15 +246,15 @@ static bool values_equal(const struct tree_value *a, const struct tree_value *b)
 	if (a->type == TREE_VALUE_INT && b->type == TREE_VALUE_INT)
 		return a->integer == b->integer;
 	if (a->type != TREE_VALUE_STRING && b->type != TREE_VALUE_STRING)
-		return value_number(a) == value_number(b);
+		return tree_value_number(a) == tree_value_number(b);
 	const struct tree_value *number = a->type == TREE_VALUE_STRING ? b : a;
 	const char *text = a->type == TREE_VALUE_STRING ? a->text : b->text;
 	if (number->type == TREE_VALUE_INT) {
 		long long integer;
-		return string_as_integer(text, &integer) && integer == number->integer;
+		return template_parse_int(text, &integer) && integer == number->integer;
 	}
 	double real;
-	return string_as_real(text, &real) && real == number->real;
+	return template_parse_float(text, &real) && real == number->real;
 }
 
 /* A key telling distinct values apart: 1 (int) and "1" (string) are different values, as in Python. */
@@ -436,8 +329,8 @@ static int source_init(struct source *src, const char *text, struct cp_err *err)
 		if (part->kind != TEMPLATE_FIELD)
 			continue;
 		/* Every spec is checked here, not only those of occurrences a variant happens to capture with. */
-		struct field_type type;
-		if (field_type_from_spec(part->spec, &type, err) < 0) {
+		struct template_spec type;
+		if (template_parse_spec(part->spec, &type, err) < 0) {
 			cp_err_prefix(err, "template %s: placeholder '%s': ", text, part->text);
 			source_release(src);
 			return -1;
@@ -601,7 +494,7 @@ static void variant_build(struct variant *v, const struct source *src, const boo
 /* What building one pattern's regex learned about it. */
 struct emitted {
 	uint32_t *groups;          /* per source name: capture group number, 0 when absent */
-	struct field_type *types;  /* per source name: the type of its capturing occurrence */
+	struct template_spec *types;  /* per source name: the type of its capturing occurrence */
 	size_t *component_ends;    /* per component: offset in the regex just after it */
 	char **literals;           /* per component: its text when it is plain text, else NULL */
 	uint32_t group_count;
@@ -689,7 +582,7 @@ static int variant_regex(const struct variant *v, const struct source *src, unsi
 					strbuf_addf(re, "\\k<p%zu>", piece->name);
 					break;
 				}
-				if (field_type_from_spec(piece->spec, &e->types[piece->name], err) < 0) {
+				if (template_parse_spec(piece->spec, &e->types[piece->name], err) < 0) {
 					cp_err_prefix(err, "placeholder '%s': ", src->names.items[piece->name]);
 					strbuf_release(&literal);
 					return -1;
@@ -792,7 +685,7 @@ struct pattern {
 	size_t subset_group; /* job-wide id of (matcher, subset) */
 	pcre2_code *code;
 	uint32_t *groups;         /* per matcher name: capture group, 0 when absent (None) */
-	struct field_type *types; /* per matcher name */
+	struct template_spec *types; /* per matcher name */
 	size_t depth;             /* number of components */
 	char **literals;          /* per component: plain text, or NULL for a regex component */
 	size_t *classes;          /* per component: id of the regex prefix ending with it */
@@ -2084,13 +1977,7 @@ static int substitute_choice(const struct source *src, const struct expansion *e
 			rc = template_format(part->spec, value, out, err);
 			continue;
 		}
-		strbuf_addch(out, '{');
-		strbuf_adds(out, part->text);
-		if (part->spec) {
-			strbuf_addch(out, ':');
-			strbuf_adds(out, part->spec);
-		}
-		strbuf_addch(out, '}');
+		template_add_field(out, part->text, strlen(part->text), part->spec, part->spec ? strlen(part->spec) : 0);
 	}
 	if (open >= 0)
 		strbuf_addch(out, ']');

@@ -346,6 +346,20 @@ static void test_preset_filters(void **state)
 	assert_int_equal(binding(&study->result.files[0], "run")->type, TREE_VALUE_INT);
 }
 
+/* A pre-set string reads as a float as Python's float() would: "0x1p3" is no number, " 8" is 8.0. */
+static void test_preset_float(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"v-8.0.txt", "v-2.5.txt", NULL});
+	parse_tree(study, "v = 0x1p3, 2.5\nv-{v:f}.txt (v)\n");
+	glob_ok(study, (const char *const[]){"v", NULL});
+	assert_result(&study->result, "v v-2.5.txt v=2.5");
+	tree_free(study->tree);
+	parse_tree(study, "v = 8, 2.5\nv-{v:f}.txt (v)\n");
+	glob_ok(study, (const char *const[]){"v", NULL});
+	assert_result(&study->result, "v v-2.5.txt v=2.5\nv v-8.0.txt v=8.0");
+}
+
 /* A singular pre-set value is substituted into the template and reported for every file. */
 static void test_preset_singular(void **state)
 {
@@ -630,6 +644,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_repeated_placeholder, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_link, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_preset_filters, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_preset_float, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_preset_singular, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_multiple_keys, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_hidden, study_setup, study_teardown),
