@@ -250,6 +250,14 @@ void template_add_field(struct strbuf *out, const char *name, size_t name_len, c
 	strbuf_addch(out, '}');
 }
 
+void template_add_part(struct strbuf *out, const struct template_part *part)
+{
+	if (part->kind == TEMPLATE_FIELD)
+		template_add_field(out, part->text, strlen(part->text), part->spec, part->spec ? strlen(part->spec) : 0);
+	else
+		strbuf_adds(out, part->text);
+}
+
 /* ------------------------------------------------------------- format specs */
 
 static enum template_field_kind kind_of_type(char type)
@@ -500,10 +508,7 @@ void template_to_string(const struct template *tmpl, struct strbuf *out)
 				strbuf_addch(out, '[');
 			open = p->optional;
 		}
-		if (p->kind == TEMPLATE_FIELD)
-			template_add_field(out, p->text, strlen(p->text), p->spec, p->spec ? strlen(p->spec) : 0);
-		else
-			strbuf_adds(out, p->text);
+		template_add_part(out, p);
 	}
 	if (open >= 0)
 		strbuf_addch(out, ']');

@@ -1,6 +1,6 @@
 /*
- * tree: the file-tree `.tree` format. See man/cpipe-tree.5 for the format as
- * users see it and /work/shared/spec/file-tree.md for the reference behaviour.
+ * tree: the file-tree `.tree` format, as cpipe-tree(5) (man/cpipe-tree.5)
+ * describes it section by section.
  *
  * Parsing is line by line (file-tree's own model): each line finds its parent
  * through a stack of (indent, node) pairs, then is classified as a sub-tree,
@@ -9,7 +9,8 @@
  *
  * Filling substitutes singular values into the template text and re-parses
  * the result until nothing changes, so a value may itself hold placeholders
- * and optional groups; then unfilled optional groups are dropped.
+ * and optional groups; then unfilled optional groups are dropped
+ * (cpipe-tree(5), FILLING A TEMPLATE).
  */
 #include "cpipe/tree.h"
 
@@ -737,7 +738,7 @@ static int tree_fail_indent(struct tree_parser *parser, size_t indent)
 	return rc;
 }
 
-/* §1.2: the parent of a line with this indent (template index, 0 for the top level). */
+/* cpipe-tree(5), NESTING: the parent of a line with this indent (template index, 0 for the top level). */
 static int tree_find_parent(struct tree_parser *parser, size_t indent, long *parent)
 {
 	if (!parser->stack_count) {

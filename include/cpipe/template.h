@@ -109,6 +109,8 @@ void template_to_string(const struct template *tmpl, struct strbuf *out);
 
 /* Append one field as template text: "{name}", or "{name:spec}" when `spec` is not NULL. */
 void template_add_field(struct strbuf *out, const char *name, size_t name_len, const char *spec, size_t spec_len);
+/* Append one part as template text (a field as template_add_field writes it), without its group's brackets. */
+void template_add_part(struct strbuf *out, const struct template_part *part);
 
 /*
  * Called for every field of a scanned template; appends what replaces it to

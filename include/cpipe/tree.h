@@ -143,7 +143,7 @@ int tree_fill_template(const struct tree *tree, const char *template_text, const
 
 /*
  * Substitute singular values into `template_text` without dropping anything
- * still unfilled (file-tree's step 2 of update_glob; filled values are
+ * still unfilled (step 3 of cpipe-tree(5), GLOBBING; filled values are
  * re-parsed as templates). The result is still a template.
  */
 int tree_substitute_singular(const struct tree *tree, const char *template_text, struct strbuf *out,

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the glob module: file-tree's update_glob rules (spec §2.2),
+ * Unit tests for the glob module: file-tree's update_glob rules (cpipe-tree(5), GLOBBING),
  * one fresh temporary study per test, plus glob_match_path and
  * glob_template_regex on their own.
  */
@@ -181,7 +181,7 @@ static const struct tree_value *binding(const struct glob_file *file, const char
 
 /* ------------------------------------------------------------ update_glob */
 
-/* §2.2 "Results are Cartesian unless linked": optional directory levels give None. */
+/* Values are collected per placeholder, not per file (GLOBBING step 10): optional directory levels give None. */
 static void test_optional_directory(void **state)
 {
 	struct study *study = *state;
@@ -208,7 +208,7 @@ static void test_optional_top_directory(void **state)
 	assert_result(&study->result, "f f.txt B=None\nf ses-2/f.txt B=2");
 }
 
-/* §2.3: {x:02d} takes at most two digits and gives ints; {x:d} takes a sign; {x:f} needs a dot. */
+/* GLOBBING step 6: {x:02d} takes at most two digits and gives ints; {x:d} takes a sign; {x:f} needs a dot. */
 static void test_typed_fields(void **state)
 {
 	struct study *study = *state;
@@ -234,7 +234,7 @@ static void test_typed_fields(void **state)
 				      "run run-7.nii run=7");
 }
 
-/* §2.2 "Ambiguity" with all_parses: every successful parse is kept; fields are lazy and need one character. */
+/* GLOBBING steps 5 and 9 with all_parses: every successful parse is kept; fields are lazy and need one character. */
 static void test_ambiguity(void **state)
 {
 	struct study *study = *state;
@@ -289,7 +289,7 @@ static void test_one_parse_per_file(void **state)
 	glob_result_release(&matches);
 }
 
-/* §2.2 step 5: a placeholder written twice must capture the same text. */
+/* GLOBBING step 5: a placeholder written twice must capture the same text. */
 static void test_repeated_placeholder(void **state)
 {
 	struct study *study = *state;
@@ -301,7 +301,7 @@ static void test_repeated_placeholder(void **state)
 	assert_result(&study->result, "same x/x.txt a=x\nthrice y/y_y.txt b=y");
 }
 
-/* §2.2 step 9: links store the observed tuples, None first, overwriting earlier values. */
+/* GLOBBING step 11: links store the observed tuples, None first, overwriting earlier values. */
 static void test_link(void **state)
 {
 	struct study *study = *state;
@@ -328,7 +328,7 @@ static void test_link(void **state)
 	cp_err_release(&err);
 }
 
-/* §2.2 step 7: pre-set values filter matches and are never changed. */
+/* GLOBBING steps 8 and 10: pre-set values filter matches and are never changed. */
 static void test_preset_filters(void **state)
 {
 	struct study *study = *state;
@@ -374,7 +374,7 @@ static void test_preset_singular(void **state)
 				      "f sub-1/ses-b/f session=b subject=1");
 }
 
-/* §2.2 step 8: several keys union their values before sorting. */
+/* GLOBBING step 10: several keys union their values before sorting. */
 static void test_multiple_keys(void **state)
 {
 	struct study *study = *state;
@@ -387,7 +387,7 @@ static void test_multiple_keys(void **state)
 	assert_result(&study->result, "a a-1.txt x=1\nb b-2-q.txt x=2 y=q");
 }
 
-/* §2.2 "Filesystem": glob skips hidden entries unless the template spells the dot. */
+/* GLOBBING step 5: glob skips hidden entries unless the template spells the dot. */
 static void test_hidden(void **state)
 {
 	struct study *study = *state;
@@ -399,7 +399,7 @@ static void test_hidden(void **state)
 	assert_values(study->tree, "file", "y");
 }
 
-/* §2.2 step 5: a capture never holds '/', so a field stays within one path component. */
+/* GLOBBING step 5: a capture never holds '/', so a field stays within one path component. */
 static void test_no_slash_in_capture(void **state)
 {
 	struct study *study = *state;
@@ -411,7 +411,7 @@ static void test_no_slash_in_capture(void **state)
 	assert_int_equal(study->result.count, 1);
 }
 
-/* §2.1/§2.2: '*' matches nothing first, '?' exactly one character; their text is not kept. */
+/* GLOBBING step 5: '*' matches nothing first, '?' exactly one character; their text is not kept. */
 static void test_wildcards(void **state)
 {
 	struct study *study = *state;
@@ -429,7 +429,7 @@ static void test_wildcards(void **state)
 	glob_result_release(&matches);
 }
 
-/* §2.2 "Filesystem": files and directories are not told apart. */
+/* GLOBBING step 7: files and directories are not told apart. */
 static void test_files_and_directories(void **state)
 {
 	struct study *study = *state;
@@ -467,7 +467,7 @@ static void test_errors(void **state)
 	cp_err_release(&err);
 }
 
-/* §2.2 step 3: list values holding '/' are substituted one by one instead of captured. */
+/* GLOBBING step 4: list values holding '/' are substituted one by one instead of captured. */
 static void test_values_with_slash(void **state)
 {
 	struct study *study = *state;
