@@ -1,7 +1,9 @@
 /*
- * glob: file-tree's update_glob. Turns templates into anchored PCRE2 patterns,
- * walks the data directory once (pruned by each template's literal prefix) and
- * extracts placeholder values from the files that exist. Knows nothing of recipes.
+ * glob: file-tree's update_glob, as cpipe-tree(5), GLOBBING describes it.
+ * Turns templates into anchored PCRE2 patterns, walks the data directory once
+ * (pruned by each template's literal prefix) and extracts placeholder values
+ * from the files that exist. Knows nothing of recipes. The module spreads over
+ * src/glob.c and src/glob_*.c, which share the private src/glob_int.h.
  */
 #ifndef CPIPE_GLOB_H
 #define CPIPE_GLOB_H

@@ -1,8 +1,11 @@
 /*
- * template: one file-tree template string ("sub-{subject}[_ses-{session}]/T1w.nii.gz")
- * split into literal text, placeholder fields, optional groups and wildcards,
- * and Python-style formatting of typed fields ("{run:02d}"). Shared by the
- * tree module (filling) and the glob module (matching); knows nothing of either.
+ * template: the one home of the template grammar (cpipe-tree(5), TEMPLATE
+ * SYNTAX). A file-tree template string ("sub-{subject}[_ses-{session}]/T1w.nii.gz")
+ * split into literal text, placeholder fields, optional groups and wildcards;
+ * a scan handing each field to a callback; format specs ("{run:02d}") and the
+ * kind of value each gives; Python's int() and float(); Python-style
+ * formatting. Shared by the tree module (filling) and the glob module
+ * (matching); knows nothing of either.
  */
 #ifndef CPIPE_TEMPLATE_H
 #define CPIPE_TEMPLATE_H
