@@ -817,22 +817,16 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 		strvec_push_owned(&b->graph->skipped, strbuf_detach(&message));
 		return ADD_SKIPPED;
 	}
-	if (b->in_product) {
-		const struct strvec names = info->iterating;
+	/* The ways round it are the command line's to name. */
+	if (b->in_product)
 		strbuf_adds(&message, " (the recipe iterates over every combination of the placeholders' values, as "
 				      "product: asks; drop product: to make jobs only for the files that exist");
-		if (names.count > 1) {
-			strbuf_adds(&message, ", or link the placeholders that go together: --link ");
-			for (size_t i = 0; i < names.count; i++)
-				strbuf_addf(&message, "%s%s", i ? "," : "", names.items[i]);
-			strbuf_adds(&message, " or link: [[");
-			for (size_t i = 0; i < names.count; i++)
-				strbuf_addf(&message, "%s%s", i ? ", " : "", names.items[i]);
-			strbuf_adds(&message, "]]");
-		}
-		strbuf_adds(&message, "; --skip-missing leaves such jobs out)");
-	} else {
-		strbuf_adds(&message, " (use --skip-missing to leave such jobs out)");
+	struct graph_missing_input *missing = b->request->missing;
+	if (missing) {
+		missing->found = true;
+		missing->in_product = b->in_product;
+		for (size_t i = 0; i < info->iterating.count; i++)
+			strvec_push(&missing->names, info->iterating.items[i]);
 	}
 	cp_err_set(b->err, NULL, 0, "%s", message.buf);
 	strbuf_release(&message);
