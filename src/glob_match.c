@@ -333,7 +333,7 @@ static void note_tie(struct worker *w, const struct glob_file *kept, const struc
 	describe_bindings(kept, &message);
 	strbuf_adds(&message, " or as ");
 	describe_bindings(other, &message);
-	strbuf_adds(&message, "; cpipe kept the first (cpipe glob --all-parses lists every reading)");
+	strbuf_adds(&message, "; cpipe kept the first");
 	if (at < 0) {
 		strvec_push(&w->tie_keys, key);
 		strvec_push(&w->tie_paths, kept->path);

@@ -35,7 +35,8 @@ struct glob_result {
 	size_t count;
 	size_t cap;
 	struct arena storage; /* private: the files' strings and bindings; freed by glob_result_release */
-	struct strvec warnings; /* one line per key with a file read two ways equally well (for the CLI) */
+	struct strvec warnings; /* one line per key with a file read two ways equally well (for the CLI,
+	                           which says how to see every reading) */
 };
 #define GLOB_RESULT_INIT {NULL, 0, 0, ARENA_INIT, STRVEC_INIT}
 

@@ -402,8 +402,7 @@ int study_load(struct study_options *opt, struct study *study)
 	}
 	if (built < 0)
 		goto fail;
-	for (size_t i = 0; i < study->globbed.warnings.count; i++)
-		fprintf(stderr, "cpipe: warning: %s\n", study->globbed.warnings.items[i]);
+	cli_print_glob_warnings("cpipe", &study->globbed);
 	for (size_t i = 0; i < study->graph->warnings.count; i++)
 		fprintf(stderr, "cpipe: warning: %s\n", study->graph->warnings.items[i]);
 	for (size_t i = 0; i < study->graph->skipped.count; i++)
