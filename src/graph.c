@@ -1074,6 +1074,13 @@ static bool recipe_iterates_product(const struct builder *b, size_t r)
 	return b->set->recipes[r].product || !b->request->globbed;
 }
 
+/* The line just added to graph->skipped is about a group job. */
+static void note_group_skip(struct graph *graph, enum graph_group_skip_reason reason)
+{
+	ALLOC_GROW(graph->group_skips, graph->group_skip_count + 1, graph->group_skip_cap);
+	graph->group_skips[graph->group_skip_count++] = (struct graph_group_skip){graph->skipped.count - 1, reason};
+}
+
 /*
  * A batch job over a placeholder the command line narrowed would make a group
  * output from part of the study: left out (and said so) unless partial_group.
@@ -1087,10 +1094,10 @@ static bool group_narrowed(struct builder *b, const struct recipe *recipe, const
 		const char *filter = b->request->filter_text;
 		strvec_push_owned(&b->graph->skipped,
 				  xasprintf("%s: left out: it covers every %s, and the command line (%s) narrows %s "
-					    "to a subset; its output would silently cover part of the study (give "
-					    "--partial-group to make it from the subset)",
+					    "to a subset; its output would silently cover part of the study",
 					    id, recipe->batch.items[i], filter && *filter ? filter : "-p",
 					    recipe->batch.items[i]));
+		note_group_skip(b->graph, GRAPH_GROUP_NARROWED);
 		strmap_put(&b->skipped, id, 0);
 		return true;
 	}
@@ -1167,11 +1174,11 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	b->stack.count--;
 	free(b->stack.items[b->stack.count]);
 	/* A group job never quietly disappears with a missing input: it is listed too. */
-	if (rc == ADD_SKIPPED && recipe->batch.count)
+	if (rc == ADD_SKIPPED && recipe->batch.count) {
 		strvec_push_owned(&b->graph->skipped,
-				  xasprintf("%s: left out: some of its inputs are missing (see above); give "
-					    "--partial-group to make it from the inputs that exist",
-					    f->id.buf));
+				  xasprintf("%s: left out: some of its inputs are missing (see above)", f->id.buf));
+		note_group_skip(b->graph, GRAPH_GROUP_INPUTS_MISSING);
+	}
 	if (rc == ADD_SKIPPED)
 		strmap_put(&b->skipped, f->id.buf, 0);
 	if (rc == ADD_OK)
@@ -1436,6 +1443,7 @@ void graph_free(struct graph *graph)
 		free(graph->definitions[r]);
 	free(graph->definitions);
 	strvec_release(&graph->skipped);
+	free(graph->group_skips);
 	strvec_release(&graph->left_out);
 	strvec_release(&graph->warnings);
 	strmap_release(&graph->by_output);

@@ -45,6 +45,17 @@ struct graph_job {
 	size_t dep_count;
 };
 
+/* Why a line of graph.skipped left a group (batch) job out: the CLI says how to make it anyway. */
+enum graph_group_skip_reason {
+	GRAPH_GROUP_NARROWED,         /* the command line narrowed a placeholder it covers */
+	GRAPH_GROUP_INPUTS_MISSING,   /* some of its inputs are missing (skip_missing) */
+};
+
+struct graph_group_skip {
+	size_t line; /* index into graph.skipped */
+	enum graph_group_skip_reason reason;
+};
+
 struct graph {
 	struct graph_job *jobs; /* dependencies first */
 	size_t count;
@@ -53,6 +64,8 @@ struct graph {
 	char **definitions;     /* per recipe: its definition text, shared by its jobs */
 	size_t definition_count;
 	struct strvec skipped;  /* one line per requested job left out and why (skip_missing, a narrowed group) */
+	struct graph_group_skip *group_skips; /* the lines of `skipped` about group jobs (they name no flag) */
+	size_t group_skip_count, group_skip_cap;
 	struct strvec left_out; /* one line per combination of a recipe's inputs that makes no job, and why */
 	struct strvec warnings; /* e.g. a requested key with nothing to make because no raw file exists */
 	struct strmap by_output; /* output path -> job index (keys borrowed from the jobs) */

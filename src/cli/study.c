@@ -265,6 +265,20 @@ static int check_tree_exists(const struct recipe_set *recipes, const char *file,
 }
 
 /* The command line's placeholder values: the names the graph treats as narrowed, and their text for messages. */
+/* How to make the group jobs the graph left out anyway, added to their lines (which name no flag). */
+static void add_partial_group_hints(struct graph *graph)
+{
+	for (size_t i = 0; i < graph->group_skip_count; i++) {
+		char **line = &graph->skipped.items[graph->group_skips[i].line];
+		char *hinted = xasprintf(graph->group_skips[i].reason == GRAPH_GROUP_NARROWED
+						 ? "%s (give --partial-group to make it from the subset)"
+						 : "%s; give --partial-group to make it from the inputs that exist",
+					 *line);
+		free(*line);
+		*line = hinted;
+	}
+}
+
 /* The command-line ways round a missing raw input, added to graph_build's message (which names no flag). */
 static void add_missing_input_hint(const struct graph_missing_input *missing, struct cp_err *err)
 {
@@ -384,6 +398,8 @@ int study_load(struct study_options *opt, struct study *study)
 	if (built < 0 && missing.found)
 		add_missing_input_hint(&missing, &err);
 	strvec_release(&missing.names);
+	if (built == 0)
+		add_partial_group_hints(study->graph);
 	/* Listed and counted with the jobs the graph left out. */
 	for (size_t i = 0; built == 0 && i < preset_skipped.count; i++)
 		strvec_push(&study->graph->skipped, preset_skipped.items[i]);

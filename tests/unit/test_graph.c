@@ -281,11 +281,16 @@ static void test_narrowed_group_left_out(void **state)
 		assert_int_equal(job_index(fx->graph, "gather") >= 0, partial);
 		assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
 		assert_int_equal(fx->graph->skipped.count, !partial);
-		if (!partial)
+		/* The CLI adds how to make it anyway (--partial-group): the line is marked for it. */
+		assert_int_equal(fx->graph->group_skip_count, !partial);
+		if (!partial) {
 			assert_string_equal(fx->graph->skipped.items[0],
 					    "gather: left out: it covers every subject, and the command line "
 					    "(--subject 01) narrows subject to a subset; its output would silently "
-					    "cover part of the study (give --partial-group to make it from the subset)");
+					    "cover part of the study");
+			assert_int_equal(fx->graph->group_skips[0].line, 0);
+			assert_int_equal(fx->graph->group_skips[0].reason, GRAPH_GROUP_NARROWED);
+		}
 		graph_free(fx->graph);
 		fx->graph = NULL;
 	}
