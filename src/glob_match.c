@@ -174,7 +174,7 @@ static void collect_link(struct worker *w, const struct matcher *m)
 	const struct tree_value *row[64];
 	for (size_t g = 0; g < job->link_count; g++, members += job->links[g - 1].size) {
 		size_t size = job->links[g].size;
-		const struct tree_value **tuple = size <= 64 ? row : xcalloc(size, sizeof(*tuple));
+		const struct tree_value **tuple = size <= ARRAY_SIZE(row) ? row : xcalloc(size, sizeof(*tuple));
 		bool complete = true;
 		for (size_t k = 0; k < size && complete; k++) {
 			complete = members[k] != SIZE_MAX;

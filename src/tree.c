@@ -928,21 +928,8 @@ static void tree_dirname(const char *path, struct strbuf *out)
 
 static int tree_read_file(const char *path, struct strbuf *out, struct cp_err *err)
 {
-	FILE *file = fopen(path, "rb");
-	if (!file) {
-		cp_err_set(err, path, 0, "cannot open tree file: %s", strerror(errno));
+	if (read_whole_file(path, out, err) < 0)
 		return -1;
-	}
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), file)) > 0)
-		strbuf_add(out, chunk, n);
-	int failed = ferror(file);
-	fclose(file);
-	if (failed) {
-		cp_err_set(err, path, 0, "cannot read tree file");
-		return -1;
-	}
 	const char *nul = memchr(out->buf, '\0', out->len);
 	if (nul) {
 		int line = 1;

@@ -307,10 +307,10 @@ static void test_spec_kind(void **state)
 	assert_int_equal(kind_of("5"), TEMPLATE_KIND_STRING);
 	assert_int_equal(kind_of("s"), TEMPLATE_KIND_WHITESPACE);
 	static const char *const ints[] = {"d", "02d", "n", "b", "o", "x", "X"};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(*ints); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
 		assert_true(template_kind_is_int(kind_of(ints[i])));
 	static const char *const floats[] = {"f", ".2f", "F", "e", "E", "g", "G", "%"};
-	for (size_t i = 0; i < sizeof(floats) / sizeof(*floats); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(floats); i++)
 		assert_true(template_kind_is_float(kind_of(floats[i])));
 	struct template_spec parsed;
 	struct cp_err err = CP_ERR_INIT;
