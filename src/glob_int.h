@@ -23,7 +23,7 @@ enum glob_root {
 	GLOB_ROOT_COUNT,
 };
 
-/* Past this many entries a directory's entries are shared out between threads. */
+/* Past this many entries a directory's entries are shared out between threads, at most this many. */
 #define GLOB_PARALLEL_MIN_ENTRIES 512
 #define GLOB_MAX_WORKERS 4
 
@@ -34,8 +34,8 @@ struct source {
 	struct template tmpl;
 	struct strvec names;         /* every field name, in order of first appearance */
 	size_t *part_name;           /* per part: index into names (fields only) */
-	size_t optional_name_count;  /* file-tree's O: names that appear only inside [...] */
-	uint64_t *group_mask;        /* per group: bits of the O names its fields use */
+	size_t optional_name_count;  /* the optional-only names (GLOBBING step 2): names[0 .. count) */
+	uint64_t *group_mask;        /* per group: bits of the optional-only names its fields use */
 	size_t star_count;           /* '*' wildcards in the whole template */
 };
 
@@ -78,7 +78,10 @@ typedef int (*pattern_fn)(void *data, const struct source *src, size_t subset_gr
 /* Parse `text` and check every field's spec; fails on a template past GLOB_MAX_VARIANT_BITS. */
 int glob_source_init(struct source *src, const char *text, struct cp_err *err);
 void glob_source_release(struct source *src);
-/* Expand `src` into its patterns. `only_subset` < 0 takes every subset of O, else just that one. */
+/*
+ * Expand `src` into its patterns. `only_subset` < 0 takes every subset of the
+ * optional-only names, else just that one.
+ */
 int glob_source_each_pattern(const struct source *src, long long only_subset, pattern_fn fn, void *data,
 			     struct cp_err *err);
 

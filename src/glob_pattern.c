@@ -58,7 +58,7 @@ int glob_source_init(struct source *src, const char *text, struct cp_err *err)
 		return -1;
 	struct strvec required = STRVEC_INIT, optional = STRVEC_INIT;
 	template_placeholders(&src->tmpl, &required, &optional);
-	/* O first, so that its names are bits 0..k-1 of a subset mask. */
+	/* Optional-only names first, so that they are bits 0..k-1 of a subset mask. */
 	for (size_t i = 0; i < optional.count; i++)
 		strvec_push(&src->names, optional.items[i]);
 	for (size_t i = 0; i < required.count; i++)
@@ -322,7 +322,10 @@ static int variant_regex(const struct variant *v, const struct source *src, unsi
 	return 0;
 }
 
-/* Expand `src` into its patterns. `only_subset` < 0 takes every subset of O, else just that one. */
+/*
+ * Expand `src` into its patterns. `only_subset` < 0 takes every subset of the
+ * optional-only names, else just that one.
+ */
 int glob_source_each_pattern(const struct source *src, long long only_subset, pattern_fn fn, void *data,
 			     struct cp_err *err)
 {
