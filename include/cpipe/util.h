@@ -190,16 +190,16 @@ void path_normalize(const char *path, struct strbuf *out);
 /* os.path.join(a, b): an absolute `b` replaces `a`. The result is not normalised. */
 void path_join(const char *a, const char *b, struct strbuf *out);
 
-/*
- * Append the whole content of the file at `path` to `out`. Fails (-1) with
- * `err` located at `path` ("cannot open file: ..." or "cannot read file: ...").
- */
-int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err);
-
 /* Edit distance between two strings, for "did you mean" suggestions. */
 size_t str_distance(const char *a, const char *b);
 
 /* Seconds on the monotonic clock (for durations; unrelated to the time of day). */
 double monotonic_seconds(void);
+
+/*
+ * Append the whole content of the file at `path` to `out`. Fails (-1) with
+ * `err` located at `path` ("cannot open file: ..." or "cannot read file: ...").
+ */
+int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err);
 
 #endif
