@@ -355,13 +355,7 @@ static int shout_field(void *data, const char *name, size_t name_len, const char
 		       struct strbuf *out, struct cp_err *err)
 {
 	(void)data, (void)err;
-	strbuf_addch(out, '<');
-	strbuf_add(out, name, name_len);
-	if (spec) {
-		strbuf_addch(out, '|');
-		strbuf_add(out, spec, spec_len);
-	}
-	strbuf_addch(out, '>');
+	strbuf_addf(out, "<%.*s%s%.*s>", (int)name_len, name, spec ? "|" : "", (int)spec_len, spec ? spec : "");
 	return 0;
 }
 
