@@ -819,22 +819,16 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 		strvec_push_owned(&b->graph->skipped, strbuf_detach(&message));
 		return ADD_SKIPPED;
 	}
-	if (b->in_product) {
-		const struct strvec names = info->iterating;
+	/* The ways round it are the command line's to name. */
+	if (b->in_product)
 		strbuf_adds(&message, " (the recipe iterates over every combination of the placeholders' values, as "
 				      "product: asks; drop product: to make jobs only for the files that exist");
-		if (names.count > 1) {
-			strbuf_adds(&message, ", or link the placeholders that go together: --link ");
-			for (size_t i = 0; i < names.count; i++)
-				strbuf_addf(&message, "%s%s", i ? "," : "", names.items[i]);
-			strbuf_adds(&message, " or link: [[");
-			for (size_t i = 0; i < names.count; i++)
-				strbuf_addf(&message, "%s%s", i ? ", " : "", names.items[i]);
-			strbuf_adds(&message, "]]");
-		}
-		strbuf_adds(&message, "; --skip-missing leaves such jobs out)");
-	} else {
-		strbuf_adds(&message, " (use --skip-missing to leave such jobs out)");
+	struct graph_missing_input *missing = b->request->missing;
+	if (missing) {
+		missing->found = true;
+		missing->in_product = b->in_product;
+		for (size_t i = 0; i < info->iterating.count; i++)
+			strvec_push(&missing->names, info->iterating.items[i]);
 	}
 	cp_err_set(b->err, NULL, 0, "%s", message.buf);
 	strbuf_release(&message);
@@ -1090,6 +1084,13 @@ static bool recipe_iterates_product(const struct builder *b, size_t r)
 	return b->set->recipes[r].product || !b->request->globbed;
 }
 
+/* The line just added to graph->skipped is about a group job. */
+static void note_group_skip(struct graph *graph, enum graph_group_skip_reason reason)
+{
+	ALLOC_GROW(graph->group_skips, graph->group_skip_count + 1, graph->group_skip_cap);
+	graph->group_skips[graph->group_skip_count++] = (struct graph_group_skip){graph->skipped.count - 1, reason};
+}
+
 /*
  * A batch job over a placeholder the command line narrowed would make a group
  * output from part of the study: left out (and said so) unless partial_group.
@@ -1103,10 +1104,10 @@ static bool group_narrowed(struct builder *b, const struct recipe *recipe, const
 		const char *filter = b->request->filter_text;
 		strvec_push_owned(&b->graph->skipped,
 				  xasprintf("%s: left out: it covers every %s, and the command line (%s) narrows %s "
-					    "to a subset; its output would silently cover part of the study (give "
-					    "--partial-group to make it from the subset)",
+					    "to a subset; its output would silently cover part of the study",
 					    id, recipe->batch.items[i], filter && *filter ? filter : "-p",
 					    recipe->batch.items[i]));
+		note_group_skip(b->graph, GRAPH_GROUP_NARROWED);
 		strmap_put(&b->skipped, id, 0);
 		return true;
 	}
@@ -1183,11 +1184,11 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	b->stack.count--;
 	free(b->stack.items[b->stack.count]);
 	/* A group job never quietly disappears with a missing input: it is listed too. */
-	if (rc == ADD_SKIPPED && recipe->batch.count)
+	if (rc == ADD_SKIPPED && recipe->batch.count) {
 		strvec_push_owned(&b->graph->skipped,
-				  xasprintf("%s: left out: some of its inputs are missing (see above); give "
-					    "--partial-group to make it from the inputs that exist",
-					    f->id.buf));
+				  xasprintf("%s: left out: some of its inputs are missing (see above)", f->id.buf));
+		note_group_skip(b->graph, GRAPH_GROUP_INPUTS_MISSING);
+	}
 	if (rc == ADD_SKIPPED)
 		strmap_put(&b->skipped, f->id.buf, 0);
 	if (rc == ADD_OK)
@@ -1452,6 +1453,7 @@ void graph_free(struct graph *graph)
 		free(graph->definitions[r]);
 	free(graph->definitions);
 	strvec_release(&graph->skipped);
+	free(graph->group_skips);
 	strvec_release(&graph->left_out);
 	strvec_release(&graph->warnings);
 	strmap_release(&graph->by_output);

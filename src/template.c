@@ -1,6 +1,7 @@
 #include "cpipe/template.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,93 +31,167 @@ static void push_part(struct template *t, enum template_part_kind kind, const ch
 	p->optional = optional;
 }
 
-/* Parse the text of one group (or of everything outside groups) for fields and wildcards. */
-static int parse_run(struct template *t, const char *s, size_t len, int optional, const char *whole,
+/* ------------------------------------------------------------------ scanning */
+
+/*
+ * The one reading of the template grammar: template_parse and
+ * template_scan_fields both see a template as this sequence of tokens.
+ */
+enum scan_token {
+	SCAN_TEXT,         /* bytes outside fields ('*' and '?' included) */
+	SCAN_FIELD,        /* {name} or {name:spec} */
+	SCAN_GROUP_OPEN,   /* the '[' of an optional group */
+	SCAN_GROUP_CLOSE,  /* its ']' */
+	SCAN_NESTED_GROUP, /* a group holds '[': from here on, the text is scanned outside any group */
+};
+
+struct scan_piece {
+	enum scan_token token;
+	const char *text; /* TEXT: the bytes; FIELD: the name; NESTED_GROUP: the rest of the template */
+	size_t len;
+	const char *spec; /* FIELD: after ':', or NULL */
+	size_t spec_len;
+};
+
+typedef int (*scan_fn)(void *data, const struct scan_piece *piece, struct cp_err *err);
+
+static int scan_emit(scan_fn fn, void *data, enum scan_token token, const char *text, size_t len,
 		     struct cp_err *err)
+{
+	struct scan_piece piece = {token, text, len, NULL, 0};
+	return fn(data, &piece, err);
+}
+
+/* Fields within one group's text (or within text outside groups); an unclosed '{' is text. */
+static int scan_run(const char *s, size_t len, scan_fn fn, void *data, struct cp_err *err)
 {
 	size_t i = 0;
 	while (i < len) {
-		char c = s[i];
-		if (c == '{') {
-			const char *close = memchr(s + i + 1, '}', len - i - 1);
-			if (close) {
-				const char *body = s + i + 1;
-				size_t body_len = (size_t)(close - body);
-				const char *colon = memchr(body, ':', body_len);
-				if (colon && memchr(colon + 1, ':', body_len - (size_t)(colon + 1 - body))) {
-					cp_err_set(err, NULL, 0, "too many ':' in placeholder '{%.*s}' of template %s",
-						   (int)body_len, body, whole);
-					return -1;
-				}
-				size_t name_len = colon ? (size_t)(colon - body) : body_len;
-				push_part(t, TEMPLATE_FIELD, body, name_len, colon ? colon + 1 : NULL,
-					  colon ? body_len - name_len - 1 : 0, optional);
-				i = (size_t)(close - s) + 1;
-				continue;
-			}
+		const char *open = memchr(s + i, '{', len - i);
+		const char *close = open ? memchr(open + 1, '}', len - (size_t)(open + 1 - s)) : NULL;
+		if (!close)
+			return scan_emit(fn, data, SCAN_TEXT, s + i, len - i, err);
+		if (open > s + i && scan_emit(fn, data, SCAN_TEXT, s + i, (size_t)(open - s) - i, err) < 0)
+			return -1;
+		const char *body = open + 1;
+		size_t body_len = (size_t)(close - body);
+		const char *colon = memchr(body, ':', body_len);
+		size_t name_len = colon ? (size_t)(colon - body) : body_len;
+		struct scan_piece field = {SCAN_FIELD, body, name_len, colon ? colon + 1 : NULL,
+					   colon ? body_len - name_len - 1 : 0};
+		if (fn(data, &field, err) < 0)
+			return -1;
+		i = (size_t)(close - s) + 1;
+	}
+	return 0;
+}
+
+/* Groups first ('[' up to the next ']'; an unclosed '[' is text), then fields inside each run. */
+static int scan(const char *text, scan_fn fn, void *data, struct cp_err *err)
+{
+	size_t len = strlen(text), start = 0, i = 0;
+	while (i < len) {
+		const char *open = memchr(text + i, '[', len - i);
+		const char *close = open ? memchr(open + 1, ']', len - (size_t)(open + 1 - text)) : NULL;
+		/* No ']' after this '[' means none after any later '[' either. */
+		if (!close)
+			break;
+		i = (size_t)(open - text);
+		size_t body = i + 1, body_len = (size_t)(close - text) - body;
+		if (memchr(text + body, '[', body_len)) {
+			if (scan_emit(fn, data, SCAN_NESTED_GROUP, text + start, len - start, err) < 0)
+				return -1;
+			break;
 		}
-		if (c == '*' || c == '?') {
-			push_part(t, c == '*' ? TEMPLATE_STAR : TEMPLATE_QUESTION, &s[i], 1, NULL, 0, optional);
-			i++;
-			continue;
+		if (scan_run(text + start, i - start, fn, data, err) < 0 ||
+		    scan_emit(fn, data, SCAN_GROUP_OPEN, text + i, 1, err) < 0 ||
+		    scan_run(text + body, body_len, fn, data, err) < 0 ||
+		    scan_emit(fn, data, SCAN_GROUP_CLOSE, close, 1, err) < 0)
+			return -1;
+		i = (size_t)(close - text) + 1;
+		start = i;
+	}
+	return scan_run(text + start, len - start, fn, data, err);
+}
+
+/* ------------------------------------------------------------------- parsing */
+
+struct parse_state {
+	const char *whole;     /* the template, for messages */
+	struct template *out;
+	struct template group; /* the parts of the open group, until its ']' */
+	bool in_group;
+	int group_count;       /* groups holding a field so far */
+};
+
+static void add_text(struct template *t, const char *s, size_t len, int optional)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '*' || s[i] == '?')
+			push_part(t, s[i] == '*' ? TEMPLATE_STAR : TEMPLATE_QUESTION, &s[i], 1, NULL, 0, optional);
+		else
+			push_part(t, TEMPLATE_LITERAL, &s[i], 1, NULL, 0, optional);
+	}
+}
+
+/* A group's parts join the template at its ']': a group without a placeholder is plain text. */
+static void close_group(struct parse_state *state)
+{
+	bool has_field = false;
+	for (size_t p = 0; p < state->group.count; p++)
+		has_field |= state->group.parts[p].kind == TEMPLATE_FIELD;
+	for (size_t p = 0; p < state->group.count; p++) {
+		const struct template_part *part = &state->group.parts[p];
+		push_part(state->out, part->kind, part->text, strlen(part->text), part->spec,
+			  part->spec ? strlen(part->spec) : 0, has_field ? state->group_count : -1);
+	}
+	template_release(&state->group);
+	if (has_field)
+		state->group_count++;
+	state->in_group = false;
+}
+
+static int parse_piece(void *data, const struct scan_piece *piece, struct cp_err *err)
+{
+	struct parse_state *state = data;
+	struct template *target = state->in_group ? &state->group : state->out;
+	int optional = state->in_group ? state->group_count : -1;
+	switch (piece->token) {
+	case SCAN_TEXT:
+		add_text(target, piece->text, piece->len, optional);
+		return 0;
+	case SCAN_FIELD:
+		if (piece->spec && memchr(piece->spec, ':', piece->spec_len)) {
+			cp_err_set(err, NULL, 0, "too many ':' in placeholder '{%.*s}' of template %s",
+				   (int)(piece->len + 1 + piece->spec_len), piece->text, state->whole);
+			return -1;
 		}
-		push_part(t, TEMPLATE_LITERAL, &s[i], 1, NULL, 0, optional);
-		i++;
+		push_part(target, TEMPLATE_FIELD, piece->text, piece->len, piece->spec, piece->spec_len, optional);
+		return 0;
+	case SCAN_GROUP_OPEN:
+		state->in_group = true;
+		return 0;
+	case SCAN_GROUP_CLOSE:
+		close_group(state);
+		return 0;
+	case SCAN_NESTED_GROUP:
+		cp_err_set(err, NULL, 0, "can not parse %s, because unmatching square brackets were found",
+			   state->whole);
+		return -1;
 	}
 	return 0;
 }
 
 int template_parse(const char *text, struct template *out, struct cp_err *err)
 {
-	size_t len = strlen(text);
-	size_t start = 0, i = 0;
-	int group = 0;
-	while (i < len) {
-		if (text[i] != '[') {
-			i++;
-			continue;
-		}
-		const char *close = memchr(text + i + 1, ']', len - i - 1);
-		if (!close) {
-			i++;
-			continue;
-		}
-		size_t body = i + 1, body_len = (size_t)(close - text) - body;
-		if (memchr(text + body, '[', body_len)) {
-			cp_err_set(err, NULL, 0,
-				   "can not parse %s, because unmatching square brackets were found", text);
-			template_release(out);
-			return -1;
-		}
-		if (parse_run(out, text + start, i - start, -1, text, err) < 0)
-			goto fail;
-		struct template group_parts = TEMPLATE_INIT;
-		if (parse_run(&group_parts, text + body, body_len, group, text, err) < 0) {
-			template_release(&group_parts);
-			goto fail;
-		}
-		bool has_field = false;
-		for (size_t p = 0; p < group_parts.count; p++)
-			has_field |= group_parts.parts[p].kind == TEMPLATE_FIELD;
-		/* A group without a placeholder is always kept, as plain text. */
-		for (size_t p = 0; p < group_parts.count; p++) {
-			const struct template_part *part = &group_parts.parts[p];
-			push_part(out, part->kind, part->text, strlen(part->text), part->spec,
-				  part->spec ? strlen(part->spec) : 0, has_field ? group : -1);
-		}
-		template_release(&group_parts);
-		if (has_field)
-			group++;
-		i = (size_t)(close - text) + 1;
-		start = i;
+	struct parse_state state = {text, out, TEMPLATE_INIT, false, 0};
+	if (scan(text, parse_piece, &state, err) < 0) {
+		template_release(&state.group);
+		template_release(out);
+		return -1;
 	}
-	if (parse_run(out, text + start, len - start, -1, text, err) < 0)
-		goto fail;
-	out->optional_count = (size_t)group;
+	out->optional_count = (size_t)state.group_count;
 	return 0;
-fail:
-	template_release(out);
-	return -1;
 }
 
 void template_release(struct template *tmpl)
@@ -131,104 +206,170 @@ void template_release(struct template *tmpl)
 	tmpl->optional_count = 0;
 }
 
-enum template_type template_spec_type(const char *spec)
+/* ----------------------------------------------------------------- rewriting */
+
+struct rewrite_state {
+	template_field_fn fn;
+	void *data;
+	struct strbuf *out;
+};
+
+static int rewrite_piece(void *data, const struct scan_piece *piece, struct cp_err *err)
 {
-	if (!spec || !*spec)
-		return TEMPLATE_TYPE_STRING;
-	switch (spec[strlen(spec) - 1]) {
-	case 'd': case 'n': case 'b': case 'o': case 'x': case 'X':
-		return TEMPLATE_TYPE_INT;
-	case 'f': case 'F': case 'e': case 'E': case 'g': case 'G': case '%':
-		return TEMPLATE_TYPE_FLOAT;
-	default:
-		return TEMPLATE_TYPE_STRING;
+	struct rewrite_state *state = data;
+	switch (piece->token) {
+	case SCAN_TEXT:
+	case SCAN_GROUP_OPEN:
+	case SCAN_GROUP_CLOSE:
+		strbuf_add(state->out, piece->text, piece->len);
+		return 0;
+	case SCAN_FIELD:
+		return state->fn(state->data, piece->text, piece->len, piece->spec, piece->spec_len, state->out, err);
+	case SCAN_NESTED_GROUP:
+		/* Its text comes next, as text and fields outside any group. */
+		return 0;
+	}
+	return 0;
+}
+
+int template_scan_fields(const char *text, template_field_fn fn, void *data, struct strbuf *out,
+			 struct cp_err *err)
+{
+	struct rewrite_state state = {fn, data, out};
+	return scan(text, rewrite_piece, &state, err);
+}
+
+void template_add_field(struct strbuf *out, const char *name, size_t name_len, const char *spec, size_t spec_len)
+{
+	strbuf_addch(out, '{');
+	strbuf_add(out, name, name_len);
+	if (spec) {
+		strbuf_addch(out, ':');
+		strbuf_add(out, spec, spec_len);
+	}
+	strbuf_addch(out, '}');
+}
+
+void template_add_part(struct strbuf *out, const struct template_part *part)
+{
+	if (part->kind == TEMPLATE_FIELD)
+		template_add_field(out, part->text, strlen(part->text), part->spec, part->spec ? strlen(part->spec) : 0);
+	else
+		strbuf_adds(out, part->text);
+}
+
+/* ------------------------------------------------------------- format specs */
+
+static enum template_field_kind kind_of_type(char type)
+{
+	switch (type) {
+	case 'd': case 'n': return TEMPLATE_KIND_INT;
+	case 'b': return TEMPLATE_KIND_BINARY;
+	case 'o': return TEMPLATE_KIND_OCTAL;
+	case 'x': case 'X': return TEMPLATE_KIND_HEX;
+	case 'f': case 'F': return TEMPLATE_KIND_FIXED;
+	case 'e': case 'E': return TEMPLATE_KIND_EXPONENT;
+	case 'g': case 'G': return TEMPLATE_KIND_GENERAL;
+	case '%': return TEMPLATE_KIND_PERCENT;
+	case 's': return TEMPLATE_KIND_WHITESPACE;
+	default: return TEMPLATE_KIND_STRING;
 	}
 }
 
-struct format_spec {
-	bool zero;
-	int width;
-	int precision; /* -1 when absent */
-	char type;     /* '\0' when absent */
-};
-
-static int parse_spec(const char *spec, struct format_spec *f, struct cp_err *err)
+bool template_kind_is_int(enum template_field_kind kind)
 {
-	const char *s = spec;
-	f->zero = false;
-	f->width = 0;
-	f->precision = -1;
-	f->type = '\0';
+	return kind >= TEMPLATE_KIND_INT && kind <= TEMPLATE_KIND_HEX;
+}
+
+bool template_kind_is_float(enum template_field_kind kind)
+{
+	return kind >= TEMPLATE_KIND_FIXED && kind <= TEMPLATE_KIND_PERCENT;
+}
+
+int template_parse_spec(const char *spec, struct template_spec *out, struct cp_err *err)
+{
+	const char *s = spec ? spec : "";
+	out->zero = false;
+	out->width = 0;
+	out->precision = -1;
+	out->type = '\0';
+	out->kind = TEMPLATE_KIND_STRING;
 	if (*s == '0') {
-		f->zero = true;
+		out->zero = true;
 		s++;
 	}
-	while (*s >= '0' && *s <= '9' && f->width < 1000)
-		f->width = f->width * 10 + (*s++ - '0');
+	while (*s >= '0' && *s <= '9' && out->width < 1000)
+		out->width = out->width * 10 + (unsigned)(*s++ - '0');
 	if (*s == '.') {
 		s++;
 		if (!(*s >= '0' && *s <= '9'))
 			goto bad;
-		f->precision = 0;
-		while (*s >= '0' && *s <= '9' && f->precision < 1000)
-			f->precision = f->precision * 10 + (*s++ - '0');
+		out->precision = 0;
+		while (*s >= '0' && *s <= '9' && out->precision < 1000)
+			out->precision = out->precision * 10 + (*s++ - '0');
 	}
 	if (*s && strchr("dnboxXfFeEgG%s", *s))
-		f->type = *s++;
-	if (*s || f->width >= 1000 || f->precision >= 1000)
+		out->type = *s++;
+	if (*s || out->width >= 1000 || out->precision >= 1000)
 		goto bad;
+	out->kind = kind_of_type(out->type);
 	return 0;
 bad:
 	cp_err_set(err, NULL, 0, "unsupported format spec ':%s' (cpipe takes [0][width][.precision][type])", spec);
 	return -1;
 }
 
-/* Python's int(): optional blanks and sign around decimal digits, '_' between digits. */
-static int parse_python_int(const char *value, long long *out)
+/* ------------------------------------------------------------------- numbers */
+
+static const char *skip_blanks(const char *s)
 {
-	char digits[64];
-	size_t n = 0;
-	const char *s = value;
 	while (*s == ' ' || *s == '\t')
 		s++;
+	return s;
+}
+
+bool template_parse_int(const char *text, long long *out)
+{
+	const char *s = skip_blanks(text);
+	bool negative = false;
 	if (*s == '+' || *s == '-')
-		digits[n++] = *s++;
+		negative = *s++ == '-';
 	if (!(*s >= '0' && *s <= '9'))
-		return -1;
+		return false;
+	/* Accumulate the magnitude unsigned: LLONG_MIN's does not fit a long long. */
+	unsigned long long limit = negative ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+	unsigned long long value = 0;
 	while ((*s >= '0' && *s <= '9') || (*s == '_' && s[1] >= '0' && s[1] <= '9')) {
 		if (*s != '_') {
-			if (n >= sizeof(digits) - 1)
-				return -1;
-			digits[n++] = *s;
+			unsigned digit = (unsigned)(*s - '0');
+			if (value > (limit - digit) / 10)
+				return false;
+			value = value * 10 + digit;
 		}
 		s++;
 	}
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (*s)
-		return -1;
-	digits[n] = '\0';
-	errno = 0;
-	*out = strtoll(digits, NULL, 10);
-	return errno ? -1 : 0;
+	if (*skip_blanks(s))
+		return false;
+	*out = negative ? (long long)(0ULL - value) : (long long)value;
+	return true;
 }
 
-static int parse_python_float(const char *value, double *out)
+bool template_parse_float(const char *text, double *out)
 {
 	char *end;
 	/* strtod also reads hex floats and "nan(...)", which Python's float() rejects. */
-	if (strpbrk(value, "xX("))
-		return -1;
+	if (strpbrk(text, "xX("))
+		return false;
 	errno = 0;
-	*out = strtod(value, &end);
-	if (end == value || errno)
-		return -1;
-	while (*end == ' ' || *end == '\t')
-		end++;
-	return *end ? -1 : 0;
+	*out = strtod(text, &end);
+	if (end == text || errno)
+		return false;
+	return !*skip_blanks(end);
 }
 
-static void add_padded(struct strbuf *out, const char *body, const struct format_spec *f, bool numeric)
+/* ---------------------------------------------------------------- formatting */
+
+static void add_padded(struct strbuf *out, const char *body, const struct template_spec *f, bool numeric)
 {
 	size_t len = strlen(body);
 	size_t width = (size_t)f->width;
@@ -273,18 +414,17 @@ static void format_binary(long long v, struct strbuf *out)
 
 int template_format(const char *spec, const char *value, struct strbuf *out, struct cp_err *err)
 {
-	struct format_spec f;
+	struct template_spec f;
 	if (!spec || !*spec) {
 		strbuf_adds(out, value);
 		return 0;
 	}
-	if (parse_spec(spec, &f, err) < 0)
+	if (template_parse_spec(spec, &f, err) < 0)
 		return -1;
-	enum template_type type = template_spec_type(spec);
 	struct strbuf body = STRBUF_INIT;
-	if (type == TEMPLATE_TYPE_INT) {
+	if (template_kind_is_int(f.kind)) {
 		long long v;
-		if (parse_python_int(value, &v) < 0) {
+		if (!template_parse_int(value, &v)) {
 			cp_err_set(err, NULL, 0, "value '%s' is not an integer, as format '{:%s}' needs", value, spec);
 			return -1;
 		}
@@ -302,9 +442,9 @@ int template_format(const char *spec, const char *value, struct strbuf *out, str
 		default: strbuf_addf(&body, "%lld", v); break;
 		}
 		add_padded(out, body.buf, &f, true);
-	} else if (type == TEMPLATE_TYPE_FLOAT) {
+	} else if (template_kind_is_float(f.kind)) {
 		double v;
-		if (parse_python_float(value, &v) < 0) {
+		if (!template_parse_float(value, &v)) {
 			cp_err_set(err, NULL, 0, "value '%s' is not a number, as format '{:%s}' needs", value, spec);
 			return -1;
 		}
@@ -368,17 +508,7 @@ void template_to_string(const struct template *tmpl, struct strbuf *out)
 				strbuf_addch(out, '[');
 			open = p->optional;
 		}
-		if (p->kind == TEMPLATE_FIELD) {
-			strbuf_addch(out, '{');
-			strbuf_adds(out, p->text);
-			if (p->spec) {
-				strbuf_addch(out, ':');
-				strbuf_adds(out, p->spec);
-			}
-			strbuf_addch(out, '}');
-		} else {
-			strbuf_adds(out, p->text);
-		}
+		template_add_part(out, p);
 	}
 	if (open >= 0)
 		strbuf_addch(out, ']');

@@ -1,6 +1,6 @@
 /*
- * tree: the file-tree `.tree` format. See man/cpipe-tree.5 for the format as
- * users see it and /work/shared/spec/file-tree.md for the reference behaviour.
+ * tree: the file-tree `.tree` format, as cpipe-tree(5) (man/cpipe-tree.5)
+ * describes it section by section.
  *
  * Parsing is line by line (file-tree's own model): each line finds its parent
  * through a stack of (indent, node) pairs, then is classified as a sub-tree,
@@ -9,7 +9,8 @@
  *
  * Filling substitutes singular values into the template text and re-parses
  * the result until nothing changes, so a value may itself hold placeholders
- * and optional groups; then unfilled optional groups are dropped.
+ * and optional groups; then unfilled optional groups are dropped
+ * (cpipe-tree(5), FILLING A TEMPLATE).
  */
 #include "cpipe/tree.h"
 
@@ -46,7 +47,7 @@ void tree_value_copy(struct tree_value *dst, const struct tree_value *src)
 	dst->text = src->text ? xstrdup(src->text) : NULL;
 }
 
-static double tree_value_number(const struct tree_value *value)
+double tree_value_number(const struct tree_value *value)
 {
 	return value->type == TREE_VALUE_INT ? (double)value->integer : value->real;
 }
@@ -418,85 +419,9 @@ void tree_template_keys(const struct tree *tree, struct strvec *out)
 	strmap_release(&seen);
 }
 
-/* ----------------------------------------------------- template scanning */
+/* --------------------------------------------------------------- scoping */
 
-/*
- * Called for every {name} or {name:spec} field; appends what replaces it.
- * `spec` is NULL when the field has no ':'.
- */
-typedef int (*tree_field_fn)(void *data, const char *name, size_t name_len, const char *spec, size_t spec_len,
-			     struct strbuf *out, struct cp_err *err);
-
-static void tree_add_field_text(struct strbuf *out, const char *name, size_t name_len, const char *spec,
-				size_t spec_len)
-{
-	strbuf_addch(out, '{');
-	strbuf_add(out, name, name_len);
-	if (spec) {
-		strbuf_addch(out, ':');
-		strbuf_add(out, spec, spec_len);
-	}
-	strbuf_addch(out, '}');
-}
-
-static int tree_scan_run(const char *s, size_t len, tree_field_fn fn, void *data, struct strbuf *out,
-			 struct cp_err *err)
-{
-	size_t i = 0;
-	while (i < len) {
-		const char *open = memchr(s + i, '{', len - i);
-		const char *close = open ? memchr(open + 1, '}', len - (size_t)(open + 1 - s)) : NULL;
-		if (!close) {
-			/* No field left in this run: the rest is literal. */
-			strbuf_add(out, s + i, len - i);
-			break;
-		}
-		strbuf_add(out, s + i, (size_t)(open - s) - i);
-		i = (size_t)(open - s);
-		const char *body = s + i + 1;
-		size_t body_len = (size_t)(close - body);
-		const char *colon = memchr(body, ':', body_len);
-		size_t name_len = colon ? (size_t)(colon - body) : body_len;
-		if (fn(data, body, name_len, colon ? colon + 1 : NULL, colon ? body_len - name_len - 1 : 0, out,
-		       err) < 0)
-			return -1;
-		i = (size_t)(close - s) + 1;
-	}
-	return 0;
-}
-
-/*
- * Copy `text` to `out`, handing every field to `fn`. Fields are found exactly
- * as template_parse finds them (brackets first, then braces inside each run),
- * and everything else is copied byte for byte, so the output re-parses the
- * same way. A nested bracket is left for template_parse to report.
- */
-static int tree_scan_template(const char *text, tree_field_fn fn, void *data, struct strbuf *out,
-			      struct cp_err *err)
-{
-	size_t len = strlen(text), start = 0, i = 0;
-	while (i < len) {
-		const char *open = memchr(text + i, '[', len - i);
-		const char *close = open ? memchr(open + 1, ']', len - (size_t)(open + 1 - text)) : NULL;
-		/* No ']' after this '[' means none after any later '[' either. */
-		if (!close)
-			break;
-		i = (size_t)(open - text);
-		size_t body = i + 1, body_len = (size_t)(close - text) - body;
-		if (memchr(text + body, '[', body_len))
-			break;
-		if (tree_scan_run(text + start, i - start, fn, data, out, err) < 0)
-			return -1;
-		strbuf_addch(out, '[');
-		if (tree_scan_run(text + body, body_len, fn, data, out, err) < 0)
-			return -1;
-		strbuf_addch(out, ']');
-		i = (size_t)(close - text) + 1;
-		start = i;
-	}
-	return tree_scan_run(text + start, len - start, fn, data, out, err);
-}
-
+/* A sub-tree's fields take its scope: "{x}" becomes "{P/x}" (`data` is "P/"). */
 static int tree_prefix_field(void *data, const char *name, size_t name_len, const char *spec, size_t spec_len,
 			     struct strbuf *out, struct cp_err *err)
 {
@@ -504,7 +429,7 @@ static int tree_prefix_field(void *data, const char *name, size_t name_len, cons
 	struct strbuf scoped = STRBUF_INIT;
 	strbuf_adds(&scoped, data);
 	strbuf_add(&scoped, name, name_len);
-	tree_add_field_text(out, scoped.buf, scoped.len, spec, spec_len);
+	template_add_field(out, scoped.buf, scoped.len, spec, spec_len);
 	strbuf_release(&scoped);
 	return 0;
 }
@@ -605,7 +530,7 @@ static int tree_substitute_field(void *data, const char *name, size_t name_len, 
 			result = -1;
 		}
 	} else {
-		tree_add_field_text(out, name, name_len, spec, spec_len);
+		template_add_field(out, name, name_len, spec, spec_len);
 	}
 	free(key);
 	return result;
@@ -621,7 +546,7 @@ static int tree_substitute(const struct tree_lookup *lookup, const char *text, s
 	for (int pass = 0;; pass++) {
 		substitution.changed = false;
 		strbuf_reset(&next);
-		if (tree_scan_template(current.buf, tree_substitute_field, &substitution, &next, err) < 0)
+		if (template_scan_fields(current.buf, tree_substitute_field, &substitution, &next, err) < 0)
 			goto fail;
 		struct strbuf swap = current;
 		current = next;
@@ -817,7 +742,7 @@ static int tree_fail_indent(struct tree_parser *parser, size_t indent)
 	return rc;
 }
 
-/* §1.2: the parent of a line with this indent (template index, 0 for the top level). */
+/* cpipe-tree(5), NESTING: the parent of a line with this indent (template index, 0 for the top level). */
 static int tree_find_parent(struct tree_parser *parser, size_t indent, long *parent)
 {
 	if (!parser->stack_count) {
@@ -1007,21 +932,8 @@ static void tree_dirname(const char *path, struct strbuf *out)
 
 static int tree_read_file(const char *path, struct strbuf *out, struct cp_err *err)
 {
-	FILE *file = fopen(path, "rb");
-	if (!file) {
-		cp_err_set(err, path, 0, "cannot open tree file: %s", strerror(errno));
+	if (read_whole_file(path, out, err) < 0)
 		return -1;
-	}
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), file)) > 0)
-		strbuf_add(out, chunk, n);
-	int failed = ferror(file);
-	fclose(file);
-	if (failed) {
-		cp_err_set(err, path, 0, "cannot read tree file");
-		return -1;
-	}
 	const char *nul = memchr(out->buf, '\0', out->len);
 	if (nul) {
 		int line = 1;
@@ -1086,7 +998,7 @@ static int tree_merge_subtree(struct tree_parser *parser, const struct tree *sub
 		int rewritten;
 		strbuf_reset(&segment);
 		if (precursor)
-			rewritten = tree_scan_template(template->segment, tree_prefix_field, prefix.buf, &segment,
+			rewritten = template_scan_fields(template->segment, tree_prefix_field, prefix.buf, &segment,
 						       parser->err);
 		else
 			rewritten = tree_substitute(&sub_lookup, template->segment, &segment, parser->err);

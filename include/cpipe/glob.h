@@ -1,7 +1,9 @@
 /*
- * glob: file-tree's update_glob. Turns templates into anchored PCRE2 patterns,
- * walks the data directory once (pruned by each template's literal prefix) and
- * extracts placeholder values from the files that exist. Knows nothing of recipes.
+ * glob: file-tree's update_glob, as cpipe-tree(5), GLOBBING describes it.
+ * Turns templates into anchored PCRE2 patterns, walks the data directory once
+ * (pruned by each template's literal prefix) and extracts placeholder values
+ * from the files that exist. Knows nothing of recipes. The module spreads over
+ * src/glob.c and src/glob_*.c, which share the private src/glob_int.h.
  */
 #ifndef CPIPE_GLOB_H
 #define CPIPE_GLOB_H
@@ -33,7 +35,8 @@ struct glob_result {
 	size_t count;
 	size_t cap;
 	struct arena storage; /* private: the files' strings and bindings; freed by glob_result_release */
-	struct strvec warnings; /* one line per key with a file read two ways equally well (for the CLI) */
+	struct strvec warnings; /* one line per key with a file read two ways equally well (for the CLI,
+	                           which says how to see every reading) */
 };
 #define GLOB_RESULT_INIT {NULL, 0, 0, ARENA_INIT, STRVEC_INIT}
 

@@ -45,6 +45,17 @@ struct graph_job {
 	size_t dep_count;
 };
 
+/* Why a line of graph.skipped left a group (batch) job out: the CLI says how to make it anyway. */
+enum graph_group_skip_reason {
+	GRAPH_GROUP_NARROWED,         /* the command line narrowed a placeholder it covers */
+	GRAPH_GROUP_INPUTS_MISSING,   /* some of its inputs are missing (skip_missing) */
+};
+
+struct graph_group_skip {
+	size_t line; /* index into graph.skipped */
+	enum graph_group_skip_reason reason;
+};
+
 struct graph {
 	struct graph_job *jobs; /* dependencies first */
 	size_t count;
@@ -53,10 +64,24 @@ struct graph {
 	char **definitions;     /* per recipe: its definition text, shared by its jobs */
 	size_t definition_count;
 	struct strvec skipped;  /* one line per requested job left out and why (skip_missing, a narrowed group) */
+	struct graph_group_skip *group_skips; /* the lines of `skipped` about group jobs (they name no flag) */
+	size_t group_skip_count, group_skip_cap;
 	struct strvec left_out; /* one line per combination of a recipe's inputs that makes no job, and why */
 	struct strvec warnings; /* e.g. a requested key with nothing to make because no raw file exists */
 	struct strmap by_output; /* output path -> job index (keys borrowed from the jobs) */
 	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs) */
+};
+
+/*
+ * A raw input that does not exist and no recipe makes, which graph_build
+ * fails on unless skip_missing. Its message names no command-line flag: the
+ * CLI adds what would help (skipping such jobs; linking `names` when the job
+ * comes from the product of several placeholders' values).
+ */
+struct graph_missing_input {
+	bool found;          /* graph_build failed on such an input */
+	bool in_product;     /* the job iterates over every combination of `names`' values */
+	struct strvec names; /* the placeholders the job iterates over; released by the caller */
 };
 
 struct graph_request {
@@ -73,6 +98,7 @@ struct graph_request {
 	bool partial_group;         /* make batch jobs over the narrowed subset, and (with skip_missing)
 	                               over the inputs that exist */
 	const char *filter_text;    /* the command line's filters ("--subject 01"), named in messages; may be NULL */
+	struct graph_missing_input *missing; /* filled when a missing raw input fails the build; may be NULL */
 };
 
 /*
@@ -88,8 +114,8 @@ void graph_source_keys(const struct recipe_set *set, struct strvec *out);
  * with `err`: an unknown target, a target path no template matches, a
  * placeholder a job needs without a value, two jobs making one file, a cycle
  * (naming its recipes), or a missing raw input that nothing makes (showing the
- * chain of jobs that needed it, and for a `product:` recipe how linking would
- * fix it) unless skip_missing. A requested key with no combination to make is
+ * chain of jobs that needed it, and for a `product:` recipe that dropping
+ * product: would fix it; request->missing gets the rest) unless skip_missing. A requested key with no combination to make is
  * no error: `warnings` says why.
  */
 int graph_build(const struct tree *tree, const struct recipe_set *set, const struct graph_request *request,

@@ -143,7 +143,7 @@ int tree_fill_template(const struct tree *tree, const char *template_text, const
 
 /*
  * Substitute singular values into `template_text` without dropping anything
- * still unfilled (file-tree's step 2 of update_glob; filled values are
+ * still unfilled (step 3 of cpipe-tree(5), GLOBBING; filled values are
  * re-parsed as templates). The result is still a template.
  */
 int tree_substitute_singular(const struct tree *tree, const char *template_text, struct strbuf *out,
@@ -157,6 +157,8 @@ void tree_to_string(const struct tree *tree, struct strbuf *out);
 
 /* Order values as file-tree sorts them: None first, then ints and floats numerically, strings bytewise. */
 int tree_value_compare(const struct tree_value *a, const struct tree_value *b);
+/* A number's value as a double (an int converted); for comparing ints with floats. */
+double tree_value_number(const struct tree_value *value);
 /* Free the value's text; the value becomes a None string. */
 void tree_value_release(struct tree_value *value);
 /* Deep-copy `src` into `dst`, whose previous content is not freed. */

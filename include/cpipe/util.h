@@ -63,6 +63,9 @@ char *xvasprintf(const char *fmt, va_list ap) CP_PRINTF(1, 0);
 		(p) = NULL; \
 	} while (0)
 
+/* The number of elements of an array (not of a pointer). */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Grow `array` (of `cap` elements) so that it holds at least `need` elements. */
 #define ALLOC_GROW(array, need, cap) \
 	do { \
@@ -195,5 +198,11 @@ size_t str_distance(const char *a, const char *b);
 
 /* Seconds on the monotonic clock (for durations; unrelated to the time of day). */
 double monotonic_seconds(void);
+
+/*
+ * Append the whole content of the file at `path` to `out`. Fails (-1) with
+ * `err` located at `path` ("cannot open file: ..." or "cannot read file: ...").
+ */
+int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err);
 
 #endif

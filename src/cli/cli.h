@@ -5,6 +5,7 @@
 #ifndef CPIPE_CLI_H
 #define CPIPE_CLI_H
 
+#include "cpipe/glob.h"
 #include "cpipe/tree.h"
 #include "cpipe/util.h"
 
@@ -48,6 +49,9 @@ int cli_parse_placeholder(struct cli_placeholder_settings *settings, const char 
 /* Apply the settings to `tree` (each replaces the tree's own value). */
 void cli_apply_placeholders(struct tree *tree, const struct cli_placeholder_settings *settings);
 void cli_placeholder_settings_release(struct cli_placeholder_settings *settings);
+
+/* Print glob_update's warnings, each saying how to list every reading; `who` is "cpipe" or "cpipe glob". */
+void cli_print_glob_warnings(const char *who, const struct glob_result *result);
 
 /* Read a tree file with the standard search path for sub-trees; prints the tree's warnings only. */
 int cli_read_tree(const char *path, const char *data_dir, struct tree **out, struct cp_err *err);

@@ -304,8 +304,7 @@ int cmd_glob(int argc, char **argv)
 		cli_report(&err);
 		goto out;
 	}
-	for (size_t i = 0; i < result.warnings.count; i++)
-		fprintf(stderr, "cpipe glob: warning: %s\n", result.warnings.items[i]);
+	cli_print_glob_warnings("cpipe glob", &result);
 	if (opt.json) {
 		if (print_json(tree, &result, &set_before, link_names, link_count) < 0) {
 			fprintf(stderr, "cpipe glob: could not write JSON\n");

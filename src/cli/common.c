@@ -77,6 +77,13 @@ void cli_placeholder_settings_release(struct cli_placeholder_settings *settings)
 	settings->cap = 0;
 }
 
+void cli_print_glob_warnings(const char *who, const struct glob_result *result)
+{
+	for (size_t i = 0; i < result->warnings.count; i++)
+		fprintf(stderr, "%s: warning: %s (cpipe glob --all-parses lists every reading)\n", who,
+			result->warnings.items[i]);
+}
+
 int cli_read_tree(const char *path, const char *data_dir, struct tree **out, struct cp_err *err)
 {
 	/* Sub-trees: beside the including file (the tree module's own rule), then the data directory's

@@ -265,6 +265,44 @@ static int check_tree_exists(const struct recipe_set *recipes, const char *file,
 }
 
 /* The command line's placeholder values: the names the graph treats as narrowed, and their text for messages. */
+/* How to make the group jobs the graph left out anyway, added to their lines (which name no flag). */
+static void add_partial_group_hints(struct graph *graph)
+{
+	for (size_t i = 0; i < graph->group_skip_count; i++) {
+		char **line = &graph->skipped.items[graph->group_skips[i].line];
+		char *hinted = xasprintf(graph->group_skips[i].reason == GRAPH_GROUP_NARROWED
+						 ? "%s (give --partial-group to make it from the subset)"
+						 : "%s; give --partial-group to make it from the inputs that exist",
+					 *line);
+		free(*line);
+		*line = hinted;
+	}
+}
+
+/* The command-line ways round a missing raw input, added to graph_build's message (which names no flag). */
+static void add_missing_input_hint(const struct graph_missing_input *missing, struct cp_err *err)
+{
+	struct strbuf message = STRBUF_INIT;
+	strbuf_adds(&message, err->message);
+	if (missing->in_product) {
+		const struct strvec *names = &missing->names;
+		if (names->count > 1) {
+			strbuf_adds(&message, ", or link the placeholders that go together: --link ");
+			for (size_t i = 0; i < names->count; i++)
+				strbuf_addf(&message, "%s%s", i ? "," : "", names->items[i]);
+			strbuf_adds(&message, " or link: [[");
+			for (size_t i = 0; i < names->count; i++)
+				strbuf_addf(&message, "%s%s", i ? ", " : "", names->items[i]);
+			strbuf_adds(&message, "]]");
+		}
+		strbuf_adds(&message, "; --skip-missing leaves such jobs out)");
+	} else {
+		strbuf_adds(&message, " (use --skip-missing to leave such jobs out)");
+	}
+	free(err->message);
+	err->message = strbuf_detach(&message);
+}
+
 static void describe_filters(const struct cli_placeholder_settings *settings, struct study *study)
 {
 	struct strbuf text = STRBUF_INIT;
@@ -336,9 +374,10 @@ int study_load(struct study_options *opt, struct study *study)
 	if (opt->need_state)
 		state_opening_start(&opening);
 	describe_filters(&opt->settings, study);
+	struct graph_missing_input missing = {false, false, STRVEC_INIT};
 	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
 					opt->skip_missing, &study->globbed, &study->narrowed, opt->partial_group,
-					study->filter_text};
+					study->filter_text, &missing};
 	struct strvec source_keys = STRVEC_INIT, preset = STRVEC_INIT, preset_skipped = STRVEC_INIT;
 	graph_source_keys(study->recipes, &source_keys);
 	for (size_t i = 0; i < study->tree->placeholder_count; i++)
@@ -356,6 +395,11 @@ int study_load(struct study_options *opt, struct study *study)
 	}
 	if (built == 0)
 		built = graph_build(study->tree, study->recipes, &request, &study->graph, &err);
+	if (built < 0 && missing.found)
+		add_missing_input_hint(&missing, &err);
+	strvec_release(&missing.names);
+	if (built == 0)
+		add_partial_group_hints(study->graph);
 	/* Listed and counted with the jobs the graph left out. */
 	for (size_t i = 0; built == 0 && i < preset_skipped.count; i++)
 		strvec_push(&study->graph->skipped, preset_skipped.items[i]);
@@ -374,8 +418,7 @@ int study_load(struct study_options *opt, struct study *study)
 	}
 	if (built < 0)
 		goto fail;
-	for (size_t i = 0; i < study->globbed.warnings.count; i++)
-		fprintf(stderr, "cpipe: warning: %s\n", study->globbed.warnings.items[i]);
+	cli_print_glob_warnings("cpipe", &study->globbed);
 	for (size_t i = 0; i < study->graph->warnings.count; i++)
 		fprintf(stderr, "cpipe: warning: %s\n", study->graph->warnings.items[i]);
 	for (size_t i = 0; i < study->graph->skipped.count; i++)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the glob module: file-tree's update_glob rules (spec §2.2),
+ * Unit tests for the glob module: file-tree's update_glob rules (cpipe-tree(5), GLOBBING),
  * one fresh temporary study per test, plus glob_match_path and
  * glob_template_regex on their own.
  */
@@ -181,7 +181,7 @@ static const struct tree_value *binding(const struct glob_file *file, const char
 
 /* ------------------------------------------------------------ update_glob */
 
-/* §2.2 "Results are Cartesian unless linked": optional directory levels give None. */
+/* Values are collected per placeholder, not per file (GLOBBING step 10): optional directory levels give None. */
 static void test_optional_directory(void **state)
 {
 	struct study *study = *state;
@@ -208,7 +208,7 @@ static void test_optional_top_directory(void **state)
 	assert_result(&study->result, "f f.txt B=None\nf ses-2/f.txt B=2");
 }
 
-/* §2.3: {x:02d} takes at most two digits and gives ints; {x:d} takes a sign; {x:f} needs a dot. */
+/* GLOBBING step 6: {x:02d} takes at most two digits and gives ints; {x:d} takes a sign; {x:f} needs a dot. */
 static void test_typed_fields(void **state)
 {
 	struct study *study = *state;
@@ -234,7 +234,7 @@ static void test_typed_fields(void **state)
 				      "run run-7.nii run=7");
 }
 
-/* §2.2 "Ambiguity" with all_parses: every successful parse is kept; fields are lazy and need one character. */
+/* GLOBBING steps 5 and 9 with all_parses: every successful parse is kept; fields are lazy and need one character. */
 static void test_ambiguity(void **state)
 {
 	struct study *study = *state;
@@ -277,8 +277,7 @@ static void test_one_parse_per_file(void **state)
 	assert_result(&study->result, "tie tie/a_x-1 a=a b=1 c=None\ntie tie/b_x-2 a=b b=2 c=None");
 	assert_int_equal(study->result.warnings.count, 1);
 	assert_string_equal(study->result.warnings.items[0],
-			    "key 'tie': 'tie/a_x-1' reads as a=a, b=1 or as a=a, c=1; cpipe kept the first "
-			    "(cpipe glob --all-parses lists every reading)");
+			    "key 'tie': 'tie/a_x-1' reads as a=a, b=1 or as a=a, c=1; cpipe kept the first");
 
 	/* One file, one parse, through glob_match_path too. */
 	struct glob_result matches = GLOB_RESULT_INIT;
@@ -289,7 +288,7 @@ static void test_one_parse_per_file(void **state)
 	glob_result_release(&matches);
 }
 
-/* §2.2 step 5: a placeholder written twice must capture the same text. */
+/* GLOBBING step 5: a placeholder written twice must capture the same text. */
 static void test_repeated_placeholder(void **state)
 {
 	struct study *study = *state;
@@ -301,7 +300,7 @@ static void test_repeated_placeholder(void **state)
 	assert_result(&study->result, "same x/x.txt a=x\nthrice y/y_y.txt b=y");
 }
 
-/* §2.2 step 9: links store the observed tuples, None first, overwriting earlier values. */
+/* GLOBBING step 11: links store the observed tuples, None first, overwriting earlier values. */
 static void test_link(void **state)
 {
 	struct study *study = *state;
@@ -328,7 +327,7 @@ static void test_link(void **state)
 	cp_err_release(&err);
 }
 
-/* §2.2 step 7: pre-set values filter matches and are never changed. */
+/* GLOBBING steps 8 and 10: pre-set values filter matches and are never changed. */
 static void test_preset_filters(void **state)
 {
 	struct study *study = *state;
@@ -346,6 +345,20 @@ static void test_preset_filters(void **state)
 	assert_int_equal(binding(&study->result.files[0], "run")->type, TREE_VALUE_INT);
 }
 
+/* A pre-set string reads as a float as Python's float() would: "0x1p3" is no number, " 8" is 8.0. */
+static void test_preset_float(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"v-8.0.txt", "v-2.5.txt", NULL});
+	parse_tree(study, "v = 0x1p3, 2.5\nv-{v:f}.txt (v)\n");
+	glob_ok(study, (const char *const[]){"v", NULL});
+	assert_result(&study->result, "v v-2.5.txt v=2.5");
+	tree_free(study->tree);
+	parse_tree(study, "v = 8, 2.5\nv-{v:f}.txt (v)\n");
+	glob_ok(study, (const char *const[]){"v", NULL});
+	assert_result(&study->result, "v v-2.5.txt v=2.5\nv v-8.0.txt v=8.0");
+}
+
 /* A singular pre-set value is substituted into the template and reported for every file. */
 static void test_preset_singular(void **state)
 {
@@ -360,7 +373,7 @@ static void test_preset_singular(void **state)
 				      "f sub-1/ses-b/f session=b subject=1");
 }
 
-/* §2.2 step 8: several keys union their values before sorting. */
+/* GLOBBING step 10: several keys union their values before sorting. */
 static void test_multiple_keys(void **state)
 {
 	struct study *study = *state;
@@ -373,7 +386,7 @@ static void test_multiple_keys(void **state)
 	assert_result(&study->result, "a a-1.txt x=1\nb b-2-q.txt x=2 y=q");
 }
 
-/* §2.2 "Filesystem": glob skips hidden entries unless the template spells the dot. */
+/* GLOBBING step 5: glob skips hidden entries unless the template spells the dot. */
 static void test_hidden(void **state)
 {
 	struct study *study = *state;
@@ -385,7 +398,7 @@ static void test_hidden(void **state)
 	assert_values(study->tree, "file", "y");
 }
 
-/* §2.2 step 5: a capture never holds '/', so a field stays within one path component. */
+/* GLOBBING step 5: a capture never holds '/', so a field stays within one path component. */
 static void test_no_slash_in_capture(void **state)
 {
 	struct study *study = *state;
@@ -397,7 +410,7 @@ static void test_no_slash_in_capture(void **state)
 	assert_int_equal(study->result.count, 1);
 }
 
-/* §2.1/§2.2: '*' matches nothing first, '?' exactly one character; their text is not kept. */
+/* GLOBBING step 5: '*' matches nothing first, '?' exactly one character; their text is not kept. */
 static void test_wildcards(void **state)
 {
 	struct study *study = *state;
@@ -415,7 +428,7 @@ static void test_wildcards(void **state)
 	glob_result_release(&matches);
 }
 
-/* §2.2 "Filesystem": files and directories are not told apart. */
+/* GLOBBING step 7: files and directories are not told apart. */
 static void test_files_and_directories(void **state)
 {
 	struct study *study = *state;
@@ -453,7 +466,7 @@ static void test_errors(void **state)
 	cp_err_release(&err);
 }
 
-/* §2.2 step 3: list values holding '/' are substituted one by one instead of captured. */
+/* GLOBBING step 4: list values holding '/' are substituted one by one instead of captured. */
 static void test_values_with_slash(void **state)
 {
 	struct study *study = *state;
@@ -630,6 +643,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_repeated_placeholder, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_link, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_preset_filters, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_preset_float, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_preset_singular, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_multiple_keys, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_hidden, study_setup, study_teardown),

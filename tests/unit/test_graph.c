@@ -40,6 +40,7 @@ struct fixture {
 	struct recipe_set *set;
 	struct graph *graph;
 	struct glob_result globbed;
+	struct graph_missing_input missing; /* what the last build said of a missing raw input */
 	struct cp_err err;
 };
 
@@ -73,7 +74,7 @@ static int build(struct fixture *fx, const char *tree_text, const char *recipe_t
 	/* Half the tests see the glob's list of raw inputs, half find them with stat alone. */
 	struct graph_request graph_request = {targets, target_count, fx->dir, skip_missing,
 					      target_count && strlen(targets[0]) % 2 ? &fx->globbed : NULL, NULL, false,
-					      NULL};
+					      NULL, &fx->missing};
 	return graph_build(fx->tree, fx->set, &graph_request, &fx->graph, &fx->err);
 }
 
@@ -94,6 +95,7 @@ static int teardown(void **state)
 	assert_int_equal(system(command), 0);
 	graph_free(fx->graph);
 	glob_result_release(&fx->globbed);
+	strvec_release(&fx->missing.names);
 	if (fx->tree)
 		tree_free(fx->tree);
 	recipe_set_free(fx->set);
@@ -189,6 +191,12 @@ static void test_missing_input_shows_chain(void **state)
 	assert_non_null(strstr(fx->err.message, "sub-02/raw.txt"));
 	assert_non_null(strstr(fx->err.message, "make_a[subject=02] <- make_b[subject=02] <- gather"));
 	assert_non_null(strstr(fx->err.message, "drop product: to make jobs only for the files that exist"));
+	/* Flags are the command line's to suggest: the library says what they would need. */
+	assert_null(strstr(fx->err.message, "--"));
+	assert_true(fx->missing.found);
+	assert_true(fx->missing.in_product);
+	assert_int_equal(fx->missing.names.count, 1);
+	assert_string_equal(fx->missing.names.items[0], "subject");
 }
 
 /*
@@ -268,16 +276,21 @@ static void test_narrowed_group_left_out(void **state)
 	assert_int_equal(glob_update(fx->tree, &glob, &fx->globbed, &fx->err), 0);
 	for (int partial = 0; partial < 2; partial++) {
 		struct graph_request request = {NULL, 0, fx->dir, false, &fx->globbed, &narrowed, partial,
-						"--subject 01"};
+						"--subject 01", NULL};
 		assert_int_equal(graph_build(fx->tree, fx->set, &request, &fx->graph, &fx->err), 0);
 		assert_int_equal(job_index(fx->graph, "gather") >= 0, partial);
 		assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
 		assert_int_equal(fx->graph->skipped.count, !partial);
-		if (!partial)
+		/* The CLI adds how to make it anyway (--partial-group): the line is marked for it. */
+		assert_int_equal(fx->graph->group_skip_count, !partial);
+		if (!partial) {
 			assert_string_equal(fx->graph->skipped.items[0],
 					    "gather: left out: it covers every subject, and the command line "
 					    "(--subject 01) narrows subject to a subset; its output would silently "
-					    "cover part of the study (give --partial-group to make it from the subset)");
+					    "cover part of the study");
+			assert_int_equal(fx->graph->group_skips[0].line, 0);
+			assert_int_equal(fx->graph->group_skips[0].reason, GRAPH_GROUP_NARROWED);
+		}
 		graph_free(fx->graph);
 		fx->graph = NULL;
 	}

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,19 +291,92 @@ static void test_format_errors(void **state)
 	assert_format_fails(".d", "3", "unsupported format spec");
 }
 
-static void test_spec_type(void **state)
+static enum template_field_kind kind_of(const char *spec)
+{
+	struct template_spec parsed;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(template_parse_spec(spec, &parsed, &err), 0);
+	return parsed.kind;
+}
+
+static void test_spec_kind(void **state)
 {
 	(void)state;
-	assert_int_equal(template_spec_type(NULL), TEMPLATE_TYPE_STRING);
-	assert_int_equal(template_spec_type(""), TEMPLATE_TYPE_STRING);
-	assert_int_equal(template_spec_type("s"), TEMPLATE_TYPE_STRING);
-	assert_int_equal(template_spec_type("5"), TEMPLATE_TYPE_STRING);
+	assert_int_equal(kind_of(NULL), TEMPLATE_KIND_STRING);
+	assert_int_equal(kind_of(""), TEMPLATE_KIND_STRING);
+	assert_int_equal(kind_of("5"), TEMPLATE_KIND_STRING);
+	assert_int_equal(kind_of("s"), TEMPLATE_KIND_WHITESPACE);
 	static const char *const ints[] = {"d", "02d", "n", "b", "o", "x", "X"};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(*ints); i++)
-		assert_int_equal(template_spec_type(ints[i]), TEMPLATE_TYPE_INT);
+	for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
+		assert_true(template_kind_is_int(kind_of(ints[i])));
 	static const char *const floats[] = {"f", ".2f", "F", "e", "E", "g", "G", "%"};
-	for (size_t i = 0; i < sizeof(floats) / sizeof(*floats); i++)
-		assert_int_equal(template_spec_type(floats[i]), TEMPLATE_TYPE_FLOAT);
+	for (size_t i = 0; i < ARRAY_SIZE(floats); i++)
+		assert_true(template_kind_is_float(kind_of(floats[i])));
+	struct template_spec parsed;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(template_parse_spec("03.2f", &parsed, &err), 0);
+	assert_true(parsed.zero);
+	assert_int_equal(parsed.width, 3);
+	assert_int_equal(parsed.precision, 2);
+	assert_int_equal(parsed.type, 'f');
+	assert_int_equal(template_parse_spec("1.5000f", &parsed, &err), -1);
+	assert_non_null(strstr(err.message, "unsupported format spec"));
+	cp_err_release(&err);
+}
+
+/* Python's int() and float(): what a pre-set value reads as, and what a typed field formats. */
+static void test_numbers(void **state)
+{
+	(void)state;
+	long long integer;
+	assert_true(template_parse_int(" -1_000 ", &integer));
+	assert_int_equal(integer, -1000);
+	assert_true(template_parse_int("-9223372036854775808", &integer));
+	assert_true(integer == LLONG_MIN);
+	assert_true(template_parse_int("0000000000000000000000000000000000000000000000000000000000000000007", &integer));
+	assert_int_equal(integer, 7);
+	assert_false(template_parse_int("9223372036854775808", &integer));
+	assert_false(template_parse_int("1__0", &integer));
+	assert_false(template_parse_int("0x10", &integer));
+	assert_false(template_parse_int("", &integer));
+	double real;
+	assert_true(template_parse_float(" 2.5e1\t", &real));
+	assert_true(real == 25.0);
+	assert_true(template_parse_float("-inf", &real));
+	/* float("0x1p3") and float("nan(1)") raise in Python, though C's strtod reads them. */
+	assert_false(template_parse_float("0x1p3", &real));
+	assert_false(template_parse_float("0X10", &real));
+	assert_false(template_parse_float("nan(1)", &real));
+	assert_false(template_parse_float("1.5x", &real));
+}
+
+/* Every field handed over, everything else copied byte for byte, as template_parse reads it. */
+static int shout_field(void *data, const char *name, size_t name_len, const char *spec, size_t spec_len,
+		       struct strbuf *out, struct cp_err *err)
+{
+	(void)data, (void)err;
+	strbuf_addf(out, "<%.*s%s%.*s>", (int)name_len, name, spec ? "|" : "", (int)spec_len, spec ? spec : "");
+	return 0;
+}
+
+static void assert_scanned(const char *text, const char *expected)
+{
+	struct strbuf out = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(template_scan_fields(text, shout_field, NULL, &out, &err), 0);
+	assert_string_equal(out.buf, expected);
+	strbuf_release(&out);
+}
+
+static void test_scan_fields(void **state)
+{
+	(void)state;
+	assert_scanned("sub-{subject}[_ses-{session:02d}]/*.nii", "sub-<subject>[_ses-<session|02d>]/*.nii");
+	assert_scanned("a{b[c}]d", "a{b[c}]d");
+	assert_scanned("{x[}]", "{x[}]");
+	assert_scanned("[{a}]x[{b}[{c}]]", "[<a>]x[<b>[<c>]]");
+	assert_scanned("{t:a:b}{", "<t|a:b>{");
+	assert_scanned("[no end {x}", "[no end <x>");
 }
 
 int main(void)
@@ -317,7 +391,9 @@ int main(void)
 		cmocka_unit_test(test_to_string),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_format_errors),
-		cmocka_unit_test(test_spec_type),
+		cmocka_unit_test(test_spec_kind),
+		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_scan_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpipe/util.h"
 
@@ -170,6 +171,34 @@ static void arena_merge_keeps_both(void **unused)
 	arena_release(&empty); /* frees every chunk of both (valgrind and ASan check) */
 }
 
+static void read_whole_file_appends_or_says_why(void **unused)
+{
+	(void)unused;
+	char path[] = "/tmp/cpipe-test-util-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *file = fdopen(fd, "w");
+	assert_non_null(file);
+	for (int i = 0; i < 3000; i++) /* more than one read's chunk */
+		fputs("line\n", file);
+	fclose(file);
+	struct strbuf text = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	strbuf_adds(&text, "kept:");
+	assert_int_equal(read_whole_file(path, &text, &err), 0);
+	assert_int_equal(text.len, 5 + 3000 * 5);
+	assert_int_equal(strncmp(text.buf, "kept:line\n", 10), 0);
+	unlink(path);
+	assert_int_equal(read_whole_file(path, &text, &err), -1);
+	assert_string_equal(err.file, path);
+	assert_non_null(strstr(err.message, "cannot open file: "));
+	cp_err_release(&err);
+	strbuf_release(&text);
+	/* A number of elements, whatever their size. */
+	static const double numbers[] = {1, 2, 3};
+	assert_int_equal(ARRAY_SIZE(numbers), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +208,7 @@ int main(void)
 		cmocka_unit_test(arena_aligns_and_copies),
 		cmocka_unit_test(arena_serves_big_and_small_requests),
 		cmocka_unit_test(arena_merge_keeps_both),
+		cmocka_unit_test(read_whole_file_appends_or_says_why),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
