@@ -141,7 +141,7 @@ struct job_status {
 
 struct status_report {
 	struct study *study;
-	struct decision *decisions;
+	struct plan_decision *decisions;
 	struct cluster_view view;
 	struct job_status *jobs;
 	struct strvec keys;       /* output keys, in the order jobs first make them */
@@ -159,7 +159,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 {
 	struct study *study = report->study;
 	const struct graph_job *job = &study->graph->jobs[i];
-	struct decision *d = &report->decisions[i];
+	struct plan_decision *d = &report->decisions[i];
 	struct job_status *js = &report->jobs[i];
 	struct state_job_record record;
 	bool known = state_job_lookup(study->state, job->id, &record);
@@ -170,7 +170,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 	bool interrupted = !on_cluster && known && (record.status == STATE_STATUS_INTERRUPTED ||
 						    (record.status == STATE_STATUS_RUNNING && !record.holder_alive));
 	if (on_cluster) {
-		d->kind = DECISION_HELD;
+		d->action = PLAN_HELD;
 		d->reason = STATE_RUNNING_ELSEWHERE;
 		struct strbuf where = STRBUF_INIT;
 		strbuf_addf(&where, "on %s as job ", exec_cluster_name(report->view.subs[i].kind));
@@ -187,7 +187,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 			sig.exists = false;
 		}
 		enum file_state state = failed ? FILE_FAILED : !sig.exists ? FILE_MISSING
-				      : d->kind == DECISION_RUN ? FILE_STALE : FILE_UP_TO_DATE;
+				      : d->action == PLAN_RUN ? FILE_STALE : FILE_UP_TO_DATE;
 		js->files[o] = state;
 		if (state > js->state)
 			js->state = state;
@@ -210,7 +210,7 @@ static void print_job_lines(const struct status_report *report)
 {
 	struct strbuf line = STRBUF_INIT;
 	for (size_t i = 0; i < report->study->graph->count; i++) {
-		const struct decision *d = &report->decisions[i];
+		const struct plan_decision *d = &report->decisions[i];
 		strbuf_reset(&line);
 		strbuf_addf(&line, "%-11s ", report->jobs[i].word);
 		cli_add_escaped(&line, report->study->graph->jobs[i].id);
@@ -352,7 +352,7 @@ static void print_json(const struct status_report *report, const char *by, const
 	}
 	for (size_t i = 0; i < graph->count; i++) {
 		const struct graph_job *job = &graph->jobs[i];
-		const struct decision *d = &report->decisions[i];
+		const struct plan_decision *d = &report->decisions[i];
 		json_t *o = json_object(), *placeholders = json_object(), *outputs = json_array();
 		json_object_set_new(o, "id", status_json_text(job->id));
 		json_object_set_new(o, "recipe", status_json_text(report->study->recipes->recipes[job->recipe].name));
@@ -417,11 +417,11 @@ int cmd_status(int argc, char **argv)
 	if ((rc = study_load(&opt, &study)) != EXIT_OK)
 		goto out;
 	struct status_report report = {&study, NULL, {0}, NULL, STRVEC_INIT, NULL};
-	struct decide_options decide = {false, false, false};
+	struct plan_options plan = {.failed_run_seen = study_failed_run_logged};
 	struct cp_err err = CP_ERR_INIT;
 	struct by_matrix matrix = {STRVEC_INIT, NULL};
 	rc = EXIT_USAGE;
-	if (cluster_sync(&study, &report.view, true, &err) < 0 || decide_all(&study, &decide, &report.decisions, &err) < 0) {
+	if (cluster_sync(&study, &report.view, true, &err) < 0 || study_decide(&study, &plan, &report.decisions, &err) < 0) {
 		cli_report(&err);
 		goto done;
 	}
@@ -450,7 +450,7 @@ done:
 	free(matrix.cells);
 	strvec_release(&matrix.rows);
 	strvec_release(&report.keys);
-	decisions_free(report.decisions, study.graph->count);
+	plan_decisions_free(report.decisions, study.graph->count);
 	cluster_view_release(&report.view);
 	study_release(&study);
 out:

@@ -42,10 +42,7 @@ static int import_success(struct study *study, const struct graph_job *job, cons
 			  const struct exec_marker *marker, struct cp_err *err)
 {
 	struct state *state = study->state;
-	struct strbuf definition = STRBUF_INIT;
-	decide_definition_text(job, &definition);
-	uint64_t hash = note_definition(sub->note, state_definition_hash(definition.buf));
-	strbuf_release(&definition);
+	uint64_t hash = note_definition(sub->note, plan_definition_hash(job));
 	struct state_file *inputs = xcalloc(job->inputs.count + 1, sizeof(*inputs));
 	struct state_file *outputs = xcalloc(job->outputs.count + 1, sizeof(*outputs));
 	int rc = 0;
@@ -282,14 +279,14 @@ void cluster_view_release(struct cluster_view *view)
 	memset(view, 0, sizeof(*view));
 }
 
-void cluster_hold_in_flight(struct study *study, const struct cluster_view *view, struct decision *decisions,
+void cluster_hold_in_flight(struct study *study, const struct cluster_view *view, struct plan_decision *decisions,
 			    bool quiet)
 {
 	struct strbuf line = STRBUF_INIT;
 	for (size_t i = 0; i < view->count; i++) {
 		if (!view->in_flight[i])
 			continue;
-		decisions[i].kind = DECISION_HELD;
+		decisions[i].action = PLAN_HELD;
 		decisions[i].reason = STATE_RUNNING_ELSEWHERE;
 		strbuf_reset(&line);
 		strbuf_addf(&line, "%s on %s as job ", exec_cluster_state_name(view->states[i]),
@@ -342,7 +339,7 @@ static enum recipe_backend backend_extra_index(enum exec_cluster_kind kind)
 					      : RECIPE_BACKEND_SLURM;
 }
 
-int cluster_submit(struct study *study, struct decision *decisions, const struct cluster_view *view,
+int cluster_submit(struct study *study, struct plan_decision *decisions, const struct cluster_view *view,
 		   const struct submit_options *opt)
 {
 	const struct graph *graph = study->graph;
@@ -352,8 +349,8 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 		cli_report(&err);
 		return EXIT_USAGE;
 	}
-	struct run_selection selection;
-	decide_select_runs(graph, decisions, &selection);
+	struct plan_runs selection;
+	plan_select_runs(graph, decisions, &selection);
 	size_t count = selection.count, dep_total = selection.dep_total;
 	const size_t *exec_index = selection.exec_index, *graph_index = selection.graph_index;
 	struct exec_cluster_job *jobs = xcalloc(count + 1, sizeof(*jobs));
@@ -361,7 +358,6 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 	const char **outside_ids = xcalloc(dep_total + 1, sizeof(*outside_ids));
 	const struct exec_submission **outside = xcalloc(dep_total + 1, sizeof(*outside));
 	char **notes = xcalloc(count + 1, sizeof(*notes));
-	struct strbuf definition = STRBUF_INIT;
 	size_t dep_used = 0, outside_used = 0;
 	for (size_t e = 0; e < count; e++) {
 		const struct graph_job *job = &graph->jobs[graph_index[e]];
@@ -373,8 +369,7 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 		x->output_optional = job->output_optional;
 		x->output_count = job->outputs.count;
 		x->group = study->recipes->recipes[job->recipe].name;
-		decide_definition_text(job, &definition);
-		notes[e] = xasprintf("definition %016" PRIx64, state_definition_hash(definition.buf));
+		notes[e] = xasprintf("definition %016" PRIx64, plan_definition_hash(job));
 		x->note = notes[e];
 		x->minutes = r->minutes;
 		x->ram_gb = r->ram_gb;
@@ -393,7 +388,7 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 		x->outside = outside + outside_used;
 		for (size_t k = 0; k < job->dep_count; k++) {
 			size_t d = job->deps[k];
-			if (decisions[d].kind == DECISION_RUN)
+			if (decisions[d].action == PLAN_RUN)
 				deps[dep_used + x->dep_count++] = exec_index[d];
 			else if (view->in_flight[d]) {
 				outside_ids[outside_used + x->outside_count] = graph->jobs[d].id;
@@ -403,7 +398,6 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 		dep_used += x->dep_count;
 		outside_used += x->outside_count;
 	}
-	strbuf_release(&definition);
 	struct submit_context ctx = {study, graph_index, kind, opt->quiet};
 	struct exec_cluster_options exec_opt;
 	memset(&exec_opt, 0, sizeof(exec_opt));
@@ -446,7 +440,7 @@ int cluster_submit(struct study *study, struct decision *decisions, const struct
 	free(deps);
 	free(outside_ids);
 	free(outside);
-	run_selection_release(&selection);
+	plan_runs_release(&selection);
 	if (rc != EXIT_OK)
 		return rc;
 	if (opt->wait || summary.foreground) {

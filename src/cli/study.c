@@ -1,5 +1,6 @@
 #include "study.h"
 
+#include "cpipe/exec.h"
 #include "cpipe/glob.h"
 
 #include <errno.h>
@@ -385,6 +386,34 @@ fail:
 	cli_report(&err);
 	study_release(study);
 	return EXIT_USAGE;
+}
+
+bool study_failed_run_logged(const struct graph_job *job, struct strbuf *detail, void *context)
+{
+	(void)context;
+	struct strbuf log = STRBUF_INIT;
+	strbuf_addf(&log, "%s/", EXEC_LOG_DIR);
+	exec_job_file_name(job->id, &log);
+	strbuf_adds(&log, ".log");
+	bool failed = exec_log_ending(log.buf) == EXEC_LOG_UNFINISHED;
+	if (failed)
+		strbuf_addf(detail, "%s shows a run that did not succeed", log.buf);
+	strbuf_release(&log);
+	return failed;
+}
+
+int study_decide(struct study *study, const struct plan_options *opt, struct plan_decision **out,
+		 struct cp_err *err)
+{
+	*out = NULL;
+	uint32_t *ids = NULL;
+	int rc = plan_stat_files(study->graph, study->state, &ids, err);
+	if (rc == 0) {
+		cli_phase_done("stat");
+		rc = plan_decide_all(study->graph, study->state, opt, ids, out, err);
+	}
+	free(ids);
+	return rc;
 }
 
 void study_release(struct study *study)

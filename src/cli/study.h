@@ -14,6 +14,7 @@
 
 #include "cpipe/glob.h"
 #include "cpipe/graph.h"
+#include "cpipe/plan.h"
 #include "cpipe/recipe.h"
 #include "cpipe/state.h"
 
@@ -28,7 +29,7 @@ struct study_options {
 	bool skip_missing;
 	bool partial_group; /* --partial-group: batch jobs over a narrowed subset or the inputs that exist */
 	bool need_state; /* open .cpipe/state.db */
-	bool stat_recorded; /* with need_state: stat the recorded files while the graph is built (for decide_all) */
+	bool stat_recorded; /* with need_state: stat the recorded files while the graph is built (for study_decide) */
 	bool glob_only;  /* stop after globbing: no graph, no state (study->graph stays NULL) */
 };
 
@@ -82,6 +83,16 @@ int study_load(struct study_options *opt, struct study *study);
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
 			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
 			      struct cp_err *err);
+
+/*
+ * A plan_options.failed_run_seen: the job's log (exec's log directory) ends
+ * in a run that did not succeed.
+ */
+bool study_failed_run_logged(const struct graph_job *job, struct strbuf *detail, void *context);
+
+/* Stat the graph's files, then decide every job (plan_decide_all); -1 on error. */
+int study_decide(struct study *study, const struct plan_options *opt, struct plan_decision **out,
+		 struct cp_err *err);
 
 void study_release(struct study *study);
 void study_options_release(struct study_options *opt);

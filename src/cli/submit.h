@@ -7,7 +7,7 @@
 #ifndef CPIPE_CLI_SUBMIT_H
 #define CPIPE_CLI_SUBMIT_H
 
-#include "decide.h"
+#include "study.h"
 
 #include "cpipe/exec.h"
 
@@ -37,7 +37,7 @@ int cluster_sync(struct study *study, struct cluster_view *view, bool report, st
 void cluster_view_release(struct cluster_view *view);
 
 /* Mark in-flight jobs as held (for a local run or plan), saying so unless quiet. */
-void cluster_hold_in_flight(struct study *study, const struct cluster_view *view, struct decision *decisions,
+void cluster_hold_in_flight(struct study *study, const struct cluster_view *view, struct plan_decision *decisions,
 			    bool quiet);
 
 struct submit_options {
@@ -50,12 +50,12 @@ struct submit_options {
 };
 
 /*
- * Submit every job whose decision is DECISION_RUN (claims already taken by
+ * Submit every job whose decision is PLAN_RUN (claims already taken by
  * the caller are released after submission), held on in-flight parents from
  * `view`; print the cluster ids on stdout. With opt->wait, then wait as
  * cluster_wait does. Returns an exit code.
  */
-int cluster_submit(struct study *study, struct decision *decisions, const struct cluster_view *view,
+int cluster_submit(struct study *study, struct plan_decision *decisions, const struct cluster_view *view,
 		   const struct submit_options *opt);
 
 /*
