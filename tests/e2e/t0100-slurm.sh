@@ -90,7 +90,7 @@ expect_exit 0 cpipe run --submit=slurm
 expect_err_contains "nothing to submit"
 [ "$(submissions)" -eq "$after" ] || fail "jobs in flight were submitted again"
 pass
-expect_exit 1 cpipe run
+expect_exit 3 cpipe run
 expect_err_contains "held, it is queued on slurm as job"
 expect_exit 0 cpipe status -v
 expect_out_contains "on the cluster:"
