@@ -1,4 +1,4 @@
-#include "submit.h"
+#include "cluster.h"
 
 #include "cpipe/exec.h"
 
@@ -333,7 +333,7 @@ static void print_plan_text(const struct study *study, const struct plan_decisio
  * The steps plan and run share: load the study, import cluster results, decide every job.
  * Returns EXIT_OK with everything filled, or the exit code after reporting the error.
  */
-static int load_and_decide(struct run_options *opt, struct study *study, struct cluster_view *view,
+static int load_and_decide(struct run_options *opt, struct study *study, struct sync_view *view,
 			   struct plan_decision **decisions, bool report_imports)
 {
 	opt->study.need_state = true;
@@ -351,7 +351,7 @@ static int load_and_decide(struct run_options *opt, struct study *study, struct 
 		cli_report(&err);
 		plan_decisions_free(*decisions, study->graph->count);
 		*decisions = NULL;
-		cluster_view_release(view);
+		sync_view_release(view);
 		study_release(study);
 		return EXIT_USAGE;
 	}
@@ -359,10 +359,10 @@ static int load_and_decide(struct run_options *opt, struct study *study, struct 
 	return EXIT_OK;
 }
 
-static void release_decided(struct study *study, struct cluster_view *view, struct plan_decision *decisions)
+static void release_decided(struct study *study, struct sync_view *view, struct plan_decision *decisions)
 {
 	plan_decisions_free(decisions, study->graph->count);
-	cluster_view_release(view);
+	sync_view_release(view);
 	study_release(study);
 }
 
@@ -370,7 +370,7 @@ static void release_decided(struct study *study, struct cluster_view *view, stru
 static int plan(struct run_options *opt)
 {
 	struct study study;
-	struct cluster_view view;
+	struct sync_view view;
 	struct plan_decision *decisions;
 	int rc = load_and_decide(opt, &study, &view, &decisions, false);
 	if (rc != EXIT_OK)
@@ -954,7 +954,7 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	struct study study;
-	struct cluster_view view;
+	struct sync_view view;
 	struct plan_decision *decisions;
 	struct cp_err err = CP_ERR_INIT;
 	if ((rc = load_and_decide(&opt, &study, &view, &decisions, !opt.quiet)) != EXIT_OK)

@@ -1,4 +1,4 @@
-#include "submit.h"
+#include "cluster.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -88,40 +88,26 @@ struct command_flags {
 	const char *by;
 };
 
+/* status's and clean's own options (`context`: their struct command_flags, NULL for the others). */
+static int command_flag(int c, const char *arg, void *context)
+{
+	struct command_flags *flags = context;
+	if (!flags)
+		return 0;
+	switch (c) {
+	case 'v': flags->verbose = true; return 1;
+	case 'J': flags->json = true; return 1;
+	case 'B': flags->by = arg; return 1;
+	case 'n': flags->dry_run = true; return 1;
+	}
+	return 0;
+}
+
 /* Parse the options every study command takes; returns -1 to go on, else an exit code. */
 static int parse_study_args(const char *command, const char *usage, int argc, char **argv,
 			    struct study_options *opt, struct command_flags *flags)
 {
-	struct strvec storage = STRVEC_INIT;
-	int new_argc, c, rc = -1;
-	char **args = study_rewrite_args(argc, argv, study_options, opt, &storage, &new_argc);
-	optind = 1;
-	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:vnh", study_options, NULL)) != -1) {
-		int handled = study_option(opt, c, optarg);
-		if (handled < 0)
-			rc = EXIT_USAGE;
-		else if (handled)
-			continue;
-		else if (c == 'v' && flags)
-			flags->verbose = true;
-		else if (c == 'J' && flags)
-			flags->json = true;
-		else if (c == 'B' && flags)
-			flags->by = optarg;
-		else if (c == 'n' && flags)
-			flags->dry_run = true;
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			rc = EXIT_OK;
-		} else {
-			rc = cli_usage_error(command, "unknown option");
-		}
-	}
-	for (int i = optind; rc < 0 && i < new_argc; i++)
-		strvec_push(&opt->targets, args[i]);
-	free(args);
-	strvec_release(&storage);
-	return rc;
+	return study_parse_args(command, usage, argc, argv, study_options, "f:C:p:vnh", opt, command_flag, flags);
 }
 
 /*
@@ -142,7 +128,7 @@ struct job_status {
 struct status_report {
 	struct study *study;
 	struct plan_decision *decisions;
-	struct cluster_view view;
+	struct sync_view view;
 	struct job_status *jobs;
 	struct strvec keys;       /* output keys, in the order jobs first make them */
 	size_t (*counts)[FILE_STATES];
@@ -451,7 +437,7 @@ done:
 	strvec_release(&matrix.rows);
 	strvec_release(&report.keys);
 	plan_decisions_free(report.decisions, study.graph->count);
-	cluster_view_release(&report.view);
+	sync_view_release(&report.view);
 	study_release(&study);
 out:
 	study_options_release(&opt);

@@ -81,6 +81,34 @@ char **study_rewrite_args(int argc, char **argv, const struct option *known, str
 	return out;
 }
 
+int study_parse_args(const char *command, const char *usage, int argc, char **argv,
+		     const struct option *long_options, const char *short_options, struct study_options *opt,
+		     int (*own_option)(int c, const char *arg, void *context), void *context)
+{
+	struct strvec storage = STRVEC_INIT;
+	int new_argc, c, rc = -1;
+	char **args = study_rewrite_args(argc, argv, long_options, opt, &storage, &new_argc);
+	optind = 1;
+	while (rc < 0 && (c = getopt_long(new_argc, args, short_options, long_options, NULL)) != -1) {
+		int handled = study_option(opt, c, optarg);
+		if (handled < 0)
+			rc = EXIT_USAGE;
+		else if (handled || own_option(c, optarg, context))
+			continue;
+		else if (c == 'h') {
+			fputs(usage, stdout);
+			rc = EXIT_OK;
+		} else {
+			rc = cli_usage_error(command, "unknown option");
+		}
+	}
+	for (int i = optind; rc < 0 && i < new_argc; i++)
+		strvec_push(&opt->targets, args[i]);
+	free(args);
+	strvec_release(&storage);
+	return rc;
+}
+
 struct tree_view_context {
 	const struct tree *tree;
 };

@@ -69,6 +69,16 @@ int study_option(struct study_options *opt, int c, const char *arg);
 char **study_rewrite_args(int argc, char **argv, const struct option *known, struct study_options *opt,
 			  struct strvec *storage, int *new_argc);
 
+/*
+ * Parse a study command's arguments: the study options, the command's own
+ * (`own_option` returns 1 when `c` is one of them, else 0), -h (prints
+ * `usage`) and the targets. Returns -1 to go on, else an exit code (an error
+ * is already reported).
+ */
+int study_parse_args(const char *command, const char *usage, int argc, char **argv,
+		     const struct option *long_options, const char *short_options, struct study_options *opt,
+		     int (*own_option)(int c, const char *arg, void *context), void *context);
+
 /* Run the shared steps; on error prints it and returns EXIT_USAGE (or another exit code). */
 int study_load(struct study_options *opt, struct study *study);
 
