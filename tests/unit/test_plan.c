@@ -12,115 +12,26 @@
 
 #include "cpipe/plan.h"
 
+#include "chain_study.h"
+
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-static const char chain_tree[] = "sub-{subject}\n"
-				 "    raw.txt (raw)\n"
-				 "    a.txt (a)\n"
-				 "    b.txt (b)\n";
-
-static const char chain_recipes[] = "recipes:\n"
-				    "  - name: make_a\n"
-				    "    in: [raw]\n"
-				    "    out: [a]\n"
-				    "    run: cp {raw} {a}\n"
-				    "  - name: make_b\n"
-				    "    in: [a]\n"
-				    "    out: [b]\n"
-				    "    run: cp {a} {b}\n";
 
 /* The same pipeline with make_b's command edited. */
-static const char edited_recipes[] = "recipes:\n"
-				     "  - name: make_a\n"
-				     "    in: [raw]\n"
-				     "    out: [a]\n"
-				     "    run: cp {raw} {a}\n"
-				     "  - name: make_b\n"
-				     "    in: [a]\n"
-				     "    out: [b]\n"
-				     "    run: cat {a} > {b}\n";
-
-enum { MAKE_A, MAKE_B }; /* graph order: dependencies first */
+static const char edited_recipes[] = CHAIN_RECIPES("cat {a} > {b}");
 
 struct fixture {
-	char dir[64];
-	char previous_dir[4096];
-	struct tree *tree;
-	struct recipe_set *set;
-	struct graph *graph;
-	struct glob_result globbed;
-	struct state *state;
+	struct chain_study study; /* first, for chain_setup_fixture */
 	struct plan_decision *decisions;
-	struct cp_err err;
 };
-
-static void write_file(const char *path, const char *text, time_t mtime)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-	/* Fixed seconds: a change never depends on the clock's granularity. */
-	struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
-	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
-}
-
-static void free_graph(struct fixture *fx)
-{
-	graph_free(fx->graph);
-	fx->graph = NULL;
-	glob_result_release(&fx->globbed);
-	memset(&fx->globbed, 0, sizeof(fx->globbed));
-	if (fx->tree)
-		tree_free(fx->tree);
-	fx->tree = NULL;
-	recipe_set_free(fx->set);
-	fx->set = NULL;
-}
-
-/* Build the graph of `recipes` for target b over the study in the working directory. */
-static void build(struct fixture *fx, const char *recipes)
-{
-	free_graph(fx);
-	assert_int_equal(tree_parse_string(chain_tree, "test.tree", NULL, &fx->tree, &fx->err), 0);
-	assert_int_equal(recipe_load_string(recipes, strlen(recipes), "cpipe.yaml", &fx->set, &fx->err), 0);
-	struct strvec sources = STRVEC_INIT;
-	graph_source_keys(fx->set, &sources);
-	struct glob_request request = {(const char *const *)sources.items, sources.count, ".", NULL, NULL, 0, false};
-	assert_int_equal(glob_update(fx->tree, &request, &fx->globbed, &fx->err), 0);
-	strvec_release(&sources);
-	const char *targets[] = {"b"};
-	struct graph_request graph_request = {targets, 1, ".", false, &fx->globbed, NULL, false, NULL};
-	assert_int_equal(graph_build(fx->tree, fx->set, &graph_request, &fx->graph, &fx->err), 0);
-	assert_int_equal(fx->graph->count, 2);
-	assert_string_equal(fx->graph->jobs[MAKE_A].id, "make_a[subject=01]");
-	assert_string_equal(fx->graph->jobs[MAKE_B].id, "make_b[subject=01]");
-}
-
-/* A fresh state handle: reasons see the database as it was at open. */
-static void reopen_state(struct fixture *fx)
-{
-	state_close(fx->state);
-	fx->state = NULL;
-	assert_int_equal(state_open(".", &fx->state, &fx->err), 0);
-}
 
 /* Decide every job; the stats go through plan_stat_files. */
 static void decide(struct fixture *fx, const struct plan_options *opt)
 {
-	plan_decisions_free(fx->decisions, fx->graph->count);
+	plan_decisions_free(fx->decisions, fx->study.graph->count);
 	uint32_t *ids = NULL;
-	assert_int_equal(plan_stat_files(fx->graph, fx->state, &ids, &fx->err), 0);
-	assert_int_equal(plan_decide_all(fx->graph, fx->state, opt, ids, &fx->decisions, &fx->err), 0);
+	assert_int_equal(plan_stat_files(fx->study.graph, fx->study.state, &ids, &fx->study.err), 0);
+	assert_int_equal(plan_decide_all(fx->study.graph, fx->study.state, opt, ids, &fx->decisions, &fx->study.err), 0);
 	free(ids);
 }
 
@@ -128,7 +39,7 @@ static void expect(struct fixture *fx, size_t job, enum plan_action action, enum
 {
 	const struct plan_decision *d = &fx->decisions[job];
 	if (d->action != action || d->reason != reason)
-		fail_msg("%s: %s (%s: %s), expected %s (%s)", fx->graph->jobs[job].id, plan_action_name(d->action),
+		fail_msg("%s: %s (%s: %s), expected %s (%s)", fx->study.graph->jobs[job].id, plan_action_name(d->action),
 			 state_reason_string(d->reason), d->detail, plan_action_name(action),
 			 state_reason_string(reason));
 }
@@ -136,13 +47,13 @@ static void expect(struct fixture *fx, size_t job, enum plan_action action, enum
 /* Run job `i` as cpipe would: write its outputs, then record its success. */
 static void record_run(struct fixture *fx, size_t i)
 {
-	const struct graph_job *job = &fx->graph->jobs[i];
+	const struct graph_job *job = &fx->study.graph->jobs[i];
 	for (size_t k = 0; k < job->outputs.count; k++)
-		write_file(job->outputs.items[k], "made\n", 2000000);
+		chain_write_file(job->outputs.items[k], "made\n", 2000000);
 	struct strbuf definition = STRBUF_INIT;
 	struct state_job_query query;
 	plan_job_query(job, &definition, &query);
-	assert_int_equal(state_record_success_stat(fx->state, &query, NULL, &fx->err), 0);
+	assert_int_equal(state_record_success_stat(fx->study.state, &query, NULL, &fx->study.err), 0);
 	strbuf_release(&definition);
 }
 
@@ -151,43 +62,20 @@ static void make_all(struct fixture *fx)
 {
 	record_run(fx, MAKE_A);
 	record_run(fx, MAKE_B);
-	reopen_state(fx);
+	chain_reopen_state(&fx->study);
 }
 
 static int setup(void **vstate)
 {
-	struct fixture *fx = xcalloc(1, sizeof(*fx));
-	strcpy(fx->dir, "/tmp/cpipe-plan-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	assert_non_null(getcwd(fx->previous_dir, sizeof(fx->previous_dir)));
-	/* Job paths are relative to the data root, as the command line sees them. */
-	assert_int_equal(chdir(fx->dir), 0);
-	assert_int_equal(mkdir("sub-01", 0777), 0);
-	write_file("sub-01/raw.txt", "raw\n", 1000000);
-	build(fx, chain_recipes);
-	reopen_state(fx);
-	*vstate = fx;
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
+	return chain_setup_fixture(vstate, sizeof(struct fixture));
 }
 
 static int teardown(void **vstate)
 {
 	struct fixture *fx = *vstate;
-	if (fx->graph)
-		plan_decisions_free(fx->decisions, fx->graph->count);
-	state_close(fx->state);
-	free_graph(fx);
-	cp_err_release(&fx->err);
-	assert_int_equal(chdir(fx->previous_dir), 0);
-	nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (fx->study.graph)
+		plan_decisions_free(fx->decisions, fx->study.graph->count);
+	chain_teardown(&fx->study);
 	free(fx);
 	return 0;
 }
@@ -211,8 +99,8 @@ static void test_up_to_date(void **vstate)
 	expect(fx, MAKE_A, PLAN_UP_TO_DATE, STATE_UP_TO_DATE);
 	expect(fx, MAKE_B, PLAN_UP_TO_DATE, STATE_UP_TO_DATE);
 	/* Without plan_stat_files' numbers the decisions are the same. */
-	plan_decisions_free(fx->decisions, fx->graph->count);
-	assert_int_equal(plan_decide_all(fx->graph, fx->state, &opt, NULL, &fx->decisions, &fx->err), 0);
+	plan_decisions_free(fx->decisions, fx->study.graph->count);
+	assert_int_equal(plan_decide_all(fx->study.graph, fx->study.state, &opt, NULL, &fx->decisions, &fx->study.err), 0);
 	expect(fx, MAKE_B, PLAN_UP_TO_DATE, STATE_UP_TO_DATE);
 }
 
@@ -233,7 +121,7 @@ static void test_input_changed_runs_downstream(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	make_all(fx);
-	write_file("sub-01/raw.txt", "new raw data\n", 3000000);
+	chain_write_file("sub-01/raw.txt", "new raw data\n", 3000000);
 	struct plan_options opt = {0};
 	decide(fx, &opt);
 	expect(fx, MAKE_A, PLAN_RUN, STATE_INPUT_CHANGED);
@@ -245,9 +133,9 @@ static void test_command_changed(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	make_all(fx);
-	uint64_t before = plan_definition_hash(&fx->graph->jobs[MAKE_B]);
-	build(fx, edited_recipes);
-	assert_true(plan_definition_hash(&fx->graph->jobs[MAKE_B]) != before);
+	uint64_t before = plan_definition_hash(&fx->study.graph->jobs[MAKE_B]);
+	chain_build(&fx->study, edited_recipes);
+	assert_true(plan_definition_hash(&fx->study.graph->jobs[MAKE_B]) != before);
 	struct plan_options opt = {0};
 	decide(fx, &opt);
 	expect(fx, MAKE_A, PLAN_UP_TO_DATE, STATE_UP_TO_DATE);
@@ -282,8 +170,8 @@ static bool log_shows_failure(const struct graph_job *job, struct strbuf *detail
 static void test_adopt_or_rebuild_unknown(void **vstate)
 {
 	struct fixture *fx = *vstate;
-	write_file("sub-01/a.txt", "made elsewhere\n", 2000000);
-	write_file("sub-01/b.txt", "made elsewhere\n", 2000000);
+	chain_write_file("sub-01/a.txt", "made elsewhere\n", 2000000);
+	chain_write_file("sub-01/b.txt", "made elsewhere\n", 2000000);
 	struct plan_options opt = {0};
 	decide(fx, &opt);
 	expect(fx, MAKE_A, PLAN_ADOPT, STATE_NEVER_RECORDED);
@@ -303,9 +191,9 @@ static void test_adopt_or_rebuild_unknown(void **vstate)
 	/* Outputs written while a job failed are not adopted either. */
 	int64_t now = state_now_ns();
 	struct state_attempt failed = {.exit_code = 1, .start_ns = now - 2000000000LL, .end_ns = now};
-	assert_int_equal(state_record_failure(fx->state, "other/job", &failed, &fx->err), 0);
-	write_file("sub-01/a.txt", "partial\n", now / 1000000000 - 1);
-	reopen_state(fx);
+	assert_int_equal(state_record_failure(fx->study.state, "other/job", &failed, &fx->study.err), 0);
+	chain_write_file("sub-01/a.txt", "partial\n", now / 1000000000 - 1);
+	chain_reopen_state(&fx->study);
 	opt = (struct plan_options){0};
 	decide(fx, &opt);
 	expect(fx, MAKE_A, PLAN_RUN, STATE_NEVER_RECORDED);
@@ -344,14 +232,14 @@ static void test_held_and_blocked(void **vstate)
 	char status = 0;
 	assert_int_equal(read(ready[0], &status, 1), 1);
 	assert_int_equal(status, 'y');
-	reopen_state(fx);
+	chain_reopen_state(&fx->study);
 	struct plan_options opt = {0};
 	decide(fx, &opt);
 	expect(fx, MAKE_A, PLAN_HELD, STATE_RUNNING_ELSEWHERE);
 	expect(fx, MAKE_B, PLAN_BLOCKED, STATE_OUTPUT_MISSING);
 
 	struct plan_runs runs;
-	plan_select_runs(fx->graph, fx->decisions, &runs);
+	plan_select_runs(fx->study.graph, fx->decisions, &runs);
 	assert_int_equal(runs.count, 0);
 	plan_runs_release(&runs);
 
@@ -367,13 +255,13 @@ static void test_select_runs(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	record_run(fx, MAKE_A);
-	reopen_state(fx);
+	chain_reopen_state(&fx->study);
 	struct plan_options opt = {0};
 	decide(fx, &opt);
 	expect(fx, MAKE_A, PLAN_UP_TO_DATE, STATE_UP_TO_DATE);
 	expect(fx, MAKE_B, PLAN_RUN, STATE_OUTPUT_MISSING);
 	struct plan_runs runs;
-	plan_select_runs(fx->graph, fx->decisions, &runs);
+	plan_select_runs(fx->study.graph, fx->decisions, &runs);
 	assert_int_equal(runs.count, 1);
 	assert_int_equal(runs.graph_index[0], MAKE_B);
 	assert_int_equal(runs.exec_index[MAKE_B], 0);
@@ -390,7 +278,7 @@ static void test_decide_again(void **vstate)
 	decide(fx, &opt);
 	expect(fx, MAKE_A, PLAN_RUN, STATE_OUTPUT_MISSING);
 	record_run(fx, MAKE_A);
-	assert_int_equal(plan_decide_again(fx->graph, fx->state, &opt, fx->decisions, MAKE_A, &fx->err), 0);
+	assert_int_equal(plan_decide_again(fx->study.graph, fx->study.state, &opt, fx->decisions, MAKE_A, &fx->study.err), 0);
 	expect(fx, MAKE_A, PLAN_UP_TO_DATE, STATE_UP_TO_DATE);
 }
 

@@ -15,54 +15,17 @@
 #include "cpipe/sync.h"
 #include "exec_cluster.h"
 
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static const char chain_tree[] = "sub-{subject}\n"
-				 "    raw.txt (raw)\n"
-				 "    a.txt (a)\n"
-				 "    b.txt (b)\n";
-
-static const char chain_recipes[] = "recipes:\n"
-				    "  - name: make_a\n"
-				    "    in: [raw]\n"
-				    "    out: [a]\n"
-				    "    run: cp {raw} {a}\n"
-				    "  - name: make_b\n"
-				    "    in: [a]\n"
-				    "    out: [b]\n"
-				    "    run: cp {a} {b}\n";
-
-enum { MAKE_A, MAKE_B };
+#include "chain_study.h"
 
 struct fixture {
-	char dir[64];
-	char previous_dir[4096];
-	struct tree *tree;
-	struct recipe_set *set;
-	struct graph *graph;
-	struct glob_result globbed;
-	struct state *state;
+	struct chain_study study; /* first, for chain_setup_fixture */
 	struct sync_view view;
-	struct cp_err err;
 };
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
 
 static void job_file_name(struct fixture *fx, size_t job, struct strbuf *name)
 {
 	strbuf_reset(name);
-	exec_job_file_name(fx->graph->jobs[job].id, name);
+	exec_job_file_name(fx->study.graph->jobs[job].id, name);
 }
 
 /* The record `cpipe run --submit` leaves for a job, with the note it gives it. */
@@ -70,10 +33,10 @@ static void write_submission(struct fixture *fx, size_t job)
 {
 	struct strbuf name = STRBUF_INIT;
 	job_file_name(fx, job, &name);
-	char *note = sync_definition_note(&fx->graph->jobs[job]);
+	char *note = sync_definition_note(&fx->study.graph->jobs[job]);
 	char *log = xasprintf(".cpipe/logs/%s.log", name.buf);
 	struct exec_submission sub = {EXEC_CLUSTER_SLURM, "41", (long)job + 1, log, note, 1};
-	assert_int_equal(exec_submission_write(".", name.buf, &sub, &fx->err), 0);
+	assert_int_equal(exec_submission_write(".", name.buf, &sub, &fx->study.err), 0);
 	free(log);
 	free(note);
 	strbuf_release(&name);
@@ -85,7 +48,7 @@ static void write_marker(struct fixture *fx, size_t job, const char *text)
 	struct strbuf name = STRBUF_INIT;
 	job_file_name(fx, job, &name);
 	char *path = xasprintf("%s/%s.marker", EXEC_JOBS_DIR, name.buf);
-	write_text(path, text);
+	chain_write_file(path, text, 2000000);
 	free(path);
 	strbuf_release(&name);
 }
@@ -95,7 +58,7 @@ static bool submission_left(struct fixture *fx, size_t job)
 	struct strbuf name = STRBUF_INIT;
 	job_file_name(fx, job, &name);
 	struct exec_submission sub;
-	int found = exec_submission_read(".", name.buf, &sub, &fx->err);
+	int found = exec_submission_read(".", name.buf, &sub, &fx->study.err);
 	if (found > 0)
 		exec_submission_release(&sub);
 	strbuf_release(&name);
@@ -105,55 +68,19 @@ static bool submission_left(struct fixture *fx, size_t job)
 static void import_all(struct fixture *fx)
 {
 	sync_view_release(&fx->view);
-	assert_int_equal(sync_cluster(fx->graph, fx->state, &fx->view, &fx->err), 0);
+	assert_int_equal(sync_cluster(fx->study.graph, fx->study.state, &fx->view, &fx->study.err), 0);
 }
 
 static int setup(void **vstate)
 {
-	struct fixture *fx = xcalloc(1, sizeof(*fx));
-	strcpy(fx->dir, "/tmp/cpipe-sync-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	assert_non_null(getcwd(fx->previous_dir, sizeof(fx->previous_dir)));
-	assert_int_equal(chdir(fx->dir), 0);
-	assert_int_equal(mkdir("sub-01", 0777), 0);
-	write_text("sub-01/raw.txt", "raw\n");
-	assert_int_equal(tree_parse_string(chain_tree, "test.tree", NULL, &fx->tree, &fx->err), 0);
-	assert_int_equal(recipe_load_string(chain_recipes, strlen(chain_recipes), "cpipe.yaml", &fx->set, &fx->err),
-			 0);
-	struct strvec sources = STRVEC_INIT;
-	graph_source_keys(fx->set, &sources);
-	struct glob_request request = {(const char *const *)sources.items, sources.count, ".", NULL, NULL, 0, false};
-	assert_int_equal(glob_update(fx->tree, &request, &fx->globbed, &fx->err), 0);
-	strvec_release(&sources);
-	const char *targets[] = {"b"};
-	struct graph_request graph_request = {targets, 1, ".", false, &fx->globbed, NULL, false, NULL};
-	assert_int_equal(graph_build(fx->tree, fx->set, &graph_request, &fx->graph, &fx->err), 0);
-	assert_int_equal(fx->graph->count, 2);
-	assert_int_equal(state_open(".", &fx->state, &fx->err), 0);
-	*vstate = fx;
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
+	return chain_setup_fixture(vstate, sizeof(struct fixture));
 }
 
 static int teardown(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	sync_view_release(&fx->view);
-	state_close(fx->state);
-	graph_free(fx->graph);
-	glob_result_release(&fx->globbed);
-	tree_free(fx->tree);
-	recipe_set_free(fx->set);
-	cp_err_release(&fx->err);
-	assert_int_equal(chdir(fx->previous_dir), 0);
-	nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	chain_teardown(&fx->study);
 	free(fx);
 	return 0;
 }
@@ -176,7 +103,7 @@ static void test_success_and_failure(void **vstate)
 	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
 	write_submission(fx, MAKE_A);
 	write_submission(fx, MAKE_B);
-	write_text("sub-01/a.txt", "made on a node\n");
+	chain_write_file("sub-01/a.txt", "made on a node\n", 2000000);
 	write_marker(fx, MAKE_A, "cpipe-marker 1\nexit 0\nstart_ns 100\nend_ns 200\nhost node1\nmessage \n");
 	write_marker(fx, MAKE_B, "cpipe-marker 1\nexit 2\nstart_ns 300\nend_ns 400\nhost node1\nmessage exit status 2\n");
 	import_all(fx);
@@ -194,18 +121,18 @@ static void test_success_and_failure(void **vstate)
 	assert_false(submission_left(fx, MAKE_B));
 
 	struct state_job_record record;
-	assert_true(state_job_lookup(fx->state, fx->graph->jobs[MAKE_A].id, &record));
+	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_A].id, &record));
 	assert_true(record.recorded);
-	assert_true(record.definition_hash == plan_definition_hash(&fx->graph->jobs[MAKE_A]));
-	assert_true(state_job_lookup(fx->state, fx->graph->jobs[MAKE_B].id, &record));
+	assert_true(record.definition_hash == plan_definition_hash(&fx->study.graph->jobs[MAKE_A]));
+	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_B].id, &record));
 	assert_int_equal(record.status, STATE_STATUS_FAILED);
 
 	struct plan_options opt = {0};
 	struct plan_decision *decisions;
-	assert_int_equal(plan_decide_all(fx->graph, fx->state, &opt, NULL, &decisions, &fx->err), 0);
+	assert_int_equal(plan_decide_all(fx->study.graph, fx->study.state, &opt, NULL, &decisions, &fx->study.err), 0);
 	assert_int_equal(decisions[MAKE_A].action, PLAN_UP_TO_DATE);
 	assert_int_equal(decisions[MAKE_B].action, PLAN_RUN);
-	plan_decisions_free(decisions, fx->graph->count);
+	plan_decisions_free(decisions, fx->study.graph->count);
 }
 
 /* A job that never ran its command records nothing; a marker that cannot be read is a failure. */
@@ -227,7 +154,7 @@ static void test_skipped_and_broken(void **vstate)
 	assert_int_equal(fx->view.events[1].kind, SYNC_JOB_SKIPPED);
 	assert_string_equal(fx->view.events[1].message, "not run: a did not succeed");
 	struct state_job_record record;
-	assert_false(state_job_lookup(fx->state, fx->graph->jobs[MAKE_B].id, &record));
+	assert_false(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_B].id, &record));
 }
 
 /* A submission record that cannot be read is ignored, and said. */
@@ -238,7 +165,7 @@ static void test_unreadable_record(void **vstate)
 	struct strbuf name = STRBUF_INIT;
 	job_file_name(fx, MAKE_A, &name);
 	char *path = xasprintf("%s/%s.submitted", EXEC_JOBS_DIR, name.buf);
-	write_text(path, "cpipe-submitted 1\nbackend pbs\njob 5\n");
+	chain_write_file(path, "cpipe-submitted 1\nbackend pbs\njob 5\n", 2000000);
 	free(path);
 	strbuf_release(&name);
 	import_all(fx);
