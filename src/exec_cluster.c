@@ -1,7 +1,9 @@
 /*
- * exec, cluster part: job scripts, markers, submission records, grouping of
- * jobs into arrays, and the scheduler-neutral submit/query/cancel entry
- * points. The command lines of each scheduler are in exec_scheduler.c.
+ * exec, cluster part: choosing a backend, job scripts, markers, submission
+ * records, grouping jobs into arrays with their holds and resources, and
+ * exec_cluster_submit. Each scheduler's command lines (submitting a unit,
+ * queries, cancels, limits) are in exec_scheduler.c, which this file calls
+ * and which never calls back.
  */
 #include "exec_cluster.h"
 
@@ -15,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- names and PATH ------------------------------------------------------ */
+/* ---- names ------------------------------------------------------------------ */
 
 const char *exec_cluster_name(enum exec_cluster_kind kind)
 {
@@ -40,26 +42,6 @@ const char *exec_cluster_state_name(enum exec_cluster_state state)
 	return "unknown";
 }
 
-bool exec_on_path(const char *program)
-{
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/bin:/bin";
-	struct strvec dirs = STRVEC_INIT;
-	struct strbuf full = STRBUF_INIT;
-	strvec_split(&dirs, path, ':', false);
-	bool found = false;
-	for (size_t i = 0; i < dirs.count && !found; i++) {
-		strbuf_reset(&full);
-		path_join(*dirs.items[i] ? dirs.items[i] : ".", program, &full);
-		struct stat st;
-		found = stat(full.buf, &st) == 0 && S_ISREG(st.st_mode) && access(full.buf, X_OK) == 0;
-	}
-	strbuf_release(&full);
-	strvec_release(&dirs);
-	return found;
-}
-
 int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp_err *err)
 {
 	*out = EXEC_CLUSTER_NONE;
@@ -74,14 +56,11 @@ int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp
 		else if (fsl_sub) {
 			cp_err_set(err, NULL, 0,
 				   "cannot submit: fsl_sub is on PATH but has no queues configured (fsl_sub --has_queues), "
-				   "so it would run every job here, one at a time; run without --submit to run them here "
-				   "in parallel, or use --submit=fsl_sub to go through it anyway");
-			return -1;
+				   "so it would run every job here, one at a time");
+			return EXEC_CLUSTER_FSL_SUB_LOCAL;
 		} else {
-			cp_err_set(err, NULL, 0,
-				   "cannot submit: none of fsl_sub, sbatch (SLURM) or qsub (SGE) is on PATH; "
-				   "run without --submit to run the jobs here");
-			return -1;
+			cp_err_set(err, NULL, 0, "cannot submit: none of fsl_sub, sbatch (SLURM) or qsub (SGE) is on PATH");
+			return EXEC_CLUSTER_NONE_ON_PATH;
 		}
 		return 0;
 	}
@@ -92,8 +71,8 @@ int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp
 	else if (!strcmp(name, "sge"))
 		*out = EXEC_CLUSTER_SGE;
 	else {
-		cp_err_set(err, NULL, 0, "unknown --submit backend '%s' (auto, fsl_sub, slurm or sge)", name);
-		return -1;
+		cp_err_set(err, NULL, 0, "unknown backend '%s' (auto, fsl_sub, slurm or sge)", name);
+		return EXEC_CLUSTER_UNKNOWN_NAME;
 	}
 	const char *program = *out == EXEC_CLUSTER_FSL_SUB ? "fsl_sub" : *out == EXEC_CLUSTER_SLURM ? "sbatch" : "qsub";
 	if (!exec_on_path(program)) {
@@ -827,9 +806,9 @@ static int check_fsl_sub(const struct exec_cluster_job *jobs, size_t count, cons
 		cp_err_set(err, NULL, 0,
 			   "cannot submit through fsl_sub: the data root '%s' contains a %s, which fsl_sub writes "
 			   "unquoted into its job scripts (--chdir, -o) and splits its -t task file path on; "
-			   "nothing was submitted: use --submit=slurm or --submit=sge, or a data root without blanks",
+			   "nothing was submitted",
 			   root, *blank == ' ' ? "space" : "blank");
-		return -1;
+		return EXEC_CLUSTER_BLANK_ROOT;
 	}
 	for (size_t i = 0; i < count; i++) {
 		if (jobs[i].threads > 1 && !exec_parallel_env(EXEC_CLUSTER_FSL_SUB, jobs[i].pe)) {
@@ -872,9 +851,10 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 	char *root = absolute_root(cwd, err);
 	if (!root)
 		return -1;
-	if (opt->kind == EXEC_CLUSTER_FSL_SUB && check_fsl_sub(jobs, count, root, err) < 0) {
+	int refused = opt->kind == EXEC_CLUSTER_FSL_SUB ? check_fsl_sub(jobs, count, root, err) : 0;
+	if (refused < 0) {
 		free(root);
-		return -1;
+		return refused;
 	}
 	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
 	int rc = 0;

@@ -104,6 +104,21 @@ static void on_submit(void *data, const size_t *indices, size_t count, const cha
 	strbuf_release(&line);
 }
 
+/* What the command line offers instead when exec refuses a backend (`refusal`: its negative return). */
+static void add_hint(struct cp_err *err, int refusal)
+{
+	const char *hint = refusal == EXEC_CLUSTER_FSL_SUB_LOCAL
+				   ? "; run without --submit to run them here in parallel, or use --submit=fsl_sub to go "
+				     "through it anyway"
+			   : refusal == EXEC_CLUSTER_NONE_ON_PATH ? "; run without --submit to run the jobs here"
+			   : refusal == EXEC_CLUSTER_BLANK_ROOT
+				   ? ": use --submit=slurm or --submit=sge, or a data root without blanks"
+				   : "";
+	char *message = xasprintf("%s%s", err->message ? err->message : "", hint);
+	free(err->message);
+	err->message = message;
+}
+
 /* Which of a recipe's resources.extra_<backend> lists goes to `kind`. */
 static enum recipe_backend backend_extra_index(enum exec_cluster_kind kind)
 {
@@ -118,7 +133,12 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 	const struct graph *graph = study->graph;
 	struct cp_err err = CP_ERR_INIT;
 	enum exec_cluster_kind kind;
-	if (exec_cluster_choose(opt->backend, &kind, &err) < 0) {
+	int chosen = exec_cluster_choose(opt->backend, &kind, &err);
+	if (chosen < 0) {
+		if (chosen == EXEC_CLUSTER_UNKNOWN_NAME)
+			cp_err_set(&err, NULL, 0, "unknown --submit backend '%s' (auto, fsl_sub, slurm or sge)",
+				   opt->backend);
+		add_hint(&err, chosen);
 		cli_report(&err);
 		return EXIT_USAGE;
 	}
@@ -186,6 +206,7 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 	int submitted = exec_cluster_submit(jobs, count, &exec_opt, &summary, &err);
 	int rc = EXIT_OK;
 	if (submitted < 0) {
+		add_hint(&err, submitted);
 		cli_report(&err);
 		rc = EXIT_JOB_FAILED;
 	}
