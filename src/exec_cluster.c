@@ -742,12 +742,12 @@ static char *absolute_root(const char *cwd, struct cp_err *err)
 }
 
 void exec_unit_resources(const struct exec_cluster_job *jobs, const struct exec_unit *unit,
-			 const struct exec_cluster_options *opt, struct exec_unit_resources *out)
+			 const struct exec_cluster_options *opt, struct exec_resources *out)
 {
 	memset(out, 0, sizeof(*out));
 	double scale = opt->scale_time > 0 ? opt->scale_time : 1.0;
 	for (size_t k = 0; k < unit->count; k++) {
-		const struct exec_cluster_job *job = &jobs[unit->members[k]];
+		const struct exec_resources *job = &jobs[unit->members[k]].resources;
 		if (job->minutes > 0) {
 			double scaled = (double)job->minutes * scale;
 			long minutes = (long)scaled;
@@ -811,13 +811,13 @@ static int check_fsl_sub(const struct exec_cluster_job *jobs, size_t count, cons
 		return EXEC_CLUSTER_BLANK_ROOT;
 	}
 	for (size_t i = 0; i < count; i++) {
-		if (jobs[i].threads > 1 && !exec_parallel_env(EXEC_CLUSTER_FSL_SUB, jobs[i].pe)) {
+		if (jobs[i].resources.threads > 1 && !exec_parallel_env(EXEC_CLUSTER_FSL_SUB, jobs[i].resources.pe)) {
 			cp_err_set(err, NULL, 0,
 				   "cannot submit '%s' through fsl_sub: it asks for %ld threads, and fsl_sub needs the name "
 				   "of one of the site's parallel environments for that (-s NAME,THREADS; `fsl_sub "
 				   "--show_config` lists them): set resources.pe in the recipe file or CPIPE_FSL_SUB_PE; "
 				   "nothing was submitted",
-				   jobs[i].id, jobs[i].threads);
+				   jobs[i].id, jobs[i].resources.threads);
 			return -1;
 		}
 	}

@@ -45,6 +45,6 @@ void exec_holds_release(struct exec_holds *holds);
 
 /* The resources of `unit`: the largest of its jobs', minutes scaled by opt->scale_time. */
 void exec_unit_resources(const struct exec_cluster_job *jobs, const struct exec_unit *unit,
-			 const struct exec_cluster_options *opt, struct exec_unit_resources *out);
+			 const struct exec_cluster_options *opt, struct exec_resources *out);
 
 #endif

@@ -145,7 +145,7 @@ static long ceil_mb(double gb)
 	return round_up(gb * 1024.0);
 }
 
-static void push_extra(const struct exec_unit_resources *r, struct strvec *argv)
+static void push_extra(const struct exec_resources *r, struct strvec *argv)
 {
 	for (size_t i = 0; i < r->extra_count; i++)
 		strvec_push(argv, r->extra[i]);
@@ -166,7 +166,7 @@ const char *exec_parallel_env(enum exec_cluster_kind kind, const char *pe)
 
 static void slurm_argv(const struct exec_submit_call *call, struct strvec *argv)
 {
-	const struct exec_unit_resources *r = &call->resources;
+	const struct exec_resources *r = &call->resources;
 	strvec_push(argv, "sbatch");
 	strvec_push(argv, "--parsable");
 	strvec_push_owned(argv, xasprintf("--chdir=%s", call->root));
@@ -210,7 +210,7 @@ static void slurm_argv(const struct exec_submit_call *call, struct strvec *argv)
 
 static void sge_argv(const struct exec_submit_call *call, struct strvec *argv)
 {
-	const struct exec_unit_resources *r = &call->resources;
+	const struct exec_resources *r = &call->resources;
 	strvec_push(argv, "qsub");
 	strvec_push(argv, "-terse");
 	strvec_push(argv, "-wd");
@@ -265,7 +265,7 @@ static void sge_argv(const struct exec_submit_call *call, struct strvec *argv)
 
 static void fsl_sub_argv(const struct exec_submit_call *call, struct strvec *argv)
 {
-	const struct exec_unit_resources *r = &call->resources;
+	const struct exec_resources *r = &call->resources;
 	strvec_push(argv, "fsl_sub");
 	strvec_push(argv, "-N");
 	strvec_push(argv, call->name);

@@ -15,21 +15,6 @@ struct exec_holds {
 	struct strvec corresponding; /* array ids whose task i must succeed before task i here */
 };
 
-/* The resources of a submission: the largest of its jobs' (borrowed strings). */
-struct exec_unit_resources {
-	long minutes; /* already scaled by --scale-time and rounded up */
-	double ram_gb;
-	long threads;
-	const char *queue;
-	const char *coprocessor;
-	long coprocessor_count;
-	const char *pe;
-	const char *const *extra;
-	size_t extra_count;
-	const char *const *backend_extra;
-	size_t backend_extra_count;
-};
-
 /* Everything one scheduler call needs. Paths are absolute. */
 struct exec_submit_call {
 	enum exec_cluster_kind kind;
@@ -39,7 +24,7 @@ struct exec_submit_call {
 	char *tasks_file;  /* arrays: one command per line (fsl_sub -t); NULL for single jobs */
 	size_t task_count; /* 0 for a single job */
 	struct exec_holds holds;
-	struct exec_unit_resources resources;
+	struct exec_resources resources; /* the largest of its jobs', minutes already scaled */
 };
 
 /*

@@ -61,6 +61,26 @@ struct exec_result {
 };
 
 /*
+ * What a job asks of the machine or the scheduler; 0 / NULL = not given (the
+ * backend's default). The local pool reads threads (<= 0 counts as 1) and
+ * ram_gb (<= 0 counts as 0); the cluster backends read all of it. Strings and
+ * arrays are borrowed from the caller.
+ */
+struct exec_resources {
+	long minutes;   /* wall-clock limit */
+	double ram_gb;  /* memory in GiB */
+	long threads;
+	const char *queue;
+	const char *coprocessor;
+	long coprocessor_count;
+	const char *pe; /* parallel environment for threads > 1 (SGE -pe, fsl_sub -s); NULL: exec_cluster_submit's default */
+	const char *const *extra; /* raw scheduler arguments, passed unchanged */
+	size_t extra_count;
+	const char *const *backend_extra; /* more, meant for the chosen cluster backend only */
+	size_t backend_extra_count;
+};
+
+/*
  * One job. The caller owns every input pointer; they must stay valid until
  * exec_run returns. Initialise with EXEC_JOB_INIT or zero so `result` is empty.
  */
@@ -74,8 +94,7 @@ struct exec_job {
 	size_t output_count;
 	const size_t *deps; /* indices of jobs that must succeed first; each must be < this job's index */
 	size_t dep_count;
-	int threads;   /* threads the job uses; <= 0 counts as 1 */
-	double ram_gb; /* memory the job needs in GiB; <= 0 counts as 0 */
+	struct exec_resources resources; /* the pool counts threads and ram_gb */
 
 	struct exec_result result; /* filled by exec */
 };
@@ -363,18 +382,7 @@ struct exec_cluster_job {
 	/* Jobs with the same non-NULL group that do not depend on one another may go into one array. */
 	const char *group;
 	const char *note; /* one line kept in the submission record for the caller (NULL: none) */
-	/* What the job asks of the scheduler; 0 / NULL = the scheduler's default. */
-	long minutes;
-	double ram_gb;
-	long threads;
-	const char *queue;
-	const char *coprocessor;
-	long coprocessor_count;
-	const char *pe;   /* parallel environment name for threads > 1 (SGE -pe, fsl_sub -s); NULL: see below */
-	const char *const *extra; /* raw scheduler arguments, passed unchanged */
-	size_t extra_count;
-	const char *const *backend_extra; /* more, meant for this submission's backend only (the caller chose) */
-	size_t backend_extra_count;
+	struct exec_resources resources; /* what the job asks of the scheduler */
 
 	/* Filled by exec_cluster_submit. */
 	char *cluster_id; /* "123", "123_4" (SLURM array task), "123.4" (SGE task); NULL if not submitted */

@@ -861,8 +861,7 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 		x->outputs = (const char *const *)job->outputs.items;
 		x->output_optional = job->output_optional;
 		x->output_count = job->outputs.count;
-		x->threads = (int)recipe->resources.threads;
-		x->ram_gb = recipe->resources.ram_gb;
+		study_job_resources(&recipe->resources, &x->resources);
 		x->deps = deps + dep_used;
 		for (size_t k = 0; k < job->dep_count; k++)
 			if (decisions[job->deps[k]].action == PLAN_RUN)

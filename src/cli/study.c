@@ -416,6 +416,21 @@ fail:
 	return EXIT_USAGE;
 }
 
+void study_job_resources(const struct recipe_resources *recipe, struct exec_resources *out)
+{
+	*out = (struct exec_resources){
+		.minutes = recipe->minutes,
+		.ram_gb = recipe->ram_gb,
+		.threads = recipe->threads,
+		.queue = recipe->queue,
+		.coprocessor = recipe->coprocessor,
+		.coprocessor_count = recipe->coprocessor_count,
+		.pe = recipe->pe,
+		.extra = (const char *const *)recipe->extra.items,
+		.extra_count = recipe->extra.count,
+	};
+}
+
 bool study_failed_run_logged(const struct graph_job *job, struct strbuf *detail, void *context)
 {
 	(void)context;

@@ -13,6 +13,7 @@
 #include <getopt.h>
 
 #include "cpipe/glob.h"
+#include "cpipe/exec.h"
 #include "cpipe/graph.h"
 #include "cpipe/plan.h"
 #include "cpipe/recipe.h"
@@ -93,6 +94,9 @@ int study_load(struct study_options *opt, struct study *study);
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
 			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
 			      struct cp_err *err);
+
+/* A recipe's resources as exec takes them (borrowing its strings), but for backend_extra. */
+void study_job_resources(const struct recipe_resources *recipe, struct exec_resources *out);
 
 /*
  * A plan_options.failed_run_seen: the job's log (exec's log directory) ends

@@ -606,7 +606,7 @@ static void test_fsl_sub_refusals(void **state)
 
 	unsetenv("CPIPE_FSL_SUB_PE");
 	opt.cwd = dir;
-	job.threads = 2;
+	job.resources.threads = 2;
 	assert_int_equal(exec_cluster_submit(&job, 1, &opt, NULL, &err), -1);
 	assert_non_null(strstr(err.message, "asks for 2 threads"));
 	cp_err_release(&err);
