@@ -1422,8 +1422,8 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 		strmap_put(&names, name.buf, i);
 		pool->state[i].name = strbuf_detach(&name);
 		pool->state[i].pending_deps = job->dep_count;
-		pool->state[i].threads = job->threads > 0 ? job->threads : 1;
-		pool->state[i].ram_gb = job->ram_gb > 0 ? job->ram_gb : 0;
+		pool->state[i].threads = job->resources.threads > 0 ? (int)job->resources.threads : 1;
+		pool->state[i].ram_gb = job->resources.ram_gb > 0 ? job->resources.ram_gb : 0;
 	}
 	if (!rc) {
 		/* Counting sort of the edges by dependency: dependents of i follow first_dependent[i]. */

@@ -1,7 +1,9 @@
 /*
- * exec, cluster part: job scripts, markers, submission records, grouping of
- * jobs into arrays, and the scheduler-neutral submit/query/cancel entry
- * points. The command lines of each scheduler are in exec_scheduler.c.
+ * exec, cluster part: choosing a backend, job scripts, markers, submission
+ * records, grouping jobs into arrays with their holds and resources, and
+ * exec_cluster_submit. Each scheduler's command lines (submitting a unit,
+ * queries, cancels, limits) are in exec_scheduler.c, which this file calls
+ * and which never calls back.
  */
 #include "exec_cluster.h"
 
@@ -15,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- names and PATH ------------------------------------------------------ */
+/* ---- names ------------------------------------------------------------------ */
 
 const char *exec_cluster_name(enum exec_cluster_kind kind)
 {
@@ -40,26 +42,6 @@ const char *exec_cluster_state_name(enum exec_cluster_state state)
 	return "unknown";
 }
 
-bool exec_on_path(const char *program)
-{
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/bin:/bin";
-	struct strvec dirs = STRVEC_INIT;
-	struct strbuf full = STRBUF_INIT;
-	strvec_split(&dirs, path, ':', false);
-	bool found = false;
-	for (size_t i = 0; i < dirs.count && !found; i++) {
-		strbuf_reset(&full);
-		path_join(*dirs.items[i] ? dirs.items[i] : ".", program, &full);
-		struct stat st;
-		found = stat(full.buf, &st) == 0 && S_ISREG(st.st_mode) && access(full.buf, X_OK) == 0;
-	}
-	strbuf_release(&full);
-	strvec_release(&dirs);
-	return found;
-}
-
 int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp_err *err)
 {
 	*out = EXEC_CLUSTER_NONE;
@@ -74,14 +56,11 @@ int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp
 		else if (fsl_sub) {
 			cp_err_set(err, NULL, 0,
 				   "cannot submit: fsl_sub is on PATH but has no queues configured (fsl_sub --has_queues), "
-				   "so it would run every job here, one at a time; run without --submit to run them here "
-				   "in parallel, or use --submit=fsl_sub to go through it anyway");
-			return -1;
+				   "so it would run every job here, one at a time");
+			return EXEC_CLUSTER_FSL_SUB_LOCAL;
 		} else {
-			cp_err_set(err, NULL, 0,
-				   "cannot submit: none of fsl_sub, sbatch (SLURM) or qsub (SGE) is on PATH; "
-				   "run without --submit to run the jobs here");
-			return -1;
+			cp_err_set(err, NULL, 0, "cannot submit: none of fsl_sub, sbatch (SLURM) or qsub (SGE) is on PATH");
+			return EXEC_CLUSTER_NONE_ON_PATH;
 		}
 		return 0;
 	}
@@ -92,8 +71,8 @@ int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp
 	else if (!strcmp(name, "sge"))
 		*out = EXEC_CLUSTER_SGE;
 	else {
-		cp_err_set(err, NULL, 0, "unknown --submit backend '%s' (auto, fsl_sub, slurm or sge)", name);
-		return -1;
+		cp_err_set(err, NULL, 0, "unknown backend '%s' (auto, fsl_sub, slurm or sge)", name);
+		return EXEC_CLUSTER_UNKNOWN_NAME;
 	}
 	const char *program = *out == EXEC_CLUSTER_FSL_SUB ? "fsl_sub" : *out == EXEC_CLUSTER_SLURM ? "sbatch" : "qsub";
 	if (!exec_on_path(program)) {
@@ -763,12 +742,12 @@ static char *absolute_root(const char *cwd, struct cp_err *err)
 }
 
 void exec_unit_resources(const struct exec_cluster_job *jobs, const struct exec_unit *unit,
-			 const struct exec_cluster_options *opt, struct exec_unit_resources *out)
+			 const struct exec_cluster_options *opt, struct exec_resources *out)
 {
 	memset(out, 0, sizeof(*out));
 	double scale = opt->scale_time > 0 ? opt->scale_time : 1.0;
 	for (size_t k = 0; k < unit->count; k++) {
-		const struct exec_cluster_job *job = &jobs[unit->members[k]];
+		const struct exec_resources *job = &jobs[unit->members[k]].resources;
 		if (job->minutes > 0) {
 			double scaled = (double)job->minutes * scale;
 			long minutes = (long)scaled;
@@ -827,18 +806,18 @@ static int check_fsl_sub(const struct exec_cluster_job *jobs, size_t count, cons
 		cp_err_set(err, NULL, 0,
 			   "cannot submit through fsl_sub: the data root '%s' contains a %s, which fsl_sub writes "
 			   "unquoted into its job scripts (--chdir, -o) and splits its -t task file path on; "
-			   "nothing was submitted: use --submit=slurm or --submit=sge, or a data root without blanks",
+			   "nothing was submitted",
 			   root, *blank == ' ' ? "space" : "blank");
-		return -1;
+		return EXEC_CLUSTER_BLANK_ROOT;
 	}
 	for (size_t i = 0; i < count; i++) {
-		if (jobs[i].threads > 1 && !exec_parallel_env(EXEC_CLUSTER_FSL_SUB, jobs[i].pe)) {
+		if (jobs[i].resources.threads > 1 && !exec_parallel_env(EXEC_CLUSTER_FSL_SUB, jobs[i].resources.pe)) {
 			cp_err_set(err, NULL, 0,
 				   "cannot submit '%s' through fsl_sub: it asks for %ld threads, and fsl_sub needs the name "
 				   "of one of the site's parallel environments for that (-s NAME,THREADS; `fsl_sub "
 				   "--show_config` lists them): set resources.pe in the recipe file or CPIPE_FSL_SUB_PE; "
 				   "nothing was submitted",
-				   jobs[i].id, jobs[i].threads);
+				   jobs[i].id, jobs[i].resources.threads);
 			return -1;
 		}
 	}
@@ -859,40 +838,15 @@ static size_t array_max(const struct exec_cluster_options *opt)
 	return exec_cluster_array_limit(opt->kind);
 }
 
-int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struct exec_cluster_options *opt,
-			struct exec_cluster_summary *summary, struct cp_err *err)
+/*
+ * Each job's file name, distinct within the submission; -1 with err (after
+ * naming every job) when two jobs share one or a job depends on a later one.
+ * Clears what an earlier submission filled in the jobs.
+ */
+static int name_jobs(struct exec_cluster_job *jobs, size_t count, char **names, struct cp_err *err)
 {
-	struct exec_cluster_summary local_summary;
-	if (!summary)
-		summary = &local_summary;
-	memset(summary, 0, sizeof(*summary));
-	if (opt->kind == EXEC_CLUSTER_NONE)
-		BUG("exec_cluster_submit without a backend");
-	const char *cwd = opt->cwd ? opt->cwd : ".";
-	char *root = absolute_root(cwd, err);
-	if (!root)
-		return -1;
-	if (opt->kind == EXEC_CLUSTER_FSL_SUB && check_fsl_sub(jobs, count, root, err) < 0) {
-		free(root);
-		return -1;
-	}
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
 	int rc = 0;
-	root_path(cwd, EXEC_JOBS_DIR, &path);
-	if (exec_mkdir_p(path.buf, err) < 0) {
-		free(root);
-		strbuf_release(&path);
-		return -1;
-	}
-	root_path(cwd, EXEC_LOG_DIR, &path);
-	if (exec_mkdir_p(path.buf, err) < 0) {
-		free(root);
-		strbuf_release(&path);
-		return -1;
-	}
-
-	/* Names, distinct within the submission. */
-	char **names = xcalloc(count + 1, sizeof(*names));
+	struct strbuf text = STRBUF_INIT;
 	struct strmap seen = STRMAP_INIT;
 	for (size_t i = 0; i < count; i++) {
 		strbuf_reset(&text);
@@ -913,8 +867,16 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 		exec_cluster_job_release(&jobs[i]);
 	}
 	strmap_release(&seen);
+	strbuf_release(&text);
+	return rc;
+}
 
-	/* Scripts first: nothing is submitted unless every script could be written. */
+/* Every job's script, and its log path; nothing is submitted unless every script could be written. */
+static int write_job_scripts(struct exec_cluster_job *jobs, size_t count, char *const *names, const char *cwd,
+			     const char *root, struct cp_err *err)
+{
+	int rc = 0;
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
 	struct strvec parent_names = STRVEC_INIT, parent_ids = STRVEC_INIT;
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		const struct exec_cluster_job *job = &jobs[i];
@@ -939,134 +901,206 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 	}
 	strvec_release(&parent_names);
 	strvec_release(&parent_ids);
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}
 
-	struct exec_unit *units = NULL;
+/*
+ * An array unit's task list (one job script per line) and the array script
+ * that picks its task's line; sets call's name, script and tasks_file.
+ */
+static int write_array_files(const struct exec_cluster_job *jobs, const struct exec_unit *unit, char *const *names,
+			     const char *cwd, const char *root, struct exec_submit_call *call, struct cp_err *err)
+{
+	const struct exec_cluster_job *first = &jobs[unit->members[0]];
+	int rc = 0;
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	strbuf_addf(&text, "array:%s", first->id);
+	struct strbuf name = STRBUF_INIT;
+	exec_job_file_name(text.buf, &name);
+	char *unit_name = strbuf_detach(&name);
+	strbuf_reset(&text);
+	for (size_t k = 0; k < unit->count; k++) {
+		struct strbuf script = STRBUF_INIT;
+		strbuf_addf(&script, "%s/%s/%s.sh", root, EXEC_JOBS_DIR, names[unit->members[k]]);
+		strbuf_adds(&text, "/bin/sh ");
+		strbuf_add_shell_quoted(&text, script.buf);
+		strbuf_addch(&text, '\n');
+		strbuf_release(&script);
+	}
+	record_path(cwd, unit_name, ".tasks", &path);
+	if (exec_write_file_atomic(path.buf, text.buf, text.len, 0644, false, err) < 0)
+		rc = -1;
+	call->tasks_file = xasprintf("%s/%s/%s.tasks", root, EXEC_JOBS_DIR, unit_name);
+	strbuf_reset(&text);
+	strbuf_addf(&text,
+		    "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
+	add_one_line(&text, first->group ? first->group : "");
+	strbuf_addf(&text, "'. Task N runs line N of %s.tasks.\ncd ", unit_name);
+	strbuf_add_shell_quoted(&text, root);
+	strbuf_addf(&text, " || exit 1\n"
+			   "task=${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}\n"
+			   "line=$(sed -n \"${task}p\" %s/%s.tasks)\n"
+			   "[ -n \"$line\" ] || { echo \"cpipe: no task $task in %s/%s.tasks\" >&2; exit 1; }\n"
+			   "eval \"exec $line\"\n",
+		    EXEC_JOBS_DIR, unit_name, EXEC_JOBS_DIR, unit_name);
+	record_path(cwd, unit_name, ".array.sh", &path);
+	if (rc == 0 && exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
+		rc = -1;
+	call->script = xasprintf("%s/%s/%s.array.sh", root, EXEC_JOBS_DIR, unit_name);
+	call->name = unit_name;
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}
+
+/* What every unit's submission shares. */
+struct submission {
+	struct exec_cluster_job *jobs;
+	char **names;
+	const char *cwd;
+	const char *root;
+	struct exec_unit *units;
+	size_t *unit_of, *task_of;
+	const struct exec_cluster_options *opt;
+	struct exec_cluster_summary *summary;
+};
+
+/* Submit unit `u` (its parents' units submitted) and write its jobs' submission records. */
+static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
+{
+	struct exec_unit *unit = &s->units[u];
+	const struct exec_cluster_options *opt = s->opt;
+	int rc = 0;
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	/* Old results must not be mistaken for the new run's. */
+	for (size_t k = 0; k < unit->count; k++) {
+		record_path(s->cwd, s->names[unit->members[k]], ".marker", &path);
+		unlink(path.buf);
+	}
+	struct exec_submit_call call;
+	memset(&call, 0, sizeof(call));
+	call.root = s->root;
+	call.kind = opt->kind;
+	call.task_count = unit->array ? unit->count : 0;
+	if (unit->array) {
+		rc = write_array_files(s->jobs, unit, s->names, s->cwd, s->root, &call, err);
+	} else {
+		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, s->names[unit->members[0]]);
+		call.name = xstrdup(s->names[unit->members[0]]);
+	}
+	exec_cluster_unit_holds(s->jobs, s->units, u, s->unit_of, s->task_of, opt, &call.holds);
+	exec_unit_resources(s->jobs, unit, opt, &call.resources);
+	char *job_id = NULL;
+	bool foreground = false;
+	if (rc == 0) {
+		int submitted = exec_scheduler_submit(&call, &job_id, err);
+		foreground = unit_ran_in_foreground(s->cwd, unit, s->names);
+		if (submitted < 0 && foreground) {
+			/* fsl_sub's shell mode ran the job here and passed on its failure. */
+			cp_err_release(err);
+			submitted = 0;
+		}
+		if (submitted < 0)
+			rc = -1;
+	}
+	if (rc == 0) {
+		if (!job_id || !*job_id) {
+			free(job_id);
+			job_id = xstrdup("0");
+		}
+		unit->job = job_id;
+		job_id = NULL;
+		s->summary->submissions++;
+		s->summary->arrays += unit->array;
+		s->summary->jobs += unit->count;
+		s->summary->foreground |= foreground;
+		int64_t when = now_ns();
+		for (size_t k = 0; k < unit->count && rc == 0; k++) {
+			struct exec_cluster_job *job = &s->jobs[unit->members[k]];
+			struct exec_submission sub = EXEC_SUBMISSION_INIT;
+			sub.kind = opt->kind;
+			sub.job = unit->job;
+			sub.task = unit->array ? (long)(k + 1) : 0;
+			sub.log_path = job->log_path;
+			sub.note = (char *)job->note;
+			sub.submitted_ns = when;
+			strbuf_reset(&text);
+			exec_submission_cluster_id(&sub, &text);
+			job->cluster_id = xstrdup(text.buf);
+			if (exec_submission_write(s->cwd, s->names[unit->members[k]], &sub, err) < 0)
+				rc = -1;
+		}
+		if (opt->on_submit)
+			opt->on_submit(opt->ctx, unit->members, unit->count, unit->job);
+	}
+	free(job_id);
+	free(call.script);
+	free(call.tasks_file);
+	free(call.name);
+	exec_holds_release(&call.holds);
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}
+
+int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struct exec_cluster_options *opt,
+			struct exec_cluster_summary *summary, struct cp_err *err)
+{
+	struct exec_cluster_summary local_summary;
+	if (!summary)
+		summary = &local_summary;
+	memset(summary, 0, sizeof(*summary));
+	if (opt->kind == EXEC_CLUSTER_NONE)
+		BUG("exec_cluster_submit without a backend");
+	const char *cwd = opt->cwd ? opt->cwd : ".";
+	char *root = absolute_root(cwd, err);
+	if (!root)
+		return -1;
+	int refused = opt->kind == EXEC_CLUSTER_FSL_SUB ? check_fsl_sub(jobs, count, root, err) : 0;
+	if (refused < 0) {
+		free(root);
+		return refused;
+	}
+	struct strbuf path = STRBUF_INIT;
+	int rc = 0;
+	root_path(cwd, EXEC_JOBS_DIR, &path);
+	if (exec_mkdir_p(path.buf, err) < 0) {
+		free(root);
+		strbuf_release(&path);
+		return -1;
+	}
+	root_path(cwd, EXEC_LOG_DIR, &path);
+	if (exec_mkdir_p(path.buf, err) < 0) {
+		free(root);
+		strbuf_release(&path);
+		return -1;
+	}
+	strbuf_release(&path);
+
+	char **names = xcalloc(count + 1, sizeof(*names));
+	rc = name_jobs(jobs, count, names, err);
+	if (rc == 0)
+		rc = write_job_scripts(jobs, count, names, cwd, root, err);
+
+	struct submission s = {jobs, names, cwd, root, NULL, xcalloc(count + 1, sizeof(size_t)),
+			       xcalloc(count + 1, sizeof(size_t)), opt, summary};
 	size_t unit_count = 0;
-	size_t *unit_of = xcalloc(count + 1, sizeof(*unit_of));
-	size_t *task_of = xcalloc(count + 1, sizeof(*task_of));
 	if (rc == 0) {
 		size_t most = array_max(opt);
 		/* A limit below 2 tasks leaves nothing an array would be good for. */
 		size_t least = most < 2 ? SIZE_MAX : opt->array_min ? opt->array_min : EXEC_ARRAY_MIN;
-		exec_cluster_plan(jobs, count, least, most, &units, &unit_count, unit_of, task_of);
+		exec_cluster_plan(jobs, count, least, most, &s.units, &unit_count, s.unit_of, s.task_of);
 	}
-
-	for (size_t u = 0; u < unit_count && rc == 0; u++) {
-		struct exec_unit *unit = &units[u];
-		const struct exec_cluster_job *first = &jobs[unit->members[0]];
-		/* Old results must not be mistaken for the new run's. */
-		for (size_t k = 0; k < unit->count; k++) {
-			record_path(cwd, names[unit->members[k]], ".marker", &path);
-			unlink(path.buf);
-		}
-		struct exec_submit_call call;
-		memset(&call, 0, sizeof(call));
-		call.root = root;
-		call.kind = opt->kind;
-		call.task_count = unit->array ? unit->count : 0;
-		if (unit->array) {
-			/* The task list and the array script that picks its line. */
-			strbuf_reset(&text);
-			strbuf_addf(&text, "array:%s", first->id);
-			char *unit_name = NULL;
-			{
-				struct strbuf name = STRBUF_INIT;
-				exec_job_file_name(text.buf, &name);
-				unit_name = strbuf_detach(&name);
-			}
-			strbuf_reset(&text);
-			for (size_t k = 0; k < unit->count; k++) {
-				struct strbuf script = STRBUF_INIT;
-				strbuf_addf(&script, "%s/%s/%s.sh", root, EXEC_JOBS_DIR, names[unit->members[k]]);
-				strbuf_adds(&text, "/bin/sh ");
-				strbuf_add_shell_quoted(&text, script.buf);
-				strbuf_addch(&text, '\n');
-				strbuf_release(&script);
-			}
-			record_path(cwd, unit_name, ".tasks", &path);
-			if (exec_write_file_atomic(path.buf, text.buf, text.len, 0644, false, err) < 0)
-				rc = -1;
-			call.tasks_file = xasprintf("%s/%s/%s.tasks", root, EXEC_JOBS_DIR, unit_name);
-			strbuf_reset(&text);
-			strbuf_addf(&text,
-				    "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
-			add_one_line(&text, first->group ? first->group : "");
-			strbuf_addf(&text, "'. Task N runs line N of %s.tasks.\ncd ", unit_name);
-			strbuf_add_shell_quoted(&text, root);
-			strbuf_addf(&text, " || exit 1\n"
-					   "task=${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}\n"
-					   "line=$(sed -n \"${task}p\" %s/%s.tasks)\n"
-					   "[ -n \"$line\" ] || { echo \"cpipe: no task $task in %s/%s.tasks\" >&2; exit 1; }\n"
-					   "eval \"exec $line\"\n",
-				    EXEC_JOBS_DIR, unit_name, EXEC_JOBS_DIR, unit_name);
-			record_path(cwd, unit_name, ".array.sh", &path);
-			if (rc == 0 && exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
-				rc = -1;
-			call.script = xasprintf("%s/%s/%s.array.sh", root, EXEC_JOBS_DIR, unit_name);
-			call.name = unit_name;
-		} else {
-			call.script = xasprintf("%s/%s/%s.sh", root, EXEC_JOBS_DIR, names[unit->members[0]]);
-			call.name = xstrdup(names[unit->members[0]]);
-		}
-		exec_cluster_unit_holds(jobs, units, u, unit_of, task_of, opt, &call.holds);
-		exec_unit_resources(jobs, unit, opt, &call.resources);
-		char *job_id = NULL;
-		bool foreground = false;
-		if (rc == 0) {
-			int submitted = exec_scheduler_submit(&call, &job_id, err);
-			foreground = unit_ran_in_foreground(cwd, unit, names);
-			if (submitted < 0 && foreground) {
-				/* fsl_sub's shell mode ran the job here and passed on its failure. */
-				cp_err_release(err);
-				submitted = 0;
-			}
-			if (submitted < 0)
-				rc = -1;
-		}
-		if (rc == 0) {
-			if (!job_id || !*job_id) {
-				free(job_id);
-				job_id = xstrdup("0");
-			}
-			unit->job = job_id;
-			job_id = NULL;
-			summary->submissions++;
-			summary->arrays += unit->array;
-			summary->jobs += unit->count;
-			summary->foreground |= foreground;
-			int64_t when = now_ns();
-			for (size_t k = 0; k < unit->count && rc == 0; k++) {
-				struct exec_cluster_job *job = &jobs[unit->members[k]];
-				struct exec_submission sub = EXEC_SUBMISSION_INIT;
-				sub.kind = opt->kind;
-				sub.job = unit->job;
-				sub.task = unit->array ? (long)(k + 1) : 0;
-				sub.log_path = job->log_path;
-				sub.note = (char *)job->note;
-				sub.submitted_ns = when;
-				strbuf_reset(&text);
-				exec_submission_cluster_id(&sub, &text);
-				job->cluster_id = xstrdup(text.buf);
-				if (exec_submission_write(cwd, names[unit->members[k]], &sub, err) < 0)
-					rc = -1;
-			}
-			if (opt->on_submit)
-				opt->on_submit(opt->ctx, unit->members, unit->count, unit->job);
-		}
-		free(job_id);
-		free(call.script);
-		free(call.tasks_file);
-		free(call.name);
-		exec_holds_release(&call.holds);
-	}
-	exec_cluster_units_free(units, unit_count);
-	free(unit_of);
-	free(task_of);
+	for (size_t u = 0; u < unit_count && rc == 0; u++)
+		rc = submit_unit(&s, u, err);
+	exec_cluster_units_free(s.units, unit_count);
+	free(s.unit_of);
+	free(s.task_of);
 	for (size_t i = 0; i < count; i++)
 		free(names[i]);
 	free(names);
 	free(root);
-	strbuf_release(&path);
-	strbuf_release(&text);
 	return rc;
 }

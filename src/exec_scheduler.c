@@ -1,10 +1,11 @@
 /*
- * exec, cluster part: each scheduler's command lines. Submitting (sbatch,
- * qsub, fsl_sub), asking where jobs are (one squeue or qstat per call) and
- * cancelling. Every program is run with an argument vector, never through a
- * shell.
+ * exec, cluster part: each scheduler's command lines (exec_scheduler.h).
+ * Submitting (sbatch, qsub, fsl_sub), asking where jobs are (one squeue or
+ * qstat per call), cancelling, and the scheduler's limits (array size,
+ * fsl_sub's queues, parallel environments). Every program is run with an
+ * argument vector, never through a shell. Calls nothing in exec_cluster.c.
  */
-#include "exec_cluster.h"
+#include "exec_scheduler.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,13 +16,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
 
-/* ---- running a program ------------------------------------------------- */
+/* ---- finding and running a program --------------------------------------- */
+
+bool exec_on_path(const char *program)
+{
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/bin:/bin";
+	struct strvec dirs = STRVEC_INIT;
+	struct strbuf full = STRBUF_INIT;
+	strvec_split(&dirs, path, ':', false);
+	bool found = false;
+	for (size_t i = 0; i < dirs.count && !found; i++) {
+		strbuf_reset(&full);
+		path_join(*dirs.items[i] ? dirs.items[i] : ".", program, &full);
+		struct stat st;
+		found = stat(full.buf, &st) == 0 && S_ISREG(st.st_mode) && access(full.buf, X_OK) == 0;
+	}
+	strbuf_release(&full);
+	strvec_release(&dirs);
+	return found;
+}
+
 
 int exec_run_capture(const struct strvec *argv, struct strbuf *out, struct strbuf *errout, int *status,
 		     struct cp_err *err)
@@ -122,7 +145,7 @@ static long ceil_mb(double gb)
 	return round_up(gb * 1024.0);
 }
 
-static void push_extra(const struct exec_unit_resources *r, struct strvec *argv)
+static void push_extra(const struct exec_resources *r, struct strvec *argv)
 {
 	for (size_t i = 0; i < r->extra_count; i++)
 		strvec_push(argv, r->extra[i]);
@@ -143,7 +166,7 @@ const char *exec_parallel_env(enum exec_cluster_kind kind, const char *pe)
 
 static void slurm_argv(const struct exec_submit_call *call, struct strvec *argv)
 {
-	const struct exec_unit_resources *r = &call->resources;
+	const struct exec_resources *r = &call->resources;
 	strvec_push(argv, "sbatch");
 	strvec_push(argv, "--parsable");
 	strvec_push_owned(argv, xasprintf("--chdir=%s", call->root));
@@ -187,7 +210,7 @@ static void slurm_argv(const struct exec_submit_call *call, struct strvec *argv)
 
 static void sge_argv(const struct exec_submit_call *call, struct strvec *argv)
 {
-	const struct exec_unit_resources *r = &call->resources;
+	const struct exec_resources *r = &call->resources;
 	strvec_push(argv, "qsub");
 	strvec_push(argv, "-terse");
 	strvec_push(argv, "-wd");
@@ -242,7 +265,7 @@ static void sge_argv(const struct exec_submit_call *call, struct strvec *argv)
 
 static void fsl_sub_argv(const struct exec_submit_call *call, struct strvec *argv)
 {
-	const struct exec_unit_resources *r = &call->resources;
+	const struct exec_resources *r = &call->resources;
 	strvec_push(argv, "fsl_sub");
 	strvec_push(argv, "-N");
 	strvec_push(argv, call->name);

@@ -1,9 +1,12 @@
 /*
  * exec: running jobs that the caller has already chosen and ordered. A job is
  * a shell command with declared outputs, resource needs and dependencies on
- * earlier jobs; exec runs them through a backend (today: a local process pool;
- * later: fsl_sub, slurm, sge) and reports each start and finish through
- * callbacks. exec knows nothing of trees, recipes or the state database.
+ * earlier jobs. Two ways to run them: the local process pool (exec_run with
+ * exec_backend_local, exec.c) runs them here and reports each start and
+ * finish through callbacks; the cluster backends fsl_sub, SLURM and SGE
+ * (exec_cluster_submit, below; exec_cluster.c with exec_scheduler.c) submit
+ * them and leave marker files that a later call reads. exec knows nothing of
+ * trees, recipes or the state database.
  *
  * Files exec writes, all relative to the data root (exec_options.cwd):
  *   .cpipe/scripts/<name>.sh     the command of a job run through /bin/sh, as a script
@@ -58,6 +61,26 @@ struct exec_result {
 };
 
 /*
+ * What a job asks of the machine or the scheduler; 0 / NULL = not given (the
+ * backend's default). The local pool reads threads (<= 0 counts as 1) and
+ * ram_gb (<= 0 counts as 0); the cluster backends read all of it. Strings and
+ * arrays are borrowed from the caller.
+ */
+struct exec_resources {
+	long minutes;   /* wall-clock limit */
+	double ram_gb;  /* memory in GiB */
+	long threads;
+	const char *queue;
+	const char *coprocessor;
+	long coprocessor_count;
+	const char *pe; /* parallel environment for threads > 1 (SGE -pe, fsl_sub -s); NULL: exec_cluster_submit's default */
+	const char *const *extra; /* raw scheduler arguments, passed unchanged */
+	size_t extra_count;
+	const char *const *backend_extra; /* more, meant for the chosen cluster backend only */
+	size_t backend_extra_count;
+};
+
+/*
  * One job. The caller owns every input pointer; they must stay valid until
  * exec_run returns. Initialise with EXEC_JOB_INIT or zero so `result` is empty.
  */
@@ -71,8 +94,7 @@ struct exec_job {
 	size_t output_count;
 	const size_t *deps; /* indices of jobs that must succeed first; each must be < this job's index */
 	size_t dep_count;
-	int threads;   /* threads the job uses; <= 0 counts as 1 */
-	double ram_gb; /* memory the job needs in GiB; <= 0 counts as 0 */
+	struct exec_resources resources; /* the pool counts threads and ram_gb */
 
 	struct exec_result result; /* filled by exec */
 };
@@ -142,11 +164,12 @@ enum exec_run_code {
 };
 
 /*
- * A backend: one way of running a job list. exec_run() dispatches through it,
- * so the CLI only picks a backend by name.
+ * A way of running a job list here and waiting for it: exec_run() dispatches
+ * through it. The only one is "local"; the cluster backends do not wait for
+ * their jobs and have their own entry points (exec_cluster_submit).
  */
 struct exec_backend {
-	const char *name; /* "local", later "fsl_sub", "slurm", "sge" */
+	const char *name; /* "local" */
 	int (*run)(struct exec_job *jobs, size_t count, const struct exec_options *opt,
 		   struct exec_progress *summary, struct cp_err *err);
 };
@@ -312,11 +335,23 @@ enum exec_cluster_kind {
 const char *exec_cluster_name(enum exec_cluster_kind kind);
 
 /*
- * Parse a --submit value: "fsl_sub" (also "fsl-sub"), "slurm", "sge", or
+ * Why no cluster backend can be used, when the caller may offer another way
+ * (exec_cluster_choose, exec_cluster_submit; -1 is any other reason).
+ */
+enum exec_cluster_refusal {
+	EXEC_CLUSTER_UNKNOWN_NAME = -2,  /* not the name of a backend */
+	EXEC_CLUSTER_FSL_SUB_LOCAL = -3, /* auto: only fsl_sub, with no queues (it would run every job here) */
+	EXEC_CLUSTER_NONE_ON_PATH = -4,  /* auto: none of fsl_sub, sbatch, qsub is on PATH */
+	EXEC_CLUSTER_BLANK_ROOT = -5,    /* fsl_sub with a data root holding a blank */
+};
+
+/*
+ * Choose a backend by name: "fsl_sub" (also "fsl-sub"), "slurm", "sge", or
  * "auto" (or NULL/""): fsl_sub when it is on PATH and `fsl_sub --has_queues`
  * says it has queues (without, it would run every job in the foreground, one
- * at a time), else sbatch, else qsub. Returns 0 with *out set, or -1 with err
- * saying why none can be used (an unknown name, or nothing usable on PATH).
+ * at a time), else sbatch, else qsub. Returns 0 with *out set, or a negative
+ * enum exec_cluster_refusal (-1: the named backend's program is not on PATH)
+ * with err saying why none can be used.
  */
 int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp_err *err);
 
@@ -347,18 +382,7 @@ struct exec_cluster_job {
 	/* Jobs with the same non-NULL group that do not depend on one another may go into one array. */
 	const char *group;
 	const char *note; /* one line kept in the submission record for the caller (NULL: none) */
-	/* What the job asks of the scheduler; 0 / NULL = the scheduler's default. */
-	long minutes;
-	double ram_gb;
-	long threads;
-	const char *queue;
-	const char *coprocessor;
-	long coprocessor_count;
-	const char *pe;   /* parallel environment name for threads > 1 (SGE -pe, fsl_sub -s); NULL: see below */
-	const char *const *extra; /* raw scheduler arguments, passed unchanged */
-	size_t extra_count;
-	const char *const *backend_extra; /* more, meant for this submission's backend only (the caller chose) */
-	size_t backend_extra_count;
+	struct exec_resources resources; /* what the job asks of the scheduler */
 
 	/* Filled by exec_cluster_submit. */
 	char *cluster_id; /* "123", "123_4" (SLURM array task), "123.4" (SGE task); NULL if not submitted */
@@ -419,7 +443,8 @@ size_t exec_cluster_array_limit(enum exec_cluster_kind kind);
  * foreground (shell mode: it blocks, the id means nothing, and a failing job
  * makes fsl_sub exit non-zero), the job's marker is what counts: a non-zero
  * fsl_sub exit with a new marker present is not a submission error.
- * Returns 0, or -1 with err on the first submission that failed. Units are
+ * Returns 0, or -1 with err on the first submission that failed
+ * (EXEC_CLUSTER_BLANK_ROOT for fsl_sub's blank, nothing submitted). Units are
  * submitted parents first, so the jobs submitted before it can all run: they
  * keep their records and stay in flight; summary says how many there are.
  */

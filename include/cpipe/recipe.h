@@ -21,6 +21,9 @@
  * What a job asks of the machine or the scheduler. Zero / NULL / empty means
  * "not given": the backend uses its default. Values given are always > 0.
  * A recipe's unset fields are filled from the file's top-level `resources:`.
+ * This is the loaded form, owning its strings; exec takes the same fields as
+ * a struct exec_resources that borrows them (the CLI copies one to the other,
+ * as exec knows nothing of recipes).
  */
 /* The cluster backends a recipe may give its own scheduler arguments (indexes backend_extra). */
 enum recipe_backend { RECIPE_BACKEND_SLURM, RECIPE_BACKEND_SGE, RECIPE_BACKEND_FSL_SUB, RECIPE_BACKEND_COUNT };

@@ -1,4 +1,4 @@
-#include "submit.h"
+#include "cluster.h"
 
 #include "cpipe/exec.h"
 
@@ -83,7 +83,7 @@ static const char plan_usage[] =
 
 struct run_options {
 	struct study_options study;
-	struct decide_options decide;
+	struct plan_options plan;
 	int jobs;
 	int max_threads;
 	double max_ram_gb;
@@ -141,6 +141,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	struct strvec storage = STRVEC_INIT;
 	int new_argc;
 	char **args = study_rewrite_args(argc, argv, run_long_options, &opt->study, &storage, &new_argc);
+	opt->plan.failed_run_seen = study_failed_run_logged;
 	int rc = -1, c;
 	optind = 1;
 	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodnqvh", run_long_options, NULL)) != -1) {
@@ -167,9 +168,9 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 				rc = cli_usage_error(command, "--max-ram needs a positive number of GB");
 			break;
 		case 'k': opt->keep_going = true; break;
-		case 'o': opt->decide.force = true; break;
-		case 'd': opt->decide.force_all = true; break;
-		case OPT_REBUILD_UNKNOWN: opt->decide.rebuild_unknown = true; break;
+		case 'o': opt->plan.force = true; break;
+		case 'd': opt->plan.force_all = true; break;
+		case OPT_REBUILD_UNKNOWN: opt->plan.rebuild_unknown = true; break;
 		case 'n': opt->dry_run = true; break;
 		case 'q': opt->quiet = true; break;
 		case 'v': opt->verbose = true; break;
@@ -223,16 +224,16 @@ static json_t *json_text(const char *text)
 	return value ? value : json_string("(not UTF-8)");
 }
 
-static void print_plan_json(const struct study *study, const struct decision *decisions, bool verbose)
+static void print_plan_json(const struct study *study, const struct plan_decision *decisions, bool verbose)
 {
 	const struct graph *graph = study->graph;
 	json_t *root = json_object(), *jobs = json_array();
 	size_t counts[5] = {0};
 	for (size_t i = 0; i < graph->count; i++) {
 		const struct graph_job *job = &graph->jobs[i];
-		const struct decision *d = &decisions[i];
-		counts[d->kind]++;
-		if (d->kind == DECISION_UP_TO_DATE && !verbose)
+		const struct plan_decision *d = &decisions[i];
+		counts[d->action]++;
+		if (d->action == PLAN_UP_TO_DATE && !verbose)
 			continue;
 		json_t *o = json_object(), *placeholders = json_object(), *deps = json_array();
 		json_object_set_new(o, "id", json_text(job->id));
@@ -240,7 +241,7 @@ static void print_plan_json(const struct study *study, const struct decision *de
 		for (size_t b = 0; b < job->binding_count; b++)
 			json_object_set_new(placeholders, job->binding_names[b], json_text(job->binding_values[b]));
 		json_object_set_new(o, "placeholders", placeholders);
-		json_object_set_new(o, "action", json_string(decision_kind_name(d->kind)));
+		json_object_set_new(o, "action", json_string(plan_action_name(d->action)));
 		json_object_set_new(o, "reason", json_string(state_reason_string(d->reason)));
 		json_object_set_new(o, "detail", json_text(d->detail));
 		json_object_set_new(o, "command", json_text(job->command));
@@ -253,10 +254,10 @@ static void print_plan_json(const struct study *study, const struct decision *de
 	}
 	json_object_set_new(root, "jobs", jobs);
 	json_t *summary = json_object();
-	json_object_set_new(summary, "run", json_integer((json_int_t)counts[DECISION_RUN]));
-	json_object_set_new(summary, "up_to_date", json_integer((json_int_t)counts[DECISION_UP_TO_DATE]));
-	json_object_set_new(summary, "adopt", json_integer((json_int_t)counts[DECISION_ADOPT]));
-	json_object_set_new(summary, "held", json_integer((json_int_t)(counts[DECISION_HELD] + counts[DECISION_BLOCKED])));
+	json_object_set_new(summary, "run", json_integer((json_int_t)counts[PLAN_RUN]));
+	json_object_set_new(summary, "up_to_date", json_integer((json_int_t)counts[PLAN_UP_TO_DATE]));
+	json_object_set_new(summary, "adopt", json_integer((json_int_t)counts[PLAN_ADOPT]));
+	json_object_set_new(summary, "held", json_integer((json_int_t)(counts[PLAN_HELD] + counts[PLAN_BLOCKED])));
 	json_object_set_new(summary, "skipped", json_integer((json_int_t)graph->skipped.count));
 	json_object_set_new(root, "summary", summary);
 	json_t *skipped = json_array(), *left_out = json_array();
@@ -271,25 +272,25 @@ static void print_plan_json(const struct study *study, const struct decision *de
 	json_decref(root);
 }
 
-static void print_plan_text(const struct study *study, const struct decision *decisions, bool verbose)
+static void print_plan_text(const struct study *study, const struct plan_decision *decisions, bool verbose)
 {
 	const struct graph *graph = study->graph;
 	size_t counts[5] = {0};
 	struct strbuf line = STRBUF_INIT;
 	for (size_t i = 0; i < graph->count; i++) {
-		const struct decision *d = &decisions[i];
-		counts[d->kind]++;
-		if (d->kind == DECISION_UP_TO_DATE && !verbose)
+		const struct plan_decision *d = &decisions[i];
+		counts[d->action]++;
+		if (d->action == PLAN_UP_TO_DATE && !verbose)
 			continue;
 		strbuf_reset(&line);
-		const char *kind = decision_kind_name(d->kind);
+		const char *kind = plan_action_name(d->action);
 		strbuf_adds(&line, kind);
 		strbuf_add(&line, "           ", 11 - (strlen(kind) < 10 ? strlen(kind) : 10));
 		cli_add_escaped(&line, graph->jobs[i].id);
 		strbuf_adds(&line, "  (");
 		state_reason_describe(d->reason, d->detail, &line);
 		strbuf_adds(&line, ")\n");
-		if (d->kind == DECISION_RUN) {
+		if (d->action == PLAN_RUN) {
 			strbuf_adds(&line, "    ");
 			strbuf_adds(&line, graph->jobs[i].command);
 			strbuf_addch(&line, '\n');
@@ -304,19 +305,19 @@ static void print_plan_text(const struct study *study, const struct decision *de
 		strbuf_addch(&line, '\n');
 		fwrite(line.buf, 1, line.len, stdout);
 	}
-	printf("%zu to run, %zu up to date, %zu to adopt, %zu held by another run", counts[DECISION_RUN],
-	       counts[DECISION_UP_TO_DATE], counts[DECISION_ADOPT], counts[DECISION_HELD] + counts[DECISION_BLOCKED]);
+	printf("%zu to run, %zu up to date, %zu to adopt, %zu held by another run", counts[PLAN_RUN],
+	       counts[PLAN_UP_TO_DATE], counts[PLAN_ADOPT], counts[PLAN_HELD] + counts[PLAN_BLOCKED]);
 	if (graph->skipped.count)
 		printf(", %zu skipped", graph->skipped.count);
 	if (graph->left_out.count && !verbose)
 		printf(" (%zu combination%s of inputs make no job: plan -v lists them)", graph->left_out.count,
 		       graph->left_out.count == 1 ? "" : "s");
 	putchar('\n');
-	if (counts[DECISION_RUN]) {
+	if (counts[PLAN_RUN]) {
 		/* Recipes in file order, each with its jobs to run: the shape of a big plan at a glance. */
 		size_t *per_recipe = xcalloc(study->recipes->count + 1, sizeof(*per_recipe));
 		for (size_t i = 0; i < graph->count; i++)
-			per_recipe[graph->jobs[i].recipe] += decisions[i].kind == DECISION_RUN;
+			per_recipe[graph->jobs[i].recipe] += decisions[i].action == PLAN_RUN;
 		strbuf_reset(&line);
 		strbuf_adds(&line, "to run by recipe:");
 		for (size_t r = 0; r < study->recipes->count; r++)
@@ -333,8 +334,8 @@ static void print_plan_text(const struct study *study, const struct decision *de
  * The steps plan and run share: load the study, import cluster results, decide every job.
  * Returns EXIT_OK with everything filled, or the exit code after reporting the error.
  */
-static int load_and_decide(struct run_options *opt, struct study *study, struct cluster_view *view,
-			   struct decision **decisions, bool report_imports)
+static int load_and_decide(struct run_options *opt, struct study *study, struct sync_view *view,
+			   struct plan_decision **decisions, bool report_imports)
 {
 	opt->study.need_state = true;
 	opt->study.stat_recorded = true;
@@ -347,11 +348,11 @@ static int load_and_decide(struct run_options *opt, struct study *study, struct 
 	/* Results of cluster jobs come in first, whatever the command does next. */
 	int synced = cluster_sync(study, view, report_imports, &err);
 	cli_phase_done("sync");
-	if (synced < 0 || decide_all(study, &opt->decide, decisions, &err) < 0) {
+	if (synced < 0 || study_decide(study, &opt->plan, decisions, &err) < 0) {
 		cli_report(&err);
-		decisions_free(*decisions, study->graph->count);
+		plan_decisions_free(*decisions, study->graph->count);
 		*decisions = NULL;
-		cluster_view_release(view);
+		sync_view_release(view);
 		study_release(study);
 		return EXIT_USAGE;
 	}
@@ -359,10 +360,10 @@ static int load_and_decide(struct run_options *opt, struct study *study, struct 
 	return EXIT_OK;
 }
 
-static void release_decided(struct study *study, struct cluster_view *view, struct decision *decisions)
+static void release_decided(struct study *study, struct sync_view *view, struct plan_decision *decisions)
 {
-	decisions_free(decisions, study->graph->count);
-	cluster_view_release(view);
+	plan_decisions_free(decisions, study->graph->count);
+	sync_view_release(view);
 	study_release(study);
 }
 
@@ -370,8 +371,8 @@ static void release_decided(struct study *study, struct cluster_view *view, stru
 static int plan(struct run_options *opt)
 {
 	struct study study;
-	struct cluster_view view;
-	struct decision *decisions;
+	struct sync_view view;
+	struct plan_decision *decisions;
 	int rc = load_and_decide(opt, &study, &view, &decisions, false);
 	if (rc != EXIT_OK)
 		return rc;
@@ -550,11 +551,9 @@ static int record_success(struct run_context *ctx, size_t index, const struct gr
 		}
 	}
 	if (rc == 0) {
-		struct strbuf definition = STRBUF_INIT;
-		decide_definition_text(job, &definition);
 		struct state_outcome outcome = {
 			.job_id = job->id,
-			.definition_hash = state_definition_hash(definition.buf),
+			.definition_hash = plan_definition_hash(job),
 			.inputs = inputs,
 			.input_count = job->inputs.count,
 			.outputs = outputs,
@@ -562,7 +561,6 @@ static int record_success(struct run_context *ctx, size_t index, const struct gr
 			.attempt = *attempt,
 		};
 		rc = state_record_success(state, &outcome, &ctx->record_err);
-		strbuf_release(&definition);
 	}
 	free(outputs);
 	return rc;
@@ -671,19 +669,19 @@ static void on_finish(void *data, size_t index, const struct exec_result *result
 }
 
 /* Claim every job to run; a job another live run holds is left out with its dependents. */
-static int claim_jobs(struct study *study, const struct decide_options *opt, struct decision *decisions,
+static int claim_jobs(struct study *study, const struct plan_options *opt, struct plan_decision *decisions,
 		      struct cp_err *err)
 {
 	struct strbuf log = STRBUF_INIT, name = STRBUF_INIT;
 	if (state_begin(study->state, err) < 0)
 		return -1;
 	for (size_t i = 0; i < study->graph->count; i++) {
-		struct decision *d = &decisions[i];
+		struct plan_decision *d = &decisions[i];
 		const struct graph_job *job = &study->graph->jobs[i];
-		for (size_t k = 0; d->kind == DECISION_RUN && k < job->dep_count; k++)
-			if (decisions[job->deps[k]].kind == DECISION_HELD || decisions[job->deps[k]].kind == DECISION_BLOCKED)
-				d->kind = DECISION_BLOCKED;
-		if (d->kind != DECISION_RUN)
+		for (size_t k = 0; d->action == PLAN_RUN && k < job->dep_count; k++)
+			if (decisions[job->deps[k]].action == PLAN_HELD || decisions[job->deps[k]].action == PLAN_BLOCKED)
+				d->action = PLAN_BLOCKED;
+		if (d->action != PLAN_RUN)
 			continue;
 		strbuf_reset(&name);
 		exec_job_file_name(job->id, &name);
@@ -693,13 +691,13 @@ static int claim_jobs(struct study *study, const struct decide_options *opt, str
 		/* Another run finished it meanwhile: decide on its new record (a second change is taken as held). */
 		if (rc == STATE_CHANGED) {
 			cp_err_release(err);
-			if (decide_again(study, opt, decisions, i, err) < 0) {
+			if (plan_decide_again(study->graph, study->state, opt, decisions, i, err) < 0) {
 				state_rollback(study->state);
 				strbuf_release(&log);
 				strbuf_release(&name);
 				return -1;
 			}
-			rc = d->kind == DECISION_RUN ? state_claim_job(study->state, job->id, log.buf, err) : 0;
+			rc = d->action == PLAN_RUN ? state_claim_job(study->state, job->id, log.buf, err) : 0;
 			if (rc == STATE_CHANGED)
 				rc = STATE_HELD;
 		}
@@ -708,7 +706,7 @@ static int claim_jobs(struct study *study, const struct decide_options *opt, str
 			free(d->detail);
 			d->detail = xstrdup(err->message);
 			cp_err_release(err);
-			d->kind = DECISION_HELD;
+			d->action = PLAN_HELD;
 		} else if (rc < 0) {
 			state_rollback(study->state);
 			strbuf_release(&log);
@@ -721,21 +719,20 @@ static int claim_jobs(struct study *study, const struct decide_options *opt, str
 	return state_commit(study->state, err);
 }
 
-/* Jobs decided held (another live run is running them) are said so, as a refused claim is. */
 /*
  * Jobs another live run or the cluster holds, and those waiting for them, in one line (each
  * with -v): with hundreds of subjects one line per job would say nothing more. Returns how many
  * were left out.
  */
-static size_t report_held(const struct study *study, const struct cluster_view *view,
-			  const struct decision *decisions, bool verbose, bool quiet)
+static size_t report_held(const struct study *study, const struct sync_view *view,
+			  const struct plan_decision *decisions, bool verbose, bool quiet)
 {
 	size_t held = 0, blocked = 0;
 	struct strvec holders = STRVEC_INIT;
 	struct strbuf holder = STRBUF_INIT;
 	for (size_t i = 0; i < study->graph->count; i++) {
-		blocked += decisions[i].kind == DECISION_BLOCKED;
-		if (decisions[i].kind != DECISION_HELD)
+		blocked += decisions[i].action == PLAN_BLOCKED;
+		if (decisions[i].action != PLAN_HELD)
 			continue;
 		held++;
 		/* A cluster job's detail says where it is; another run's names its pid and host. */
@@ -775,11 +772,11 @@ static size_t report_held(const struct study *study, const struct cluster_view *
  * attempt at a job about to run was interrupted (`runs`, gathered before the
  * claims turn those jobs into this run's), and those that died holding a claim.
  */
-static void interrupted_runs(struct study *study, const struct decision *decisions, struct strvec *runs)
+static void interrupted_runs(struct study *study, const struct plan_decision *decisions, struct strvec *runs)
 {
 	for (size_t i = 0; i < study->graph->count; i++) {
 		struct state_job_record record;
-		if (decisions[i].kind == DECISION_RUN && state_job_lookup(study->state, study->graph->jobs[i].id, &record) &&
+		if (decisions[i].action == PLAN_RUN && state_job_lookup(study->state, study->graph->jobs[i].id, &record) &&
 		    record.status == STATE_STATUS_INTERRUPTED && record.run_id && strvec_find(runs, record.run_id) < 0)
 			strvec_push(runs, record.run_id);
 	}
@@ -794,18 +791,17 @@ static void end_orphans(struct study *study, struct strvec *runs, bool quiet)
 			groups, groups == 1 ? "" : "s");
 }
 
-static int adopt_jobs(struct study *study, struct decision *decisions, bool quiet, struct cp_err *err)
+static int adopt_jobs(struct study *study, struct plan_decision *decisions, bool quiet, struct cp_err *err)
 {
 	size_t adopted = 0;
 	struct strbuf definition = STRBUF_INIT;
 	if (state_begin(study->state, err) < 0)
 		return -1;
 	for (size_t i = 0; i < study->graph->count; i++) {
-		if (decisions[i].kind != DECISION_ADOPT)
+		if (decisions[i].action != PLAN_ADOPT)
 			continue;
 		struct state_job_query query;
-		decide_definition_text(&study->graph->jobs[i], &definition);
-		decide_query(&study->graph->jobs[i], definition.buf, &query);
+		plan_job_query(&study->graph->jobs[i], &definition, &query);
 		if (state_adopt(study->state, &query, err) < 0) {
 			state_rollback(study->state);
 			strbuf_release(&definition);
@@ -855,11 +851,11 @@ static void estimate_durations(struct study *study, const size_t *graph_index, s
 	free(known);
 }
 
-static int execute(struct study *study, struct decision *decisions, const struct run_options *opt)
+static int execute(struct study *study, struct plan_decision *decisions, const struct run_options *opt)
 {
 	const struct graph *graph = study->graph;
-	struct run_selection selection;
-	decide_select_runs(graph, decisions, &selection);
+	struct plan_runs selection;
+	plan_select_runs(graph, decisions, &selection);
 	size_t count = selection.count;
 	const size_t *exec_index = selection.exec_index, *graph_index = selection.graph_index;
 	struct exec_job *jobs = xcalloc(count + 1, sizeof(*jobs));
@@ -874,11 +870,10 @@ static int execute(struct study *study, struct decision *decisions, const struct
 		x->outputs = (const char *const *)job->outputs.items;
 		x->output_optional = job->output_optional;
 		x->output_count = job->outputs.count;
-		x->threads = (int)recipe->resources.threads;
-		x->ram_gb = recipe->resources.ram_gb;
+		study_job_resources(&recipe->resources, &x->resources);
 		x->deps = deps + dep_used;
 		for (size_t k = 0; k < job->dep_count; k++)
-			if (decisions[job->deps[k]].kind == DECISION_RUN)
+			if (decisions[job->deps[k]].action == PLAN_RUN)
 				deps[dep_used + x->dep_count++] = exec_index[job->deps[k]];
 		dep_used += x->dep_count;
 	}
@@ -949,7 +944,7 @@ static int execute(struct study *study, struct decision *decisions, const struct
 	free(deps);
 	free(ctx.expected);
 	free(ctx.started_at);
-	run_selection_release(&selection);
+	plan_runs_release(&selection);
 	return rc;
 }
 
@@ -967,8 +962,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	struct study study;
-	struct cluster_view view;
-	struct decision *decisions;
+	struct sync_view view;
+	struct plan_decision *decisions;
 	struct cp_err err = CP_ERR_INIT;
 	if ((rc = load_and_decide(&opt, &study, &view, &decisions, !opt.quiet)) != EXIT_OK)
 		goto out;
@@ -988,13 +983,13 @@ int cmd_run(int argc, char **argv)
 		 */
 		if (!opt.submit)
 			continue;
-		decisions[i].kind = DECISION_UP_TO_DATE;
+		decisions[i].action = PLAN_UP_TO_DATE;
 	}
 	if (!opt.submit)
 		cluster_hold_in_flight(&study, &view, decisions, opt.quiet);
 	struct strvec dead_runs = STRVEC_INIT;
 	interrupted_runs(&study, decisions, &dead_runs);
-	if (claim_jobs(&study, &opt.decide, decisions, &err) < 0) {
+	if (claim_jobs(&study, &opt.plan, decisions, &err) < 0) {
 		cli_report(&err);
 		strvec_release(&dead_runs);
 		rc = EXIT_USAGE;
@@ -1005,7 +1000,7 @@ int cmd_run(int argc, char **argv)
 	strvec_release(&dead_runs);
 	size_t to_run = 0, held = report_held(&study, &view, decisions, opt.verbose, opt.quiet);
 	for (size_t i = 0; i < study.graph->count; i++)
-		to_run += decisions[i].kind == DECISION_RUN;
+		to_run += decisions[i].action == PLAN_RUN;
 	if (!to_run) {
 		if (!opt.quiet && opt.submit && in_flight)
 			fprintf(stderr, "cpipe: nothing to submit (%zu job%s already queued or running on the cluster)\n",

@@ -1,4 +1,4 @@
-#include "submit.h"
+#include "cluster.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -88,40 +88,26 @@ struct command_flags {
 	const char *by;
 };
 
+/* status's and clean's own options (`context`: their struct command_flags, NULL for the others). */
+static int command_flag(int c, const char *arg, void *context)
+{
+	struct command_flags *flags = context;
+	if (!flags)
+		return 0;
+	switch (c) {
+	case 'v': flags->verbose = true; return 1;
+	case 'J': flags->json = true; return 1;
+	case 'B': flags->by = arg; return 1;
+	case 'n': flags->dry_run = true; return 1;
+	}
+	return 0;
+}
+
 /* Parse the options every study command takes; returns -1 to go on, else an exit code. */
 static int parse_study_args(const char *command, const char *usage, int argc, char **argv,
 			    struct study_options *opt, struct command_flags *flags)
 {
-	struct strvec storage = STRVEC_INIT;
-	int new_argc, c, rc = -1;
-	char **args = study_rewrite_args(argc, argv, study_options, opt, &storage, &new_argc);
-	optind = 1;
-	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:vnh", study_options, NULL)) != -1) {
-		int handled = study_option(opt, c, optarg);
-		if (handled < 0)
-			rc = EXIT_USAGE;
-		else if (handled)
-			continue;
-		else if (c == 'v' && flags)
-			flags->verbose = true;
-		else if (c == 'J' && flags)
-			flags->json = true;
-		else if (c == 'B' && flags)
-			flags->by = optarg;
-		else if (c == 'n' && flags)
-			flags->dry_run = true;
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			rc = EXIT_OK;
-		} else {
-			rc = cli_usage_error(command, "unknown option");
-		}
-	}
-	for (int i = optind; rc < 0 && i < new_argc; i++)
-		strvec_push(&opt->targets, args[i]);
-	free(args);
-	strvec_release(&storage);
-	return rc;
+	return study_parse_args(command, usage, argc, argv, study_options, "f:C:p:vnh", opt, command_flag, flags);
 }
 
 /*
@@ -141,8 +127,8 @@ struct job_status {
 
 struct status_report {
 	struct study *study;
-	struct decision *decisions;
-	struct cluster_view view;
+	struct plan_decision *decisions;
+	struct sync_view view;
 	struct job_status *jobs;
 	struct strvec keys;       /* output keys, in the order jobs first make them */
 	size_t (*counts)[FILE_STATES];
@@ -159,7 +145,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 {
 	struct study *study = report->study;
 	const struct graph_job *job = &study->graph->jobs[i];
-	struct decision *d = &report->decisions[i];
+	struct plan_decision *d = &report->decisions[i];
 	struct job_status *js = &report->jobs[i];
 	struct state_job_record record;
 	bool known = state_job_lookup(study->state, job->id, &record);
@@ -170,7 +156,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 	bool interrupted = !on_cluster && known && (record.status == STATE_STATUS_INTERRUPTED ||
 						    (record.status == STATE_STATUS_RUNNING && !record.holder_alive));
 	if (on_cluster) {
-		d->kind = DECISION_HELD;
+		d->action = PLAN_HELD;
 		d->reason = STATE_RUNNING_ELSEWHERE;
 		struct strbuf where = STRBUF_INIT;
 		strbuf_addf(&where, "on %s as job ", exec_cluster_name(report->view.subs[i].kind));
@@ -187,7 +173,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 			sig.exists = false;
 		}
 		enum file_state state = failed ? FILE_FAILED : !sig.exists ? FILE_MISSING
-				      : d->kind == DECISION_RUN ? FILE_STALE : FILE_UP_TO_DATE;
+				      : d->action == PLAN_RUN ? FILE_STALE : FILE_UP_TO_DATE;
 		js->files[o] = state;
 		if (state > js->state)
 			js->state = state;
@@ -210,7 +196,7 @@ static void print_job_lines(const struct status_report *report)
 {
 	struct strbuf line = STRBUF_INIT;
 	for (size_t i = 0; i < report->study->graph->count; i++) {
-		const struct decision *d = &report->decisions[i];
+		const struct plan_decision *d = &report->decisions[i];
 		strbuf_reset(&line);
 		strbuf_addf(&line, "%-11s ", report->jobs[i].word);
 		cli_add_escaped(&line, report->study->graph->jobs[i].id);
@@ -352,7 +338,7 @@ static void print_json(const struct status_report *report, const char *by, const
 	}
 	for (size_t i = 0; i < graph->count; i++) {
 		const struct graph_job *job = &graph->jobs[i];
-		const struct decision *d = &report->decisions[i];
+		const struct plan_decision *d = &report->decisions[i];
 		json_t *o = json_object(), *placeholders = json_object(), *outputs = json_array();
 		json_object_set_new(o, "id", status_json_text(job->id));
 		json_object_set_new(o, "recipe", status_json_text(report->study->recipes->recipes[job->recipe].name));
@@ -417,11 +403,11 @@ int cmd_status(int argc, char **argv)
 	if ((rc = study_load(&opt, &study)) != EXIT_OK)
 		goto out;
 	struct status_report report = {&study, NULL, {0}, NULL, STRVEC_INIT, NULL};
-	struct decide_options decide = {false, false, false};
+	struct plan_options plan = {.failed_run_seen = study_failed_run_logged};
 	struct cp_err err = CP_ERR_INIT;
 	struct by_matrix matrix = {STRVEC_INIT, NULL};
 	rc = EXIT_USAGE;
-	if (cluster_sync(&study, &report.view, true, &err) < 0 || decide_all(&study, &decide, &report.decisions, &err) < 0) {
+	if (cluster_sync(&study, &report.view, true, &err) < 0 || study_decide(&study, &plan, &report.decisions, &err) < 0) {
 		cli_report(&err);
 		goto done;
 	}
@@ -450,8 +436,8 @@ done:
 	free(matrix.cells);
 	strvec_release(&matrix.rows);
 	strvec_release(&report.keys);
-	decisions_free(report.decisions, study.graph->count);
-	cluster_view_release(&report.view);
+	plan_decisions_free(report.decisions, study.graph->count);
+	sync_view_release(&report.view);
 	study_release(&study);
 out:
 	study_options_release(&opt);

@@ -1,5 +1,6 @@
 #include "study.h"
 
+#include "cpipe/exec.h"
 #include "cpipe/glob.h"
 
 #include <errno.h>
@@ -78,6 +79,34 @@ char **study_rewrite_args(int argc, char **argv, const struct option *known, str
 	out[n] = NULL;
 	*new_argc = n;
 	return out;
+}
+
+int study_parse_args(const char *command, const char *usage, int argc, char **argv,
+		     const struct option *long_options, const char *short_options, struct study_options *opt,
+		     int (*own_option)(int c, const char *arg, void *context), void *context)
+{
+	struct strvec storage = STRVEC_INIT;
+	int new_argc, c, rc = -1;
+	char **args = study_rewrite_args(argc, argv, long_options, opt, &storage, &new_argc);
+	optind = 1;
+	while (rc < 0 && (c = getopt_long(new_argc, args, short_options, long_options, NULL)) != -1) {
+		int handled = study_option(opt, c, optarg);
+		if (handled < 0)
+			rc = EXIT_USAGE;
+		else if (handled || own_option(c, optarg, context))
+			continue;
+		else if (c == 'h') {
+			fputs(usage, stdout);
+			rc = EXIT_OK;
+		} else {
+			rc = cli_usage_error(command, "unknown option");
+		}
+	}
+	for (int i = optind; rc < 0 && i < new_argc; i++)
+		strvec_push(&opt->targets, args[i]);
+	free(args);
+	strvec_release(&storage);
+	return rc;
 }
 
 struct tree_view_context {
@@ -428,6 +457,49 @@ fail:
 	cli_report(&err);
 	study_release(study);
 	return EXIT_USAGE;
+}
+
+void study_job_resources(const struct recipe_resources *recipe, struct exec_resources *out)
+{
+	*out = (struct exec_resources){
+		.minutes = recipe->minutes,
+		.ram_gb = recipe->ram_gb,
+		.threads = recipe->threads,
+		.queue = recipe->queue,
+		.coprocessor = recipe->coprocessor,
+		.coprocessor_count = recipe->coprocessor_count,
+		.pe = recipe->pe,
+		.extra = (const char *const *)recipe->extra.items,
+		.extra_count = recipe->extra.count,
+	};
+}
+
+bool study_failed_run_logged(const struct graph_job *job, struct strbuf *detail, void *context)
+{
+	(void)context;
+	struct strbuf log = STRBUF_INIT;
+	strbuf_addf(&log, "%s/", EXEC_LOG_DIR);
+	exec_job_file_name(job->id, &log);
+	strbuf_adds(&log, ".log");
+	bool failed = exec_log_ending(log.buf) == EXEC_LOG_UNFINISHED;
+	if (failed)
+		strbuf_addf(detail, "%s shows a run that did not succeed", log.buf);
+	strbuf_release(&log);
+	return failed;
+}
+
+int study_decide(struct study *study, const struct plan_options *opt, struct plan_decision **out,
+		 struct cp_err *err)
+{
+	*out = NULL;
+	uint32_t *ids = NULL;
+	int rc = plan_stat_files(study->graph, study->state, &ids, err);
+	if (rc == 0) {
+		cli_phase_done("stat");
+		rc = plan_decide_all(study->graph, study->state, opt, ids, out, err);
+	}
+	free(ids);
+	return rc;
 }
 
 void study_release(struct study *study)

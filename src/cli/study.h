@@ -13,7 +13,9 @@
 #include <getopt.h>
 
 #include "cpipe/glob.h"
+#include "cpipe/exec.h"
 #include "cpipe/graph.h"
+#include "cpipe/plan.h"
 #include "cpipe/recipe.h"
 #include "cpipe/state.h"
 
@@ -28,7 +30,7 @@ struct study_options {
 	bool skip_missing;
 	bool partial_group; /* --partial-group: batch jobs over a narrowed subset or the inputs that exist */
 	bool need_state; /* open .cpipe/state.db */
-	bool stat_recorded; /* with need_state: stat the recorded files while the graph is built (for decide_all) */
+	bool stat_recorded; /* with need_state: stat the recorded files while the graph is built (for study_decide) */
 	bool glob_only;  /* stop after globbing: no graph, no state (study->graph stays NULL) */
 };
 
@@ -68,6 +70,16 @@ int study_option(struct study_options *opt, int c, const char *arg);
 char **study_rewrite_args(int argc, char **argv, const struct option *known, struct study_options *opt,
 			  struct strvec *storage, int *new_argc);
 
+/*
+ * Parse a study command's arguments: the study options, the command's own
+ * (`own_option` returns 1 when `c` is one of them, else 0), -h (prints
+ * `usage`) and the targets. Returns -1 to go on, else an exit code (an error
+ * is already reported).
+ */
+int study_parse_args(const char *command, const char *usage, int argc, char **argv,
+		     const struct option *long_options, const char *short_options, struct study_options *opt,
+		     int (*own_option)(int c, const char *arg, void *context), void *context);
+
 /* Run the shared steps; on error prints it and returns EXIT_USAGE (or another exit code). */
 int study_load(struct study_options *opt, struct study *study);
 
@@ -82,6 +94,19 @@ int study_load(struct study_options *opt, struct study *study);
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
 			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
 			      struct cp_err *err);
+
+/* A recipe's resources as exec takes them (borrowing its strings), but for backend_extra. */
+void study_job_resources(const struct recipe_resources *recipe, struct exec_resources *out);
+
+/*
+ * A plan_options.failed_run_seen: the job's log (exec's log directory) ends
+ * in a run that did not succeed.
+ */
+bool study_failed_run_logged(const struct graph_job *job, struct strbuf *detail, void *context);
+
+/* Stat the graph's files, then decide every job (plan_decide_all); -1 on error. */
+int study_decide(struct study *study, const struct plan_options *opt, struct plan_decision **out,
+		 struct cp_err *err);
 
 void study_release(struct study *study);
 void study_options_release(struct study_options *opt);

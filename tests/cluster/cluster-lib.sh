@@ -113,3 +113,27 @@ nothing_pending() {
 edit_recipe() {
 	sed "$1" cpipe.yaml >cpipe.yaml.new && mv cpipe.yaml.new cpipe.yaml
 }
+
+# cluster_failure_scenario BACKEND [SKIP_DETAIL]: in the example study (run once, up to date), fov
+# fails for subject 02 on the cluster: its dependants never run their commands and are reported as
+# skipped (SKIP_DETAIL: what the skip of brain[subject=02] must also say), the other subjects run,
+# status counts the failed file, and `cpipe wait` and the job's log say it failed.
+cluster_failure_scenario() {
+	ran_lines >/dev/null
+	edit_recipe 's/run: "cp {t1_reorient} {t1_fov}/run: "test {subject} != 02 \&\& cp {t1_reorient} {t1_fov}/'
+	expect_exit 1 cpipe run --submit="$1" --wait
+	expect_err_contains "FAILED fov[subject=02]: exit status 1; log: .cpipe/logs/fov_subject_02_"
+	expect_err_contains "skipped brain[subject=02]${2:-}"
+	expect_err_contains "skipped group_mean"
+	expect_ran "brain 01
+brain 03
+brain 04
+fov 01
+fov 03
+fov 04"
+	expect_exit 0 cpipe status
+	expect_out_contains "t1_fov                            3          0          0          1"
+	expect_exit 1 cpipe wait
+	grep -q "exit status 1" .cpipe/logs/fov_subject_02_*.log || fail "the log does not say why"
+	pass
+}

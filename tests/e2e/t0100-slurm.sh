@@ -60,23 +60,7 @@ expect_err_contains "nothing to do"
 pass
 
 # A failing job: its dependants never run, and run, status and wait report it.
-sed 's/run: "cp {t1_reorient} {t1_fov}/run: "test {subject} != 02 \&\& cp {t1_reorient} {t1_fov}/' cpipe.yaml >c.new &&
-	mv c.new cpipe.yaml
-expect_exit 1 cpipe run --submit=slurm --wait
-expect_err_contains "FAILED fov[subject=02]: exit status 1; log: .cpipe/logs/fov_subject_02_"
-expect_err_contains "skipped brain[subject=02]"
-expect_err_contains "skipped group_mean"
-expect_ran "brain 01
-brain 03
-brain 04
-fov 01
-fov 03
-fov 04"
-expect_exit 0 cpipe status
-expect_out_contains "t1_fov                            3          0          0          1"
-expect_exit 1 cpipe wait
-grep -q "exit status 1" .cpipe/logs/fov_subject_02_*.log || fail "the log does not say why"
-pass
+cluster_failure_scenario slurm
 
 # Jobs in flight are not submitted twice, and a local run holds them.
 # The fov jobs wait for ../go, so they are surely still in flight while we look (valgrind is slow).

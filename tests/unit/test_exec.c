@@ -309,11 +309,11 @@ static void test_resource_admission(void **state)
 	struct recorder r = {0};
 	/* Two jobs of 2 threads under max_threads 2, then two of 3 GiB under 4 GiB, then one oversized. */
 	struct exec_job jobs[5] = {
-		{.id = "t0", .command = CONCURRENCY("t0", "0.2"), .threads = 2},
-		{.id = "t1", .command = CONCURRENCY("t1", "0.2"), .threads = 2},
-		{.id = "r0", .command = CONCURRENCY("r0", "0.2"), .ram_gb = 3},
-		{.id = "r1", .command = CONCURRENCY("r1", "0.2"), .ram_gb = 3},
-		{.id = "huge", .command = CONCURRENCY("huge", "0.2"), .threads = 64, .ram_gb = 1000},
+		{.id = "t0", .command = CONCURRENCY("t0", "0.2"), .resources.threads = 2},
+		{.id = "t1", .command = CONCURRENCY("t1", "0.2"), .resources.threads = 2},
+		{.id = "r0", .command = CONCURRENCY("r0", "0.2"), .resources.ram_gb = 3},
+		{.id = "r1", .command = CONCURRENCY("r1", "0.2"), .resources.ram_gb = 3},
+		{.id = "huge", .command = CONCURRENCY("huge", "0.2"), .resources = {.threads = 64, .ram_gb = 1000}},
 	};
 	struct exec_options opt = options_for(dir, &r);
 	opt.jobs = 4;

@@ -1,0 +1,195 @@
+#include "cpipe/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void definition_text(const struct graph_job *job, struct strbuf *out)
+{
+	strbuf_reset(out);
+	strbuf_adds(out, job->definition);
+	strbuf_adds(out, "\ncommand:");
+	strbuf_adds(out, job->command);
+}
+
+uint64_t plan_definition_hash(const struct graph_job *job)
+{
+	struct strbuf definition = STRBUF_INIT;
+	definition_text(job, &definition);
+	uint64_t hash = state_definition_hash(definition.buf);
+	strbuf_release(&definition);
+	return hash;
+}
+
+void plan_job_query(const struct graph_job *job, struct strbuf *definition, struct state_job_query *query)
+{
+	definition_text(job, definition);
+	memset(query, 0, sizeof(*query));
+	query->job_id = job->id;
+	query->definition_text = definition->buf;
+	query->inputs = (const char *const *)job->inputs.items;
+	query->input_count = job->inputs.count;
+	query->outputs = (const char *const *)job->outputs.items;
+	query->output_count = job->outputs.count;
+}
+
+int plan_stat_files(const struct graph *graph, struct state *state, uint32_t **ids, struct cp_err *err)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < graph->count; i++)
+		total += graph->jobs[i].inputs.count + graph->jobs[i].outputs.count;
+	const char **paths = xcalloc(total + 1, sizeof(*paths));
+	size_t n = 0;
+	for (size_t i = 0; i < graph->count; i++) {
+		const struct graph_job *job = &graph->jobs[i];
+		memcpy(paths + n, job->inputs.items, job->inputs.count * sizeof(*paths));
+		n += job->inputs.count;
+		memcpy(paths + n, job->outputs.items, job->outputs.count * sizeof(*paths));
+		n += job->outputs.count;
+	}
+	*ids = xcalloc(total + 1, sizeof(**ids));
+	int rc = state_stat_paths(state, paths, n, 0, *ids, err);
+	free(paths);
+	return rc;
+}
+
+/*
+ * Whether outputs that exist without a record may be adopted: not when a
+ * failed or interrupted attempt could have written them (the database's
+ * attempt times), nor when the caller sees a run that did not succeed (the
+ * database was lost or deleted after a crash, but the job's log remains).
+ */
+static int adoption_allowed(struct state *state, const struct plan_options *opt, const struct graph_job *job,
+			    const struct state_job_query *query, struct strbuf *detail, bool *allowed,
+			    struct cp_err *err)
+{
+	bool suspect;
+	if (state_adoption_suspect(state, query, &suspect, detail, err) < 0)
+		return -1;
+	*allowed = !suspect;
+	if (!suspect && opt->failed_run_seen && opt->failed_run_seen(job, detail, opt->context))
+		*allowed = false;
+	return 0;
+}
+
+/* Decide job `i` (its dependencies decided), with `query` filled but for the flags set here. */
+static int decide_job(const struct graph *graph, struct state *state, const struct plan_options *opt,
+		      struct plan_decision *decisions, size_t i, struct state_job_query *query, struct strbuf *detail,
+		      struct cp_err *err)
+{
+	const struct graph_job *job = &graph->jobs[i];
+	struct plan_decision *d = &decisions[i];
+	query->forced = opt->force_all || (opt->force && job->target);
+	query->upstream_runs = false;
+	bool blocked = false;
+	for (size_t k = 0; k < job->dep_count; k++) {
+		enum plan_action dep = decisions[job->deps[k]].action;
+		query->upstream_runs |= dep == PLAN_RUN;
+		blocked |= dep == PLAN_HELD || dep == PLAN_BLOCKED;
+	}
+	if (state_job_reason(state, query, &d->reason, detail, err) < 0)
+		return -1;
+	if (d->reason == STATE_UP_TO_DATE)
+		d->action = PLAN_UP_TO_DATE;
+	else if (d->reason == STATE_RUNNING_ELSEWHERE)
+		d->action = PLAN_HELD;
+	else if (d->reason == STATE_NEVER_RECORDED && !opt->rebuild_unknown)
+		d->action = PLAN_ADOPT;
+	else
+		d->action = PLAN_RUN;
+	if (d->action == PLAN_ADOPT) {
+		bool allowed;
+		if (adoption_allowed(state, opt, job, query, detail, &allowed, err) < 0)
+			return -1;
+		if (!allowed)
+			d->action = PLAN_RUN;
+	}
+	if (blocked && d->action == PLAN_RUN)
+		d->action = PLAN_BLOCKED;
+	free(d->detail);
+	d->detail = xstrdup(detail->buf);
+	return 0;
+}
+
+int plan_decide_all(const struct graph *graph, struct state *state, const struct plan_options *opt,
+		    const uint32_t *ids, struct plan_decision **out, struct cp_err *err)
+{
+	*out = NULL;
+	const uint32_t *next_ids = ids;
+	struct plan_decision *decisions = xcalloc(graph->count + 1, sizeof(*decisions));
+	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; i < graph->count && rc == 0; i++) {
+		const struct graph_job *job = &graph->jobs[i];
+		struct state_job_query query;
+		plan_job_query(job, &definition, &query);
+		if (next_ids) {
+			query.input_ids = next_ids;
+			query.output_ids = next_ids + job->inputs.count;
+			next_ids += job->inputs.count + job->outputs.count;
+		}
+		rc = decide_job(graph, state, opt, decisions, i, &query, &detail, err);
+	}
+	strbuf_release(&definition);
+	strbuf_release(&detail);
+	if (rc < 0) {
+		plan_decisions_free(decisions, graph->count);
+		return -1;
+	}
+	*out = decisions;
+	return 0;
+}
+
+int plan_decide_again(const struct graph *graph, struct state *state, const struct plan_options *opt,
+		      struct plan_decision *decisions, size_t i, struct cp_err *err)
+{
+	const struct graph_job *job = &graph->jobs[i];
+	state_refresh_paths(state, (const char *const *)job->inputs.items, job->inputs.count);
+	state_refresh_paths(state, (const char *const *)job->outputs.items, job->outputs.count);
+	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
+	struct state_job_query query;
+	plan_job_query(job, &definition, &query);
+	int rc = decide_job(graph, state, opt, decisions, i, &query, &detail, err);
+	strbuf_release(&definition);
+	strbuf_release(&detail);
+	return rc;
+}
+
+void plan_select_runs(const struct graph *graph, const struct plan_decision *decisions, struct plan_runs *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->exec_index = xcalloc(graph->count + 1, sizeof(*out->exec_index));
+	out->graph_index = xcalloc(graph->count + 1, sizeof(*out->graph_index));
+	for (size_t i = 0; i < graph->count; i++) {
+		if (decisions[i].action != PLAN_RUN)
+			continue;
+		out->exec_index[i] = out->count;
+		out->graph_index[out->count++] = i;
+		out->dep_total += graph->jobs[i].dep_count;
+	}
+}
+
+void plan_runs_release(struct plan_runs *runs)
+{
+	free(runs->exec_index);
+	free(runs->graph_index);
+	memset(runs, 0, sizeof(*runs));
+}
+
+void plan_decisions_free(struct plan_decision *decisions, size_t count)
+{
+	for (size_t i = 0; decisions && i < count; i++)
+		free(decisions[i].detail);
+	free(decisions);
+}
+
+const char *plan_action_name(enum plan_action action)
+{
+	switch (action) {
+	case PLAN_UP_TO_DATE: return "up to date";
+	case PLAN_RUN: return "run";
+	case PLAN_ADOPT: return "adopt";
+	case PLAN_HELD: return "held";
+	case PLAN_BLOCKED: return "blocked";
+	}
+	return "?";
+}

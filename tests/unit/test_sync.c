@@ -1,0 +1,187 @@
+/*
+ * Unit tests of the sync module: submission records and markers written as
+ * cluster jobs leave them, imported into a real SQLite state for a small job
+ * graph (make_a: raw -> a, make_b: a -> b). No scheduler is asked: every job
+ * here has its marker.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cpipe/plan.h"
+#include "cpipe/sync.h"
+#include "exec_cluster.h"
+
+#include "chain_study.h"
+
+struct fixture {
+	struct chain_study study; /* first, for chain_setup_fixture */
+	struct sync_view view;
+};
+
+static void job_file_name(struct fixture *fx, size_t job, struct strbuf *name)
+{
+	strbuf_reset(name);
+	exec_job_file_name(fx->study.graph->jobs[job].id, name);
+}
+
+/* The record `cpipe run --submit` leaves for a job, with the note it gives it. */
+static void write_submission(struct fixture *fx, size_t job)
+{
+	struct strbuf name = STRBUF_INIT;
+	job_file_name(fx, job, &name);
+	char *note = sync_definition_note(&fx->study.graph->jobs[job]);
+	char *log = xasprintf(".cpipe/logs/%s.log", name.buf);
+	struct exec_submission sub = {EXEC_CLUSTER_SLURM, "41", (long)job + 1, log, note, 1};
+	assert_int_equal(exec_submission_write(".", name.buf, &sub, &fx->study.err), 0);
+	free(log);
+	free(note);
+	strbuf_release(&name);
+}
+
+/* The marker a job's script writes when it ends. */
+static void write_marker(struct fixture *fx, size_t job, const char *text)
+{
+	struct strbuf name = STRBUF_INIT;
+	job_file_name(fx, job, &name);
+	char *path = xasprintf("%s/%s.marker", EXEC_JOBS_DIR, name.buf);
+	chain_write_file(path, text, 2000000);
+	free(path);
+	strbuf_release(&name);
+}
+
+static bool submission_left(struct fixture *fx, size_t job)
+{
+	struct strbuf name = STRBUF_INIT;
+	job_file_name(fx, job, &name);
+	struct exec_submission sub;
+	int found = exec_submission_read(".", name.buf, &sub, &fx->study.err);
+	if (found > 0)
+		exec_submission_release(&sub);
+	strbuf_release(&name);
+	return found != 0;
+}
+
+static void import_all(struct fixture *fx)
+{
+	sync_view_release(&fx->view);
+	assert_int_equal(sync_cluster(fx->study.graph, fx->study.state, &fx->view, &fx->study.err), 0);
+}
+
+static int setup(void **vstate)
+{
+	return chain_setup_fixture(vstate, sizeof(struct fixture));
+}
+
+static int teardown(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	sync_view_release(&fx->view);
+	chain_teardown(&fx->study);
+	free(fx);
+	return 0;
+}
+
+/* Nothing was ever submitted from here: an empty view, no events. */
+static void test_nothing_submitted(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	import_all(fx);
+	assert_int_equal(fx->view.count, 2);
+	assert_int_equal(fx->view.in_flight_count, 0);
+	assert_int_equal(fx->view.event_count, 0);
+	assert_false(fx->view.in_flight[MAKE_A]);
+}
+
+/* A success becomes the job's record (up to date for plan); a failure a failed attempt, said as an event. */
+static void test_success_and_failure(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
+	write_submission(fx, MAKE_A);
+	write_submission(fx, MAKE_B);
+	chain_write_file("sub-01/a.txt", "made on a node\n", 2000000);
+	write_marker(fx, MAKE_A, "cpipe-marker 1\nexit 0\nstart_ns 100\nend_ns 200\nhost node1\nmessage \n");
+	write_marker(fx, MAKE_B, "cpipe-marker 1\nexit 2\nstart_ns 300\nend_ns 400\nhost node1\nmessage exit status 2\n");
+	import_all(fx);
+	assert_int_equal(fx->view.imported_ok, 1);
+	assert_int_equal(fx->view.imported_failed, 1);
+	assert_int_equal(fx->view.in_flight_count, 0);
+	assert_int_equal(fx->view.event_count, 1);
+	const struct sync_event *event = &fx->view.events[0];
+	assert_int_equal(event->kind, SYNC_JOB_FAILED);
+	assert_int_equal(event->job, MAKE_B);
+	assert_string_equal(event->message, "exit status 2");
+	assert_non_null(strstr(event->log, ".cpipe/logs/"));
+	/* Imported once: the records are gone. */
+	assert_false(submission_left(fx, MAKE_A));
+	assert_false(submission_left(fx, MAKE_B));
+
+	struct state_job_record record;
+	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_A].id, &record));
+	assert_true(record.recorded);
+	assert_true(record.definition_hash == plan_definition_hash(&fx->study.graph->jobs[MAKE_A]));
+	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_B].id, &record));
+	assert_int_equal(record.status, STATE_STATUS_FAILED);
+
+	struct plan_options opt = {0};
+	struct plan_decision *decisions;
+	assert_int_equal(plan_decide_all(fx->study.graph, fx->study.state, &opt, NULL, &decisions, &fx->study.err), 0);
+	assert_int_equal(decisions[MAKE_A].action, PLAN_UP_TO_DATE);
+	assert_int_equal(decisions[MAKE_B].action, PLAN_RUN);
+	plan_decisions_free(decisions, fx->study.graph->count);
+}
+
+/* A job that never ran its command records nothing; a marker that cannot be read is a failure. */
+static void test_skipped_and_broken(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
+	write_submission(fx, MAKE_A);
+	write_submission(fx, MAKE_B);
+	write_marker(fx, MAKE_A, "cpipe-marker 1\nexit 0\nstart_ns 12x\n");
+	write_marker(fx, MAKE_B,
+		     "cpipe-marker 1\nexit 1\nstart_ns 1\nend_ns 2\nhost h\nmessage not run: a did not succeed\n");
+	import_all(fx);
+	assert_int_equal(fx->view.imported_failed, 1);
+	assert_int_equal(fx->view.skipped, 1);
+	assert_int_equal(fx->view.event_count, 2);
+	assert_int_equal(fx->view.events[0].kind, SYNC_JOB_FAILED);
+	assert_non_null(strstr(fx->view.events[0].message, "malformed job marker"));
+	assert_int_equal(fx->view.events[1].kind, SYNC_JOB_SKIPPED);
+	assert_string_equal(fx->view.events[1].message, "not run: a did not succeed");
+	struct state_job_record record;
+	assert_false(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_B].id, &record));
+}
+
+/* A submission record that cannot be read is ignored, and said. */
+static void test_unreadable_record(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
+	struct strbuf name = STRBUF_INIT;
+	job_file_name(fx, MAKE_A, &name);
+	char *path = xasprintf("%s/%s.submitted", EXEC_JOBS_DIR, name.buf);
+	chain_write_file(path, "cpipe-submitted 1\nbackend pbs\njob 5\n", 2000000);
+	free(path);
+	strbuf_release(&name);
+	import_all(fx);
+	assert_int_equal(fx->view.event_count, 1);
+	assert_int_equal(fx->view.events[0].kind, SYNC_UNREADABLE_RECORD);
+	assert_non_null(strstr(fx->view.events[0].message, "malformed submission record"));
+	assert_int_equal(fx->view.in_flight_count, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_nothing_submitted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_success_and_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_skipped_and_broken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_record, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
