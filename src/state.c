@@ -34,8 +34,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 /* ---- Schema ---------------------------------------------------------- */
 
 static int migrate_job_files_to_blobs(struct state *state, struct cp_err *err);
@@ -451,20 +449,11 @@ static void index_add(struct state *state, struct name_index *index, enum index_
 	index->count++;
 }
 
-/* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0 when unknown. */
-static int64_t process_start_time(int64_t pid)
+/* Field 22 (starttime) of a /proc/PID/stat line, or 0 when the line is cut short. */
+static int64_t stat_field_start_time(const char *line)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	char buf[1024];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
 	/* The command name (field 2) may hold spaces and parentheses: skip to the last ')'. */
-	char *p = strrchr(buf, ')');
+	const char *p = strrchr(line, ')');
 	if (!p)
 		return 0;
 	p++;
@@ -475,6 +464,21 @@ static int64_t process_start_time(int64_t pid)
 			return 0;
 	}
 	return strtoll(p + 1, NULL, 10);
+}
+
+/* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0 when unknown. */
+static int64_t process_start_time(int64_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+	struct strbuf text = STRBUF_INIT;
+	struct cp_err ignored = CP_ERR_INIT;
+	int64_t start = 0;
+	if (read_whole_file(path, &text, &ignored) == 0)
+		start = stat_field_start_time(text.buf);
+	cp_err_release(&ignored);
+	strbuf_release(&text);
+	return start;
 }
 
 /* A holder is dead only when we can tell: same host and the pid is gone or is another process. */

@@ -1,5 +1,6 @@
 #include "cpipe/util.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -604,4 +605,27 @@ double monotonic_seconds(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err)
+{
+	FILE *file = fopen(path, "rb");
+	if (!file) {
+		int error = errno;
+		cp_err_set(err, NULL, 0, "cannot read '%s': %s", path, strerror(error));
+		errno = error;
+		return -1;
+	}
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), file)) > 0)
+		strbuf_add(out, chunk, n);
+	int error = ferror(file) ? errno : 0;
+	fclose(file);
+	if (error) {
+		cp_err_set(err, NULL, 0, "cannot read '%s': %s", path, strerror(error));
+		errno = error;
+		return -1;
+	}
+	return 0;
 }

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 void cli_report(struct cp_err *err)
@@ -113,21 +112,20 @@ void cli_add_escaped(struct strbuf *out, const char *text)
 void cli_phase_done(const char *phase)
 {
 	static int enabled = -1;
-	static struct timespec last;
+	static double last;
 	if (enabled < 0) {
 		const char *value = getenv("CPIPE_TIMINGS");
 		enabled = value && *value && strcmp(value, "0");
-		clock_gettime(CLOCK_MONOTONIC, &last);
+		last = monotonic_seconds();
 	}
 	if (!enabled)
 		return;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	double now = monotonic_seconds();
 	if (!phase) {
 		last = now;
 		return;
 	}
-	double ms = (double)(now.tv_sec - last.tv_sec) * 1e3 + (double)(now.tv_nsec - last.tv_nsec) / 1e6;
+	double ms = (now - last) * 1e3;
 	fprintf(stderr, "cpipe: timing: %-10s %9.1f ms\n", phase, ms);
 	last = now;
 }

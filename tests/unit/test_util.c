@@ -1,7 +1,10 @@
 /*
  * Unit tests of the util module's containers: the string map (copied and
- * borrowed keys, growth, reserve) and the arena allocator.
+ * borrowed keys, growth, reserve) and the arena allocator; then the small
+ * helpers (ARRAY_SIZE, read_whole_file, monotonic_seconds).
  */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cpipe/util.h"
+#include "test_helpers.h"
 
 static void strmap_holds_many_keys(void **unused)
 {
@@ -170,6 +175,71 @@ static void arena_merge_keeps_both(void **unused)
 	arena_release(&empty); /* frees every chunk of both (valgrind and ASan check) */
 }
 
+static void array_size_counts_elements(void **unused)
+{
+	(void)unused;
+	static const char *const names[] = {"a", "b", "c"};
+	int64_t numbers[7];
+	assert_int_equal(ARRAY_SIZE(names), 3);
+	assert_int_equal(ARRAY_SIZE(numbers), 7);
+}
+
+static void read_whole_file_appends_content(void **unused)
+{
+	(void)unused;
+	char dir[] = "/tmp/cpipe-util-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *path = xasprintf("%s/big.txt", dir);
+	/* Bigger than one read, with a NUL byte inside: the content comes back whole. */
+	struct strbuf expected = STRBUF_INIT;
+	for (size_t i = 0; i < 3000; i++)
+		strbuf_addf(&expected, "line %zu\n", i);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(expected.buf, 1, expected.len, f), expected.len);
+	assert_int_equal(fputc('\0', f), 0);
+	assert_int_equal(fclose(f), 0);
+	strbuf_addch(&expected, '\0');
+
+	struct strbuf text = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	strbuf_adds(&text, "kept:");
+	assert_int_equal(read_whole_file(path, &text, &err), 0);
+	assert_int_equal(text.len, 5 + expected.len);
+	assert_memory_equal(text.buf, "kept:", 5);
+	assert_memory_equal(text.buf + 5, expected.buf, expected.len);
+
+	write_text(path, "");
+	strbuf_reset(&text);
+	assert_int_equal(read_whole_file(path, &text, &err), 0);
+	assert_int_equal(text.len, 0);
+
+	char *missing = xasprintf("%s/missing.txt", dir);
+	assert_int_equal(read_whole_file(missing, &text, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(err.message, missing));
+	assert_int_equal(read_whole_file(dir, &text, &err), -1); /* a directory cannot be read */
+	assert_int_equal(errno, EISDIR);
+
+	cp_err_release(&err);
+	strbuf_release(&text);
+	strbuf_release(&expected);
+	free(missing);
+	free(path);
+	assert_int_equal(remove_tree(dir), 0);
+}
+
+static void monotonic_seconds_never_goes_back(void **unused)
+{
+	(void)unused;
+	double first = monotonic_seconds();
+	struct timespec pause = {0, 20 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+	double second = monotonic_seconds();
+	assert_true(second - first >= 0.019);
+	assert_true(second - first < 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +249,9 @@ int main(void)
 		cmocka_unit_test(arena_aligns_and_copies),
 		cmocka_unit_test(arena_serves_big_and_small_requests),
 		cmocka_unit_test(arena_merge_keeps_both),
+		cmocka_unit_test(array_size_counts_elements),
+		cmocka_unit_test(read_whole_file_appends_content),
+		cmocka_unit_test(monotonic_seconds_never_goes_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
