@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cpipe/glob.h"
+#include "test_helpers.h"
 
 /* The study of the running test: a fresh directory, its tree and what the last glob found. */
 struct study {
@@ -40,16 +41,10 @@ static int study_setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static int study_teardown(void **state)
 {
 	struct study *study = *state;
-	int rc = nftw(study->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = remove_tree(study->root);
 	if (study->tree)
 		tree_free(study->tree);
 	glob_result_release(&study->result);
