@@ -1,6 +1,7 @@
 /*
  * util: errors, allocation, growable strings and arrays, a string hash map,
- * path normalisation and shell quoting. Every other module builds on this.
+ * path normalisation, shell quoting, and small helpers (ARRAY_SIZE, reading a
+ * whole file, the monotonic clock). Every other module builds on this.
  */
 #ifndef CPIPE_UTIL_H
 #define CPIPE_UTIL_H
