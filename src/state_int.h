@@ -221,7 +221,7 @@ struct files_blob_reader {
 /* Which name index (see struct name_index). */
 enum index_kind { INDEX_FILES, INDEX_JOBS };
 
-/* state.c */
+/* state.c: the name indexes, claim holders, SQLite access, transactions, jobs in memory. */
 size_t index_find(const struct state *state, const struct name_index *index, enum index_kind kind,
 		  const char *name, uint64_t hash);
 void index_add(struct state *state, struct name_index *index, enum index_kind kind, size_t i);
@@ -246,7 +246,7 @@ int run_sql(struct state *state, const char *sql, struct cp_err *err);
 int pragma_int(struct state *state, const char *sql, int *out, struct cp_err *err);
 int integrity_check(struct state *state, struct strvec *problems, struct cp_err *err);
 
-/* state_schema.c */
+/* state_schema.c: the files blob (see its format there) and the migrations run at open. */
 void files_blob_start(struct strbuf *blob, size_t input_count, size_t output_count);
 void files_blob_add(struct strbuf *blob, int64_t file_id, const struct file_signature *sig);
 bool blob_fail(struct files_blob_reader *reader, const char *problem);
@@ -256,7 +256,7 @@ bool files_blob_next(struct files_blob_reader *reader, int64_t *file_id, struct 
 bool files_blob_close(struct files_blob_reader *reader);
 int migrate_schema(struct state *state, struct cp_err *err);
 
-/* state_files.c */
+/* state_files.c: the file entries, their hash cache and the stat snapshot. */
 size_t file_add(struct state *state, const char *path, uint64_t hash);
 size_t file_intern(struct state *state, const char *path);
 void file_learn(struct state *state, size_t index, const struct file_signature *sig);
@@ -265,7 +265,7 @@ int file_hash_seen(struct state *state, size_t index, struct cp_err *err);
 int file_store(struct state *state, size_t index, struct cp_err *err);
 int flush_dirty_files(struct state *state, struct cp_err *err);
 
-/* state_reason.c */
+/* state_reason.c: comparing a recorded file with the disk (state_check uses them too). */
 int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
 		 struct cp_err *err);
 void holder_detail(struct strbuf *detail, const char *host, int64_t pid);
