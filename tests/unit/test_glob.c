@@ -62,11 +62,8 @@ static void make_paths(struct study *study, const char *const *paths)
 			assert_true(mkdir(full, 0755) == 0 || errno == EEXIST);
 			*slash = '/';
 		}
-		if (full[strlen(full) - 1] != '/') {
-			FILE *file = fopen(full, "w");
-			assert_non_null(file);
-			fclose(file);
-		}
+		if (full[strlen(full) - 1] != '/')
+			write_text(full, "");
 		free(full);
 	}
 }
@@ -483,10 +480,7 @@ static void test_scoped_placeholder(void **state)
 	struct study *study = *state;
 	make_paths(study, (const char *const[]){"data/v-1.txt", "data/v-2.txt", NULL});
 	char *sub = xasprintf("%s/part.tree", study->root);
-	FILE *file = fopen(sub, "w");
-	assert_non_null(file);
-	fputs("v-{x}.txt (f)\n", file);
-	fclose(file);
+	write_text(sub, "v-{x}.txt (f)\n");
 	const char *dirs[] = {study->root};
 	struct tree_search search = {dirs, 1};
 	struct cp_err err = CP_ERR_INIT;
