@@ -12,8 +12,9 @@
  * Threads: there is no mutable global or static data, so handles are
  * independent; each has its own SQLite connection, opened without SQLite's
  * per-connection mutex since a handle is used by one thread at a time. The
- * only threads started here are state_stat_paths' workers: they stat paths
- * into their own result slots and touch nothing else.
+ * only threads the module starts are state_stat_paths' workers
+ * (state_files.c): they stat paths into their own result slots and touch
+ * nothing else.
  */
 #include "state_int.h"
 

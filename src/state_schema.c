@@ -67,7 +67,7 @@ static const struct migration migrations[] = {
 	") WITHOUT ROWID;"},
 	/*
 	 * 2: a job's recorded files move from job_files rows into one blob in its
-	 * row (see FILES BLOB). `jobs` is rebuilt for the new column so that its
+	 * row (see FILES BLOB below). `jobs` is rebuilt for the new column so that its
 	 * status CHECK can drop IN: SQLite evaluates an IN list by building a
 	 * temporary b-tree, on every write to the table.
 	 */
