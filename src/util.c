@@ -611,9 +611,7 @@ int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err)
 {
 	FILE *file = fopen(path, "rb");
 	if (!file) {
-		int error = errno;
-		cp_err_set(err, NULL, 0, "cannot read '%s': %s", path, strerror(error));
-		errno = error;
+		cp_err_set(err, path, 0, "cannot open file: %s", strerror(errno));
 		return -1;
 	}
 	char chunk[8192];
@@ -623,8 +621,7 @@ int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err)
 	int error = ferror(file) ? errno : 0;
 	fclose(file);
 	if (error) {
-		cp_err_set(err, NULL, 0, "cannot read '%s': %s", path, strerror(error));
-		errno = error;
+		cp_err_set(err, path, 0, "cannot read file: %s", strerror(error));
 		return -1;
 	}
 	return 0;

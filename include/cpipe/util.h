@@ -1,7 +1,6 @@
 /*
  * util: errors, allocation, growable strings and arrays, a string hash map,
- * path normalisation, shell quoting, and small helpers (ARRAY_SIZE, reading a
- * whole file, the monotonic clock). Every other module builds on this.
+ * path normalisation and shell quoting. Every other module builds on this.
  */
 #ifndef CPIPE_UTIL_H
 #define CPIPE_UTIL_H
@@ -58,14 +57,14 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) CP_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) CP_PRINTF(1, 0);
 
-/* The number of elements of an array (not of a pointer). */
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 #define FREE_AND_NULL(p) \
 	do { \
 		free(p); \
 		(p) = NULL; \
 	} while (0)
+
+/* The number of elements of an array (not of a pointer). */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Grow `array` (of `cap` elements) so that it holds at least `need` elements. */
 #define ALLOC_GROW(array, need, cap) \
@@ -197,14 +196,13 @@ bool path_leaves_root(const char *text);
 /* Edit distance between two strings, for "did you mean" suggestions. */
 size_t str_distance(const char *a, const char *b);
 
-/*
- * Append the whole content of the file at `path` to `out`. Returns 0, or -1
- * with "cannot read 'PATH': REASON" in err and errno kept from the failure
- * (ENOENT: the file does not exist).
- */
-int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err);
-
 /* Seconds on the monotonic clock (for durations; unrelated to the time of day). */
 double monotonic_seconds(void);
+
+/*
+ * Append the whole content of the file at `path` to `out`. Fails (-1) with
+ * `err` located at `path` ("cannot open file: ..." or "cannot read file: ...").
+ */
+int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err);
 
 #endif
