@@ -5,7 +5,7 @@
     profmods.py perf FILE SRC_DIR          the text of `perf script -F ip,sym,dso` (with call chains)
 
 Modules: walk (glob.c: the directory walk, readdir, stat), match (libpcre2), graph (graph.c,
-tree.c, template.c: jobs, edges, template filling), state (state.c, decide.c, libsqlite3,
+tree.c, template.c: jobs, edges, template filling), state (state*.c, decide.c, libsqlite3,
 libxxhash), exec (exec.c), recipe (recipe.c, libcyaml/libyaml), cli (src/cli other than
 decide.c). Cost in shared code (libc, the kernel, util.c, the dynamic loader) goes to the module
 that called it: in a callgrind profile in proportion to each caller's inclusive call cost, in a
@@ -19,6 +19,8 @@ from collections import defaultdict
 MODULE_OF_FILE = {
     "glob.c": "walk", "graph.c": "graph", "tree.c": "graph", "template.c": "graph",
     "state.c": "state", "decide.c": "state", "exec.c": "exec", "recipe.c": "recipe",
+    "state_schema.c": "state", "state_files.c": "state", "state_reason.c": "state",
+    "state_record.c": "state", "state_check.c": "state", "state_list.c": "state",
 }
 TRANSPARENT = None  # marker: attribute to the caller
 

@@ -66,21 +66,11 @@ void exec_job_release(struct exec_job *job)
 	job->result.exit_code = -1;
 }
 
-static double clock_seconds(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double now_mono(void)
-{
-	return clock_seconds(CLOCK_MONOTONIC);
-}
-
 static double now_real(void)
 {
-	return clock_seconds(CLOCK_REALTIME);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int exec_cpu_count(void)
@@ -422,14 +412,14 @@ size_t exec_end_runs(const char *const *run_ids, size_t count, double grace_s)
 	size_t ended = find_run_groups(run_ids, count, &groups, &cap);
 	signal_groups(groups, ended, SIGTERM);
 	signal_groups(groups, ended, SIGCONT);
-	double deadline = now_mono() + (grace_s > 0 ? grace_s : 2.0);
+	double deadline = monotonic_seconds() + (grace_s > 0 ? grace_s : 2.0);
 	struct timespec pause = {0, 20 * 1000 * 1000};
 	size_t left = ended;
 	/* Until nothing of those runs is left: a killed process's children may have taken a new group. */
 	for (unsigned rounds = 0; left && rounds < 1000; rounds++) {
 		nanosleep(&pause, NULL);
 		left = find_run_groups(run_ids, count, &groups, &cap);
-		if (left && now_mono() >= deadline)
+		if (left && monotonic_seconds() >= deadline)
 			signal_groups(groups, left, SIGKILL);
 		else if (left)
 			signal_groups(groups, left, SIGTERM);
@@ -594,7 +584,7 @@ static void pool_path(const struct pool *pool, const char *rel, struct strbuf *o
 
 static void update_elapsed(struct pool *pool)
 {
-	pool->progress.elapsed_s = now_mono() - pool->start_mono;
+	pool->progress.elapsed_s = monotonic_seconds() - pool->start_mono;
 }
 
 /* Append a "cpipe: ..." line to a job's log; failures to do so are not worth failing over. */
@@ -1316,7 +1306,7 @@ static void handle_interrupts(struct pool *pool)
 		/* A stopped job could not act on SIGTERM. */
 		kill(-pj->pid, SIGCONT);
 	}
-	pool->kill_deadline = now_mono() + pool->kill_grace_s;
+	pool->kill_deadline = monotonic_seconds() + pool->kill_grace_s;
 }
 
 /* Block until a signal arrives or the monotonic time `wake` (0 = never) passes. */
@@ -1324,7 +1314,7 @@ static void wait_until(const struct signal_state *signals, double wake)
 {
 	struct timespec ts, *timeout = NULL;
 	if (wake > 0) {
-		double delay = wake - now_mono();
+		double delay = wake - monotonic_seconds();
 		if (delay < 0)
 			delay = 0;
 		ts.tv_sec = (time_t)delay;
@@ -1351,7 +1341,7 @@ static bool any_group_alive(const struct pool *pool)
 static void finish_interrupt(struct pool *pool, const struct signal_state *signals)
 {
 	while (any_group_alive(pool)) {
-		if (!pool->kill_deadline || now_mono() >= pool->kill_deadline) {
+		if (!pool->kill_deadline || monotonic_seconds() >= pool->kill_deadline) {
 			kill_signalled_groups(pool, SIGKILL);
 			return;
 		}
@@ -1376,7 +1366,7 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 	pool->max_threads = opt->max_threads > 0 ? opt->max_threads : exec_cpu_count();
 	pool->max_ram_gb = opt->max_ram_gb > 0 ? opt->max_ram_gb : exec_ram_gb();
 	pool->kill_grace_s = opt->kill_grace_s > 0 ? opt->kill_grace_s : 2.0;
-	pool->start_mono = now_mono();
+	pool->start_mono = monotonic_seconds();
 	pool->state = xcalloc(count, sizeof(*pool->state));
 	pool->first_dependent = xcalloc(count + 1, sizeof(*pool->first_dependent));
 	pool->ready = xcalloc(count, sizeof(*pool->ready));
@@ -1522,7 +1512,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 		/* Reap before acting on a signal, so a job that already ended is not called interrupted. */
 		reap_jobs(&pool);
 		handle_interrupts(&pool);
-		double now = now_mono();
+		double now = monotonic_seconds();
 		if (pool.kill_deadline && now >= pool.kill_deadline) {
 			kill_signalled_groups(&pool, SIGKILL);
 			pool.kill_deadline = 0;

@@ -82,6 +82,7 @@ static void err_vset(struct cp_err *err, const char *file, int line, int column,
 	err->file = file ? xstrdup(file) : NULL;
 	err->line = line;
 	err->column = column;
+	err->kind = CP_ERR_PLAIN;
 }
 
 void cp_err_set(struct cp_err *err, const char *file, int line, const char *fmt, ...)
@@ -122,6 +123,7 @@ void cp_err_release(struct cp_err *err)
 	FREE_AND_NULL(err->file);
 	err->line = 0;
 	err->column = 0;
+	err->kind = CP_ERR_PLAIN;
 }
 
 char *cp_err_format(const struct cp_err *err)

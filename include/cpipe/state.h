@@ -35,6 +35,13 @@
  *
  * Errors: functions return 0 on success and a negative code on failure, with
  * a message in `err` (database errors name the statement that failed).
+ *
+ * Source: src/state.c (the handle: open, load, transactions, the in-memory
+ * records) with src/state_schema.c (schema, migrations, the files blob),
+ * state_files.c (signatures, hash cache, state_stat_paths), state_reason.c
+ * (reasons, adoption suspects), state_record.c (claims and records),
+ * state_check.c (check and repair) and state_list.c (listing), sharing the
+ * private src/state_int.h.
  */
 #ifndef CPIPE_STATE_H
 #define CPIPE_STATE_H
@@ -175,9 +182,11 @@ struct state_file {
 int state_file_signature(struct state *state, const char *path, struct file_signature *out, struct cp_err *err);
 
 /*
- * Stat and hash `path` with no database and no cache: what a compute node
- * uses to write a marker file that the coordinator later imports with
- * state_record_success.
+ * Stat and hash `path` with no handle, database or cache. Compute nodes do
+ * not use it (their job script writes size and mtime with stat(1), and the
+ * coordinator signs the files with state_file_signature before
+ * state_record_success); the unit tests use it to sign files as another
+ * process would, independently of the handle under test.
  */
 int state_signature_compute(const char *path, struct file_signature *out, struct cp_err *err);
 

@@ -24,13 +24,23 @@
  * negative code; only the CLI prints it. `file` is NULL when the error has no
  * source location; `line`/`column` are 1-based, 0 when unknown.
  */
+/*
+ * What kind of error, when the CLI has more to say about it than the library may (a library
+ * names no command: the CLI adds the way out, e.g. which `cpipe` command to run).
+ */
+enum cp_err_kind {
+	CP_ERR_PLAIN = 0,
+	CP_ERR_STATE_DAMAGED, /* the state database is damaged */
+};
+
 struct cp_err {
 	char *message;
 	char *file;
 	int line;
 	int column;
+	enum cp_err_kind kind;
 };
-#define CP_ERR_INIT {NULL, NULL, 0, 0}
+#define CP_ERR_INIT {NULL, NULL, 0, 0, CP_ERR_PLAIN}
 
 /* Replace any previous content of `err` with a formatted message and location. */
 void cp_err_set(struct cp_err *err, const char *file, int line, const char *fmt, ...) CP_PRINTF(4, 5);

@@ -4,13 +4,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+/* The way out of a damaged state database (cpipe(1), FILES), said wherever damage is found. */
+static const char state_damaged_way_out[] =
+	"'cpipe state check' says more, and 'cpipe state repair' makes jobs with a damaged record run "
+	"again. To start afresh, move .cpipe/state.db (and its -wal and -shm files) away: the next run "
+	"adopts only outputs whose job logs show a successful run and runs the rest ('cpipe run "
+	"--rebuild-unknown' runs every job whose outputs have no record)";
 
 void cli_report(struct cp_err *err)
 {
 	char *text = cp_err_format(err);
-	fprintf(stderr, "cpipe: %s\n", text);
+	if (err->kind == CP_ERR_STATE_DAMAGED)
+		fprintf(stderr, "cpipe: %s. %s\n", text, state_damaged_way_out);
+	else
+		fprintf(stderr, "cpipe: %s\n", text);
 	free(text);
 	cp_err_release(err);
 }
@@ -120,21 +129,20 @@ void cli_add_escaped(struct strbuf *out, const char *text)
 void cli_phase_done(const char *phase)
 {
 	static int enabled = -1;
-	static struct timespec last;
+	static double last;
 	if (enabled < 0) {
 		const char *value = getenv("CPIPE_TIMINGS");
 		enabled = value && *value && strcmp(value, "0");
-		clock_gettime(CLOCK_MONOTONIC, &last);
+		last = monotonic_seconds();
 	}
 	if (!enabled)
 		return;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	double now = monotonic_seconds();
 	if (!phase) {
 		last = now;
 		return;
 	}
-	double ms = (double)(now.tv_sec - last.tv_sec) * 1e3 + (double)(now.tv_nsec - last.tv_nsec) / 1e6;
+	double ms = (now - last) * 1e3;
 	fprintf(stderr, "cpipe: timing: %-10s %9.1f ms\n", phase, ms);
 	last = now;
 }

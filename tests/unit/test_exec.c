@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "test_helpers.h"
+
 /* ---- fixtures and helpers ------------------------------------------------ */
 
 struct recorder {
@@ -83,19 +85,10 @@ static int setup_dir(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		return rmdir(path);
-	return unlink(path);
-}
-
 static int teardown_dir(void **state)
 {
 	char *dir = *state;
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(dir);
 	free(dir);
 	return 0;
 }
@@ -105,13 +98,10 @@ static char *path_in(const char *dir, const char *rel)
 	return xasprintf("%s/%s", dir, rel);
 }
 
-static void write_text(const char *dir, const char *rel, const char *text)
+static void write_text_in(const char *dir, const char *rel, const char *text)
 {
 	char *path = path_in(dir, rel);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	write_text(path, text);
 	free(path);
 }
 
@@ -184,12 +174,6 @@ static void release_jobs(struct exec_job *jobs, size_t count)
 		exec_job_release(&jobs[i]);
 }
 
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A shell snippet that counts how many jobs are inside it at once, into `counts`. */
 #define CONCURRENCY(name, seconds) \
@@ -284,9 +268,9 @@ static void test_parallel_respects_j(void **state)
 	opt.jobs = 2;
 	struct exec_progress summary;
 	struct cp_err err = CP_ERR_INIT;
-	double t0 = now_mono();
+	double t0 = monotonic_seconds();
 	assert_int_equal(exec_run_local(jobs, 6, &opt, &summary, &err), EXEC_RUN_OK);
-	double elapsed = now_mono() - t0;
+	double elapsed = monotonic_seconds() - t0;
 	assert_int_equal(max_line(dir, "counts"), 2);
 	assert_int_equal(r.max_running, 2);
 	assert_true(elapsed >= 0.85); /* three rounds of 0.3 s */
@@ -385,7 +369,7 @@ static void test_failure_quarantines_and_restores(void **state)
 {
 	const char *dir = *state;
 	struct recorder r = {0};
-	write_text(dir, "out.txt", "old\n");
+	write_text_in(dir, "out.txt", "old\n");
 	static const char *const outs[] = {"out.txt", "new/dir/made.txt"};
 	struct exec_job job = {.id = "make out", .command = "echo partial > out.txt; touch new/dir/made.txt; exit 3",
 			       .outputs = outs, .output_count = 2};
@@ -427,7 +411,7 @@ static void test_missing_output_fails(void **state)
 {
 	const char *dir = *state;
 	struct recorder r = {0};
-	write_text(dir, "kept.txt", "good\n");
+	write_text_in(dir, "kept.txt", "good\n");
 	static const char *const outs[] = {"kept.txt", "extra.txt"};
 	static const char *const dangling[] = {"link.txt"};
 	static const char *const optional_outs[] = {"made.txt", "maybe.txt"};
@@ -701,7 +685,7 @@ static bool group_alive(pid_t pgid)
 static void run_interrupt(const char *dir, int signo)
 {
 	struct recorder r = {0};
-	write_text(dir, "out.a", "old\n");
+	write_text_in(dir, "out.a", "old\n");
 	static const char *const out_a[] = {"out.a"};
 	static const size_t on_a[] = {0};
 	struct exec_job jobs[5] = {
@@ -732,9 +716,9 @@ static void run_interrupt(const char *dir, int signo)
 	pid_t helper = signal_when_ready(dir, ready, 3, signo);
 	struct exec_progress summary;
 	struct cp_err err = CP_ERR_INIT;
-	double t0 = now_mono();
+	double t0 = monotonic_seconds();
 	int rc = exec_run_local(jobs, 5, &opt, &summary, &err);
-	double elapsed = now_mono() - t0;
+	double elapsed = monotonic_seconds() - t0;
 	int status;
 	assert_int_equal(waitpid(helper, &status, 0), helper);
 
@@ -806,9 +790,9 @@ static void test_overhead(void **state)
 	opt.cwd = dir;
 	opt.jobs = 4;
 	struct cp_err err = CP_ERR_INIT;
-	double cpu0 = cpu_seconds(), t0 = now_mono();
+	double cpu0 = cpu_seconds(), t0 = monotonic_seconds();
 	assert_int_equal(exec_run_local(jobs, N, &opt, NULL, &err), EXEC_RUN_OK);
-	double cpu = cpu_seconds() - cpu0, wall = now_mono() - t0;
+	double cpu = cpu_seconds() - cpu0, wall = monotonic_seconds() - t0;
 	printf("exec overhead: %d no-op jobs, %.3f ms wall/job, %.3f ms of our CPU/job (spawn included)\n", N,
 	       wall * 1000 / N, cpu * 1000 / N);
 	release_jobs(jobs, N);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cpipe/glob.h"
+#include "test_helpers.h"
 
 /* The study of the running test: a fresh directory, its tree and what the last glob found. */
 struct study {
@@ -40,16 +41,10 @@ static int study_setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static int study_teardown(void **state)
 {
 	struct study *study = *state;
-	int rc = nftw(study->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = remove_tree(study->root);
 	if (study->tree)
 		tree_free(study->tree);
 	glob_result_release(&study->result);
@@ -67,11 +62,8 @@ static void make_paths(struct study *study, const char *const *paths)
 			assert_true(mkdir(full, 0755) == 0 || errno == EEXIST);
 			*slash = '/';
 		}
-		if (full[strlen(full) - 1] != '/') {
-			FILE *file = fopen(full, "w");
-			assert_non_null(file);
-			fclose(file);
-		}
+		if (full[strlen(full) - 1] != '/')
+			write_text(full, "");
 		free(full);
 	}
 }
@@ -501,10 +493,7 @@ static void test_scoped_placeholder(void **state)
 	struct study *study = *state;
 	make_paths(study, (const char *const[]){"data/v-1.txt", "data/v-2.txt", NULL});
 	char *sub = xasprintf("%s/part.tree", study->root);
-	FILE *file = fopen(sub, "w");
-	assert_non_null(file);
-	fputs("v-{x}.txt (f)\n", file);
-	fclose(file);
+	write_text(sub, "v-{x}.txt (f)\n");
 	const char *dirs[] = {study->root};
 	struct tree_search search = {dirs, 1};
 	struct cp_err err = CP_ERR_INIT;

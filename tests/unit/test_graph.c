@@ -1,4 +1,5 @@
 /* Unit tests of the graph module: jobs, edges, order, batching, links, cycles and missing inputs. */
+#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 
 #include "cpipe/glob.h"
 #include "cpipe/graph.h"
+#include "test_helpers.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -54,10 +56,7 @@ static void make_file(const char *dir, const char *path)
 		mkdir(full, 0777);
 		*slash = '/';
 	}
-	FILE *f = fopen(full, "w");
-	assert_non_null(f);
-	fputs("x\n", f);
-	fclose(f);
+	write_text(full, "x\n");
 }
 
 /* Parse, glob the raw key, and build the graph for `targets`. Returns graph_build's result. */
@@ -90,9 +89,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char command[128];
-	snprintf(command, sizeof(command), "rm -rf '%s'", fx->dir);
-	assert_int_equal(system(command), 0);
+	assert_int_equal(remove_tree(fx->dir), 0);
 	graph_free(fx->graph);
 	glob_result_release(&fx->globbed);
 	strvec_release(&fx->missing.names);

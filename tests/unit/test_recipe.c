@@ -1,4 +1,5 @@
 /* Unit tests for the recipe module: loading, located errors, checks against a tree view, run expansion. */
+#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "cpipe/recipe.h"
+#include "test_helpers.h"
 
 static char temp_dir[] = "/tmp/cpipe-test-recipe-XXXXXX";
 static int file_counter;
@@ -24,20 +26,14 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	char *command = xasprintf("rm -rf '%s'", temp_dir);
-	int rc = system(command);
-	free(command);
-	return rc == 0 ? 0 : -1;
+	return remove_tree(temp_dir) == 0 ? 0 : -1;
 }
 
 /* Write `text` to a new file in the temporary directory; the caller frees the path. */
 static char *write_yaml(const char *text)
 {
 	char *path = xasprintf("%s/recipes-%d.yaml", temp_dir, ++file_counter);
-	FILE *file = fopen(path, "w");
-	assert_non_null(file);
-	assert_int_equal(fputs(text, file) >= 0, 1);
-	assert_int_equal(fclose(file), 0);
+	write_text(path, text);
 	return path;
 }
 

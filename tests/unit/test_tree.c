@@ -3,6 +3,7 @@
  * to_string and the places where cpipe deliberately differs from file-tree
  * 1.6.1. "Case N" refers to the numbered cases of file-tree.md section 3.
  */
+#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "cpipe/tree.h"
+#include "test_helpers.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -147,16 +149,12 @@ static char *fill_with(const struct tree *tree, const char *text, const char *co
 /* A scratch directory for tree files, removed with everything created in it. */
 struct scratch {
 	char dir[64];
-	struct strvec files;
-	struct strvec dirs;
 };
 
 static void scratch_init(struct scratch *scratch)
 {
 	strcpy(scratch->dir, "/tmp/cpipe-test-tree-XXXXXX");
 	assert_non_null(mkdtemp(scratch->dir));
-	scratch->files = (struct strvec)STRVEC_INIT;
-	scratch->dirs = (struct strvec)STRVEC_INIT;
 }
 
 static char *scratch_path(struct scratch *scratch, const char *relative)
@@ -168,28 +166,19 @@ static void scratch_mkdir(struct scratch *scratch, const char *relative)
 {
 	char *path = scratch_path(scratch, relative);
 	assert_int_equal(mkdir(path, 0755), 0);
-	strvec_push_owned(&scratch->dirs, path);
+	free(path);
 }
 
 static void scratch_write(struct scratch *scratch, const char *relative, const char *text)
 {
 	char *path = scratch_path(scratch, relative);
-	FILE *file = fopen(path, "w");
-	assert_non_null(file);
-	fputs(text, file);
-	fclose(file);
-	strvec_push_owned(&scratch->files, path);
+	write_text(path, text);
+	free(path);
 }
 
 static void scratch_release(struct scratch *scratch)
 {
-	for (size_t i = 0; i < scratch->files.count; i++)
-		unlink(scratch->files.items[i]);
-	for (size_t i = scratch->dirs.count; i > 0; i--)
-		rmdir(scratch->dirs.items[i - 1]);
-	rmdir(scratch->dir);
-	strvec_release(&scratch->files);
-	strvec_release(&scratch->dirs);
+	assert_int_equal(remove_tree(scratch->dir), 0);
 }
 
 static struct tree *scratch_parse(struct scratch *scratch, const char *relative, const struct tree_search *search)

@@ -1,6 +1,7 @@
 /*
  * Unit tests of the util module's containers: the string map (copied and
- * borrowed keys, growth, reserve) and the arena allocator.
+ * borrowed keys, growth, reserve) and the arena allocator; then the small
+ * helpers (read_whole_file, ARRAY_SIZE, monotonic_seconds).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpipe/util.h"
@@ -199,6 +201,17 @@ static void read_whole_file_appends_or_says_why(void **unused)
 	assert_int_equal(ARRAY_SIZE(numbers), 3);
 }
 
+static void monotonic_seconds_never_goes_back(void **unused)
+{
+	(void)unused;
+	double first = monotonic_seconds();
+	struct timespec pause = {0, 20 * 1000 * 1000};
+	assert_int_equal(nanosleep(&pause, NULL), 0);
+	double second = monotonic_seconds();
+	assert_true(second - first >= 0.019);
+	assert_true(second - first < 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +222,7 @@ int main(void)
 		cmocka_unit_test(arena_serves_big_and_small_requests),
 		cmocka_unit_test(arena_merge_keeps_both),
 		cmocka_unit_test(read_whole_file_appends_or_says_why),
+		cmocka_unit_test(monotonic_seconds_never_goes_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

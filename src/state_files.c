@@ -1,0 +1,457 @@
+/*
+ * File signatures: stat and XXH3 hashing, the hash cache of each path (its
+ * `files` row), and the per-handle stat snapshot that reason checks read,
+ * filled on all CPUs by state_stat_paths. Part of the state module
+ * (state_int.h lists its files).
+ */
+#include "state_int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* ---- Hashing ---------------------------------------------------------- */
+
+uint64_t state_definition_hash(const char *definition_text)
+{
+	return XXH3_64bits(definition_text, strlen(definition_text));
+}
+
+static int compare_string_pointers(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+uint64_t state_input_set_hash(const char *const *paths, size_t count)
+{
+	const char **sorted = xmalloc((count ? count : 1) * sizeof(*sorted));
+	memcpy(sorted, paths, count * sizeof(*sorted));
+	qsort(sorted, count, sizeof(*sorted), compare_string_pointers);
+	XXH3_state_t *xs = XXH3_createState();
+	if (!xs)
+		BUG("XXH3_createState failed");
+	XXH3_64bits_reset(xs);
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0 && !strcmp(sorted[i], sorted[i - 1]))
+			continue;
+		/* The NUL separates paths so that {"ab"} and {"a", "b"} differ. */
+		XXH3_64bits_update(xs, sorted[i], strlen(sorted[i]) + 1);
+	}
+	uint64_t hash = XXH3_64bits_digest(xs);
+	XXH3_freeState(xs);
+	free(sorted);
+	return hash;
+}
+
+static void signature_from_stat(const struct stat *st, struct file_signature *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->exists = true;
+	/* A directory is signed by existence only: its size and mtime follow its entries. */
+	if (S_ISDIR(st->st_mode))
+		return;
+	out->size = (int64_t)st->st_size;
+	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/*
+ * stat() into a signature without hash; a missing path is exists = false.
+ * Returns 0 or the errno of another failure. Safe in any thread.
+ */
+static int stat_path(const char *path, struct file_signature *out)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		int error = errno;
+		memset(out, 0, sizeof(*out));
+		return error == ENOENT || error == ENOTDIR ? 0 : error;
+	}
+	signature_from_stat(&st, out);
+	return 0;
+}
+
+static int stat_failed(const char *path, int error, struct cp_err *err)
+{
+	cp_err_set(err, NULL, 0, "cannot stat %s: %s", path, strerror(error));
+	return STATE_ERROR;
+}
+
+static int stat_signature(const char *path, struct file_signature *out, struct cp_err *err)
+{
+	int error = stat_path(path, out);
+	return error ? stat_failed(path, error, err) : 0;
+}
+
+/*
+ * Hash a regular file's content; `out` gets the size and mtime seen by fstat
+ * on the open file, so the hash and the signature describe the same file.
+ */
+static int hash_file(const char *path, struct file_signature *out, uint64_t *bytes, struct cp_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			memset(out, 0, sizeof(*out));
+			return 0;
+		}
+		cp_err_set(err, NULL, 0, "cannot open %s: %s", path, strerror(errno));
+		return STATE_ERROR;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		cp_err_set(err, NULL, 0, "cannot stat %s: %s", path, strerror(errno));
+		close(fd);
+		return STATE_ERROR;
+	}
+	signature_from_stat(&st, out);
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	enum { CHUNK = 1 << 20 };
+	char *buf = xmalloc(CHUNK);
+	XXH3_state_t *xs = XXH3_createState();
+	if (!xs)
+		BUG("XXH3_createState failed");
+	XXH3_64bits_reset(xs);
+	int rc = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, CHUNK);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			cp_err_set(err, NULL, 0, "cannot read %s: %s", path, strerror(errno));
+			rc = STATE_ERROR;
+			break;
+		}
+		if (n == 0)
+			break;
+		XXH3_64bits_update(xs, buf, (size_t)n);
+		*bytes += (uint64_t)n;
+	}
+	out->hash = XXH3_64bits_digest(xs);
+	out->hashed = rc == 0;
+	XXH3_freeState(xs);
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int state_signature_compute(const char *path, struct file_signature *out, struct cp_err *err)
+{
+	uint64_t bytes = 0;
+	return hash_file(path, out, &bytes, err);
+}
+
+/* ---- Files in memory ------------------------------------------------------- */
+
+/* Add a path known not to be indexed yet. */
+size_t file_add(struct state *state, const char *path, uint64_t hash)
+{
+	ALLOC_GROW(state->files, state->file_count + 1, state->file_cap);
+	struct file_entry *file = &state->files[state->file_count];
+	memset(file, 0, sizeof(*file));
+	file->path = pool_add(&state->pool, path);
+	file->path_hash = hash;
+	index_add(state, &state->file_index, INDEX_FILES, state->file_count);
+	return state->file_count++;
+}
+
+size_t file_intern(struct state *state, const char *path)
+{
+	uint64_t hash = name_hash(path);
+	size_t index = index_find(state, &state->file_index, INDEX_FILES, path, hash);
+	return index != SIZE_MAX ? index : file_add(state, path, hash);
+}
+
+static void file_mark_dirty(struct state *state, size_t index)
+{
+	struct file_entry *file = &state->files[index];
+	if (file->dirty)
+		return;
+	file->dirty = true;
+	ALLOC_GROW(state->dirty_files, state->dirty_count + 1, state->dirty_cap);
+	state->dirty_files[state->dirty_count++] = index;
+}
+
+/* Put a hashed signature in the cache (and the remembered stat). */
+void file_learn(struct state *state, size_t index, const struct file_signature *sig)
+{
+	struct file_entry *file = &state->files[index];
+	file->seen = *sig;
+	file->seen_valid = true;
+	if (!sig->exists || !sig->hashed)
+		return;
+	if (file->cache_valid && file->cache_size == sig->size && file->cache_mtime_ns == sig->mtime_ns &&
+	    file->cache_hash == sig->hash)
+		return;
+	file->cache_valid = true;
+	file->cache_size = sig->size;
+	file->cache_mtime_ns = sig->mtime_ns;
+	file->cache_hash = sig->hash;
+	file_mark_dirty(state, index);
+}
+
+/* The file's remembered signature (stat once per handle), hash not necessarily filled. */
+int file_seen(struct state *state, size_t index, const struct file_signature **out, struct cp_err *err)
+{
+	struct file_entry *file = &state->files[index];
+	if (!file->seen_valid) {
+		state->stats.stat_calls++;
+		if (stat_signature(file->path, &file->seen, err) < 0)
+			return STATE_ERROR;
+		file->seen_valid = true;
+	}
+	*out = &file->seen;
+	return 0;
+}
+
+/*
+ * Fill the hash of the remembered signature: from the cache when size+mtime
+ * match, else by reading the file (which also refreshes size+mtime).
+ */
+int file_hash_seen(struct state *state, size_t index, struct cp_err *err)
+{
+	struct file_entry *file = &state->files[index];
+	assert(file->seen_valid);
+	if (!file->seen.exists || file->seen.hashed)
+		return 0;
+	/* A directory never has a cached hash: hash_file finds out and signs it by existence. */
+	if (file->cache_valid && file->cache_size == file->seen.size && file->cache_mtime_ns == file->seen.mtime_ns) {
+		file->seen.hash = file->cache_hash;
+		file->seen.hashed = true;
+		return 0;
+	}
+	struct file_signature sig;
+	uint64_t bytes = 0;
+	if (hash_file(file->path, &sig, &bytes, err) < 0)
+		return STATE_ERROR;
+	if (sig.hashed) {
+		state->stats.hashes_computed++;
+		state->stats.bytes_hashed += bytes;
+	}
+	file_learn(state, index, &sig);
+	return 0;
+}
+
+int state_file_signature(struct state *state, const char *path, struct file_signature *out, struct cp_err *err)
+{
+	size_t index = file_intern(state, path);
+	state->files[index].seen_valid = false;
+	const struct file_signature *seen;
+	if (file_seen(state, index, &seen, err) < 0 || file_hash_seen(state, index, err) < 0)
+		return STATE_ERROR;
+	*out = state->files[index].seen;
+	return 0;
+}
+
+void state_refresh(struct state *state)
+{
+	for (size_t i = 0; i < state->file_count; i++)
+		state->files[i].seen_valid = false;
+}
+
+/* state_stat_paths: a thread is worth starting for this many stat calls (about 1 µs each when cached). */
+enum { STAT_PATHS_PER_THREAD = 256, STAT_AUTO_THREADS_MAX = 8, STAT_THREADS_MAX = 64, STAT_CHUNK = 64 };
+
+/*
+ * The stat calls of one state_stat_paths, shared by its threads: each takes
+ * the next STAT_CHUNK items until none are left. Threads only read `paths`
+ * and write their own items' results and errors.
+ */
+struct stat_batch {
+	const char **paths;
+	struct file_signature *results;
+	int *errors; /* 0 or the errno of a stat failure */
+	size_t count;
+	atomic_size_t next;
+};
+
+static void *stat_batch_run(void *arg)
+{
+	struct stat_batch *batch = arg;
+	for (;;) {
+		size_t from = atomic_fetch_add(&batch->next, STAT_CHUNK);
+		if (from >= batch->count)
+			return NULL;
+		size_t to = batch->count - from < STAT_CHUNK ? batch->count : from + STAT_CHUNK;
+		for (size_t i = from; i < to; i++)
+			batch->errors[i] = stat_path(batch->paths[i], &batch->results[i]);
+	}
+}
+
+/* How many threads (the caller's included) to use for `work` stat calls. */
+static size_t stat_thread_count(unsigned wanted, size_t work)
+{
+	size_t threads = wanted;
+	if (threads == 0) {
+		long online = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = online < 1 ? 1 : online > STAT_AUTO_THREADS_MAX ? STAT_AUTO_THREADS_MAX : (size_t)online;
+	}
+	if (threads > STAT_THREADS_MAX)
+		threads = STAT_THREADS_MAX;
+	size_t useful = work / STAT_PATHS_PER_THREAD;
+	if (threads > useful)
+		threads = useful;
+	return threads ? threads : 1;
+}
+
+/* Run the batch in `threads` threads, this one included; work a thread could not start for is done here. */
+static void stat_batch_run_threads(struct stat_batch *batch, size_t threads)
+{
+	pthread_t *ids = xcalloc(threads, sizeof(*ids));
+	bool *started = xcalloc(threads, sizeof(*started));
+	for (size_t k = 1; k < threads; k++)
+		started[k] = pthread_create(&ids[k], NULL, stat_batch_run, batch) == 0;
+	stat_batch_run(batch);
+	for (size_t k = 1; k < threads; k++)
+		if (started[k])
+			pthread_join(ids[k], NULL);
+	free(started);
+	free(ids);
+}
+
+/*
+ * Stat the files queued[0..n) in threads and remember the results. A failure
+ * leaves its file unremembered; with `err`, the first one is reported.
+ */
+static int stat_queued_files(struct state *state, const size_t *queued, size_t n, unsigned threads,
+			     struct cp_err *err)
+{
+	struct stat_batch batch = {
+		.paths = xmalloc((n + 1) * sizeof(*batch.paths)),
+		.results = xmalloc((n + 1) * sizeof(*batch.results)),
+		.errors = xmalloc((n + 1) * sizeof(*batch.errors)),
+		.count = n,
+	};
+	atomic_init(&batch.next, 0);
+	for (size_t i = 0; i < n; i++)
+		batch.paths[i] = state->files[queued[i]].path;
+	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
+
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct file_entry *file = &state->files[queued[i]];
+		file->seen = batch.results[i];
+		file->seen_valid = !batch.errors[i];
+		if (batch.errors[i] && rc == 0 && err)
+			rc = stat_failed(file->path, batch.errors[i], err);
+	}
+	state->stats.stat_calls += n;
+	free(batch.paths);
+	free(batch.results);
+	free(batch.errors);
+	return rc;
+}
+
+int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
+		     uint32_t *ids, struct cp_err *err)
+{
+	/*
+	 * Interning grows the file index, which is not thread safe: it is done
+	 * here first. A queued file is marked seen at once so that a duplicate
+	 * is not queued twice; its result is filled in before this returns.
+	 */
+	size_t *queued = xmalloc((count + 1) * sizeof(*queued));
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++) {
+		size_t index = file_intern(state, paths[i]);
+		if (ids)
+			ids[i] = (uint32_t)index;
+		if (state->files[index].seen_valid)
+			continue;
+		state->files[index].seen_valid = true;
+		queued[n++] = index;
+	}
+	int rc = stat_queued_files(state, queued, n, threads, err);
+	free(queued);
+	return rc;
+}
+
+void state_stat_recorded(struct state *state, unsigned threads)
+{
+	size_t *queued = xmalloc((state->file_count + 1) * sizeof(*queued));
+	size_t n = 0;
+	for (size_t i = 0; i < state->file_count; i++)
+		if (!state->files[i].seen_valid)
+			queued[n++] = i;
+	stat_queued_files(state, queued, n, threads, NULL);
+	free(queued);
+}
+
+/* Run a file row statement: ?1 is bound by the caller, ?2..?4 get the file's hash cache. */
+static int file_row_write(struct state *state, enum statement id, sqlite3_stmt *stmt, const struct file_entry *file,
+			  struct cp_err *err)
+{
+	bind_int64(stmt, 2, file->cache_valid ? file->cache_size : -1);
+	bind_int64(stmt, 3, file->cache_valid ? file->cache_mtime_ns : -1);
+	if (file->cache_valid)
+		bind_hash(stmt, 4, file->cache_hash);
+	else
+		sqlite3_bind_null(stmt, 4);
+	return statement_run(state, id, stmt, err);
+}
+
+/* Set db_id from the row of the file's path. */
+static int file_find_row(struct state *state, struct file_entry *file, struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, STMT_FILE_ID, err);
+	if (!stmt)
+		return STATE_ERROR;
+	bind_text(stmt, 1, file->path);
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		file->db_id = sqlite3_column_int64(stmt, 0);
+	statement_done(stmt);
+	return rc == SQLITE_ROW ? 0 : db_fail(state, STMT_FILE_ID, err);
+}
+
+/* Write the file's row (its hash cache) if it has none or it is dirty; sets db_id. */
+int file_store(struct state *state, size_t index, struct cp_err *err)
+{
+	struct file_entry *file = &state->files[index];
+	if (file->db_id && !file->dirty)
+		return 0;
+	sqlite3_stmt *stmt;
+	if (!file->db_id) {
+		if (!(stmt = statement(state, STMT_FILE_INSERT, err)))
+			return STATE_ERROR;
+		bind_text(stmt, 1, file->path);
+		if (file_row_write(state, STMT_FILE_INSERT, stmt, file, err) < 0)
+			return STATE_ERROR;
+		if (sqlite3_changes(state->db) == 1) {
+			file->db_id = sqlite3_last_insert_rowid(state->db);
+			file->dirty = false;
+			return 0;
+		}
+		/* Ignored: another run added the path after our load. */
+		if (file_find_row(state, file, err) < 0)
+			return STATE_ERROR;
+	}
+	if (!(stmt = statement(state, STMT_FILE_UPDATE, err)))
+		return STATE_ERROR;
+	bind_int64(stmt, 1, file->db_id);
+	if (file_row_write(state, STMT_FILE_UPDATE, stmt, file, err) < 0)
+		return STATE_ERROR;
+	file->dirty = false;
+	return 0;
+}
+
+int flush_dirty_files(struct state *state, struct cp_err *err)
+{
+	while (state->dirty_count > 0) {
+		size_t index = state->dirty_files[state->dirty_count - 1];
+		if (state->files[index].dirty && file_store(state, index, err) < 0)
+			return STATE_ERROR;
+		state->dirty_count--;
+	}
+	return 0;
+}

@@ -1,0 +1,273 @@
+/*
+ * state_int.h: what the state module's source files share, private to them
+ * (src/state.c and src/state_*.c; nothing outside the module includes it).
+ *
+ *   state.c         the handle: statements, the name indexes, SQLite access,
+ *                   transactions, jobs in memory, open, load and close
+ *   state_schema.c  the schema, its migrations, and the blob of a job's files
+ *   state_files.c   file signatures: hashing, the hash cache, the per-handle
+ *                   stat snapshot (state_stat_paths), file rows
+ *   state_reason.c  why a job is not up to date, and adoption's suspects
+ *   state_record.c  claims (STATE_HELD, STATE_CHANGED) and records
+ *   state_check.c   integrity check and repair
+ *   state_list.c    listing records and their files
+ */
+#ifndef CPIPE_STATE_INT_H
+#define CPIPE_STATE_INT_H
+
+#include "cpipe/state.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* Every statement of the module, prepared once on first use (statement()); the SQL is in state.c. */
+enum statement {
+	STMT_BEGIN_READ,
+	STMT_BEGIN_WRITE,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_LOAD_SIZES,
+	STMT_LOAD_FILES,
+	STMT_LOAD_JOBS,
+	STMT_JOB_SELECT,
+	STMT_FILE_INSERT,
+	STMT_FILE_ID,
+	STMT_FILE_UPDATE,
+	STMT_CLAIM_SELECT,
+	STMT_JOB_FILES_SELECT,
+	STMT_FILE_PATH,
+	STMT_CLAIM_SET,
+	STMT_CLAIM_RELEASE,
+	STMT_JOB_SUCCESS,
+	STMT_JOB_FAILURE,
+	STMT_JOB_INTERRUPT,
+	STMT_RUN_INTERRUPT,
+	STMT_FORGET_PREFIX,
+	STMT_FORGET_NAME,
+	STMT_COUNT
+};
+
+enum job_outcome { OUTCOME_NONE, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_INTERRUPTED };
+
+struct file_entry {
+	const char *path; /* in the pool */
+	uint64_t path_hash;
+	int64_t db_id; /* 0: no row in `files` yet */
+	/* The hash cache: `cache_hash` is the content hash for this size+mtime. */
+	bool cache_valid;
+	bool dirty; /* cache changed since it was last written */
+	int64_t cache_size;
+	int64_t cache_mtime_ns;
+	uint64_t cache_hash;
+	/* The remembered stat for reason checks (hash filled lazily). */
+	bool seen_valid;
+	struct file_signature seen;
+};
+
+/* A recorded file of a job: 32 bytes (records load by the hundred thousand). */
+struct job_file {
+	uint32_t file; /* index into state->files */
+	bool exists;
+	bool hashed;
+	int64_t size;
+	int64_t mtime_ns;
+	uint64_t hash;
+};
+
+static inline void job_file_set(struct job_file *jf, size_t file, const struct file_signature *sig)
+{
+	jf->file = (uint32_t)file;
+	jf->exists = sig->exists;
+	jf->hashed = sig->hashed;
+	jf->size = sig->size;
+	jf->mtime_ns = sig->mtime_ns;
+	jf->hash = sig->hash;
+}
+
+static inline struct file_signature job_file_signature(const struct job_file *jf)
+{
+	struct file_signature sig = {jf->exists, jf->size, jf->mtime_ns, jf->hash, jf->hashed};
+	return sig;
+}
+
+/* Job strings live in the pool: a rewrite points to a new copy. */
+struct job_entry {
+	const char *job_id;
+	uint64_t job_id_hash;
+	bool present; /* false: forgotten (the index keeps the name) */
+	bool files_owned; /* `files` is its own allocation, not a slice of the loaded array */
+	enum job_outcome outcome;
+	bool recorded;
+	bool adopted;
+	uint64_t definition_hash;
+	uint64_t input_set_hash;
+	int exit_code;
+	int64_t start_ns;
+	int64_t end_ns;
+	const char *host;
+	int64_t pid;
+	const char *run_id;
+	const char *log_path;
+	const char *holder_run;
+	const char *holder_host;
+	int64_t holder_pid;
+	int64_t holder_pid_start;
+	const char *holder_log;
+	/* Inputs then outputs, each part sorted by file index without duplicates. */
+	struct job_file *files;
+	size_t input_count;
+	size_t output_count;
+};
+
+/*
+ * An open-addressing hash index over the names of an entry array (files by
+ * path, jobs by id). Slots hold entry index + 1 (0 is empty); the names and
+ * their hashes stay in the entries, so the index costs 4 bytes a slot.
+ */
+struct name_index {
+	uint32_t *slots;
+	size_t cap; /* a power of two, or 0 */
+	size_t count;
+};
+
+struct state {
+	sqlite3 *db;
+	char *db_path;
+	sqlite3_stmt *statements[STMT_COUNT];
+	int transaction_depth;
+
+	struct file_entry *files;
+	size_t file_count;
+	size_t file_cap;
+	struct name_index file_index;
+	size_t *dirty_files;
+	size_t dirty_count;
+	size_t dirty_cap;
+
+	struct job_entry *jobs;
+	size_t job_count;
+	size_t job_cap;
+	struct name_index job_index;
+	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
+	struct arena pool; /* every string: records load by the hundred thousand and die together */
+	const char *recent_host; /* pooled strings that repeat across job rows (see job_string) */
+	const char *recent_run;
+	const char *recent_holder_run;
+
+	char *run_id;
+	char *host;
+	int64_t pid;
+	int64_t pid_start;
+	struct strvec dead_runs; /* runs found dead by state_claim_job (their processes may live on) */
+	bool check_mode;          /* state_open_for_check: damage is noted, not fatal */
+	bool unclean;             /* a journal was left at open: the last writer did not close */
+	bool read_only;
+	struct strvec damaged_jobs; /* jobs whose files blob could not be decoded (check mode) */
+	struct strvec damage_notes; /* what was wrong with each, in the same order */
+	int64_t *failure_windows; /* state_adoption_suspect: sorted disjoint [start, end] pairs, built once */
+	size_t failure_window_count;
+	bool failure_windows_built;
+
+	size_t *scratch; /* per-query input positions */
+	size_t scratch_cap;
+	size_t *output_scratch; /* per-query output file indexes */
+	size_t output_scratch_cap;
+	unsigned char *marks;
+	size_t marks_cap;
+
+	struct state_stats stats;
+};
+
+static inline const char *pool_add(struct arena *pool, const char *s)
+{
+	return s ? arena_strdup(pool, s) : NULL;
+}
+
+static inline uint64_t name_hash(const char *name)
+{
+	return XXH3_64bits(name, strlen(name));
+}
+
+static inline void statement_done(sqlite3_stmt *stmt)
+{
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+}
+
+static inline void bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+	sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC); /* NULL binds NULL */
+}
+
+static inline void bind_int64(sqlite3_stmt *stmt, int index, int64_t value)
+{
+	sqlite3_bind_int64(stmt, index, (sqlite3_int64)value);
+}
+
+static inline void bind_hash(sqlite3_stmt *stmt, int index, uint64_t value)
+{
+	sqlite3_bind_int64(stmt, index, (sqlite3_int64)value);
+}
+
+/* A blob being decoded; `problem` says what was wrong with it (NULL: nothing yet). */
+struct files_blob_reader {
+	const unsigned char *start, *at, *end;
+	const char *problem;
+};
+
+/* Which name index (see struct name_index). */
+enum index_kind { INDEX_FILES, INDEX_JOBS };
+
+/* state.c: the name indexes, claim holders, SQLite access, transactions, jobs in memory. */
+size_t index_find(const struct state *state, const struct name_index *index, enum index_kind kind,
+		  const char *name, uint64_t hash);
+void index_add(struct state *state, struct name_index *index, enum index_kind kind, size_t i);
+bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start);
+int db_fail_sql(struct state *state, const char *sql, struct cp_err *err);
+int db_fail(struct state *state, enum statement id, struct cp_err *err);
+sqlite3_stmt *statement(struct state *state, enum statement id, struct cp_err *err);
+int statement_run(struct state *state, enum statement id, sqlite3_stmt *stmt, struct cp_err *err);
+int statement_exec(struct state *state, enum statement id, struct cp_err *err);
+char *column_strdup(sqlite3_stmt *stmt, int column);
+int write_begin(struct state *state, struct cp_err *err);
+void rollback_quietly(struct state *state);
+int write_end(struct state *state, int rc, struct cp_err *err);
+void job_clear_files(struct job_entry *job);
+struct job_entry *job_find(const struct state *state, const char *job_id);
+size_t job_intern(struct state *state, const char *job_id);
+enum job_outcome outcome_from_text(const char *text);
+int job_reload(struct state *state, const char *job_id, struct cp_err *err);
+size_t job_files_normalize(struct job_file *part, size_t count);
+size_t job_files_find(const struct job_file *part, size_t count, size_t file_index);
+int run_sql(struct state *state, const char *sql, struct cp_err *err);
+int pragma_int(struct state *state, const char *sql, int *out, struct cp_err *err);
+int integrity_check(struct state *state, struct strvec *problems, struct cp_err *err);
+
+/* state_schema.c: the files blob (see its format there) and the migrations run at open. */
+void files_blob_start(struct strbuf *blob, size_t input_count, size_t output_count);
+void files_blob_add(struct strbuf *blob, int64_t file_id, const struct file_signature *sig);
+bool blob_fail(struct files_blob_reader *reader, const char *problem);
+bool files_blob_open(struct files_blob_reader *reader, const void *data, size_t size, size_t *input_count,
+		     size_t *output_count);
+bool files_blob_next(struct files_blob_reader *reader, int64_t *file_id, struct file_signature *sig);
+bool files_blob_close(struct files_blob_reader *reader);
+int migrate_schema(struct state *state, struct cp_err *err);
+
+/* state_files.c: the file entries, their hash cache and the stat snapshot. */
+size_t file_add(struct state *state, const char *path, uint64_t hash);
+size_t file_intern(struct state *state, const char *path);
+void file_learn(struct state *state, size_t index, const struct file_signature *sig);
+int file_seen(struct state *state, size_t index, const struct file_signature **out, struct cp_err *err);
+int file_hash_seen(struct state *state, size_t index, struct cp_err *err);
+int file_store(struct state *state, size_t index, struct cp_err *err);
+int flush_dirty_files(struct state *state, struct cp_err *err);
+
+/* state_reason.c: comparing a recorded file with the disk (state_check uses them too). */
+int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
+		 struct cp_err *err);
+void holder_detail(struct strbuf *detail, const char *host, int64_t pid);
+
+#endif

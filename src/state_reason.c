@@ -1,0 +1,315 @@
+/*
+ * Why a job is not up to date (state_job_reason), and whether outputs about
+ * to be adopted may be the work of a failed attempt. Reads only the records
+ * in memory and the stat snapshot: no SQL. Part of the state module
+ * (state_int.h lists its files).
+ */
+#include "state_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Reasons ---------------------------------------------------------------- */
+
+static const char *const reason_strings[STATE_REASON_COUNT] = {
+	[STATE_UP_TO_DATE] = "up to date",
+	[STATE_FORCED] = "forced",
+	[STATE_OUTPUT_MISSING] = "output missing",
+	[STATE_NEVER_RECORDED] = "never recorded",
+	[STATE_OUTPUT_MODIFIED] = "output modified since recorded",
+	[STATE_INPUT_CHANGED] = "input changed",
+	[STATE_COMMAND_CHANGED] = "command changed",
+	[STATE_INPUT_SET_CHANGED] = "set of inputs changed",
+	[STATE_UPSTREAM_RUNS] = "upstream job runs",
+	[STATE_PREVIOUS_FAILED] = "previous run failed",
+	[STATE_PREVIOUS_INTERRUPTED] = "previous run interrupted",
+	[STATE_RUNNING_ELSEWHERE] = "running in another run",
+};
+
+const char *state_reason_string(enum state_reason reason)
+{
+	if ((unsigned)reason >= STATE_REASON_COUNT)
+		BUG("bad state_reason %d", (int)reason);
+	return reason_strings[reason];
+}
+
+void state_reason_describe(enum state_reason reason, const char *detail, struct strbuf *out)
+{
+	strbuf_adds(out, state_reason_string(reason));
+	if (detail && *detail) {
+		strbuf_adds(out, ": ");
+		strbuf_adds(out, detail);
+	}
+}
+
+/*
+ * Whether the file now differs from `recorded`: equal size and mtime mean
+ * unchanged; a different size means changed; otherwise the content hash decides.
+ */
+int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
+		 struct cp_err *err)
+{
+	const struct file_signature *now;
+	if (file_seen(state, index, &now, err) < 0)
+		return STATE_ERROR;
+	if (!now->exists || !recorded->exists) {
+		*differs = now->exists != recorded->exists;
+		return 0;
+	}
+	if (now->size == recorded->size && now->mtime_ns == recorded->mtime_ns) {
+		*differs = false;
+		return 0;
+	}
+	if (now->size != recorded->size || !recorded->hashed) {
+		*differs = true;
+		return 0;
+	}
+	if (file_hash_seen(state, index, err) < 0)
+		return STATE_ERROR;
+	now = &state->files[index].seen;
+	*differs = !now->exists || !now->hashed || now->size != recorded->size || now->hash != recorded->hash;
+	return 0;
+}
+
+static void set_detail(struct strbuf *detail, const char *prefix, const char *text)
+{
+	if (!detail)
+		return;
+	strbuf_adds(detail, prefix);
+	strbuf_adds(detail, text);
+}
+
+void holder_detail(struct strbuf *detail, const char *host, int64_t pid)
+{
+	if (detail)
+		strbuf_addf(detail, "pid %lld on %s", (long long)pid, host ? host : "unknown host");
+}
+
+/* The checks that compare with a successful record; *reason stays UP_TO_DATE when all pass. */
+static size_t query_file_id(const struct state *state, uint32_t id)
+{
+	if (id >= state->file_count)
+		BUG("file id %u from another state handle", (unsigned)id);
+	return id;
+}
+
+static int compare_with_record(struct state *state, const struct state_job_query *query, struct job_entry *job,
+			       const size_t *output_files, enum state_reason *reason, struct strbuf *detail,
+			       struct cp_err *err)
+{
+	const struct job_file *outputs = job->files + job->input_count;
+	for (size_t i = 0; i < query->output_count; i++) {
+		size_t file = output_files[i];
+		size_t at = job_files_find(outputs, job->output_count, file);
+		bool differs = true;
+		if (at != SIZE_MAX && file_differs(state, file, &outputs[at], &differs, err) < 0)
+			return STATE_ERROR;
+		if (differs) {
+			*reason = STATE_OUTPUT_MODIFIED;
+			set_detail(detail, "", query->outputs[i]);
+			if (at == SIZE_MAX && detail)
+				strbuf_adds(detail, " (not a recorded output)");
+			return 0;
+		}
+	}
+
+	/* Where each query input sits among the recorded inputs (SIZE_MAX: not recorded). */
+	ALLOC_GROW(state->scratch, query->input_count + 1, state->scratch_cap);
+	size_t *positions = state->scratch;
+	for (size_t i = 0; i < query->input_count; i++) {
+		size_t file = query->input_ids ? query_file_id(state, query->input_ids[i]) : file_intern(state, query->inputs[i]);
+		positions[i] = job_files_find(job->files, job->input_count, file);
+		if (positions[i] == SIZE_MAX)
+			continue;
+		bool differs;
+		if (file_differs(state, file, &job->files[positions[i]], &differs, err) < 0)
+			return STATE_ERROR;
+		if (differs) {
+			*reason = STATE_INPUT_CHANGED;
+			set_detail(detail, "", query->inputs[i]);
+			return 0;
+		}
+	}
+
+	if (state_definition_hash(query->definition_text ? query->definition_text : "") != job->definition_hash) {
+		*reason = STATE_COMMAND_CHANGED;
+		return 0;
+	}
+
+	ALLOC_GROW(state->marks, job->input_count + 1, state->marks_cap);
+	memset(state->marks, 0, job->input_count);
+	for (size_t i = 0; i < query->input_count; i++) {
+		if (positions[i] == SIZE_MAX) {
+			*reason = STATE_INPUT_SET_CHANGED;
+			set_detail(detail, "added ", query->inputs[i]);
+			return 0;
+		}
+		state->marks[positions[i]] = 1;
+	}
+	for (size_t i = 0; i < job->input_count; i++) {
+		if (!state->marks[i]) {
+			*reason = STATE_INPUT_SET_CHANGED;
+			set_detail(detail, "removed ", state->files[job->files[i].file].path);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+int state_job_reason(struct state *state, const struct state_job_query *query, enum state_reason *reason,
+		     struct strbuf *detail, struct cp_err *err)
+{
+	if (detail)
+		strbuf_reset(detail);
+	*reason = STATE_UP_TO_DATE;
+	if (query->forced) {
+		*reason = STATE_FORCED;
+		return 0;
+	}
+
+	/*
+	 * A live run's claim comes before the files: what that run is writing
+	 * now says nothing yet (a missing output is no reason to run it twice).
+	 */
+	struct job_entry *job = job_find(state, query->job_id);
+	bool claimed_by_live_run = job && job->holder_run && strcmp(job->holder_run, state->run_id) != 0 &&
+				   holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
+	if (claimed_by_live_run) {
+		*reason = STATE_RUNNING_ELSEWHERE;
+		holder_detail(detail, job->holder_host, job->holder_pid);
+		return 0;
+	}
+
+	/* Each output's file index, looked up once for both passes. */
+	ALLOC_GROW(state->output_scratch, query->output_count + 1, state->output_scratch_cap);
+	size_t *output_files = state->output_scratch;
+	for (size_t i = 0; i < query->output_count; i++) {
+		const struct file_signature *now;
+		output_files[i] = query->output_ids ? query_file_id(state, query->output_ids[i])
+						    : file_intern(state, query->outputs[i]);
+		if (file_seen(state, output_files[i], &now, err) < 0)
+			return STATE_ERROR;
+		if (!now->exists) {
+			*reason = STATE_OUTPUT_MISSING;
+			set_detail(detail, "", query->outputs[i]);
+			return 0;
+		}
+	}
+
+	if (!job || (!job->recorded && !job->holder_run && job->outcome == OUTCOME_NONE)) {
+		*reason = STATE_NEVER_RECORDED;
+		return 0;
+	}
+	if (job->recorded) {
+		if (compare_with_record(state, query, job, output_files, reason, detail, err) < 0)
+			return STATE_ERROR;
+		if (*reason != STATE_UP_TO_DATE)
+			return 0;
+	}
+	if (query->upstream_runs) {
+		*reason = STATE_UPSTREAM_RUNS;
+		return 0;
+	}
+	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
+	if (job->holder_run) {
+		bool ours = strcmp(job->holder_run, state->run_id) == 0;
+		*reason = ours ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
+		holder_detail(detail, job->holder_host, job->holder_pid);
+		return 0;
+	}
+	if (job->outcome == OUTCOME_FAILED) {
+		*reason = STATE_PREVIOUS_FAILED;
+		if (detail)
+			strbuf_addf(detail, "exit code %d", job->exit_code);
+		return 0;
+	}
+	if (job->outcome == OUTCOME_INTERRUPTED) {
+		*reason = STATE_PREVIOUS_INTERRUPTED;
+		holder_detail(detail, job->host, job->pid);
+		return 0;
+	}
+	return 0;
+}
+
+/* ---- Adoption ---------------------------------------------------------------- */
+
+/* A file written this close to a failed attempt's start or end may be its work (clocks are coarse). */
+#define FAILURE_WINDOW_MARGIN_NS 1000000000LL
+
+static int compare_windows(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* The times during which a failed or interrupted attempt ran, merged into disjoint windows. */
+static void build_failure_windows(struct state *state)
+{
+	size_t count = 0, cap = 0;
+	int64_t *windows = NULL;
+	int64_t now = state_now_ns();
+	for (size_t i = 0; i < state->job_count; i++) {
+		const struct job_entry *job = &state->jobs[i];
+		if (!job->present || (job->outcome != OUTCOME_FAILED && job->outcome != OUTCOME_INTERRUPTED) ||
+		    job->start_ns <= 0)
+			continue;
+		ALLOC_GROW(windows, 2 * (count + 1), cap);
+		windows[2 * count] = job->start_ns - FAILURE_WINDOW_MARGIN_NS;
+		windows[2 * count + 1] = (job->end_ns > 0 ? job->end_ns : now) + FAILURE_WINDOW_MARGIN_NS;
+		count++;
+	}
+	if (count)
+		qsort(windows, count, 2 * sizeof(*windows), compare_windows);
+	size_t merged = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (merged && windows[2 * i] <= windows[2 * merged - 1]) {
+			if (windows[2 * i + 1] > windows[2 * merged - 1])
+				windows[2 * merged - 1] = windows[2 * i + 1];
+			continue;
+		}
+		windows[2 * merged] = windows[2 * i];
+		windows[2 * merged + 1] = windows[2 * i + 1];
+		merged++;
+	}
+	state->failure_windows = windows;
+	state->failure_window_count = merged;
+	state->failure_windows_built = true;
+}
+
+static bool in_failure_window(const struct state *state, int64_t t)
+{
+	size_t lo = 0, hi = state->failure_window_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t < state->failure_windows[2 * mid])
+			hi = mid;
+		else if (t > state->failure_windows[2 * mid + 1])
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+int state_adoption_suspect(struct state *state, const struct state_job_query *query, bool *suspect,
+			   struct strbuf *detail, struct cp_err *err)
+{
+	*suspect = false;
+	if (!state->failure_windows_built)
+		build_failure_windows(state);
+	for (size_t i = 0; i < query->output_count && state->failure_window_count; i++) {
+		size_t index = query->output_ids ? query_file_id(state, query->output_ids[i])
+						 : file_intern(state, query->outputs[i]);
+		const struct file_signature *now;
+		if (file_seen(state, index, &now, err) < 0)
+			return STATE_ERROR;
+		if (now->exists && now->mtime_ns && in_failure_window(state, now->mtime_ns)) {
+			*suspect = true;
+			if (detail)
+				strbuf_addf(detail, "%s was written while a job failed or was interrupted",
+					    query->outputs[i]);
+			return 0;
+		}
+	}
+	return 0;
+}
