@@ -71,6 +71,19 @@ int file_differs(struct state *state, size_t index, const struct job_file *recor
 	return 0;
 }
 
+/*
+ * An output the job's finished run did not write (an optional one) is part of its recorded result:
+ * absent now as then, it is no reason to run; if it appears, the record comparison says so.
+ */
+static bool recorded_absent(const struct job_entry *job, size_t file)
+{
+	if (!job || !job->recorded)
+		return false;
+	const struct job_file *outputs = job->files + job->input_count;
+	size_t at = job_files_find(outputs, job->output_count, file);
+	return at != SIZE_MAX && !outputs[at].exists;
+}
+
 static void set_detail(struct strbuf *detail, const char *prefix, const char *text)
 {
 	if (!detail)
@@ -189,7 +202,7 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 						    : file_intern(state, query->outputs[i]);
 		if (file_seen(state, output_files[i], &now, err) < 0)
 			return STATE_ERROR;
-		if (!now->exists) {
+		if (!now->exists && !recorded_absent(job, output_files[i])) {
 			*reason = STATE_OUTPUT_MISSING;
 			set_detail(detail, "", query->outputs[i]);
 			return 0;
