@@ -2,11 +2,13 @@
  * exec: running jobs that the caller has already chosen and ordered. A job is
  * a shell command with declared outputs, resource needs and dependencies on
  * earlier jobs. Two ways to run them: the local process pool (exec_run with
- * exec_backend_local, exec.c) runs them here and reports each start and
+ * exec_backend_local, exec_local.c) runs them here and reports each start and
  * finish through callbacks; the cluster backends fsl_sub, SLURM and SGE
  * (exec_cluster_submit, below; exec_cluster.c with exec_scheduler.c) submit
- * them and leave marker files that a later call reads. exec knows nothing of
- * trees, recipes or the state database.
+ * them and leave marker files that a later call reads. The backend table, the
+ * helpers they share and what a run left behind (exec_log_ending,
+ * exec_end_runs) are exec.c. exec knows nothing of trees, recipes or the
+ * state database.
  *
  * Files exec writes, all relative to the data root (exec_options.cwd):
  *   .cpipe/scripts/<name>.sh     the command of a job run through /bin/sh, as a script

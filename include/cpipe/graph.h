@@ -9,6 +9,11 @@
  * input to the job making it, and orders the jobs so that each comes after
  * the jobs it depends on. Runs nothing; it only stats raw inputs that no
  * recipe makes, to tell a missing input from a present one.
+ *
+ * graph.c assembles the jobs (bindings, paths, inputs, commands, dependency
+ * edges, order) and holds graph_build, graph_free and graph_to_dot;
+ * graph_existing.c works out which combinations exist and whether a raw input
+ * is there; graph_combos.c holds the relation of combinations they join.
  */
 #ifndef CPIPE_GRAPH_H
 #define CPIPE_GRAPH_H

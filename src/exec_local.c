@@ -1,0 +1,1154 @@
+/*
+ * exec: the local process pool (exec_run_local, the backend "local"):
+ * admitting jobs by their resources and dependencies, starting each in its
+ * own process group, reaping it and judging its exit, and keeping outputs
+ * aside or quarantining them. Helpers it shares with exec.c are in exec_int.h.
+ *
+ * The pool is single-threaded. SIGCHLD, SIGINT, SIGTERM and SIGHUP are blocked
+ * for the whole run and only let through inside pselect(), whose handlers
+ * merely set flags; so every real action (reaping, killing, callbacks) happens
+ * in ordinary code, and no signal can slip in between "check flags" and
+ * "sleep".
+ */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
+#endif
+
+#include "cpipe/exec.h"
+#include "exec_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---- signals ---------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupt_count;
+
+/* SIGCHLD needs a handler only to interrupt pselect; reaping scans the running jobs. */
+static void on_signal(int signo)
+{
+	if (signo != SIGCHLD)
+		interrupt_count++;
+}
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define STOP_SIGNAL_COUNT (sizeof(stop_signals) / sizeof(stop_signals[0]))
+
+struct signal_state {
+	sigset_t old_mask;
+	sigset_t wait_mask; /* old_mask without our signals: what pselect lets through */
+	struct sigaction old_child;
+	struct sigaction old_stop[STOP_SIGNAL_COUNT];
+	bool installed_stop[STOP_SIGNAL_COUNT];
+};
+
+static void signals_install(struct signal_state *s)
+{
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
+		sigaddset(&block, stop_signals[i]);
+	sigprocmask(SIG_BLOCK, &block, &s->old_mask);
+	s->wait_mask = s->old_mask;
+	sigdelset(&s->wait_mask, SIGCHLD);
+
+	interrupt_count = 0;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* Always ours: an inherited SIG_IGN would make the kernel reap children behind our back. */
+	sa.sa_flags = SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, &s->old_child);
+	sa.sa_flags = 0;
+	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++) {
+		sigaction(stop_signals[i], NULL, &s->old_stop[i]);
+		/* Like make and sh: a signal ignored when we started (nohup, '&') stays ignored. */
+		s->installed_stop[i] = s->old_stop[i].sa_handler != SIG_IGN;
+		if (s->installed_stop[i]) {
+			sigaction(stop_signals[i], &sa, NULL);
+			sigdelset(&s->wait_mask, stop_signals[i]);
+		}
+	}
+}
+
+static void signals_restore(struct signal_state *s)
+{
+	sigaction(SIGCHLD, &s->old_child, NULL);
+	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
+		if (s->installed_stop[i])
+			sigaction(stop_signals[i], &s->old_stop[i], NULL);
+	sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+}
+
+/* ---- the local pool --------------------------------------------------- */
+
+enum pool_state { POOL_WAITING, POOL_RUNNING, POOL_DONE };
+
+struct pool_job {
+	enum pool_state state;
+	size_t pending_deps; /* dependencies not yet succeeded */
+	pid_t pid;           /* also its process group id */
+	bool signalled;      /* was running when the run was interrupted */
+	int threads;
+	double ram_gb;
+	char *name;    /* exec_job_file_name(id) */
+	char **aside;  /* per output: where the old output was moved, or NULL */
+};
+
+struct pool {
+	struct exec_job *jobs;
+	size_t count;
+	const struct exec_options *opt;
+	const char *cwd;
+	struct pool_job *state;
+
+	/* dependents of job i: dependents[first_dependent[i] .. first_dependent[i + 1]) */
+	size_t *first_dependent;
+	size_t *dependents;
+
+	size_t *ready; /* min-heap of job indices whose dependencies all succeeded */
+	size_t ready_count;
+
+	size_t *running; /* job indices, unordered */
+	size_t running_count;
+
+	int max_jobs;
+	int max_threads;
+	double max_ram_gb;
+	int used_threads;
+	double used_ram_gb;
+
+	bool stopping;    /* admit nothing more */
+	bool interrupted; /* a stop signal arrived */
+	sig_atomic_t interrupts_handled;
+	double kill_deadline; /* monotonic; 0 when no SIGKILL is pending */
+	double kill_grace_s;
+	pid_t *signalled_groups; /* process groups that got SIGTERM */
+	size_t signalled_count;
+
+	double start_mono;
+	int devnull;
+	char **envp; /* environ plus EXEC_RUN_ID_VARIABLE when opt->run_id is set; else environ */
+	char *run_id_entry;
+	struct exec_progress progress;
+};
+
+static void heap_push(struct pool *pool, size_t index)
+{
+	size_t i = pool->ready_count++;
+	size_t *h = pool->ready;
+	while (i > 0 && h[(i - 1) / 2] > index) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = index;
+}
+
+static size_t heap_pop(struct pool *pool)
+{
+	size_t *h = pool->ready;
+	size_t top = h[0];
+	size_t last = h[--pool->ready_count];
+	size_t i = 0, n = pool->ready_count;
+	for (;;) {
+		size_t child = 2 * i + 1;
+		if (child >= n)
+			break;
+		if (child + 1 < n && h[child + 1] < h[child])
+			child++;
+		if (h[child] >= last)
+			break;
+		h[i] = h[child];
+		i = child;
+	}
+	if (n)
+		h[i] = last;
+	return top;
+}
+
+/* `rel` under the data root, into `out`. */
+static void pool_path(const struct pool *pool, const char *rel, struct strbuf *out)
+{
+	path_join(pool->cwd, rel, out);
+}
+
+static void update_elapsed(struct pool *pool)
+{
+	pool->progress.elapsed_s = monotonic_seconds() - pool->start_mono;
+}
+
+/* Append a "cpipe: ..." line to a job's log; failures to do so are not worth failing over. */
+static void log_note(struct pool *pool, size_t index, const char *text)
+{
+	const char *log = pool->jobs[index].result.log_path;
+	if (!log)
+		return;
+	struct strbuf path = STRBUF_INIT;
+	pool_path(pool, log, &path);
+	int fd = open(path.buf, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd >= 0) {
+		struct strbuf line = STRBUF_INIT;
+		strbuf_addf(&line, "cpipe: %s\n", text);
+		(void)exec_write_all(fd, line.buf, line.len);
+		strbuf_release(&line);
+		close(fd);
+	}
+	strbuf_release(&path);
+}
+
+static void set_message(struct exec_result *result, char *message)
+{
+	free(result->message);
+	result->message = message;
+}
+
+static void report_finish(struct pool *pool, size_t index)
+{
+	update_elapsed(pool);
+	if (pool->opt->on_finish)
+		pool->opt->on_finish(pool->opt->ctx, index, &pool->jobs[index].result, &pool->progress);
+}
+
+/* Mark a waiting job skipped with `message` (owned) and report it. */
+static void skip_job(struct pool *pool, size_t index, char *message)
+{
+	struct exec_result *result = &pool->jobs[index].result;
+	pool->state[index].state = POOL_DONE;
+	result->status = EXEC_JOB_SKIPPED;
+	result->end_time = exec_now_real();
+	set_message(result, message);
+	pool->progress.waiting--;
+	pool->progress.skipped++;
+	report_finish(pool, index);
+}
+
+/* Skip every waiting job that depends, directly or not, on `failed` (which did not succeed). */
+static void skip_dependents(struct pool *pool, size_t failed)
+{
+	const char *verb = pool->jobs[failed].result.status == EXEC_JOB_INTERRUPTED ? "was interrupted"
+	                 : pool->jobs[failed].result.status == EXEC_JOB_SKIPPED     ? "was skipped"
+	                                                                            : "failed";
+	for (size_t k = pool->first_dependent[failed]; k < pool->first_dependent[failed + 1]; k++) {
+		size_t d = pool->dependents[k];
+		if (pool->state[d].state != POOL_WAITING)
+			continue;
+		skip_job(pool, d, xasprintf("dependency '%s' %s", pool->jobs[failed].id, verb));
+		skip_dependents(pool, d);
+	}
+}
+
+/*
+ * Move `from` to `to` (replacing whatever is at `to`), creating `to`'s parent.
+ * Across file systems, where rename cannot work, fall back to a sibling of
+ * `from` named with `suffix`; `*where` receives the path actually used.
+ */
+static int move_path(const char *from, const char *to, const char *suffix, char **where)
+{
+	struct cp_err err = CP_ERR_INIT;
+	exec_remove_tree(to);
+	if (exec_mkdir_parent(to, &err) == 0 && rename(from, to) == 0) {
+		*where = xstrdup(to);
+		cp_err_release(&err);
+		return 0;
+	}
+	cp_err_release(&err);
+	if (errno != EXDEV)
+		return -1;
+	char *sibling = xasprintf("%s%s", from, suffix);
+	exec_remove_tree(sibling);
+	if (rename(from, sibling)) {
+		free(sibling);
+		return -1;
+	}
+	*where = sibling;
+	return 0;
+}
+
+/* .cpipe/<area>/<name>[/<output key>] under the data root. */
+static void area_path(struct pool *pool, const char *area, size_t index, const char *output, struct strbuf *out)
+{
+	struct strbuf rel = STRBUF_INIT;
+	strbuf_addf(&rel, "%s/%s", area, pool->state[index].name);
+	if (output) {
+		strbuf_addch(&rel, '/');
+		exec_output_key(output, &rel);
+	}
+	pool_path(pool, rel.buf, out);
+	strbuf_release(&rel);
+}
+
+/*
+ * Before a job runs: clear its old quarantine, create output parents and move
+ * existing outputs aside. Returns 0, or -1 with a message (owned) in *why.
+ */
+static int prepare_outputs(struct pool *pool, size_t index, char **why)
+{
+	struct exec_job *job = &pool->jobs[index];
+	struct pool_job *pj = &pool->state[index];
+	struct strbuf path = STRBUF_INIT, aside = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	int rc = 0;
+
+	area_path(pool, EXEC_FAILED_DIR, index, NULL, &path);
+	exec_remove_tree(path.buf);
+	pj->aside = job->output_count ? xcalloc(job->output_count, sizeof(*pj->aside)) : NULL;
+	for (size_t o = 0; o < job->output_count && !rc; o++) {
+		const char *output = job->outputs[o];
+		pool_path(pool, output, &path);
+		if (exec_mkdir_parent(path.buf, &err)) {
+			*why = xasprintf("cannot create the directory of output '%s': %s", output, err.message);
+			rc = -1;
+			break;
+		}
+		if (!exec_path_exists_nofollow(path.buf))
+			continue;
+		strbuf_reset(&aside);
+		area_path(pool, EXEC_PREV_DIR, index, output, &aside);
+		if (exec_path_exists_nofollow(aside.buf)) {
+			/*
+			 * Left by a run that died mid-job: the aside copy is the last
+			 * good output and the current file is suspect, so keep the
+			 * former and quarantine the latter.
+			 */
+			char *where = NULL;
+			struct strbuf failed = STRBUF_INIT;
+			area_path(pool, EXEC_FAILED_DIR, index, output, &failed);
+			if (move_path(path.buf, failed.buf, ".cpipe-failed", &where) == 0)
+				pj->aside[o] = xstrdup(aside.buf);
+			else
+				rc = -1;
+			free(where);
+			strbuf_release(&failed);
+		} else if (move_path(path.buf, aside.buf, ".cpipe-prev", &pj->aside[o])) {
+			rc = -1;
+		}
+		if (rc)
+			*why = xasprintf("cannot move old output '%s' aside: %s", output, strerror(errno));
+	}
+	cp_err_release(&err);
+	strbuf_release(&path);
+	strbuf_release(&aside);
+	return rc;
+}
+
+/* Put back every output moved aside and forget the aside area. */
+static void restore_outputs(struct pool *pool, size_t index)
+{
+	struct exec_job *job = &pool->jobs[index];
+	struct pool_job *pj = &pool->state[index];
+	struct strbuf path = STRBUF_INIT;
+	for (size_t o = 0; o < job->output_count && pj->aside; o++) {
+		if (!pj->aside[o])
+			continue;
+		pool_path(pool, job->outputs[o], &path);
+		if (rename(pj->aside[o], path.buf)) {
+			struct strbuf note = STRBUF_INIT;
+			strbuf_addf(&note, "could not restore the old '%s' from '%s': %s", job->outputs[o],
+				    pj->aside[o], strerror(errno));
+			log_note(pool, index, note.buf);
+			strbuf_release(&note);
+		}
+	}
+	area_path(pool, EXEC_PREV_DIR, index, NULL, &path);
+	exec_remove_tree(path.buf);
+	strbuf_release(&path);
+}
+
+/* Move whatever new outputs exist to .cpipe/failed/<name>/. */
+static void quarantine_outputs(struct pool *pool, size_t index)
+{
+	struct exec_job *job = &pool->jobs[index];
+	struct strbuf path = STRBUF_INIT, target = STRBUF_INIT;
+	size_t moved = 0;
+	for (size_t o = 0; o < job->output_count; o++) {
+		pool_path(pool, job->outputs[o], &path);
+		if (!exec_path_exists_nofollow(path.buf))
+			continue;
+		strbuf_reset(&target);
+		area_path(pool, EXEC_FAILED_DIR, index, job->outputs[o], &target);
+		char *where = NULL;
+		struct strbuf note = STRBUF_INIT;
+		if (move_path(path.buf, target.buf, ".cpipe-failed", &where) == 0) {
+			moved++;
+			strbuf_addf(&note, "partial output '%s' moved to '%s'", job->outputs[o], where);
+		} else {
+			strbuf_addf(&note, "could not move partial output '%s' aside: %s", job->outputs[o],
+				    strerror(errno));
+		}
+		log_note(pool, index, note.buf);
+		strbuf_release(&note);
+		free(where);
+	}
+	if (moved) {
+		struct strbuf rel = STRBUF_INIT;
+		strbuf_addf(&rel, "%s/%s", EXEC_FAILED_DIR, pool->state[index].name);
+		job->result.quarantine = strbuf_detach(&rel);
+	}
+	strbuf_release(&path);
+	strbuf_release(&target);
+}
+
+static void free_aside(struct pool_job *pj, size_t output_count)
+{
+	if (!pj->aside)
+		return;
+	for (size_t o = 0; o < output_count; o++)
+		free(pj->aside[o]);
+	FREE_AND_NULL(pj->aside);
+}
+
+static void running_remove(struct pool *pool, size_t index)
+{
+	for (size_t k = 0; k < pool->running_count; k++) {
+		if (pool->running[k] != index)
+			continue;
+		pool->running[k] = pool->running[--pool->running_count];
+		pool->used_threads -= pool->state[index].threads;
+		pool->used_ram_gb -= pool->state[index].ram_gb;
+		return;
+	}
+	BUG("job %zu is not running", index);
+}
+
+/* A job ended (or never got going): settle its outputs, counts and dependents. */
+static void conclude_job(struct pool *pool, size_t index)
+{
+	struct exec_job *job = &pool->jobs[index];
+	struct exec_result *result = &job->result;
+	struct strbuf path = STRBUF_INIT;
+
+	if (result->status == EXEC_JOB_OK) {
+		area_path(pool, EXEC_PREV_DIR, index, NULL, &path);
+		exec_remove_tree(path.buf);
+		log_note(pool, index, EXEC_LOG_SUCCESS_TEXT);
+	} else {
+		if (result->message)
+			log_note(pool, index, result->message);
+		quarantine_outputs(pool, index);
+		restore_outputs(pool, index);
+	}
+	free_aside(&pool->state[index], job->output_count);
+	strbuf_release(&path);
+
+	running_remove(pool, index);
+	pool->state[index].state = POOL_DONE;
+	pool->progress.running--;
+	switch (result->status) {
+	case EXEC_JOB_OK:
+		pool->progress.succeeded++;
+		break;
+	case EXEC_JOB_INTERRUPTED:
+		pool->progress.interrupted++;
+		break;
+	default:
+		pool->progress.failed++;
+		break;
+	}
+	report_finish(pool, index);
+
+	if (result->status == EXEC_JOB_OK) {
+		for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
+			size_t d = pool->dependents[k];
+			if (--pool->state[d].pending_deps == 0 && pool->state[d].state == POOL_WAITING)
+				heap_push(pool, d);
+		}
+		return;
+	}
+	if (!pool->opt->keep_going)
+		pool->stopping = true;
+	skip_dependents(pool, index);
+}
+
+/* Judge a reaped child from its wait status. */
+static void judge_exit(struct pool *pool, size_t index, int status)
+{
+	struct exec_job *job = &pool->jobs[index];
+	struct exec_result *result = &job->result;
+	result->end_time = exec_now_real();
+	if (WIFEXITED(status)) {
+		result->exit_code = WEXITSTATUS(status);
+	} else if (WIFSIGNALED(status)) {
+		result->signal = WTERMSIG(status);
+	}
+
+	if (pool->state[index].signalled) {
+		/* Whatever it managed before the signal, its outputs cannot be trusted. */
+		result->status = EXEC_JOB_INTERRUPTED;
+		set_message(result, xstrdup("interrupted"));
+		return;
+	}
+	if (result->signal) {
+		result->status = EXEC_JOB_FAILED;
+		set_message(result, xasprintf("killed by signal %d (%s)", result->signal, strsignal(result->signal)));
+		return;
+	}
+	if (result->exit_code != 0) {
+		result->status = EXEC_JOB_FAILED;
+		set_message(result, xasprintf("exit status %d", result->exit_code));
+		return;
+	}
+
+	struct strbuf path = STRBUF_INIT, missing = STRBUF_INIT;
+	size_t missing_count = 0;
+	struct stat st;
+	for (size_t o = 0; o < job->output_count; o++) {
+		if (job->output_optional && job->output_optional[o])
+			continue;
+		pool_path(pool, job->outputs[o], &path);
+		if (stat(path.buf, &st) == 0) /* follows symlinks: a dangling one is missing */
+			continue;
+		if (missing_count++ == 0) {
+			strbuf_addf(&missing, "declared output '%s' was not created", job->outputs[o]);
+		} else {
+			/* The message names the first; the log gets every one. */
+			char *note = xasprintf("declared output '%s' was not created", job->outputs[o]);
+			log_note(pool, index, note);
+			free(note);
+		}
+	}
+	if (missing_count) {
+		result->status = EXEC_JOB_FAILED;
+		if (missing_count > 1)
+			strbuf_addf(&missing, " (and %zu more)", missing_count - 1);
+		set_message(result, strbuf_detach(&missing));
+	} else {
+		result->status = EXEC_JOB_OK;
+	}
+	strbuf_release(&missing);
+	strbuf_release(&path);
+}
+
+/* An fd of ours must not be 0, 1 or 2, or dup2 onto itself in the child would keep FD_CLOEXEC. */
+static int fd_above_stdio(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return moved;
+}
+
+/* Shell words that are not programs: such a command needs the shell. */
+static const char *const shell_only_words[] = {
+	"!", ".", ":", "[[", "alias", "break", "case", "cd", "command", "continue", "do", "done", "elif",
+	"else", "esac", "eval", "exec", "exit", "export", "fi", "for", "function", "getopts", "hash", "if",
+	"in", "local", "read", "readonly", "return", "select", "set", "shift", "source", "then", "times",
+	"trap", "type", "ulimit", "umask", "unalias", "unset", "until", "wait", "while", "{", "}",
+};
+
+static bool plain_word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_@%+=:,./-", c);
+}
+
+bool exec_simple_command_words(const char *command, struct strvec *words)
+{
+	struct strvec found = STRVEC_INIT;
+	struct strbuf word = STRBUF_INIT;
+	const char *s = command;
+	bool simple = true;
+	while (simple) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		strbuf_reset(&word);
+		while (simple && *s && *s != ' ' && *s != '\t') {
+			if (plain_word_char(*s)) {
+				strbuf_addch(&word, *s++);
+			} else if (*s == '\'') {
+				const char *close = strchr(s + 1, '\'');
+				if (!close)
+					simple = false;
+				else {
+					strbuf_add(&word, s + 1, (size_t)(close - s - 1));
+					s = close + 1;
+				}
+			} else {
+				simple = false; /* anything else may mean something to the shell */
+			}
+		}
+		if (simple)
+			strvec_push(&found, word.buf);
+	}
+	if (simple && found.count) {
+		const char *first = found.items[0];
+		/* An assignment or a builtin needs the shell; so does a program named by a quoted '='. */
+		simple = !strchr(first, '=') && *first;
+		for (size_t i = 0; simple && i < sizeof(shell_only_words) / sizeof(*shell_only_words); i++)
+			simple = strcmp(first, shell_only_words[i]) != 0;
+	}
+	simple = simple && found.count > 0;
+	if (simple) {
+		for (size_t i = 0; i < found.count; i++)
+			strvec_push(words, found.items[i]);
+	}
+	strvec_release(&found);
+	strbuf_release(&word);
+	return simple;
+}
+
+#if (defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))) || \
+	(defined(__APPLE__) && defined(__MAC_OS_X_VERSION_MIN_REQUIRED) && __MAC_OS_X_VERSION_MIN_REQUIRED >= 101500)
+#define HAVE_SPAWN_CHDIR 1
+#endif
+
+/*
+ * Start `/bin/sh script` in the data root, in a new process group, with
+ * stdin /dev/null, stdout+stderr on `log_fd`, an empty signal mask and our
+ * handlers back at their defaults. Returns the pid, or -1 with errno set.
+ *
+ * posix_spawn where it can change directory: glibc implements it with
+ * CLONE_VM|CLONE_VFORK, which skips copying our page tables and the
+ * copy-on-write faults that follow a fork, the bulk of a fork's cost here.
+ */
+static pid_t spawn_job(struct pool *pool, const struct signal_state *signals, const char *script,
+		       const struct strvec *words, int log_fd)
+{
+	sigset_t defaults;
+	sigemptyset(&defaults);
+	sigaddset(&defaults, SIGCHLD);
+	/* A CLI that ignores SIGPIPE or SIGXFSZ must not make `cmd | head` or a big write misbehave. */
+	sigaddset(&defaults, SIGPIPE);
+	sigaddset(&defaults, SIGXFSZ);
+	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
+		if (signals->installed_stop[i])
+			sigaddset(&defaults, stop_signals[i]);
+	sigset_t empty;
+	sigemptyset(&empty);
+
+#ifdef HAVE_SPAWN_CHDIR
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_t actions;
+	pid_t pid = -1;
+	int rc = posix_spawnattr_init(&attr);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	rc = posix_spawn_file_actions_init(&actions);
+	if (rc) {
+		posix_spawnattr_destroy(&attr);
+		errno = rc;
+		return -1;
+	}
+	if (!rc)
+		rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+							     POSIX_SPAWN_SETSIGDEF);
+	if (!rc)
+		rc = posix_spawnattr_setpgroup(&attr, 0);
+	if (!rc)
+		rc = posix_spawnattr_setsigmask(&attr, &empty);
+	if (!rc)
+		rc = posix_spawnattr_setsigdefault(&attr, &defaults);
+	if (!rc)
+		rc = posix_spawn_file_actions_addchdir_np(&actions, pool->cwd);
+	if (!rc)
+		rc = posix_spawn_file_actions_adddup2(&actions, pool->devnull, 0);
+	if (!rc)
+		rc = posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
+	if (!rc)
+		rc = posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
+	if (!rc && words) {
+		/* A plain command runs without a shell in between, as make does: one exec less per job. */
+		rc = posix_spawnp(&pid, words->items[0], &actions, &attr, words->items, pool->envp);
+	} else if (!rc) {
+		char *const argv[] = {"sh", (char *)script, NULL};
+		rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, pool->envp);
+	}
+	posix_spawn_file_actions_destroy(&actions);
+	posix_spawnattr_destroy(&attr);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	return pid;
+#else
+	(void)words;
+	pid_t pid = fork();
+	if (pid != 0) {
+		/* Also in the parent, so kill(-pid) is right even before the child runs. */
+		if (pid > 0)
+			setpgid(pid, pid);
+		return pid;
+	}
+
+	/* The child: only async-signal-safe calls from here to exec. */
+	setpgid(0, 0);
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	/* Our flag-setting handlers must not swallow a signal sent before exec. */
+	for (int signo = 1; signo < NSIG; signo++)
+		if (sigismember(&defaults, signo) == 1)
+			sigaction(signo, &dfl, NULL);
+	static const char failed[] = "cpipe: cannot change to the data directory or execute /bin/sh\n";
+	if (chdir(pool->cwd) == 0 && dup2(pool->devnull, 0) >= 0 && dup2(log_fd, 1) >= 0 && dup2(log_fd, 2) >= 0) {
+		sigprocmask(SIG_SETMASK, &empty, NULL);
+		execle("/bin/sh", "sh", script, (char *)NULL, pool->envp);
+	}
+	if (write(log_fd, failed, sizeof(failed) - 1) < 0)
+		_exit(127);
+	_exit(127);
+#endif
+}
+
+/*
+ * Write the job's command as a /bin/sh script at `rel` (cwd-relative). Written in place, neither
+ * renamed nor fsynced: only this run reads it, and after a crash the job reruns and rewrites it.
+ */
+static int write_job_script(const struct pool *pool, const struct exec_job *job, const struct strbuf *rel,
+			    struct strbuf *path, struct strbuf *script, char **why)
+{
+	exec_script_text(job->id, job->command, script);
+	pool_path(pool, rel->buf, path);
+	int script_fd = open(path->buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	int script_errno = errno;
+	bool written = script_fd >= 0 && exec_write_all(script_fd, script->buf, script->len) == 0;
+	if (script_fd >= 0) {
+		script_errno = errno;
+		if (close(script_fd) && written) {
+			script_errno = errno;
+			written = false;
+		}
+	}
+	if (!written) {
+		*why = xasprintf("cannot write the job script '%s': %s", rel->buf, strerror(script_errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void start_job(struct pool *pool, const struct signal_state *signals, size_t index)
+{
+	struct exec_job *job = &pool->jobs[index];
+	struct pool_job *pj = &pool->state[index];
+	struct exec_result *result = &job->result;
+	struct strbuf script = STRBUF_INIT, rel = STRBUF_INIT, path = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	char *why = NULL;
+
+	pj->state = POOL_RUNNING;
+	pool->running[pool->running_count++] = index;
+	pool->used_threads += pj->threads;
+	pool->used_ram_gb += pj->ram_gb;
+	pool->progress.waiting--;
+	pool->progress.running++;
+	result->start_time = exec_now_real();
+	result->log_path = job->log_path ? xstrdup(job->log_path) : xasprintf("%s/%s.log", EXEC_LOG_DIR, pj->name);
+	update_elapsed(pool);
+	if (pool->opt->on_start)
+		pool->opt->on_start(pool->opt->ctx, index, &pool->progress);
+
+	/* The log first, so that any later failure can be explained in it. */
+	pool_path(pool, result->log_path, &path);
+	int log_fd = open(path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (log_fd < 0 && errno == ENOENT && exec_mkdir_parent(path.buf, &err) == 0)
+		log_fd = open(path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	log_fd = fd_above_stdio(log_fd);
+	if (log_fd < 0) {
+		why = xasprintf("cannot open the log '%s': %s", result->log_path, strerror(errno));
+		goto failed;
+	}
+	if (prepare_outputs(pool, index, &why))
+		goto failed;
+
+	strbuf_addf(&rel, "%s/%s.sh", EXEC_SCRIPT_DIR, pj->name);
+	struct strvec words = STRVEC_INIT;
+#ifdef HAVE_SPAWN_CHDIR
+	bool direct = exec_simple_command_words(job->command, &words);
+#else
+	bool direct = false;
+#endif
+	if (direct) {
+		strvec_push_owned(&words, NULL); /* argv's terminator */
+		words.count--;
+		pj->pid = spawn_job(pool, signals, rel.buf, &words, log_fd);
+	}
+	strvec_release(&words);
+	/*
+	 * Through the shell: a command that needs one, or a plain one whose program could not be
+	 * executed (the shell then says why in the log, as on a terminal). A direct job writes no
+	 * script: one file less per job.
+	 */
+	if (!direct || pj->pid < 0) {
+		if (write_job_script(pool, job, &rel, &path, &script, &why) < 0)
+			goto failed;
+		pj->pid = spawn_job(pool, signals, rel.buf, NULL, log_fd);
+	}
+	if (pj->pid < 0) {
+		why = xasprintf("cannot start /bin/sh in '%s': %s", pool->cwd, strerror(errno));
+		goto failed;
+	}
+	goto done;
+
+failed:
+	result->status = EXEC_JOB_FAILED;
+	result->end_time = exec_now_real();
+	set_message(result, why);
+	conclude_job(pool, index);
+done:
+	if (log_fd >= 0)
+		close(log_fd);
+	cp_err_release(&err);
+	strbuf_release(&script);
+	strbuf_release(&rel);
+	strbuf_release(&path);
+}
+
+/*
+ * Whether job `index` may start now. A job needing more threads or RAM than
+ * the limits allow would never fit, so it runs when nothing else is running
+ * instead of deadlocking the pool.
+ */
+static bool job_fits(const struct pool *pool, size_t index)
+{
+	if (pool->running_count == 0)
+		return true;
+	if (pool->running_count >= (size_t)pool->max_jobs)
+		return false;
+	const struct pool_job *pj = &pool->state[index];
+	return pool->used_threads + pj->threads <= pool->max_threads &&
+	       pool->used_ram_gb + pj->ram_gb <= pool->max_ram_gb * (1 + 1e-9);
+}
+
+/* Start ready jobs in index order while they fit; none overtakes the first that does not. */
+static void admit_jobs(struct pool *pool, const struct signal_state *signals)
+{
+	while (!pool->stopping && pool->ready_count && job_fits(pool, pool->ready[0]))
+		start_job(pool, signals, heap_pop(pool));
+}
+
+/*
+ * The job's leader has ended. Anything left in its process group (a
+ * background process, the rest of a group whose leader alone was killed)
+ * could still be writing its outputs after they are judged, recorded or
+ * quarantined: kill it. A job that succeeded with such leftovers fails, as
+ * its outputs may be incomplete.
+ */
+static void end_leftovers(struct pool *pool, size_t index)
+{
+	pid_t group = pool->state[index].pid;
+	if (kill(-group, 0) != 0)
+		return;
+	kill(-group, SIGKILL);
+	struct exec_result *result = &pool->jobs[index].result;
+	if (result->status == EXEC_JOB_OK) {
+		result->status = EXEC_JOB_FAILED;
+		set_message(result, xstrdup("processes it started were still running when it exited (killed)"));
+	}
+}
+
+static void reap_jobs(struct pool *pool)
+{
+	size_t k = 0;
+	while (k < pool->running_count) {
+		size_t index = pool->running[k];
+		int status = 0;
+		pid_t r = waitpid(pool->state[index].pid, &status, WNOHANG);
+		if (r == 0 || (r < 0 && errno == EINTR)) {
+			k++;
+			continue;
+		}
+		if (r < 0) {
+			struct exec_result *result = &pool->jobs[index].result;
+			result->status = EXEC_JOB_FAILED;
+			result->end_time = exec_now_real();
+			set_message(result, xasprintf("lost track of process %ld: %s", (long)pool->state[index].pid,
+						      strerror(errno)));
+		} else {
+			judge_exit(pool, index, status);
+			end_leftovers(pool, index);
+		}
+		/* Removes running[k] by moving the last entry there; look at k again. */
+		conclude_job(pool, index);
+	}
+}
+
+static void kill_signalled_groups(struct pool *pool, int signo)
+{
+	for (size_t g = 0; g < pool->signalled_count; g++)
+		kill(-pool->signalled_groups[g], signo);
+}
+
+/* React to SIGINT/SIGTERM/SIGHUP that arrived since the last call. */
+static void handle_interrupts(struct pool *pool)
+{
+	sig_atomic_t seen = interrupt_count;
+	if (seen == pool->interrupts_handled)
+		return;
+	bool first = pool->interrupts_handled == 0;
+	pool->interrupts_handled = seen;
+	if (!first) {
+		/* Asked twice: no more grace. */
+		kill_signalled_groups(pool, SIGKILL);
+		pool->kill_deadline = 0;
+		return;
+	}
+	pool->interrupted = true;
+	pool->stopping = true;
+	for (size_t k = 0; k < pool->running_count; k++) {
+		struct pool_job *pj = &pool->state[pool->running[k]];
+		pj->signalled = true;
+		pool->signalled_groups[pool->signalled_count++] = pj->pid;
+		kill(-pj->pid, SIGTERM);
+		/* A stopped job could not act on SIGTERM. */
+		kill(-pj->pid, SIGCONT);
+	}
+	pool->kill_deadline = monotonic_seconds() + pool->kill_grace_s;
+}
+
+/* Block until a signal arrives or the monotonic time `wake` (0 = never) passes. */
+static void wait_until(const struct signal_state *signals, double wake)
+{
+	struct timespec ts, *timeout = NULL;
+	if (wake > 0) {
+		double delay = wake - monotonic_seconds();
+		if (delay < 0)
+			delay = 0;
+		ts.tv_sec = (time_t)delay;
+		ts.tv_nsec = (long)((delay - (double)ts.tv_sec) * 1e9);
+		timeout = &ts;
+	}
+	/* Our signals are unblocked only inside pselect, so none is lost between check and sleep. */
+	pselect(0, NULL, NULL, NULL, timeout, &signals->wait_mask);
+}
+
+static bool any_group_alive(const struct pool *pool)
+{
+	for (size_t g = 0; g < pool->signalled_count; g++)
+		if (kill(-pool->signalled_groups[g], 0) == 0 || errno == EPERM)
+			return true;
+	return false;
+}
+
+/*
+ * After an interruption every job process is reaped, but what they started
+ * in their process groups may live on: give it the rest of the grace period,
+ * then SIGKILL.
+ */
+static void finish_interrupt(struct pool *pool, const struct signal_state *signals)
+{
+	while (any_group_alive(pool)) {
+		if (!pool->kill_deadline || monotonic_seconds() >= pool->kill_deadline) {
+			kill_signalled_groups(pool, SIGKILL);
+			return;
+		}
+		wait_until(signals, pool->kill_deadline);
+		handle_interrupts(pool);
+	}
+}
+
+static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, const struct exec_options *opt,
+		      struct cp_err *err)
+{
+	struct strmap names = STRMAP_INIT;
+	struct strbuf name = STRBUF_INIT, path = STRBUF_INIT;
+	int rc = 0;
+
+	pool->jobs = jobs;
+	pool->count = count;
+	pool->opt = opt;
+	pool->cwd = opt->cwd && *opt->cwd ? opt->cwd : ".";
+	pool->devnull = -1;
+	pool->max_jobs = opt->jobs > 0 ? opt->jobs : exec_cpu_count();
+	pool->max_threads = opt->max_threads > 0 ? opt->max_threads : exec_cpu_count();
+	pool->max_ram_gb = opt->max_ram_gb > 0 ? opt->max_ram_gb : exec_ram_gb();
+	pool->kill_grace_s = opt->kill_grace_s > 0 ? opt->kill_grace_s : 2.0;
+	pool->start_mono = monotonic_seconds();
+	pool->state = xcalloc(count, sizeof(*pool->state));
+	pool->first_dependent = xcalloc(count + 1, sizeof(*pool->first_dependent));
+	pool->ready = xcalloc(count, sizeof(*pool->ready));
+	pool->running = xcalloc((size_t)pool->max_jobs, sizeof(*pool->running));
+	pool->signalled_groups = xcalloc((size_t)pool->max_jobs, sizeof(*pool->signalled_groups));
+	pool->progress.total = count;
+	pool->progress.waiting = count;
+
+	size_t edges = 0;
+	for (size_t i = 0; i < count && !rc; i++) {
+		struct exec_job *job = &jobs[i];
+		exec_job_release(job);
+		if (!job->id || !job->command) {
+			cp_err_set(err, NULL, 0, "job %zu has no %s", i, job->id ? "command" : "id");
+			rc = -1;
+			break;
+		}
+		if (job->output_count && !job->outputs) {
+			cp_err_set(err, NULL, 0, "job '%s' has %zu outputs but no output list", job->id,
+				   job->output_count);
+			rc = -1;
+			break;
+		}
+		for (size_t d = 0; d < job->dep_count; d++) {
+			if (job->deps[d] >= i) {
+				cp_err_set(err, NULL, 0,
+					   "job '%s' (index %zu) depends on index %zu, which does not come before it",
+					   job->id, i, job->deps[d]);
+				rc = -1;
+				break;
+			}
+			pool->first_dependent[job->deps[d] + 1]++;
+			edges++;
+		}
+		strbuf_reset(&name);
+		exec_job_file_name(job->id, &name);
+		size_t other;
+		if (!rc && strmap_get(&names, name.buf, &other)) {
+			cp_err_set(err, NULL, 0, "jobs '%s' and '%s' have the same file name '%s'", jobs[other].id,
+				   job->id, name.buf);
+			rc = -1;
+		}
+		strmap_put(&names, name.buf, i);
+		pool->state[i].name = strbuf_detach(&name);
+		pool->state[i].pending_deps = job->dep_count;
+		pool->state[i].threads = job->resources.threads > 0 ? (int)job->resources.threads : 1;
+		pool->state[i].ram_gb = job->resources.ram_gb > 0 ? job->resources.ram_gb : 0;
+	}
+	if (!rc) {
+		/* Counting sort of the edges by dependency: dependents of i follow first_dependent[i]. */
+		for (size_t i = 0; i < count; i++)
+			pool->first_dependent[i + 1] += pool->first_dependent[i];
+		pool->dependents = xcalloc(edges ? edges : 1, sizeof(*pool->dependents));
+		size_t *fill = xcalloc(count, sizeof(*fill));
+		for (size_t i = 0; i < count; i++)
+			for (size_t d = 0; d < jobs[i].dep_count; d++) {
+				size_t dep = jobs[i].deps[d];
+				pool->dependents[pool->first_dependent[dep] + fill[dep]++] = i;
+			}
+		free(fill);
+	}
+	static const char *const dirs[] = {EXEC_SCRIPT_DIR, EXEC_LOG_DIR};
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]) && !rc && count; d++) {
+		pool_path(pool, dirs[d], &path);
+		rc = exec_mkdir_p(path.buf, err);
+	}
+	pool->envp = environ;
+	if (opt->run_id) {
+		/* Every job carries the run id, so that a later run can find what outlived a killed one. */
+		size_t n = 0;
+		while (environ[n])
+			n++;
+		pool->envp = xcalloc(n + 2, sizeof(*pool->envp));
+		pool->run_id_entry = xasprintf("%s=%s", EXEC_RUN_ID_VARIABLE, opt->run_id);
+		size_t kept = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!str_starts_with(environ[i], EXEC_RUN_ID_VARIABLE "="))
+				pool->envp[kept++] = environ[i];
+		pool->envp[kept] = pool->run_id_entry;
+	}
+	if (!rc && count) {
+		pool->devnull = fd_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
+		if (pool->devnull < 0) {
+			cp_err_set(err, NULL, 0, "cannot open /dev/null: %s", strerror(errno));
+			rc = -1;
+		}
+	}
+	strmap_release(&names);
+	strbuf_release(&name);
+	strbuf_release(&path);
+	return rc;
+}
+
+static void pool_release(struct pool *pool)
+{
+	for (size_t i = 0; i < pool->count && pool->state; i++) {
+		free(pool->state[i].name);
+		free_aside(&pool->state[i], pool->jobs[i].output_count);
+	}
+	free(pool->state);
+	free(pool->first_dependent);
+	free(pool->dependents);
+	free(pool->ready);
+	free(pool->running);
+	free(pool->signalled_groups);
+	if (pool->envp != environ)
+		free(pool->envp);
+	free(pool->run_id_entry);
+	if (pool->devnull >= 0)
+		close(pool->devnull);
+}
+
+int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_options *opt,
+		   struct exec_progress *summary, struct cp_err *err)
+{
+	static const struct exec_options defaults = EXEC_OPTIONS_INIT;
+	struct pool pool;
+	struct signal_state signals;
+	memset(&pool, 0, sizeof(pool));
+	if (!opt)
+		opt = &defaults;
+
+	if (pool_setup(&pool, jobs, count, opt, err)) {
+		pool_release(&pool);
+		return EXEC_RUN_ERROR;
+	}
+	signals_install(&signals);
+
+	double tick_interval = opt->tick_interval_s > 0 ? opt->tick_interval_s : 1.0;
+	double next_tick = pool.start_mono + tick_interval;
+	for (size_t i = 0; i < count; i++)
+		if (!pool.state[i].pending_deps)
+			heap_push(&pool, i);
+
+	for (;;) {
+		admit_jobs(&pool, &signals);
+		if (!pool.running_count)
+			break;
+		double wake = opt->on_tick ? next_tick : 0;
+		if (pool.kill_deadline && (!wake || pool.kill_deadline < wake))
+			wake = pool.kill_deadline;
+		wait_until(&signals, wake);
+		/* Reap before acting on a signal, so a job that already ended is not called interrupted. */
+		reap_jobs(&pool);
+		handle_interrupts(&pool);
+		double now = monotonic_seconds();
+		if (pool.kill_deadline && now >= pool.kill_deadline) {
+			kill_signalled_groups(&pool, SIGKILL);
+			pool.kill_deadline = 0;
+		}
+		if (opt->on_tick && now >= next_tick) {
+			update_elapsed(&pool);
+			opt->on_tick(opt->ctx, &pool.progress);
+			next_tick = now + tick_interval;
+		}
+	}
+
+	/* A signal that came while the last job was being concluded is still pending: take it now. */
+	struct timespec zero = {0, 0};
+	pselect(0, NULL, NULL, NULL, &zero, &signals.wait_mask);
+	handle_interrupts(&pool);
+	if (pool.interrupted)
+		finish_interrupt(&pool, &signals);
+
+	for (size_t i = 0; i < count; i++)
+		if (pool.state[i].state == POOL_WAITING)
+			skip_job(&pool, i,
+				 xstrdup(pool.interrupted ? "not started: the run was interrupted"
+							  : "not started: the run stopped after a failure"));
+
+	signals_restore(&signals);
+	update_elapsed(&pool);
+	if (summary)
+		*summary = pool.progress;
+	int rc = pool.interrupted ? EXEC_RUN_INTERRUPTED
+	       : pool.progress.succeeded == count ? EXEC_RUN_OK
+	                                          : EXEC_RUN_FAILED;
+	pool_release(&pool);
+	return rc;
+}
