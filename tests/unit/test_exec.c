@@ -672,14 +672,19 @@ static bool proc_matches(pid_t pid, pid_t pgid)
 #endif
 }
 
-static bool process_alive(pid_t pid)
+/*
+ * A SIGKILL is delivered, not obeyed at once: a loaded machine may show a killed member a moment
+ * later. Gone within 3 s counts as gone; a member that outlives that was never killed.
+ */
+static bool gone_soon(pid_t pid, pid_t pgid)
 {
-	return proc_matches(pid, 0);
-}
-
-static bool group_alive(pid_t pgid)
-{
-	return proc_matches(0, pgid);
+	for (int i = 0; i < 150; i++) {
+		if (!proc_matches(pid, pgid))
+			return true;
+		struct timespec pause = {0, 20 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+	}
+	return false;
 }
 
 static void run_interrupt(const char *dir, int signo)
@@ -745,9 +750,9 @@ static void run_interrupt(const char *dir, int signo)
 	static const char *const pgs[] = {"pg.a", "pg.b", "pg.c"};
 	for (size_t i = 0; i < 3; i++) {
 		pid_t pg = read_pid(dir, pgs[i]);
-		assert_false(group_alive(pg));
+		assert_true(gone_soon(0, pg));
 	}
-	assert_false(process_alive(read_pid(dir, "bg.c")));
+	assert_true(gone_soon(read_pid(dir, "bg.c"), 0));
 
 	sigaction(signo, &before, &after);
 	assert_ptr_equal(after.sa_handler, test_handler);
