@@ -8,6 +8,11 @@
  * Every error is located: err->file is the recipe file, err->line the 1-based
  * line, and the message names the field ("recipe 'brain': resources.minutes:
  * must be a positive number").
+ *
+ * Sources: src/recipe.c (building and validating the set, loading, lookups,
+ * identity), src/recipe_yaml.c (the libyaml and libcyaml passes with every
+ * node's line), src/recipe_run.c (the run string), src/recipe_check.c
+ * (recipe_check), src/recipe_shell.c (a sh lexer), sharing src/recipe_int.h.
  */
 #ifndef CPIPE_RECIPE_H
 #define CPIPE_RECIPE_H

@@ -3,6 +3,10 @@
  * man/cpipe-tree.5). Parses tree files into templates with keys and
  * placeholder values, and fills templates from singular values. Reads tree
  * files and nothing else on disk.
+ *
+ * Sources: src/tree.c (values, placeholders, templates, filling, printing)
+ * and src/tree_parse.c (the parser: nesting, sub-trees and their scoping,
+ * links), sharing src/tree_int.h.
  */
 #ifndef CPIPE_TREE_H
 #define CPIPE_TREE_H

@@ -1,0 +1,118 @@
+/*
+ * recipe_int.h: what the recipe module's source files share, private to them
+ * (src/recipe.c and src/recipe_*.c; nothing outside the module includes it).
+ *
+ *   recipe.c        building and validating the set, loading, lookups,
+ *                   identity (recipe_definition_text)
+ *   recipe_yaml.c   the node record (path -> line) and the two passes over
+ *                   the text: libyaml events, then the libcyaml schema
+ *   recipe_run.c    the run string: tokens, names, expansion
+ *   recipe_check.c  recipe_check: the checks against the tree
+ *   recipe_shell.c  the small sh lexer behind recipe_run.c (recipe_shell.h)
+ */
+#ifndef CPIPE_RECIPE_INT_H
+#define CPIPE_RECIPE_INT_H
+
+#include "cpipe/recipe.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cyaml/cyaml.h>
+
+/* The node record of the first pass (recipe_yaml.c): every node's path and line. */
+struct node_line {
+	char *path;      /* "recipes.0.in.1"; "" for the root */
+	int line;        /* the key's line for a mapping value, the node's own line otherwise */
+	int value_line;  /* where the value itself starts */
+	int value_column;
+	char *scalar;    /* the text of a scalar node, else NULL */
+	bool literal;    /* a literal block scalar (`|`): its lines are the text's lines */
+	bool plain;      /* a plain (unquoted) scalar */
+};
+
+struct recipe_lines {
+	struct node_line *items;
+	size_t count;
+	size_t cap;
+};
+
+/* What libcyaml loads (recipe_file_schema), before recipe.c builds the set from it. */
+struct raw_resources {
+	long minutes;
+	double ram_gb;
+	long threads;
+	char *queue;
+	char *coprocessor;
+	long coprocessor_count;
+	char *pe;
+	char **extra;
+	unsigned extra_count;
+	/* In enum recipe_backend order. */
+	char **extra_slurm;
+	unsigned extra_slurm_count;
+	char **extra_sge;
+	unsigned extra_sge_count;
+	char **extra_fsl_sub;
+	unsigned extra_fsl_sub_count;
+};
+
+struct raw_recipe {
+	char *name;
+	char **in;
+	unsigned in_count;
+	char **out;
+	unsigned out_count;
+	char **ref;
+	unsigned ref_count;
+	char **optional;
+	unsigned optional_count;
+	char **batch;
+	unsigned batch_count;
+	char **vars;
+	unsigned vars_count;
+	char *run;
+	bool product;
+	struct raw_resources *resources;
+};
+
+struct raw_file {
+	char *tree;
+	char *data;
+	char **targets;
+	unsigned targets_count;
+	struct raw_resources *resources;
+	bool product;
+	struct raw_recipe *recipes;
+	unsigned recipes_count;
+};
+
+/* Free a node record and the record itself; NULL is fine. */
+void recipe_lines_free(struct recipe_lines *lines);
+/* The node at `path` ("recipes.0.in.1"), or NULL. */
+const struct node_line *recipe_lines_find(const struct recipe_lines *lines, const char *path);
+/* Line of `path`, else of the nearest enclosing path that has one, else 0. */
+int recipe_lines_line(const struct recipe_lines *lines, const char *path);
+
+/* The first pass: syntax, duplicate keys and the node record of `text` into `lines`. */
+int recipe_scan_yaml(const char *text, size_t length, const char *file, struct recipe_lines *lines,
+		     struct cp_err *err);
+/* The libcyaml schema of the whole file (a struct raw_file). */
+extern const cyaml_schema_value_t recipe_file_schema;
+/* A libcyaml configuration whose log output is captured into `log`. */
+void recipe_cyaml_config_init(cyaml_config_t *config, struct strbuf *log);
+/* A libcyaml failure (its captured log and code) as a located error. */
+void recipe_cyaml_error(const char *log, cyaml_err_t code, const char *file, const struct recipe_lines *lines,
+			struct cp_err *err);
+/* The name of `names` closest to the misspelt `wrong` ("did you mean"), or NULL. */
+const char *recipe_suggest_name(const char *wrong, const struct strvec *names);
+
+/* An error "recipe 'x': field: ..." at `line` (the recipe's own line if 0); returns 0. */
+int recipe_fail(struct cp_err *err, const struct recipe *r, int line, const char *field, const char *fmt, ...)
+	CP_PRINTF(5, 6);
+/* Whether `r`'s run string parses into text and `{name}`s (as recipe_run_names reads it). */
+int recipe_check_run_syntax(const struct recipe *r, struct cp_err *err);
+/* An error "recipe 'x': run: ..." at the line (and column) of byte `offset` of the run string; returns -1. */
+int recipe_run_fail(const struct recipe *r, size_t offset, struct cp_err *err, const char *fmt, ...) CP_PRINTF(4, 5);
+
+#endif
