@@ -727,7 +727,7 @@ static int claim_jobs(struct study *study, const struct plan_options *opt, struc
 static size_t report_held(const struct study *study, const struct sync_view *view,
 			  const struct plan_decision *decisions, bool verbose, bool quiet)
 {
-	size_t held = 0, blocked = 0;
+	size_t held = 0, blocked = 0, by_runs = 0;
 	struct strvec holders = STRVEC_INIT;
 	struct strbuf holder = STRBUF_INIT;
 	for (size_t i = 0; i < study->graph->count; i++) {
@@ -737,6 +737,7 @@ static size_t report_held(const struct study *study, const struct sync_view *vie
 		held++;
 		/* A cluster job's detail says where it is; another run's names its pid and host. */
 		bool on_cluster = view->in_flight && view->in_flight[i];
+		by_runs += !on_cluster;
 		strbuf_reset(&holder);
 		strbuf_addf(&holder, "%s%s", on_cluster ? "" : "run ",
 			    decisions[i].detail && *decisions[i].detail ? decisions[i].detail : "unknown");
@@ -756,8 +757,9 @@ static size_t report_held(const struct study *study, const struct sync_view *vie
 		if (blocked)
 			strbuf_addf(&line, " and %zu more wait%s for %s", blocked, blocked == 1 ? "s" : "",
 				    held == 1 ? "it" : "them");
+		/* Jobs on the cluster were each named already (cluster_hold_in_flight). */
 		fprintf(stderr, "%s; they are left to %s%s\n", line.buf, holders.count == 1 ? "it" : "them",
-			verbose ? "" : " (-v lists them)");
+			verbose || !by_runs ? "" : " (-v lists them)");
 		strbuf_release(&line);
 	}
 	strbuf_release(&holder);

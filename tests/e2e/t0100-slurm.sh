@@ -76,7 +76,11 @@ expect_err_contains "nothing to submit"
 pass
 expect_exit 3 cpipe run
 expect_err_contains "held, it is queued on slurm as job"
-expect_err_contains "jobs are held (queued on slurm as job"
+# One summary line after the job lines (queued or already running, as the scheduler goes).
+expect_err_contains "9 jobs are held ("
+expect_err_contains " on slurm as job "
+grep -q "(-v lists them)" "$WORK/err" && fail "cluster jobs, each named already, said to be listed by -v"
+pass
 expect_exit 0 cpipe status -v
 expect_out_contains "on the cluster:"
 touch ../go
