@@ -131,28 +131,19 @@ int recipe_check_run_syntax(const struct recipe *r, struct cp_err *err)
 	return rc;
 }
 
-/* The shell code the user wrote goes through the lexer; a {name} takes the context it finds. */
-static void run_scan_text(struct shell_scan *scan, const struct run_token *token)
-{
-	shell_scan_text(scan, token->start, token->length);
-}
+/*
+ * One pass over the run string: each stretch of text and each {name} (with the shell context the
+ * lexer finds it in; SHELL_BARE throughout when `lex` is false) goes to `visit`. A syntax error,
+ * a {name} inside a here-document, or a non-zero `visit` stops the walk; returns 0 or -1.
+ */
+typedef int (*run_visit_fn)(void *ctx, const struct run_token *token, enum shell_context context);
 
-static int run_fail_heredoc(const struct recipe *r, const struct run_token *token, struct cp_err *err)
-{
-	return recipe_run_fail(r, token->offset, err,
-			"{%.*s} is inside a here-document, where no quoting keeps a value from being read as "
-			"shell code; set a variable before it and use that inside (x={%.*s}, then $x)",
-			(int)token->length, token->start, (int)token->length, token->start);
-}
-
-int recipe_run_names(const struct recipe *r, struct strvec *out, struct cp_err *err)
+static int run_walk(const struct recipe *r, bool lex, run_visit_fn visit, void *ctx, struct cp_err *err)
 {
 	struct run_token token;
 	struct shell_scan scan;
 	size_t pos = 0;
 	int rc = 0;
-	if (!r->run)
-		return 0;
 	shell_scan_init(&scan);
 	for (;;) {
 		run_next(r->run, &pos, &token);
@@ -163,22 +154,43 @@ int recipe_run_names(const struct recipe *r, struct strvec *out, struct cp_err *
 			free(token.problem);
 			break;
 		}
-		if (token.kind == RUN_TEXT) {
-			run_scan_text(&scan, &token);
-			continue;
-		}
-		if (shell_scan_context(&scan) == SHELL_HEREDOC) {
-			rc = run_fail_heredoc(r, &token, err);
+		enum shell_context context = lex ? shell_scan_context(&scan) : SHELL_BARE;
+		if (token.kind == RUN_TEXT && lex)
+			shell_scan_text(&scan, token.start, token.length);
+		if (token.kind == RUN_NAME && context == SHELL_HEREDOC) {
+			rc = recipe_run_fail(r, token.offset, err,
+					     "{%.*s} is inside a here-document, where no quoting keeps a value from being "
+					     "read as shell code; set a variable before it and use that inside (x={%.*s}, "
+					     "then $x)",
+					     (int)token.length, token.start, (int)token.length, token.start);
 			break;
 		}
-		char *name = xstrndup(token.start, token.length);
-		if (strvec_find(out, name) < 0)
-			strvec_push_owned(out, name);
-		else
-			free(name);
+		if (visit(ctx, &token, context) != 0) {
+			rc = -1;
+			break;
+		}
 	}
 	shell_scan_release(&scan);
 	return rc;
+}
+
+static int collect_name(void *ctx, const struct run_token *token, enum shell_context context)
+{
+	struct strvec *out = ctx;
+	(void)context;
+	if (token->kind != RUN_NAME)
+		return 0;
+	char *name = xstrndup(token->start, token->length);
+	if (strvec_find(out, name) < 0)
+		strvec_push_owned(out, name);
+	else
+		free(name);
+	return 0;
+}
+
+int recipe_run_names(const struct recipe *r, struct strvec *out, struct cp_err *err)
+{
+	return r->run ? run_walk(r, true, collect_name, out, err) : 0;
 }
 
 /* Write `count` NUL-separated values where the shell code put them (see recipe_expand_run). */
@@ -215,69 +227,60 @@ static void write_values(struct strbuf *out, enum shell_context context, const c
 	strbuf_addch(out, quote);
 }
 
+struct expansion {
+	const struct recipe *recipe;
+	recipe_resolve_fn resolve;
+	void *ctx;
+	struct strbuf *out;
+	struct strbuf values, joined; /* scratch, reused for every {name} */
+	struct cp_err *err;
+};
+
+static int expand_token(void *data, const struct run_token *token, enum shell_context context)
+{
+	struct expansion *x = data;
+	const struct recipe *r = x->recipe;
+	if (token->kind == RUN_TEXT) {
+		strbuf_add(x->out, token->start, token->length);
+		return 0;
+	}
+	char *name = xstrndup(token->start, token->length);
+	size_t count = 0;
+	strbuf_reset(&x->values);
+	int rc = x->resolve(x->ctx, name, &x->values, &count, x->err);
+	if (rc == RECIPE_UNKNOWN_NAME) {
+		recipe_run_fail(r, token->offset, x->err,
+				"unknown name '{%s}': not a key of this recipe nor a placeholder "
+				"(write '{{' and '}}' for literal braces, e.g. ${{%s}})",
+				name, name);
+	} else if (rc < 0) {
+		int column;
+		int line = run_line(r, token->offset, &column);
+		cp_err_prefix(x->err, "recipe '%s': run: {%s}: ", r->name ? r->name : "?", name);
+		if (!x->err->file) {
+			x->err->file = xstrdup(r->file ? r->file : "");
+			x->err->line = line;
+			x->err->column = column;
+		}
+	} else {
+		write_values(x->out, context, x->values.buf, count, &x->joined);
+	}
+	free(name);
+	return rc;
+}
+
 int recipe_expand_run(const struct recipe *r, recipe_resolve_fn resolve, void *ctx, struct strbuf *out,
 		      struct cp_err *err)
 {
-	struct run_token token;
-	struct shell_scan scan;
-	struct strbuf values = STRBUF_INIT, joined = STRBUF_INIT;
-	size_t pos = 0;
-	int rc = 0;
 	if (!r->run)
 		return recipe_run_fail(r, 0, err, "no command");
-	/* Most commands have no quotes, comments or here-documents: every {name} stands bare. */
-	bool plain = !strpbrk(r->run, "'\"\\`#<");
-	shell_scan_init(&scan);
-	for (;;) {
-		run_next(r->run, &pos, &token);
-		if (token.kind == RUN_END)
-			break;
-		if (token.kind == RUN_ERROR) {
-			rc = recipe_run_fail(r, token.offset, err, "%s", token.problem);
-			free(token.problem);
-			break;
-		}
-		if (token.kind == RUN_TEXT) {
-			strbuf_add(out, token.start, token.length);
-			if (!plain)
-				run_scan_text(&scan, &token);
-			continue;
-		}
-		enum shell_context context = plain ? SHELL_BARE : shell_scan_context(&scan);
-		if (context == SHELL_HEREDOC) {
-			rc = run_fail_heredoc(r, &token, err);
-			break;
-		}
-		char *name = xstrndup(token.start, token.length);
-		size_t count = 0;
-		strbuf_reset(&values);
-		rc = resolve(ctx, name, &values, &count, err);
-		if (rc == RECIPE_UNKNOWN_NAME) {
-			recipe_run_fail(r, token.offset, err,
-				 "unknown name '{%s}': not a key of this recipe nor a placeholder "
-				 "(write '{{' and '}}' for literal braces, e.g. ${{%s}})",
-				 name, name);
-		} else if (rc < 0) {
-			int column;
-			int line = run_line(r, token.offset, &column);
-			cp_err_prefix(err, "recipe '%s': run: {%s}: ", r->name ? r->name : "?", name);
-			if (!err->file) {
-				err->file = xstrdup(r->file ? r->file : "");
-				err->line = line;
-				err->column = column;
-			}
-		} else {
-			write_values(out, context, values.buf, count, &joined);
-		}
-		free(name);
-		if (rc != 0) {
-			rc = -1;
-			break;
-		}
-	}
-	shell_scan_release(&scan);
-	strbuf_release(&values);
-	strbuf_release(&joined);
+	struct expansion x = {r, resolve, ctx, out, STRBUF_INIT, STRBUF_INIT, err};
+	/* Most commands have no quotes, comments or here-documents: every {name} stands bare, and the
+	 * lexer (run once per job) is skipped. */
+	bool lex = strpbrk(r->run, "'\"\\`#<") != NULL;
+	int rc = run_walk(r, lex, expand_token, &x, err);
+	strbuf_release(&x.values);
+	strbuf_release(&x.joined);
 	return rc;
 }
 
