@@ -52,30 +52,22 @@ int cluster_sync(struct study *study, struct sync_view *view, bool report, struc
 	return rc;
 }
 
-void cluster_hold_in_flight(struct study *study, const struct sync_view *view, struct plan_decision *decisions,
-			    bool quiet)
+void cluster_hold_in_flight(const struct sync_view *view, struct plan_decision *decisions)
 {
-	struct strbuf line = STRBUF_INIT;
+	struct strbuf where = STRBUF_INIT;
 	for (size_t i = 0; i < view->count; i++) {
 		if (!view->in_flight[i])
 			continue;
 		decisions[i].action = PLAN_HELD;
 		decisions[i].reason = STATE_RUNNING_ELSEWHERE;
-		strbuf_reset(&line);
-		strbuf_addf(&line, "%s on %s as job ", exec_cluster_state_name(view->states[i]),
+		strbuf_reset(&where);
+		strbuf_addf(&where, "%s on %s as job ", exec_cluster_state_name(view->states[i]),
 			    exec_cluster_name(view->subs[i].kind));
-		exec_submission_cluster_id(&view->subs[i], &line);
+		exec_submission_cluster_id(&view->subs[i], &where);
 		free(decisions[i].detail);
-		decisions[i].detail = xstrdup(line.buf);
-		if (!quiet) {
-			strbuf_reset(&line);
-			strbuf_adds(&line, "cpipe: not running ");
-			cli_add_escaped(&line, study->graph->jobs[i].id);
-			strbuf_addf(&line, ": held, it is %s (cpipe wait)\n", decisions[i].detail);
-			fputs(line.buf, stderr);
-		}
+		decisions[i].detail = strbuf_detach(&where);
 	}
-	strbuf_release(&line);
+	strbuf_release(&where);
 }
 
 /* ---- submitting ---------------------------------------------------------------- */

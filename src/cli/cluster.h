@@ -20,9 +20,8 @@
  */
 int cluster_sync(struct study *study, struct sync_view *view, bool report, struct cp_err *err);
 
-/* Mark in-flight jobs as held (for a local run or plan), saying so unless quiet. */
-void cluster_hold_in_flight(struct study *study, const struct sync_view *view, struct plan_decision *decisions,
-			    bool quiet);
+/* Mark in-flight jobs as held (for a local run or plan), each with where it is; run says so. */
+void cluster_hold_in_flight(const struct sync_view *view, struct plan_decision *decisions);
 
 struct submit_options {
 	const char *backend;  /* --submit's value: NULL/"auto", "fsl_sub", "slurm", "sge" */

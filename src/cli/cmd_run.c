@@ -376,7 +376,7 @@ static int plan(struct run_options *opt)
 	int rc = load_and_decide(opt, &study, &view, &decisions, false);
 	if (rc != EXIT_OK)
 		return rc;
-	cluster_hold_in_flight(&study, &view, decisions, true);
+	cluster_hold_in_flight(&view, decisions);
 	if (opt->json)
 		print_plan_json(&study, decisions, opt->verbose);
 	else
@@ -727,7 +727,7 @@ static int claim_jobs(struct study *study, const struct plan_options *opt, struc
 static size_t report_held(const struct study *study, const struct sync_view *view,
 			  const struct plan_decision *decisions, bool verbose, bool quiet)
 {
-	size_t held = 0, blocked = 0, by_runs = 0;
+	size_t held = 0, blocked = 0;
 	struct strvec holders = STRVEC_INIT;
 	struct strbuf holder = STRBUF_INIT;
 	for (size_t i = 0; i < study->graph->count; i++) {
@@ -737,14 +737,13 @@ static size_t report_held(const struct study *study, const struct sync_view *vie
 		held++;
 		/* A cluster job's detail says where it is; another run's names its pid and host. */
 		bool on_cluster = view->in_flight && view->in_flight[i];
-		by_runs += !on_cluster;
 		strbuf_reset(&holder);
 		strbuf_addf(&holder, "%s%s", on_cluster ? "" : "run ",
 			    decisions[i].detail && *decisions[i].detail ? decisions[i].detail : "unknown");
 		if (strvec_find(&holders, holder.buf) < 0)
 			strvec_push(&holders, holder.buf);
-		if (verbose && !on_cluster)
-			fprintf(stderr, "cpipe: not running %s: held by %s\n", study->graph->jobs[i].id, holder.buf);
+		if (verbose)
+			fprintf(stderr, "cpipe: not running %s: held: %s\n", study->graph->jobs[i].id, holder.buf);
 	}
 	if (held && !quiet) {
 		struct strbuf line = STRBUF_INIT;
@@ -757,9 +756,8 @@ static size_t report_held(const struct study *study, const struct sync_view *vie
 		if (blocked)
 			strbuf_addf(&line, " and %zu more wait%s for %s", blocked, blocked == 1 ? "s" : "",
 				    held == 1 ? "it" : "them");
-		/* Jobs on the cluster were each named already (cluster_hold_in_flight). */
 		fprintf(stderr, "%s; they are left to %s%s\n", line.buf, holders.count == 1 ? "it" : "them",
-			verbose || !by_runs ? "" : " (-v lists them)");
+			verbose ? "" : " (-v lists them)");
 		strbuf_release(&line);
 	}
 	strbuf_release(&holder);
@@ -988,7 +986,7 @@ int cmd_run(int argc, char **argv)
 		decisions[i].action = PLAN_UP_TO_DATE;
 	}
 	if (!opt.submit)
-		cluster_hold_in_flight(&study, &view, decisions, opt.quiet);
+		cluster_hold_in_flight(&view, decisions);
 	struct strvec dead_runs = STRVEC_INIT;
 	interrupted_runs(&study, decisions, &dead_runs);
 	if (claim_jobs(&study, &opt.plan, decisions, &err) < 0) {

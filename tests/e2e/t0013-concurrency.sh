@@ -36,7 +36,7 @@ expect_err_contains "cpipe: 1 job is held (run pid $first on "
 expect_err_contains "; they are left to it (-v lists them)"
 expect_err_contains "cpipe: nothing else to do (0 jobs up to date); run again when they end"
 expect_exit 3 cpipe run -j1 -v
-expect_err_contains "cpipe: not running slow[subject=1]: held by run pid $first on "
+expect_err_contains "cpipe: not running slow[subject=1]: held: run pid $first on "
 [ "$(grep -c "start 1" ran.log)" -eq 1 ] || fail "the job ran twice"
 pass
 

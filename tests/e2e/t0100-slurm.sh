@@ -75,11 +75,16 @@ expect_err_contains "nothing to submit"
 [ "$(submissions)" -eq "$after" ] || fail "jobs in flight were submitted again"
 pass
 expect_exit 3 cpipe run
-expect_err_contains "held, it is queued on slurm as job"
-# One summary line after the job lines (queued or already running, as the scheduler goes).
-expect_err_contains "9 jobs are held ("
+# One line for the 9 jobs on the cluster (queued or already running, as the scheduler goes), not
+# one per job; -v names each and where it is.
+expect_err_contains "cpipe: 9 jobs are held ("
 expect_err_contains " on slurm as job "
-grep -q "(-v lists them)" "$WORK/err" && fail "cluster jobs, each named already, said to be listed by -v"
+expect_err_contains "(-v lists them)"
+grep -q "not running" "$WORK/err" && fail "a line per held job without -v: $(cat "$WORK/err")"
+pass
+expect_exit 3 cpipe run -v
+[ "$(grep -c '^cpipe: not running .*: held: [a-z]* on slurm as job ' "$WORK/err")" -eq 9 ] ||
+	fail "-v does not name the 9 held jobs: $(cat "$WORK/err")"
 pass
 expect_exit 0 cpipe status -v
 expect_out_contains "on the cluster:"
