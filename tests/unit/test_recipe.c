@@ -567,7 +567,7 @@ static struct recipe_tree_view fake_view(void)
 	if (!fake_keys.count)
 		for (const struct fake_template *t = fake_templates; t->key; t++)
 			strvec_push(&fake_keys, t->key);
-	struct recipe_tree_view view = {&fake_keys, fake_placeholders, fake_singular, NULL};
+	struct recipe_tree_view view = {&fake_keys, fake_placeholders, fake_singular, NULL, NULL};
 	return view;
 }
 
