@@ -126,7 +126,15 @@ static int read_values(struct recipe *r, const char *name, const struct node_lin
 		free(prefix);
 	}
 	for (size_t i = 0; i < values.count; i++) {
-		if (*values.items[i] && strvec_find(&values, values.items[i]) == (long)i)
+		const char *value = values.items[i];
+		/* Values become parts of paths: none may lead out of the data root (as -p's may not). */
+		if (path_leaves_root(value)) {
+			int rc = recipe_fail(err, r, node->line, "placeholders",
+					     "'%s': the value '%s' would lead out of the data root", name, value);
+			strvec_release(&values);
+			return rc;
+		}
+		if (*value && strvec_find(&values, value) == (long)i)
 			continue;
 		int rc = recipe_fail(err, r, node->line, "placeholders",
 				     *values.items[i] ? "'%s': the value '%s' is listed twice" : "'%s': an empty value%s",
