@@ -103,22 +103,17 @@ expect_exit 2 cpipe plan --set dof
 expect_err_contains "--set dof: expected [RECIPE.]PARAM=VALUE"
 
 # Mistakes in the file, with file and line.
-cp cpipe.yaml good.yaml
-sed 's/params: {n: 1}/params: {n: 1, unused: 2}/' good.yaml >cpipe.yaml
-expect_exit 2 cpipe plan
-expect_err_contains "cpipe.yaml:15: recipe 'other': params: 'unused' is not used in run (as {unused})"
-sed 's/params: {n: 1}/params: {n: [1, 2]}/' good.yaml >cpipe.yaml
-expect_exit 2 cpipe plan
-expect_err_contains "cpipe.yaml:15: recipe 'other': params: 'n': a parameter has one value"
-sed 's/params: {n: 1}/params: {space: 1}/; s/echo {n}/echo {space}/' good.yaml >cpipe.yaml
-expect_exit 2 cpipe plan
-expect_err_contains "cpipe.yaml:15: recipe 'other': params: 'space' is also a placeholder of the tree"
+expect_plan_error 's/params: {n: 1}/params: {n: 1, unused: 2}/' \
+	"cpipe.yaml:15: recipe 'other': params: 'unused' is not used in run (as {unused})"
+expect_plan_error 's/params: {n: 1}/params: {n: [1, 2]}/' \
+	"cpipe.yaml:15: recipe 'other': params: 'n': a parameter has one value"
+expect_plan_error 's/params: {n: 1}/params: {space: 1}/; s/echo {n}/echo {space}/' \
+	"cpipe.yaml:15: recipe 'other': params: 'space' is also a placeholder of the tree"
 # A list that no output carries: every job would write the same file.
-sed 's/echo {n}/echo {n} {fwhm}/' good.yaml >cpipe.yaml
-expect_exit 2 cpipe plan
-expect_err_contains "cpipe.yaml:16: recipe 'other': placeholder 'fwhm' has several values"
+expect_plan_error 's/echo {n}/echo {n} {fwhm}/' \
+	"cpipe.yaml:16: recipe 'other': placeholder 'fwhm' has several values"
 # ... unless the command line gives it one value: then it is a constant again.
+sed 's/echo {n}/echo {n} {fwhm}/' cpipe.yaml >new.yaml && mv new.yaml cpipe.yaml
 expect_exit 0 cpipe plan --fwhm 4 other
 expect_out_contains "other[fwhm=4,subject=1]"
-cp good.yaml cpipe.yaml
 echo "ok $checks checks"

@@ -77,15 +77,10 @@ expect_out_contains "smooth[fwhm=4,subject=04]  (command changed)"
 expect_out_contains "1 to run, 7 up to date"
 
 # Mistakes, with file and line.
-cp cpipe.yaml good.yaml
-sed 's/\["01", "03"\]/["01", "01"]/' good.yaml >cpipe.yaml
-expect_exit 2 cpipe plan
-expect_err_contains "cpipe.yaml:10: recipe 'b': placeholders: 'subject': the value '01' is listed twice"
-sed 's/{subject: \["01", "03"\]}/{subjet: ["01"]}/' good.yaml >cpipe.yaml
-expect_exit 2 cpipe plan
-expect_err_contains "cpipe.yaml:10: recipe 'b': placeholders: 'subjet' is no placeholder of the tree nor of this recipe (did you mean 'subject'?)"
-sed 's/{subject: \["01", "03"\]}/[01, 03]/' good.yaml >cpipe.yaml
-expect_exit 2 cpipe plan
-expect_err_contains "cpipe.yaml:10: recipe 'b': placeholders: must be a mapping of names to values"
-cp good.yaml cpipe.yaml
+expect_plan_error 's/\["01", "03"\]/["01", "01"]/' \
+	"cpipe.yaml:10: recipe 'b': placeholders: 'subject': the value '01' is listed twice"
+expect_plan_error 's/{subject: \["01", "03"\]}/{subjet: ["01"]}/' \
+	"cpipe.yaml:10: recipe 'b': placeholders: 'subjet' is no placeholder of the tree nor of this recipe (did you mean 'subject'?)"
+expect_plan_error 's/{subject: \["01", "03"\]}/[01, 03]/' \
+	"cpipe.yaml:10: recipe 'b': placeholders: must be a mapping of names to values"
 echo "ok $checks checks"

@@ -691,10 +691,23 @@ static void expect_check_error(const char *yaml, int line, const char *fragment,
 	recipe_set_free(set);
 }
 
+/* Load `yaml` and check it against the fake tree: both must succeed. */
+static struct recipe_set *check_ok(const char *yaml)
+{
+	struct recipe_set *set = load_ok(yaml);
+	struct recipe_tree_view view = fake_view();
+	struct cp_err err = CP_ERR_INIT;
+	int rc = recipe_check(set, &view, &err);
+	if (rc)
+		print_error("%s\n", err.message);
+	assert_int_equal(rc, 0);
+	return set;
+}
+
 static void test_check_valid(void **state)
 {
 	(void)state;
-	struct recipe_set *set = load_ok("default: [group_mean]\nrecipes:\n"
+	struct recipe_set *set = check_ok("default: [group_mean]\nrecipes:\n"
 					 "  - name: reorient\n    in: [t1]\n    out: [t1_reorient]\n"
 					 "    run: cp {t1} {t1_reorient}\n"
 					 "  - name: mean\n    in: [t1_reorient]\n    out: [group_mean]\n    ref: [logs]\n"
@@ -703,12 +716,6 @@ static void test_check_valid(void **state)
 					 "    run: echo {run} > {t1_run}\n"
 					 "  - name: version\n    in: [group_mean]\n    out: [group_version]\n"
 					 "    run: cp {group_mean} {group_version}\n");
-	struct recipe_tree_view view = fake_view();
-	struct cp_err err = CP_ERR_INIT;
-	int rc = recipe_check(set, &view, &err);
-	if (rc)
-		print_error("%s\n", err.message);
-	assert_int_equal(rc, 0);
 	recipe_set_free(set);
 }
 
@@ -716,15 +723,10 @@ static void test_check_valid(void **state)
 static void test_glob_keys(void **state)
 {
 	(void)state;
-	struct recipe_set *set = load_ok("recipes:\n  - name: a\n    in: [\"t1_*\", t1]\n    ref: [\"lo?s\"]\n"
-					 "    optional: [\"t1_r*\"]\n    out: [t1_brain]\n"
-					 "    run: x {t1_*} {t1} {lo?s} > {t1_brain}\n");
-	struct recipe_tree_view view = fake_view();
+	struct recipe_set *set = check_ok("recipes:\n  - name: a\n    in: [\"t1_*\", t1]\n    ref: [\"lo?s\"]\n"
+					  "    optional: [\"t1_r*\"]\n    out: [t1_brain]\n"
+					  "    run: x {t1_*} {t1} {lo?s} > {t1_brain}\n");
 	struct cp_err err = CP_ERR_INIT;
-	int rc = recipe_check(set, &view, &err);
-	if (rc)
-		print_error("%s\n", err.message);
-	assert_int_equal(rc, 0);
 	const struct recipe *r = &set->recipes[0];
 	/* t1_brain is the recipe's output; t1 is listed by name anyway. */
 	assert_int_equal(r->in.count, 3);
@@ -776,6 +778,18 @@ static int check_with_defined(const char *yaml, struct cp_err *err)
 	return rc;
 }
 
+/* check_with_defined fails at `line` with `fragment` in the message. */
+static void expect_defined_error(const char *yaml, int line, const char *fragment)
+{
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(check_with_defined(yaml, &err), -1);
+	if (err.line != line || !strstr(err.message, fragment))
+		print_error("got line %d: %s\nwanted line %d: ...%s...\n", err.line, err.message, line, fragment);
+	assert_int_equal(err.line, line);
+	assert_non_null(strstr(err.message, fragment));
+	cp_err_release(&err);
+}
+
 static void test_any_placeholder(void **state)
 {
 	(void)state;
@@ -785,32 +799,20 @@ static void test_any_placeholder(void **state)
 					    "    vars: [version]\n    run: x {version} > {t1_brain}\n",
 					    &err),
 			 0);
-	/* fwhm has several values and no output carries it. */
-	assert_int_equal(check_with_defined("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
-					    "    run: x {fwhm} > {t1_brain}\n",
-					    &err),
-			 -1);
-	assert_int_equal(err.line, 5);
-	assert_non_null(strstr(err.message, "placeholder 'fwhm' has several values"));
-	cp_err_release(&err);
+	/* fwhm has several values and no output carries it ... */
+	expect_defined_error("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n    run: x {fwhm} > {t1_brain}\n",
+			     5, "placeholder 'fwhm' has several values");
 	/* ... unless the recipe gives it one value. */
 	assert_int_equal(check_with_defined("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
 					    "    placeholders: {fwhm: 4}\n    run: x {fwhm} > {t1_brain}\n",
 					    &err),
 			 0);
-	assert_int_equal(check_with_defined("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
-					    "    params: {run: 1}\n    run: x {run} > {t1_brain}\n",
-					    &err),
-			 -1);
-	assert_int_equal(err.line, 5);
-	assert_non_null(strstr(err.message, "params: 'run' is also a placeholder of the tree"));
-	cp_err_release(&err);
-	assert_int_equal(check_with_defined("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
-					    "    placeholders: {subjet: [a]}\n    run: x\n",
-					    &err),
-			 -1);
-	assert_non_null(strstr(err.message, "'subjet' is no placeholder of the tree nor of this recipe"));
-	cp_err_release(&err);
+	expect_defined_error("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
+			     "    params: {run: 1}\n    run: x {run} > {t1_brain}\n",
+			     5, "params: 'run' is also a placeholder of the tree");
+	expect_defined_error("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
+			     "    placeholders: {subjet: [a]}\n    run: x\n",
+			     5, "'subjet' is no placeholder of the tree nor of this recipe");
 }
 
 static void test_check_errors(void **state)
