@@ -9,6 +9,7 @@
  *   recipe_run.c    the run string: tokens, names, expansion
  *   recipe_check.c  recipe_check: the checks against the tree
  *   recipe_shell.c  the small sh lexer behind recipe_run.c (recipe_shell.h)
+ *   recipe_params.c params:, placeholders:, --set and glob keys
  */
 #ifndef CPIPE_RECIPE_INT_H
 #define CPIPE_RECIPE_INT_H

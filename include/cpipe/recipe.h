@@ -12,7 +12,8 @@
  * Sources: src/recipe.c (building and validating the set, loading, lookups,
  * identity), src/recipe_yaml.c (the libyaml and libcyaml passes with every
  * node's line), src/recipe_run.c (the run string), src/recipe_check.c
- * (recipe_check), src/recipe_shell.c (a sh lexer), sharing src/recipe_int.h.
+ * (recipe_check), src/recipe_shell.c (a sh lexer), src/recipe_params.c
+ * (params:, placeholders:, --set, glob keys), sharing src/recipe_int.h.
  */
 #ifndef CPIPE_RECIPE_H
 #define CPIPE_RECIPE_H
@@ -168,7 +169,8 @@ bool recipe_is_optional(const struct recipe *r, const char *key);
 /*
  * Line of a field of the recipe, for messages: `field` is a top-level field
  * ("name", "in", "out", "ref", "optional", "batch", "vars", "run",
- * "resources") or a resource ("resources.minutes", ...). Falls back to the
+ * "resources", "params", "placeholders"), a resource ("resources.minutes",
+ * ...) or an entry ("params.dof"). Falls back to the
  * line of the enclosing field, then to r->line, when the field is absent.
  * Never fails: 0 only for a recipe not made by recipe_load.
  */
