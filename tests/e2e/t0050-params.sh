@@ -92,6 +92,15 @@ pass
 expect_exit 0 cpipe plan
 expect_out_contains "8 to run, 0 up to date"
 
+# Completion offers the parameters after --set.
+expect_exit 0 cpipe __complete 3 cpipe run --set ""
+expect_out "brain.dof=
+brain.label=
+other.n=
+dof=
+label=
+n="
+
 # Mistakes on the command line name what is wrong.
 expect_exit 2 cpipe plan --set nope=1
 expect_err_contains "--set nope=1: no recipe has a parameter 'nope'"
