@@ -476,7 +476,11 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 			const struct bindings *binding, bool optional, struct bindings *restricted, long *dep)
 {
 	*dep = -1;
-	if (info->producer >= 0) {
+	/* A producer with its own placeholders: values makes no file for other values. */
+	bool made = info->producer >= 0;
+	for (size_t i = 0; made && i < binding->count; i++)
+		made = graph_value_allowed(b, (size_t)info->producer, binding->items[i].name, binding->items[i].value);
+	if (made) {
 		size_t found;
 		if (strmap_get(&b->graph->by_output, path, &found)) {
 			*dep = (long)found;
@@ -500,7 +504,9 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 	if (optional)
 		return ADD_SKIPPED;
 	struct strbuf message = STRBUF_INIT;
-	strbuf_addf(&message, "input '%s' (key %s) does not exist and no recipe makes it; ", path, info->key);
+	strbuf_addf(&message, "input '%s' (key %s) does not exist and no recipe makes it%s%s%s; ", path, info->key,
+		    info->producer >= 0 ? " (recipe '" : "", info->producer >= 0 ? b->set->recipes[info->producer].name : "",
+		    info->producer >= 0 ? "' makes it only for its placeholders: values)" : "");
 	chain_message(b, &message);
 	if (b->request->skip_missing) {
 		strvec_push_owned(&b->graph->skipped, strbuf_detach(&message));

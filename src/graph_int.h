@@ -86,6 +86,8 @@ void graph_prepare_values(struct builder *b, size_t recipe_index);
 void graph_release_values(struct recipe_info *info);
 /* The placeholder `name` as the recipe in b->context sees it; NULL when neither it nor the tree defines it. */
 const struct tree_placeholder *graph_placeholder(const struct builder *b, const char *name);
+/* Whether recipe `recipe_index` takes `value` for `name`: it has no placeholders: values for it, or one matches. */
+bool graph_value_allowed(const struct builder *b, size_t recipe_index, const char *name, const struct tree_value *value);
 /* Whether row `row` of `c` has, for every placeholder with values of the recipe in b->context, one of them. */
 bool graph_row_allowed(const struct builder *b, const struct combos *c, size_t row);
 /* Drop the rows of *c that graph_row_allowed refuses (nothing to do for a recipe without values). */

@@ -70,15 +70,29 @@ void graph_release_values(struct recipe_info *info)
 	free(info->values);
 }
 
-static const struct tree_placeholder *own_values(const struct builder *b, const char *name)
+static const struct tree_placeholder *values_of(const struct builder *b, long r, const char *name)
 {
-	if (b->context < 0)
+	if (r < 0)
 		return NULL;
-	const struct recipe_info *info = &b->recipes[b->context];
+	const struct recipe_info *info = &b->recipes[r];
 	for (size_t i = 0; i < info->value_count; i++)
 		if (!strcmp(info->values[i].name, name))
 			return &info->values[i];
 	return NULL;
+}
+
+static const struct tree_placeholder *own_values(const struct builder *b, const char *name)
+{
+	return values_of(b, b->context, name);
+}
+
+bool graph_value_allowed(const struct builder *b, size_t r, const char *name, const struct tree_value *value)
+{
+	const struct tree_placeholder *own = values_of(b, (long)r, name);
+	bool found = !own;
+	for (size_t v = 0; own && v < own->count && !found; v++)
+		found = value_is(value, own->values[v].text);
+	return found;
 }
 
 const struct tree_placeholder *graph_placeholder(const struct builder *b, const char *name)
@@ -96,16 +110,9 @@ bool graph_row_allowed(const struct builder *b, const struct combos *c, size_t r
 	for (size_t i = 0; i < info->value_count; i++)
 		if (!info->values[i].count && strvec_find(&info->iterating, info->values[i].name) >= 0)
 			return false;
-	for (size_t k = 0; k < c->names.count; k++) {
-		const struct tree_placeholder *own = own_values(b, c->names.items[k]);
-		if (!own)
-			continue;
-		bool found = false;
-		for (size_t v = 0; v < own->count && !found; v++)
-			found = value_is(combos_cell(c, row, k), own->values[v].text);
-		if (!found)
+	for (size_t k = 0; k < c->names.count; k++)
+		if (!graph_value_allowed(b, (size_t)b->context, c->names.items[k], combos_cell(c, row, k)))
 			return false;
-	}
 	return true;
 }
 
