@@ -25,7 +25,6 @@ struct include_entry {
 	struct strvec from;    /* rename: from.items[i] (the included file's key) -> to.items[i] */
 	struct strvec to;
 	int *from_lines;
-	bool *used;            /* whether some included recipe has from.items[i] */
 	int line;
 	int rename_line;
 };
@@ -35,7 +34,6 @@ static void entry_release(struct include_entry *entry)
 	strvec_release(&entry->from);
 	strvec_release(&entry->to);
 	free(entry->from_lines);
-	free(entry->used);
 	memset(entry, 0, sizeof(*entry));
 }
 
@@ -163,7 +161,6 @@ static int read_entry(const struct recipe_set *set, size_t index, struct include
 	free(prefix);
 	if (!rc && (!entry->file || !*entry->file))
 		rc = entry_fail(set, entry->line, err, "an entry without 'file:' (the recipe file to include)");
-	entry->used = xcalloc(entry->from.count + 1, sizeof(*entry->used));
 	return rc;
 }
 
@@ -216,18 +213,16 @@ static void add_included_from(const char *path, const struct include_chain *self
 }
 
 /* The name key `key` of an included recipe takes once mounted (owned). */
-static char *mounted_key(struct include_entry *entry, const char *key)
+static char *mounted_key(const struct include_entry *entry, const char *key)
 {
 	long i = strvec_find(&entry->from, key);
-	if (i >= 0) {
-		entry->used[i] = true;
+	if (i >= 0)
 		return xstrdup(entry->to.items[i]);
-	}
 	return entry->subtree ? xasprintf("%s/%s", entry->subtree, key) : xstrdup(key);
 }
 
 struct key_renaming {
-	struct include_entry *entry;
+	const struct include_entry *entry;
 	const struct recipe *recipe;
 	struct strvec names; /* what run_key returned, freed after the run is rewritten */
 };
@@ -243,7 +238,7 @@ static const char *run_key(void *ctx, const char *name)
 	return renaming->names.items[renaming->names.count - 1];
 }
 
-static void mount_list(struct include_entry *entry, struct strvec *list)
+static void mount_list(const struct include_entry *entry, struct strvec *list)
 {
 	for (size_t i = 0; i < list->count; i++) {
 		char *mounted = mounted_key(entry, list->items[i]);
@@ -252,7 +247,7 @@ static void mount_list(struct include_entry *entry, struct strvec *list)
 	}
 }
 
-static void mount_recipe(struct include_entry *entry, struct recipe *r)
+static void mount_recipe(const struct include_entry *entry, struct recipe *r)
 {
 	struct key_renaming renaming = {entry, r, STRVEC_INIT};
 	struct strbuf run = STRBUF_INIT;
@@ -274,28 +269,28 @@ static void mount_recipe(struct include_entry *entry, struct recipe *r)
 	r->subtree = subtree;
 }
 
-/* Every `rename:` key must be a key of some included recipe: anything else is a typo. */
-static int check_renames_used(const struct recipe_set *set, const struct include_entry *entry,
-			      const struct recipe_set *sub, struct cp_err *err)
+/* Every `rename:` key must be a key of some included recipe (before mounting): anything else is a typo. */
+static int check_renames(const struct recipe_set *set, const struct include_entry *entry,
+			 const struct recipe_set *sub, struct cp_err *err)
 {
-	for (size_t i = 0; i < entry->from.count; i++) {
-		if (entry->used[i])
-			continue;
-		struct strvec keys = STRVEC_INIT;
-		for (size_t r = 0; r < sub->count; r++) {
-			const struct strvec *lists[] = {&sub->recipes[r].in, &sub->recipes[r].out, &sub->recipes[r].ref};
-			for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
-				for (size_t k = 0; k < lists[l]->count; k++)
-					strvec_push(&keys, lists[l]->items[k]);
-		}
-		const char *suggestion = recipe_suggest_name(entry->from.items[i], &keys);
-		entry_fail(set, entry->from_lines[i], err, "rename: no recipe of %s uses a key '%s'%s%s%s", sub->file,
-			   entry->from.items[i], suggestion ? " (did you mean '" : "", suggestion ? suggestion : "",
-			   suggestion ? "'?)" : "");
-		strvec_release(&keys);
-		return -1;
+	struct strvec keys = STRVEC_INIT;
+	for (size_t r = 0; r < sub->count; r++) {
+		const struct strvec *lists[] = {&sub->recipes[r].in, &sub->recipes[r].out, &sub->recipes[r].ref};
+		for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
+			for (size_t k = 0; k < lists[l]->count; k++)
+				strvec_push(&keys, lists[l]->items[k]);
 	}
-	return 0;
+	int rc = 0;
+	for (size_t i = 0; i < entry->from.count && !rc; i++) {
+		if (strvec_find(&keys, entry->from.items[i]) >= 0)
+			continue;
+		const char *suggestion = recipe_suggest_name(entry->from.items[i], &keys);
+		rc = entry_fail(set, entry->from_lines[i], err, "rename: no recipe of %s uses a key '%s'%s%s%s",
+				sub->file, entry->from.items[i], suggestion ? " (did you mean '" : "",
+				suggestion ? suggestion : "", suggestion ? "'?)" : "");
+	}
+	strvec_release(&keys);
+	return rc;
 }
 
 /*
@@ -387,9 +382,11 @@ static int include_one(struct recipe_set *set, const struct include_chain *self,
 		add_included_from(path.buf, self, entry->line, err);
 		goto done;
 	}
+	if (check_renames(set, entry, sub, err) < 0)
+		goto done;
 	for (size_t i = 0; i < sub->count; i++)
 		mount_recipe(entry, &sub->recipes[i]);
-	if (check_renames_used(set, entry, sub, err) < 0 || adopt(set, entry, sub, err) < 0)
+	if (adopt(set, entry, sub, err) < 0)
 		goto done;
 	rc = 0;
 done:
