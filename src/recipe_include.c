@@ -196,7 +196,7 @@ static void describe_chain(const struct include_chain *self, struct strbuf *out)
 
 /*
  * An error inside `path` (reached from `self` at `line`) says where it was
- * included from: "(anat.yaml: included from cpipe.yaml:3, from top.yaml:2)".
+ * included from: "(included from cpipe.yaml:3, from top.yaml:2)".
  * Errors from deeper files already say so, with their own file.
  */
 static void add_included_from(const char *path, const struct include_chain *self, int line, struct cp_err *err)
@@ -204,7 +204,7 @@ static void add_included_from(const char *path, const struct include_chain *self
 	if (!err->file || strcmp(err->file, path))
 		return;
 	struct strbuf message = STRBUF_INIT;
-	strbuf_addf(&message, "%s (%s: included from %s:%d", err->message ? err->message : "", path, self->path, line);
+	strbuf_addf(&message, "%s (included from %s:%d", err->message ? err->message : "", self->path, line);
 	for (const struct include_chain *c = self; c->parent; c = c->parent)
 		strbuf_addf(&message, ", from %s:%d", c->parent->path, c->line);
 	strbuf_addch(&message, ')');
@@ -400,7 +400,10 @@ int recipe_include_all(struct recipe_set *set, const struct include_chain *self,
 	const struct node_line *list = recipe_lines_find(set->lines, "include");
 	if (!list)
 		return 0;
-	if (list->scalar)
+	/* A list's first node below it is its entry 0; a mapping's is one of its keys. */
+	const struct node_line *first = list + 1 < set->lines->items + set->lines->count ? list + 1 : NULL;
+	bool mapping = first && str_starts_with(first->path, "include.") && !isdigit((unsigned char)first->path[8]);
+	if (list->scalar || mapping)
 		return entry_fail(set, list->line, err,
 				  "expected a list, e.g. include: [{file: anat.yaml, subtree: anat}]");
 	for (size_t i = 0;; i++) {

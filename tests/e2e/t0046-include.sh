@@ -113,7 +113,7 @@ include:
   - {file: lab/middle.yaml, subtree: anat}
 YAML
 expect_exit 2 cpipe plan -f errors.yaml
-expect_err_contains "lab/broken.yaml:4: recipe 'brain': unknown field 'outt' (did you mean 'out'?) (lab/broken.yaml: included from lab/middle.yaml:2, from errors.yaml:3)"
+expect_err_contains "lab/broken.yaml:4: recipe 'brain': unknown field 'outt' (did you mean 'out'?) (included from lab/middle.yaml:2, from errors.yaml:3)"
 # A key the tree does not have (here: mounted one sub-tree too deep): the included recipe's own line.
 printf 'recipes:\n  - name: brain\n    in: [t1]\n    out: [brain]\n    run: cp {t1} {brain}\n' >lab/broken.yaml
 expect_exit 2 cpipe plan -f errors.yaml
@@ -121,7 +121,7 @@ expect_err_contains "lab/broken.yaml:3: recipe 'anat/x/brain': in: unknown templ
 # A missing file is an error at the entry that names it.
 printf 'include:\n  - file: nothing.yaml\n' >lab/middle.yaml
 expect_exit 2 cpipe plan -f errors.yaml
-expect_err_contains "lab/middle.yaml:2: include: cannot read 'nothing.yaml' (lab/nothing.yaml): No such file or directory (lab/middle.yaml: included from errors.yaml:3)"
+expect_err_contains "lab/middle.yaml:2: include: cannot read 'nothing.yaml' (lab/nothing.yaml): No such file or directory (included from errors.yaml:3)"
 # A cycle names the chain.
 printf 'include:\n  - {file: ../errors.yaml, subtree: again}\n' >lab/middle.yaml
 expect_exit 2 cpipe plan -f errors.yaml
