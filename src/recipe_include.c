@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* One `include:` entry as written; strings borrowed from the node record. */
@@ -373,8 +374,14 @@ static int include_one(struct recipe_set *set, const struct include_chain *self,
 		strbuf_release(&chain);
 		goto done;
 	}
-	if (access(path.buf, R_OK) < 0) {
+	struct stat info;
+	if (stat(path.buf, &info) < 0 || access(path.buf, R_OK) < 0) {
 		entry_fail(set, entry->line, err, "cannot read '%s' (%s): %s", entry->file, path.buf, strerror(errno));
+		goto done;
+	}
+	/* A directory, a device or a pipe is no recipe file (and reading one could block). */
+	if (!S_ISREG(info.st_mode)) {
+		entry_fail(set, entry->line, err, "'%s' (%s) is not a file", entry->file, path.buf);
 		goto done;
 	}
 	struct include_chain next = {path.buf, self, entry->line};

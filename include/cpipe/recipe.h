@@ -12,7 +12,8 @@
  * Sources: src/recipe.c (building and validating the set, loading, lookups,
  * identity), src/recipe_yaml.c (the libyaml and libcyaml passes with every
  * node's line), src/recipe_run.c (the run string), src/recipe_check.c
- * (recipe_check), src/recipe_shell.c (a sh lexer), sharing src/recipe_int.h.
+ * (recipe_check), src/recipe_include.c (`include:`), src/recipe_shell.c (a
+ * sh lexer), sharing src/recipe_int.h.
  */
 #ifndef CPIPE_RECIPE_H
 #define CPIPE_RECIPE_H

@@ -237,6 +237,10 @@ static void test_errors(void **state)
 	expect_error(path, "e.yaml", 1, "rename: 't1' is renamed to nothing");
 	write_file("e.yaml", "include: [{file: lab/none.yaml}]\n");
 	expect_error(path, "e.yaml", 1, "cannot read 'lab/none.yaml'");
+	write_file("e.yaml", "include: [lab]\n");
+	expect_error(path, "e.yaml", 1, "'lab' (");
+	write_file("e.yaml", "include: [/dev/stdin]\n");
+	expect_error(path, "e.yaml", 1, "is not a file");
 	free(path);
 }
 
