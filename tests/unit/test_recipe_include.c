@@ -42,6 +42,12 @@ static char *write_file(const char *name, const char *text)
 	return path;
 }
 
+/* write_file, for a file no one names afterwards. */
+static void put_file(const char *name, const char *text)
+{
+	free(write_file(name, text));
+}
+
 static struct recipe_set *load_ok(const char *path)
 {
 	struct recipe_set *set = NULL;
@@ -179,7 +185,7 @@ static int scoped_placeholders(void *ctx, const char *key, struct strvec *requir
 static void test_scope_placeholders(void **state)
 {
 	(void)state;
-	write_file("lab/anat.yaml", anat_yaml);
+	put_file("lab/anat.yaml", anat_yaml);
 	char *top = write_file("scope.yaml", "include:\n"
 					     "  - {file: lab/anat.yaml, subtree: anat}\n"
 					     "recipes:\n"
@@ -201,45 +207,45 @@ static void test_scope_placeholders(void **state)
 static void test_errors(void **state)
 {
 	(void)state;
-	write_file("lab/anat.yaml", anat_yaml);
+	put_file("lab/anat.yaml", anat_yaml);
 	char *path = write_file("e.yaml", "include:\n  - {file: lab/broken.yaml, subtree: b}\n");
-	write_file("lab/broken.yaml", "recipes:\n  - name: x\n    out: [y]\n    run: 'cp {y'\n");
+	put_file("lab/broken.yaml", "recipes:\n  - name: x\n    out: [y]\n    run: 'cp {y'\n");
 	expect_error(path, "lab/broken.yaml", 4, "the '{' at character 4 is never closed (write '{{' for a literal '{') (included from ");
-	write_file("lab/broken.yaml", "include: [{file: ../e.yaml, subtree: c}]\n");
+	put_file("lab/broken.yaml", "include: [{file: ../e.yaml, subtree: c}]\n");
 	expect_error(path, "lab/broken.yaml", 1, "is already being read: a cycle");
-	write_file("lab/broken.yaml", "include: [{file: broken.yaml}]\n");
+	put_file("lab/broken.yaml", "include: [{file: broken.yaml}]\n");
 	expect_error(path, "lab/broken.yaml", 1, "'broken.yaml' is already being read");
-	write_file("e.yaml", "include:\n  - {file: lab/anat.yaml, rename: {t1: T1w, brian: b}}\n");
+	put_file("e.yaml", "include:\n  - {file: lab/anat.yaml, rename: {t1: T1w, brian: b}}\n");
 	expect_error(path, "e.yaml", 2, "rename: no recipe of");
-	write_file("e.yaml", "include:\n  - {file: lab/anat.yaml, rename: {t1: brain}}\n");
+	put_file("e.yaml", "include:\n  - {file: lab/anat.yaml, rename: {t1: brain}}\n");
 	expect_error(path, "e.yaml", 2, "would have two keys called 'brain'");
-	write_file("e.yaml", "recipes:\n  - {name: brain, out: [q], run: x}\ninclude:\n  - {file: lab/anat.yaml}\n");
+	put_file("e.yaml", "recipes:\n  - {name: brain, out: [q], run: x}\ninclude:\n  - {file: lab/anat.yaml}\n");
 	expect_error(path, "e.yaml", 4, "recipe 'brain' of ");
-	write_file("e.yaml", "recipes:\n  - {name: a, out: [brain], run: x}\ninclude:\n  - {file: lab/anat.yaml}\n");
+	put_file("e.yaml", "recipes:\n  - {name: a, out: [brain], run: x}\ninclude:\n  - {file: lab/anat.yaml}\n");
 	expect_error(path, "e.yaml", 4, "makes 'brain', which recipe 'a'");
-	write_file("e.yaml", "include:\n  - {file: lab/anat.yaml, subtree: 'a//b'}\n");
+	put_file("e.yaml", "include:\n  - {file: lab/anat.yaml, subtree: 'a//b'}\n");
 	expect_error(path, "e.yaml", 2, "subtree: 'a//b' is not a sub-tree name");
-	write_file("e.yaml", "include:\n  - {file: lab/anat.yaml, subtree: [a]}\n");
+	put_file("e.yaml", "include:\n  - {file: lab/anat.yaml, subtree: [a]}\n");
 	expect_error(path, "e.yaml", 2, "subtree: expected one sub-tree name");
-	write_file("e.yaml", "include:\n  - {file: lab/anat.yaml, mount: a}\n");
+	put_file("e.yaml", "include:\n  - {file: lab/anat.yaml, mount: a}\n");
 	expect_error(path, "e.yaml", 2, "unknown field 'mount'");
-	write_file("e.yaml", "include:\n  - {subtree: a}\n");
+	put_file("e.yaml", "include:\n  - {subtree: a}\n");
 	expect_error(path, "e.yaml", 2, "an entry without 'file:'");
-	write_file("e.yaml", "include:\n  - [lab/anat.yaml]\n");
+	put_file("e.yaml", "include:\n  - [lab/anat.yaml]\n");
 	expect_error(path, "e.yaml", 2, "each entry is a file name or a mapping");
-	write_file("e.yaml", "include: {file: lab/anat.yaml}\n");
+	put_file("e.yaml", "include: {file: lab/anat.yaml}\n");
 	expect_error(path, "e.yaml", 1, "include: expected a list");
-	write_file("e.yaml", "include: lab/anat.yaml\n");
+	put_file("e.yaml", "include: lab/anat.yaml\n");
 	expect_error(path, "e.yaml", 1, "include: expected a list");
-	write_file("e.yaml", "include: [{file: lab/anat.yaml, rename: [t1]}]\n");
+	put_file("e.yaml", "include: [{file: lab/anat.yaml, rename: [t1]}]\n");
 	expect_error(path, "e.yaml", 1, "rename: expected a mapping");
-	write_file("e.yaml", "include: [{file: lab/anat.yaml, rename: {t1: ''}}]\n");
+	put_file("e.yaml", "include: [{file: lab/anat.yaml, rename: {t1: ''}}]\n");
 	expect_error(path, "e.yaml", 1, "rename: 't1' is renamed to nothing");
-	write_file("e.yaml", "include: [{file: lab/none.yaml}]\n");
+	put_file("e.yaml", "include: [{file: lab/none.yaml}]\n");
 	expect_error(path, "e.yaml", 1, "cannot read 'lab/none.yaml'");
-	write_file("e.yaml", "include: [lab]\n");
+	put_file("e.yaml", "include: [lab]\n");
 	expect_error(path, "e.yaml", 1, "'lab' (");
-	write_file("e.yaml", "include: [/dev/stdin]\n");
+	put_file("e.yaml", "include: [/dev/stdin]\n");
 	expect_error(path, "e.yaml", 1, "is not a file");
 	free(path);
 }
