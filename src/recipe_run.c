@@ -103,7 +103,9 @@ static int run_line(const struct recipe *r, size_t offset, int *column)
 				line++;
 		return line;
 	}
-	if (node->plain && r->run && !strchr(r->run, '\n') && node->value_line == node->line)
+	/* A column only for the text as written (a mounted recipe's run has its names renamed). */
+	if (node->plain && r->run && !strchr(r->run, '\n') && node->value_line == node->line && node->scalar &&
+	    !strcmp(node->scalar, r->run))
 		*column = node->value_column + (int)offset;
 	return node->line;
 }

@@ -52,14 +52,8 @@ static struct recipe_set *load_ok(const char *path)
 {
 	struct recipe_set *set = NULL;
 	struct cp_err err = CP_ERR_INIT;
-	int rc = recipe_load(path, &set, &err);
-	if (rc) {
-		char *message = cp_err_format(&err);
-		print_error("unexpected error: %s\n", message);
-		free(message);
-	}
-	assert_int_equal(rc, 0);
-	cp_err_release(&err);
+	if (recipe_load(path, &set, &err) < 0)
+		fail_msg("unexpected error: %s:%d: %s", err.file, err.line, err.message);
 	return set;
 }
 
