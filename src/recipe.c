@@ -482,7 +482,8 @@ done:
 int recipe_load_string(const char *text, size_t length, const char *name, struct recipe_set **out,
 		       struct cp_err *err)
 {
-	struct include_chain self = {name, NULL, 0};
+	size_t files_read = 0;
+	struct include_chain self = {name, NULL, 0, &files_read};
 	return load_text(text, length, name, &self, out, err);
 }
 
@@ -523,7 +524,8 @@ int recipe_load_chained(const char *path, const struct include_chain *self, stru
 
 int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err)
 {
-	struct include_chain self = {path, NULL, 0};
+	size_t files_read = 0;
+	struct include_chain self = {path, NULL, 0, &files_read};
 	return recipe_load_chained(path, &self, out, err);
 }
 

@@ -384,7 +384,12 @@ static int include_one(struct recipe_set *set, const struct include_chain *self,
 		entry_fail(set, entry->line, err, "'%s' (%s) is not a file", entry->file, path.buf);
 		goto done;
 	}
-	struct include_chain next = {path.buf, self, entry->line};
+	if (++*self->files_read > RECIPE_INCLUDE_MAX) {
+		entry_fail(set, entry->line, err, "more than %d recipe files included in all: does a file include "
+			   "others many times over?", RECIPE_INCLUDE_MAX);
+		goto done;
+	}
+	struct include_chain next = {path.buf, self, entry->line, self->files_read};
 	if (recipe_load_chained(path.buf, &next, &sub, err) < 0) {
 		add_included_from(path.buf, self, entry->line, err);
 		goto done;

@@ -99,7 +99,10 @@ struct include_chain {
 	const char *path;                   /* as resolved against the including file */
 	const struct include_chain *parent; /* the including file, NULL at the top */
 	int line;                           /* line of the `include:` entry in the parent */
+	size_t *files_read;                 /* shared by the whole chain: files included so far */
 };
+/* More included files than this in one load is a runaway (files including others many times over). */
+#define RECIPE_INCLUDE_MAX 1000
 
 /* recipe_load for a file reached through `self` (recipe.c). */
 int recipe_load_chained(const char *path, const struct include_chain *self, struct recipe_set **out,

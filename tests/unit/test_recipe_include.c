@@ -241,6 +241,17 @@ static void test_errors(void **state)
 	expect_error(path, "e.yaml", 1, "'lab' (");
 	put_file("e.yaml", "include: [/dev/stdin]\n");
 	expect_error(path, "e.yaml", 1, "is not a file");
+	/* Each file includes the next twice: 2^12 loads would be a runaway. */
+	for (int level = 0; level < 12; level++) {
+		char name[32], text[128];
+		snprintf(name, sizeof(name), "lab/d%d.yaml", level);
+		snprintf(text, sizeof(text), "include:\n  - {file: d%d.yaml, subtree: a}\n  - {file: d%d.yaml, subtree: b}\n",
+			 level + 1, level + 1);
+		put_file(name, text);
+	}
+	put_file("lab/d12.yaml", "recipes: []\n");
+	put_file("e.yaml", "include: [lab/d0.yaml]\n");
+	expect_error(path, "lab/d11.yaml", 3, "more than 1000 recipe files included in all");
 	free(path);
 }
 
