@@ -93,6 +93,11 @@ static int read_entry_node(const struct recipe_set *set, const struct node_line 
 					  "e.g. rename: {t1: T1w}");
 		if (!*node->scalar)
 			return entry_fail(set, node->line, err, "rename: '%s' is renamed to nothing", key);
+		/* The new name stands in `{name}`s of the run string, which take these characters. */
+		if (node->scalar[strspn(node->scalar, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./")])
+			return entry_fail(set, node->line, err,
+					  "rename: '%s' is not a key name: use letters, digits, '_', '-', '.' and '/'",
+					  node->scalar);
 		strvec_push(&entry->from, key);
 		strvec_push(&entry->to, node->scalar);
 		entry->from_lines = xrealloc(entry->from_lines, entry->from.count * sizeof(*entry->from_lines));

@@ -235,6 +235,8 @@ static void test_errors(void **state)
 	expect_error(path, "e.yaml", 1, "rename: expected a mapping");
 	put_file("e.yaml", "include: [{file: lab/anat.yaml, rename: {t1: ''}}]\n");
 	expect_error(path, "e.yaml", 1, "rename: 't1' is renamed to nothing");
+	put_file("e.yaml", "include: [{file: lab/anat.yaml, rename: {t1: 'T1 w'}}]\n");
+	expect_error(path, "e.yaml", 1, "rename: 'T1 w' is not a key name");
 	put_file("e.yaml", "include: [{file: lab/none.yaml}]\n");
 	expect_error(path, "e.yaml", 1, "cannot read 'lab/none.yaml'");
 	put_file("e.yaml", "include: [lab]\n");
