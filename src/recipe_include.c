@@ -438,6 +438,17 @@ int recipe_include_all(struct recipe_set *set, const struct include_chain *self,
 	}
 }
 
+void recipe_explain_mounted_key(const struct recipe *r, const char *key, struct cp_err *err)
+{
+	size_t length = r->subtree ? strlen(r->subtree) : 0;
+	if (!length || strncmp(key, r->subtree, length) || key[length] != '/')
+		return;
+	char *message = xasprintf("%s; %s writes '%s', mounted in sub-tree '%s' (include:)", err->message, r->file,
+				  key + length + 1, r->subtree);
+	free(err->message);
+	err->message = message;
+}
+
 /* ---- placeholders, once the tree is read --------------------------------- */
 
 struct scoping {

@@ -109,6 +109,8 @@ int recipe_load_chained(const char *path, const struct include_chain *self, stru
 			struct cp_err *err);
 /* Read the set's `include:` entries, load each file and add its recipes, mounted (recipe_include.c). */
 int recipe_include_all(struct recipe_set *set, const struct include_chain *self, struct cp_err *err);
+/* Add to an error about `key` of a mounted recipe the key its file wrote and where it is mounted. */
+void recipe_explain_mounted_key(const struct recipe *r, const char *key, struct cp_err *err);
 /* Fill the unset fields of `out` from the file-wide defaults (recipe.c). */
 void recipe_merge_resources(struct recipe_resources *out, const struct recipe_resources *defaults);
 /*

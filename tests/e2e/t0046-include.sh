@@ -117,7 +117,7 @@ expect_err_contains "lab/broken.yaml:4: recipe 'brain': unknown field 'outt' (di
 # A key the tree does not have (here: mounted one sub-tree too deep): the included recipe's own line.
 printf 'recipes:\n  - name: brain\n    in: [t1]\n    out: [brain]\n    run: cp {t1} {brain}\n' >lab/broken.yaml
 expect_exit 2 cpipe plan -f errors.yaml
-expect_err_contains "lab/broken.yaml:3: recipe 'anat/x/brain': in: unknown template key 'anat/x/t1' (did you mean 'anat/t1'?)"
+expect_err_contains "lab/broken.yaml:3: recipe 'anat/x/brain': in: unknown template key 'anat/x/t1' (did you mean 'anat/t1'?); lab/broken.yaml writes 't1', mounted in sub-tree 'anat/x' (include:)"
 # A missing file is an error at the entry that names it.
 printf 'include:\n  - file: nothing.yaml\n' >lab/middle.yaml
 expect_exit 2 cpipe plan -f errors.yaml
