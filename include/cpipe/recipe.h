@@ -263,7 +263,7 @@ int recipe_check(struct recipe_set *set, const struct recipe_tree_view *view, st
 /*
  * Name the placeholders of each recipe mounted in a sub-tree (by `include:`)
  * as the tree scopes them, file-tree's way: a placeholder X the recipe names
- * in `batch`, `vars` or `run` becomes `SUBTREE/X` when one of the recipe's
+ * in `batch`, `vars`, `placeholders:` or `run` (not a parameter) becomes `SUBTREE/X` when one of the recipe's
  * templates has that placeholder, else the same with leading components
  * dropped (`A/B/X`, `B/X`), else stays X (one of the including tree's). Call
  * it before recipe_check; recipes of the file itself are left alone.
