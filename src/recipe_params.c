@@ -250,6 +250,18 @@ static bool set_one(struct recipe *r, const char *param, const char *value)
 	return true;
 }
 
+/* "--set A: WHAT 'NAME'", with the name of `known` the user likely meant, else with `hint`; returns -1. */
+static int set_fail(struct cp_err *err, const char *assignment, const char *what, const char *name,
+		    const struct strvec *known, const char *hint)
+{
+	const char *suggestion = recipe_suggest_name(name, known);
+	if (suggestion)
+		cp_err_set(err, NULL, 0, "--set %s: %s '%s' (did you mean '%s'?)", assignment, what, name, suggestion);
+	else
+		cp_err_set(err, NULL, 0, "--set %s: %s '%s'%s", assignment, what, name, hint);
+	return -1;
+}
+
 static int apply_assignment(struct recipe_set *set, const char *assignment, struct cp_err *err)
 {
 	const char *equals = strchr(assignment, '=');
@@ -265,38 +277,31 @@ static int apply_assignment(struct recipe_set *set, const char *assignment, stru
 	if (dot) {
 		*dot = '\0';
 		long index = recipe_find(set, left);
-		if (index < 0) {
+		const struct recipe *r = index >= 0 ? &set->recipes[index] : NULL;
+		if (!r) {
 			for (size_t i = 0; i < set->count; i++)
 				strvec_push(&known, set->recipes[i].name);
-			const char *suggestion = recipe_suggest_name(left, &known);
-			cp_err_set(err, NULL, 0, "--set %s: no recipe '%s'%s%s%s", assignment, left,
-				   suggestion ? " (did you mean '" : "", suggestion ? suggestion : "", suggestion ? "'?)" : "");
-			rc = -1;
+			rc = set_fail(err, assignment, "no recipe", left, &known, "");
 		} else if (!set_one(&set->recipes[index], param, equals + 1)) {
-			const struct recipe *r = &set->recipes[index];
 			for (size_t i = 0; i < r->param_count; i++)
 				strvec_push(&known, r->params[i].name);
-			const char *suggestion = recipe_suggest_name(param, &known);
-			cp_err_set(err, NULL, 0, "--set %s: recipe '%s' has no parameter '%s'%s%s%s", assignment, left, param,
-				   suggestion ? " (did you mean '" : " (declare it with params:, e.g. params: {",
-				   suggestion ? suggestion : param, suggestion ? "'?)" : ": VALUE})");
-			rc = -1;
+			char *what = xasprintf("recipe '%s' has no parameter", left);
+			char *hint = xasprintf(" (declare it with params:, e.g. params: {%s: VALUE})", param);
+			rc = set_fail(err, assignment, what, param, &known, hint);
+			free(what);
+			free(hint);
 		}
 	} else {
 		bool any = false;
-		for (size_t i = 0; i < set->count; i++)
+		for (size_t i = 0; i < set->count; i++) {
 			any = set_one(&set->recipes[i], param, equals + 1) || any;
-		if (!any) {
-			for (size_t i = 0; i < set->count; i++)
-				for (size_t p = 0; p < set->recipes[i].param_count; p++)
-					if (strvec_find(&known, set->recipes[i].params[p].name) < 0)
-						strvec_push(&known, set->recipes[i].params[p].name);
-			const char *suggestion = recipe_suggest_name(param, &known);
-			cp_err_set(err, NULL, 0, "--set %s: no recipe has a parameter '%s'%s%s%s", assignment, param,
-				   suggestion ? " (did you mean '" : " (declare it with params: in a recipe)",
-				   suggestion ? suggestion : "", suggestion ? "'?)" : "");
-			rc = -1;
+			for (size_t p = 0; p < set->recipes[i].param_count; p++)
+				if (strvec_find(&known, set->recipes[i].params[p].name) < 0)
+					strvec_push(&known, set->recipes[i].params[p].name);
 		}
+		if (!any)
+			rc = set_fail(err, assignment, "no recipe has a parameter", param, &known,
+				      " (declare it with params: in a recipe)");
 	}
 	strvec_release(&known);
 	free(left);

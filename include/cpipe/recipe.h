@@ -53,7 +53,7 @@ struct recipe_lines; /* private: field -> line map of one recipe or of the file'
 /* A parameter (`params: {dof: 12}`): a constant `{dof}` in `run`, overridden by `--set`. */
 struct recipe_param {
 	char *name;
-	char *value; /* the file's default, or the command line's value (recipe_set_param) */
+	char *value; /* the file's default, or the command line's value (recipe_set_params) */
 };
 
 /* A recipe's own values of a placeholder (`placeholders: {subject: [01, 02]}`). */
