@@ -476,10 +476,12 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 			const struct bindings *binding, bool optional, struct bindings *restricted, long *dep)
 {
 	*dep = -1;
-	/* A producer with its own placeholders: values makes no file for other values. */
+	/* A producer with its own placeholders: values makes no file for other values it iterates over. */
 	bool made = info->producer >= 0;
-	for (size_t i = 0; made && i < binding->count; i++)
-		made = graph_value_allowed(b, (size_t)info->producer, binding->items[i].name, binding->items[i].value);
+	for (size_t i = 0; made && i < b->recipes[info->producer].iterating.count; i++) {
+		const struct binding *bound = bindings_find(binding, b->recipes[info->producer].iterating.items[i]);
+		made = !bound || graph_value_allowed(b, (size_t)info->producer, bound->name, bound->value);
+	}
 	if (made) {
 		size_t found;
 		if (strmap_get(&b->graph->by_output, path, &found)) {

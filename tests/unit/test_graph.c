@@ -271,22 +271,24 @@ static void test_recipe_values(void **state)
 		make_file(fx->dir, path);
 	}
 	const char *tree_text = "sub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b_{fwhm}.txt (b)\n"
-				"    c_{fwhm}.txt (c)\ngroup.txt (group)\n";
+				"    c_{fwhm}.txt (c)\n    u.txt (u)\ngroup.txt (group)\n";
 	const char *recipes = "recipes:\n"
 			      "  - {name: make_a, in: [raw], out: [a], run: 'cp {raw} {a}'}\n"
 			      "  - name: make_b\n    in: [a]\n    out: [b]\n"
 			      "    placeholders: {subject: ['01', '03'], fwhm: [4, 8]}\n    run: echo {fwhm} > {b}\n"
 			      "  - {name: gather, in: [a], out: [group], batch: [subject], run: 'cat {a} > {group}',\n"
 			      "     placeholders: {subject: ['02', '03']}}\n"
-			      "  - {name: make_c, in: [b], out: [c], run: 'cp {b} {c}', placeholders: {fwhm: [4]}}\n";
-	/* Odd lengths: jobs from the files that exist. */
-	const char *targets[] = {"b", "group"};
-	int built = build(fx, tree_text, recipes, targets, 2, false);
+			      "  - {name: make_c, in: [b], out: [c], run: 'cp {b} {c}', placeholders: {fwhm: [4]}}\n"
+			      "  - {name: use, in: [raw, group], out: [u], run: 'cat {raw} {group} > {u}'}\n";
+	/* Odd lengths: jobs from the files that exist. Every subject's u reads the one group file. */
+	const char *targets[] = {"b", "group", "u"};
+	int built = build(fx, tree_text, recipes, targets, 3, false);
 	if (built)
 		print_error("%s\n", fx->err.message);
 	assert_int_equal(built, 0);
-	/* make_b: 2 subjects x 2 fwhm; make_a for 01, 02, 03; one gather. */
-	assert_int_equal(fx->graph->count, 8);
+	/* make_b: 2 subjects x 2 fwhm; make_a for 01, 02, 03; one gather; use for 4 subjects. */
+	assert_int_equal(fx->graph->count, 12);
+	assert_true(depends_on(fx->graph, "use[subject=01]", "gather"));
 	assert_true(job_index(fx->graph, "make_b[fwhm=8,subject=03]") >= 0);
 	assert_int_equal(job_index(fx->graph, "make_b[fwhm=4,subject=02]"), -1);
 	assert_int_equal(job_index(fx->graph, "make_a[subject=04]"), -1);
