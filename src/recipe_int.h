@@ -153,7 +153,7 @@ void recipe_params_release(struct recipe *r);
 int recipe_expand_key_patterns(struct recipe *r, const struct strvec *keys, struct cp_err *err);
 /* The glob key `pattern` of `r` (after recipe_expand_key_patterns), or NULL. */
 const struct recipe_key_pattern *recipe_find_pattern(const struct recipe *r, const char *pattern);
-/* Append the labelled parameters and placeholders: values to a definition text (none: nothing). */
+/* Append the labelled parameters to a definition text (none: nothing). */
 void recipe_params_definition(const struct recipe *r, struct strbuf *out);
 
 /* Whether `r`'s run string parses into text and `{name}`s (as recipe_run_names reads it). */

@@ -407,6 +407,11 @@ int recipe_expand_key_patterns(struct recipe *r, const struct strvec *keys, stru
 
 /* ---- identity ------------------------------------------------------------------ */
 
+/*
+ * placeholders: values are left out: they choose which jobs exist, and what a job reads or is
+ * given of them is in its inputs and command already; adding a subject to the list must not
+ * rerun the others.
+ */
 void recipe_params_definition(const struct recipe *r, struct strbuf *out)
 {
 	if (r->param_count)
@@ -414,12 +419,4 @@ void recipe_params_definition(const struct recipe *r, struct strbuf *out)
 	for (size_t i = 0; i < r->param_count; i++)
 		strbuf_addf(out, "  %zu:%s %zu:%s\n", strlen(r->params[i].name), r->params[i].name,
 			    strlen(r->params[i].value), r->params[i].value);
-	if (r->value_count)
-		strbuf_addf(out, "placeholders %zu\n", r->value_count);
-	for (size_t i = 0; i < r->value_count; i++) {
-		const struct recipe_values *v = &r->values[i];
-		strbuf_addf(out, "  %zu:%s %zu\n", strlen(v->placeholder), v->placeholder, v->values.count);
-		for (size_t j = 0; j < v->values.count; j++)
-			strbuf_addf(out, "    %zu:%s\n", strlen(v->values.items[j]), v->values.items[j]);
-	}
 }

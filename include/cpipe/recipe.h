@@ -317,7 +317,8 @@ void recipe_var_names(const struct recipe *r, struct strvec *out);
  * Append a canonical text of everything in the recipe that affects its
  * results: name, in, out, ref, optional, batch, vars, run, and (only when the
  * recipe has them, so older recipes keep their text) its parameters' values
- * and its placeholders: values, each labelled
+ * (not its placeholders: values, which choose jobs: a job's inputs and command
+ * say what it got of them), each labelled
  * and length-prefixed so that no two different recipes give the same text.
  * Resources and line numbers are not part of it. The state module hashes it
  * to notice that a recipe changed.

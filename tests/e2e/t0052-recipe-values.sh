@@ -68,13 +68,16 @@ pass
 expect_exit 0 cpipe plan b --subject 02
 expect_err_contains "b: nothing to make: no combination of placeholder values has every input of recipe 'b' among its placeholders: values that matches --subject 02"
 
-# Changing a recipe's values changes its definition: its jobs rerun, no one else's.
+# A value added to a recipe's list makes its jobs and reruns no other; a value added to a group's
+# list reruns the group (its command reads one more file).
 rm ran.log
 expect_exit 0 cpipe run
-sed 's/fwhm: \[4, 8\]/fwhm: [4]/' cpipe.yaml >new.yaml && mv new.yaml cpipe.yaml
+sed 's/\["01", "03"\]/["01", "03", "04"]/; s/\["02", "03"\]/["02", "03", "04"]/' cpipe.yaml >new.yaml
+mv new.yaml cpipe.yaml
 expect_exit 0 cpipe plan
-expect_out_contains "smooth[fwhm=4,subject=04]  (command changed)"
-expect_out_contains "1 to run, 7 up to date"
+expect_out_contains "b[subject=04]  (output missing: sub-04/b.txt)"
+expect_out_contains "group  (command changed)"
+expect_out_contains "2 to run, 8 up to date"
 
 # Mistakes, with file and line.
 expect_plan_error 's/\["01", "03"\]/["01", "01"]/' \
