@@ -80,10 +80,10 @@ expect_out_contains "group  (command changed)"
 expect_out_contains "2 to run, 8 up to date"
 
 # Mistakes, with file and line.
-expect_plan_error 's/\["01", "03"\]/["01", "01"]/' \
+expect_plan_error 's/\["01", "03"[^]]*\]/["01", "01"]/' \
 	"cpipe.yaml:10: recipe 'b': placeholders: 'subject': the value '01' is listed twice"
-expect_plan_error 's/{subject: \["01", "03"\]}/{subjet: ["01"]}/' \
+expect_plan_error 's/{subject: \["01", "03"[^]]*\]}/{subjet: ["01"]}/' \
 	"cpipe.yaml:10: recipe 'b': placeholders: 'subjet' is no placeholder of the tree nor of this recipe (did you mean 'subject'?)"
-expect_plan_error 's/{subject: \["01", "03"\]}/[01, 03]/' \
+expect_plan_error 's/{subject: \["01", "03"[^]]*\]}/[01, 03]/' \
 	"cpipe.yaml:10: recipe 'b': placeholders: must be a mapping of names to values"
 echo "ok $checks checks"
