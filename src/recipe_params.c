@@ -93,6 +93,44 @@ static int read_param(struct recipe *r, const char *name, const struct node_line
 	return 0;
 }
 
+/* The items of the list `placeholders.NAME`: single values only. */
+static int list_values(struct recipe *r, const char *name, struct strvec *values, struct cp_err *err)
+{
+	char *prefix = xasprintf("placeholders.%s.", name);
+	size_t length = strlen(prefix);
+	int rc = 0;
+	for (size_t i = 0; i < r->lines->count && !rc; i++) {
+		const struct node_line *item = &r->lines->items[i];
+		if (strncmp(item->path, prefix, length) || strchr(item->path + length, '.'))
+			continue; /* another entry, or inside an item (the item itself is refused) */
+		if (item->scalar)
+			strvec_push(values, item->scalar);
+		else
+			rc = recipe_fail(err, r, item->line, "placeholders",
+					 "'%s': each value must be a single value, not a list or a mapping", name);
+	}
+	free(prefix);
+	return rc;
+}
+
+/* At least one value, each once, none empty, none leading out of the data root (as -p's may not). */
+static int check_values(struct recipe *r, const char *name, int line, const struct strvec *values,
+			struct cp_err *err)
+{
+	if (!values->count)
+		return recipe_fail(err, r, line, "placeholders", "'%s': no values; give at least one", name);
+	for (size_t i = 0; i < values->count; i++) {
+		const char *value = values->items[i];
+		const char *problem = !*value                                  ? "is empty"
+				      : path_leaves_root(value)                ? "would lead out of the data root"
+				      : strvec_find(values, value) != (long)i ? "is listed twice"
+									       : NULL;
+		if (problem)
+			return recipe_fail(err, r, line, "placeholders", "'%s': the value '%s' %s", name, value, problem);
+	}
+	return 0;
+}
+
 static int read_values(struct recipe *r, const char *name, const struct node_line *node, struct cp_err *err)
 {
 	if (!valid_placeholder_name(name))
@@ -102,48 +140,12 @@ static int read_values(struct recipe *r, const char *name, const struct node_lin
 		return recipe_fail(err, r, node->line, "placeholders",
 				   "'%s': expected a value or a list of values, e.g. %s: [01, 02]", name, name);
 	struct strvec values = STRVEC_INIT;
-	if (node->scalar) {
+	if (node->scalar)
 		strvec_push(&values, node->scalar);
-	} else {
-		char *prefix = xasprintf("placeholders.%s.", name);
-		size_t length = strlen(prefix);
-		for (size_t i = 0; i < r->lines->count; i++) {
-			const struct node_line *item = &r->lines->items[i];
-			if (strncmp(item->path, prefix, length))
-				continue;
-			if (!item->scalar || strchr(item->path + length, '.')) {
-				if (!strchr(item->path + length, '.')) {
-					free(prefix);
-					strvec_release(&values);
-					return recipe_fail(err, r, item->line, "placeholders",
-							   "'%s': each value must be a single value, not a list or a mapping",
-							   name);
-				}
-				continue;
-			}
-			strvec_push(&values, item->scalar);
-		}
-		free(prefix);
-	}
-	for (size_t i = 0; i < values.count; i++) {
-		const char *value = values.items[i];
-		/* Values become parts of paths: none may lead out of the data root (as -p's may not). */
-		if (path_leaves_root(value)) {
-			int rc = recipe_fail(err, r, node->line, "placeholders",
-					     "'%s': the value '%s' would lead out of the data root", name, value);
-			strvec_release(&values);
-			return rc;
-		}
-		if (*value && strvec_find(&values, value) == (long)i)
-			continue;
-		int rc = recipe_fail(err, r, node->line, "placeholders",
-				     *values.items[i] ? "'%s': the value '%s' is listed twice" : "'%s': an empty value%s",
-				     name, *values.items[i] ? values.items[i] : "");
+	if ((!node->scalar && list_values(r, name, &values, err)) || check_values(r, name, node->line, &values, err)) {
 		strvec_release(&values);
-		return rc;
+		return -1;
 	}
-	if (!values.count)
-		return recipe_fail(err, r, node->line, "placeholders", "'%s': no values; give at least one", name);
 	r->values = xrealloc(r->values, (r->value_count + 1) * sizeof(*r->values));
 	r->values[r->value_count].placeholder = xstrdup(name);
 	r->values[r->value_count].values = values;

@@ -613,6 +613,8 @@ static void test_params_errors(void **state)
 			  4, "'subject': expected a value or a list of values", NULL);
 	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: [[a]]}\n    run: x\n",
 			  4, "'subject': each value must be a single value", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: [a, \"\"]}\n    run: x\n",
+			  4, "'subject': the value '' is empty", NULL);
 	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: [a, ../b]}\n    run: x\n",
 			  4, "'subject': the value '../b' would lead out of the data root", NULL);
 	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {t1: a}\n    run: x\n", 4,
