@@ -268,7 +268,8 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 				   "missing 'out': a recipe must make at least one template key");
 	if (!r->run || !*r->run)
 		return recipe_fail(err, r, recipe_field_line(r, "run"), NULL, "missing 'run': the command to run");
-	if (r->batch_label && !*r->batch_label)
+	/* The loader reads an empty or null string as none: a batch_label line without a value is a mistake. */
+	if ((!r->batch_label || !*r->batch_label) && recipe_lines_line(r->lines, "batch_label"))
 		return recipe_fail(err, r, recipe_field_line(r, "batch_label"), "batch_label",
 				   "an empty label: name the batch, or leave batch_label out");
 

@@ -712,12 +712,28 @@ static char *record_job(const char *dir, const char *name)
 	return job;
 }
 
-/* One stand-in per scheduler: logs its arguments, prints the next id (the call's number). */
-static void fake_scheduler(const char *dir, const char *program)
+/*
+ * Submit the chains through a stand-in for `program` (first on PATH) that
+ * logs its arguments to DIR/calls, emptied first, and prints the next id
+ * (the call's number); at most `array_max` tasks an array.
+ */
+static void submit_chains(const char *dir, const char *program, enum exec_cluster_kind kind, struct chains *c,
+			  size_t array_max, struct exec_cluster_summary *summary)
 {
 	char *text = xasprintf("#!/bin/sh\necho \"$*\" >>'%s/calls'\nwc -l <'%s/calls'\n", dir, dir);
 	write_file(dir, program, text, 0755);
 	free(text);
+	struct strbuf calls = STRBUF_INIT;
+	path_join(dir, "calls", &calls);
+	unlink(calls.buf);
+	strbuf_release(&calls);
+	struct exec_cluster_options opt;
+	memset(&opt, 0, sizeof(opt));
+	opt.kind = kind;
+	opt.cwd = dir;
+	opt.array_max = array_max;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_cluster_submit(c->jobs, c->count, &opt, summary, &err), 0);
 }
 
 static void test_batches_submit(void **state)
@@ -732,21 +748,10 @@ static void test_batches_submit(void **state)
 	static const char *const late_holds[] = {"--dependency=afterok:1:3 ", "-hold_jid 1,3 ", "-j 1,3 "};
 	path_first(dir);
 	for (size_t k = 0; k < 3; k++) {
-		fake_scheduler(dir, programs[k]);
-		struct strbuf calls = STRBUF_INIT;
-		path_join(dir, "calls", &calls);
-		unlink(calls.buf);
-		strbuf_release(&calls);
 		struct chains c;
 		make_chains(&c, 2, true);
-		struct exec_cluster_options opt;
-		memset(&opt, 0, sizeof(opt));
-		opt.kind = kinds[k];
-		opt.cwd = dir;
-		opt.array_max = 1000;
 		struct exec_cluster_summary summary;
-		struct cp_err err = CP_ERR_INIT;
-		assert_int_equal(exec_cluster_submit(c.jobs, c.count, &opt, &summary, &err), 0);
+		submit_chains(dir, programs[k], kinds[k], &c, 1000, &summary);
 		/* Two batches of three, the group job, and late1 apart: 4 submissions for 8 jobs. */
 		assert_int_equal(summary.jobs, 8);
 		assert_int_equal(summary.submissions, 4);
@@ -794,17 +799,10 @@ static void test_batches_as_array_tasks(void **state)
 {
 	const char *dir = *state;
 	path_first(dir);
-	fake_scheduler(dir, "sbatch");
 	struct chains c;
 	make_chains(&c, 3, false);
-	struct exec_cluster_options opt;
-	memset(&opt, 0, sizeof(opt));
-	opt.kind = EXEC_CLUSTER_SLURM;
-	opt.cwd = dir;
-	opt.array_max = 2; /* the scheduler's limit: chunks of 2 and 1 */
 	struct exec_cluster_summary summary;
-	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(exec_cluster_submit(c.jobs, c.count, &opt, &summary, &err), 0);
+	submit_chains(dir, "sbatch", EXEC_CLUSTER_SLURM, &c, 2, &summary); /* the limit: chunks of 2 and 1 */
 	/* Three subjects' batches as array tasks, cut to the limit: 2 arrays, 9 jobs. */
 	assert_int_equal(summary.submissions, 2);
 	assert_int_equal(summary.arrays, 2);
@@ -816,6 +814,7 @@ static void test_batches_as_array_tasks(void **state)
 	free(log);
 	/* c2 is task 2 of the first array: SLURM names it 1_2. */
 	struct exec_submission sub;
+	struct cp_err err = CP_ERR_INIT;
 	assert_int_equal(exec_submission_read(dir, "c2", &sub, &err), 1);
 	assert_string_equal(sub.job, "1");
 	assert_int_equal(sub.task, 2);
@@ -823,8 +822,7 @@ static void test_batches_as_array_tasks(void **state)
 	/* Without keys nothing is merged: three arrays of steps. */
 	for (size_t i = 0; i < c.count; i++)
 		c.jobs[i].batch = NULL;
-	opt.array_max = 1000;
-	assert_int_equal(exec_cluster_submit(c.jobs, c.count, &opt, &summary, &err), 0);
+	submit_chains(dir, "sbatch", EXEC_CLUSTER_SLURM, &c, 1000, &summary);
 	assert_int_equal(summary.submissions, 3);
 	assert_int_equal(summary.batches, 0);
 	free_chains(&c);
