@@ -89,15 +89,17 @@ static size_t batch_to_join(const struct exec_cluster_job *jobs, size_t i, struc
 	return SIZE_MAX;
 }
 
-/* Sorting batch ids by rank, then first job: parents before children. */
-static const struct forming *sorting;
+/* A batch in the final order: by rank, then first job, so parents come before children. */
+struct batch_order {
+	size_t rank, head, id;
+};
 
 static int compare_batches(const void *a, const void *b)
 {
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	if (sorting->rank[x] != sorting->rank[y])
-		return sorting->rank[x] < sorting->rank[y] ? -1 : 1;
-	return sorting->head[x] < sorting->head[y] ? -1 : sorting->head[x] > sorting->head[y];
+	const struct batch_order *x = a, *y = b;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->head < y->head ? -1 : x->head > y->head;
 }
 
 /* Add `value` to the `count` entries at `list` unless it is there. */
@@ -195,15 +197,13 @@ void exec_batches_form(const struct exec_cluster_job *jobs, size_t count, struct
 		dep_total += jobs[i].dep_count;
 		outside_total += jobs[i].outside_count;
 	}
-	size_t *order = xcalloc(f.made + 1, sizeof(size_t));
+	struct batch_order *order = xcalloc(f.made + 1, sizeof(*order));
 	for (size_t b = 0; b < f.made; b++)
-		order[b] = b;
-	sorting = &f;
+		order[b] = (struct batch_order){f.rank[b], f.head[b], b};
 	qsort(order, f.made, sizeof(*order), compare_batches);
-	sorting = NULL;
 	size_t *position = xcalloc(f.made + 1, sizeof(size_t));
 	for (size_t p = 0; p < f.made; p++)
-		position[order[p]] = p;
+		position[order[p].id] = p;
 
 	out->count = f.made;
 	out->batch_of = xcalloc(count + 1, sizeof(size_t));
