@@ -6,7 +6,7 @@
 # shows every file up to date and a rerun does nothing; a failing middle step (fov of subject 02)
 # is recorded as that step's failure, the step after it in the batch as not run, and the other
 # subjects' batches succeed. batch_label limits the merging to recipes of the same label, and
-# a batch of one subject is a plain job (no array).
+# a batch of one subject is a plain job (no array). Last, the same through the fsl_sub stand-in.
 # ctest-resource-lock: slurm-7851-7852
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
@@ -111,4 +111,19 @@ expect_out_contains "batch: reorient[subject=03], fov[subject=03]"
 tail -n +$((before + 1)) "$WORK/sbatch.log" | grep -q -- '--array' && fail "an array of batches of two subjects"
 pass
 nothing_pending
+
+# The same batches through fsl_sub: the stand-in (tests/cluster/fsl_sub, not FSL's own) hands
+# them to this SLURM: the four chains as one task file of 4 lines, then the group job.
+cd "$WORK"
+make_study fsl 01 02 03 04
+cd fsl
+export FSL_SUB_STANDIN_LOG="$WORK/fsl_sub.log"
+: >"$FSL_SUB_STANDIN_LOG"
+PATH=$CPIPE_SOURCE_DIR/tests/cluster:$PATH
+expect_exit 0 cpipe run --submit=fsl_sub -b --wait
+expect_err_contains "submitted 13 of 13 jobs to fsl_sub in 2 submissions (1 array, 4 batches)"
+same_outputs "$WORK/local" "$WORK/fsl"
+check_order . 01 02 03 04
+[ "$(grep -c "batch_" .cpipe/jobs/array_*.tasks)" -eq 4 ] || fail "the task file does not run 4 batches"
+pass
 done_testing
