@@ -57,8 +57,7 @@ static void merge_list(struct strvec *out, const struct strvec *defaults)
 			strvec_push(out, defaults->items[i]);
 }
 
-/* Fill the unset fields of `out` from the file-wide defaults. */
-static void merge_resources(struct recipe_resources *out, const struct recipe_resources *defaults)
+void recipe_merge_resources(struct recipe_resources *out, const struct recipe_resources *defaults)
 {
 	if (!out->minutes)
 		out->minutes = defaults->minutes;
@@ -433,7 +432,7 @@ static int check_set(struct recipe_set *set, struct cp_err *err)
 			return -1;
 	/* Checked before merging, so that an error points at the field actually written. */
 	for (size_t i = 0; i < set->count; i++)
-		merge_resources(&set->recipes[i].resources, &set->resources);
+		recipe_merge_resources(&set->recipes[i].resources, &set->resources);
 	return 0;
 }
 
@@ -447,8 +446,9 @@ static char *directory_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
-int recipe_load_string(const char *text, size_t length, const char *name, struct recipe_set **out,
-		       struct cp_err *err)
+/* Load `text`, read from `name` and included as `self` says, then the files it includes. */
+static int load_text(const char *text, size_t length, const char *name, const struct include_chain *self,
+		     struct recipe_set **out, struct cp_err *err)
 {
 	struct recipe_lines *all = xcalloc(1, sizeof(*all));
 	struct raw_file *raw = NULL;
@@ -470,7 +470,7 @@ int recipe_load_string(const char *text, size_t length, const char *name, struct
 	set->file = xstrdup(name);
 	set->dir = directory_of(name);
 	raw_to_set(raw, all, set);
-	if (check_set(set, err)) {
+	if (check_set(set, err) || recipe_include_all(set, self, err)) {
 		recipe_set_free(set);
 		goto done;
 	}
@@ -484,7 +484,16 @@ done:
 	return rc;
 }
 
-int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err)
+int recipe_load_string(const char *text, size_t length, const char *name, struct recipe_set **out,
+		       struct cp_err *err)
+{
+	size_t files_read = 0;
+	struct include_chain self = {name, NULL, 0, &files_read};
+	return load_text(text, length, name, &self, out, err);
+}
+
+int recipe_load_chained(const char *path, const struct include_chain *self, struct recipe_set **out,
+			struct cp_err *err)
 {
 	struct strbuf text = STRBUF_INIT;
 	char chunk[8192];
@@ -513,9 +522,16 @@ int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err)
 		return -1;
 	}
 	fclose(file);
-	int rc = recipe_load_string(text.buf, text.len, path, out, err);
+	int rc = load_text(text.buf, text.len, path, self, out, err);
 	strbuf_release(&text);
 	return rc;
+}
+
+int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err)
+{
+	size_t files_read = 0;
+	struct include_chain self = {path, NULL, 0, &files_read};
+	return recipe_load_chained(path, &self, out, err);
 }
 
 void recipe_resources_release(struct recipe_resources *resources)
@@ -542,6 +558,7 @@ static void recipe_release(struct recipe *r)
 	free(r->batch_label);
 	recipe_resources_release(&r->resources);
 	recipe_lines_free(r->lines);
+	free(r->subtree);
 }
 
 void recipe_set_free(struct recipe_set *set)
@@ -561,6 +578,7 @@ void recipe_set_free(struct recipe_set *set)
 	free(set->links);
 	recipe_resources_release(&set->resources);
 	recipe_lines_free(set->lines);
+	strvec_release(&set->included);
 	free(set);
 }
 

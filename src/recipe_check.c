@@ -27,10 +27,13 @@ static int unknown_key(const struct recipe *r, const struct recipe_tree_view *vi
 {
 	const char *suggestion = recipe_suggest_name(key, view->keys);
 	if (suggestion)
-		return recipe_fail(err, r, recipe_item_line(r, field, index), field,
-				   "unknown template key '%s' (did you mean '%s'?)", key, suggestion);
-	return recipe_fail(err, r, recipe_item_line(r, field, index), field,
-			   "unknown template key '%s': the tree has no such key", key);
+		recipe_fail(err, r, recipe_item_line(r, field, index), field,
+			    "unknown template key '%s' (did you mean '%s'?)", key, suggestion);
+	else
+		recipe_fail(err, r, recipe_item_line(r, field, index), field,
+			    "unknown template key '%s': the tree has no such key", key);
+	recipe_explain_mounted_key(r, key, err);
+	return -1;
 }
 
 static int check_recipe_against_tree(const struct recipe *r, const struct recipe_tree_view *view,

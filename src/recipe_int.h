@@ -8,6 +8,7 @@
  *                   the text: libyaml events, then the libcyaml schema
  *   recipe_run.c    the run string: tokens, names, expansion
  *   recipe_check.c  recipe_check: the checks against the tree
+ *   recipe_include.c  `include:`: other recipe files mounted in sub-trees
  *   recipe_shell.c  the small sh lexer behind recipe_run.c (recipe_shell.h)
  */
 #ifndef CPIPE_RECIPE_INT_H
@@ -87,6 +88,38 @@ struct raw_file {
 	struct raw_recipe *recipes;
 	unsigned recipes_count;
 };
+
+/* ---- composition: `include:` (recipe_include.c) ---- */
+
+/*
+ * The file being loaded and how it was reached: the file that included it
+ * and the line of that `include:` entry, up to the file the user named
+ * (whose `parent` is NULL). Walked to find cycles and to name the chain.
+ */
+struct include_chain {
+	const char *path;                   /* as resolved against the including file */
+	const struct include_chain *parent; /* the including file, NULL at the top */
+	int line;                           /* line of the `include:` entry in the parent */
+	size_t *files_read;                 /* shared by the whole chain: files included so far */
+};
+/* More included files than this in one load is a runaway (files including others many times over). */
+#define RECIPE_INCLUDE_MAX 1000
+
+/* recipe_load for a file reached through `self` (recipe.c). */
+int recipe_load_chained(const char *path, const struct include_chain *self, struct recipe_set **out,
+			struct cp_err *err);
+/* Read the set's `include:` entries, load each file and add its recipes, mounted (recipe_include.c). */
+int recipe_include_all(struct recipe_set *set, const struct include_chain *self, struct cp_err *err);
+/* Add to an error about `key` of a mounted recipe the key its file wrote and where it is mounted. */
+void recipe_explain_mounted_key(const struct recipe *r, const char *key, struct cp_err *err);
+/* Fill the unset fields of `out` from the file-wide defaults (recipe.c). */
+void recipe_merge_resources(struct recipe_resources *out, const struct recipe_resources *defaults);
+/*
+ * Append r->run to `out` with each `{name}` written `{rename(name)}` (unchanged when it returns
+ * NULL) and literal braces kept doubled (recipe_run.c). The run must have been checked.
+ */
+typedef const char *(*recipe_rename_fn)(void *ctx, const char *name);
+void recipe_rename_run(const struct recipe *r, recipe_rename_fn rename, void *ctx, struct strbuf *out);
 
 /* Free a node record and the record itself; NULL is fine. */
 void recipe_lines_free(struct recipe_lines *lines);

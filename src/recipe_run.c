@@ -103,7 +103,9 @@ static int run_line(const struct recipe *r, size_t offset, int *column)
 				line++;
 		return line;
 	}
-	if (node->plain && r->run && !strchr(r->run, '\n') && node->value_line == node->line)
+	/* A column only for the text as written (a mounted recipe's run has its names renamed). */
+	if (node->plain && r->run && !strchr(r->run, '\n') && node->value_line == node->line && node->scalar &&
+	    !strcmp(node->scalar, r->run))
 		*column = node->value_column + (int)offset;
 	return node->line;
 }
@@ -282,6 +284,40 @@ int recipe_expand_run(const struct recipe *r, recipe_resolve_fn resolve, void *c
 	strbuf_release(&x.values);
 	strbuf_release(&x.joined);
 	return rc;
+}
+
+struct renaming {
+	recipe_rename_fn rename;
+	void *ctx;
+	struct strbuf *out;
+};
+
+static int rename_token(void *data, const struct run_token *token, enum shell_context context)
+{
+	struct renaming *x = data;
+	(void)context;
+	if (token->kind == RUN_TEXT) {
+		/* Plain text never holds a brace: a lone one is a literal, written doubled. */
+		bool literal = token->length == 1 && (*token->start == '{' || *token->start == '}');
+		strbuf_add(x->out, token->start, token->length);
+		if (literal)
+			strbuf_add(x->out, token->start, 1);
+		return 0;
+	}
+	char *name = xstrndup(token->start, token->length);
+	const char *renamed = x->rename(x->ctx, name);
+	strbuf_addf(x->out, "{%s}", renamed ? renamed : name);
+	free(name);
+	return 0;
+}
+
+void recipe_rename_run(const struct recipe *r, recipe_rename_fn rename, void *ctx, struct strbuf *out)
+{
+	struct renaming x = {rename, ctx, out};
+	struct cp_err ignored = CP_ERR_INIT;
+	if (r->run)
+		run_walk(r, false, rename_token, &x, &ignored);
+	cp_err_release(&ignored);
 }
 
 void recipe_var_names(const struct recipe *r, struct strvec *out)

@@ -331,6 +331,8 @@ static const cyaml_schema_field_t file_fields[] = {
 	CYAML_FIELD_BOOL("product", OPT, struct raw_file, product),
 	/* A list of lists, which libcyaml cannot hold: read from the node record (read_links). */
 	CYAML_FIELD_IGNORE("link", OPT),
+	/* Its `rename:` maps any keys: read from the node record (recipe_include.c). */
+	CYAML_FIELD_IGNORE("include", OPT),
 	CYAML_FIELD_SEQUENCE("recipes", CYAML_FLAG_POINTER_NULL | OPT, struct raw_file, recipes, &recipe_schema, 0,
 			     CYAML_UNLIMITED),
 	CYAML_FIELD_END,

@@ -12,7 +12,8 @@
  * Sources: src/recipe.c (building and validating the set, loading, lookups,
  * identity), src/recipe_yaml.c (the libyaml and libcyaml passes with every
  * node's line), src/recipe_run.c (the run string), src/recipe_check.c
- * (recipe_check), src/recipe_shell.c (a sh lexer), sharing src/recipe_int.h.
+ * (recipe_check), src/recipe_include.c (`include:`), src/recipe_shell.c (a
+ * sh lexer), sharing src/recipe_int.h.
  */
 #ifndef CPIPE_RECIPE_H
 #define CPIPE_RECIPE_H
@@ -87,6 +88,14 @@ struct recipe {
 	const char *file; /* the recipe file (owned by the set), for messages */
 	int line;         /* line of the recipe's entry under `recipes:` */
 	struct recipe_lines *lines;
+	/*
+	 * Composition (`include:`, src/recipe_include.c): the sub-tree an
+	 * included recipe is mounted in ("anat"; "study/anat" when an included
+	 * file includes in turn), NULL for a recipe of the file itself or one
+	 * included without `subtree:`. Its name and keys already carry the
+	 * prefix; recipe_scope_placeholders uses it for placeholder names.
+	 */
+	char *subtree;
 };
 
 /*
@@ -104,9 +113,10 @@ struct recipe_set {
 	size_t link_count;
 	bool product;            /* top-level `product:` (already merged into each recipe) */
 	struct recipe_resources resources; /* top-level `resources:` (defaults, already merged into each recipe) */
-	struct recipe *recipes;  /* in file order */
+	struct recipe *recipes;  /* in file order, then those of each `include:` in order */
 	size_t count;
 	struct recipe_lines *lines;
+	struct strvec included;  /* every file read through `include:` (a recipe's `file` may be one) */
 };
 
 /*
@@ -131,6 +141,18 @@ int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err);
  */
 int recipe_load_string(const char *text, size_t length, const char *name, struct recipe_set **out,
 		       struct cp_err *err);
+
+/*
+ * A recipe file may include others (`include:`, see man/cpipe-recipes.5):
+ * recipe_load reads them, relative to the including file, and adds their
+ * recipes with each key K renamed `SUBTREE/K` (or as `rename:` says) and each
+ * name `SUBTREE/NAME`. Errors inside an included file carry that file and
+ * line, and say where it was included from; a missing file or an include
+ * cycle is an error at the `include:` entry, naming the chain. An included
+ * file's `tree:`, `data:`, `default:` and `link:` are ignored (they let the
+ * file run on its own); its `resources:` and `product:` apply to its recipes.
+ * Placeholder names need the tree: see recipe_scope_placeholders.
+ */
 
 /* Free a set and everything in it. NULL is fine. */
 void recipe_set_free(struct recipe_set *set);
@@ -201,6 +223,16 @@ struct recipe_tree_view {
  *     dropped from the path.
  */
 int recipe_check(const struct recipe_set *set, const struct recipe_tree_view *view, struct cp_err *err);
+
+/*
+ * Name the placeholders of each recipe mounted in a sub-tree (by `include:`)
+ * as the tree scopes them, file-tree's way: a placeholder X the recipe names
+ * in `batch`, `vars` or `run` becomes `SUBTREE/X` when one of the recipe's
+ * templates has that placeholder, else the same with leading components
+ * dropped (`A/B/X`, `B/X`), else stays X (one of the including tree's). Call
+ * it before recipe_check; recipes of the file itself are left alone.
+ */
+void recipe_scope_placeholders(struct recipe_set *set, const struct recipe_tree_view *view);
 
 /*
  * Resolver for recipe_expand_run: append each value that replaces `{name}` to

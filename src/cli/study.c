@@ -393,6 +393,7 @@ int study_load(struct study_options *opt, struct study *study)
 	tree_template_keys(study->tree, &keys);
 	struct tree_view_context view_context = {study->tree};
 	struct recipe_tree_view view = {&keys, view_placeholders, view_singular, &view_context};
+	recipe_scope_placeholders(study->recipes, &view);
 	int checked = recipe_check(study->recipes, &view, &err);
 	strvec_release(&keys);
 	if (checked < 0)
