@@ -249,6 +249,8 @@ size_t exec_batch_size(const struct exec_batches *batches, size_t b)
  * "not run"; steps that do not need it still run. The batch itself ends
  * with status 0, so that jobs held on it outside judge by the markers too
  * (a failed step must not cancel the dependants of the steps that succeeded).
+ * Stopped (SIGTERM: time limit, cancel), the step running records itself as
+ * killed and the batch marks the steps it has not reached as not run.
  */
 static void batch_script(const struct exec_cluster_job *jobs, const struct exec_batches *batches, size_t b,
 			 char *const *names, const char *root, struct strbuf *out)
@@ -266,10 +268,22 @@ static void batch_script(const struct exec_cluster_job *jobs, const struct exec_
 	strbuf_adds(out, "# Each job's script checks the jobs it needs, runs its command and writes its own\n"
 			 "# marker, which is what cpipe status/wait/run read.\ncd ");
 	strbuf_add_shell_quoted(out, root);
-	strbuf_adds(out, " || exit 1\ntrap 'exit 143' TERM\n");
+	strbuf_addf(out, " || exit 1\n"
+			 "stopped=\n"
+			 "trap 'stopped=1' TERM\n\n"
+			 "# step NAME: run job NAME's script; once the batch was told to stop, write a\n"
+			 "# marker saying the job did not run instead.\n"
+			 "step() {\n"
+			 "\tif [ -z \"$stopped\" ]; then /bin/sh %s/\"$1\".sh; return; fi\n"
+			 "\tmarker=%s/$1.marker\n"
+			 "\tprintf 'cpipe-marker 1\\nexit 1\\nstart_ns 0\\nend_ns 0\\nhost %%s\\nmessage %%s\\n' \"$(hostname)\" \\\n"
+			 "\t\t'not run: its batch was stopped (time limit reached or job cancelled) before it' \\\n"
+			 "\t\t>\"$marker.tmp.$$\" && mv -f \"$marker.tmp.$$\" \"$marker\"\n"
+			 "}\n\n",
+		     EXEC_JOBS_DIR, EXEC_JOBS_DIR);
 	for (size_t m = 0; m < member_count; m++)
-		strbuf_addf(out, "/bin/sh %s/%s.sh\n", EXEC_JOBS_DIR, names[members[m]]); /* file names: [A-Za-z0-9._-] */
-	strbuf_adds(out, "exit 0\n");
+		strbuf_addf(out, "step %s\n", names[members[m]]); /* file names: [A-Za-z0-9._-] */
+	strbuf_adds(out, "[ -z \"$stopped\" ] || exit 143\nexit 0\n");
 }
 
 int exec_batches_write(struct exec_batches *batches, const struct exec_cluster_job *jobs, char *const *names,

@@ -6,7 +6,9 @@
 # shows every file up to date and a rerun does nothing; a failing middle step (fov of subject 02)
 # is recorded as that step's failure, the step after it in the batch as not run, and the other
 # subjects' batches succeed. batch_label limits the merging to recipes of the same label, and
-# a batch of one subject is a plain job (no array). Last, the same through the fsl_sub stand-in.
+# a batch of one subject is a plain job (no array). A batch cancelled on the cluster records the
+# step it was running as killed and the steps after it as not run. Last, the same through the
+# fsl_sub stand-in.
 # ctest-resource-lock: slurm-7851-7852
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
@@ -111,6 +113,31 @@ expect_out_contains "batch: reorient[subject=03], fov[subject=03]"
 tail -n +$((before + 1)) "$WORK/sbatch.log" | grep -q -- '--array' && fail "an array of batches of two subjects"
 pass
 nothing_pending
+
+# A batch stopped on the cluster (cancelled here; a time limit does the same): the step it was
+# running is recorded as killed, the steps it had not reached as not run (skipped), not as
+# failures of their own.
+cd "$WORK"
+make_study stop 01
+cd stop
+edit_recipe 's/run: "cp {t1_reorient} {t1_fov}/run: "while [ ! -e ..\/go ]; do sleep 0.2; done; cp {t1_reorient} {t1_fov}/'
+expect_exit 0 cpipe run --submit=slurm -b
+batch=$(grep 'batch: ' "$WORK/out" | cut -f1)
+wait_until "fov started" sh -c 'ls .cpipe/logs/fov_subject_01_*.log >/dev/null 2>&1'
+scancel "$batch"
+expect_exit 1 cpipe wait
+expect_err_contains "FAILED fov[subject=01]: killed by SIGTERM"
+expect_err_contains "skipped brain[subject=01]: not run: its batch was stopped"
+grep -q "FAILED brain" "$WORK/err" && fail "a step the batch never reached counted as failed: $(cat "$WORK/err")"
+pass
+expect_exit 0 cpipe status
+expect_out_contains "t1_reorient                       1          0          0          0"
+expect_ran "reorient 01"
+touch ../go
+expect_exit 0 cpipe run --submit=slurm -b --wait
+expect_ran "brain 01
+fov 01
+group"
 
 # The same batches through fsl_sub: the stand-in (tests/cluster/fsl_sub, not FSL's own) hands
 # them to this SLURM: the four chains as one task file of 4 lines, then the group job.

@@ -786,8 +786,7 @@ static void test_batches_submit(void **state)
 	strbuf_addf(&rel, "%s/%s.sh", EXEC_JOBS_DIR, name.buf);
 	char *script = read_text(dir, rel.buf);
 	assert_non_null(script);
-	const char *a = strstr(script, "/bin/sh .cpipe/jobs/a1.sh\n"), *b = strstr(script, "/bin/sh .cpipe/jobs/b1.sh\n"),
-		   *cc = strstr(script, "/bin/sh .cpipe/jobs/c1.sh\n");
+	const char *a = strstr(script, "\nstep a1\n"), *b = strstr(script, "\nstep b1\n"), *cc = strstr(script, "\nstep c1\n");
 	assert_true(a && b && cc && a < b && b < cc);
 	free(script);
 	strbuf_release(&name);
