@@ -828,6 +828,33 @@ static void test_batches_as_array_tasks(void **state)
 	restore_path();
 }
 
+static void test_batch_waits_for_an_outside_parent(void **state)
+{
+	(void)state;
+	/* b needs a (same key) and x (another key): a and b are one batch, submitted after x's. */
+	struct exec_cluster_job jobs[3];
+	memset(jobs, 0, sizeof(jobs));
+	size_t deps[] = {0, 1};
+	jobs[0].id = "a";
+	jobs[0].batch = "s1";
+	jobs[1].id = "x";
+	jobs[1].batch = "template";
+	jobs[2].id = "b";
+	jobs[2].batch = "s1";
+	jobs[2].deps = deps;
+	jobs[2].dep_count = 2;
+	struct exec_batches batches;
+	exec_batches_form(jobs, 3, &batches);
+	assert_int_equal(batches.count, 2);
+	assert_int_equal(batches.batch_of[1], 0);
+	assert_int_equal(batches.batch_of[0], 1);
+	assert_int_equal(batches.batch_of[2], 1);
+	assert_int_equal(exec_batch_size(&batches, 1), 2);
+	assert_int_equal(batches.jobs[1].dep_count, 1);
+	assert_int_equal(batches.jobs[1].deps[0], 0);
+	exec_batches_release(&batches);
+}
+
 static void test_batches_need_alike_resources(void **state)
 {
 	(void)state;
@@ -866,6 +893,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batches_submit, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batches_as_array_tasks, setup_dir, teardown_dir),
+		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
 		cmocka_unit_test(test_batches_need_alike_resources),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
