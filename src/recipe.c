@@ -267,6 +267,10 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 				   "missing 'out': a recipe must make at least one template key");
 	if (!r->run || !*r->run)
 		return recipe_fail(err, r, recipe_field_line(r, "run"), NULL, "missing 'run': the command to run");
+	/* The loader reads an empty or null string as none: a batch_label line without a value is a mistake. */
+	if ((!r->batch_label || !*r->batch_label) && recipe_lines_line(r->lines, "batch_label"))
+		return recipe_fail(err, r, recipe_field_line(r, "batch_label"), "batch_label",
+				   "an empty label: name the batch, or leave batch_label out");
 
 	static const char *const lists[] = {"in", "out", "ref", "optional", "batch", "vars"};
 	const struct strvec *vectors[] = {&r->in, &r->out, &r->ref, &r->optional, &r->batch, &r->vars};
@@ -350,6 +354,7 @@ static void raw_to_set(const struct raw_file *raw, const struct recipe_lines *al
 		r->run = in->run ? xstrdup(in->run) : NULL;
 		r->product = in->product || raw->product;
 		copy_resources(&r->resources, in->resources);
+		r->batch_label = in->batch_label ? xstrdup(in->batch_label) : NULL;
 		r->file = set->file;
 		r->line = recipe_lines_line(all, prefix);
 		r->lines = lines_under(all, prefix);
@@ -553,6 +558,7 @@ static void recipe_release(struct recipe *r)
 	strvec_release(&r->batch);
 	strvec_release(&r->vars);
 	free(r->run);
+	free(r->batch_label);
 	recipe_resources_release(&r->resources);
 	recipe_lines_free(r->lines);
 	free(r->subtree);

@@ -77,6 +77,7 @@ struct raw_recipe {
 	char *run;
 	bool product;
 	struct raw_resources *resources;
+	char *batch_label;
 };
 
 struct raw_file {

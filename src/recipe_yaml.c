@@ -314,6 +314,7 @@ static const cyaml_schema_field_t recipe_fields[] = {
 	CYAML_FIELD_BOOL("product", OPT, struct raw_recipe, product),
 	CYAML_FIELD_MAPPING_PTR("resources", CYAML_FLAG_POINTER_NULL | OPT, struct raw_recipe, resources,
 				resource_fields),
+	STRING_FIELD("batch_label", struct raw_recipe, batch_label),
 	/* Mappings of names the user chooses, which libcyaml cannot hold: read from the node record
 	 * (recipe_read_params). */
 	CYAML_FIELD_IGNORE("params", OPT),

@@ -100,6 +100,10 @@ struct recipe {
 	char *run;
 	bool product;
 	struct recipe_resources resources;
+	/* `batch_label:` (fsl-pipe's batch='label'): with `run --submit -b`, only jobs of recipes with the same
+	   label are merged into one cluster job; NULL: unlabelled (merged with other unlabelled jobs only when no
+	   recipe of the file has a label). Not part of the definition: it changes no output. */
+	char *batch_label;
 	const char *file; /* the recipe file (owned by the set), for messages */
 	int line;         /* line of the recipe's entry under `recipes:` */
 	struct recipe_lines *lines;

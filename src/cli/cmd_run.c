@@ -57,6 +57,9 @@ static const char run_usage[] =
 	"      --wait             after submitting, wait until every job has ended\n"
 	"      --job-hold ID,...  the first jobs wait for these cluster jobs\n"
 	"      --scale-time F     multiply each recipe's minutes by F (rounded up)\n"
+	"  -b, --batch            send each chain of dependent jobs over the same\n"
+	"                         placeholder values (and batch_label) as one\n"
+	"                         cluster job running its steps in order\n"
 	"\n"
 	"Before starting jobs, run ends the jobs a killed cpipe run left running\n"
 	"(CPIPE_RUN_ID in their environment).\n"
@@ -124,6 +127,7 @@ static const struct option run_long_options[] = {
 	{"scale-time", required_argument, NULL, OPT_SCALE_TIME},
 	{"scale-jobtime", required_argument, NULL, OPT_SCALE_TIME},
 	{"scale_jobtime", required_argument, NULL, OPT_SCALE_TIME},
+	{"batch", no_argument, NULL, 'b'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -146,7 +150,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	opt->plan.failed_run_seen = study_failed_run_logged;
 	int rc = -1, c;
 	optind = 1;
-	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodnqvh", run_long_options, NULL)) != -1) {
+	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodnqvbh", run_long_options, NULL)) != -1) {
 		int handled = study_option(&opt->study, c, optarg);
 		if (handled < 0) {
 			rc = EXIT_USAGE;
@@ -182,6 +186,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 			opt->cluster.backend = optarg;
 			break;
 		case OPT_WAIT: opt->cluster.wait = true; break;
+		case 'b': opt->cluster.batch = true; break;
 		case OPT_JOB_HOLD: strvec_split(&opt->cluster.holds, optarg, ',', true); break;
 		case OPT_SCALE_TIME:
 			opt->cluster.scale_time = strtod(optarg, &end);
@@ -199,8 +204,9 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	}
 	for (int i = optind; rc < 0 && i < new_argc; i++)
 		strvec_push(&opt->study.targets, args[i]);
-	if (rc < 0 && !opt->submit && (opt->cluster.wait || opt->cluster.holds.count || opt->cluster.scale_time > 0))
-		rc = cli_usage_error(command, "--wait, --job-hold and --scale-time go with --submit");
+	if (rc < 0 && !opt->submit &&
+	    (opt->cluster.wait || opt->cluster.holds.count || opt->cluster.scale_time > 0 || opt->cluster.batch))
+		rc = cli_usage_error(command, "--wait, --job-hold, --scale-time and --batch go with --submit");
 	opt->cluster.quiet = opt->quiet;
 	opt->cluster.verbose = opt->verbose;
 	free(args);

@@ -937,6 +937,26 @@ static void test_example_study_recipes(void **state)
 	recipe_set_free(set);
 }
 
+/* batch_label (fsl-pipe's batch='label'): kept for run -b, not part of the definition; never empty. */
+static void test_batch_label(void **state)
+{
+	(void)state;
+	struct recipe_set *set = load_ok("recipes:\n  - name: a\n    out: [y]\n    run: x\n    batch_label: anat\n"
+					 "  - name: b\n    out: [z]\n    run: x\n");
+	assert_string_equal(set->recipes[0].batch_label, "anat");
+	assert_null(set->recipes[1].batch_label);
+	struct strbuf labelled = STRBUF_INIT, plain = STRBUF_INIT;
+	recipe_definition_text(&set->recipes[0], &labelled);
+	set->recipes[0].batch_label[0] = 'x';
+	recipe_definition_text(&set->recipes[0], &plain);
+	assert_string_equal(labelled.buf, plain.buf);
+	strbuf_release(&labelled);
+	strbuf_release(&plain);
+	recipe_set_free(set);
+	expect_load_error("recipes:\n  - name: a\n    out: [y]\n    run: x\n    batch_label: ''\n", 5,
+			  "recipe 'a': batch_label", "empty label");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -963,6 +983,7 @@ int main(void)
 		cmocka_unit_test(test_load_string),
 		cmocka_unit_test(test_example_study_recipes),
 		cmocka_unit_test(test_pe_and_backend_extras),
+		cmocka_unit_test(test_batch_label),
 	};
 	int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	strvec_release(&fake_keys);
