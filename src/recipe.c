@@ -284,7 +284,8 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 			   ": a placeholder is either iterated over (vars) or not (batch)", err))
 		return -1;
 	for (size_t i = 0; i < r->optional.count; i++)
-		if (strvec_find(&r->in, r->optional.items[i]) < 0 && strvec_find(&r->out, r->optional.items[i]) < 0)
+		if (strvec_find(&r->in, r->optional.items[i]) < 0 && strvec_find(&r->out, r->optional.items[i]) < 0 &&
+		    !recipe_is_key_pattern(r->optional.items[i]))
 			return recipe_fail(err, r, recipe_item_line(r, "optional", i), "optional",
 					   "'%s' is not in 'in' or 'out' of this recipe", r->optional.items[i]);
 	const char *placeholder_lists[] = {"batch", "vars"};
@@ -308,6 +309,8 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 						   r->out.items[i], other->name, other->line);
 		}
 	}
+	if (recipe_read_params(&set->recipes[index], err))
+		return -1;
 	char *prefix = xasprintf("recipe '%s': ", r->name);
 	int rc = check_resources(&r->resources, r->lines, r->file, prefix, err);
 	free(prefix);
@@ -559,6 +562,7 @@ static void recipe_release(struct recipe *r)
 	recipe_resources_release(&r->resources);
 	recipe_lines_free(r->lines);
 	free(r->subtree);
+	recipe_params_release(r);
 }
 
 void recipe_set_free(struct recipe_set *set)
@@ -651,4 +655,5 @@ void recipe_definition_text(const struct recipe *r, struct strbuf *out)
 	definition_list(out, "batch", &r->batch);
 	definition_list(out, "vars", &r->vars);
 	definition_string(out, "run", r->run);
+	recipe_params_definition(r, out);
 }

@@ -462,7 +462,8 @@ static const char *scoped_name(void *ctx, const char *name)
 {
 	struct scoping *scoping = ctx;
 	const struct recipe *r = scoping->recipe;
-	if (strvec_find(&r->in, name) >= 0 || strvec_find(&r->out, name) >= 0 || strvec_find(&r->ref, name) >= 0)
+	if (strvec_find(&r->in, name) >= 0 || strvec_find(&r->out, name) >= 0 || strvec_find(&r->ref, name) >= 0 ||
+	    recipe_find_param(r, name))
 		return NULL;
 	for (const char *scope = r->subtree; scope; scope = strchr(scope, '/') ? strchr(scope, '/') + 1 : NULL) {
 		char *candidate = xasprintf("%s/%s", scope, name);
@@ -501,6 +502,13 @@ void recipe_scope_placeholders(struct recipe_set *set, const struct recipe_tree_
 		struct scoping scoping = {r, &placeholders, STRVEC_INIT};
 		scope_list(&scoping, &r->batch);
 		scope_list(&scoping, &r->vars);
+		for (size_t v = 0; v < r->value_count; v++) {
+			const char *scoped = scoped_name(&scoping, r->values[v].placeholder);
+			if (scoped) {
+				free(r->values[v].placeholder);
+				r->values[v].placeholder = xstrdup(scoped);
+			}
+		}
 		struct strbuf run = STRBUF_INIT;
 		recipe_rename_run(r, scoped_name, &scoping, &run);
 		free(r->run);

@@ -10,6 +10,7 @@
  *   recipe_check.c  recipe_check: the checks against the tree
  *   recipe_include.c  `include:`: other recipe files mounted in sub-trees
  *   recipe_shell.c  the small sh lexer behind recipe_run.c (recipe_shell.h)
+ *   recipe_params.c params:, placeholders:, --set and glob keys
  */
 #ifndef CPIPE_RECIPE_INT_H
 #define CPIPE_RECIPE_INT_H
@@ -30,6 +31,7 @@ struct node_line {
 	char *scalar;    /* the text of a scalar node, else NULL */
 	bool literal;    /* a literal block scalar (`|`): its lines are the text's lines */
 	bool plain;      /* a plain (unquoted) scalar */
+	bool mapping;    /* a mapping node (params:, placeholders: are read from the record) */
 };
 
 struct recipe_lines {
@@ -144,6 +146,17 @@ const char *recipe_suggest_name(const char *wrong, const struct strvec *names);
 /* An error "recipe 'x': field: ..." at `line` (the recipe's own line if 0); returns 0. */
 int recipe_fail(struct cp_err *err, const struct recipe *r, int line, const char *field, const char *fmt, ...)
 	CP_PRINTF(5, 6);
+/* params: and placeholders: of recipe `r`, from its node record (recipe_params.c); 0 or -1. */
+int recipe_read_params(struct recipe *r, struct cp_err *err);
+/* Release what recipe_read_params and recipe_check put in `r`. */
+void recipe_params_release(struct recipe *r);
+/* Replace the glob keys of r's in/ref/optional by the tree keys they match (recipe_params.c). */
+int recipe_expand_key_patterns(struct recipe *r, const struct strvec *keys, struct cp_err *err);
+/* The glob key `pattern` of `r` (after recipe_expand_key_patterns), or NULL. */
+const struct recipe_key_pattern *recipe_find_pattern(const struct recipe *r, const char *pattern);
+/* Append the labelled parameters to a definition text (none: nothing). */
+void recipe_params_definition(const struct recipe *r, struct strbuf *out);
+
 /* Whether `r`'s run string parses into text and `{name}`s (as recipe_run_names reads it). */
 int recipe_check_run_syntax(const struct recipe *r, struct cp_err *err);
 /* An error "recipe 'x': run: ..." at the line (and column) of byte `offset` of the run string; returns -1. */

@@ -27,7 +27,8 @@ struct run_token {
 
 static bool name_char(char c)
 {
-	return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.' || c == '/';
+	/* '*', '?', '[', ']' and '!' for glob keys ({*_mask}) */
+	return isalnum((unsigned char)c) || (c && strchr("_-./*?[]!", c));
 }
 
 /*
@@ -238,6 +239,26 @@ struct expansion {
 	struct cp_err *err;
 };
 
+/* A parameter's value, a glob key's paths (its keys' in turn), else what the caller's resolver says. */
+static int resolve_name(struct expansion *x, const char *name, size_t *count)
+{
+	const struct recipe_param *param = recipe_find_param(x->recipe, name);
+	if (param) {
+		strbuf_add(&x->values, param->value, strlen(param->value) + 1);
+		(*count)++;
+		return 0;
+	}
+	const struct recipe_key_pattern *pattern = recipe_find_pattern(x->recipe, name);
+	for (size_t i = 0; pattern && i < pattern->keys.count; i++) {
+		int rc = x->resolve(x->ctx, pattern->keys.items[i], &x->values, count, x->err);
+		if (rc)
+			return rc;
+	}
+	if (pattern)
+		return 0;
+	return x->resolve(x->ctx, name, &x->values, count, x->err);
+}
+
 static int expand_token(void *data, const struct run_token *token, enum shell_context context)
 {
 	struct expansion *x = data;
@@ -249,7 +270,7 @@ static int expand_token(void *data, const struct run_token *token, enum shell_co
 	char *name = xstrndup(token->start, token->length);
 	size_t count = 0;
 	strbuf_reset(&x->values);
-	int rc = x->resolve(x->ctx, name, &x->values, &count, x->err);
+	int rc = resolve_name(x, name, &count);
 	if (rc == RECIPE_UNKNOWN_NAME) {
 		recipe_run_fail(r, token->offset, x->err,
 				"unknown name '{%s}': not a key of this recipe nor a placeholder "
@@ -332,7 +353,8 @@ void recipe_var_names(const struct recipe *r, struct strvec *out)
 	for (size_t i = 0; i < names.count; i++) {
 		const char *name = names.items[i];
 		if (strvec_find(&r->in, name) >= 0 || strvec_find(&r->out, name) >= 0 ||
-		    strvec_find(&r->ref, name) >= 0 || strvec_find(&r->batch, name) >= 0 || strvec_find(out, name) >= 0)
+		    strvec_find(&r->ref, name) >= 0 || strvec_find(&r->batch, name) >= 0 || strvec_find(out, name) >= 0 ||
+		    recipe_find_param(r, name) || recipe_is_key_pattern(name))
 			continue;
 		strvec_push(out, name);
 	}

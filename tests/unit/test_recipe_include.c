@@ -186,7 +186,7 @@ static void test_scope_placeholders(void **state)
 					     "  - {name: own, out: [x], vars: [run], run: 'echo {run} > {x}'}\n");
 	struct recipe_set *set = load_ok(top);
 	struct strvec keys = STRVEC_INIT;
-	struct recipe_tree_view view = {&keys, scoped_placeholders, NULL, NULL};
+	struct recipe_tree_view view = {&keys, scoped_placeholders, NULL, NULL, NULL};
 	recipe_scope_placeholders(set, &view);
 	assert_string_equal(set->recipes[0].vars.items[0], "run"); /* the file's own recipes are left alone */
 	const struct recipe *brain = &set->recipes[1];
