@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The report of bench/scale.sh and bench/submit.sh (issue #15's targets): Markdown on stdout and in
+REPORT, ready to paste into bench/RESULTS.md.   OUT=/work/bench-cache/scale.tsv bench/scale_report.py
+
+Every figure is the median of the runs unless it says min; a target passes on the median.
+"""
+import csv
+import datetime
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import machine  # noqa: E402  (the machine line of bench/RESULTS.md)
+
+OUT = os.environ.get("OUT", "/work/bench-cache/scale.tsv")
+REPORT = os.environ.get("REPORT", "/work/bench-cache/scale.md")
+MB = 1000 * 1000  # the targets say MB / GB: decimal
+KIB = 1024
+
+
+class Cell:
+    """The successful runs of one (metric, N, tool)."""
+
+    def __init__(self, rows):
+        ok = [r for r in rows if r["rc"] == "0"]
+        self.bad = [r for r in rows if r["rc"] != "0" or r["note"] not in ("-", "")]
+        self.n = len(ok)
+        self.walls = [float(r["wall_s"]) for r in ok]
+        cpu = [float(r["user_s"]) + float(r["sys_s"]) for r in ok if r["user_s"] != "-"]
+        rss = [int(r["rss_kib"]) for r in ok if r["rss_kib"] != "-"]
+        self.wall = statistics.median(self.walls) if ok else None
+        self.min = min(self.walls) if ok else None
+        self.cpu = statistics.median(cpu) if cpu else None
+        self.rss = statistics.median(rss) if rss else None  # KiB
+
+
+def num(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def main():
+    cells = {}
+    extra = {}  # submit.sh's single figures: metric -> (value, note)
+    with open(OUT) as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            if r["tool"] == "submit":
+                extra[r["metric"]] = r
+                continue
+            cells.setdefault((r["metric"], int(r["N"]), r["tool"]), []).append(r)
+    cells = {k: Cell(v) for k, v in cells.items()}
+
+    def get(metric, n, tool):
+        c = cells.get((metric, n, tool))
+        return c if c and c.wall is not None else None
+
+    out = []
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out.append(f"## Scale targets (issue #15): `bench/scale.sh`, {now}")
+    out.append("")
+    out.append(f"- Machine: {machine()}")
+    out.append(f"- Load average at start: {os.environ.get('LOAD_START', '?')}, at end: "
+               f"{os.environ.get('LOAD_END', '?')}")
+    out.append(f"- Versions: {os.environ.get('VERSIONS', '?')}")
+    out.append("- Runs alternate between the tools (cpipe, then the peer, then the next round), so load from "
+               "other work on the machine falls on both alike.")
+    out.append("")
+    out.append("| metric | N | tool | runs | median wall s | min wall s | median CPU s | median peak RSS MiB |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for (metric, n, tool), c in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "cpipe")):
+        rss = "-" if c.rss is None else f"{c.rss / KIB:.1f}"
+        out.append(f"| {metric} | {n} | {tool} | {c.n} | {num(c.wall)} | {num(c.min)} | {num(c.cpu)} | {rss} |")
+    bad = [r for c in cells.values() for r in c.bad]
+    if bad:
+        out.append("")
+        out.append("Runs that failed or did not do what they should (left out of the medians where they failed):")
+        for r in bad:
+            out.append(f"- {r['metric']} N={r['N']} {r['tool']} #{r['rep']}: exit {r['rc']}, {r['note']}")
+
+    lines = []
+
+    def check(name, ok, detail):
+        lines.append(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+
+    def missing(name):
+        lines.append(f"----  {name}: not measured in this run")
+
+    cp, nj, fl = get("noop", 10000, "cpipe"), get("noop", 10000, "ninja"), get("noop", 10000, "floor")
+    if cp and nj and fl:
+        check("no-op at 10,000 <= 0.5x ninja's no-op", cp.wall <= 0.5 * nj.wall,
+              f"cpipe {cp.wall:.3f} s vs ninja {nj.wall:.3f} s (x{cp.wall / nj.wall:.2f}; "
+              f"CPU {num(cp.cpu)} s vs {num(nj.cpu)} s)")
+        check("no-op at 10,000 <= 1.5x the stat floor", cp.wall <= 1.5 * fl.wall,
+              f"cpipe {cp.wall:.3f} s vs one fstatat per file {fl.wall:.3f} s (x{cp.wall / fl.wall:.2f})")
+        check("no-op at 10,000: peak memory <= ninja's", cp.rss <= nj.rss,
+              f"cpipe {cp.rss / KIB:.1f} MiB vs ninja {nj.rss / KIB:.1f} MiB")
+    else:
+        missing("no-op at 10,000 against ninja and the stat floor")
+    c = get("noop", 100000, "cpipe")
+    if c:
+        peer = get("noop", 100000, "ninja")
+        beside = f"; ninja {peer.wall:.3f} s, {peer.rss * KIB / MB:.0f} MB" if peer else ""
+        check("no-op at 100,000 < 1 s and < 250 MB", c.wall < 1 and c.rss * KIB < 250 * MB,
+              f"{c.wall:.3f} s, {c.rss * KIB / MB:.0f} MB{beside}")
+    else:
+        missing("no-op at 100,000 < 1 s and < 250 MB")
+    c = get("plan_clean", 1000000, "cpipe")
+    if c:
+        check("plan on a clean tree at 1,000,000 (3,000,001 jobs) < 20 s and < 2 GB",
+              c.wall < 20 and c.rss * KIB < 2000 * MB, f"{c.wall:.2f} s, {c.rss * KIB / MB:.0f} MB")
+    else:
+        missing("plan on a clean tree at 1,000,000 < 20 s and < 2 GB")
+    cp, mk = get("full", 10000, "cpipe"), get("full", 10000, "make")
+    if cp and mk:
+        check("full -j2 at 10,000 <= 0.8x make -j2", cp.wall <= 0.8 * mk.wall,
+              f"cpipe {cp.wall:.2f} s vs make {mk.wall:.2f} s (x{cp.wall / mk.wall:.2f})")
+    else:
+        missing("full -j2 at 10,000 <= 0.8x make -j2")
+    if "submit_own" in extra:
+        r = extra["submit_own"]
+        check("submission of 10,000 subjects (30,001 jobs) to SLURM < 10 s of cpipe's own time",
+              r["rc"] == "0" and float(r["wall_s"]) < 10, f"{float(r['wall_s']):.2f} s ({r['note']})")
+    else:
+        missing("submission at 10,000 < 10 s (bench/submit.sh)")
+    for key, name in (("submit_arrays", "arrays respect MaxArraySize"),
+                      ("submit_deps", "per-task dependencies intact")):
+        if key in extra:
+            check(name, extra[key]["rc"] == "0", extra[key]["note"])
+        else:
+            missing(f"{name} (bench/submit.sh)")
+    if "status" in extra:
+        r = extra["status"]
+        check("`cpipe status` while it runs: one scheduler query, < 1 s",
+              r["rc"] == "0" and float(r["wall_s"]) < 1, f"{float(r['wall_s']):.3f} s, {r['note']}")
+    else:
+        missing("`cpipe status` while it runs (bench/submit.sh)")
+    out += ["", "```"] + lines + ["```", ""]
+
+    ns = sorted({n for (m, n, t) in cells if t == "cpipe" and m in ("plan_clean", "noop")})
+    if ns:
+        out.append("Growth with N (cpipe; medians; per subject = the run's wall or peak RSS / N):")
+        out.append("")
+        out.append("| N | plan clean s | µs/subject | MiB | KiB/subject | no-op s | µs/subject | MiB | KiB/subject |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for n in ns:
+            row = [str(n)]
+            for metric in ("plan_clean", "noop"):
+                c = get(metric, n, "cpipe")
+                if c:
+                    row += [num(c.wall), f"{c.wall / n * 1e6:.1f}", f"{c.rss / KIB:.0f}", f"{c.rss / n:.2f}"]
+                else:
+                    row += ["-"] * 4
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
+    text = "\n".join(out)
+    print(text)
+    with open(REPORT, "w") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
