@@ -77,6 +77,7 @@ fi
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "run.sh: $*"; exit 2; }
+. "$HERE/common.sh"
 
 # ---------------------------------------------------------------- tools
 need=()
@@ -102,15 +103,7 @@ if [ "$OWN" = 1 ] && command -v perf >/dev/null &&
 	HAVE_PERF=1
 fi
 
-if [ -z "${CPIPE:-}" ]; then
-	say "building cpipe (Release) into $HERE/build"
-	cmake -S "$SRC" -B "$HERE/build" -DCMAKE_BUILD_TYPE=Release -DCPIPE_TESTS=OFF >"$HERE/build.log" 2>&1 &&
-		cmake --build "$HERE/build" -j2 >>"$HERE/build.log" 2>&1 ||
-		{ tail -20 "$HERE/build.log" >&2; die "cpipe does not build (log: $HERE/build.log)"; }
-	CPIPE=$HERE/build/cpipe
-fi
-[ -x "$CPIPE" ] || die "no cpipe binary at $CPIPE"
-CPIPE=$(cd "$(dirname "$CPIPE")" && pwd)/$(basename "$CPIPE")
+find_cpipe
 
 mkdir -p "$BENCH_DIR/logs" || die "cannot create $BENCH_DIR"
 RUNS=$BENCH_DIR/runs.tsv # one row per single run; the report aggregates them
@@ -138,11 +131,6 @@ cmd() {
 	snakemake:full_j1) echo "${SNAKE[*]} -q --cores 1" ;;
 	snakemake:*) echo "${SNAKE[*]} -q --cores 2" ;;
 	esac
-}
-
-clean_study() { # outputs and every tool's state; the inputs stay
-	find . -mindepth 2 -maxdepth 2 -path './sub-*' -name 'T1w_*' -delete
-	rm -rf group_brains.txt .cpipe .ninja_log .ninja_deps .snakemake
 }
 
 count_outputs() { # [STAMP]: outputs present (newer than STAMP)

@@ -47,19 +47,12 @@ PY=/usr/bin/python3
 case ${1:-} in -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 say() { printf '%s\n' "$*" >&2; }
 die() { say "scale.sh: $*"; exit 2; }
+. "$HERE/common.sh"
 
 for t in make ninja /usr/bin/time "$PY" cc; do
 	command -v "$t" >/dev/null || die "missing $t (bench/run.sh installs the tools as root)"
 done
-if [ -z "${CPIPE:-}" ]; then
-	say "building cpipe (Release) into $HERE/build"
-	cmake -S "$SRC" -B "$HERE/build" -DCMAKE_BUILD_TYPE=Release -DCPIPE_TESTS=OFF >"$HERE/build.log" 2>&1 &&
-		cmake --build "$HERE/build" -j2 >>"$HERE/build.log" 2>&1 ||
-		{ tail -20 "$HERE/build.log" >&2; die "cpipe does not build (log: $HERE/build.log)"; }
-	CPIPE=$HERE/build/cpipe
-fi
-[ -x "$CPIPE" ] || die "no cpipe binary at $CPIPE"
-CPIPE=$(cd "$(dirname "$CPIPE")" && pwd)/$(basename "$CPIPE")
+find_cpipe
 mkdir -p "$CACHE/logs" || die "cannot create $CACHE"
 FLOOR=$CACHE/stat_floor
 cc -O2 -o "$FLOOR" "$HERE/stat_floor.c" || die "cannot build stat_floor"
@@ -84,16 +77,11 @@ study() {
 	echo "$d"
 }
 
-clean_tree() { # only the raw inputs stay
-	find . -mindepth 2 -maxdepth 2 -path './sub-*' -name 'T1w_*' -delete
-	rm -rf group_brains.txt .cpipe .ninja_log .ninja_deps .prebuilt
-}
-
 # up_to_date N: every output present, recorded by cpipe (one adopting run) and in ninja's log
 up_to_date() {
 	[ -f .prebuilt ] && return 0
 	say " N=$1: writing the outputs (gen_study.py --prebuild), cpipe adopts them"
-	clean_tree
+	clean_study
 	"$PY" "$HERE/gen_study.py" --n "$1" --dir . --prebuild --outputs-only --ninja-log || die "prebuild failed"
 	"$CPIPE" run -j2 -q >"$CACHE/logs/adopt-$1.out" 2>&1 || die "cpipe could not adopt the outputs at N=$1"
 	if [ -f build.ninja ]; then
@@ -159,7 +147,7 @@ noop() {
 plan_clean() {
 	local n=$1 rounds=$2 d rep
 	d=$(study "$n") && cd "$d" || die "no study at N=$n"
-	clean_tree
+	clean_study
 	for rep in $(seq 1 "$rounds"); do
 		measure plan_clean "$n" cpipe "$rep" "$CPIPE" plan
 	done
@@ -170,12 +158,12 @@ full() {
 	local n=$1 rounds=$2 d rep
 	d=$(study "$n") && cd "$d" || die "no study at N=$n"
 	for rep in $(seq 1 "$rounds"); do
-		clean_tree
+		clean_study
 		measure full "$n" cpipe "$rep" "$CPIPE" run -j2
-		clean_tree
+		clean_study
 		measure full "$n" make "$rep" make -j2
 	done
-	clean_tree
+	clean_study
 }
 
 for part in $PARTS; do

@@ -29,16 +29,11 @@ export SLURMCTLD_PORT=${SLURMCTLD_PORT:-7871} SLURMD_PORT=${SLURMD_PORT:-7872}
 PY=/usr/bin/python3
 say() { printf '%s\n' "$*" >&2; }
 die() { say "submit.sh: $*"; exit 2; }
+. "$HERE/common.sh"
 case ${1:-} in -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 [ "$(id -u)" = 0 ] || die "the test cluster's daemons run as root"
 
-if [ -z "${CPIPE:-}" ]; then
-	say "building cpipe (Release) into $HERE/build"
-	cmake -S "$SRC" -B "$HERE/build" -DCMAKE_BUILD_TYPE=Release -DCPIPE_TESTS=OFF >"$HERE/build.log" 2>&1 &&
-		cmake --build "$HERE/build" -j2 >>"$HERE/build.log" 2>&1 || die "cpipe does not build (log: $HERE/build.log)"
-	CPIPE=$HERE/build/cpipe
-fi
-CPIPE=$(cd "$(dirname "$CPIPE")" && pwd)/$(basename "$CPIPE")
+find_cpipe
 mkdir -p "$CACHE" || die "cannot create $CACHE"
 [ -s "$OUT" ] || printf 'metric\tN\ttool\trep\twall_s\tuser_s\tsys_s\trss_kib\trc\tnote\n' >"$OUT"
 record() { # METRIC WALL RC NOTE
@@ -54,11 +49,7 @@ if [ ! -f "$STUDY/.generated" ] || [ "$(cat "$STUDY/.generated")" != "$N" ]; the
 	echo "$N" >"$STUDY/.generated"
 fi
 cd "$STUDY" || die "no $STUDY"
-clean_tree() {
-	find . -mindepth 2 -maxdepth 2 -path './sub-*' -name 'T1w_*' -delete
-	rm -rf group_brains.txt .cpipe
-}
-clean_tree
+clean_study
 
 # Shims: each scheduler command is timed and logged, then the real one does the work.
 WORK=$(mktemp -d /tmp/cpipe-submit.XXXXXX)
@@ -90,7 +81,7 @@ stop_cluster() {
 		"$SRC/tests/cluster/stop-slurm.sh" "$STATE" >"$WORK/stop.log" 2>&1 || cat "$WORK/stop.log" >&2
 	fi
 	flock -u 9
-	cd "$STUDY" && clean_tree
+	cd "$STUDY" && clean_study
 	rm -rf "$WORK"
 }
 trap stop_cluster EXIT
