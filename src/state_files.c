@@ -160,8 +160,7 @@ size_t file_add(struct state *state, const char *path, uint64_t hash)
 	struct file_entry *file = &state->files[state->file_count];
 	memset(file, 0, sizeof(*file));
 	file->path = pool_add(&state->pool, path);
-	file->path_hash = hash;
-	index_add(state, &state->file_index, INDEX_FILES, state->file_count);
+	index_add(&state->file_index, state->file_count, hash);
 	return state->file_count++;
 }
 
