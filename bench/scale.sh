@@ -25,6 +25,7 @@
 #   TIMEOUT [600]  seconds before a single run is killed
 #   OUT [$CACHE/scale.tsv]  single runs; APPEND=1 keeps an earlier invocation's runs in it
 #   REPORT [$CACHE/scale.md]  the report (also printed)
+#   RESULTS [bench/RESULTS.md]  the report also replaces its part of this file (RESULTS= : not)
 set -u
 export LC_ALL=C
 
@@ -184,7 +185,7 @@ for part in $PARTS; do
 done
 
 cd "$HERE" || exit 2
-export OUT REPORT START LOAD_START
+export OUT REPORT START LOAD_START RESULTS=${RESULTS-$HERE/RESULTS.md}
 export LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 export VERSIONS="cpipe $("$CPIPE" --version 2>&1 | head -1) ($(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo ?)); $(make --version | head -1); ninja $(ninja --version)"
 "$PY" "$HERE/scale_report.py"

@@ -11,9 +11,10 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import machine  # noqa: E402  (the machine line of bench/RESULTS.md)
+from report import SCALE_BEGIN, SCALE_END, machine, with_scale_section  # noqa: E402
 
 OUT = os.environ.get("OUT", "/work/bench-cache/scale.tsv")
+RESULTS = os.environ.get("RESULTS", "")  # set: the report also replaces its part of this file
 REPORT = os.environ.get("REPORT", "/work/bench-cache/scale.md")
 MB = 1000 * 1000  # the targets say MB / GB: decimal
 KIB = 1024
@@ -151,6 +152,11 @@ def main():
     print(text)
     with open(REPORT, "w") as f:
         f.write(text + "\n")
+    if RESULTS:
+        old = open(RESULTS).read() if os.path.exists(RESULTS) else "# cpipe benchmark results\n"
+        with open(RESULTS, "w") as f:
+            f.write(with_scale_section(old, f"{SCALE_BEGIN}\n{text}\n{SCALE_END}"))
+        print(f"(also in {RESULTS}, between the scale.sh markers)")
 
 
 if __name__ == "__main__":
