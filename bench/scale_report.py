@@ -134,18 +134,21 @@ def main():
 
     ns = sorted({n for (m, n, t) in cells if t == "cpipe" and m in ("plan_clean", "noop")})
     if ns:
-        out.append("Growth with N (cpipe; medians; per subject = the run's wall or peak RSS / N):")
+        out.append("Growth with N (cpipe; medians; per subject = the run's CPU time (user + system) or peak RSS / N; "
+                   "CPU time is the steadier figure on a shared machine):")
         out.append("")
-        out.append("| N | plan clean s | µs/subject | MiB | KiB/subject | no-op s | µs/subject | MiB | KiB/subject |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("| N | plan clean s | CPU s | CPU µs/subject | MiB | KiB/subject "
+                   "| no-op s | CPU s | CPU µs/subject | MiB | KiB/subject |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in ns:
             row = [str(n)]
             for metric in ("plan_clean", "noop"):
                 c = get(metric, n, "cpipe")
                 if c:
-                    row += [num(c.wall), f"{c.wall / n * 1e6:.1f}", f"{c.rss / KIB:.0f}", f"{c.rss / n:.2f}"]
+                    cpu = "-" if c.cpu is None else f"{c.cpu / n * 1e6:.1f}"
+                    row += [num(c.wall), num(c.cpu), cpu, f"{c.rss / KIB:.0f}", f"{c.rss / n:.2f}"]
                 else:
-                    row += ["-"] * 4
+                    row += ["-"] * 5
             out.append("| " + " | ".join(row) + " |")
         out.append("")
     text = "\n".join(out)
