@@ -173,14 +173,15 @@ say "on the cluster now: $running running, $pending pending tasks"
 for rep in $(seq 1 "$STATUS_REPEATS"); do
 	: >"$WORK/calls.log"
 	t0=$EPOCHREALTIME
-	PATH=$WORK/bin:$PATH "$CPIPE" status >"$WORK/status.out" 2>"$WORK/status.err"
+	PATH=$WORK/bin:$PATH /usr/bin/time -f '%U %S' -o "$WORK/status.time" "$CPIPE" status >"$WORK/status.out" 2>"$WORK/status.err"
 	rc=$?
 	wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
-	printf '%s\n' "$wall $rc $(calls_count squeue sacct) $(calls_count sbatch scontrol scancel) $(calls_time squeue sacct)" >>"$WORK/status.runs"
+	cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/status.time")
+	printf '%s\n' "$wall $rc $(calls_count squeue sacct) $(calls_count sbatch scontrol scancel) $(calls_time squeue sacct) $cpu" >>"$WORK/status.runs"
 done
 sort -n "$WORK/status.runs" | sed -n "$(((STATUS_REPEATS + 1) / 2))p" | {
-	read -r wall rc queries others qtime
+	read -r wall rc queries others qtime cpu
 	[ "$queries" = 1 ] && [ "$others" = 0 ] || [ "$rc" != 0 ] || rc=1
-	record status "$wall" "$rc" "median of $STATUS_REPEATS: $queries squeue/sacct queries (${qtime} s of it), $others other scheduler calls; $running running and $pending pending tasks; $(tail -1 "$WORK/status.out")"
+	record status "$wall" "$rc" "median of $STATUS_REPEATS: CPU ${cpu} s (cpipe and the scheduler commands it ran); $queries squeue/sacct queries (${qtime} s of it), $others other scheduler calls; $running running and $pending pending tasks; $(tail -1 "$WORK/status.out")"
 }
 exit 0
