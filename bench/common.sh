@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/run.sh, bench/scale.sh and bench/submit.sh (sourced; they set HERE and SRC
 # and define say and die).
 

@@ -16,7 +16,7 @@ shift 3
 cd "$DIR" || exit 2
 TMP=$(mktemp -d /tmp/cpipe-compare.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-for r in $(seq 1 "$ROUNDS"); do
+for _ in $(seq 1 "$ROUNDS"); do
 	k=0
 	for b in "$@"; do
 		k=$((k + 1))

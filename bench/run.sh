@@ -30,6 +30,7 @@ set -u
 export LC_ALL=C
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck disable=SC2034 # used by common.sh
 SRC=$(dirname "$HERE")
 REPEATS=${REPEATS:-3}
 TIMEOUT=${TIMEOUT:-600}

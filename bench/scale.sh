@@ -186,6 +186,7 @@ done
 
 cd "$HERE" || exit 2
 export OUT REPORT START LOAD_START RESULTS=${RESULTS-$HERE/RESULTS.md}
-export LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-export VERSIONS="cpipe $("$CPIPE" --version 2>&1 | head -1) ($(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo ?)); $(make --version | head -1); ninja $(ninja --version)"
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+VERSIONS="cpipe $("$CPIPE" --version 2>&1 | head -1) (checkout at $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo ?)); $(make --version | head -1); ninja $(ninja --version)"
+export LOAD_END VERSIONS
 "$PY" "$HERE/scale_report.py"

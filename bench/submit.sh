@@ -170,7 +170,7 @@ record submit_deps 0 "$rc" "$corr chunk submissions wait with aftercorr on a chu
 running=$(squeue -h -t R | wc -l)
 pending=$(squeue -h -t PD -r | wc -l)
 say "on the cluster now: $running running, $pending pending tasks"
-for rep in $(seq 1 "$STATUS_REPEATS"); do
+for _ in $(seq 1 "$STATUS_REPEATS"); do
 	: >"$WORK/calls.log"
 	t0=$EPOCHREALTIME
 	PATH=$WORK/bin:$PATH /usr/bin/time -f '%U %S' -o "$WORK/status.time" "$CPIPE" status >"$WORK/status.out" 2>"$WORK/status.err"
