@@ -76,8 +76,8 @@ say "waiting for /tmp/cpipe-cluster.lock"
 flock 9
 STATE=$WORK/slurm
 stop_cluster() {
-	if [ -n "${SLURM_CONF:-}" ]; then
-		scancel -u "$(id -un)" 2>/dev/null
+	# stop-slurm.sh cancels the jobs and stops whatever start-slurm.sh got running, by recorded pids
+	if [ -d "$STATE" ]; then
 		"$SRC/tests/cluster/stop-slurm.sh" "$STATE" >"$WORK/stop.log" 2>&1 || cat "$WORK/stop.log" >&2
 	fi
 	flock -u 9
