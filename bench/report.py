@@ -79,6 +79,28 @@ def fmt(x):
     return f"{x:.1f}"
 
 
+# bench/scale_report.py's part of RESULTS.md, between these lines; each report keeps the other's part
+SCALE_BEGIN = "<!-- scale.sh: begin -->"
+SCALE_END = "<!-- scale.sh: end -->"
+
+
+def scale_section(text):
+    """The scale part of a RESULTS.md text, markers included, or ''."""
+    a, b = text.find(SCALE_BEGIN), text.find(SCALE_END)
+    return text[a:b + len(SCALE_END)] if a >= 0 and b > a else ""
+
+
+def with_scale_section(text, section):
+    """`text` with its scale part replaced by `section` (placed before the first ## heading if it had none)."""
+    old = scale_section(text)
+    if old:
+        return text.replace(old, section)
+    at = text.find("\n## ")
+    if at < 0:
+        return text.rstrip("\n") + "\n\n" + section + "\n"
+    return text[:at + 1] + section + "\n\n" + text[at + 1:]
+
+
 def mib(kib):
     return "-" if kib is None else f"{kib / KIB:.0f}"
 
@@ -372,6 +394,10 @@ def main():
     p(open(RUNS).read().rstrip())
     p("```")
     text = "\n".join(out) + "\n"
+    if os.path.exists(RESULTS):
+        kept = scale_section(open(RESULTS).read())
+        if kept:
+            text = with_scale_section(text, kept)
     with open(RESULTS, "w") as f:
         f.write(text)
     # stdout: everything but the raw runs and the method

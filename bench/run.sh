@@ -2,6 +2,8 @@
 # cpipe against make, ninja and snakemake on the synthetic study of gen_study.py.
 #
 #   bench/run.sh [--big] [N ...]        (default sizes: 1000 10000 100000)
+#   bench/run.sh --scale                 only the scale targets of issue #15: bench/scale.sh, then
+#                                        bench/submit.sh when run as root (settings: their headers)
 #
 # Environment (defaults in brackets):
 #   REPEATS [3]          runs per metric; the median is reported
@@ -23,10 +25,12 @@
 #   OWN [1]              also measure cpipe's own CPU time (perf stat --no-inherit) in extra runs
 #   RESULTS [bench/RESULTS.md]
 #   APPEND [0]           1: keep the runs of earlier invocations in BENCH_DIR/runs.tsv and report them all
+#   SCALE [0]            1: after the sizes, also the scale targets (as --scale does alone)
 set -u
 export LC_ALL=C
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck disable=SC2034 # used by common.sh
 SRC=$(dirname "$HERE")
 REPEATS=${REPEATS:-3}
 TIMEOUT=${TIMEOUT:-600}
@@ -48,6 +52,7 @@ SIZES=()
 for a in "$@"; do
 	case $a in
 	--big) BIG=1 ;;
+	--scale) SCALE_ONLY=1 ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*[!0-9]* | '') echo "run.sh: not a size: $a" >&2; exit 2 ;;
 	*) SIZES+=("$a") ;;
@@ -55,8 +60,25 @@ for a in "$@"; do
 done
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 100000)
 
+# scale: issue #15's targets: the submission to the test SLURM first (bench/submit.sh, root only:
+# the cluster's daemons run as root), then bench/scale.sh, whose report includes submit.sh's lines
+scale() {
+	rm -f "${OUT:-${CACHE:-/work/bench-cache}/scale.tsv}"
+	if [ "$(id -u)" = 0 ]; then
+		"$HERE/submit.sh" || printf '%s\n' "run.sh: bench/submit.sh failed" >&2
+	else
+		printf '%s\n' "run.sh: bench/submit.sh skipped (the test SLURM needs root)" >&2
+	fi
+	APPEND=1 "$HERE/scale.sh"
+}
+if [ "${SCALE_ONLY:-0}" = 1 ]; then
+	scale
+	exit
+fi
+
 say() { printf '%s\n' "$*" >&2; }
 die() { say "run.sh: $*"; exit 2; }
+. "$HERE/common.sh"
 
 # ---------------------------------------------------------------- tools
 need=()
@@ -82,15 +104,7 @@ if [ "$OWN" = 1 ] && command -v perf >/dev/null &&
 	HAVE_PERF=1
 fi
 
-if [ -z "${CPIPE:-}" ]; then
-	say "building cpipe (Release) into $HERE/build"
-	cmake -S "$SRC" -B "$HERE/build" -DCMAKE_BUILD_TYPE=Release -DCPIPE_TESTS=OFF >"$HERE/build.log" 2>&1 &&
-		cmake --build "$HERE/build" -j2 >>"$HERE/build.log" 2>&1 ||
-		{ tail -20 "$HERE/build.log" >&2; die "cpipe does not build (log: $HERE/build.log)"; }
-	CPIPE=$HERE/build/cpipe
-fi
-[ -x "$CPIPE" ] || die "no cpipe binary at $CPIPE"
-CPIPE=$(cd "$(dirname "$CPIPE")" && pwd)/$(basename "$CPIPE")
+find_cpipe
 
 mkdir -p "$BENCH_DIR/logs" || die "cannot create $BENCH_DIR"
 RUNS=$BENCH_DIR/runs.tsv # one row per single run; the report aggregates them
@@ -118,11 +132,6 @@ cmd() {
 	snakemake:full_j1) echo "${SNAKE[*]} -q --cores 1" ;;
 	snakemake:*) echo "${SNAKE[*]} -q --cores 2" ;;
 	esac
-}
-
-clean_study() { # outputs and every tool's state; the inputs stay
-	find . -mindepth 2 -maxdepth 2 -path './sub-*' -name 'T1w_*' -delete
-	rm -rf group_brains.txt .cpipe .ninja_log .ninja_deps .snakemake
 }
 
 count_outputs() { # [STAMP]: outputs present (newer than STAMP)
@@ -348,3 +357,4 @@ case " $PEERS " in *" snakemake "*) VERSIONS="$VERSIONS; snakemake $("${SNAKE[@]
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 export FULL_J1 FULL_J1_MAX_N LOAD_START LOAD_END RUNS RESULTS REPEATS TIMEOUT SLOW FULL_MAX_N PEER_INCR_MAX_N SNAKE_MAX_N SNAKE_FULL_MAX_N BIG_N TOTAL VERSIONS HAVE_PERF
 "$PY" "$HERE/report.py"
+[ "${SCALE:-0}" = 1 ] && scale

@@ -113,42 +113,42 @@ int64_t state_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void entry_name(const struct state *state, enum index_kind kind, size_t i, const char **name,
-		       uint64_t *hash)
+static const char *entry_name(const struct state *state, enum index_kind kind, size_t i)
 {
-	if (kind == INDEX_FILES) {
-		*name = state->files[i].path;
-		*hash = state->files[i].path_hash;
-	} else {
-		*name = state->jobs[i].job_id;
-		*hash = state->jobs[i].job_id_hash;
-	}
+	return kind == INDEX_FILES ? state->files[i].path : state->jobs[i].job_id;
 }
 
+static uint64_t slot_make(size_t i, uint64_t hash)
+{
+	return (uint64_t)(uint32_t)hash << 32 | (uint64_t)(i + 1);
+}
+
+/* Put a slot at its place in `slots` (a power-of-two `cap` of them, no more than 2^32). */
+static void slot_place(uint64_t *slots, size_t cap, uint64_t slot)
+{
+	size_t at = (size_t)(slot >> 32) & (cap - 1);
+	while (slots[at])
+		at = (at + 1) & (cap - 1);
+	slots[at] = slot;
+}
 
 /* Resize to hold `count` names at a load factor of at most 1/2. */
-static void index_reserve(struct state *state, struct name_index *index, enum index_kind kind, size_t count)
+static void index_reserve(struct name_index *index, size_t count)
 {
 	size_t cap = 16;
 	while (cap < count * 2)
 		cap *= 2;
 	if (cap <= index->cap)
 		return;
-	uint32_t *old = index->slots;
+	if (cap > (size_t)UINT32_MAX + 1)
+		BUG("a name index of %zu names", count);
+	uint64_t *old = index->slots;
 	size_t old_cap = index->cap;
 	index->slots = xcalloc(cap, sizeof(*index->slots));
 	index->cap = cap;
-	for (size_t i = 0; i < old_cap; i++) {
-		if (!old[i])
-			continue;
-		const char *name;
-		uint64_t hash;
-		entry_name(state, kind, old[i] - 1, &name, &hash);
-		size_t slot = (size_t)hash & (cap - 1);
-		while (index->slots[slot])
-			slot = (slot + 1) & (cap - 1);
-		index->slots[slot] = old[i];
-	}
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i])
+			slot_place(index->slots, cap, old[i]);
 	free(old);
 }
 
@@ -158,31 +158,25 @@ size_t index_find(const struct state *state, const struct name_index *index, enu
 {
 	if (!index->cap)
 		return SIZE_MAX;
-	for (size_t slot = (size_t)hash & (index->cap - 1);; slot = (slot + 1) & (index->cap - 1)) {
-		if (!index->slots[slot])
+	uint32_t tag = (uint32_t)hash;
+	for (size_t at = (size_t)tag & (index->cap - 1);; at = (at + 1) & (index->cap - 1)) {
+		uint64_t slot = index->slots[at];
+		if (!slot)
 			return SIZE_MAX;
-		const char *other;
-		uint64_t other_hash;
-		entry_name(state, kind, index->slots[slot] - 1, &other, &other_hash);
-		if (other_hash == hash && !strcmp(other, name))
-			return index->slots[slot] - 1;
+		size_t i = (size_t)(uint32_t)slot - 1;
+		if ((uint32_t)(slot >> 32) == tag && !strcmp(entry_name(state, kind, i), name))
+			return i;
 	}
 }
 
-/* Add entry `i`, whose name is not indexed yet. */
-void index_add(struct state *state, struct name_index *index, enum index_kind kind, size_t i)
+/* Add entry `i`, whose name (hashing to `hash`) is not indexed yet. */
+void index_add(struct name_index *index, size_t i, uint64_t hash)
 {
 	if (i + 1 > UINT32_MAX)
 		BUG("more than 4G state records");
 	if ((index->count + 1) * 2 > index->cap)
-		index_reserve(state, index, kind, index->count + 1);
-	const char *name;
-	uint64_t hash;
-	entry_name(state, kind, i, &name, &hash);
-	size_t slot = (size_t)hash & (index->cap - 1);
-	while (index->slots[slot])
-		slot = (slot + 1) & (index->cap - 1);
-	index->slots[slot] = (uint32_t)(i + 1);
+		index_reserve(index, index->count + 1);
+	slot_place(index->slots, index->cap, slot_make(i, hash));
 	index->count++;
 }
 
@@ -423,8 +417,7 @@ static size_t job_add(struct state *state, const char *job_id, uint64_t hash)
 	struct job_entry *job = &state->jobs[state->job_count];
 	memset(job, 0, sizeof(*job));
 	job->job_id = pool_add(&state->pool, job_id);
-	job->job_id_hash = hash;
-	index_add(state, &state->job_index, INDEX_JOBS, state->job_count);
+	index_add(&state->job_index, state->job_count, hash);
 	return state->job_count++;
 }
 
@@ -719,9 +712,9 @@ static int load(struct state *state, struct cp_err *err)
 	size_t file_rows = max_file_id > 0 ? (size_t)max_file_id : 0;
 	size_t job_rows = max_job_id > 0 ? (size_t)max_job_id : 0;
 	ALLOC_GROW(state->files, file_rows, state->file_cap);
-	index_reserve(state, &state->file_index, INDEX_FILES, file_rows);
+	index_reserve(&state->file_index, file_rows);
 	ALLOC_GROW(state->jobs, job_rows, state->job_cap);
-	index_reserve(state, &state->job_index, INDEX_JOBS, job_rows);
+	index_reserve(&state->job_index, job_rows);
 	file_by_id = id_table(max_file_id);
 
 	if (!(stmt = statement(state, STMT_LOAD_FILES, err)))

@@ -160,8 +160,7 @@ size_t file_add(struct state *state, const char *path, uint64_t hash)
 	struct file_entry *file = &state->files[state->file_count];
 	memset(file, 0, sizeof(*file));
 	file->path = pool_add(&state->pool, path);
-	file->path_hash = hash;
-	index_add(state, &state->file_index, INDEX_FILES, state->file_count);
+	index_add(&state->file_index, state->file_count, hash);
 	return state->file_count++;
 }
 
@@ -264,15 +263,17 @@ enum { STAT_PATHS_PER_THREAD = 256, STAT_AUTO_THREADS_MAX = 8, STAT_THREADS_MAX 
 
 /*
  * The stat calls of one state_stat_paths, shared by its threads: each takes
- * the next STAT_CHUNK items until none are left. Threads only read `paths`
- * and write their own items' results and errors.
+ * the next STAT_CHUNK queued files until none are left and writes the result
+ * into the file's own entry (each entry is written by one thread only; the
+ * array is not resized while they run). No per-path copies: at a million
+ * subjects they would cost hundreds of megabytes.
  */
 struct stat_batch {
-	const char **paths;
-	struct file_signature *results;
-	int *errors; /* 0 or the errno of a stat failure */
+	struct file_entry *files;
+	const uint32_t *queued;
 	size_t count;
 	atomic_size_t next;
+	atomic_bool failed; /* some stat failed for another reason than a missing path */
 };
 
 static void *stat_batch_run(void *arg)
@@ -283,8 +284,12 @@ static void *stat_batch_run(void *arg)
 		if (from >= batch->count)
 			return NULL;
 		size_t to = batch->count - from < STAT_CHUNK ? batch->count : from + STAT_CHUNK;
-		for (size_t i = from; i < to; i++)
-			batch->errors[i] = stat_path(batch->paths[i], &batch->results[i]);
+		for (size_t i = from; i < to; i++) {
+			struct file_entry *file = &batch->files[batch->queued[i]];
+			file->seen_valid = stat_path(file->path, &file->seen) == 0;
+			if (!file->seen_valid)
+				atomic_store(&batch->failed, true);
+		}
 	}
 }
 
@@ -321,35 +326,29 @@ static void stat_batch_run_threads(struct stat_batch *batch, size_t threads)
 
 /*
  * Stat the files queued[0..n) in threads and remember the results. A failure
- * leaves its file unremembered; with `err`, the first one is reported.
+ * leaves its file unremembered; with `err`, the first one in queue order is
+ * reported (stat'ed again here for its errno: failures are rare).
  */
-static int stat_queued_files(struct state *state, const size_t *queued, size_t n, unsigned threads,
+static int stat_queued_files(struct state *state, const uint32_t *queued, size_t n, unsigned threads,
 			     struct cp_err *err)
 {
-	struct stat_batch batch = {
-		.paths = xmalloc((n + 1) * sizeof(*batch.paths)),
-		.results = xmalloc((n + 1) * sizeof(*batch.results)),
-		.errors = xmalloc((n + 1) * sizeof(*batch.errors)),
-		.count = n,
-	};
+	struct stat_batch batch = {.files = state->files, .queued = queued, .count = n};
 	atomic_init(&batch.next, 0);
-	for (size_t i = 0; i < n; i++)
-		batch.paths[i] = state->files[queued[i]].path;
+	atomic_init(&batch.failed, false);
 	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
-
-	int rc = 0;
+	state->stats.stat_calls += n;
+	if (!atomic_load(&batch.failed) || !err)
+		return 0;
 	for (size_t i = 0; i < n; i++) {
 		struct file_entry *file = &state->files[queued[i]];
-		file->seen = batch.results[i];
-		file->seen_valid = !batch.errors[i];
-		if (batch.errors[i] && rc == 0 && err)
-			rc = stat_failed(file->path, batch.errors[i], err);
+		if (file->seen_valid)
+			continue;
+		struct file_signature sig;
+		int error = stat_path(file->path, &sig);
+		if (error)
+			return stat_failed(file->path, error, err);
 	}
-	state->stats.stat_calls += n;
-	free(batch.paths);
-	free(batch.results);
-	free(batch.errors);
-	return rc;
+	return 0;
 }
 
 int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
@@ -360,7 +359,7 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 	 * here first. A queued file is marked seen at once so that a duplicate
 	 * is not queued twice; its result is filled in before this returns.
 	 */
-	size_t *queued = xmalloc((count + 1) * sizeof(*queued));
+	uint32_t *queued = xmalloc((count + 1) * sizeof(*queued));
 	size_t n = 0;
 	for (size_t i = 0; i < count; i++) {
 		size_t index = file_intern(state, paths[i]);
@@ -369,7 +368,7 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 		if (state->files[index].seen_valid)
 			continue;
 		state->files[index].seen_valid = true;
-		queued[n++] = index;
+		queued[n++] = (uint32_t)index;
 	}
 	int rc = stat_queued_files(state, queued, n, threads, err);
 	free(queued);
@@ -378,11 +377,11 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 
 void state_stat_recorded(struct state *state, unsigned threads)
 {
-	size_t *queued = xmalloc((state->file_count + 1) * sizeof(*queued));
+	uint32_t *queued = xmalloc((state->file_count + 1) * sizeof(*queued));
 	size_t n = 0;
 	for (size_t i = 0; i < state->file_count; i++)
 		if (!state->files[i].seen_valid)
-			queued[n++] = i;
+			queued[n++] = (uint32_t)i;
 	stat_queued_files(state, queued, n, threads, NULL);
 	free(queued);
 }

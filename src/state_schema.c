@@ -260,8 +260,8 @@ bool files_blob_next(struct files_blob_reader *reader, int64_t *file_id, struct 
 	if (flags & FILE_HASHED && !blob_read_u64le(reader, &hash))
 		return false;
 	*file_id = (int64_t)id;
-	*sig = (struct file_signature){flags & FILE_EXISTS, (int64_t)size, (int64_t)mtime_ns, hash,
-				       flags & FILE_HASHED};
+	*sig = (struct file_signature){.exists = flags & FILE_EXISTS, .size = (int64_t)size,
+				       .mtime_ns = (int64_t)mtime_ns, .hash = hash, .hashed = flags & FILE_HASHED};
 	return true;
 }
 

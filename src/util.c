@@ -339,13 +339,17 @@ uint64_t strhash(const char *s, size_t len)
 	return h;
 }
 
-static uint64_t map_hash(const char *key)
+static uint32_t map_hash(const char *key)
 {
 	/* Paths differ in a few middle bytes (sub-000001 vs sub-000002): XXH3 spreads them well and fast. */
-	return XXH3_64bits(key, strlen(key));
+	return (uint32_t)XXH3_64bits(key, strlen(key));
 }
 
-static struct strmap_entry *strmap_slot(const struct strmap *map, const char *key, uint64_t hash)
+/*
+ * The slot of `key`, or the empty one where it goes. A slot's place comes from
+ * the 32 hash bits the entry keeps, so a map stays within 2^32 slots.
+ */
+static struct strmap_entry *strmap_slot(const struct strmap *map, const char *key, uint32_t hash)
 {
 	size_t mask = map->cap - 1;
 	for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
@@ -373,6 +377,8 @@ void strmap_reserve(struct strmap *map, size_t count)
 	size_t cap = map->cap ? map->cap : 64;
 	while (count * 2 > cap)
 		cap *= 2;
+	if (cap > (size_t)UINT32_MAX + 1)
+		BUG("a string map of %zu keys", count);
 	if (cap != map->cap)
 		strmap_rehash(map, cap);
 }
@@ -381,7 +387,9 @@ bool strmap_put(struct strmap *map, const char *key, size_t value)
 {
 	if ((map->count + 1) * 2 > map->cap)
 		strmap_reserve(map, map->count + 1);
-	uint64_t hash = map_hash(key);
+	if (value > UINT32_MAX)
+		BUG("string map value %zu over 2^32", value);
+	uint32_t hash = map_hash(key);
 	struct strmap_entry *e = strmap_slot(map, key, hash);
 	bool is_new = !e->key;
 	if (is_new) {
@@ -389,7 +397,7 @@ bool strmap_put(struct strmap *map, const char *key, size_t value)
 		e->hash = hash;
 		map->count++;
 	}
-	e->value = value;
+	e->value = (uint32_t)value;
 	return is_new;
 }
 

@@ -141,10 +141,11 @@ void strvec_split(struct strvec *sv, const char *s, char sep, bool trim);
  * and unchanged for the map's lifetime (big maps over strings that already
  * live elsewhere, e.g. in an arena, save a copy per key).
  */
+/* 16 bytes a slot: maps over every path of a million-subject study are the largest tables. */
 struct strmap_entry {
 	char *key;
-	size_t value;
-	uint64_t hash;
+	uint32_t hash; /* the key hash's low bits: enough for a slot and a cheap compare */
+	uint32_t value;
 };
 struct strmap {
 	struct strmap_entry *slots;
@@ -156,7 +157,7 @@ struct strmap {
 #define STRMAP_INIT_BORROWED {NULL, 0, 0, true}
 /* FNV-1a of `len` bytes: stable across versions, for names derived from it (not for maps). */
 uint64_t strhash(const char *s, size_t len);
-/* Insert or overwrite; returns true when the key was new. */
+/* Insert or overwrite; returns true when the key was new. Values are indexes or counts below 2^32. */
 bool strmap_put(struct strmap *map, const char *key, size_t value);
 /* Look up `key`; returns true and sets *value when present. */
 bool strmap_get(const struct strmap *map, const char *key, size_t *value);
