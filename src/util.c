@@ -563,6 +563,168 @@ void path_normalize(const char *path, struct strbuf *out)
 	strvec_release(&kept);
 }
 
+/* One `[...]` set at `pattern` (after the '['), against `c`; NULL when the set is not closed (a literal '['). */
+static const char *match_set(const char *pattern, char c, bool *matched)
+{
+	bool negated = *pattern == '!' || *pattern == '^';
+	const char *p = pattern + negated;
+	bool found = false;
+	/* A ']' first in the set is one of its characters. */
+	for (bool first = true; *p && (first || *p != ']'); first = false) {
+		char low = *p == '\\' && p[1] ? *++p : *p;
+		char high = low;
+		if (p[1] == '-' && p[2] && p[2] != ']') {
+			p += 2;
+			high = *p == '\\' && p[1] ? *++p : *p;
+		}
+		found |= c != '/' && (unsigned char)c >= (unsigned char)low && (unsigned char)c <= (unsigned char)high;
+		p++;
+	}
+	if (*p != ']')
+		return NULL;
+	*matched = found != negated && c != '/';
+	return p + 1;
+}
+
+bool path_pattern_match(const char *pattern, const char *path)
+{
+	for (;;) {
+		char p = *pattern;
+		if (!p)
+			return !*path;
+		if (p == '*' && pattern[1] == '*') {
+			const char *rest = pattern + 2;
+			while (*rest == '*')
+				rest++;
+			/* `**` then '/' may stand for no directory at all. */
+			if (*rest == '/' && path_pattern_match(rest + 1, path))
+				return true;
+			for (const char *s = path;; s++) {
+				if (path_pattern_match(rest, s))
+					return true;
+				if (!*s)
+					return false;
+			}
+		}
+		if (p == '*') {
+			for (const char *s = path;; s++) {
+				if (path_pattern_match(pattern + 1, s))
+					return true;
+				if (!*s || *s == '/')
+					return false;
+			}
+		}
+		if (!*path)
+			return false;
+		if (p == '?') {
+			if (*path == '/')
+				return false;
+			pattern++;
+		} else if (p == '[') {
+			bool matched = false;
+			const char *after = match_set(pattern + 1, *path, &matched);
+			if (after && !matched)
+				return false;
+			if (!after && *path != '[')
+				return false;
+			pattern = after ? after : pattern + 1;
+		} else {
+			if (p == '\\' && pattern[1])
+				p = *++pattern;
+			if (p != *path)
+				return false;
+			pattern++;
+		}
+		path++;
+	}
+}
+
+/* One element of a pattern, for path_pattern_distance. */
+struct pattern_token {
+	enum { TOKEN_CHAR, TOKEN_ONE, TOKEN_SET, TOKEN_STAR, TOKEN_ANY } kind;
+	char c;          /* TOKEN_CHAR */
+	const char *set; /* TOKEN_SET: after its '[' */
+};
+
+static size_t tokenize_pattern(const char *pattern, struct pattern_token *out)
+{
+	size_t n = 0;
+	for (const char *p = pattern; *p; n++) {
+		bool ignored;
+		const char *after;
+		if (p[0] == '*' && p[1] == '*') {
+			while (*p == '*')
+				p++;
+			out[n] = (struct pattern_token){TOKEN_ANY, 0, NULL};
+		} else if (*p == '*' || *p == '?') {
+			out[n] = (struct pattern_token){*p == '*' ? TOKEN_STAR : TOKEN_ONE, 0, NULL};
+			p++;
+		} else if (*p == '[' && (after = match_set(p + 1, 'a', &ignored))) {
+			out[n] = (struct pattern_token){TOKEN_SET, 0, p + 1};
+			p = after;
+		} else {
+			if (*p == '\\' && p[1])
+				p++;
+			out[n] = (struct pattern_token){TOKEN_CHAR, *p, NULL};
+			p++;
+		}
+	}
+	return n;
+}
+
+/* Whether one-character token `t` takes `c`. */
+static bool token_takes(const struct pattern_token *t, char c)
+{
+	bool matched = false;
+	switch (t->kind) {
+	case TOKEN_CHAR: return t->c == c;
+	case TOKEN_ONE: return c != '/';
+	case TOKEN_SET: match_set(t->set, c, &matched); return matched;
+	default: return false;
+	}
+}
+
+size_t path_pattern_distance(const char *pattern, const char *path)
+{
+	struct pattern_token *tokens = xcalloc(strlen(pattern) + 1, sizeof(*tokens));
+	size_t n = tokenize_pattern(pattern, tokens), m = strlen(path);
+	/* Row i: the cost of matching the first i tokens against each prefix of `path`. */
+	size_t *previous = xcalloc(m + 1, sizeof(*previous)), *row = xcalloc(m + 1, sizeof(*row));
+	for (size_t j = 0; j <= m; j++)
+		previous[j] = j;
+	for (size_t i = 0; i < n; i++) {
+		const struct pattern_token *t = &tokens[i];
+		bool wildcard = t->kind == TOKEN_STAR || t->kind == TOKEN_ANY;
+		row[0] = previous[0] + !wildcard;
+		for (size_t j = 1; j <= m; j++) {
+			char c = path[j - 1];
+			size_t best = previous[j] + !wildcard; /* the token takes nothing */
+			size_t extra = row[j - 1] + (wildcard ? (t->kind == TOKEN_STAR && c == '/') : 1);
+			if (extra < best)
+				best = extra;
+			if (!wildcard) {
+				size_t step = previous[j - 1] + !token_takes(t, c);
+				if (step < best)
+					best = step;
+			}
+			row[j] = best;
+		}
+		size_t *swap = previous;
+		previous = row;
+		row = swap;
+	}
+	size_t distance = previous[m];
+	free(tokens);
+	free(previous);
+	free(row);
+	return distance;
+}
+
+bool path_is_pattern(const char *text)
+{
+	return strpbrk(text, "*?[\\") != NULL;
+}
+
 void path_join(const char *a, const char *b, struct strbuf *out)
 {
 	strbuf_reset(out);
