@@ -1,7 +1,8 @@
 /*
  * The targets of a graph, as the command line names them (TARGETS in cpipe(1)): each is, in
- * this order, a template key (every file of it), a recipe's name (every file of each of its
- * `out` keys), a pattern over the output paths (`*`, `?`, `[...]`, `**`), or one output path.
+ * this order, a template key (every file of it; a raw key only when no recipe has its name), a
+ * recipe's name (every file of each of its `out` keys), a pattern over the output paths (`*`,
+ * `?`, `[...]`, `**`), or one output path.
  * A target that names nothing is an error that offers the keys, recipes and files close to it.
  */
 #include "graph_int.h"
@@ -164,21 +165,24 @@ static int no_such_target(struct builder *b, const char *target)
 	return -1;
 }
 
-/* A key that is also a recipe's name is the key; say so when the recipe makes more than that key. */
+/*
+ * A key that is also the name of another recipe than the one making it is the key; say so, with
+ * the keys that make the recipe's files. (When the recipe makes the key, both are its jobs.)
+ */
 static void note_key_over_recipe(struct builder *b, const char *key)
 {
 	long r = recipe_find(b->set, key);
-	if (r < 0)
+	long producer = recipe_find_producer(b->set, key);
+	if (r < 0 || r == producer)
 		return;
 	const struct strvec *out = &b->set->recipes[r].out;
-	if (out->count == 1 && !strcmp(out->items[0], key))
-		return;
 	struct strbuf line = STRBUF_INIT;
-	strbuf_addf(&line, "target '%s' is a template key and a recipe: it makes key %s only (recipe %s makes ", key,
-		    key, key);
+	strbuf_addf(&line, "target '%s' is a template key and the name of another recipe: it makes key %s", key, key);
+	if (producer >= 0)
+		strbuf_addf(&line, " (recipe %s)", b->set->recipes[producer].name);
+	strbuf_addf(&line, "; name recipe %s's output%s for its files: ", key, out->count == 1 ? "" : "s");
 	for (size_t k = 0; k < out->count; k++)
-		strbuf_addf(&line, "%s%s", k ? k + 1 == out->count ? " and " : ", " : "", out->items[k]);
-	strbuf_adds(&line, ": name its keys to make them all)");
+		strbuf_addf(&line, "%s%s", k ? " " : "", out->items[k]);
 	strvec_push_owned(&b->graph->warnings, strbuf_detach(&line));
 }
 
@@ -187,11 +191,12 @@ static int request_target(struct builder *b, const char *target)
 	struct cp_err ignored = CP_ERR_INIT;
 	bool is_key = tree_find_template(b->tree, target, &ignored) >= 0;
 	cp_err_release(&ignored);
-	if (is_key) {
+	long r = recipe_find(b->set, target);
+	/* A raw key is nothing to make: a recipe of its name is what is meant. */
+	if (is_key && (r < 0 || recipe_find_producer(b->set, target) >= 0)) {
 		note_key_over_recipe(b, target);
 		return graph_request_key(b, target, NULL);
 	}
-	long r = recipe_find(b->set, target);
 	if (r >= 0) {
 		const struct strvec *out = &b->set->recipes[r].out;
 		for (size_t k = 0; k < out->count; k++)
