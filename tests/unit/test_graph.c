@@ -396,27 +396,27 @@ static void test_pattern_target(void **state)
 	assert_true(job_index(fx->graph, "make_a[subject=01]") < 0);
 }
 
-static void test_pattern_target_over_product(void **state)
+/* Build the chain for `target` over subjects 01 and 02: all four jobs, `target_jobs` of them targets. */
+static void build_two_subjects(struct fixture *fx, const char *target, const char *prefix, size_t target_jobs)
 {
-	struct fixture *fx = *state;
 	make_file(fx->dir, "sub-01/raw.txt");
 	make_file(fx->dir, "sub-02/raw.txt");
-	/* An even length: every combination of the tree's values; `**` reaches every directory. */
-	const char *targets[] = {"**/?.txt"};
+	const char *targets[] = {target};
 	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
 	assert_int_equal(fx->graph->count, 4);
-	assert_int_equal(count_targets(fx->graph, "make_"), 4);
+	assert_int_equal(count_targets(fx->graph, prefix), target_jobs);
+}
+
+static void test_pattern_target_over_product(void **state)
+{
+	/* An even length: every combination of the tree's values; `**` reaches every directory. */
+	build_two_subjects(*state, "**/?.txt", "make_", 4);
 }
 
 static void test_recipe_target(void **state)
 {
 	struct fixture *fx = *state;
-	make_file(fx->dir, "sub-01/raw.txt");
-	make_file(fx->dir, "sub-02/raw.txt");
-	const char *targets[] = {"make_b"};
-	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
-	assert_int_equal(fx->graph->count, 4);
-	assert_int_equal(count_targets(fx->graph, "make_b["), 2);
+	build_two_subjects(fx, "make_b", "make_b[", 2);
 	assert_int_equal(fx->graph->warnings.count, 0);
 }
 
