@@ -586,62 +586,10 @@ static const char *match_set(const char *pattern, char c, bool *matched)
 	return p + 1;
 }
 
-bool path_pattern_match(const char *pattern, const char *path)
-{
-	for (;;) {
-		char p = *pattern;
-		if (!p)
-			return !*path;
-		if (p == '*' && pattern[1] == '*') {
-			const char *rest = pattern + 2;
-			while (*rest == '*')
-				rest++;
-			/* `**` then '/' may stand for no directory at all. */
-			if (*rest == '/' && path_pattern_match(rest + 1, path))
-				return true;
-			for (const char *s = path;; s++) {
-				if (path_pattern_match(rest, s))
-					return true;
-				if (!*s)
-					return false;
-			}
-		}
-		if (p == '*') {
-			for (const char *s = path;; s++) {
-				if (path_pattern_match(pattern + 1, s))
-					return true;
-				if (!*s || *s == '/')
-					return false;
-			}
-		}
-		if (!*path)
-			return false;
-		if (p == '?') {
-			if (*path == '/')
-				return false;
-			pattern++;
-		} else if (p == '[') {
-			bool matched = false;
-			const char *after = match_set(pattern + 1, *path, &matched);
-			if (after && !matched)
-				return false;
-			if (!after && *path != '[')
-				return false;
-			pattern = after ? after : pattern + 1;
-		} else {
-			if (p == '\\' && pattern[1])
-				p = *++pattern;
-			if (p != *path)
-				return false;
-			pattern++;
-		}
-		path++;
-	}
-}
-
-/* One element of a pattern, for path_pattern_distance. */
+/* One element of a pattern (path_pattern_distance). */
 struct pattern_token {
-	enum { TOKEN_CHAR, TOKEN_ONE, TOKEN_SET, TOKEN_STAR, TOKEN_ANY } kind;
+	/* TOKEN_ANY_DIRS is `**` and the '/' after it: no text, or any text that ends in '/'. */
+	enum { TOKEN_CHAR, TOKEN_ONE, TOKEN_SET, TOKEN_STAR, TOKEN_ANY, TOKEN_ANY_DIRS } kind;
 	char c;          /* TOKEN_CHAR */
 	const char *set; /* TOKEN_SET: after its '[' */
 };
@@ -655,7 +603,8 @@ static size_t tokenize_pattern(const char *pattern, struct pattern_token *out)
 		if (p[0] == '*' && p[1] == '*') {
 			while (*p == '*')
 				p++;
-			out[n] = (struct pattern_token){TOKEN_ANY, 0, NULL};
+			out[n] = (struct pattern_token){*p == '/' ? TOKEN_ANY_DIRS : TOKEN_ANY, 0, NULL};
+			p += *p == '/';
 		} else if (*p == '*' || *p == '?') {
 			out[n] = (struct pattern_token){*p == '*' ? TOKEN_STAR : TOKEN_ONE, 0, NULL};
 			p++;
@@ -684,30 +633,37 @@ static bool token_takes(const struct pattern_token *t, char c)
 	}
 }
 
+/*
+ * One pass of dynamic programming over tokens x characters (no backtracking, so no pattern takes
+ * exponential time): row[j] is the cost of matching the tokens so far against path[0..j).
+ */
 size_t path_pattern_distance(const char *pattern, const char *path)
 {
 	struct pattern_token *tokens = xcalloc(strlen(pattern) + 1, sizeof(*tokens));
 	size_t n = tokenize_pattern(pattern, tokens), m = strlen(path);
-	/* Row i: the cost of matching the first i tokens against each prefix of `path`. */
 	size_t *previous = xcalloc(m + 1, sizeof(*previous)), *row = xcalloc(m + 1, sizeof(*row));
 	for (size_t j = 0; j <= m; j++)
 		previous[j] = j;
 	for (size_t i = 0; i < n; i++) {
 		const struct pattern_token *t = &tokens[i];
-		bool wildcard = t->kind == TOKEN_STAR || t->kind == TOKEN_ANY;
+		bool wildcard = t->kind == TOKEN_STAR || t->kind == TOKEN_ANY || t->kind == TOKEN_ANY_DIRS;
+		size_t cheapest_before = previous[0]; /* min of previous[0..j-1], for TOKEN_ANY_DIRS */
 		row[0] = previous[0] + !wildcard;
 		for (size_t j = 1; j <= m; j++) {
 			char c = path[j - 1];
 			size_t best = previous[j] + !wildcard; /* the token takes nothing */
-			size_t extra = row[j - 1] + (wildcard ? (t->kind == TOKEN_STAR && c == '/') : 1);
+			size_t extra; /* the token (or an edit) takes c too */
+			if (t->kind == TOKEN_ANY_DIRS)
+				extra = c == '/' ? cheapest_before : row[j - 1] + 1;
+			else
+				extra = row[j - 1] + (wildcard ? t->kind == TOKEN_STAR && c == '/' : 1);
 			if (extra < best)
 				best = extra;
-			if (!wildcard) {
-				size_t step = previous[j - 1] + !token_takes(t, c);
-				if (step < best)
-					best = step;
-			}
+			if (!wildcard && previous[j - 1] + !token_takes(t, c) < best)
+				best = previous[j - 1] + !token_takes(t, c);
 			row[j] = best;
+			if (previous[j] < cheapest_before)
+				cheapest_before = previous[j];
 		}
 		size_t *swap = previous;
 		previous = row;
@@ -718,6 +674,11 @@ size_t path_pattern_distance(const char *pattern, const char *path)
 	free(previous);
 	free(row);
 	return distance;
+}
+
+bool path_pattern_match(const char *pattern, const char *path)
+{
+	return path_pattern_distance(pattern, path) == 0;
 }
 
 bool path_is_pattern(const char *text)

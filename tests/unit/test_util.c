@@ -242,12 +242,22 @@ static void path_patterns_match_as_documented(void **unused)
 		{"", "", true},
 		{"x", "", false},
 		{"*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+		{"sub-01/**/x", "sub-01/x", true},
+		{"sub-01/**/x", "sub-01/a/b/x", true},
+		{"sub-01/**/x", "sub-01/ax", false},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		if (path_pattern_match(cases[i].pattern, cases[i].path) != cases[i].match)
 			fail_msg("'%s' against '%s' should %smatch", cases[i].pattern, cases[i].path,
 				 cases[i].match ? "" : "not ");
 	}
+	/* No backtracking: a pattern of many `**` against a long path answers at once. */
+	char long_path[4001];
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[sizeof(long_path) - 1] = '\0';
+	double start = monotonic_seconds();
+	assert_false(path_pattern_match("**a**a**a**a**a**a**a**a**a**a**b", long_path));
+	assert_true(monotonic_seconds() - start < 1);
 	assert_true(path_is_pattern("sub-*/x"));
 	assert_true(path_is_pattern("a[b]"));
 	assert_false(path_is_pattern("sub-01/T1w.nii.gz"));
