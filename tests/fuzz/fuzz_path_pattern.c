@@ -1,0 +1,44 @@
+/*
+ * libFuzzer target for target patterns (path_pattern_match, path_pattern_distance in util):
+ * the input is a pattern, a newline, then a path. Neither may crash or leak; a path written
+ * with every special character escaped matches itself; a pattern without special characters
+ * is at the edit distance from a path, and matches only that path; `**` matches every path.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpipe/util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* Patterns and paths are C strings: cut at the first NUL. */
+	const char *text = (const char *)data;
+	size_t length = strnlen(text, size);
+	const char *newline = memchr(text, '\n', length);
+	char *pattern = xstrndup(text, newline ? (size_t)(newline - text) : length);
+	char *path = newline ? xstrndup(newline + 1, length - (size_t)(newline + 1 - text)) : xstrdup("");
+
+	bool matched = path_pattern_match(pattern, path);
+	if (matched != (path_pattern_distance(pattern, path) == 0))
+		abort();
+	if (!path_is_pattern(pattern) &&
+	    (matched != !strcmp(pattern, path) || path_pattern_distance(pattern, path) != str_distance(pattern, path)))
+		abort();
+	if (!path_pattern_match("**", path))
+		abort();
+	struct strbuf escaped = STRBUF_INIT;
+	for (const char *c = path; *c; c++) {
+		if (strchr("*?[\\", *c))
+			strbuf_addch(&escaped, '\\');
+		strbuf_addch(&escaped, *c);
+	}
+	if (!path_pattern_match(escaped.buf, path))
+		abort();
+	strbuf_release(&escaped);
+	free(pattern);
+	free(path);
+	return 0;
+}
