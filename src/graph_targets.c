@@ -101,6 +101,8 @@ static void close_names(const struct builder *b, const char *target, struct strv
 	for (size_t i = 0; i < keys.count + b->set->count; i++) {
 		bool is_key = i < keys.count;
 		const char *name = is_key ? keys.items[i] : b->set->recipes[i - keys.count].name;
+		if (!is_key && strvec_find(&keys, name) >= 0)
+			continue; /* the key of that name is what it would mean */
 		size_t longest = strlen(name) > strlen(target) ? strlen(name) : strlen(target);
 		if (*name && str_distance(target, name) * 5 <= longest * 2)
 			strvec_push_owned(out, is_key ? xstrdup(name) : xasprintf("%s (a recipe)", name));
