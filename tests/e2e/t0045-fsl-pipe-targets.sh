@@ -65,6 +65,15 @@ expect_ran "fast 01
 fast 02
 fast 03"
 
+# status and graph take the same targets.
+expect_exit 0 cpipe status -v 'sub-02/*'
+expect_out_contains "up-to-date  fast[subject=02]"
+grep -q "subject=0[13]" "$WORK/out" && fail "status of sub-02/* shows other subjects: $(cat "$WORK/out")"
+pass
+expect_exit 0 cpipe graph fast --subject 03
+expect_out_contains '"fast[subject=03]"'
+expect_out_contains '"bet[subject=03]"'
+
 # A key wins over a recipe of its name, and says so: `brain` is bet's key (up to date here).
 expect_exit 0 cpipe plan brain --subject 02 03
 expect_out_contains "0 to run, 2 up to date"
