@@ -7,6 +7,7 @@
  */
 #include "graph_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,7 +123,22 @@ static void add_suggestions(struct strbuf *message, const struct strvec *names, 
 		strbuf_addch(message, '?');
 }
 
-static int request_pattern(struct builder *b, const char *pattern)
+/*
+ * Fail on `message`; a target from the recipe file's `default:` (entry `entry`, else -1) is that
+ * file's error, at the entry's line.
+ */
+static void target_error(struct builder *b, long entry, const struct strbuf *message)
+{
+	if (entry < 0) {
+		cp_err_set(b->err, NULL, 0, "%s", message->buf);
+		return;
+	}
+	char field[48];
+	snprintf(field, sizeof(field), "default.%ld", entry);
+	cp_err_set(b->err, b->set->file, recipe_set_field_line(b->set, field), "default: %s", message->buf);
+}
+
+static int request_pattern(struct builder *b, const char *pattern, long entry)
 {
 	struct pattern_search search;
 	struct strbuf normal = STRBUF_INIT;
@@ -135,7 +151,7 @@ static int request_pattern(struct builder *b, const char *pattern)
 		struct strvec none = STRVEC_INIT;
 		strbuf_addf(&message, "target '%s' matches none of the %zu files the recipes make", pattern, search.seen);
 		add_suggestions(&message, &none, &search);
-		cp_err_set(b->err, NULL, 0, "%s", message.buf);
+		target_error(b, entry, &message);
 		strbuf_release(&message);
 		rc = -1;
 	}
@@ -145,7 +161,7 @@ static int request_pattern(struct builder *b, const char *pattern)
 }
 
 /* `target` names nothing: an error offering what is close to it. */
-static int no_such_target(struct builder *b, const char *target)
+static int no_such_target(struct builder *b, const char *target, long entry)
 {
 	struct pattern_search search;
 	struct strvec names = STRVEC_INIT;
@@ -159,7 +175,7 @@ static int no_such_target(struct builder *b, const char *target)
 	struct strbuf message = STRBUF_INIT;
 	strbuf_addf(&message, "target '%s' is no template key, recipe or file any recipe makes", target);
 	add_suggestions(&message, &names, &search);
-	cp_err_set(b->err, NULL, 0, "%s", message.buf);
+	target_error(b, entry, &message);
 	strbuf_release(&message);
 	search_release(&search);
 	strvec_release(&names);
@@ -188,7 +204,8 @@ static void note_key_over_recipe(struct builder *b, const char *key)
 	strvec_push_owned(&b->graph->warnings, strbuf_detach(&line));
 }
 
-static int request_target(struct builder *b, const char *target)
+/* Request one target; `entry` is its index in `default:` when it comes from there, else -1. */
+static int request_target(struct builder *b, const char *target, long entry)
 {
 	struct cp_err ignored = CP_ERR_INIT;
 	bool is_key = tree_find_template(b->tree, target, &ignored) >= 0;
@@ -207,9 +224,9 @@ static int request_target(struct builder *b, const char *target)
 		return 0;
 	}
 	if (path_is_pattern(target))
-		return request_pattern(b, target);
+		return request_pattern(b, target, entry);
 	int found = graph_request_path(b, target);
-	return found == 1 ? no_such_target(b, target) : found;
+	return found == 1 ? no_such_target(b, target, entry) : found;
 }
 
 int graph_request_targets(struct builder *b)
@@ -225,9 +242,10 @@ int graph_request_targets(struct builder *b)
 			for (size_t k = 0; k < b->set->recipes[r].out.count; k++)
 				strvec_push(&targets, b->set->recipes[r].out.items[k]);
 	}
+	bool from_default = !request->target_count && b->set->targets.count;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < targets.count; i++)
-		rc = request_target(b, targets.items[i]);
+		rc = request_target(b, targets.items[i], from_default ? (long)i : -1);
 	strvec_release(&targets);
 	return rc;
 }

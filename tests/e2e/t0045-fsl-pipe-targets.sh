@@ -108,6 +108,17 @@ sed 's/tree: study.tree/tree: listed.tree/' cpipe.yaml >listed.yaml
 expect_exit 2 cpipe plan -f listed.yaml --subject 01 fast
 expect_err_contains "'fast' after --subject is both a value of subject and a target: write --subject=...,fast for the value, or put the target before --subject"
 
+# default: takes the same targets; one naming nothing is the recipe file's error, at its line.
+printf "default: [fast, 'sub-0[12]/qc.txt']\n" >default.yaml && cat cpipe.yaml >>default.yaml
+expect_exit 0 cpipe plan -v -f default.yaml
+expect_out_contains "up to date brain[subject=02]"
+expect_out_contains "run        fast[subject=a*]"
+grep -q "brain\[subject=0[3a]" "$WORK/out" && fail "default: made more than its patterns: $(cat "$WORK/out")"
+pass
+printf "default: [fast, 'sub-9/**']\n" >default.yaml && cat cpipe.yaml >>default.yaml
+expect_exit 2 cpipe plan -f default.yaml
+expect_err_contains "default.yaml:1: default: target 'sub-9/**' matches none of the 16 files"
+
 # A target naming nothing: an error with what is close to it.
 expect_exit 2 cpipe run 'sub-1/**'
 expect_err_contains "target 'sub-1/**' matches none of the 16 files the recipes make; did you mean sub-01/brain.nii.gz, sub-01/brain_mask.nii.gz or sub-01/seg.nii.gz?"
