@@ -9,17 +9,14 @@
 #include <string.h>
 
 #include "cpipe/util.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* Patterns and paths are C strings: cut at the first NUL. */
-	const char *text = (const char *)data;
-	size_t length = strnlen(text, size);
-	const char *newline = memchr(text, '\n', length);
-	char *pattern = xstrndup(text, newline ? (size_t)(newline - text) : length);
-	char *path = newline ? xstrndup(newline + 1, length - (size_t)(newline + 1 - text)) : xstrdup("");
+	char *pattern, *path;
+	fuzz_split_input(data, size, &pattern, &path);
 
 	bool matched = path_pattern_match(pattern, path);
 	if (matched != (path_pattern_distance(pattern, path) == 0))
