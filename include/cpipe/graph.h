@@ -15,7 +15,8 @@
  * graph_targets.c turns the targets into requests (keys, recipe names,
  * patterns over the output paths, paths); graph_existing.c works out which
  * combinations exist and whether a raw input is there; graph_combos.c holds
- * the relation of combinations they join.
+ * the relation of combinations they join; graph_values.c a recipe's own
+ * placeholder values (placeholders:); graph_dot.c writes DOT.
  */
 #ifndef CPIPE_GRAPH_H
 #define CPIPE_GRAPH_H
