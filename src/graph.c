@@ -967,20 +967,41 @@ static void note_nothing_to_make(struct builder *b, const char *key, size_t r)
 	strvec_release(&missing);
 }
 
-/* Request every file of target key `key`: one job per combination its recipe makes. */
-static int request_existing(struct builder *b, const char *key, size_t r)
+/* Whether `filter` (NULL: every file) wants the file of `info` under `row`; a file that cannot be named is no match. */
+static bool filter_wants(struct builder *b, const struct output_filter *filter, const struct key_info *info,
+			 const struct bindings *row, struct strbuf *path)
+{
+	if (!filter)
+		return true;
+	/* Named as the producing recipe sees its placeholders (its own placeholders: values). */
+	long outer = b->context;
+	b->context = info->producer;
+	int filled = fill_path(b, info, row, path);
+	b->context = outer;
+	if (filled < 0) {
+		cp_err_release(b->err);
+		return false;
+	}
+	return filter->wants(filter->context, path->buf);
+}
+
+/* Request the files of target key `key` that `filter` wants: one job per combination its recipe makes. */
+static int request_existing(struct builder *b, struct key_info *info, size_t r, const struct output_filter *filter)
 {
 	const struct combos *combos = graph_recipe_combos(b, r);
 	if (!combos)
 		return -1;
-	if (!combos->rows)
-		note_nothing_to_make(b, key, r);
+	if (!combos->rows && !filter)
+		note_nothing_to_make(b, info->key, r);
 	struct bindings row = {NULL, 0, 0};
+	struct strbuf path = STRBUF_INIT;
 	int rc = 0;
 	for (size_t i = 0; i < combos->rows && rc == 0; i++) {
 		row.count = 0;
 		for (size_t k = 0; k < combos->names.count; k++)
 			bindings_push(&row, combos->names.items[k], combos_cell(combos, i, k));
+		if (!filter_wants(b, filter, info, &row, &path))
+			continue;
 		size_t index;
 		int status = add_job(b, r, &row, &index);
 		if (status == ADD_ERROR)
@@ -989,11 +1010,11 @@ static int request_existing(struct builder *b, const char *key, size_t r)
 			b->graph->jobs[index].target = true;
 	}
 	free(row.items);
+	strbuf_release(&path);
 	return rc;
 }
 
-/* Request every file of target key `key` (optionally restricted by `fixed`). */
-static int request_key(struct builder *b, const char *key, const struct bindings *fixed)
+int graph_request_key(struct builder *b, const char *key, const struct output_filter *filter)
 {
 	struct key_info *info = key_lookup(b, key);
 	if (!info) {
@@ -1005,25 +1026,25 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 		return -1;
 	}
 	if (!recipe_iterates_product(b, (size_t)info->producer))
-		return request_existing(b, key, (size_t)info->producer);
+		return request_existing(b, info, (size_t)info->producer, filter);
 	b->in_product = true;
 	b->context = info->producer;
 	struct axes axes = {NULL, 0, 0};
 	struct strbuf path = STRBUF_INIT;
-	int rc = collect_axes(b, &info->names, &info->required, fixed, key, NULL, &axes);
+	int rc = collect_axes(b, &info->names, &info->required, NULL, key, NULL, &axes);
 	if (rc < 0 || axes_empty(&axes))
 		goto out;
 	size_t *rows = xcalloc(axes.count + 1, sizeof(*rows));
 	struct bindings full = {NULL, 0, 0}, restricted = {NULL, 0, 0};
 	do {
 		full.count = 0;
-		if (fixed)
-			bindings_copy(&full, fixed);
 		bind_row(&axes, rows, &full);
 		if (fill_path(b, info, &full, &path) < 0) {
 			rc = -1;
 			break;
 		}
+		if (filter && !filter->wants(filter->context, path.buf))
+			continue;
 		long dep;
 		if (require_file(b, info, path.buf, &full, false, &restricted, &dep) == ADD_ERROR) {
 			rc = -1;
@@ -1043,8 +1064,7 @@ out:
 	return rc;
 }
 
-/* A target that is no key: find the `out` template it is a file of, and request that one file. */
-static int request_path(struct builder *b, const char *target)
+int graph_request_path(struct builder *b, const char *target)
 {
 	struct strbuf normal = STRBUF_INIT;
 	path_normalize(target, &normal);
@@ -1077,11 +1097,6 @@ static int request_path(struct builder *b, const char *target)
 			glob_result_release(&matches);
 		}
 	}
-	if (rc == 1) {
-		cp_err_set(b->err, NULL, 0, "target '%s' is neither a template key nor a file any recipe makes",
-			   target);
-		rc = -1;
-	}
 	strbuf_release(&normal);
 	return rc;
 }
@@ -1102,25 +1117,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	*out = NULL;
 	int rc = prepare_recipes(&b);
 
-	struct strvec targets = STRVEC_INIT;
-	for (size_t i = 0; i < request->target_count; i++)
-		strvec_push(&targets, request->targets[i]);
-	if (!targets.count) {
-		for (size_t i = 0; i < set->targets.count; i++)
-			strvec_push(&targets, set->targets.items[i]);
-	}
-	if (!targets.count) {
-		for (size_t r = 0; r < set->count; r++)
-			for (size_t k = 0; k < set->recipes[r].out.count; k++)
-				strvec_push(&targets, set->recipes[r].out.items[k]);
-	}
-	for (size_t i = 0; rc == 0 && i < targets.count; i++) {
-		struct cp_err ignored = CP_ERR_INIT;
-		bool is_key = tree_find_template(tree, targets.items[i], &ignored) >= 0;
-		cp_err_release(&ignored);
-		rc = is_key ? request_key(&b, targets.items[i], NULL) : request_path(&b, targets.items[i]);
-	}
-	strvec_release(&targets);
+	if (rc == 0)
+		rc = graph_request_targets(&b);
 
 	for (size_t i = 0; i < b.key_count; i++) {
 		if (b.keys[i].combos && !b.keys[i].combos_shared) {

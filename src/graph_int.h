@@ -93,4 +93,25 @@ bool graph_row_allowed(const struct builder *b, const struct combos *c, size_t r
 /* Drop the rows of *c that graph_row_allowed refuses (nothing to do for a recipe without values). */
 void graph_filter_combos(const struct builder *b, struct combos **c);
 
+/*
+ * Which files of a key a target takes: `wants` is asked for the path of every file of every job
+ * the key's recipe would make (see graph_request_key). For a target pattern.
+ */
+struct output_filter {
+	bool (*wants)(void *context, const char *path);
+	void *context;
+};
+
+/*
+ * Request the files of template key `key` that `filter` wants (NULL: all of them): each makes its
+ * job a target. A key no recipe makes is an error.
+ */
+int graph_request_key(struct builder *b, const char *key, const struct output_filter *filter);
+
+/* Request the one file `target` (a path) of an `out` key; 1 (no error set) when it is a file of no `out` key. */
+int graph_request_path(struct builder *b, const char *target);
+
+/* Request the request's targets, or else the set's `default:`, else every `out` key (graph_targets.c). */
+int graph_request_targets(struct builder *b);
+
 #endif

@@ -235,6 +235,9 @@ int recipe_check(struct recipe_set *set, const struct recipe_tree_view *view, st
 	}
 	for (size_t i = 0; i < set->targets.count; i++) {
 		const char *key = set->targets.items[i];
+		/* A recipe's name, a pattern or a path is a target too: the graph resolves it (TARGETS in cpipe(1)). */
+		if (recipe_find(set, key) >= 0 || path_is_pattern(key) || strchr(key, '/'))
+			continue;
 		int rc = view->placeholders(view->ctx, key, &required, &optional);
 		strvec_release(&required);
 		strvec_release(&optional);

@@ -571,6 +571,129 @@ void path_normalize(const char *path, struct strbuf *out)
 	strvec_release(&kept);
 }
 
+/* One `[...]` set at `pattern` (after the '['), against `c`; NULL when the set is not closed (a literal '['). */
+static const char *match_set(const char *pattern, char c, bool *matched)
+{
+	bool negated = *pattern == '!' || *pattern == '^';
+	const char *p = pattern + negated;
+	bool found = false;
+	/* A ']' first in the set is one of its characters. */
+	for (bool first = true; *p && (first || *p != ']'); first = false) {
+		char low = *p == '\\' && p[1] ? *++p : *p;
+		char high = low;
+		if (p[1] == '-' && p[2] && p[2] != ']') {
+			p += 2;
+			high = *p == '\\' && p[1] ? *++p : *p;
+		}
+		found |= c != '/' && (unsigned char)c >= (unsigned char)low && (unsigned char)c <= (unsigned char)high;
+		p++;
+	}
+	if (*p != ']')
+		return NULL;
+	*matched = found != negated && c != '/';
+	return p + 1;
+}
+
+/* One element of a pattern (path_pattern_distance). */
+struct pattern_token {
+	/* TOKEN_ANY_DIRS is `**` and the '/' after it: no text, or any text that ends in '/'. */
+	enum { TOKEN_CHAR, TOKEN_ONE, TOKEN_SET, TOKEN_STAR, TOKEN_ANY, TOKEN_ANY_DIRS } kind;
+	char c;          /* TOKEN_CHAR */
+	const char *set; /* TOKEN_SET: after its '[' */
+};
+
+static size_t tokenize_pattern(const char *pattern, struct pattern_token *out)
+{
+	size_t n = 0;
+	for (const char *p = pattern; *p; n++) {
+		bool ignored;
+		const char *after;
+		if (p[0] == '*' && p[1] == '*') {
+			while (*p == '*')
+				p++;
+			out[n] = (struct pattern_token){*p == '/' ? TOKEN_ANY_DIRS : TOKEN_ANY, 0, NULL};
+			p += *p == '/';
+		} else if (*p == '*' || *p == '?') {
+			out[n] = (struct pattern_token){*p == '*' ? TOKEN_STAR : TOKEN_ONE, 0, NULL};
+			p++;
+		} else if (*p == '[' && (after = match_set(p + 1, 'a', &ignored))) {
+			out[n] = (struct pattern_token){TOKEN_SET, 0, p + 1};
+			p = after;
+		} else {
+			if (*p == '\\' && p[1])
+				p++;
+			out[n] = (struct pattern_token){TOKEN_CHAR, *p, NULL};
+			p++;
+		}
+	}
+	return n;
+}
+
+/* Whether one-character token `t` takes `c`. */
+static bool token_takes(const struct pattern_token *t, char c)
+{
+	bool matched = false;
+	switch (t->kind) {
+	case TOKEN_CHAR: return t->c == c;
+	case TOKEN_ONE: return c != '/';
+	case TOKEN_SET: match_set(t->set, c, &matched); return matched;
+	default: return false;
+	}
+}
+
+/*
+ * One pass of dynamic programming over tokens x characters (no backtracking, so no pattern takes
+ * exponential time): row[j] is the cost of matching the tokens so far against path[0..j).
+ */
+size_t path_pattern_distance(const char *pattern, const char *path)
+{
+	struct pattern_token *tokens = xcalloc(strlen(pattern) + 1, sizeof(*tokens));
+	size_t n = tokenize_pattern(pattern, tokens), m = strlen(path);
+	size_t *previous = xcalloc(m + 1, sizeof(*previous)), *row = xcalloc(m + 1, sizeof(*row));
+	for (size_t j = 0; j <= m; j++)
+		previous[j] = j;
+	for (size_t i = 0; i < n; i++) {
+		const struct pattern_token *t = &tokens[i];
+		bool wildcard = t->kind == TOKEN_STAR || t->kind == TOKEN_ANY || t->kind == TOKEN_ANY_DIRS;
+		size_t cheapest_before = previous[0]; /* min of previous[0..j-1], for TOKEN_ANY_DIRS */
+		row[0] = previous[0] + !wildcard;
+		for (size_t j = 1; j <= m; j++) {
+			char c = path[j - 1];
+			size_t best = previous[j] + !wildcard; /* the token takes nothing */
+			size_t extra; /* the token (or an edit) takes c too */
+			if (t->kind == TOKEN_ANY_DIRS)
+				extra = c == '/' ? cheapest_before : row[j - 1] + 1;
+			else
+				extra = row[j - 1] + (wildcard ? t->kind == TOKEN_STAR && c == '/' : 1);
+			if (extra < best)
+				best = extra;
+			if (!wildcard && previous[j - 1] + !token_takes(t, c) < best)
+				best = previous[j - 1] + !token_takes(t, c);
+			row[j] = best;
+			if (previous[j] < cheapest_before)
+				cheapest_before = previous[j];
+		}
+		size_t *swap = previous;
+		previous = row;
+		row = swap;
+	}
+	size_t distance = previous[m];
+	free(tokens);
+	free(previous);
+	free(row);
+	return distance;
+}
+
+bool path_pattern_match(const char *pattern, const char *path)
+{
+	return path_pattern_distance(pattern, path) == 0;
+}
+
+bool path_is_pattern(const char *text)
+{
+	return strpbrk(text, "*?[\\") != NULL;
+}
+
 void path_join(const char *a, const char *b, struct strbuf *out)
 {
 	strbuf_reset(out);

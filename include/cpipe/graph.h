@@ -12,10 +12,11 @@
  *
  * graph.c assembles the jobs (bindings, paths, inputs, commands, dependency
  * edges, order) and holds graph_build, graph_free and graph_to_dot;
- * graph_existing.c works out which combinations exist and whether a raw input
- * is there; graph_combos.c holds the relation of combinations they join;
- * graph_values.c a recipe's own placeholder values (placeholders:);
- * graph_dot.c writes DOT.
+ * graph_targets.c turns the targets into requests (keys, recipe names,
+ * patterns over the output paths, paths); graph_existing.c works out which
+ * combinations exist and whether a raw input is there; graph_combos.c holds
+ * the relation of combinations they join; graph_values.c a recipe's own
+ * placeholder values (placeholders:); graph_dot.c writes DOT.
  */
 #ifndef CPIPE_GRAPH_H
 #define CPIPE_GRAPH_H
@@ -92,7 +93,8 @@ struct graph_missing_input {
 };
 
 struct graph_request {
-	const char *const *targets; /* template keys or paths; none = the set's `default:`, else every `out` key */
+	const char *const *targets; /* template keys, recipe names, patterns over the output paths
+	                               ("sub-01/" then two stars) or paths; none = the set's `default:`, else every `out` key */
 	size_t target_count;
 	const char *data_root;      /* where raw inputs are looked for */
 	bool skip_missing;          /* drop jobs whose raw inputs are missing instead of failing */
@@ -118,12 +120,13 @@ void graph_source_keys(const struct recipe_set *set, struct strvec *out);
  * Build the graph for `request` from `tree` (placeholder values already set
  * from the tree, the command line and globbing) and `set` (already checked with
  * recipe_check). Returns 0 with *out owned by the caller (graph_free), or -1
- * with `err`: an unknown target, a target path no template matches, a
- * placeholder a job needs without a value, two jobs making one file, a cycle
+ * with `err`: a target that names nothing or a pattern matching no file
+ * (offering what is close), a placeholder a job needs without a value, two jobs making one file, a cycle
  * (naming its recipes), or a missing raw input that nothing makes (showing the
  * chain of jobs that needed it, and for a `product:` recipe that dropping
  * product: would fix it; request->missing gets the rest) unless skip_missing. A requested key with no combination to make is
- * no error: `warnings` says why.
+ * no error: `warnings` says why, and so does a target that is a key and the
+ * name of another recipe (the key wins).
  */
 int graph_build(const struct tree *tree, const struct recipe_set *set, const struct graph_request *request,
 		struct graph **out, struct cp_err *err);

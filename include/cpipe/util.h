@@ -204,6 +204,22 @@ void path_join(const char *a, const char *b, struct strbuf *out);
 /* Whether `text`, as (part of) a path, could lead above where it is put: it starts with '/' or has a ".." part. */
 bool path_leaves_root(const char *text);
 
+/*
+ * Whether `path` matches the shell-style `pattern`: `*` is any text and `?` any one character
+ * within one path part, `[abc]`/`[a-z]`/`[!abc]` one character of (or not of) a set, `**` any text
+ * across parts (`**` followed by `/` also no part at all: `**` + `/x` matches `x`), a backslash
+ * takes the next character as it is. Does not normalise either side.
+ */
+bool path_pattern_match(const char *pattern, const char *path);
+/*
+ * How far `path` is from matching `pattern` (0 when it matches): the fewest characters to add,
+ * drop or change in `path`, a wildcard taking what it would match. For "did you mean" suggestions
+ * of a pattern that matches nothing; for a pattern without wildcards, the edit distance.
+ */
+size_t path_pattern_distance(const char *pattern, const char *path);
+/* Whether `text` has a character path_pattern_match treats specially (`*`, `?`, `[`, `\`). */
+bool path_is_pattern(const char *text);
+
 /* Edit distance between two strings, for "did you mean" suggestions. */
 size_t str_distance(const char *a, const char *b);
 

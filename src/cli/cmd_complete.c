@@ -7,8 +7,10 @@
  *   - a command's options, read from its own --help (so they cannot drift),
  *     plus --NAME for each placeholder of the study;
  *   - placeholder values after --NAME and -p NAME=, from globbing the study;
- *   - template keys where a command takes targets or keys, recipe names for
- *     `cpipe log` (a job name's unique prefix).
+ *   - more values or a target after `--NAME V1` (fsl-pipe's `--subject 01 02`);
+ *   - local and submit after -m;
+ *   - template keys and recipe names where a command takes targets or keys,
+ *     recipe names for `cpipe log` (a job name's unique prefix).
  * It prints one candidate per line, already filtered by the word's prefix, and
  * exits 0; it exits 3 when the shell should complete a file name and 4 for a
  * directory. Errors (no study here, a broken recipe file) give no candidates.
@@ -200,17 +202,21 @@ static bool takes_keys(const char *command)
 	return false;
 }
 
-/* Targets: the keys recipes make (every template key for glob, which reads raw files too). */
+/* Targets: the keys recipes make and the recipes' names (every template key for glob, which reads raw files too). */
 static void emit_keys(const struct completion *c, const struct study *study)
 {
 	struct strvec keys = STRVEC_INIT;
 	if (!strcmp(c->command, "glob")) {
 		tree_template_keys(study->tree, &keys);
 	} else {
-		for (size_t r = 0; r < study->recipes->count; r++)
-			for (size_t k = 0; k < study->recipes->recipes[r].out.count; k++)
-				if (strvec_find(&keys, study->recipes->recipes[r].out.items[k]) < 0)
-					strvec_push(&keys, study->recipes->recipes[r].out.items[k]);
+		for (size_t r = 0; r < study->recipes->count; r++) {
+			const struct recipe *recipe = &study->recipes->recipes[r];
+			for (size_t k = 0; k < recipe->out.count; k++)
+				if (strvec_find(&keys, recipe->out.items[k]) < 0)
+					strvec_push(&keys, recipe->out.items[k]);
+			if (strvec_find(&keys, recipe->name) < 0)
+				strvec_push(&keys, recipe->name);
+		}
 	}
 	strvec_sort(&keys);
 	for (size_t i = 0; i < keys.count; i++)
@@ -250,6 +256,25 @@ static bool complete_flag_value(const struct completion *c, const struct tree *t
 		emit_values(c, tree, name, (size_t)(equals - c->prefix) + 1);
 	free(name);
 	return known;
+}
+
+/*
+ * `--NAME V1 V2 ...`: the placeholder whose values the current word may continue, or NULL: the
+ * words back to a --NAME (without '=') are neither options nor targets (a key or a recipe).
+ */
+static const char *continued_flag(const struct completion *c, const struct study *study)
+{
+	for (int i = c->current - 1; i >= 2; i--) {
+		const char *word = c->words[i];
+		if (!strncmp(word, "--", 2))
+			return !strchr(word, '=') && tree_find_placeholder(study->tree, word + 2) ? word + 2 : NULL;
+		struct cp_err ignored = CP_ERR_INIT;
+		bool is_key = tree_find_template(study->tree, word, &ignored) >= 0;
+		cp_err_release(&ignored);
+		if (word[0] == '-' || is_key || recipe_find(study->recipes, word) >= 0)
+			return NULL;
+	}
+	return NULL;
 }
 
 /* --set's values: RECIPE.PARAM= for each recipe's parameter, and PARAM= once per name. */
@@ -297,7 +322,11 @@ static int complete_in_study(struct completion *c, const char *previous)
 		emit_placeholder_flags(c, study.tree);
 	else if (previous && strvec_find(&c->options_valued, previous) >= 0)
 		; /* a value cpipe cannot know (-j N, --link A,B) */
-	else if (takes_keys(c->command))
+	else if (takes_keys(c->command) && strcmp(c->command, "glob") && continued_flag(c, &study)) {
+		/* Another value of --NAME, or the first target after them. */
+		emit_values(c, study.tree, continued_flag(c, &study), 0);
+		emit_keys(c, &study);
+	} else if (takes_keys(c->command))
 		emit_keys(c, &study);
 	else if (!strcmp(c->command, "log"))
 		for (size_t r = 0; r < study.recipes->count; r++)
@@ -340,6 +369,13 @@ int cli_complete(int argc, char **argv, const struct cli_command *commands, size
 	if (!strcmp(previous, "-C") || !strcmp(previous, "--directory") || !strcmp(previous, "--data"))
 		return COMPLETE_DIRS;
 	read_command_options(&c, command);
+	if (!strcmp(previous, "-m") || !strcmp(previous, "--pipeline-method") || !strcmp(previous, "--pipeline_method")) {
+		emit(&c, "local");
+		emit(&c, "submit");
+		strvec_release(&c.options);
+		strvec_release(&c.options_valued);
+		return EXIT_OK;
+	}
 	if (c.prefix[0] == '-')
 		for (size_t i = 0; i < c.options.count; i++)
 			emit(&c, c.options.items[i]);

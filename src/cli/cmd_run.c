@@ -13,14 +13,19 @@
 static const char run_usage[] =
 	"usage: cpipe run [TARGET ...] [options]\n"
 	"\n"
-	"Make every file of the TARGETs (template keys or file paths; default: the\n"
-	"recipe file's `default:`, else every output of every recipe), running only\n"
-	"the jobs that are not up to date, in parallel, in the data directory.\n"
+	"Make every file of the TARGETs, running only the jobs that are not up to\n"
+	"date, in parallel, in the data directory. A TARGET is a template key, a\n"
+	"recipe's name (each of its outputs; a key of the same name wins), a pattern\n"
+	"over the output paths from the data root ('sub-01/**': * and ? within a\n"
+	"directory, ** across directories) or one output path; default: the recipe\n"
+	"file's `default:`, else every output of every recipe.\n"
 	"\n"
 	"  -f, --file FILE        recipe file (default: cpipe.yaml)\n"
 	"  -C, --directory DIR    change to DIR first\n"
 	"      --data DIR         the data root (default: the recipe file's data:)\n"
-	"  -p NAME=V1,V2          restrict or set a placeholder; also --NAME V1,V2\n"
+	"  -p NAME=V1,V2          restrict or set a placeholder; also --NAME V1,V2 and\n"
+	"                         --NAME V1 V2 (the values end at the next option or at\n"
+	"                         a word that is a target: a key, a recipe, a path)\n"
 	"      --link A,B         glob placeholders A and B as linked (only combinations seen)\n"
 	"      --set [RECIPE.]P=V set parameter P (params:) of RECIPE, or of every recipe\n"
 	"                         that has one, overriding the recipe file\n"
@@ -28,8 +33,9 @@ static const char run_usage[] =
 	"  -k, --keep-going       after a failure, keep running what does not depend on it\n"
 	"      --max-threads N    sum of running jobs' threads (default: number of CPUs)\n"
 	"      --max-ram GB       sum of running jobs' ram_gb (default: physical memory)\n"
-	"  -o, --force            rerun the jobs that make the targets\n"
-	"  -d, --force-all        rerun every job the targets need\n"
+	"  -o, --force            rerun the jobs that make the targets (also --overwrite)\n"
+	"  -d, --force-all        rerun every job the targets need, and implies -o (also\n"
+	"                         --overwrite-dependencies)\n"
 	"      --rebuild-unknown  rerun jobs whose outputs exist but were never recorded\n"
 	"                         (default: adopt them as up to date, and say so, unless a\n"
 	"                         failed or killed run may have written them)\n"
@@ -38,6 +44,9 @@ static const char run_usage[] =
 	"      --partial-group    make batch (group) jobs although --NAME narrows their\n"
 	"                         batch placeholder, or some inputs are missing\n"
 	"  -n, --dry-run          print what would run, as `cpipe plan` does, and run nothing\n"
+	"  -m, --pipeline-method local|submit\n"
+	"                         fsl-pipe's spelling: local runs here (the default),\n"
+	"                         submit is --submit\n"
 	"  -q, --quiet            print only failures and the summary\n"
 	"  -v, --verbose          also print each job's command, and every job a failure\n"
 	"                         kept from starting\n"
@@ -56,7 +65,8 @@ static const char run_usage[] =
 	"                         environment (resources.pe, CPIPE_FSL_SUB_PE, CPIPE_SGE_PE)\n"
 	"      --wait             after submitting, wait until every job has ended\n"
 	"      --job-hold ID,...  the first jobs wait for these cluster jobs\n"
-	"      --scale-time F     multiply each recipe's minutes by F (rounded up)\n"
+	"      --scale-time F     multiply each recipe's minutes by F (rounded up; also\n"
+	"                         --scale-jobtime)\n"
 	"  -b, --batch            send each chain of dependent jobs over the same\n"
 	"                         placeholder values (and batch_label) as one\n"
 	"                         cluster job running its steps in order\n"
@@ -74,7 +84,8 @@ static const char plan_usage[] =
 	"\n"
 	"Show the jobs `cpipe run` would run, each with the first reason it runs and\n"
 	"its command, then a count and the jobs to run per recipe, without running or\n"
-	"recording anything (also: cpipe run -n).\n"
+	"recording anything (also: cpipe run -n). TARGETs as for run: keys, recipe\n"
+	"names, patterns over the output paths ('sub-01/**'), paths.\n"
 	"\n"
 	"  -f, --file FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B,\n"
 	"  --set [RECIPE.]P=V, --skip-missing, --partial-group, -o/--force,\n"
@@ -98,6 +109,7 @@ struct run_options {
 	bool json;
 	bool dry_run;
 	bool submit;
+	bool method_local; /* -m local */
 	struct submit_options cluster;
 };
 
@@ -127,6 +139,8 @@ static const struct option run_long_options[] = {
 	{"scale-time", required_argument, NULL, OPT_SCALE_TIME},
 	{"scale-jobtime", required_argument, NULL, OPT_SCALE_TIME},
 	{"scale_jobtime", required_argument, NULL, OPT_SCALE_TIME},
+	{"pipeline-method", required_argument, NULL, 'm'},
+	{"pipeline_method", required_argument, NULL, 'm'},
 	{"batch", no_argument, NULL, 'b'},
 	{NULL, 0, NULL, 0},
 };
@@ -150,7 +164,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	opt->plan.failed_run_seen = study_failed_run_logged;
 	int rc = -1, c;
 	optind = 1;
-	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodnqvbh", run_long_options, NULL)) != -1) {
+	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:m:kodnqvbh", run_long_options, NULL)) != -1) {
 		int handled = study_option(&opt->study, c, optarg);
 		if (handled < 0) {
 			rc = EXIT_USAGE;
@@ -185,6 +199,20 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 			opt->submit = true;
 			opt->cluster.backend = optarg;
 			break;
+		case 'm':
+			/* fsl-pipe's -m/--pipeline-method: local runs here, submit is --submit (auto). */
+			if (!strcmp(optarg, "local")) {
+				opt->method_local = true;
+			} else if (!strcmp(optarg, "submit")) {
+				if (!opt->submit)
+					opt->cluster.backend = NULL;
+				opt->submit = true;
+			} else {
+				rc = cli_usage_error(command, "-m takes local or submit, not '%s'%s", optarg,
+						     strcmp(optarg, "dask") ? ""
+									    : " (cpipe runs jobs in parallel itself: -m local -j N)");
+			}
+			break;
 		case OPT_WAIT: opt->cluster.wait = true; break;
 		case 'b': opt->cluster.batch = true; break;
 		case OPT_JOB_HOLD: strvec_split(&opt->cluster.holds, optarg, ',', true); break;
@@ -204,6 +232,8 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	}
 	for (int i = optind; rc < 0 && i < new_argc; i++)
 		strvec_push(&opt->study.targets, args[i]);
+	if (rc < 0 && opt->submit && opt->method_local)
+		rc = cli_usage_error(command, "-m local and --submit (or -m submit) contradict each other");
 	if (rc < 0 && !opt->submit &&
 	    (opt->cluster.wait || opt->cluster.holds.count || opt->cluster.scale_time > 0 || opt->cluster.batch))
 		rc = cli_usage_error(command, "--wait, --job-hold, --scale-time and --batch go with --submit");

@@ -27,6 +27,10 @@ int study_option(struct study_options *opt, int c, const char *arg)
 			cli_report(&err);
 			return -1;
 		}
+		/* getopt hands over the very string the rewrite made for a --NAME with more words. */
+		for (size_t i = 0; i < opt->flag_word_count; i++)
+			if (opt->flag_words[i].setting_text == arg)
+				opt->flag_words[i].setting = (long)opt->settings.count - 1;
 		return 1;
 	default:
 		return 0;
@@ -76,6 +80,14 @@ char **study_rewrite_args(int argc, char **argv, const struct option *known, str
 		free(placeholder);
 		out[n++] = "-p";
 		out[n++] = storage->items[storage->count - 1];
+		/* `--NAME V1 V2 ...`: the words up to the next option are values or targets (study_load). */
+		if (equals || !value || i + 1 >= argc || argv[i + 1][0] == '-')
+			continue;
+		ALLOC_GROW(opt->flag_words, opt->flag_word_count + 1, opt->flag_word_cap);
+		struct flag_words *group = &opt->flag_words[opt->flag_word_count++];
+		*group = (struct flag_words){out[n - 1], -1, STRVEC_INIT};
+		while (i + 1 < argc && argv[i + 1][0] != '-')
+			strvec_push(&group->words, argv[++i]);
 	}
 	out[n] = NULL;
 	*new_argc = n;
@@ -190,6 +202,65 @@ static int check_placeholder_flags(struct study_options *opt, const struct tree 
 			}
 		}
 		strbuf_release(&alt);
+	}
+	return 0;
+}
+
+/* A word after `--NAME V1` that is no value of NAME but a target: a key, a recipe, or a path or pattern. */
+static bool names_target(const struct study *study, const char *word)
+{
+	struct cp_err ignored = CP_ERR_INIT;
+	bool is_key = tree_find_template(study->tree, word, &ignored) >= 0;
+	cp_err_release(&ignored);
+	return is_key || recipe_find(study->recipes, word) >= 0 || strchr(word, '/') || path_is_pattern(word);
+}
+
+static bool tree_lists_value(const struct tree *tree, const char *name, const char *word)
+{
+	const struct tree_placeholder *p = tree_find_placeholder(tree, name);
+	for (size_t v = 0; p && v < p->count; v++)
+		if (p->values[v].text && !strcmp(p->values[v].text, word))
+			return true;
+	return false;
+}
+
+/*
+ * Sort the words after each `--NAME V1`: more values of NAME up to the first word that names a
+ * target (which, and all after it, are targets). A word that is a target and a value the tree
+ * lists for NAME is ambiguous: an error. Before cli_apply_placeholders (the tree's own values).
+ */
+static int sort_flag_words(struct study_options *opt, const struct study *study)
+{
+	for (size_t g = 0; g < opt->flag_word_count; g++) {
+		const struct flag_words *group = &opt->flag_words[g];
+		if (group->setting < 0)
+			continue;
+		struct cli_placeholder_setting *s = &opt->settings.items[group->setting];
+		bool targets = false;
+		for (size_t w = 0; w < group->words.count; w++) {
+			const char *word = group->words.items[w];
+			if (!targets && names_target(study, word)) {
+				if (tree_lists_value(study->tree, s->name, word)) {
+					fprintf(stderr,
+						"cpipe: '%s' after --%s is both a value of %s and a target: write "
+						"--%s=...,%s for the value, or put the target before --%s\n",
+						word, s->name, s->name, s->name, word, s->name);
+					return -1;
+				}
+				targets = true;
+			}
+			if (targets) {
+				strvec_push(&opt->targets, word);
+				continue;
+			}
+			if (path_leaves_root(word)) {
+				fprintf(stderr, "cpipe: value '%s' of %s would put paths outside the data root ('/' first "
+						"or a '..' part)\n", word, s->name);
+				return -1;
+			}
+			strvec_push(&s->values, word);
+			s->multiple = true;
+		}
 	}
 	return 0;
 }
@@ -392,7 +463,7 @@ int study_load(struct study_options *opt, struct study *study)
 		study_release(study);
 		return EXIT_USAGE;
 	}
-	if (check_placeholder_flags(opt, study->tree) < 0) {
+	if (check_placeholder_flags(opt, study->tree) < 0 || sort_flag_words(opt, study) < 0) {
 		study_release(study);
 		return EXIT_USAGE;
 	}
@@ -530,6 +601,10 @@ void study_options_release(struct study_options *opt)
 {
 	cli_placeholder_settings_release(&opt->settings);
 	strvec_release(&opt->placeholder_flags);
+	for (size_t i = 0; i < opt->flag_word_count; i++)
+		strvec_release(&opt->flag_words[i].words);
+	FREE_AND_NULL(opt->flag_words);
+	opt->flag_word_count = opt->flag_word_cap = 0;
 	strvec_release(&opt->link_specs);
 	strvec_release(&opt->param_settings);
 	strvec_release(&opt->targets);

@@ -19,12 +19,24 @@
 #include "cpipe/recipe.h"
 #include "cpipe/state.h"
 
+/*
+ * The words after `--NAME VALUE` that are no option (`--subject 01 02`, as fsl-pipe takes them):
+ * more values of NAME, or targets; which, study_load decides with the tree (cpipe(1), TARGETS).
+ */
+struct flag_words {
+	const char *setting_text; /* the "NAME=VALUE" handed to -p for the flag (identifies its setting) */
+	long setting;             /* its index in settings once -p is parsed, else -1 */
+	struct strvec words;
+};
+
 struct study_options {
 	const char *recipe_file; /* -f; NULL = cpipe.yaml */
 	const char *directory;   /* -C: change to it first */
 	const char *data_dir;    /* --data: overrides the recipe file's data: */
 	struct cli_placeholder_settings settings; /* -p NAME=V and --NAME V */
 	struct strvec placeholder_flags;          /* names that came as --NAME, checked against the tree */
+	struct flag_words *flag_words;            /* per --NAME VALUE followed by more words */
+	size_t flag_word_count, flag_word_cap;
 	struct strvec link_specs;                 /* --link A,B */
 	struct strvec param_settings;             /* --set [RECIPE.]PARAM=VALUE (recipe_set_params) */
 	struct strvec targets;
@@ -69,7 +81,8 @@ int study_option(struct study_options *opt, int c, const char *arg);
  * Rewrite argv so that every `--NAME VALUE` / `--NAME=VALUE` whose NAME is not
  * one of `known` becomes `-p NAME=VALUE` (fsl-pipe's per-placeholder flags);
  * the names are remembered in opt->placeholder_flags and checked against the
- * tree later. Returns a new argv (free with free(); strings are owned by
+ * tree later. The words after `--NAME VALUE` up to the next option go to
+ * opt->flag_words, for study_load to sort into values and targets. Returns a new argv (free with free(); strings are owned by
  * `storage`) and its count in *new_argc.
  */
 char **study_rewrite_args(int argc, char **argv, const struct option *known, struct study_options *opt,

@@ -62,6 +62,23 @@ complete_words run -p subject = 01,0
 expect_out "01,01
 01,02
 01,03"
+# fsl-pipe's --subject 01 02: after a value, more values or a target (keys and recipes);
+# after a target, targets only.
+complete_words run --subject 01 ""
+expect_out_contains "02"
+expect_out_contains "it's 10"
+expect_out_contains "t1_fov"
+expect_out_contains "reorient"
+complete_words run --subject 01 t1_fov ""
+expect_out_contains "t1_brain"
+grep -qx "02" "$WORK/out" && fail "a value offered after a target: $(cat "$WORK/out")"
+pass
+# Recipe names are targets; -m takes local or submit.
+complete_words plan bra
+expect_out "brain"
+complete_words run -m ""
+expect_out "local
+submit"
 # A value cpipe cannot know offers nothing; -f and -C leave it to bash's file names.
 complete_words run -j ""
 expect_no_out

@@ -9,17 +9,14 @@
 #include <string.h>
 
 #include "cpipe/glob.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* Templates and paths are C strings: cut at the first NUL. */
-	const char *text = (const char *)data;
-	size_t length = strnlen(text, size);
-	const char *newline = memchr(text, '\n', length);
-	char *template_text = xstrndup(text, newline ? (size_t)(newline - text) : length);
-	char *path = newline ? xstrndup(newline + 1, length - (size_t)(newline + 1 - text)) : xstrdup("");
+	char *template_text, *path;
+	fuzz_split_input(data, size, &template_text, &path);
 
 	struct strbuf regex = STRBUF_INIT;
 	struct cp_err err = CP_ERR_INIT;

@@ -430,6 +430,66 @@ static void test_unknown_target(void **state)
 	assert_non_null(strstr(fx->err.message, "nothing/here.txt"));
 }
 
+/* How many jobs of `graph` are targets, and whether each job whose id starts with `prefix` is one. */
+static size_t count_targets(const struct graph *graph, const char *prefix)
+{
+	size_t targets = 0;
+	for (size_t i = 0; i < graph->count; i++) {
+		targets += graph->jobs[i].target;
+		assert_int_equal(graph->jobs[i].target, !strncmp(graph->jobs[i].id, prefix, strlen(prefix)));
+	}
+	return targets;
+}
+
+static void test_pattern_target(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	make_file(fx->dir, "sub-03/raw.txt");
+	/* An odd length: the jobs come from the globbed files. */
+	const char *targets[] = {"sub-0[23]/b.txt"};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
+	assert_int_equal(fx->graph->count, 4);
+	assert_int_equal(count_targets(fx->graph, "make_b["), 2);
+	assert_true(job_index(fx->graph, "make_b[subject=03]") >= 0);
+	assert_true(job_index(fx->graph, "make_a[subject=01]") < 0);
+}
+
+/* Build the chain for `target` over subjects 01 and 02: all four jobs, `target_jobs` of them targets. */
+static void build_two_subjects(struct fixture *fx, const char *target, const char *prefix, size_t target_jobs)
+{
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	const char *targets[] = {target};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), 0);
+	assert_int_equal(fx->graph->count, 4);
+	assert_int_equal(count_targets(fx->graph, prefix), target_jobs);
+}
+
+static void test_pattern_target_over_product(void **state)
+{
+	/* An even length: every combination of the tree's values; `**` reaches every directory. */
+	build_two_subjects(*state, "**/?.txt", "make_", 4);
+}
+
+static void test_recipe_target(void **state)
+{
+	struct fixture *fx = *state;
+	build_two_subjects(fx, "make_b", "make_b[", 2);
+	assert_int_equal(fx->graph->warnings.count, 0);
+}
+
+static void test_pattern_matching_nothing_suggests(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	const char *targets[] = {"sub-1/*"};
+	assert_int_equal(build(fx, chain_tree, chain_recipes, targets, 1, false), -1);
+	assert_non_null(strstr(fx->err.message, "matches none of the 3 files the recipes make; did you mean "
+						"sub-01/a.txt or sub-01/b.txt?"));
+}
+
 static void test_dot(void **state)
 {
 	struct fixture *fx = *state;
@@ -460,6 +520,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_linked_placeholders_iterate_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_values_are_quoted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_target_over_product, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recipe_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_matching_nothing_suggests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dot, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

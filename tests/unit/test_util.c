@@ -212,6 +212,75 @@ static void monotonic_seconds_never_goes_back(void **unused)
 	assert_true(second - first < 10);
 }
 
+static void path_patterns_match_as_documented(void **unused)
+{
+	(void)unused;
+	static const struct {
+		const char *pattern, *path;
+		bool match;
+	} cases[] = {
+		{"sub-01/**", "sub-01/anat/T1w.nii.gz", true},
+		{"sub-01/**", "sub-01/T1w.nii.gz", true},
+		{"sub-01/**", "sub-010/T1w.nii.gz", false},
+		{"sub-01/*", "sub-01/anat/T1w.nii.gz", false}, /* * stays within a directory */
+		{"sub-01/*", "sub-01/T1w.nii.gz", true},
+		{"**/*.pdf", "report.pdf", true},              /* **+/ may be no directory at all */
+		{"**/*.pdf", "a/b/report.pdf", true},
+		{"**/*.pdf", "a/b/report.pdfx", false},
+		{"*/T1w_?.txt", "sub-1/T1w_a.txt", true},
+		{"*/T1w_?.txt", "sub-1/T1w_ab.txt", false},
+		{"sub-0?/x", "sub-0/x", false},
+		{"sub-?/x", "sub-//x", false},               /* ? takes no separator */
+		{"sub-[0-1]2/x", "sub-12/x", true},
+		{"sub-[!0-1]2/x", "sub-12/x", false},
+		{"sub-[!0-1]2/x", "sub-22/x", true},
+		{"sub-[]x]/y", "sub-]/y", true},              /* ']' first is in the set */
+		{"sub-[x/y", "sub-[x/y", true},               /* an open '[' is itself */
+		{"a\\*b", "a*b", true},                       /* a backslash takes the next as it is */
+		{"a\\*b", "axb", false},
+		{"**", "anything/at/all", true},
+		{"", "", true},
+		{"x", "", false},
+		{"*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+		{"sub-01/**/x", "sub-01/x", true},
+		{"sub-01/**/x", "sub-01/a/b/x", true},
+		{"sub-01/**/x", "sub-01/ax", false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (path_pattern_match(cases[i].pattern, cases[i].path) != cases[i].match)
+			fail_msg("'%s' against '%s' should %smatch", cases[i].pattern, cases[i].path,
+				 cases[i].match ? "" : "not ");
+	}
+	/* No backtracking: a pattern of many `**` against a long path answers at once. */
+	char long_path[4001];
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[sizeof(long_path) - 1] = '\0';
+	double start = monotonic_seconds();
+	assert_false(path_pattern_match("**a**a**a**a**a**a**a**a**a**a**b", long_path));
+	assert_true(monotonic_seconds() - start < 1);
+	assert_true(path_is_pattern("sub-*/x"));
+	assert_true(path_is_pattern("a[b]"));
+	assert_false(path_is_pattern("sub-01/T1w.nii.gz"));
+}
+
+static void path_pattern_distance_counts_changes(void **unused)
+{
+	(void)unused;
+	assert_int_equal(path_pattern_distance("sub-01/**", "sub-01/a/b"), 0);
+	assert_int_equal(path_pattern_distance("sub-1/**", "sub-01/a/b"), 1);     /* one character added */
+	assert_int_equal(path_pattern_distance("sub-01/T1w_brian.nii.gz", "sub-01/T1w_brain.nii.gz"), 2);
+	assert_int_equal(path_pattern_distance("abc", "abc"), 0);
+	assert_int_equal(path_pattern_distance("abc", ""), 3);
+	assert_int_equal(path_pattern_distance("", "ab"), 2);
+	assert_int_equal(path_pattern_distance("a?c", "abd"), 1);
+	assert_int_equal(path_pattern_distance("a[xy]c", "ayc"), 0);
+	assert_int_equal(path_pattern_distance("a[xy]c", "azc"), 1);
+	assert_int_equal(path_pattern_distance("*.txt", "dir/a.txt"), 1); /* * across a separator costs it */
+	assert_int_equal(path_pattern_distance("**.txt", "dir/a.txt"), 0);
+	/* Without wildcards it is the edit distance. */
+	assert_int_equal(path_pattern_distance("kitten", "sitting"), str_distance("kitten", "sitting"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +292,8 @@ int main(void)
 		cmocka_unit_test(arena_merge_keeps_both),
 		cmocka_unit_test(read_whole_file_appends_or_says_why),
 		cmocka_unit_test(monotonic_seconds_never_goes_back),
+		cmocka_unit_test(path_patterns_match_as_documented),
+		cmocka_unit_test(path_pattern_distance_counts_changes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
