@@ -375,15 +375,102 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 	return rc;
 }
 
-void state_stat_recorded(struct state *state, unsigned threads)
+/* The recorded files not stat'ed yet, in a queue of their indexes (*n of them); freed by the caller. */
+static uint32_t *queue_recorded(const struct state *state, size_t *n)
 {
 	uint32_t *queued = xmalloc((state->file_count + 1) * sizeof(*queued));
-	size_t n = 0;
+	*n = 0;
 	for (size_t i = 0; i < state->file_count; i++)
 		if (!state->files[i].seen_valid)
-			queued[n++] = (uint32_t)i;
+			queued[(*n)++] = (uint32_t)i;
+	return queued;
+}
+
+void state_stat_recorded(struct state *state, unsigned threads)
+{
+	size_t n;
+	uint32_t *queued = queue_recorded(state, &n);
 	stat_queued_files(state, queued, n, threads, NULL);
 	free(queued);
+}
+
+/*
+ * A state_stat_recorded_shared in one thread that other threads may join
+ * (stat_share_help). `phase` and `helpers` are under `lock`; the batch lives
+ * on the stat's own stack and is gone once it is over and no helper is left.
+ */
+struct stat_share {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	enum { SHARE_WAITING, SHARE_RUNNING, SHARE_OVER } phase;
+	size_t helpers;
+	struct stat_batch *batch;
+};
+
+struct stat_share *stat_share_new(void)
+{
+	struct stat_share *share = xcalloc(1, sizeof(*share));
+	pthread_mutex_init(&share->lock, NULL);
+	pthread_cond_init(&share->changed, NULL);
+	share->phase = SHARE_WAITING;
+	return share;
+}
+
+void stat_share_free(struct stat_share *share)
+{
+	if (!share)
+		return;
+	pthread_cond_destroy(&share->changed);
+	pthread_mutex_destroy(&share->lock);
+	free(share);
+}
+
+void stat_share_end(struct stat_share *share)
+{
+	pthread_mutex_lock(&share->lock);
+	share->phase = SHARE_OVER;
+	pthread_cond_broadcast(&share->changed);
+	pthread_mutex_unlock(&share->lock);
+}
+
+void state_stat_recorded_shared(struct state *state, struct stat_share *share)
+{
+	size_t n;
+	uint32_t *queued = queue_recorded(state, &n);
+	struct stat_batch batch = {.files = state->files, .queued = queued, .count = n};
+	atomic_init(&batch.next, 0);
+	atomic_init(&batch.failed, false);
+	pthread_mutex_lock(&share->lock);
+	share->batch = &batch;
+	share->phase = SHARE_RUNNING;
+	pthread_cond_broadcast(&share->changed);
+	pthread_mutex_unlock(&share->lock);
+	stat_batch_run(&batch);
+	pthread_mutex_lock(&share->lock);
+	share->phase = SHARE_OVER;
+	while (share->helpers)
+		pthread_cond_wait(&share->changed, &share->lock);
+	share->batch = NULL;
+	pthread_mutex_unlock(&share->lock);
+	state->stats.stat_calls += n;
+	free(queued);
+}
+
+void stat_share_help(struct stat_share *share)
+{
+	pthread_mutex_lock(&share->lock);
+	while (share->phase == SHARE_WAITING)
+		pthread_cond_wait(&share->changed, &share->lock);
+	if (share->phase == SHARE_RUNNING) {
+		struct stat_batch *batch = share->batch;
+		share->helpers++;
+		pthread_mutex_unlock(&share->lock);
+		stat_batch_run(batch);
+		pthread_mutex_lock(&share->lock);
+		share->helpers--;
+		pthread_cond_broadcast(&share->changed);
+	}
+	pthread_mutex_unlock(&share->lock);
 }
 
 /* Run a file row statement: ?1 is bound by the caller, ?2..?4 get the file's hash cache. */

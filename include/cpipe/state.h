@@ -233,6 +233,22 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
  */
 void state_stat_recorded(struct state *state, unsigned threads);
 
+/*
+ * The same stat of the recorded files, done by the thread that opened the
+ * state while others may join in: a thread that has finished its own work
+ * calls stat_share_help, which waits for the stat to start and then takes
+ * its share of the calls until none are left (returning at once once the
+ * stat is over). The opening thread calls state_stat_recorded_shared, or
+ * stat_share_end when no stat will come (the open failed), so that helpers
+ * never wait for nothing. stat_share_free after all of them have returned.
+ */
+struct stat_share;
+struct stat_share *stat_share_new(void);
+void stat_share_free(struct stat_share *share);
+void state_stat_recorded_shared(struct state *state, struct stat_share *share);
+void stat_share_end(struct stat_share *share);
+void stat_share_help(struct stat_share *share);
+
 /* ---- Reasons ------------------------------------------------------------- */
 
 /*

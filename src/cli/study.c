@@ -311,6 +311,7 @@ struct state_opening {
 	bool stat_recorded;
 	int rc;
 	struct state *state;
+	struct stat_share *share; /* with stat_recorded: the main thread joins the stat when its graph is built */
 	struct cp_err err;
 };
 
@@ -318,8 +319,10 @@ static void *open_state(void *arg)
 {
 	struct state_opening *opening = arg;
 	opening->rc = state_open(".", &opening->state, &opening->err);
-	if (opening->rc == 0 && opening->stat_recorded)
-		state_stat_recorded(opening->state, 1);
+	if (opening->rc == 0 && opening->share)
+		state_stat_recorded_shared(opening->state, opening->share);
+	else if (opening->share)
+		stat_share_end(opening->share);
 	return NULL;
 }
 
@@ -328,6 +331,7 @@ static void state_opening_start(struct state_opening *opening)
 	struct cp_err init = CP_ERR_INIT;
 	opening->err = init;
 	opening->state = NULL;
+	opening->share = opening->stat_recorded ? stat_share_new() : NULL;
 	opening->started = pthread_create(&opening->thread, NULL, open_state, opening) == 0;
 	if (!opening->started)
 		open_state(opening);
@@ -336,9 +340,13 @@ static void state_opening_start(struct state_opening *opening)
 /* Wait for the state; on failure moves the error to `err` and returns -1. */
 static int state_opening_finish(struct state_opening *opening, struct state **out, struct cp_err *err)
 {
+	if (opening->share)
+		stat_share_help(opening->share);
 	if (opening->started)
 		pthread_join(opening->thread, NULL);
 	opening->started = false;
+	stat_share_free(opening->share);
+	opening->share = NULL;
 	*out = opening->state;
 	if (opening->rc < 0) {
 		*err = opening->err;
