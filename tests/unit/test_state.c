@@ -881,16 +881,14 @@ static void test_stat_paths_ids(void **vstate)
 	assert_int_equal(stat_calls(fx), before);
 }
 
-/* Enough paths for several threads: the results equal those of checks one stat at a time. */
-static void test_stat_paths_threads(void **vstate)
+enum { MANY_JOBS = 300 };
+
+/* MANY_JOBS recorded jobs, each with an input, a never-existing input and an output (paths[3i..3i+2]). */
+static void record_many(struct fixture *fx, char **paths, struct state_job_query *queries)
 {
-	struct fixture *fx = *vstate;
 	struct cp_err err = CP_ERR_INIT;
-	enum { JOBS = 300 };
-	char *paths[3 * JOBS];
-	struct state_job_query queries[JOBS];
 	assert_int_equal(state_begin(fx->state, &err), 0);
-	for (size_t i = 0; i < JOBS; i++) {
+	for (size_t i = 0; i < MANY_JOBS; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "in%zu", i);
 		paths[3 * i] = fx_path(fx, name);
@@ -911,6 +909,18 @@ static void test_stat_paths_threads(void **vstate)
 		record(fx, &queries[i]);
 	}
 	assert_int_equal(state_commit(fx->state, &err), 0);
+	cp_err_release(&err);
+}
+
+/* Enough paths for several threads: the results equal those of checks one stat at a time. */
+static void test_stat_paths_threads(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	enum { JOBS = MANY_JOBS };
+	char *paths[3 * JOBS];
+	struct state_job_query queries[JOBS];
+	record_many(fx, paths, queries);
 	for (size_t i = 0; i < JOBS; i += 7)
 		write_text(paths[3 * i], "changed");
 	for (size_t i = 0; i < JOBS; i += 11)
@@ -942,6 +952,53 @@ static void test_stat_paths_threads(void **vstate)
 	strvec_release(&details);
 	strbuf_release(&detail);
 	cp_err_release(&err);
+}
+
+struct shared_stat_job {
+	struct state *state;
+	struct stat_share *share;
+};
+
+static void *stat_recorded_in_thread(void *arg)
+{
+	struct shared_stat_job *job = arg;
+	state_stat_recorded_shared(job->state, job->share);
+	return NULL;
+}
+
+/*
+ * state_stat_recorded_shared with another thread helping: every recorded file
+ * is stat'ed once, and the checks then need no stat; a helper returns at once
+ * when the stat ended without starting (the open failed).
+ */
+static void test_stat_recorded_shared(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	char *paths[3 * MANY_JOBS];
+	struct state_job_query queries[MANY_JOBS];
+	record_many(fx, paths, queries);
+	for (size_t i = 0; i < MANY_JOBS; i += 5)
+		assert_int_equal(unlink(paths[3 * i + 2]), 0);
+
+	state_refresh(fx->state);
+	uint64_t before = stat_calls(fx);
+	struct shared_stat_job job = {fx->state, stat_share_new()};
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, stat_recorded_in_thread, &job), 0);
+	stat_share_help(job.share);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	stat_share_free(job.share);
+	assert_int_equal(stat_calls(fx), before + 3 * MANY_JOBS);
+	for (size_t i = 0; i < MANY_JOBS; i++)
+		assert_int_equal(reason_now(fx, &queries[i], NULL), i % 5 == 0 ? STATE_OUTPUT_MISSING : STATE_UP_TO_DATE);
+	assert_int_equal(stat_calls(fx), before + 3 * MANY_JOBS);
+
+	struct stat_share *ended = stat_share_new();
+	stat_share_end(ended);
+	stat_share_help(ended);
+	stat_share_free(ended);
+	for (size_t i = 0; i < 3 * MANY_JOBS; i++)
+		free(paths[i]);
 }
 
 /* A stat error other than "missing" fails as state_job_reason's own stat does, naming the path. */
@@ -1570,6 +1627,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stat_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_recorded_shared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_in_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explicit_record, setup, teardown),
