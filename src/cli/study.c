@@ -319,8 +319,9 @@ static void *open_state(void *arg)
 {
 	struct state_opening *opening = arg;
 	opening->rc = state_open(".", &opening->state, &opening->err);
+	/* The raw files come from the glob's own stats (learn_globbed_stats). */
 	if (opening->rc == 0 && opening->share)
-		state_stat_recorded_shared(opening->state, opening->share);
+		state_stat_recorded(opening->state, 1, true, opening->share);
 	else if (opening->share)
 		stat_share_end(opening->share);
 	return NULL;
@@ -353,6 +354,18 @@ static int state_opening_finish(struct state_opening *opening, struct state **ou
 		return -1;
 	}
 	return 0;
+}
+
+/* What the glob saw of the raw files: the state need not stat them again. */
+static void learn_globbed_stats(struct state *state, const struct glob_result *globbed)
+{
+	for (size_t i = 0; i < globbed->count; i++) {
+		const struct glob_file *file = &globbed->files[i];
+		if (file->size < 0)
+			continue;
+		struct file_signature sig = {.exists = true, .size = file->size, .mtime_ns = file->mtime_ns};
+		state_learn_stat(state, file->path, &sig);
+	}
 }
 
 /* A `tree:` that names no file is the recipe file's error: point at its line and say where the
@@ -531,6 +544,8 @@ int study_load(struct study_options *opt, struct study *study)
 		} else {
 			cp_err_release(&state_err);
 		}
+		if (built == 0 && opt->stat_recorded)
+			learn_globbed_stats(study->state, &study->globbed);
 		cli_phase_done("state wait");
 	}
 	if (built < 0)

@@ -873,7 +873,7 @@ static void test_stat_paths_ids(void **vstate)
 
 	write_text(fx->in2, "input two, edited\n");
 	state_refresh(fx->state);
-	state_stat_recorded(fx->state, 1);
+	state_stat_recorded(fx->state, 1, false, NULL);
 	before = stat_calls(fx);
 	assert_int_equal(reason_now(fx, &query, NULL), STATE_INPUT_CHANGED);
 	assert_int_equal(reason_now(fx, &fx->query, NULL), STATE_INPUT_CHANGED);
@@ -962,12 +962,12 @@ struct shared_stat_job {
 static void *stat_recorded_in_thread(void *arg)
 {
 	struct shared_stat_job *job = arg;
-	state_stat_recorded_shared(job->state, job->share);
+	state_stat_recorded(job->state, 1, false, job->share);
 	return NULL;
 }
 
 /*
- * state_stat_recorded_shared with another thread helping: every recorded file
+ * state_stat_recorded with another thread helping: every recorded file
  * is stat'ed once, and the checks then need no stat; a helper returns at once
  * when the stat ended without starting (the open failed).
  */
@@ -997,6 +997,44 @@ static void test_stat_recorded_shared(void **vstate)
 	stat_share_end(ended);
 	stat_share_help(ended);
 	stat_share_free(ended);
+	for (size_t i = 0; i < 3 * MANY_JOBS; i++)
+		free(paths[i]);
+}
+
+/*
+ * With made_only, state_stat_recorded leaves the raw inputs; what the caller
+ * learned of them (state_learn_stat) is used as a stat would be, and a path
+ * stat'ed already keeps its own result.
+ */
+static void test_stat_made_only_and_learn(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	char *paths[3 * MANY_JOBS];
+	struct state_job_query queries[MANY_JOBS];
+	record_many(fx, paths, queries);
+	state_refresh(fx->state);
+	uint64_t before = stat_calls(fx);
+	state_stat_recorded(fx->state, 1, true, NULL);
+	assert_int_equal(stat_calls(fx), before + MANY_JOBS); /* the outputs only */
+	for (size_t i = 0; i < MANY_JOBS; i++) {
+		struct file_signature sig;
+		struct cp_err err = CP_ERR_INIT;
+		assert_int_equal(state_signature_compute(paths[3 * i], &sig, &err), 0);
+		if (i % 3 == 0)
+			sig.size += 1; /* a learned change is a change */
+		state_learn_stat(fx->state, paths[3 * i], &sig);
+		state_learn_stat(fx->state, paths[3 * i + 1], &(struct file_signature){.exists = false});
+		state_learn_stat(fx->state, paths[3 * i + 2], &(struct file_signature){.exists = false});
+	}
+	before = stat_calls(fx);
+	for (size_t i = 0; i < MANY_JOBS; i++) {
+		enum state_reason reason = reason_now(fx, &queries[i], NULL);
+		if (i % 3 == 0)
+			assert_int_not_equal(reason, STATE_UP_TO_DATE);
+		else
+			assert_int_equal(reason, STATE_UP_TO_DATE);
+	}
+	assert_int_equal(stat_calls(fx), before);
 	for (size_t i = 0; i < 3 * MANY_JOBS; i++)
 		free(paths[i]);
 }
@@ -1628,6 +1666,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stat_paths_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_recorded_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_made_only_and_learn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_in_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explicit_record, setup, teardown),
