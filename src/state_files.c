@@ -465,7 +465,8 @@ void state_stat_recorded(struct state *state, unsigned threads, bool made_only, 
 
 void state_learn_stat(struct state *state, const char *path, const struct file_signature *sig)
 {
-	struct file_entry *file = &state->files[file_intern(state, path)];
+	size_t index = file_intern(state, path); /* may move state->files */
+	struct file_entry *file = &state->files[index];
 	if (file->seen_valid)
 		return;
 	file->seen = *sig;

@@ -1035,6 +1035,17 @@ static void test_stat_made_only_and_learn(void **vstate)
 			assert_int_equal(reason, STATE_UP_TO_DATE);
 	}
 	assert_int_equal(stat_calls(fx), before);
+	/* Paths the database never saw: each one grows the handle's file array. */
+	for (size_t i = 0; i < 4 * MANY_JOBS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "new%zu", i);
+		char *path = fx_path(fx, name);
+		state_learn_stat(fx->state, path, &(struct file_signature){.exists = true, .size = (int64_t)i});
+		struct cp_err err = CP_ERR_INIT;
+		assert_int_equal(state_stat_paths(fx->state, (const char *const *)&path, 1, 1, NULL, &err), 0);
+		free(path);
+	}
+	assert_int_equal(stat_calls(fx), before); /* all of them known already */
 	for (size_t i = 0; i < 3 * MANY_JOBS; i++)
 		free(paths[i]);
 }
