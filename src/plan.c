@@ -81,11 +81,14 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	query->forced = opt->force_all || (opt->force && job->target);
 	query->upstream_runs = false;
 	bool blocked = false;
+	d->trigger_count = 0;
 	for (size_t k = 0; k < job->dep_count; k++) {
 		enum plan_action dep = decisions[job->deps[k]].action;
-		query->upstream_runs |= dep == PLAN_RUN;
+		if (dep == PLAN_RUN && !d->trigger_count++)
+			d->trigger = job->deps[k];
 		blocked |= dep == PLAN_HELD || dep == PLAN_BLOCKED;
 	}
+	query->upstream_runs = d->trigger_count > 0;
 	if (state_job_reason(state, query, &d->reason, detail, err) < 0)
 		return -1;
 	if (d->reason == STATE_UP_TO_DATE)
@@ -105,6 +108,7 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	}
 	if (blocked && d->action == PLAN_RUN)
 		d->action = PLAN_BLOCKED;
+	d->conditional = d->action == PLAN_RUN && d->reason == STATE_UPSTREAM_RUNS && job->cutoff;
 	free(d->detail);
 	d->detail = xstrdup(detail->buf);
 	return 0;
@@ -152,6 +156,36 @@ int plan_decide_again(const struct graph *graph, struct state *state, const stru
 	strbuf_release(&definition);
 	strbuf_release(&detail);
 	return rc;
+}
+
+int plan_cutoff_check(const struct graph *graph, struct state *state, size_t i, enum state_reason *reason,
+		      struct strbuf *detail, struct cp_err *err)
+{
+	const struct graph_job *job = &graph->jobs[i];
+	state_refresh_paths(state, (const char *const *)job->inputs.items, job->inputs.count);
+	state_refresh_paths(state, (const char *const *)job->outputs.items, job->outputs.count);
+	struct strbuf definition = STRBUF_INIT;
+	struct state_job_query query;
+	plan_job_query(job, &definition, &query);
+	query.cutoff_check = true;
+	int rc = state_job_reason(state, &query, reason, detail, err);
+	strbuf_release(&definition);
+	return rc;
+}
+
+void plan_describe(const struct graph *graph, const struct plan_decision *decisions, size_t i, struct strbuf *out)
+{
+	const struct plan_decision *d = &decisions[i];
+	if (!d->conditional || d->action != PLAN_RUN) {
+		state_reason_describe(d->reason, d->detail, out);
+		return;
+	}
+	strbuf_adds(out, "runs if ");
+	strbuf_adds(out, graph->jobs[d->trigger].id);
+	if (d->trigger_count == 1)
+		strbuf_adds(out, " changes its output");
+	else
+		strbuf_addf(out, " or one of %zu other jobs changes its output", d->trigger_count - 1);
 }
 
 void plan_select_runs(const struct graph *graph, const struct plan_decision *decisions, struct plan_runs *out)

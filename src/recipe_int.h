@@ -73,6 +73,7 @@ struct raw_recipe {
 	unsigned vars_count;
 	char *run;
 	bool product;
+	bool cutoff; /* read only when the node is there (recipe_lines_find): absent means true */
 	struct raw_resources *resources;
 };
 

@@ -175,7 +175,7 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	if (detail)
 		strbuf_reset(detail);
 	*reason = STATE_UP_TO_DATE;
-	if (query->forced) {
+	if (query->forced && !query->cutoff_check) {
 		*reason = STATE_FORCED;
 		return 0;
 	}
@@ -219,13 +219,13 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		if (*reason != STATE_UP_TO_DATE)
 			return 0;
 	}
-	if (query->upstream_runs) {
+	if (query->upstream_runs && !query->cutoff_check) {
 		*reason = STATE_UPSTREAM_RUNS;
 		return 0;
 	}
 	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
-	if (job->holder_run) {
-		bool ours = strcmp(job->holder_run, state->run_id) == 0;
+	bool ours = job->holder_run && strcmp(job->holder_run, state->run_id) == 0;
+	if (job->holder_run && !(ours && query->cutoff_check)) {
 		*reason = ours ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
 		holder_detail(detail, job->holder_host, job->holder_pid);
 		return 0;

@@ -68,6 +68,11 @@ struct recipe_lines; /* private: field -> line map of one recipe or of the file'
  *            missing input is then an error), not only over the combinations
  *            whose input files exist; true when the file's top-level
  *            `product:` is
+ *   cutoff   early cutoff (`cutoff:`, true unless given false): when every
+ *            job this recipe's job depends on and that runs rewrites its
+ *            outputs as they were, the job is not run (see cpipe-recipes(5));
+ *            false runs it whenever one of them runs (a command with side
+ *            effects beyond its declared outputs)
  */
 struct recipe {
 	char *name;
@@ -79,6 +84,7 @@ struct recipe {
 	struct strvec vars;
 	char *run;
 	bool product;
+	bool cutoff;
 	struct recipe_resources resources;
 	const char *file; /* the recipe file (owned by the set), for messages */
 	int line;         /* line of the recipe's entry under `recipes:` */

@@ -1347,7 +1347,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false};
 		if (state_adopt(fx->state, &q, &err) != 0)
 			fail_msg("%s", err.message);
 	}
@@ -1365,7 +1365,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false};
 		enum state_reason reason;
 		assert_int_equal(state_job_reason(fx->state, &q, &reason, NULL, &err), 0);
 		assert_int_equal(reason, STATE_UP_TO_DATE);
