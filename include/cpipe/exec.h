@@ -393,6 +393,13 @@ struct exec_cluster_job {
 	/* Jobs with the same non-NULL group that do not depend on one another may go into one array. */
 	const char *group;
 	const char *note; /* one line kept in the submission record for the caller (NULL: none) */
+	/*
+	 * NULL, or a shell command the job script runs once the jobs it needs
+	 * have succeeded, before the command: when it exits 0 the command is not
+	 * run and the marker says the job was unneeded (the caller's early
+	 * cutoff); any other exit runs the command.
+	 */
+	const char *skip_check;
 	struct exec_resources resources; /* what the job asks of the scheduler */
 
 	/* Filled by exec_cluster_submit. */
@@ -500,6 +507,7 @@ struct exec_marker {
 	int64_t start_ns;
 	int64_t end_ns;
 	char *host;
+	bool unneeded; /* exit 0 without running the command: the job's skip_check passed */
 	struct exec_marker_output *outputs; /* in declared order */
 	size_t output_count;
 };
