@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Early cutoff on the synthetic study of gen_study.py: the first step's command (reorient) changes
+# cosmetically, so it reruns for every subject and writes the same files. Timed:
+#
+#   cutoff      `cpipe run` after the edit: N reorient jobs run, the 2N+1 jobs below them are
+#               cut off (checked and recorded up to date, not run)
+#   no cutoff   the same edit with `cutoff: false` on every recipe: what cpipe did before early
+#               cutoff (N jobs plus a rerun of every dependant)
+#   -d          `cpipe run -d`: every job forced (3N+1)
+#
+#   bench/cutoff.sh [N]      (default N: 10000)
+#
+# Environment: CPIPE (a cpipe binary; default: build one in Release into bench/build),
+# BENCH_DIR [/tmp/cpipe-bench-cutoff], JOBS [number of CPUs] (-j of every run).
+set -u
+export LC_ALL=C
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(dirname "$HERE")
+N=${1:-10000}
+BENCH_DIR=${BENCH_DIR:-/tmp/cpipe-bench-cutoff}
+JOBS=${JOBS:-$(nproc)}
+say() { printf '%s\n' "$*" >&2; }
+die() { say "cutoff.sh: $*"; exit 2; }
+case $N in *[!0-9]* | '') die "not a number of subjects: $N" ;; esac
+
+if [ -z "${CPIPE:-}" ]; then
+	say "building cpipe (Release) into $HERE/build"
+	cmake -S "$SRC" -B "$HERE/build" -DCMAKE_BUILD_TYPE=Release -DCPIPE_TESTS=OFF >"$HERE/build.log" 2>&1 &&
+		cmake --build "$HERE/build" -j2 >>"$HERE/build.log" 2>&1 ||
+		{ tail -20 "$HERE/build.log" >&2; die "cpipe does not build (log: $HERE/build.log)"; }
+	CPIPE=$HERE/build/cpipe
+fi
+[ -x "$CPIPE" ] || die "no cpipe binary at $CPIPE"
+
+STUDY=$BENCH_DIR/n$N
+rm -rf "$STUDY"
+mkdir -p "$STUDY" || die "cannot create $STUDY"
+say "generating $N subjects in $STUDY (outputs prebuilt, then adopted)"
+python3 "$HERE/gen_study.py" --n "$N" --dir "$STUDY" --cpipe-only --prebuild >/dev/null || die "gen_study.py failed"
+cd "$STUDY" || exit 2
+"$CPIPE" run -q -j"$JOBS" || die "the first run (adoption) failed"
+cp cpipe.yaml cpipe.yaml.orig
+
+# seconds COMMAND...: wall time of one run, which must succeed.
+seconds() {
+	local start end
+	start=$(date +%s.%N)
+	"$@" >"$STUDY/last.out" 2>"$STUDY/last.err" || die "'$*' failed: $(tail -3 "$STUDY/last.err")"
+	end=$(date +%s.%N)
+	echo "$start $end" | awk '{printf "%.2f", $2 - $1}'
+}
+
+# edit VARIANT [cutoff: false]: the cosmetic change of the reorient step's command (a new one each
+# time, so it reruns), with `cutoff: false` in every recipe when asked.
+edit() {
+	sed "s/run: cp {t1} {t1_reorient}/run: cp $1 {t1} {t1_reorient}/" cpipe.yaml.orig >cpipe.yaml
+	if [ -n "${2:-}" ]; then
+		sed 's/^  - name: \(.*\)$/  - name: \1\n    cutoff: false/' cpipe.yaml >cpipe.yaml.new && mv cpipe.yaml.new cpipe.yaml
+	fi
+}
+
+edit "-p"
+"$CPIPE" plan >"$STUDY/plan.out" || die "plan failed"
+say "plan after the edit: $(grep ' to run' "$STUDY/plan.out")"
+cutoff=$(seconds "$CPIPE" run -q -j"$JOBS")
+cut=$(grep -o '[0-9]* cut off' "$STUDY/last.err" | head -1)
+[ -n "$cut" ] || cut="0 cut off"
+[ "$("$CPIPE" plan | tail -1)" = "0 to run, $((3 * N + 1)) up to date, 0 to adopt, 0 held by another run" ] ||
+	die "after the cutoff run something is left to do"
+
+edit "--preserve=mode" "cutoff: false"
+nocutoff=$(seconds "$CPIPE" run -q -j"$JOBS")
+
+cp cpipe.yaml.orig cpipe.yaml
+forced=$(seconds "$CPIPE" run -q -d -j"$JOBS")
+
+printf 'early cutoff, %d subjects (%d jobs), -j%s, %s\n' "$N" $((3 * N + 1)) "$JOBS" "$(date -u +%Y-%m-%d)"
+printf '  %-44s %8s s  (%s)\n' "rerun after a cosmetic edit, cutoff" "$cutoff" "$N run, $cut"
+printf '  %-44s %8s s  (%d run)\n' "the same edit with cutoff: false" "$nocutoff" $((3 * N + 1))
+printf '  %-44s %8s s  (%d run)\n' "cpipe run -d (every job forced)" "$forced" $((3 * N + 1))
+awk -v a="$cutoff" -v b="$nocutoff" -v c="$forced" 'BEGIN {
+	printf "  ratio cutoff / no cutoff: %.2f (%.1fx faster); cutoff / -d: %.2f\n", a / b, b / a, a / c }'
