@@ -24,14 +24,7 @@ say() { printf '%s\n' "$*" >&2; }
 die() { say "cutoff.sh: $*"; exit 2; }
 case $N in *[!0-9]* | '') die "not a number of subjects: $N" ;; esac
 
-if [ -z "${CPIPE:-}" ]; then
-	say "building cpipe (Release) into $HERE/build"
-	cmake -S "$SRC" -B "$HERE/build" -DCMAKE_BUILD_TYPE=Release -DCPIPE_TESTS=OFF >"$HERE/build.log" 2>&1 &&
-		cmake --build "$HERE/build" -j2 >>"$HERE/build.log" 2>&1 ||
-		{ tail -20 "$HERE/build.log" >&2; die "cpipe does not build (log: $HERE/build.log)"; }
-	CPIPE=$HERE/build/cpipe
-fi
-[ -x "$CPIPE" ] || die "no cpipe binary at $CPIPE"
+. "$HERE/build-cpipe.sh"
 
 STUDY=$BENCH_DIR/n$N
 rm -rf "$STUDY"

@@ -82,15 +82,7 @@ if [ "$OWN" = 1 ] && command -v perf >/dev/null &&
 	HAVE_PERF=1
 fi
 
-if [ -z "${CPIPE:-}" ]; then
-	say "building cpipe (Release) into $HERE/build"
-	cmake -S "$SRC" -B "$HERE/build" -DCMAKE_BUILD_TYPE=Release -DCPIPE_TESTS=OFF >"$HERE/build.log" 2>&1 &&
-		cmake --build "$HERE/build" -j2 >>"$HERE/build.log" 2>&1 ||
-		{ tail -20 "$HERE/build.log" >&2; die "cpipe does not build (log: $HERE/build.log)"; }
-	CPIPE=$HERE/build/cpipe
-fi
-[ -x "$CPIPE" ] || die "no cpipe binary at $CPIPE"
-CPIPE=$(cd "$(dirname "$CPIPE")" && pwd)/$(basename "$CPIPE")
+. "$HERE/build-cpipe.sh"
 
 mkdir -p "$BENCH_DIR/logs" || die "cannot create $BENCH_DIR"
 RUNS=$BENCH_DIR/runs.tsv # one row per single run; the report aggregates them

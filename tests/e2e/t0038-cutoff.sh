@@ -3,6 +3,7 @@
 # run only because of it; they are recorded up to date. A job whose output does change reruns
 # everything below it; `cutoff: false` opts a recipe out.
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/cutoff-fixture.sh"
 
 # ran.log, sorted, equals $1; then it is emptied.
 expect_ran() {
@@ -72,34 +73,8 @@ cd .. || exit 2
 
 # --- A three-step chain. ---
 mkdir chain && cd chain || exit 2
-cat >study.tree <<'TREE'
-sub-{subject}
-    in.txt (in)
-    a.txt (a)
-    b.txt (b)
-    c.txt (c)
-TREE
-write_recipes() { # $1: step a's command; $2: step b's extra fields
-	cat >cpipe.yaml <<YAML
-tree: study.tree
-recipes:
-  - name: a
-    in: [in]
-    out: [a]
-    run: "$1 && echo a {subject} >> ran.log"
-  - name: b
-    in: [a]
-    out: [b]
-    run: "tr a-z A-Z < {a} > {b} && echo b {subject} >> ran.log"
-$2
-  - name: c
-    in: [b]
-    out: [c]
-    run: "cat {b} {b} > {c} && echo c {subject} >> ran.log"
-YAML
-}
-write_recipes "cat {in} > {a}" ""
-for s in 1 2; do mkdir sub-$s && echo "in $s" >sub-$s/in.txt; done
+make_chain_study 1 2
+write_chain_recipes "cat {in} > {a}" ""
 expect_exit 0 cpipe run
 expect_ran "a 1
 a 2
@@ -109,7 +84,7 @@ c 1
 c 2" "chain: first run"
 # Step a's command changes cosmetically: a reruns (its definition changed) and writes the same
 # output; b and c run only because of it and are cut off.
-write_recipes "cat < {in} > {a}" ""
+write_chain_recipes "cat < {in} > {a}" ""
 expect_exit 0 cpipe plan
 expect_out_contains "a[subject=1]  (command changed)"
 expect_out_contains "b[subject=1]  (runs if a[subject=1] changes its output)"
@@ -144,7 +119,7 @@ expect_ran "a 1
 b 1" "chain: b's output the same"
 expect_err_contains "2 done, 0 failed, 0 interrupted, 0 skipped, 1 cut off"
 # cutoff: false on b: b runs whenever a runs, even with a's output the same; c is still cut off.
-write_recipes "cat -- {in} > {a}" "    cutoff: false"
+write_chain_recipes "cat -- {in} > {a}" "    cutoff: false"
 expect_exit 0 cpipe plan
 expect_out_contains "b[subject=1]  (upstream job runs)"
 expect_exit 0 cpipe run
@@ -154,10 +129,10 @@ b 1
 b 2" "chain: cutoff: false"
 expect_err_contains "4 done, 0 failed, 0 interrupted, 0 skipped, 2 cut off"
 # A failing upstream job cuts nothing off: what depends on it is not run, and stays to run.
-write_recipes "false" ""
+write_chain_recipes "false" ""
 expect_exit 1 cpipe run -k
 expect_err_contains "0 done, 2 failed, 0 interrupted, 4 skipped in"
-write_recipes "cat -- {in} > {a}" "    cutoff: false"
+write_chain_recipes "cat -- {in} > {a}" "    cutoff: false"
 expect_exit 0 cpipe run
 expect_ran "a 1
 a 2
@@ -172,7 +147,7 @@ b 2
 c 1
 c 2" "chain: -d"
 # A cutoff: value that is no boolean is an error with its line.
-write_recipes "cat {in} > {a}" "    cutoff: maybe"
+write_chain_recipes "cat {in} > {a}" "    cutoff: maybe"
 expect_exit 2 cpipe plan
 expect_err_contains "cpipe.yaml:11: recipe 'b': cutoff: must be true or false"
 cd .. || exit 2

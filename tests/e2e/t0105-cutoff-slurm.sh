@@ -8,44 +8,14 @@
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
 . "$CPIPE_SOURCE_DIR/tests/cluster/cluster-lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/cutoff-fixture.sh"
 start_slurm 7861 7862
 export CPIPE_POLL_INTERVAL=0.5
 
 mkdir study && cd study || exit 2
-cat >study.tree <<'TREE'
-sub-{subject}
-    in.txt (in)
-    a.txt (a)
-    b.txt (b)
-    c.txt (c)
-all.txt (all)
-TREE
-write_recipes() { # $1: step a's command; $2: step b's extra fields
-	cat >cpipe.yaml <<YAML
-tree: study.tree
-recipes:
-  - name: a
-    in: [in]
-    out: [a]
-    run: "$1 && echo a {subject} >> ran.log"
-  - name: b
-    in: [a]
-    out: [b]
-    run: "tr a-z A-Z < {a} > {b} && echo b {subject} >> ran.log"
-$2
-  - name: c
-    in: [b]
-    out: [c]
-    run: "cat {b} {b} > {c} && echo c {subject} >> ran.log"
-  - name: all
-    in: [c]
-    out: [all]
-    batch: [subject]
-    run: "cat {c} > {all} && echo all >> ran.log"
-YAML
-}
+make_chain_study 1 2 3
+write_recipes() { write_chain_recipes "$1" "$2" group; }
 write_recipes "cat {in} > {a}" ""
-for s in 1 2 3; do mkdir sub-$s && echo "in $s" >sub-$s/in.txt; done
 expect_exit 0 cpipe run --submit=slurm --wait
 expect_ran "a 1
 a 2
