@@ -108,7 +108,14 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	}
 	if (blocked && d->action == PLAN_RUN)
 		d->action = PLAN_BLOCKED;
-	d->conditional = d->action == PLAN_RUN && d->reason == STATE_UPSTREAM_RUNS && job->cutoff;
+	/*
+	 * Only a job whose last attempt succeeded: the check that may leave it out compares with that
+	 * run (a job that failed since runs whatever its inputs, and a cluster node could not tell).
+	 */
+	struct state_job_record record;
+	d->conditional = d->action == PLAN_RUN && d->reason == STATE_UPSTREAM_RUNS && job->cutoff &&
+			 state_job_lookup(state, job->id, &record) && record.recorded &&
+			 record.status == STATE_STATUS_DONE;
 	free(d->detail);
 	d->detail = xstrdup(detail->buf);
 	return 0;

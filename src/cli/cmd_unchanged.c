@@ -118,6 +118,7 @@ int cmd_unchanged(int argc, char **argv)
 	struct strvec lines = STRVEC_INIT;
 	strvec_split(&lines, text.buf, '\n', false);
 	bool ok = lines.count && !strcmp(lines.items[0], UNCHANGED_HEADER);
+	size_t files = 0;
 	bool same = ok;
 	for (size_t l = 1; ok && same && l < lines.count; l++) {
 		const char *line = lines.items[l];
@@ -133,9 +134,11 @@ int cmd_unchanged(int argc, char **argv)
 		} else
 			ok = (line[0] == '0' || line[0] == 'd') && line[1] == ' ';
 		ok = ok && line[skip];
+		files++;
 		if (ok)
 			same = as_recorded(line, line + skip, size, hash, &why);
 	}
+	ok = ok && files; /* a job has at least one output: an empty list is no record */
 	int rc = !ok ? EXIT_USAGE : same ? EXIT_OK : EXIT_JOB_FAILED;
 	if (!ok)
 		fprintf(stderr, "cpipe: %s: not a list of recorded files; the job runs\n", argv[1]);

@@ -1,6 +1,7 @@
 # The chain study of the early cutoff scenarios (t0038, t0105), in the current directory: per
 # subject in.txt -> a -> b -> c, and optionally a group job `all` over every c. Each job appends a
-# line to ran.log. Usage: make_chain_study SUBJECT..., then write_chain_recipes as often as wanted.
+# line to ran.log; b fails for a subject while a file fail-b-SUBJECT exists. Usage:
+# make_chain_study SUBJECT..., then write_chain_recipes as often as wanted.
 make_chain_study() {
 	cat >study.tree <<'TREE'
 sub-{subject}
@@ -26,7 +27,7 @@ recipes:
   - name: b
     in: [a]
     out: [b]
-    run: "tr a-z A-Z < {a} > {b} && echo b {subject} >> ran.log"
+    run: "test ! -e fail-b-{subject} && tr a-z A-Z < {a} > {b} && echo b {subject} >> ran.log"
 ${2:-}
   - name: c
     in: [b]

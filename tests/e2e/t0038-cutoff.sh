@@ -118,6 +118,20 @@ expect_exit 0 cpipe run
 expect_ran "a 1
 b 1" "chain: b's output the same"
 expect_err_contains "2 done, 0 failed, 0 interrupted, 0 skipped, 1 cut off"
+# A job whose last run failed (forced, its inputs as its last success read them) runs when a job
+# it depends on runs: no cutoff compares with a run that failed since.
+touch fail-b-1
+expect_exit 1 cpipe run b -o -p subject=1
+rm fail-b-1
+write_chain_recipes "cat {in} > {a} && true" ""
+expect_exit 0 cpipe plan
+expect_out_contains "b[subject=1]  (upstream job runs)"
+expect_out_contains "b[subject=2]  (runs if a[subject=2] changes its output)"
+expect_exit 0 cpipe run
+expect_ran "a 1
+a 2
+b 1" "b's last run failed"
+expect_err_contains "3 done, 0 failed, 0 interrupted, 0 skipped, 3 cut off"
 # cutoff: false on b: b runs whenever a runs, even with a's output the same; c is still cut off.
 write_chain_recipes "cat -- {in} > {a}" "    cutoff: false"
 expect_exit 0 cpipe plan

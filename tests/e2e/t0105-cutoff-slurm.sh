@@ -65,6 +65,21 @@ pass
 expect_exit 0 cpipe plan
 expect_out "0 to run, 10 up to date, 0 to adopt, 0 held by another run"
 
+# A job whose last run failed (forced, its inputs as its last success read them) runs on the node
+# when a job it depends on runs: its recorded files would say unchanged, so it gets no check.
+touch fail-b-1
+expect_exit 1 cpipe run b -o -p subject=1 --submit=slurm --wait
+rm fail-b-1
+write_recipes "cat {in} > {a} && true" ""
+expect_exit 0 cpipe run --submit=slurm --wait
+expect_ran "a 1
+a 2
+a 3
+b 1"
+expect_err_contains "4 done, 0 failed, 0 skipped, 6 cut off (inputs unchanged) on the cluster"
+expect_exit 0 cpipe plan
+expect_out "0 to run, 10 up to date, 0 to adopt, 0 held by another run"
+
 # cutoff: false on b: b runs on the cluster whenever a runs; c and the group job are still cut off.
 write_recipes "cat {in} > {a}" "    cutoff: false"
 expect_exit 0 cpipe run --submit=slurm --wait
