@@ -89,7 +89,21 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 		blocked |= dep == PLAN_HELD || dep == PLAN_BLOCKED;
 	}
 	query->upstream_runs = d->trigger_count > 0;
-	if (state_job_reason(state, query, &d->reason, detail, err) < 0)
+	/* An input a job that runs rewrites is not final: how it comes out is for early cutoff to see. */
+	bool *pending = NULL;
+	if (d->trigger_count && job->cutoff) {
+		pending = xcalloc(job->inputs.count + 1, sizeof(*pending));
+		for (size_t k = 0; k < job->inputs.count; k++) {
+			size_t producer;
+			pending[k] = strmap_get(&graph->by_output, job->inputs.items[k], &producer) &&
+				     decisions[producer].action == PLAN_RUN;
+		}
+	}
+	query->input_pending = pending;
+	int rc = state_job_reason(state, query, &d->reason, detail, err);
+	query->input_pending = NULL;
+	free(pending);
+	if (rc < 0)
 		return -1;
 	if (d->reason == STATE_UP_TO_DATE)
 		d->action = PLAN_UP_TO_DATE;

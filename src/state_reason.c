@@ -132,7 +132,7 @@ static int compare_with_record(struct state *state, const struct state_job_query
 	for (size_t i = 0; i < query->input_count; i++) {
 		size_t file = query->input_ids ? query_file_id(state, query->input_ids[i]) : file_intern(state, query->inputs[i]);
 		positions[i] = job_files_find(job->files, job->input_count, file);
-		if (positions[i] == SIZE_MAX)
+		if (positions[i] == SIZE_MAX || (query->input_pending && query->input_pending[i]))
 			continue;
 		bool differs;
 		if (file_differs(state, file, &job->files[positions[i]], &differs, err) < 0)

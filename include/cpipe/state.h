@@ -288,6 +288,13 @@ struct state_job_query {
 	 * This run's own claim is then no reason to run.
 	 */
 	bool cutoff_check;
+	/*
+	 * May be NULL: per input, whether a job the caller will run writes it.
+	 * Such an input is not compared with the record (it is not final yet):
+	 * the job is then at most "upstream job runs", for the caller to check
+	 * again once that job has ended (early cutoff).
+	 */
+	const bool *input_pending;
 };
 
 /*

@@ -103,6 +103,14 @@ expect_exit 0 cpipe run
 expect_err_contains "nothing to do (6 jobs up to date)"
 [ ! -e ran.log ] || fail "a touched input ran: $(cat ran.log)"
 pass
+# An intermediate file deleted: its job remakes it as it was, and what reads it is cut off.
+rm sub-1/a.txt
+expect_exit 0 cpipe plan
+expect_out_contains "a[subject=1]  (output missing: sub-1/a.txt)"
+expect_out_contains "b[subject=1]  (runs if a[subject=1] changes its output)"
+expect_exit 0 cpipe run
+expect_ran "a 1" "a.txt deleted"
+expect_err_contains "1 done, 0 failed, 0 interrupted, 0 skipped, 2 cut off"
 # Step a's output does change for subject 2: everything below it reruns there, nothing for 1.
 echo "in 2 changed" >sub-2/in.txt
 expect_exit 0 cpipe run

@@ -758,6 +758,29 @@ static void test_record_unchanged(void **vstate)
 	cp_err_release(&err);
 }
 
+/* An input a job that runs will rewrite is not compared: the job only waits for that job. */
+static void test_input_pending(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	write_text(fx->in1, "input ONE\n");
+	unlink(fx->in2);
+	struct state_job_query query = fx->query;
+	static const bool first_pending[] = {true, false}, both_pending[] = {true, true};
+	query.upstream_runs = true;
+	query.input_pending = first_pending;
+	assert_int_equal(reason_of(fx, &query), STATE_INPUT_CHANGED); /* in2 is not pending */
+	query.input_pending = both_pending;
+	assert_int_equal(reason_of(fx, &query), STATE_UPSTREAM_RUNS);
+	/* The set of inputs still counts, and so does the definition. */
+	query.input_count = 1;
+	assert_int_equal(reason_of(fx, &query), STATE_INPUT_SET_CHANGED);
+	query.input_count = 2;
+	query.definition_text = "edited";
+	assert_int_equal(reason_of(fx, &query), STATE_COMMAND_CHANGED);
+}
+
 static void test_failed_and_interrupted(void **vstate)
 {
 	struct fixture *fx = *vstate;
@@ -1396,7 +1419,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false, NULL};
 		if (state_adopt(fx->state, &q, &err) != 0)
 			fail_msg("%s", err.message);
 	}
@@ -1414,7 +1437,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false, NULL};
 		enum state_reason reason;
 		assert_int_equal(state_job_reason(fx->state, &q, &reason, NULL, &err), 0);
 		assert_int_equal(reason, STATE_UP_TO_DATE);
@@ -1614,6 +1637,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_touch_does_not_rerun, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_change_same_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_unchanged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_and_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_directory_output, setup, teardown),
