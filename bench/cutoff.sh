@@ -10,6 +10,9 @@
 #
 #   bench/cutoff.sh [N]      (default N: 10000)
 #
+# Each is given as wall time and as CPU time (user + system of cpipe and its jobs): on a machine
+# shared with other work the CPU time is the steadier figure.
+#
 # Environment: CPIPE (a cpipe binary; default: build one in Release into bench/build),
 # BENCH_DIR [/tmp/cpipe-bench-cutoff], JOBS [number of CPUs] (-j of every run).
 set -u
@@ -35,13 +38,12 @@ cd "$STUDY" || exit 2
 "$CPIPE" run -q -j"$JOBS" || die "the first run (adoption) failed"
 cp cpipe.yaml cpipe.yaml.orig
 
-# seconds COMMAND...: wall time of one run, which must succeed.
+# seconds COMMAND...: "WALL CPU" of one run, which must succeed: its wall time, and the CPU time
+# (user + system) of cpipe and its jobs, which a machine shared with other work disturbs less.
 seconds() {
-	local start end
-	start=$(date +%s.%N)
-	"$@" >"$STUDY/last.out" 2>"$STUDY/last.err" || die "'$*' failed: $(tail -3 "$STUDY/last.err")"
-	end=$(date +%s.%N)
-	echo "$start $end" | awk '{printf "%.2f", $2 - $1}'
+	/usr/bin/time -f '%e %U %S' -o "$STUDY/last.time" "$@" >"$STUDY/last.out" 2>"$STUDY/last.err" ||
+		die "'$*' failed: $(tail -3 "$STUDY/last.err")"
+	awk '{printf "%.2f %.2f", $1, $2 + $3}' "$STUDY/last.time"
 }
 
 # edit VARIANT [cutoff: false]: the cosmetic change of the reorient step's command (a new one each
@@ -68,9 +70,14 @@ nocutoff=$(seconds "$CPIPE" run -q -j"$JOBS")
 cp cpipe.yaml.orig cpipe.yaml
 forced=$(seconds "$CPIPE" run -q -d -j"$JOBS")
 
-printf 'early cutoff, %d subjects (%d jobs), -j%s, %s\n' "$N" $((3 * N + 1)) "$JOBS" "$(date -u +%Y-%m-%d)"
-printf '  %-44s %8s s  (%s)\n' "rerun after a cosmetic edit, cutoff" "$cutoff" "$N run, $cut"
-printf '  %-44s %8s s  (%d run)\n' "the same edit with cutoff: false" "$nocutoff" $((3 * N + 1))
-printf '  %-44s %8s s  (%d run)\n' "cpipe run -d (every job forced)" "$forced" $((3 * N + 1))
+printf 'early cutoff, %d subjects (%d jobs), -j%s, %s, load average %s\n' "$N" $((3 * N + 1)) "$JOBS" \
+	"$(date -u +%Y-%m-%d)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '  %-40s %9s %9s\n' "" "wall s" "CPU s"
+row() { printf '  %-40s %9s %9s  (%s)\n' "$1" ${2% *} ${2#* } "$3"; }
+row "rerun after a cosmetic edit, cutoff" "$cutoff" "$N run, $cut"
+row "the same edit with cutoff: false" "$nocutoff" "$((3 * N + 1)) run"
+row "cpipe run -d (every job forced)" "$forced" "$((3 * N + 1)) run"
 awk -v a="$cutoff" -v b="$nocutoff" -v c="$forced" 'BEGIN {
-	printf "  ratio cutoff / no cutoff: %.2f (%.1fx faster); cutoff / -d: %.2f\n", a / b, b / a, a / c }'
+	split(a, x, " "); split(b, y, " "); split(c, z, " ")
+	printf "  cutoff / no cutoff: wall %.2f (%.1fx faster), CPU %.2f (%.1fx less)\n", x[1] / y[1], y[1] / x[1], x[2] / y[2], y[2] / x[2]
+	printf "  cutoff / -d:        wall %.2f, CPU %.2f\n", x[1] / z[1], x[2] / z[2] }'
