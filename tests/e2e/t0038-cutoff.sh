@@ -174,4 +174,21 @@ expect_exit 2 cpipe plan
 expect_err_contains "cpipe.yaml:11: recipe 'b': cutoff: must be true or false"
 cd .. || exit 2
 
+# The hidden check a cluster job script runs (t0105): each path is taken whole, blanks and quotes
+# included; anything it cannot read means "run the job".
+mkdir check && cd check || exit 2
+mkdir " dir 'q'"
+printf 'cpipe-unchanged 1\nd  dir '"'"'q'"'"'\n0  gone $x\n' >list
+expect_exit 0 cpipe __unchanged list
+expect_err_contains "not run (early cutoff)"
+touch ' gone $x'
+expect_exit 1 cpipe __unchanged list
+expect_err_contains ' gone $x differs from what the job'"'"'s last run saw'
+printf 'cpipe-unchanged 1\n' >empty
+expect_exit 2 cpipe __unchanged empty
+printf 'cpipe-unchanged 1\nf 12 zz x\n' >bad
+expect_exit 2 cpipe __unchanged bad
+expect_err_contains "not a list of recorded files; the job runs"
+cd .. || exit 2
+
 done_testing
