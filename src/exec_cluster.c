@@ -795,12 +795,12 @@ void exec_unit_resources(const struct exec_cluster_job *jobs, const struct exec_
  * submitting)? Then fsl_sub ran the job in the foreground; it may have stopped
  * at the first failing task of an array, leaving the others without one.
  */
-static bool unit_ran_in_foreground(const char *cwd, const struct exec_unit *unit, char *const *names)
+static bool unit_ran_in_foreground(const char *cwd, const size_t *jobs, size_t count, char *const *names)
 {
 	struct strbuf path = STRBUF_INIT;
 	bool any = false;
-	for (size_t k = 0; k < unit->count && !any; k++) {
-		record_path(cwd, names[unit->members[k]], ".marker", &path);
+	for (size_t k = 0; k < count && !any; k++) {
+		record_path(cwd, names[jobs[k]], ".marker", &path);
 		any = access(path.buf, F_OK) == 0;
 	}
 	strbuf_release(&path);
@@ -964,12 +964,13 @@ static int write_array_files(const struct exec_cluster_job *jobs, const struct e
 	return rc;
 }
 
-/* What every unit's submission shares. */
+/* What every unit's submission shares. Units are made of batches (a job on its own is a batch of one). */
 struct submission {
 	struct exec_cluster_job *jobs;
 	char **names;
 	const char *cwd;
 	const char *root;
+	struct exec_batches *batches;
 	struct exec_unit *units;
 	size_t *unit_of, *task_of;
 	const struct exec_cluster_options *opt;
@@ -980,12 +981,24 @@ struct submission {
 static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 {
 	struct exec_unit *unit = &s->units[u];
+	const struct exec_batches *batches = s->batches;
 	const struct exec_cluster_options *opt = s->opt;
 	int rc = 0;
 	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	/* The unit's jobs, batch after batch, and each one's array task. */
+	size_t job_count = 0;
+	for (size_t k = 0; k < unit->count; k++)
+		job_count += exec_batch_size(batches, unit->members[k]);
+	size_t *job_of = xcalloc(job_count + 1, sizeof(size_t)), *task = xcalloc(job_count + 1, sizeof(size_t));
+	job_count = 0;
+	for (size_t k = 0; k < unit->count; k++)
+		for (size_t m = 0; m < exec_batch_size(batches, unit->members[k]); m++) {
+			job_of[job_count] = batches->members[batches->start[unit->members[k]] + m];
+			task[job_count++] = unit->array ? k + 1 : 0;
+		}
 	/* Old results must not be mistaken for the new run's. */
-	for (size_t k = 0; k < unit->count; k++) {
-		record_path(s->cwd, s->names[unit->members[k]], ".marker", &path);
+	for (size_t k = 0; k < job_count; k++) {
+		record_path(s->cwd, s->names[job_of[k]], ".marker", &path);
 		unlink(path.buf);
 	}
 	struct exec_submit_call call;
@@ -994,18 +1007,18 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 	call.kind = opt->kind;
 	call.task_count = unit->array ? unit->count : 0;
 	if (unit->array) {
-		rc = write_array_files(s->jobs, unit, s->names, s->cwd, s->root, &call, err);
+		rc = write_array_files(batches->jobs, unit, batches->names, s->cwd, s->root, &call, err);
 	} else {
-		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, s->names[unit->members[0]]);
-		call.name = xstrdup(s->names[unit->members[0]]);
+		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[unit->members[0]]);
+		call.name = xstrdup(batches->names[unit->members[0]]);
 	}
-	exec_cluster_unit_holds(s->jobs, s->units, u, s->unit_of, s->task_of, opt, &call.holds);
-	exec_unit_resources(s->jobs, unit, opt, &call.resources);
+	exec_cluster_unit_holds(batches->jobs, s->units, u, s->unit_of, s->task_of, opt, &call.holds);
+	exec_unit_resources(batches->jobs, unit, opt, &call.resources);
 	char *job_id = NULL;
 	bool foreground = false;
 	if (rc == 0) {
 		int submitted = exec_scheduler_submit(&call, &job_id, err);
-		foreground = unit_ran_in_foreground(s->cwd, unit, s->names);
+		foreground = unit_ran_in_foreground(s->cwd, job_of, job_count, s->names);
 		if (submitted < 0 && foreground) {
 			/* fsl_sub's shell mode ran the job here and passed on its failure. */
 			cp_err_release(err);
@@ -1023,27 +1036,31 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 		job_id = NULL;
 		s->summary->submissions++;
 		s->summary->arrays += unit->array;
-		s->summary->jobs += unit->count;
+		s->summary->jobs += job_count;
+		for (size_t k = 0; k < unit->count; k++)
+			s->summary->batches += exec_batch_size(batches, unit->members[k]) > 1;
 		s->summary->foreground |= foreground;
 		int64_t when = now_ns();
-		for (size_t k = 0; k < unit->count && rc == 0; k++) {
-			struct exec_cluster_job *job = &s->jobs[unit->members[k]];
+		for (size_t k = 0; k < job_count && rc == 0; k++) {
+			struct exec_cluster_job *job = &s->jobs[job_of[k]];
 			struct exec_submission sub = EXEC_SUBMISSION_INIT;
 			sub.kind = opt->kind;
 			sub.job = unit->job;
-			sub.task = unit->array ? (long)(k + 1) : 0;
+			sub.task = (long)task[k];
 			sub.log_path = job->log_path;
 			sub.note = (char *)job->note;
 			sub.submitted_ns = when;
 			strbuf_reset(&text);
 			exec_submission_cluster_id(&sub, &text);
 			job->cluster_id = xstrdup(text.buf);
-			if (exec_submission_write(s->cwd, s->names[unit->members[k]], &sub, err) < 0)
+			if (exec_submission_write(s->cwd, s->names[job_of[k]], &sub, err) < 0)
 				rc = -1;
 		}
 		if (opt->on_submit)
-			opt->on_submit(opt->ctx, unit->members, unit->count, unit->job);
+			opt->on_submit(opt->ctx, job_of, job_count, call.task_count, unit->job);
 	}
+	free(job_of);
+	free(task);
 	free(job_id);
 	free(call.script);
 	free(call.tasks_file);
@@ -1092,19 +1109,26 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 	rc = name_jobs(jobs, count, names, err);
 	if (rc == 0)
 		rc = write_job_scripts(jobs, count, names, cwd, root, err);
+	struct exec_batches batches;
+	memset(&batches, 0, sizeof(batches));
+	if (rc == 0) {
+		exec_batches_form(jobs, count, &batches);
+		rc = exec_batches_write(&batches, jobs, names, cwd, root, err);
+	}
 
-	struct submission s = {jobs, names, cwd, root, NULL, xcalloc(count + 1, sizeof(size_t)),
-			       xcalloc(count + 1, sizeof(size_t)), opt, summary};
+	struct submission s = {jobs, names, cwd, root, &batches, NULL, xcalloc(batches.count + 1, sizeof(size_t)),
+			       xcalloc(batches.count + 1, sizeof(size_t)), opt, summary};
 	size_t unit_count = 0;
 	if (rc == 0) {
 		size_t most = array_max(opt);
 		/* A limit below 2 tasks leaves nothing an array would be good for. */
 		size_t least = most < 2 ? SIZE_MAX : opt->array_min ? opt->array_min : EXEC_ARRAY_MIN;
-		exec_cluster_plan(jobs, count, least, most, &s.units, &unit_count, s.unit_of, s.task_of);
+		exec_cluster_plan(batches.jobs, batches.count, least, most, &s.units, &unit_count, s.unit_of, s.task_of);
 	}
 	for (size_t u = 0; u < unit_count && rc == 0; u++)
 		rc = submit_unit(&s, u, err);
 	exec_cluster_units_free(s.units, unit_count);
+	exec_batches_release(&batches);
 	free(s.unit_of);
 	free(s.task_of);
 	for (size_t i = 0; i < count; i++)

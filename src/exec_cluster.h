@@ -17,6 +17,36 @@ struct exec_unit {
 	char *job; /* the scheduler's id, once submitted */
 };
 
+/*
+ * Jobs merged into batches (exec_batch.c): batch b runs jobs
+ * members[start[b] .. start[b + 1]) in that order (dependencies first), and
+ * jobs[b] stands for it where units are planned, held and given resources:
+ * its deps are batch indices (each below b), its holds the union of its
+ * jobs' outside parents; a batch of several sums their minutes (0 when one
+ * has none), takes the most ram and threads, and names its group
+ * "g1+g2+..." so that one batch per subject can become an array task.
+ */
+struct exec_batches {
+	size_t count;
+	size_t *start;    /* count + 1 offsets into members */
+	size_t *members;  /* job indices */
+	size_t *batch_of; /* job -> batch */
+	struct exec_cluster_job *jobs; /* per batch */
+	char **names;     /* per batch: its script's file name (a batch of one: its job's), from exec_batches_write */
+	char **groups;    /* owned group names of batches of several */
+	size_t *dep_storage;
+	const char **outside_id_storage;
+	const struct exec_submission **outside_storage;
+};
+
+/* Merge `jobs` into batches (see exec_batch.c); release with exec_batches_release. */
+void exec_batches_form(const struct exec_cluster_job *jobs, size_t count, struct exec_batches *out);
+size_t exec_batch_size(const struct exec_batches *batches, size_t b);
+/* Name every batch and write the script of each batch of several jobs (`names`: the jobs' file names). */
+int exec_batches_write(struct exec_batches *batches, const struct exec_cluster_job *jobs, char *const *names,
+		       const char *cwd, const char *root, struct cp_err *err);
+void exec_batches_release(struct exec_batches *batches);
+
 /* Write a submission record (.cpipe/jobs/<name>.submitted) atomically. */
 int exec_submission_write(const char *cwd, const char *name, const struct exec_submission *sub, struct cp_err *err);
 

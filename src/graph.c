@@ -107,7 +107,11 @@ static struct key_info *key_lookup(struct builder *b, const char *key)
 	info->path = path;
 	template_placeholders(&parsed, &info->required, &info->optional);
 	key_names(info, &info->names);
+	/* A key is shared by every recipe using it: its iterating names are the tree's. */
+	long context = b->context;
+	b->context = -1;
 	graph_iterating_names(b, &info->names, &info->iterating);
+	b->context = context;
 	info->parsed = parsed;
 	info->producer = recipe_find_producer(b->set, key);
 	strmap_put(&b->key_index, key, b->key_count);
@@ -152,6 +156,7 @@ static int prepare_recipes(struct builder *b)
 			}
 		}
 		recipe_var_names(recipe, &names);
+		graph_prepare_values(b, r);
 		for (size_t i = 0; i < names.count; i++)
 			if (strvec_find(&recipe->batch, names.items[i]) < 0)
 				strvec_push(&b->recipes[r].iterating, names.items[i]);
@@ -173,7 +178,7 @@ static int collect_axes(struct builder *b, const struct strvec *names, const str
 		const char *name = names->items[i];
 		if (fixed && bindings_find(fixed, name))
 			continue;
-		const struct tree_placeholder *p = tree_find_placeholder(b->tree, name);
+		const struct tree_placeholder *p = graph_placeholder(b, name);
 		if (!p || !p->count) {
 			if (required && strvec_find(required, name) >= 0) {
 				const char *filter = b->request->filter_text;
@@ -259,7 +264,7 @@ static const char *fill_value(const struct builder *b, const struct bindings *bi
 	const struct binding *bound = bindings_find(binding, name);
 	if (bound)
 		return bound->value->text;
-	const struct tree_placeholder *p = tree_find_placeholder(b->tree, name);
+	const struct tree_placeholder *p = graph_placeholder(b, name);
 	return p && p->count == 1 && !p->multiple ? p->values[0].text : NULL;
 }
 
@@ -471,7 +476,13 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 			const struct bindings *binding, bool optional, struct bindings *restricted, long *dep)
 {
 	*dep = -1;
-	if (info->producer >= 0) {
+	/* A producer with its own placeholders: values makes no file for other values it iterates over. */
+	bool made = info->producer >= 0;
+	for (size_t i = 0; made && i < b->recipes[info->producer].iterating.count; i++) {
+		const struct binding *bound = bindings_find(binding, b->recipes[info->producer].iterating.items[i]);
+		made = !bound || graph_value_allowed(b, (size_t)info->producer, bound->name, bound->value);
+	}
+	if (made) {
 		size_t found;
 		if (strmap_get(&b->graph->by_output, path, &found)) {
 			*dep = (long)found;
@@ -495,7 +506,9 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 	if (optional)
 		return ADD_SKIPPED;
 	struct strbuf message = STRBUF_INIT;
-	strbuf_addf(&message, "input '%s' (key %s) does not exist and no recipe makes it; ", path, info->key);
+	strbuf_addf(&message, "input '%s' (key %s) does not exist and no recipe makes it%s%s%s; ", path, info->key,
+		    info->producer >= 0 ? " (recipe '" : "", info->producer >= 0 ? b->set->recipes[info->producer].name : "",
+		    info->producer >= 0 ? "' makes it only for its placeholders: values)" : "");
 	chain_message(b, &message);
 	if (b->request->skip_missing) {
 		strvec_push_owned(&b->graph->skipped, strbuf_detach(&message));
@@ -569,6 +582,8 @@ static int add_existing_path(void *ctx, size_t row)
 {
 	struct existing_paths *e = ctx;
 	struct frame *f = e->frame;
+	if (!graph_row_allowed(e->builder, e->combos, row))
+		return 0; /* a value the recipe's placeholders: leaves out */
 	bindings_copy(&f->full, &f->binding);
 	for (size_t k = 0; k < e->combos->names.count; k++)
 		if (!bindings_find(&f->binding, e->combos->names.items[k]))
@@ -682,7 +697,6 @@ static bool add_paths_of_key(const struct pending_paths *p, const char *name, st
 static int resolve_run_name(void *ctx, const char *name, struct strbuf *values, size_t *count, struct cp_err *err)
 {
 	struct resolve_context *rc = ctx;
-	(void)err;
 	/* A key of the recipe: its paths. */
 	bool found = add_paths_of_key(&rc->frame->inputs, name, values, count);
 	found = add_paths_of_key(&rc->frame->outputs, name, values, count) || found;
@@ -690,8 +704,7 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *values, 
 	if (found)
 		return 0;
 	/* A key with no paths (an optional input that is absent) expands to nothing. */
-	if (strmap_get(&rc->builder->key_index, name, NULL) &&
-	    tree_find_placeholder(rc->builder->tree, name) == NULL)
+	if (strmap_get(&rc->builder->key_index, name, NULL) && graph_placeholder(rc->builder, name) == NULL)
 		return 0;
 	/* A placeholder: the job's value, else the tree's value(s). */
 	const struct binding *bound = bindings_find(&rc->frame->binding, name);
@@ -699,9 +712,12 @@ static int resolve_run_name(void *ctx, const char *name, struct strbuf *values, 
 		add_value(values, count, bound->value->text ? bound->value->text : "");
 		return 0;
 	}
-	const struct tree_placeholder *p = tree_find_placeholder(rc->builder->tree, name);
-	if (!p)
-		return RECIPE_UNKNOWN_NAME;
+	const struct tree_placeholder *p = graph_placeholder(rc->builder, name);
+	if (!p) { /* recipe_check let it through: a placeholder of the tree, but with no value */
+		cp_err_set(err, NULL, 0, "placeholder '%s' has no value: set it in the tree, with -p %s=VALUE or "
+					 "with the recipe's placeholders:", name, name);
+		return -1;
+	}
 	for (size_t i = 0; i < p->count; i++)
 		add_value(values, count, p->values[i].text ? p->values[i].text : "");
 	return 0;
@@ -797,7 +813,21 @@ static bool group_narrowed(struct builder *b, const struct recipe *recipe, const
 	return false;
 }
 
-static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in, size_t *index_out)
+static int assemble_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in,
+			size_t *index_out);
+
+/* Add (or find) the job of recipe `recipe_index` for `binding`, seeing the placeholders as that recipe does. */
+static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding, size_t *index_out)
+{
+	long outer = b->context;
+	b->context = (long)recipe_index;
+	int rc = assemble_job(b, recipe_index, binding, index_out);
+	b->context = outer;
+	return rc;
+}
+
+static int assemble_job(struct builder *b, size_t recipe_index, const struct bindings *binding_in,
+			size_t *index_out)
 {
 	const struct recipe *recipe = &b->set->recipes[recipe_index];
 	struct frame *f = frame_enter(b);
@@ -807,7 +837,7 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 	for (size_t i = 0; i < iterating->count; i++) {
 		if (bindings_find(&f->binding, iterating->items[i]))
 			continue;
-		const struct tree_placeholder *p = tree_find_placeholder(b->tree, iterating->items[i]);
+		const struct tree_placeholder *p = graph_placeholder(b, iterating->items[i]);
 		if (p && p->count == 1 && !p->multiple)
 			bindings_push(&f->binding, iterating->items[i], &p->values[0]);
 	}
@@ -929,8 +959,9 @@ static void note_nothing_to_make(struct builder *b, const char *key, size_t r)
 		if (filter && *filter)
 			strbuf_addf(&line, " that matches %s", filter);
 	} else {
-		strbuf_addf(&line, "no combination of placeholder values has every input of recipe '%s'%s%s",
-			    b->set->recipes[r].name, filter && *filter ? " that matches " : "", filter ? filter : "");
+		strbuf_addf(&line, "no combination of placeholder values has every input of recipe '%s'%s%s%s",
+			    b->set->recipes[r].name, b->set->recipes[r].value_count ? " among its placeholders: values" : "",
+			    filter && *filter ? " that matches " : "", filter ? filter : "");
 	}
 	strvec_push_owned(&b->graph->warnings, strbuf_detach(&line));
 	strvec_release(&visited);
@@ -977,6 +1008,7 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 	if (!recipe_iterates_product(b, (size_t)info->producer))
 		return request_existing(b, key, (size_t)info->producer);
 	b->in_product = true;
+	b->context = info->producer;
 	struct axes axes = {NULL, 0, 0};
 	struct strbuf path = STRBUF_INIT;
 	int rc = collect_axes(b, &info->names, &info->required, fixed, key, NULL, &axes);
@@ -1006,6 +1038,7 @@ static int request_key(struct builder *b, const char *key, const struct bindings
 	free(rows);
 out:
 	b->in_product = false;
+	b->context = -1;
 	axes_release(&axes);
 	strbuf_release(&path);
 	return rc;
@@ -1063,6 +1096,7 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	b.set = set;
 	b.request = request;
 	b.err = err;
+	b.context = -1;
 	b.graph = xcalloc(1, sizeof(*b.graph));
 	b.graph->by_output = (struct strmap)STRMAP_INIT_BORROWED;
 	b.graph->by_id = (struct strmap)STRMAP_INIT_BORROWED;
@@ -1105,6 +1139,7 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	strmap_release(&b.key_index);
 	for (size_t r = 0; b.recipes && r < set->count; r++) {
 		strvec_release(&b.recipes[r].iterating);
+		graph_release_values(&b.recipes[r]);
 		if (b.recipes[r].combos)
 			combos_release(b.recipes[r].combos);
 		free(b.recipes[r].combos);
@@ -1142,32 +1177,4 @@ void graph_free(struct graph *graph)
 	strmap_release(&graph->by_output);
 	strmap_release(&graph->by_id);
 	free(graph);
-}
-
-static void dot_quoted(struct strbuf *out, const char *text)
-{
-	strbuf_addch(out, '"');
-	for (const char *s = text; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			strbuf_addch(out, '\\');
-		if (*s == '\n')
-			strbuf_adds(out, "\\n");
-		else
-			strbuf_addch(out, *s);
-	}
-	strbuf_addch(out, '"');
-}
-
-void graph_to_dot(const struct graph *graph, struct strbuf *out)
-{
-	strbuf_adds(out, "digraph cpipe {\n    rankdir=LR;\n    node [shape=box];\n");
-	for (size_t i = 0; i < graph->count; i++) {
-		strbuf_addf(out, "    j%zu [label=", i);
-		dot_quoted(out, graph->jobs[i].id);
-		strbuf_adds(out, "];\n");
-	}
-	for (size_t i = 0; i < graph->count; i++)
-		for (size_t d = 0; d < graph->jobs[i].dep_count; d++)
-			strbuf_addf(out, "    j%zu -> j%zu;\n", graph->jobs[i].deps[d], i);
-	strbuf_adds(out, "}\n");
 }

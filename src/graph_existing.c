@@ -45,7 +45,7 @@ bool graph_raw_input_exists(const struct builder *b, const char *key, const char
 void graph_iterating_names(const struct builder *b, const struct strvec *names, struct strvec *out)
 {
 	for (size_t i = 0; i < names->count; i++) {
-		const struct tree_placeholder *p = tree_find_placeholder(b->tree, names->items[i]);
+		const struct tree_placeholder *p = graph_placeholder(b, names->items[i]);
 		if (p && p->count && p->multiple && strvec_find(out, names->items[i]) < 0)
 			strvec_push(out, names->items[i]);
 	}
@@ -126,10 +126,10 @@ static void cross_uncovered(const struct builder *b, const struct strvec *names,
 		const char *name = names->items[i];
 		if (strvec_find(&(*c)->names, name) >= 0 || strvec_find(&done, name) >= 0)
 			continue;
-		const struct tree_placeholder *p = tree_find_placeholder(b->tree, name);
+		const struct tree_placeholder *p = graph_placeholder(b, name);
 		struct strvec group = STRVEC_INIT;
 		for (size_t j = i; j < names->count; j++) {
-			const struct tree_placeholder *q = tree_find_placeholder(b->tree, names->items[j]);
+			const struct tree_placeholder *q = graph_placeholder(b, names->items[j]);
 			if (strvec_find(&(*c)->names, names->items[j]) < 0 &&
 			    (q == p || (p->link >= 0 && q->link == p->link)))
 				strvec_push(&group, names->items[j]);
@@ -139,7 +139,7 @@ static void cross_uncovered(const struct builder *b, const struct strvec *names,
 		const struct tree_value **row = xcalloc(group.count + 1, sizeof(*row));
 		for (size_t v = 0; v < p->count; v++) {
 			for (size_t k = 0; k < values.names.count; k++)
-				row[k] = &tree_find_placeholder(b->tree, values.names.items[k])->values[v];
+				row[k] = &graph_placeholder(b, values.names.items[k])->values[v];
 			combos_add(&values, row);
 		}
 		combos_join(*c, &values, crossed);
@@ -255,6 +255,8 @@ struct combos *graph_recipe_combos(struct builder *b, size_t r)
 	}
 	b->recipes[r].combining = true;
 	strvec_push(&b->combining, recipe->name);
+	long outer = b->context;
+	b->context = (long)r;
 	struct strvec iterating = STRVEC_INIT;
 	graph_iterating_names(b, &b->recipes[r].iterating, &iterating);
 	struct combos **inputs = xcalloc(recipe->in.count + 1, sizeof(*inputs));
@@ -271,8 +273,11 @@ struct combos *graph_recipe_combos(struct builder *b, size_t r)
 		keys[input_count++] = recipe->in.items[i];
 	}
 	struct combos *made = NULL;
-	if (!failed)
+	if (!failed) {
 		made = join_inputs(b, r, &iterating, inputs, keys, input_count);
+		graph_filter_combos(b, &made);
+	}
+	b->context = outer;
 	free(inputs);
 	free(keys);
 	strvec_release(&iterating);

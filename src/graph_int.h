@@ -33,6 +33,8 @@ struct recipe_info {
 	struct strvec iterating; /* placeholder names it iterates over (before dropping singular ones), sorted */
 	struct combos *combos;   /* the combinations it makes jobs for (graph_recipe_combos); NULL until asked */
 	bool combining;          /* graph_recipe_combos is working on it: meeting it again is a cycle */
+	struct tree_placeholder *values; /* its placeholders: values (graph_values.c), each a list */
+	size_t value_count;
 };
 
 struct frame;
@@ -59,6 +61,7 @@ struct builder {
 	size_t name_cap;
 	bool in_product;          /* the job being assembled iterates over the product of values */
 	struct strvec combining;  /* recipes whose combinations are being worked out, outermost first */
+	long context;             /* the recipe whose placeholders: values apply (graph_placeholder), or -1 */
 	struct cp_err *err;
 };
 
@@ -73,5 +76,21 @@ struct combos *graph_key_combos(struct builder *b, size_t key_index);
 
 /* The combinations recipe `recipe_index` makes jobs for (kept in the recipe); NULL on error (a cycle). */
 struct combos *graph_recipe_combos(struct builder *b, size_t recipe_index);
+
+/*
+ * A recipe's own placeholder values (graph_values.c). Within b->context, such
+ * a placeholder has the recipe's values (those the command line's filter lets
+ * through, when it narrowed that placeholder) instead of the tree's.
+ */
+void graph_prepare_values(struct builder *b, size_t recipe_index);
+void graph_release_values(struct recipe_info *info);
+/* The placeholder `name` as the recipe in b->context sees it; NULL when neither it nor the tree defines it. */
+const struct tree_placeholder *graph_placeholder(const struct builder *b, const char *name);
+/* Whether recipe `recipe_index` takes `value` for `name`: it has no placeholders: values for it, or one matches. */
+bool graph_value_allowed(const struct builder *b, size_t recipe_index, const char *name, const struct tree_value *value);
+/* Whether row `row` of `c` has, for every placeholder with values of the recipe in b->context, one of them. */
+bool graph_row_allowed(const struct builder *b, const struct combos *c, size_t row);
+/* Drop the rows of *c that graph_row_allowed refuses (nothing to do for a recipe without values). */
+void graph_filter_combos(const struct builder *b, struct combos **c);
 
 #endif

@@ -57,8 +57,7 @@ static void merge_list(struct strvec *out, const struct strvec *defaults)
 			strvec_push(out, defaults->items[i]);
 }
 
-/* Fill the unset fields of `out` from the file-wide defaults. */
-static void merge_resources(struct recipe_resources *out, const struct recipe_resources *defaults)
+void recipe_merge_resources(struct recipe_resources *out, const struct recipe_resources *defaults)
 {
 	if (!out->minutes)
 		out->minutes = defaults->minutes;
@@ -270,6 +269,10 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 				   "missing 'out': a recipe must make at least one template key");
 	if (!r->run || !*r->run)
 		return recipe_fail(err, r, recipe_field_line(r, "run"), NULL, "missing 'run': the command to run");
+	/* The loader reads an empty or null string as none: a batch_label line without a value is a mistake. */
+	if ((!r->batch_label || !*r->batch_label) && recipe_lines_line(r->lines, "batch_label"))
+		return recipe_fail(err, r, recipe_field_line(r, "batch_label"), "batch_label",
+				   "an empty label: name the batch, or leave batch_label out");
 
 	static const char *const lists[] = {"in", "out", "ref", "optional", "batch", "vars"};
 	const struct strvec *vectors[] = {&r->in, &r->out, &r->ref, &r->optional, &r->batch, &r->vars};
@@ -283,7 +286,8 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 			   ": a placeholder is either iterated over (vars) or not (batch)", err))
 		return -1;
 	for (size_t i = 0; i < r->optional.count; i++)
-		if (strvec_find(&r->in, r->optional.items[i]) < 0 && strvec_find(&r->out, r->optional.items[i]) < 0)
+		if (strvec_find(&r->in, r->optional.items[i]) < 0 && strvec_find(&r->out, r->optional.items[i]) < 0 &&
+		    !recipe_is_key_pattern(r->optional.items[i]))
 			return recipe_fail(err, r, recipe_item_line(r, "optional", i), "optional",
 					   "'%s' is not in 'in' or 'out' of this recipe", r->optional.items[i]);
 	const char *placeholder_lists[] = {"batch", "vars"};
@@ -307,6 +311,8 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 						   r->out.items[i], other->name, other->line);
 		}
 	}
+	if (recipe_read_params(&set->recipes[index], err))
+		return -1;
 	char *prefix = xasprintf("recipe '%s': ", r->name);
 	int rc = check_resources(&r->resources, r->lines, r->file, prefix, err);
 	free(prefix);
@@ -350,6 +356,7 @@ static void raw_to_set(const struct raw_file *raw, const struct recipe_lines *al
 		r->run = in->run ? xstrdup(in->run) : NULL;
 		r->product = in->product || raw->product;
 		copy_resources(&r->resources, in->resources);
+		r->batch_label = in->batch_label ? xstrdup(in->batch_label) : NULL;
 		r->file = set->file;
 		r->line = recipe_lines_line(all, prefix);
 		r->lines = lines_under(all, prefix);
@@ -431,7 +438,7 @@ static int check_set(struct recipe_set *set, struct cp_err *err)
 			return -1;
 	/* Checked before merging, so that an error points at the field actually written. */
 	for (size_t i = 0; i < set->count; i++)
-		merge_resources(&set->recipes[i].resources, &set->resources);
+		recipe_merge_resources(&set->recipes[i].resources, &set->resources);
 	return 0;
 }
 
@@ -445,8 +452,9 @@ static char *directory_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
-int recipe_load_string(const char *text, size_t length, const char *name, struct recipe_set **out,
-		       struct cp_err *err)
+/* Load `text`, read from `name` and included as `self` says, then the files it includes. */
+static int load_text(const char *text, size_t length, const char *name, const struct include_chain *self,
+		     struct recipe_set **out, struct cp_err *err)
 {
 	struct recipe_lines *all = xcalloc(1, sizeof(*all));
 	struct raw_file *raw = NULL;
@@ -468,7 +476,7 @@ int recipe_load_string(const char *text, size_t length, const char *name, struct
 	set->file = xstrdup(name);
 	set->dir = directory_of(name);
 	raw_to_set(raw, all, set);
-	if (check_set(set, err)) {
+	if (check_set(set, err) || recipe_include_all(set, self, err)) {
 		recipe_set_free(set);
 		goto done;
 	}
@@ -482,7 +490,16 @@ done:
 	return rc;
 }
 
-int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err)
+int recipe_load_string(const char *text, size_t length, const char *name, struct recipe_set **out,
+		       struct cp_err *err)
+{
+	size_t files_read = 0;
+	struct include_chain self = {name, NULL, 0, &files_read};
+	return load_text(text, length, name, &self, out, err);
+}
+
+int recipe_load_chained(const char *path, const struct include_chain *self, struct recipe_set **out,
+			struct cp_err *err)
 {
 	struct strbuf text = STRBUF_INIT;
 	char chunk[8192];
@@ -511,9 +528,16 @@ int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err)
 		return -1;
 	}
 	fclose(file);
-	int rc = recipe_load_string(text.buf, text.len, path, out, err);
+	int rc = load_text(text.buf, text.len, path, self, out, err);
 	strbuf_release(&text);
 	return rc;
+}
+
+int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err)
+{
+	size_t files_read = 0;
+	struct include_chain self = {path, NULL, 0, &files_read};
+	return recipe_load_chained(path, &self, out, err);
 }
 
 void recipe_resources_release(struct recipe_resources *resources)
@@ -537,8 +561,11 @@ static void recipe_release(struct recipe *r)
 	strvec_release(&r->batch);
 	strvec_release(&r->vars);
 	free(r->run);
+	free(r->batch_label);
 	recipe_resources_release(&r->resources);
 	recipe_lines_free(r->lines);
+	free(r->subtree);
+	recipe_params_release(r);
 }
 
 void recipe_set_free(struct recipe_set *set)
@@ -558,6 +585,7 @@ void recipe_set_free(struct recipe_set *set)
 	free(set->links);
 	recipe_resources_release(&set->resources);
 	recipe_lines_free(set->lines);
+	strvec_release(&set->included);
 	free(set);
 }
 
@@ -630,4 +658,5 @@ void recipe_definition_text(const struct recipe *r, struct strbuf *out)
 	definition_list(out, "batch", &r->batch);
 	definition_list(out, "vars", &r->vars);
 	definition_string(out, "run", r->run);
+	recipe_params_definition(r, out);
 }

@@ -27,7 +27,8 @@ struct run_token {
 
 static bool name_char(char c)
 {
-	return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.' || c == '/';
+	/* '*', '?', '[', ']' and '!' for glob keys ({*_mask}) */
+	return isalnum((unsigned char)c) || (c && strchr("_-./*?[]!", c));
 }
 
 /*
@@ -103,7 +104,9 @@ static int run_line(const struct recipe *r, size_t offset, int *column)
 				line++;
 		return line;
 	}
-	if (node->plain && r->run && !strchr(r->run, '\n') && node->value_line == node->line)
+	/* A column only for the text as written (a mounted recipe's run has its names renamed). */
+	if (node->plain && r->run && !strchr(r->run, '\n') && node->value_line == node->line && node->scalar &&
+	    !strcmp(node->scalar, r->run))
 		*column = node->value_column + (int)offset;
 	return node->line;
 }
@@ -236,6 +239,26 @@ struct expansion {
 	struct cp_err *err;
 };
 
+/* A parameter's value, a glob key's paths (its keys' in turn), else what the caller's resolver says. */
+static int resolve_name(struct expansion *x, const char *name, size_t *count)
+{
+	const struct recipe_param *param = recipe_find_param(x->recipe, name);
+	if (param) {
+		strbuf_add(&x->values, param->value, strlen(param->value) + 1);
+		(*count)++;
+		return 0;
+	}
+	const struct recipe_key_pattern *pattern = recipe_find_pattern(x->recipe, name);
+	for (size_t i = 0; pattern && i < pattern->keys.count; i++) {
+		int rc = x->resolve(x->ctx, pattern->keys.items[i], &x->values, count, x->err);
+		if (rc)
+			return rc;
+	}
+	if (pattern)
+		return 0;
+	return x->resolve(x->ctx, name, &x->values, count, x->err);
+}
+
 static int expand_token(void *data, const struct run_token *token, enum shell_context context)
 {
 	struct expansion *x = data;
@@ -247,7 +270,7 @@ static int expand_token(void *data, const struct run_token *token, enum shell_co
 	char *name = xstrndup(token->start, token->length);
 	size_t count = 0;
 	strbuf_reset(&x->values);
-	int rc = x->resolve(x->ctx, name, &x->values, &count, x->err);
+	int rc = resolve_name(x, name, &count);
 	if (rc == RECIPE_UNKNOWN_NAME) {
 		recipe_run_fail(r, token->offset, x->err,
 				"unknown name '{%s}': not a key of this recipe nor a placeholder "
@@ -284,6 +307,40 @@ int recipe_expand_run(const struct recipe *r, recipe_resolve_fn resolve, void *c
 	return rc;
 }
 
+struct renaming {
+	recipe_rename_fn rename;
+	void *ctx;
+	struct strbuf *out;
+};
+
+static int rename_token(void *data, const struct run_token *token, enum shell_context context)
+{
+	struct renaming *x = data;
+	(void)context;
+	if (token->kind == RUN_TEXT) {
+		/* Plain text never holds a brace: a lone one is a literal, written doubled. */
+		bool literal = token->length == 1 && (*token->start == '{' || *token->start == '}');
+		strbuf_add(x->out, token->start, token->length);
+		if (literal)
+			strbuf_add(x->out, token->start, 1);
+		return 0;
+	}
+	char *name = xstrndup(token->start, token->length);
+	const char *renamed = x->rename(x->ctx, name);
+	strbuf_addf(x->out, "{%s}", renamed ? renamed : name);
+	free(name);
+	return 0;
+}
+
+void recipe_rename_run(const struct recipe *r, recipe_rename_fn rename, void *ctx, struct strbuf *out)
+{
+	struct renaming x = {rename, ctx, out};
+	struct cp_err ignored = CP_ERR_INIT;
+	if (r->run)
+		run_walk(r, false, rename_token, &x, &ignored);
+	cp_err_release(&ignored);
+}
+
 void recipe_var_names(const struct recipe *r, struct strvec *out)
 {
 	struct strvec names = STRVEC_INIT;
@@ -296,7 +353,8 @@ void recipe_var_names(const struct recipe *r, struct strvec *out)
 	for (size_t i = 0; i < names.count; i++) {
 		const char *name = names.items[i];
 		if (strvec_find(&r->in, name) >= 0 || strvec_find(&r->out, name) >= 0 ||
-		    strvec_find(&r->ref, name) >= 0 || strvec_find(&r->batch, name) >= 0 || strvec_find(out, name) >= 0)
+		    strvec_find(&r->ref, name) >= 0 || strvec_find(&r->batch, name) >= 0 || strvec_find(out, name) >= 0 ||
+		    recipe_find_param(r, name) || recipe_is_key_pattern(name))
 			continue;
 		strvec_push(out, name);
 	}

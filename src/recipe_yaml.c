@@ -34,6 +34,7 @@ static void lines_push(struct recipe_lines *lines, const char *path, int line, c
 	node->line = line;
 	node->value_line = (int)event->start_mark.line + 1;
 	node->value_column = (int)event->start_mark.column + 1;
+	node->mapping = event->type == YAML_MAPPING_START_EVENT;
 	if (event->type == YAML_SCALAR_EVENT) {
 		node->scalar = xstrndup((const char *)event->data.scalar.value, event->data.scalar.length);
 		node->literal = event->data.scalar.style == YAML_LITERAL_SCALAR_STYLE;
@@ -314,6 +315,11 @@ static const cyaml_schema_field_t recipe_fields[] = {
 	CYAML_FIELD_BOOL("cutoff", OPT, struct raw_recipe, cutoff),
 	CYAML_FIELD_MAPPING_PTR("resources", CYAML_FLAG_POINTER_NULL | OPT, struct raw_recipe, resources,
 				resource_fields),
+	STRING_FIELD("batch_label", struct raw_recipe, batch_label),
+	/* Mappings of names the user chooses, which libcyaml cannot hold: read from the node record
+	 * (recipe_read_params). */
+	CYAML_FIELD_IGNORE("params", OPT),
+	CYAML_FIELD_IGNORE("placeholders", OPT),
 	CYAML_FIELD_END,
 };
 
@@ -331,6 +337,8 @@ static const cyaml_schema_field_t file_fields[] = {
 	CYAML_FIELD_BOOL("product", OPT, struct raw_file, product),
 	/* A list of lists, which libcyaml cannot hold: read from the node record (read_links). */
 	CYAML_FIELD_IGNORE("link", OPT),
+	/* Its `rename:` maps any keys: read from the node record (recipe_include.c). */
+	CYAML_FIELD_IGNORE("include", OPT),
 	CYAML_FIELD_SEQUENCE("recipes", CYAML_FLAG_POINTER_NULL | OPT, struct raw_file, recipes, &recipe_schema, 0,
 			     CYAML_UNLIMITED),
 	CYAML_FIELD_END,

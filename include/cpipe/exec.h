@@ -392,6 +392,15 @@ struct exec_cluster_job {
 	size_t outside_count;
 	/* Jobs with the same non-NULL group that do not depend on one another may go into one array. */
 	const char *group;
+	/*
+	 * Jobs with the same non-NULL batch key, each depending on another of
+	 * them, whose resources differ only in minutes, ram_gb and threads, go
+	 * to the scheduler as ONE job running them in dependency order (fsl-pipe's
+	 * batching). A merge that would make one batch wait for another that
+	 * waits for it is not made. Each job keeps its own script, marker and
+	 * submission record (with the batch's cluster id).
+	 */
+	const char *batch;
 	const char *note; /* one line kept in the submission record for the caller (NULL: none) */
 	/*
 	 * NULL, or a shell command the job script runs once the jobs it needs
@@ -423,8 +432,12 @@ struct exec_cluster_options {
 	size_t array_max;
 	const char *const *holds; /* --job-hold: outside cluster ids every root job waits for */
 	size_t hold_count;
-	/* Called after each submission (a single job or an array) with the jobs' indices; may be NULL. */
-	void (*on_submit)(void *ctx, const size_t *indices, size_t count, const char *cluster_id);
+	/*
+	 * Called after each submission with the indices of the jobs it carries
+	 * (in task order, a batch's jobs one after the other) and its number of
+	 * array tasks (0: a single job or batch); may be NULL.
+	 */
+	void (*on_submit)(void *ctx, const size_t *indices, size_t count, size_t tasks, const char *cluster_id);
 	void *ctx;
 };
 #define EXEC_ARRAY_MIN 3
@@ -433,6 +446,7 @@ struct exec_cluster_summary {
 	size_t jobs;        /* jobs submitted */
 	size_t submissions; /* scheduler calls that submitted something */
 	size_t arrays;      /* of which array submissions */
+	size_t batches;     /* batches of several jobs submitted (as single jobs or array tasks) */
 	bool foreground;    /* fsl_sub ran jobs in the foreground (its no-cluster shell mode) */
 };
 
@@ -450,8 +464,10 @@ size_t exec_cluster_array_limit(enum exec_cluster_kind kind);
 /*
  * Write every job's script and submit the jobs, dependencies first, each
  * held on the cluster ids of its parents (in this submission or outside),
- * grouping same-group independent jobs into arrays of at least array_min
- * tasks (chunks of at most array_max). Before anything is written it refuses
+ * merging same-batch jobs into batches (a script .cpipe/jobs/<batch>.sh
+ * running their scripts in turn), grouping same-group independent jobs or
+ * batches into arrays of at least array_min tasks (chunks of at most
+ * array_max). Before anything is written it refuses
  * what cannot work: fsl_sub with a data root holding a blank (fsl_sub writes
  * the directory unquoted into its job script and splits -t's path on
  * blanks), and fsl_sub with threads > 1 but no parallel environment name

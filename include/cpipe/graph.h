@@ -13,7 +13,9 @@
  * graph.c assembles the jobs (bindings, paths, inputs, commands, dependency
  * edges, order) and holds graph_build, graph_free and graph_to_dot;
  * graph_existing.c works out which combinations exist and whether a raw input
- * is there; graph_combos.c holds the relation of combinations they join.
+ * is there; graph_combos.c holds the relation of combinations they join;
+ * graph_values.c a recipe's own placeholder values (placeholders:);
+ * graph_dot.c writes DOT.
  */
 #ifndef CPIPE_GRAPH_H
 #define CPIPE_GRAPH_H

@@ -12,7 +12,9 @@
  * Sources: src/recipe.c (building and validating the set, loading, lookups,
  * identity), src/recipe_yaml.c (the libyaml and libcyaml passes with every
  * node's line), src/recipe_run.c (the run string), src/recipe_check.c
- * (recipe_check), src/recipe_shell.c (a sh lexer), sharing src/recipe_int.h.
+ * (recipe_check), src/recipe_include.c (`include:`), src/recipe_shell.c (a
+ * sh lexer), src/recipe_params.c (params:, placeholders:, --set, glob keys),
+ * sharing src/recipe_int.h.
  */
 #ifndef CPIPE_RECIPE_H
 #define CPIPE_RECIPE_H
@@ -47,6 +49,24 @@ struct recipe_resources {
 };
 
 struct recipe_lines; /* private: field -> line map of one recipe or of the file's top level */
+
+/* A parameter (`params: {dof: 12}`): a constant `{dof}` in `run`, overridden by `--set`. */
+struct recipe_param {
+	char *name;
+	char *value; /* the file's default, or the command line's value (recipe_set_params) */
+};
+
+/* A recipe's own values of a placeholder (`placeholders: {subject: [01, 02]}`). */
+struct recipe_values {
+	char *placeholder;
+	struct strvec values; /* in file order, at least one */
+};
+
+/* A glob key of in/ref/optional (`in: ["*_mask"]`) and the tree keys it stands for. */
+struct recipe_key_pattern {
+	char *pattern;
+	struct strvec keys; /* filled by recipe_check, in the tree's order */
+};
 
 /*
  * One recipe. The string vectors hold names in file order, without duplicates
@@ -86,9 +106,28 @@ struct recipe {
 	bool product;
 	bool cutoff;
 	struct recipe_resources resources;
+	/* `batch_label:` (fsl-pipe's batch='label'): with `run --submit -b`, only jobs of recipes with the same
+	   label are merged into one cluster job; NULL: unlabelled (merged with other unlabelled jobs only when no
+	   recipe of the file has a label). Not part of the definition: it changes no output. */
+	char *batch_label;
 	const char *file; /* the recipe file (owned by the set), for messages */
 	int line;         /* line of the recipe's entry under `recipes:` */
 	struct recipe_lines *lines;
+	/*
+	 * Composition (`include:`, src/recipe_include.c): the sub-tree an
+	 * included recipe is mounted in ("anat"; "study/anat" when an included
+	 * file includes in turn), NULL for a recipe of the file itself or one
+	 * included without `subtree:`. Its name and keys already carry the
+	 * prefix; recipe_scope_placeholders uses it for placeholder names.
+	 */
+	char *subtree;
+	/* params:, placeholders: and glob keys (src/recipe_params.c), each in file order. */
+	struct recipe_param *params;
+	size_t param_count;
+	struct recipe_values *values;
+	size_t value_count;
+	struct recipe_key_pattern *patterns; /* recipe_check replaces each in in/ref/optional by its keys */
+	size_t pattern_count;
 };
 
 /*
@@ -106,9 +145,10 @@ struct recipe_set {
 	size_t link_count;
 	bool product;            /* top-level `product:` (already merged into each recipe) */
 	struct recipe_resources resources; /* top-level `resources:` (defaults, already merged into each recipe) */
-	struct recipe *recipes;  /* in file order */
+	struct recipe *recipes;  /* in file order, then those of each `include:` in order */
 	size_t count;
 	struct recipe_lines *lines;
+	struct strvec included;  /* every file read through `include:` (a recipe's `file` may be one) */
 };
 
 /*
@@ -134,6 +174,18 @@ int recipe_load(const char *path, struct recipe_set **out, struct cp_err *err);
 int recipe_load_string(const char *text, size_t length, const char *name, struct recipe_set **out,
 		       struct cp_err *err);
 
+/*
+ * A recipe file may include others (`include:`, see man/cpipe-recipes.5):
+ * recipe_load reads them, relative to the including file, and adds their
+ * recipes with each key K renamed `SUBTREE/K` (or as `rename:` says) and each
+ * name `SUBTREE/NAME`. Errors inside an included file carry that file and
+ * line, and say where it was included from; a missing file or an include
+ * cycle is an error at the `include:` entry, naming the chain. An included
+ * file's `tree:`, `data:`, `default:` and `link:` are ignored (they let the
+ * file run on its own); its `resources:` and `product:` apply to its recipes.
+ * Placeholder names need the tree: see recipe_scope_placeholders.
+ */
+
 /* Free a set and everything in it. NULL is fine. */
 void recipe_set_free(struct recipe_set *set);
 
@@ -149,7 +201,8 @@ bool recipe_is_optional(const struct recipe *r, const char *key);
 /*
  * Line of a field of the recipe, for messages: `field` is a top-level field
  * ("name", "in", "out", "ref", "optional", "batch", "vars", "run",
- * "resources") or a resource ("resources.minutes", ...). Falls back to the
+ * "resources", "params", "placeholders"), a resource ("resources.minutes",
+ * ...) or an entry ("params.dof"). Falls back to the
  * line of the enclosing field, then to r->line, when the field is absent.
  * Never fails: 0 only for a recipe not made by recipe_load.
  */
@@ -178,23 +231,36 @@ int recipe_set_field_line(const struct recipe_set *set, const char *field);
  *                 (in the tree or from the command line), so it never needs
  *                 covering (see recipe_check)
  *   ctx           passed to the callbacks
+ *   defined       may be NULL; true when the tree defines placeholder `name`
+ *                 (it has values, from the tree, the command line or the
+ *                 glob): `{name}` in `run` and `vars` may then name it although
+ *                 no template of the recipe uses it (fsl-pipe's Var)
  */
 struct recipe_tree_view {
 	const struct strvec *keys;
 	int (*placeholders)(void *ctx, const char *key, struct strvec *required, struct strvec *optional);
 	bool (*singular)(void *ctx, const char *placeholder);
 	void *ctx;
+	bool (*defined)(void *ctx, const char *placeholder);
 };
 
 /*
- * Validate the set against the tree. Returns 0, or -1 with a located error
- * for the first problem found:
+ * Validate the set against the tree, first replacing each glob key of
+ * in/ref/optional by the tree keys it matches (fnmatch, `*` also matching
+ * '/'; the recipe's own outputs left out; kept in r->patterns for `{pattern}`
+ * in run). Returns 0, or -1 with a located error for the first problem found:
+ *   - a glob key that matches no key, or one in `out`
  *   - a key in in/out/ref/optional/default that the tree does not have
  *     ("did you mean 't1_brain'?")
- *   - a name in `batch` or `vars` that is no placeholder of any of the
- *     recipe's templates
- *   - a `{name}` in `run` that is neither one of the recipe's keys nor a
- *     placeholder of its templates (or in batch/vars); a hint mentions `{{`
+ *   - a name in `batch` or `vars` that is no placeholder of the recipe's
+ *     templates, its `placeholders:` or the tree (view->defined)
+ *   - a `{name}` in `run` that is neither one of the recipe's keys, a
+ *     parameter, a glob key of it, nor a placeholder as for `vars`; a hint
+ *     mentions `{{`
+ *   - a parameter whose name is also a key or placeholder of the tree
+ *   - a placeholder that no template of the recipe uses, yet has several
+ *     values (so the recipe iterates over it), while no `out` template
+ *     carries it: its jobs would write the same files
  *   - an `out` template placeholder that the recipe does not cover: every
  *     required placeholder of every `out` template must be a placeholder of
  *     some `in` or `ref` template, or be in `batch` or `vars`, or be named in
@@ -202,7 +268,17 @@ struct recipe_tree_view {
  *     Optional placeholders need no cover: an unfilled optional part is
  *     dropped from the path.
  */
-int recipe_check(const struct recipe_set *set, const struct recipe_tree_view *view, struct cp_err *err);
+int recipe_check(struct recipe_set *set, const struct recipe_tree_view *view, struct cp_err *err);
+
+/*
+ * Name the placeholders of each recipe mounted in a sub-tree (by `include:`)
+ * as the tree scopes them, file-tree's way: a placeholder X the recipe names
+ * in `batch`, `vars`, `placeholders:` or `run` (not a parameter) becomes `SUBTREE/X` when one of the recipe's
+ * templates has that placeholder, else the same with leading components
+ * dropped (`A/B/X`, `B/X`), else stays X (one of the including tree's). Call
+ * it before recipe_check; recipes of the file itself are left alone.
+ */
+void recipe_scope_placeholders(struct recipe_set *set, const struct recipe_tree_view *view);
 
 /*
  * Resolver for recipe_expand_run: append each value that replaces `{name}` to
@@ -240,19 +316,44 @@ int recipe_run_names(const struct recipe *r, struct strvec *out, struct cp_err *
 /*
  * Append to `out` the placeholders the recipe iterates over beyond those of
  * its `in`/`ref` templates: its `vars`, then each name in `run` that is not one
- * of its in/out/ref keys and not in `vars` or `batch` (such a name can only be
- * a placeholder, which recipe_check verifies). Distinct, in that order.
+ * of its in/out/ref keys, a parameter or a glob key and not in `vars` or
+ * `batch` (such a name can only be a placeholder, which recipe_check
+ * verifies). Distinct, in that order. A placeholder only in `placeholders:`
+ * is not one: those values only matter where the recipe iterates anyway.
  */
 void recipe_var_names(const struct recipe *r, struct strvec *out);
 
 /*
  * Append a canonical text of everything in the recipe that affects its
- * results: name, in, out, ref, optional, batch, vars and run, each labelled
+ * results: name, in, out, ref, optional, batch, vars, run, and (only when the
+ * recipe has them, so older recipes keep their text) its parameters' values
+ * (not its placeholders: values, which choose jobs: a job's inputs and command
+ * say what it got of them), each labelled
  * and length-prefixed so that no two different recipes give the same text.
  * Resources and line numbers are not part of it. The state module hashes it
  * to notice that a recipe changed.
  */
 void recipe_definition_text(const struct recipe *r, struct strbuf *out);
+
+/*
+ * Apply the command line's `--set` assignments: "RECIPE.PARAM=VALUE" sets that
+ * recipe's parameter, "PARAM=VALUE" the parameter of that name of every
+ * recipe that declares it (at least one must). The RECIPE.PARAM ones are
+ * applied last, so they win over PARAM ones in any order; among equals the
+ * last wins. Returns 0, or -1 with an error (no file, no line: it is the
+ * command line's) naming what is wrong: no '=', an unknown recipe or
+ * parameter ("did you mean").
+ */
+int recipe_set_params(struct recipe_set *set, const struct strvec *assignments, struct cp_err *err);
+
+/* The parameter `name` of the recipe, or NULL. */
+const struct recipe_param *recipe_find_param(const struct recipe *r, const char *name);
+
+/* The recipe's own values of placeholder `name` (placeholders:), or NULL. */
+const struct recipe_values *recipe_find_values(const struct recipe *r, const char *name);
+
+/* Whether `name` holds a shell-style wildcard (`*`, `?`, `[`): a glob key. */
+bool recipe_is_key_pattern(const char *name);
 
 /* Release the contents of resources; the struct is all zero afterwards. */
 void recipe_resources_release(struct recipe_resources *resources);

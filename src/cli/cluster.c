@@ -79,21 +79,37 @@ struct submit_context {
 	bool quiet;
 };
 
-static void on_submit(void *data, const size_t *indices, size_t count, const char *cluster_id)
+static void on_submit(void *data, const size_t *indices, size_t count, size_t tasks, const char *cluster_id)
 {
 	struct submit_context *ctx = data;
 	const struct graph_job *first = &ctx->study->graph->jobs[ctx->graph_index[indices[0]]];
 	struct strbuf line = STRBUF_INIT;
 	strbuf_addf(&line, "%s\t", cluster_id);
-	if (count > 1)
-		strbuf_addf(&line, "array of %zu: %s\n", count, ctx->study->recipes->recipes[first->recipe].name);
-	else {
-		cli_add_escaped(&line, first->id);
+	if (tasks) {
+		strbuf_addf(&line, "array of %zu: %s", tasks, ctx->study->recipes->recipes[first->recipe].name);
+		if (count > tasks)
+			strbuf_addf(&line, " (batches, %zu jobs)", count);
+		strbuf_addch(&line, '\n');
+	} else {
+		/* A batch: its jobs in the order they run. */
+		for (size_t k = 0; k < count; k++) {
+			strbuf_adds(&line, k ? ", " : count > 1 ? "batch: " : "");
+			cli_add_escaped(&line, ctx->study->graph->jobs[ctx->graph_index[indices[k]]].id);
+		}
 		strbuf_addch(&line, '\n');
 	}
 	fputs(line.buf, stdout);
 	fflush(stdout);
 	strbuf_release(&line);
+}
+
+/* ", N batches" for the summary line, or "" without any. */
+static const char *batches_text(size_t count, char *buffer, size_t size)
+{
+	if (!count)
+		return "";
+	snprintf(buffer, size, ", %zu batch%s", count, count == 1 ? "" : "es");
+	return buffer;
 }
 
 /* What the command line offers instead when exec refuses a backend (`refusal`: its negative return). */
@@ -109,6 +125,28 @@ static void add_hint(struct cp_err *err, int refusal)
 	char *message = xasprintf("%s%s", err->message ? err->message : "", hint);
 	free(err->message);
 	err->message = message;
+}
+
+/*
+ * A job's batch key for -b: its recipe's batch_label and its placeholder
+ * values, so that subjects never mix. When some recipe has a label, jobs of
+ * recipes without one are never merged (NULL), as with fsl-pipe.
+ */
+static char *batch_key(const struct recipe_set *recipes, const struct graph_job *job)
+{
+	bool labelled = false;
+	for (size_t r = 0; r < recipes->count && !labelled; r++)
+		labelled = recipes->recipes[r].batch_label != NULL;
+	const char *label = recipes->recipes[job->recipe].batch_label;
+	if (labelled && !label)
+		return NULL;
+	struct strbuf key = STRBUF_INIT;
+	label = label ? label : "";
+	strbuf_addf(&key, "%zu:%s", strlen(label), label);
+	for (size_t b = 0; b < job->binding_count; b++)
+		strbuf_addf(&key, " %zu:%s=%zu:%s", strlen(job->binding_names[b]), job->binding_names[b],
+			    strlen(job->binding_values[b]), job->binding_values[b]);
+	return strbuf_detach(&key);
 }
 
 /* Which of a recipe's resources.extra_<backend> lists goes to `kind`. */
@@ -145,6 +183,7 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 	char **notes = xcalloc(count + 1, sizeof(*notes));
 	char **checks = xcalloc(count + 1, sizeof(*checks));
 	struct strbuf check = STRBUF_INIT;
+	char **batch_keys = xcalloc(count + 1, sizeof(*batch_keys));
 	size_t dep_used = 0, outside_used = 0;
 	for (size_t e = 0; e < count; e++) {
 		const struct graph_job *job = &graph->jobs[graph_index[e]];
@@ -163,6 +202,8 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 			cli_report(&err);
 		else if (check.len)
 			x->skip_check = checks[e] = strbuf_detach(&check);
+		if (opt->batch)
+			x->batch = batch_keys[e] = batch_key(study->recipes, job);
 		study_job_resources(r, &x->resources);
 		const struct strvec *own = &r->backend_extra[backend_extra_index(kind)];
 		x->resources.backend_extra = (const char *const *)own->items;
@@ -193,6 +234,7 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 	exec_opt.on_submit = on_submit;
 	exec_opt.ctx = &ctx;
 	struct exec_cluster_summary summary;
+	char batches[48];
 	double started = (double)state_now_ns() / 1e9;
 	int submitted = exec_cluster_submit(jobs, count, &exec_opt, &summary, &err);
 	int rc = EXIT_OK;
@@ -207,9 +249,10 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 			cli_report(&err);
 	}
 	if (!opt->quiet || submitted < 0)
-		fprintf(stderr, "cpipe: submitted %zu of %zu job%s to %s in %zu submission%s (%zu array%s) in %.2f s%s\n",
+		fprintf(stderr, "cpipe: submitted %zu of %zu job%s to %s in %zu submission%s (%zu array%s%s) in %.2f s%s\n",
 			summary.jobs, count, count == 1 ? "" : "s", exec_cluster_name(kind), summary.submissions,
 			summary.submissions == 1 ? "" : "s", summary.arrays, summary.arrays == 1 ? "" : "s",
+			batches_text(summary.batches, batches, sizeof(batches)),
 			(double)state_now_ns() / 1e9 - started,
 			summary.foreground ? "; fsl_sub ran them in the foreground (no cluster)" : "");
 	if (submitted < 0 && summary.jobs)
@@ -221,9 +264,11 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 	for (size_t e = 0; e < count; e++) {
 		free(notes[e]);
 		free(checks[e]);
+		free(batch_keys[e]);
 	}
 	free(notes);
 	free(checks);
+	free(batch_keys);
 	strbuf_release(&check);
 	free(jobs);
 	free(deps);

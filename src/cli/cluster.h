@@ -28,6 +28,7 @@ struct submit_options {
 	double scale_time;    /* --scale-time; 0 = 1 */
 	struct strvec holds;  /* --job-hold ids */
 	bool wait;
+	bool batch;           /* -b: chains of same-label jobs over the same placeholder values as one cluster job */
 	bool quiet;
 	bool verbose;
 };

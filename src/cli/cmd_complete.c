@@ -252,6 +252,30 @@ static bool complete_flag_value(const struct completion *c, const struct tree *t
 	return known;
 }
 
+/* --set's values: RECIPE.PARAM= for each recipe's parameter, and PARAM= once per name. */
+static void emit_params(const struct completion *c, const struct recipe_set *set)
+{
+	struct strvec names = STRVEC_INIT;
+	struct strbuf candidate = STRBUF_INIT;
+	for (size_t r = 0; r < set->count; r++) {
+		for (size_t p = 0; p < set->recipes[r].param_count; p++) {
+			const char *name = set->recipes[r].params[p].name;
+			strbuf_reset(&candidate);
+			strbuf_addf(&candidate, "%s.%s=", set->recipes[r].name, name);
+			emit(c, candidate.buf);
+			if (strvec_find(&names, name) < 0)
+				strvec_push(&names, name);
+		}
+	}
+	for (size_t i = 0; i < names.count; i++) {
+		strbuf_reset(&candidate);
+		strbuf_addf(&candidate, "%s=", names.items[i]);
+		emit(c, candidate.buf);
+	}
+	strbuf_release(&candidate);
+	strvec_release(&names);
+}
+
 static int complete_in_study(struct completion *c, const char *previous)
 {
 	struct study_options opt;
@@ -265,6 +289,8 @@ static int complete_in_study(struct completion *c, const char *previous)
 		complete_setting(c, study.tree);
 	else if (previous && !strncmp(previous, "--", 2) && tree_find_placeholder(study.tree, previous + 2))
 		emit_values(c, study.tree, previous + 2, 0);
+	else if (previous && !strcmp(previous, "--set"))
+		emit_params(c, study.recipes);
 	else if (complete_flag_value(c, study.tree))
 		;
 	else if (c->prefix[0] == '-')

@@ -22,6 +22,8 @@ static const char run_usage[] =
 	"      --data DIR         the data root (default: the recipe file's data:)\n"
 	"  -p NAME=V1,V2          restrict or set a placeholder; also --NAME V1,V2\n"
 	"      --link A,B         glob placeholders A and B as linked (only combinations seen)\n"
+	"      --set [RECIPE.]P=V set parameter P (params:) of RECIPE, or of every recipe\n"
+	"                         that has one, overriding the recipe file\n"
 	"  -j, --jobs N           run at most N jobs at once (default: number of CPUs)\n"
 	"  -k, --keep-going       after a failure, keep running what does not depend on it\n"
 	"      --max-threads N    sum of running jobs' threads (default: number of CPUs)\n"
@@ -55,6 +57,9 @@ static const char run_usage[] =
 	"      --wait             after submitting, wait until every job has ended\n"
 	"      --job-hold ID,...  the first jobs wait for these cluster jobs\n"
 	"      --scale-time F     multiply each recipe's minutes by F (rounded up)\n"
+	"  -b, --batch            send each chain of dependent jobs over the same\n"
+	"                         placeholder values (and batch_label) as one\n"
+	"                         cluster job running its steps in order\n"
 	"\n"
 	"Early cutoff: a job that runs only because jobs it depends on run is checked\n"
 	"again when they end, and not run (\"cut off\") when its inputs came out as its\n"
@@ -76,8 +81,8 @@ static const char plan_usage[] =
 	"recording anything (also: cpipe run -n).\n"
 	"\n"
 	"  -f, --file FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B,\n"
-	"  --skip-missing, --partial-group, -o/--force, -d/--force-all,\n"
-	"  --rebuild-unknown: as for run\n"
+	"  --set [RECIPE.]P=V, --skip-missing, --partial-group, -o/--force,\n"
+	"  -d/--force-all, --rebuild-unknown: as for run\n"
 	"  -v, --verbose          also list the jobs that are up to date, and each\n"
 	"                         combination of inputs that makes no job and why\n"
 	"      --json             print {\"jobs\": [...], \"summary\": {...}} (see cpipe(1))\n"
@@ -126,6 +131,7 @@ static const struct option run_long_options[] = {
 	{"scale-time", required_argument, NULL, OPT_SCALE_TIME},
 	{"scale-jobtime", required_argument, NULL, OPT_SCALE_TIME},
 	{"scale_jobtime", required_argument, NULL, OPT_SCALE_TIME},
+	{"batch", no_argument, NULL, 'b'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -148,7 +154,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	opt->plan.failed_run_seen = study_failed_run_logged;
 	int rc = -1, c;
 	optind = 1;
-	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodnqvh", run_long_options, NULL)) != -1) {
+	while (rc < 0 && (c = getopt_long(new_argc, args, "f:C:p:j:kodnqvbh", run_long_options, NULL)) != -1) {
 		int handled = study_option(&opt->study, c, optarg);
 		if (handled < 0) {
 			rc = EXIT_USAGE;
@@ -184,6 +190,7 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 			opt->cluster.backend = optarg;
 			break;
 		case OPT_WAIT: opt->cluster.wait = true; break;
+		case 'b': opt->cluster.batch = true; break;
 		case OPT_JOB_HOLD: strvec_split(&opt->cluster.holds, optarg, ',', true); break;
 		case OPT_SCALE_TIME:
 			opt->cluster.scale_time = strtod(optarg, &end);
@@ -201,8 +208,9 @@ static int parse_run_options(const char *command, const char *usage, int argc, c
 	}
 	for (int i = optind; rc < 0 && i < new_argc; i++)
 		strvec_push(&opt->study.targets, args[i]);
-	if (rc < 0 && !opt->submit && (opt->cluster.wait || opt->cluster.holds.count || opt->cluster.scale_time > 0))
-		rc = cli_usage_error(command, "--wait, --job-hold and --scale-time go with --submit");
+	if (rc < 0 && !opt->submit &&
+	    (opt->cluster.wait || opt->cluster.holds.count || opt->cluster.scale_time > 0 || opt->cluster.batch))
+		rc = cli_usage_error(command, "--wait, --job-hold, --scale-time and --batch go with --submit");
 	opt->cluster.quiet = opt->quiet;
 	opt->cluster.verbose = opt->verbose;
 	free(args);

@@ -19,7 +19,7 @@ static const char status_usage[] =
 	"submitted to a cluster are imported first; jobs still queued or running there\n"
 	"are counted on a last line and shown as \"queued\" or \"running\" with -v.\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing,\n"
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --set P=V, --skip-missing,\n"
 	"  --partial-group: as for run\n"
 	"  -v, --verbose   one line per job\n"
 	"      --by NAME   a matrix instead: a row per value of placeholder NAME, a column\n"
@@ -43,7 +43,7 @@ static const char forget_usage[] =
 	"TARGET is given). Their outputs are then adopted as up to date by the next\n"
 	"run, or rebuilt with --rebuild-unknown. Files are not touched.\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing,\n"
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --set P=V, --skip-missing,\n"
 	"  --partial-group: as for run\n";
 
 static const char clean_usage[] =
@@ -55,7 +55,7 @@ static const char clean_usage[] =
 	"reads from disk (a raw input), a path outside the data root, and outputs\n"
 	"adopted rather than made by cpipe are never removed.\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n"
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --set P=V, --skip-missing:\n  as for run\n"
 	"  -n, --dry-run   list what would be removed, remove nothing\n"
 	"  -v, --verbose   name each file removed\n"
 	"  -h, --help      show this help\n"
@@ -68,7 +68,7 @@ static const char graph_usage[] =
 	"Print the graph of the jobs the TARGETs need in Graphviz DOT (cpipe graph |\n"
 	"dot -Tsvg > dag.svg).\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing,\n"
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --set P=V, --skip-missing,\n"
 	"  --partial-group: as for run\n";
 
 static const struct option study_options[] = {

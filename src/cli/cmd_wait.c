@@ -13,7 +13,7 @@ static const char wait_usage[] =
 	"with a progress line on a terminal. The scheduler is asked once per poll for\n"
 	"all jobs (CPIPE_POLL_INTERVAL seconds; default: 1 s, backing off to 30 s).\n"
 	"\n"
-	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --skip-missing: as for run\n"
+	"  -f FILE, -C DIR, --data DIR, -p NAME=V, --NAME V, --link A,B, --set P=V, --skip-missing:\n  as for run\n"
 	"  -q, --quiet     print only failures and the summary\n"
 	"  -h, --help      show this help\n"
 	"\n"

@@ -19,6 +19,7 @@ int study_option(struct study_options *opt, int c, const char *arg)
 	case 'C': opt->directory = arg; return 1;
 	case 'D': opt->data_dir = arg; return 1;
 	case 'L': strvec_push(&opt->link_specs, arg); return 1;
+	case STUDY_OPT_SET: strvec_push(&opt->param_settings, arg); return 1;
 	case 'S': opt->skip_missing = true; return 1;
 	case 'G': opt->partial_group = true; return 1;
 	case 'p':
@@ -129,6 +130,12 @@ static int view_placeholders(void *ctx, const char *key, struct strvec *required
 	template_placeholders(&parsed, required, optional);
 	template_release(&parsed);
 	return 0;
+}
+
+static bool view_defined(void *ctx, const char *name)
+{
+	const struct tree_view_context *view = ctx;
+	return tree_find_placeholder(view->tree, name) != NULL;
 }
 
 static bool view_singular(void *ctx, const char *name)
@@ -363,7 +370,8 @@ int study_load(struct study_options *opt, struct study *study)
 		fprintf(stderr, "cpipe: no recipe file: %s does not exist here (use -f FILE or -C DIR)\n", file);
 		return EXIT_USAGE;
 	}
-	if (recipe_load(file, &study->recipes, &err) < 0)
+	if (recipe_load(file, &study->recipes, &err) < 0 ||
+	    recipe_set_params(study->recipes, &opt->param_settings, &err) < 0)
 		goto fail;
 	if (!study->recipes->tree) {
 		cp_err_set(&err, file, recipe_set_field_line(study->recipes, "tree"),
@@ -392,7 +400,8 @@ int study_load(struct study_options *opt, struct study *study)
 	struct strvec keys = STRVEC_INIT;
 	tree_template_keys(study->tree, &keys);
 	struct tree_view_context view_context = {study->tree};
-	struct recipe_tree_view view = {&keys, view_placeholders, view_singular, &view_context};
+	struct recipe_tree_view view = {&keys, view_placeholders, view_singular, &view_context, view_defined};
+	recipe_scope_placeholders(study->recipes, &view);
 	int checked = recipe_check(study->recipes, &view, &err);
 	strvec_release(&keys);
 	if (checked < 0)
@@ -522,5 +531,6 @@ void study_options_release(struct study_options *opt)
 	cli_placeholder_settings_release(&opt->settings);
 	strvec_release(&opt->placeholder_flags);
 	strvec_release(&opt->link_specs);
+	strvec_release(&opt->param_settings);
 	strvec_release(&opt->targets);
 }

@@ -26,6 +26,7 @@ struct study_options {
 	struct cli_placeholder_settings settings; /* -p NAME=V and --NAME V */
 	struct strvec placeholder_flags;          /* names that came as --NAME, checked against the tree */
 	struct strvec link_specs;                 /* --link A,B */
+	struct strvec param_settings;             /* --set [RECIPE.]PARAM=VALUE (recipe_set_params) */
 	struct strvec targets;
 	bool skip_missing;
 	bool partial_group; /* --partial-group: batch jobs over a narrowed subset or the inputs that exist */
@@ -45,8 +46,12 @@ struct study {
 	struct state *state;
 };
 
+/* getopt's code for --set (beyond every command's own codes). */
+#define STUDY_OPT_SET 1000
+
 /* Options every pipeline command takes; `extra` are the command's own (may be NULL). */
 #define STUDY_LONG_OPTIONS \
+	{"set", required_argument, NULL, STUDY_OPT_SET}, \
 	{"file", required_argument, NULL, 'f'}, {"directory", required_argument, NULL, 'C'}, \
 		{"data", required_argument, NULL, 'D'}, {"placeholder", required_argument, NULL, 'p'}, \
 		{"link", required_argument, NULL, 'L'}, {"skip-missing", no_argument, NULL, 'S'}, \

@@ -119,10 +119,11 @@ edit_recipe() {
 # skipped (SKIP_DETAIL: what the skip of brain[subject=02] must also say), the other subjects' fov
 # run (their brains are cut off on the node: fov wrote what it wrote before), status counts the
 # failed file, and `cpipe wait` and the job's log say it failed.
+# CLUSTER_RUN_OPTIONS: more options for that run (e.g. -b).
 cluster_failure_scenario() {
 	ran_lines >/dev/null
 	edit_recipe 's/run: "cp {t1_reorient} {t1_fov}/run: "test {subject} != 02 \&\& cp {t1_reorient} {t1_fov}/'
-	expect_exit 1 cpipe run --submit="$1" --wait
+	expect_exit 1 cpipe run --submit="$1" ${CLUSTER_RUN_OPTIONS:-} --wait
 	expect_err_contains "FAILED fov[subject=02]: exit status 1; log: .cpipe/logs/fov_subject_02_"
 	expect_err_contains "skipped brain[subject=02]${2:-}"
 	expect_err_contains "skipped group_mean"

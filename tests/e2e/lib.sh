@@ -75,3 +75,13 @@ done_testing() {
 	echo "$TEST_NAME: $checks passed, 0 failed"
 	exit 0
 }
+
+# expect_plan_error SED_SCRIPT TEXT: cpipe.yaml edited by SED_SCRIPT makes `cpipe plan` fail (exit 2)
+# with TEXT on stderr; cpipe.yaml is put back as it was.
+expect_plan_error() {
+	cp cpipe.yaml "$WORK/cpipe.yaml.good"
+	sed "$1" "$WORK/cpipe.yaml.good" >cpipe.yaml
+	expect_exit 2 cpipe plan
+	expect_err_contains "$2"
+	cp "$WORK/cpipe.yaml.good" cpipe.yaml
+}

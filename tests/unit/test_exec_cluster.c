@@ -614,6 +614,268 @@ static void test_fsl_sub_refusals(void **state)
 	strbuf_release(&root);
 }
 
+/* ---- batches (-b) -------------------------------------------------------------- */
+
+/*
+ * `subjects` chains a -> b -> c, one batch key per subject, then `group`
+ * needing every c (its own key), then `late` of subject 1 needing c1 and
+ * group: merging it into subject 1's batch would make the two batches wait
+ * for each other, so it must stay apart.
+ */
+struct chains {
+	struct exec_cluster_job jobs[16];
+	size_t deps[32];
+	char *ids[16], *keys[16];
+	size_t count;
+};
+
+static void make_chains(struct chains *c, size_t subjects, bool late)
+{
+	memset(c, 0, sizeof(*c));
+	static const char *const steps[] = {"a", "b", "c"};
+	static const long minutes[] = {10, 20, 5};
+	static const double ram[] = {1, 4, 2};
+	size_t used = 0;
+	for (size_t s = 0; s < subjects; s++)
+		for (size_t k = 0; k < 3; k++) {
+			size_t i = c->count++;
+			c->ids[i] = xasprintf("%s%zu", steps[k], s + 1);
+			c->keys[i] = xasprintf("subject=%zu", s + 1);
+			c->jobs[i].id = c->ids[i];
+			c->jobs[i].command = "true";
+			c->jobs[i].group = steps[k];
+			c->jobs[i].batch = c->keys[i];
+			c->jobs[i].resources.minutes = minutes[k];
+			c->jobs[i].resources.ram_gb = ram[k];
+			c->jobs[i].resources.threads = k == 1 ? 2 : 1;
+			c->jobs[i].resources.pe = "openmp";
+			if (k) {
+				c->deps[used] = i - 1;
+				c->jobs[i].deps = &c->deps[used++];
+				c->jobs[i].dep_count = 1;
+			}
+		}
+	if (!late)
+		return;
+	size_t g = c->count++;
+	c->ids[g] = xstrdup("group");
+	c->jobs[g].id = c->ids[g];
+	c->jobs[g].command = "true";
+	c->jobs[g].resources.pe = "openmp";
+	c->jobs[g].deps = &c->deps[used];
+	for (size_t s = 0; s < subjects; s++)
+		c->deps[used++] = 3 * s + 2;
+	c->jobs[g].dep_count = subjects;
+	size_t l = c->count++;
+	c->ids[l] = xstrdup("late1");
+	c->keys[l] = xstrdup("subject=1");
+	c->jobs[l].id = c->ids[l];
+	c->jobs[l].command = "true";
+	c->jobs[l].batch = c->keys[l];
+	c->jobs[l].resources.pe = "openmp";
+	c->deps[used] = 2;
+	c->deps[used + 1] = g;
+	c->jobs[l].deps = &c->deps[used];
+	c->jobs[l].dep_count = 2;
+}
+
+static void free_chains(struct chains *c)
+{
+	for (size_t i = 0; i < c->count; i++) {
+		exec_cluster_job_release(&c->jobs[i]);
+		free(c->ids[i]);
+		free(c->keys[i]);
+	}
+}
+
+/* The text of file `name` under `dir` ("" when unreadable). */
+static char *read_text(const char *dir, const char *name)
+{
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, name, &path);
+	struct strbuf text = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	if (read_whole_file(path.buf, &text, &err) < 0)
+		cp_err_release(&err);
+	strbuf_release(&path);
+	return strbuf_detach(&text);
+}
+
+/* The cluster id in the submission record of job file name `name`. */
+static char *record_job(const char *dir, const char *name)
+{
+	struct exec_submission sub;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_submission_read(dir, name, &sub, &err), 1);
+	char *job = xstrdup(sub.job);
+	exec_submission_release(&sub);
+	return job;
+}
+
+/*
+ * Submit the chains through a stand-in for `program` (first on PATH) that
+ * logs its arguments to DIR/calls, emptied first, and prints the next id
+ * (the call's number); at most `array_max` tasks an array.
+ */
+static void submit_chains(const char *dir, const char *program, enum exec_cluster_kind kind, struct chains *c,
+			  size_t array_max, struct exec_cluster_summary *summary)
+{
+	char *text = xasprintf("#!/bin/sh\necho \"$*\" >>'%s/calls'\nwc -l <'%s/calls'\n", dir, dir);
+	write_file(dir, program, text, 0755);
+	free(text);
+	struct strbuf calls = STRBUF_INIT;
+	path_join(dir, "calls", &calls);
+	unlink(calls.buf);
+	strbuf_release(&calls);
+	struct exec_cluster_options opt;
+	memset(&opt, 0, sizeof(opt));
+	opt.kind = kind;
+	opt.cwd = dir;
+	opt.array_max = array_max;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_cluster_submit(c->jobs, c->count, &opt, summary, &err), 0);
+}
+
+static void test_batches_submit(void **state)
+{
+	const char *dir = *state;
+	static const char *const programs[] = {"sbatch", "qsub", "fsl_sub"};
+	static const enum exec_cluster_kind kinds[] = {EXEC_CLUSTER_SLURM, EXEC_CLUSTER_SGE, EXEC_CLUSTER_FSL_SUB};
+	/* The batch of a, b, c: 35 minutes, 4 GB, 2 threads; the holds of late1 (a plain job on its own). */
+	static const char *const batch_resources[] = {"--time=35 --mem=4096M --cpus-per-task=2 ",
+						      "-l h_rt=0:35:00 -l h_vmem=4096M -pe openmp 2 ",
+						      "-T 35 -R 4 -s openmp,2 "};
+	static const char *const late_holds[] = {"--dependency=afterok:1:3 ", "-hold_jid 1,3 ", "-j 1,3 "};
+	path_first(dir);
+	for (size_t k = 0; k < 3; k++) {
+		struct chains c;
+		make_chains(&c, 2, true);
+		struct exec_cluster_summary summary;
+		submit_chains(dir, programs[k], kinds[k], &c, 1000, &summary);
+		/* Two batches of three, the group job, and late1 apart: 4 submissions for 8 jobs. */
+		assert_int_equal(summary.jobs, 8);
+		assert_int_equal(summary.submissions, 4);
+		assert_int_equal(summary.batches, 2);
+		assert_int_equal(summary.arrays, 0);
+		char *log = read_text(dir, "calls");
+		assert_non_null(log);
+		struct strvec lines = STRVEC_INIT;
+		if (*log)
+			log[strlen(log) - 1] = '\0'; /* the last newline */
+		strvec_split(&lines, log, '\n', true);
+		if (lines.count != 4 || !strstr(lines.items[0], batch_resources[k]) || !strstr(lines.items[3], late_holds[k]))
+			fprintf(stderr, "%s\n", log);
+		assert_int_equal(lines.count, 4);
+		assert_non_null(strstr(lines.items[0], batch_resources[k]));
+		assert_non_null(strstr(lines.items[3], late_holds[k]));
+		strvec_release(&lines);
+		free(log);
+		/* Every step keeps its own record, with its batch's cluster id. */
+		static const char *const names[] = {"a1", "b1", "c1", "a2", "b2", "c2", "group", "late1"};
+		static const char *const expected_job[] = {"1", "1", "1", "2", "2", "2", "3", "4"};
+		for (size_t i = 0; i < 8; i++) {
+			char *job = record_job(dir, names[i]);
+			assert_string_equal(job, expected_job[i]);
+			free(job);
+		}
+		free_chains(&c);
+	}
+	/* The batch's script runs the steps' own scripts, in order. */
+	struct strbuf name = STRBUF_INIT, rel = STRBUF_INIT;
+	exec_job_file_name("batch:a1", &name);
+	strbuf_addf(&rel, "%s/%s.sh", EXEC_JOBS_DIR, name.buf);
+	char *script = read_text(dir, rel.buf);
+	assert_non_null(script);
+	const char *a = strstr(script, "\nstep a1\n"), *b = strstr(script, "\nstep b1\n"), *cc = strstr(script, "\nstep c1\n");
+	assert_true(a && b && cc && a < b && b < cc);
+	free(script);
+	strbuf_release(&name);
+	strbuf_release(&rel);
+	restore_path();
+}
+
+static void test_batches_as_array_tasks(void **state)
+{
+	const char *dir = *state;
+	path_first(dir);
+	struct chains c;
+	make_chains(&c, 3, false);
+	struct exec_cluster_summary summary;
+	submit_chains(dir, "sbatch", EXEC_CLUSTER_SLURM, &c, 2, &summary); /* the limit: chunks of 2 and 1 */
+	/* Three subjects' batches as array tasks, cut to the limit: 2 arrays, 9 jobs. */
+	assert_int_equal(summary.submissions, 2);
+	assert_int_equal(summary.arrays, 2);
+	assert_int_equal(summary.jobs, 9);
+	assert_int_equal(summary.batches, 3);
+	char *log = read_text(dir, "calls");
+	assert_non_null(strstr(log, "--array=1-2 "));
+	assert_non_null(strstr(log, "--array=1-1 "));
+	free(log);
+	/* c2 is task 2 of the first array: SLURM names it 1_2. */
+	struct exec_submission sub;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_submission_read(dir, "c2", &sub, &err), 1);
+	assert_string_equal(sub.job, "1");
+	assert_int_equal(sub.task, 2);
+	exec_submission_release(&sub);
+	/* Without keys nothing is merged: three arrays of steps. */
+	for (size_t i = 0; i < c.count; i++)
+		c.jobs[i].batch = NULL;
+	submit_chains(dir, "sbatch", EXEC_CLUSTER_SLURM, &c, 1000, &summary);
+	assert_int_equal(summary.submissions, 3);
+	assert_int_equal(summary.batches, 0);
+	free_chains(&c);
+	restore_path();
+}
+
+static void test_batch_waits_for_an_outside_parent(void **state)
+{
+	(void)state;
+	/* b needs a (same key) and x (another key): a and b are one batch, submitted after x's. */
+	struct exec_cluster_job jobs[3];
+	memset(jobs, 0, sizeof(jobs));
+	size_t deps[] = {0, 1};
+	jobs[0].id = "a";
+	jobs[0].batch = "s1";
+	jobs[1].id = "x";
+	jobs[1].batch = "template";
+	jobs[2].id = "b";
+	jobs[2].batch = "s1";
+	jobs[2].deps = deps;
+	jobs[2].dep_count = 2;
+	struct exec_batches batches;
+	exec_batches_form(jobs, 3, &batches);
+	assert_int_equal(batches.count, 2);
+	assert_int_equal(batches.batch_of[1], 0);
+	assert_int_equal(batches.batch_of[0], 1);
+	assert_int_equal(batches.batch_of[2], 1);
+	assert_int_equal(exec_batch_size(&batches, 1), 2);
+	assert_int_equal(batches.jobs[1].dep_count, 1);
+	assert_int_equal(batches.jobs[1].deps[0], 0);
+	exec_batches_release(&batches);
+}
+
+static void test_batches_need_alike_resources(void **state)
+{
+	(void)state;
+	struct chains c;
+	make_chains(&c, 1, false);
+	c.jobs[1].resources.queue = "gpu"; /* b asks for another queue: a, then b, then c on their own */
+	struct exec_batches batches;
+	exec_batches_form(c.jobs, c.count, &batches);
+	assert_int_equal(batches.count, 3);
+	exec_batches_release(&batches);
+	c.jobs[1].resources.queue = NULL;
+	c.jobs[2].resources.minutes = 0; /* a step without a time limit: the batch has none */
+	exec_batches_form(c.jobs, c.count, &batches);
+	assert_int_equal(batches.count, 1);
+	assert_int_equal(batches.jobs[0].resources.minutes, 0);
+	assert_true(batches.jobs[0].resources.ram_gb == 4);
+	assert_string_equal(batches.jobs[0].group, "a+b+c");
+	exec_batches_release(&batches);
+	free_chains(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -629,6 +891,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_choose_auto, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batches_submit, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batches_as_array_tasks, setup_dir, teardown_dir),
+		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
+		cmocka_unit_test(test_batches_need_alike_resources),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

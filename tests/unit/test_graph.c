@@ -257,6 +257,66 @@ static void test_vars_cross_existing(void **state)
 	assert_int_equal(job_index(fx->graph, "cut[high=9,kind=b,low=1,subject=02]"), -1);
 }
 
+/*
+ * A recipe's placeholders: values replace the tree's for it alone: its jobs (from the files that
+ * exist, or their product), a batch job's files, and what its producers make; a consumer needing
+ * another value finds no producer for it.
+ */
+static void test_recipe_values(void **state)
+{
+	struct fixture *fx = *state;
+	for (int s = 1; s <= 4; s++) {
+		char path[32];
+		snprintf(path, sizeof(path), "sub-0%d/raw.txt", s);
+		make_file(fx->dir, path);
+	}
+	const char *tree_text = "sub-{subject}\n    raw.txt (raw)\n    a.txt (a)\n    b_{fwhm}.txt (b)\n"
+				"    c_{fwhm}.txt (c)\n    u.txt (u)\ngroup.txt (group)\n";
+	const char *recipes = "recipes:\n"
+			      "  - {name: make_a, in: [raw], out: [a], run: 'cp {raw} {a}'}\n"
+			      "  - name: make_b\n    in: [a]\n    out: [b]\n"
+			      "    placeholders: {subject: ['01', '03'], fwhm: [4, 8]}\n    run: echo {fwhm} > {b}\n"
+			      "  - {name: gather, in: [a], out: [group], batch: [subject], run: 'cat {a} > {group}',\n"
+			      "     placeholders: {subject: ['02', '03']}}\n"
+			      "  - {name: make_c, in: [b], out: [c], run: 'cp {b} {c}', placeholders: {fwhm: [4]}}\n"
+			      "  - {name: use, in: [raw, group], out: [u], run: 'cat {raw} {group} > {u}'}\n";
+	/* Odd lengths: jobs from the files that exist. Every subject's u reads the one group file. */
+	const char *targets[] = {"b", "group", "u"};
+	int built = build(fx, tree_text, recipes, targets, 3, false);
+	if (built)
+		print_error("%s\n", fx->err.message);
+	assert_int_equal(built, 0);
+	/* make_b: 2 subjects x 2 fwhm; make_a for 01, 02, 03; one gather; use for 4 subjects. */
+	assert_int_equal(fx->graph->count, 12);
+	assert_true(depends_on(fx->graph, "use[subject=01]", "gather"));
+	assert_true(job_index(fx->graph, "make_b[fwhm=8,subject=03]") >= 0);
+	assert_int_equal(job_index(fx->graph, "make_b[fwhm=4,subject=02]"), -1);
+	assert_int_equal(job_index(fx->graph, "make_a[subject=04]"), -1);
+	long gather = job_index(fx->graph, "gather");
+	assert_true(gather >= 0);
+	assert_int_equal(fx->graph->jobs[gather].inputs.count, 2);
+	assert_string_equal(fx->graph->jobs[gather].inputs.items[0], "sub-02/a.txt");
+	graph_free(fx->graph);
+	fx->graph = NULL;
+	glob_result_release(&fx->globbed);
+	tree_free(fx->tree);
+	recipe_set_free(fx->set);
+
+	/* An even length: the product of values. make_c (fwhm 4 only) for subject 02 needs a b that
+	 * make_b does not make for 02. */
+	const char *product_targets[] = {"cc"};
+	const char *renamed = "    c_{fwhm}.txt (cc)\n";
+	char *tree2 = xasprintf("%.*s%sgroup.txt (group)\n", (int)(strstr(tree_text, "    c_") - tree_text), tree_text,
+				renamed);
+	char *recipes2 = xasprintf("%.*sout: [cc], run: 'cp {b} {cc}', placeholders: {fwhm: [4]}}\n",
+				   (int)(strstr(recipes, "out: [c]") - recipes), recipes);
+	assert_int_equal(build(fx, tree2, recipes2, product_targets, 1, false), -1);
+	assert_non_null(strstr(fx->err.message, "input 'sub-02/b_4.txt' (key b) does not exist and no recipe makes it "
+						"(recipe 'make_b' makes it only for its placeholders: values)"));
+	free(tree2);
+	free(recipes2);
+}
+
 /* A group job over a placeholder the command line narrowed is left out, unless partial_group. */
 static void test_narrowed_group_left_out(void **state)
 {
@@ -393,6 +453,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_skip_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_from_existing_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vars_cross_existing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recipe_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_narrowed_group_left_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_to_make_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),

@@ -520,6 +520,108 @@ static void test_definition_text(void **state)
 	recipe_set_free(swapped);
 }
 
+/* ---- params:, placeholders: and --set ------------------------------------ */
+
+static void test_params_and_values(void **state)
+{
+	(void)state;
+	struct recipe_set *set = load_ok("recipes:\n  - name: brain\n    out: [t1_brain]\n"
+					 "    params: {dof: 12, note: \"it's $(x)\"}\n"
+					 "    placeholders:\n      subject: [\"01\", \"02\"]\n      run: 1\n"
+					 "    run: \"bet {dof} '{note}' > {t1_brain}\"\n"
+					 "  - name: other\n    out: [t1]\n    params: {dof: 3}\n    run: x {dof} > {t1}\n");
+	const struct recipe *r = &set->recipes[0];
+	assert_int_equal(r->param_count, 2);
+	assert_string_equal(recipe_find_param(r, "dof")->value, "12");
+	assert_string_equal(recipe_find_param(r, "note")->value, "it's $(x)");
+	assert_null(recipe_find_param(r, "subject"));
+	const struct recipe_values *subject = recipe_find_values(r, "subject");
+	assert_non_null(subject);
+	assert_int_equal(subject->values.count, 2);
+	assert_string_equal(subject->values.items[0], "01"); /* as written, not the number 1 */
+	assert_string_equal(recipe_find_values(r, "run")->values.items[0], "1");
+
+	/* A parameter is substituted like any value: quoted for where it stands. */
+	struct strbuf out = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(recipe_expand_run(r, table_resolve, (void *)table, &out, &err), 0);
+	assert_string_equal(out.buf, "bet '12' '''it'\\''s $(x)''' > 'sub 01/it'\\''s.nii.gz'");
+
+	/* The values are part of the definition: a changed default changes it. */
+	struct strbuf before = STRBUF_INIT, after = STRBUF_INIT;
+	recipe_definition_text(r, &before);
+	struct strvec settings = STRVEC_INIT;
+	strvec_push(&settings, "brain.dof=6");
+	strvec_push(&settings, "dof=7");
+	assert_int_equal(recipe_set_params(set, &settings, &err), 0);
+	recipe_definition_text(r, &after);
+	assert_string_not_equal(before.buf, after.buf);
+	/* The recipe's own setting wins over the every-recipe one given after it. */
+	assert_string_equal(recipe_find_param(r, "dof")->value, "6");
+	assert_string_equal(recipe_find_param(&set->recipes[1], "dof")->value, "7");
+	strvec_release(&settings);
+
+	const char *wrong[][2] = {
+		{"dof", "expected [RECIPE.]PARAM=VALUE"},
+		{"=1", "expected [RECIPE.]PARAM=VALUE"},
+		{"nope=1", "no recipe has a parameter 'nope'"},
+		{"brainn.dof=1", "no recipe 'brainn' (did you mean 'brain'?)"},
+		{"other.note=1", "recipe 'other' has no parameter 'note'"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(wrong); i++) {
+		strvec_push(&settings, wrong[i][0]);
+		assert_int_equal(recipe_set_params(set, &settings, &err), -1);
+		if (!strstr(err.message, wrong[i][1]))
+			print_error("--set %s: %s\n", wrong[i][0], err.message);
+		assert_non_null(strstr(err.message, wrong[i][1]));
+		assert_null(err.file);
+		cp_err_release(&err);
+		strvec_release(&settings);
+	}
+	strbuf_release(&before);
+	strbuf_release(&after);
+	strbuf_release(&out);
+	recipe_set_free(set);
+
+	/* A recipe without the new fields keeps its definition text (no rerun after an upgrade). */
+	set = load_ok("recipes:\n  - name: a\n    out: [t1]\n    run: x\n");
+	recipe_definition_text(&set->recipes[0], &before);
+	assert_null(strstr(before.buf, "params"));
+	assert_null(strstr(before.buf, "placeholders"));
+	strbuf_release(&before);
+	recipe_set_free(set);
+}
+
+static void test_params_errors(void **state)
+{
+	(void)state;
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    params: {dof: 1, x: 2}\n    run: x {dof}\n", 4,
+			  "recipe 'a': params: 'x' is not used in run (as {x})", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    params:\n      dof: [1, 2]\n    run: x {dof}\n", 5,
+			  "params: 'dof': a parameter has one value", "placeholders:");
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    params: [dof]\n    run: x\n", 4,
+			  "params: must be a mapping of names to values", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    params: {a.b: 1}\n    run: x {a.b}\n", 4,
+			  "params: 'a.b' is not a parameter name", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    params: {1x: 1}\n    run: x\n", 4,
+			  "params: '1x' is not a parameter name", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: []}\n    run: x\n", 4,
+			  "placeholders: 'subject': no values", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: [a, a]}\n    run: x\n",
+			  4, "'subject': the value 'a' is listed twice", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: {a: 1}}\n    run: x\n",
+			  4, "'subject': expected a value or a list of values", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: [[a]]}\n    run: x\n",
+			  4, "'subject': each value must be a single value", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: [a, \"\"]}\n    run: x\n",
+			  4, "'subject': the value '' is empty", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {subject: [a, ../b]}\n    run: x\n",
+			  4, "'subject': the value '../b' would lead out of the data root", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [t1]\n    placeholders: {t1: a}\n    run: x\n", 4,
+			  "'t1' is a template key of this recipe", NULL);
+	expect_load_error("recipes:\n  - name: a\n    out: [\"t*\"]\n    run: x\n", 3, "out: 't*' is a glob key", NULL);
+}
+
 /* ---- recipe_check against a fake tree ------------------------------------ */
 
 struct fake_template {
@@ -567,7 +669,7 @@ static struct recipe_tree_view fake_view(void)
 	if (!fake_keys.count)
 		for (const struct fake_template *t = fake_templates; t->key; t++)
 			strvec_push(&fake_keys, t->key);
-	struct recipe_tree_view view = {&fake_keys, fake_placeholders, fake_singular, NULL};
+	struct recipe_tree_view view = {&fake_keys, fake_placeholders, fake_singular, NULL, NULL};
 	return view;
 }
 
@@ -591,10 +693,23 @@ static void expect_check_error(const char *yaml, int line, const char *fragment,
 	recipe_set_free(set);
 }
 
+/* Load `yaml` and check it against the fake tree: both must succeed. */
+static struct recipe_set *check_ok(const char *yaml)
+{
+	struct recipe_set *set = load_ok(yaml);
+	struct recipe_tree_view view = fake_view();
+	struct cp_err err = CP_ERR_INIT;
+	int rc = recipe_check(set, &view, &err);
+	if (rc)
+		print_error("%s\n", err.message);
+	assert_int_equal(rc, 0);
+	return set;
+}
+
 static void test_check_valid(void **state)
 {
 	(void)state;
-	struct recipe_set *set = load_ok("default: [group_mean]\nrecipes:\n"
+	struct recipe_set *set = check_ok("default: [group_mean]\nrecipes:\n"
 					 "  - name: reorient\n    in: [t1]\n    out: [t1_reorient]\n"
 					 "    run: cp {t1} {t1_reorient}\n"
 					 "  - name: mean\n    in: [t1_reorient]\n    out: [group_mean]\n    ref: [logs]\n"
@@ -603,13 +718,103 @@ static void test_check_valid(void **state)
 					 "    run: echo {run} > {t1_run}\n"
 					 "  - name: version\n    in: [group_mean]\n    out: [group_version]\n"
 					 "    run: cp {group_mean} {group_version}\n");
-	struct recipe_tree_view view = fake_view();
-	struct cp_err err = CP_ERR_INIT;
-	int rc = recipe_check(set, &view, &err);
-	if (rc)
-		print_error("%s\n", err.message);
-	assert_int_equal(rc, 0);
 	recipe_set_free(set);
+}
+
+/* Glob keys: replaced by the keys they match (not the recipe's outputs), {pattern} is all their paths. */
+static void test_glob_keys(void **state)
+{
+	(void)state;
+	struct recipe_set *set = check_ok("recipes:\n  - name: a\n    in: [\"t1_*\", t1]\n    ref: [\"lo?s\"]\n"
+					  "    optional: [\"t1_r*\"]\n    out: [t1_brain]\n"
+					  "    run: x {t1_*} {t1} {lo?s} > {t1_brain}\n");
+	struct cp_err err = CP_ERR_INIT;
+	const struct recipe *r = &set->recipes[0];
+	/* t1_brain is the recipe's output; t1 is listed by name anyway. */
+	assert_int_equal(r->in.count, 3);
+	assert_string_equal(r->in.items[0], "t1_reorient");
+	assert_string_equal(r->in.items[1], "t1_run");
+	assert_string_equal(r->in.items[2], "t1");
+	assert_int_equal(r->ref.count, 1);
+	assert_string_equal(r->ref.items[0], "logs");
+	assert_int_equal(r->optional.count, 2);
+	assert_true(recipe_is_optional(r, "t1_run") && recipe_is_optional(r, "t1_reorient"));
+	struct strvec vars = STRVEC_INIT;
+	recipe_var_names(r, &vars);
+	assert_int_equal(vars.count, 0);
+	strvec_release(&vars);
+	static const struct table_entry paths[] = {
+		{"t1_reorient", {"r.nii"}}, {"t1_run", {"run 1.nii", "run 2.nii"}}, {"t1", {"t1.nii"}},
+		{"logs", {"logs"}},         {"t1_brain", {"b.nii"}},                {NULL, {NULL}},
+	};
+	struct strbuf out = STRBUF_INIT;
+	assert_int_equal(recipe_expand_run(r, table_resolve, (void *)paths, &out, &err), 0);
+	assert_string_equal(out.buf, "x 'r.nii' 'run 1.nii' 'run 2.nii' 't1.nii' 'logs' > 'b.nii'");
+	strbuf_release(&out);
+	recipe_set_free(set);
+
+	expect_check_error("recipes:\n  - name: a\n    in:\n      - t1\n      - \"*_mask\"\n    out: [t1_brain]\n"
+			   "    run: x\n",
+			   5, "in: the glob key '*_mask' matches no template key", NULL);
+	expect_check_error("recipes:\n  - name: a\n    in: [t1]\n    optional: [\"*_mask\"]\n    out: [t1_brain]\n"
+			   "    run: x\n",
+			   4, "optional: the glob key '*_mask' matches no key of this recipe's in or out", NULL);
+	expect_check_error("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n    run: x {t1_*} > {t1_brain}\n",
+			   5, "'{t1_*}' is a glob key this recipe does not list", NULL);
+}
+
+/* {name} and vars may name a placeholder no template of the recipe uses; params may not hide one. */
+static bool fake_defined(void *ctx, const char *placeholder)
+{
+	(void)ctx;
+	return !strcmp(placeholder, "fwhm") || !strcmp(placeholder, "version");
+}
+
+static int check_with_defined(const char *yaml, struct cp_err *err)
+{
+	struct recipe_set *set = load_ok(yaml);
+	struct recipe_tree_view view = fake_view();
+	view.defined = fake_defined;
+	int rc = recipe_check(set, &view, err);
+	recipe_set_free(set);
+	return rc;
+}
+
+/* check_with_defined fails at `line` with `fragment` in the message. */
+static void expect_defined_error(const char *yaml, int line, const char *fragment)
+{
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(check_with_defined(yaml, &err), -1);
+	if (err.line != line || !strstr(err.message, fragment))
+		print_error("got line %d: %s\nwanted line %d: ...%s...\n", err.line, err.message, line, fragment);
+	assert_int_equal(err.line, line);
+	assert_non_null(strstr(err.message, fragment));
+	cp_err_release(&err);
+}
+
+static void test_any_placeholder(void **state)
+{
+	(void)state;
+	struct cp_err err = CP_ERR_INIT;
+	/* version: a constant of the tree that no template of the recipe uses. */
+	assert_int_equal(check_with_defined("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
+					    "    vars: [version]\n    run: x {version} > {t1_brain}\n",
+					    &err),
+			 0);
+	/* fwhm has several values and no output carries it ... */
+	expect_defined_error("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n    run: x {fwhm} > {t1_brain}\n",
+			     5, "placeholder 'fwhm' has several values");
+	/* ... unless the recipe gives it one value. */
+	assert_int_equal(check_with_defined("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
+					    "    placeholders: {fwhm: 4}\n    run: x {fwhm} > {t1_brain}\n",
+					    &err),
+			 0);
+	expect_defined_error("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
+			     "    params: {run: 1}\n    run: x {run} > {t1_brain}\n",
+			     5, "params: 'run' is also a placeholder of the tree");
+	expect_defined_error("recipes:\n  - name: a\n    in: [t1]\n    out: [t1_brain]\n"
+			     "    placeholders: {subjet: [a]}\n    run: x\n",
+			     5, "'subjet' is no placeholder of the tree nor of this recipe");
 }
 
 static void test_check_errors(void **state)
@@ -732,6 +937,26 @@ static void test_example_study_recipes(void **state)
 	recipe_set_free(set);
 }
 
+/* batch_label (fsl-pipe's batch='label'): kept for run -b, not part of the definition; never empty. */
+static void test_batch_label(void **state)
+{
+	(void)state;
+	struct recipe_set *set = load_ok("recipes:\n  - name: a\n    out: [y]\n    run: x\n    batch_label: anat\n"
+					 "  - name: b\n    out: [z]\n    run: x\n");
+	assert_string_equal(set->recipes[0].batch_label, "anat");
+	assert_null(set->recipes[1].batch_label);
+	struct strbuf labelled = STRBUF_INIT, plain = STRBUF_INIT;
+	recipe_definition_text(&set->recipes[0], &labelled);
+	set->recipes[0].batch_label[0] = 'x';
+	recipe_definition_text(&set->recipes[0], &plain);
+	assert_string_equal(labelled.buf, plain.buf);
+	strbuf_release(&labelled);
+	strbuf_release(&plain);
+	recipe_set_free(set);
+	expect_load_error("recipes:\n  - name: a\n    out: [y]\n    run: x\n    batch_label: ''\n", 5,
+			  "recipe 'a': batch_label", "empty label");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -750,10 +975,15 @@ int main(void)
 		cmocka_unit_test(test_definition_text),
 		cmocka_unit_test(test_check_valid),
 		cmocka_unit_test(test_check_errors),
+		cmocka_unit_test(test_params_and_values),
+		cmocka_unit_test(test_params_errors),
+		cmocka_unit_test(test_glob_keys),
+		cmocka_unit_test(test_any_placeholder),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_load_string),
 		cmocka_unit_test(test_example_study_recipes),
 		cmocka_unit_test(test_pe_and_backend_extras),
+		cmocka_unit_test(test_batch_label),
 	};
 	int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	strvec_release(&fake_keys);
