@@ -56,8 +56,8 @@ sed 's/dof: 12/dof: 9/' cpipe.yaml >new.yaml && mv new.yaml cpipe.yaml
 expect_exit 0 cpipe plan
 expect_out_contains "brain[space=MNI,subject=1]  (command changed)"
 expect_out_contains "brain[space=MNI,subject=2]  (command changed)"
-expect_out_contains "smooth[fwhm=4,subject=1]  (upstream job runs)"
-expect_out_contains "6 to run, 2 up to date"
+expect_out_contains "smooth[fwhm=4,subject=1]  (runs if brain[space=MNI,subject=1] changes its output)"
+expect_out_contains "6 to run (4 only if what they depend on changes), 2 up to date"
 grep -q other out && fail "other reruns: $(cat out)"
 expect_exit 0 cpipe run
 [ "$(sort ran.log)" = "brain 1
