@@ -756,6 +756,7 @@ static size_t commit_job(struct builder *b, struct frame *f, size_t recipe_index
 	pending_to_job(arena, &f->outputs, &job->outputs, &job->output_optional);
 	job->command = arena_strndup(arena, f->command.buf, f->command.len);
 	job->definition = g->definitions[recipe_index];
+	job->cutoff = b->set->recipes[recipe_index].cutoff;
 	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear. */
 	if (g->count + 1 > b->dep_mark_cap) {
 		size_t old_cap = b->dep_mark_cap;
