@@ -133,7 +133,8 @@ int tree_link(struct tree *tree, const char *const *names, size_t count, struct 
 
 /*
  * file-tree's get(): fill template `index` (its `path`) with singular values,
- * typed by each field's spec, re-parsing filled values as templates; optional
+ * typed by each field's spec, re-parsing filled values as templates (literal
+ * values excepted: they go in as they are, after the re-parsing); optional
  * groups with an unfilled or multi-valued placeholder are dropped; the result
  * is normalised. Fails (-1) when a required placeholder has no singular value
  * ("Missing placeholder values for {'b'}") or a value does not fit its spec.
