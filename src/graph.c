@@ -318,10 +318,10 @@ static int fill_path(struct builder *b, const struct key_info *info, const struc
 	if (quick)
 		return quick < 0 ? -1 : 0;
 	const char **names = xcalloc(binding->count + 1, sizeof(*names));
-	const char **values = xcalloc(binding->count + 1, sizeof(*values));
+	const struct tree_value **values = xcalloc(binding->count + 1, sizeof(*values));
 	for (size_t i = 0; i < binding->count; i++) {
 		names[i] = binding->items[i].name;
-		values[i] = binding->items[i].value->text;
+		values[i] = binding->items[i].value;
 	}
 	strbuf_reset(out);
 	int rc = tree_fill_template(b->tree, info->path, names, values, binding->count, out, b->err);
