@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by bench/run.sh, bench/scale.sh and bench/submit.sh (sourced; they set HERE and SRC
+# Shared by bench/run.sh, bench/scale.sh, bench/submit.sh and bench/cutoff.sh (sourced; they set HERE and SRC
 # and define say and die).
 
 # find_cpipe: $CPIPE made absolute, or a Release build of this checkout into bench/build

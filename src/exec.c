@@ -45,6 +45,8 @@ const char *exec_status_name(enum exec_status status)
 		return "interrupted";
 	case EXEC_JOB_SKIPPED:
 		return "skipped";
+	case EXEC_JOB_UNNEEDED:
+		return "unneeded";
 	}
 	return "unknown";
 }

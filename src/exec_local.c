@@ -237,6 +237,39 @@ static void skip_job(struct pool *pool, size_t index, char *message)
 	report_finish(pool, index);
 }
 
+static void release_dependents(struct pool *pool, size_t index);
+
+/*
+ * Job `index` has every dependency behind it: queue it, unless the caller
+ * finds that it need not run (on_ready); such a job ends at once, and its
+ * dependants go on as after a success.
+ */
+static void job_ready(struct pool *pool, size_t index)
+{
+	if (pool->interrupted || !pool->opt->on_ready || pool->opt->on_ready(pool->opt->ctx, index)) {
+		heap_push(pool, index);
+		return;
+	}
+	struct exec_result *result = &pool->jobs[index].result;
+	pool->state[index].state = POOL_DONE;
+	result->status = EXEC_JOB_UNNEEDED;
+	result->end_time = exec_now_real();
+	pool->progress.waiting--;
+	pool->progress.unneeded++;
+	report_finish(pool, index);
+	release_dependents(pool, index);
+}
+
+/* Job `index` succeeded or was unneeded: its dependants have one dependency less to wait for. */
+static void release_dependents(struct pool *pool, size_t index)
+{
+	for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
+		size_t d = pool->dependents[k];
+		if (--pool->state[d].pending_deps == 0 && pool->state[d].state == POOL_WAITING)
+			job_ready(pool, d);
+	}
+}
+
 /* Skip every waiting job that depends, directly or not, on `failed` (which did not succeed). */
 static void skip_dependents(struct pool *pool, size_t failed)
 {
@@ -462,11 +495,7 @@ static void conclude_job(struct pool *pool, size_t index)
 	report_finish(pool, index);
 
 	if (result->status == EXEC_JOB_OK) {
-		for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
-			size_t d = pool->dependents[k];
-			if (--pool->state[d].pending_deps == 0 && pool->state[d].state == POOL_WAITING)
-				heap_push(pool, d);
-		}
+		release_dependents(pool, index);
 		return;
 	}
 	if (!pool->opt->keep_going)
@@ -1103,8 +1132,8 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 	double tick_interval = opt->tick_interval_s > 0 ? opt->tick_interval_s : 1.0;
 	double next_tick = pool.start_mono + tick_interval;
 	for (size_t i = 0; i < count; i++)
-		if (!pool.state[i].pending_deps)
-			heap_push(&pool, i);
+		if (!jobs[i].dep_count) /* not pending_deps: an unneeded job already released its dependants */
+			job_ready(&pool, i);
 
 	for (;;) {
 		admit_jobs(&pool, &signals);
@@ -1147,7 +1176,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 	if (summary)
 		*summary = pool.progress;
 	int rc = pool.interrupted ? EXEC_RUN_INTERRUPTED
-	       : pool.progress.succeeded == count ? EXEC_RUN_OK
+	       : pool.progress.succeeded + pool.progress.unneeded == count ? EXEC_RUN_OK
 	                                          : EXEC_RUN_FAILED;
 	pool_release(&pool);
 	return rc;

@@ -103,6 +103,7 @@ static bool convert_field(const struct template_spec *type, char *text, struct s
 	out->type = TREE_VALUE_STRING;
 	out->integer = 0;
 	out->real = 0.0;
+	out->literal = true; /* a file name's text: data when it fills a path */
 	int base = 0;
 	switch (type->kind) {
 	case TEMPLATE_KIND_STRING:
@@ -264,7 +265,7 @@ static bool read_captures(struct worker *w, const struct pattern *p, const char 
 static bool bind_parse(struct worker *w, const struct pattern *p)
 {
 	const struct matcher *m = &w->job->matchers[p->matcher];
-	static const struct tree_value none = {NULL, TREE_VALUE_STRING, 0, 0.0};
+	static const struct tree_value none = {NULL, TREE_VALUE_STRING, 0, 0.0, false};
 	for (size_t s = 0; s < m->slot_names.count; s++)
 		w->slot_values[s] = NULL;
 	for (size_t i = 0; i < m->source.names.count; i++) {

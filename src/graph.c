@@ -318,10 +318,10 @@ static int fill_path(struct builder *b, const struct key_info *info, const struc
 	if (quick)
 		return quick < 0 ? -1 : 0;
 	const char **names = xcalloc(binding->count + 1, sizeof(*names));
-	const char **values = xcalloc(binding->count + 1, sizeof(*values));
+	const struct tree_value **values = xcalloc(binding->count + 1, sizeof(*values));
 	for (size_t i = 0; i < binding->count; i++) {
 		names[i] = binding->items[i].name;
-		values[i] = binding->items[i].value->text;
+		values[i] = binding->items[i].value;
 	}
 	strbuf_reset(out);
 	int rc = tree_fill_template(b->tree, info->path, names, values, binding->count, out, b->err);
@@ -756,6 +756,7 @@ static size_t commit_job(struct builder *b, struct frame *f, size_t recipe_index
 	pending_to_job(arena, &f->outputs, &job->outputs, &job->output_optional);
 	job->command = arena_strndup(arena, f->command.buf, f->command.len);
 	job->definition = g->definitions[recipe_index];
+	job->cutoff = b->set->recipes[recipe_index].cutoff;
 	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear. */
 	if (g->count + 1 > b->dep_mark_cap) {
 		size_t old_cap = b->dep_mark_cap;

@@ -51,7 +51,7 @@ void graph_iterating_names(const struct builder *b, const struct strvec *names, 
 	}
 }
 
-static const struct tree_value none_value = {NULL, TREE_VALUE_STRING, 0, 0.0};
+static const struct tree_value none_value = {NULL, TREE_VALUE_STRING, 0, 0.0, false};
 
 /* The value a globbed file has for template name `name` (a scoped P/x without a value was globbed as x). */
 static const struct tree_value *file_value(const struct glob_file *file, const char *name)

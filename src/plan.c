@@ -81,12 +81,29 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	query->forced = opt->force_all || (opt->force && job->target);
 	query->upstream_runs = false;
 	bool blocked = false;
+	d->trigger_count = 0;
 	for (size_t k = 0; k < job->dep_count; k++) {
 		enum plan_action dep = decisions[job->deps[k]].action;
-		query->upstream_runs |= dep == PLAN_RUN;
+		if (dep == PLAN_RUN && !d->trigger_count++)
+			d->trigger = job->deps[k];
 		blocked |= dep == PLAN_HELD || dep == PLAN_BLOCKED;
 	}
-	if (state_job_reason(state, query, &d->reason, detail, err) < 0)
+	query->upstream_runs = d->trigger_count > 0;
+	/* An input a job that runs rewrites is not final: how it comes out is for early cutoff to see. */
+	bool *pending = NULL;
+	if (d->trigger_count && job->cutoff) {
+		pending = xcalloc(job->inputs.count + 1, sizeof(*pending));
+		for (size_t k = 0; k < job->inputs.count; k++) {
+			size_t producer;
+			pending[k] = strmap_get(&graph->by_output, job->inputs.items[k], &producer) &&
+				     decisions[producer].action == PLAN_RUN;
+		}
+	}
+	query->input_pending = pending;
+	int rc = state_job_reason(state, query, &d->reason, detail, err);
+	query->input_pending = NULL;
+	free(pending);
+	if (rc < 0)
 		return -1;
 	if (d->reason == STATE_UP_TO_DATE)
 		d->action = PLAN_UP_TO_DATE;
@@ -105,6 +122,14 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	}
 	if (blocked && d->action == PLAN_RUN)
 		d->action = PLAN_BLOCKED;
+	/*
+	 * Only a job whose last attempt succeeded: the check that may leave it out compares with that
+	 * run (a job that failed since runs whatever its inputs, and a cluster node could not tell).
+	 */
+	struct state_job_record record;
+	d->conditional = d->action == PLAN_RUN && d->reason == STATE_UPSTREAM_RUNS && job->cutoff &&
+			 state_job_lookup(state, job->id, &record) && record.recorded &&
+			 record.status == STATE_STATUS_DONE;
 	free(d->detail);
 	d->detail = xstrdup(detail->buf);
 	return 0;
@@ -152,6 +177,36 @@ int plan_decide_again(const struct graph *graph, struct state *state, const stru
 	strbuf_release(&definition);
 	strbuf_release(&detail);
 	return rc;
+}
+
+int plan_cutoff_check(const struct graph *graph, struct state *state, size_t i, enum state_reason *reason,
+		      struct strbuf *detail, struct cp_err *err)
+{
+	const struct graph_job *job = &graph->jobs[i];
+	state_refresh_paths(state, (const char *const *)job->inputs.items, job->inputs.count);
+	state_refresh_paths(state, (const char *const *)job->outputs.items, job->outputs.count);
+	struct strbuf definition = STRBUF_INIT;
+	struct state_job_query query;
+	plan_job_query(job, &definition, &query);
+	query.cutoff_check = true;
+	int rc = state_job_reason(state, &query, reason, detail, err);
+	strbuf_release(&definition);
+	return rc;
+}
+
+void plan_describe(const struct graph *graph, const struct plan_decision *decisions, size_t i, struct strbuf *out)
+{
+	const struct plan_decision *d = &decisions[i];
+	if (!d->conditional || d->action != PLAN_RUN) {
+		state_reason_describe(d->reason, d->detail, out);
+		return;
+	}
+	strbuf_adds(out, "runs if ");
+	strbuf_adds(out, graph->jobs[d->trigger].id);
+	if (d->trigger_count == 1)
+		strbuf_adds(out, " changes its output");
+	else
+		strbuf_addf(out, " or one of %zu other jobs changes its output", d->trigger_count - 1);
 }
 
 void plan_select_runs(const struct graph *graph, const struct plan_decision *decisions, struct plan_runs *out)

@@ -228,16 +228,17 @@ static int check_resources(const struct recipe_resources *res, const struct reci
 }
 
 /* libcyaml reads any word as a boolean: `product: maybe` must not quietly mean something. */
-static int check_boolean(const struct recipe_lines *lines, const char *file, const char *where, struct cp_err *err)
+static int check_boolean(const struct recipe_lines *lines, const char *file, const char *where, const char *key,
+			 struct cp_err *err)
 {
-	const struct node_line *node = recipe_lines_find(lines, "product");
+	const struct node_line *node = recipe_lines_find(lines, key);
 	static const char *const words[] = {"true", "false", "yes", "no", "on", "off"};
 	for (size_t i = 0; node && node->scalar && i < sizeof(words) / sizeof(*words); i++)
 		if (!strcasecmp(node->scalar, words[i]))
 			return 0;
 	if (!node)
 		return 0;
-	cp_err_set(err, file, node->line, "%sproduct: must be true or false", where);
+	cp_err_set(err, file, node->line, "%s%s: must be true or false", where, key);
 	return -1;
 }
 
@@ -249,7 +250,8 @@ static int check_recipe(const struct recipe_set *set, size_t index, struct cp_er
 		return -1;
 	}
 	char *where = xasprintf("recipe '%s': ", r->name);
-	int bad = check_boolean(r->lines, r->file, where, err);
+	int bad = check_boolean(r->lines, r->file, where, "product", err) ||
+		  check_boolean(r->lines, r->file, where, "cutoff", err);
 	free(where);
 	if (bad)
 		return -1;
@@ -358,6 +360,7 @@ static void raw_to_set(const struct raw_file *raw, const struct recipe_lines *al
 		r->file = set->file;
 		r->line = recipe_lines_line(all, prefix);
 		r->lines = lines_under(all, prefix);
+		r->cutoff = in->cutoff || !recipe_lines_find(r->lines, "cutoff");
 	}
 }
 
@@ -420,7 +423,7 @@ static int read_links(struct recipe_set *set, struct cp_err *err)
 static int check_set(struct recipe_set *set, struct cp_err *err)
 {
 	if (check_resources(&set->resources, set->lines, set->file, "", err) || read_links(set, err) ||
-	    check_boolean(set->lines, set->file, "", err))
+	    check_boolean(set->lines, set->file, "", "product", err))
 		return -1;
 	for (size_t i = 0; i < set->targets.count; i++) {
 		char path[48];

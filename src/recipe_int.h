@@ -76,6 +76,7 @@ struct raw_recipe {
 	unsigned vars_count;
 	char *run;
 	bool product;
+	bool cutoff; /* read only when the node is there (recipe_lines_find): absent means true */
 	struct raw_resources *resources;
 	char *batch_label;
 };

@@ -312,6 +312,7 @@ static const cyaml_schema_field_t recipe_fields[] = {
 	LIST_FIELD("vars", struct raw_recipe, vars),
 	STRING_FIELD("run", struct raw_recipe, run),
 	CYAML_FIELD_BOOL("product", OPT, struct raw_recipe, product),
+	CYAML_FIELD_BOOL("cutoff", OPT, struct raw_recipe, cutoff),
 	CYAML_FIELD_MAPPING_PTR("resources", CYAML_FLAG_POINTER_NULL | OPT, struct raw_recipe, resources,
 				resource_fields),
 	STRING_FIELD("batch_label", struct raw_recipe, batch_label),

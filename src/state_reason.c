@@ -132,7 +132,7 @@ static int compare_with_record(struct state *state, const struct state_job_query
 	for (size_t i = 0; i < query->input_count; i++) {
 		size_t file = query->input_ids ? query_file_id(state, query->input_ids[i]) : file_intern(state, query->inputs[i]);
 		positions[i] = job_files_find(job->files, job->input_count, file);
-		if (positions[i] == SIZE_MAX)
+		if (positions[i] == SIZE_MAX || (query->input_pending && query->input_pending[i]))
 			continue;
 		bool differs;
 		if (file_differs(state, file, &job->files[positions[i]], &differs, err) < 0)
@@ -175,7 +175,7 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	if (detail)
 		strbuf_reset(detail);
 	*reason = STATE_UP_TO_DATE;
-	if (query->forced) {
+	if (query->forced && !query->cutoff_check) {
 		*reason = STATE_FORCED;
 		return 0;
 	}
@@ -219,13 +219,13 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		if (*reason != STATE_UP_TO_DATE)
 			return 0;
 	}
-	if (query->upstream_runs) {
+	if (query->upstream_runs && !query->cutoff_check) {
 		*reason = STATE_UPSTREAM_RUNS;
 		return 0;
 	}
 	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
-	if (job->holder_run) {
-		bool ours = strcmp(job->holder_run, state->run_id) == 0;
+	bool ours = job->holder_run && strcmp(job->holder_run, state->run_id) == 0;
+	if (job->holder_run && !(ours && query->cutoff_check)) {
 		*reason = ours ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
 		holder_detail(detail, job->holder_host, job->holder_pid);
 		return 0;

@@ -363,6 +363,53 @@ int state_adopt(struct state *state, const struct state_job_query *query, struct
 	return record_current(state, query, NULL, true, err);
 }
 
+int state_record_unchanged(struct state *state, const struct state_job_query *query, bool *recorded,
+			   struct strbuf *detail, struct cp_err *err)
+{
+	*recorded = false;
+	struct state_job_query check = *query;
+	check.cutoff_check = true;
+	state_refresh_paths(state, query->inputs, query->input_count);
+	state_refresh_paths(state, query->outputs, query->output_count);
+	enum state_reason reason;
+	if (state_job_reason(state, &check, &reason, detail, err) < 0)
+		return STATE_ERROR;
+	struct job_entry *job = job_find(state, query->job_id);
+	if (reason != STATE_UP_TO_DATE || !job || !job->recorded)
+		return 0;
+
+	/* The signatures the check compared, hashed (from the cache unless the file was touched). */
+	size_t total = query->input_count + query->output_count;
+	struct state_file *files = xcalloc(total + 1, sizeof(*files));
+	for (size_t i = 0; i < total; i++) {
+		files[i].path = i < query->input_count ? query->inputs[i] : query->outputs[i - query->input_count];
+		size_t index = file_intern(state, files[i].path);
+		const struct file_signature *seen;
+		if (file_seen(state, index, &seen, err) < 0 || file_hash_seen(state, index, err) < 0) {
+			free(files);
+			return STATE_ERROR;
+		}
+		files[i].signature = state->files[index].seen;
+	}
+	/* The last attempt stays the record's: its times estimate the next run, its log is the job's. */
+	char *host = job->host ? xstrdup(job->host) : NULL, *log_path = job->log_path ? xstrdup(job->log_path) : NULL;
+	struct state_outcome outcome = {
+		.job_id = query->job_id,
+		.definition_hash = job->definition_hash,
+		.inputs = files,
+		.input_count = query->input_count,
+		.outputs = files + query->input_count,
+		.output_count = query->output_count,
+		.attempt = {job->exit_code, job->start_ns, job->end_ns, host, job->pid, log_path},
+	};
+	int rc = record_success(state, &outcome, job->adopted, err);
+	free(host);
+	free(log_path);
+	free(files);
+	*recorded = rc == 0;
+	return rc;
+}
+
 int state_record_failure(struct state *state, const char *job_id, const struct state_attempt *attempt,
 			 struct cp_err *err)
 {

@@ -91,6 +91,24 @@ static int import_success(struct state *state, const struct graph_job *job, cons
 	return rc;
 }
 
+/*
+ * Early cutoff on the node: the job did not run its command. The coordinator
+ * checks the files again; should they differ now, nothing is recorded and
+ * the job runs next time.
+ */
+static int import_unneeded(struct state *state, const struct graph_job *job, struct sync_view *view,
+			   struct cp_err *err)
+{
+	struct strbuf definition = STRBUF_INIT;
+	struct state_job_query query;
+	plan_job_query(job, &definition, &query);
+	bool recorded;
+	int rc = state_record_unchanged(state, &query, &recorded, NULL, err);
+	view->imported_unneeded += rc == 0 && recorded;
+	strbuf_release(&definition);
+	return rc;
+}
+
 /* Import one job's marker; returns 0 or -1 (database error). */
 static int import_marker(const struct graph *graph, struct state *state, struct sync_view *view, size_t index,
 			 const char *name, const struct exec_submission *sub, const struct exec_marker *marker,
@@ -98,7 +116,9 @@ static int import_marker(const struct graph *graph, struct state *state, struct 
 {
 	const struct graph_job *job = &graph->jobs[index];
 	int rc = 0;
-	if (marker->exit_code == 0) {
+	if (marker->exit_code == 0 && marker->unneeded) {
+		rc = import_unneeded(state, job, view, err);
+	} else if (marker->exit_code == 0) {
 		rc = import_success(state, job, sub, marker, err);
 		view->imported_ok += rc == 0;
 	} else if (skipped_message(marker->message)) {

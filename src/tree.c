@@ -32,6 +32,7 @@ void tree_value_release(struct tree_value *value)
 	value->type = TREE_VALUE_STRING;
 	value->integer = 0;
 	value->real = 0.0;
+	value->literal = false;
 }
 
 void tree_value_copy(struct tree_value *dst, const struct tree_value *src)
@@ -149,7 +150,7 @@ void tree_set_placeholder(struct tree *tree, const char *name, const struct tree
 /* Set a singular string value (NULL: make it undefined). */
 static void tree_set_singular(struct tree *tree, const char *name, const char *text)
 {
-	struct tree_value value = {(char *)text, TREE_VALUE_STRING, 0, 0.0};
+	struct tree_value value = {(char *)text, TREE_VALUE_STRING, 0, 0.0, false};
 	tree_set_placeholder(tree, name, &value, 1, false);
 }
 
@@ -422,7 +423,7 @@ enum tree_lookup_kind {
 
 /* `*resolved` gets the scope level the value was found at ("x" for "P/x" falling back). */
 static enum tree_lookup_kind tree_lookup_value(const struct tree_lookup *lookup, const char *name,
-					       const char **text, const char **resolved)
+					       const struct tree_value **value, const char **resolved)
 {
 	for (const char *candidate = name;;) {
 		bool overridden = false;
@@ -430,8 +431,8 @@ static enum tree_lookup_kind tree_lookup_value(const struct tree_lookup *lookup,
 			if (strcmp(lookup->names[i], candidate))
 				continue;
 			overridden = true;
-			if (lookup->values[i]) {
-				*text = lookup->values[i];
+			if (lookup->values[i] && lookup->values[i]->text) {
+				*value = lookup->values[i];
 				*resolved = candidate;
 				return TREE_LOOKUP_SINGULAR;
 			}
@@ -444,7 +445,7 @@ static enum tree_lookup_kind tree_lookup_value(const struct tree_lookup *lookup,
 			if (placeholder->multiple)
 				return TREE_LOOKUP_MULTIPLE;
 			if (placeholder->count == 1 && placeholder->values[0].text) {
-				*text = placeholder->values[0].text;
+				*value = &placeholder->values[0];
 				*resolved = candidate;
 				return TREE_LOOKUP_SINGULAR;
 			}
@@ -454,6 +455,16 @@ static enum tree_lookup_kind tree_lookup_value(const struct tree_lookup *lookup,
 			return TREE_LOOKUP_UNDEFINED;
 		candidate = slash + 1;
 	}
+}
+
+/* The literal singular value `name` fills in, or NULL: one to put in as data, not as a template. */
+static const struct tree_value *tree_literal_value(const struct tree_lookup *lookup, const char *name)
+{
+	const struct tree_value *value = NULL;
+	const char *resolved = NULL;
+	if (tree_lookup_value(lookup, name, &value, &resolved) != TREE_LOOKUP_SINGULAR || !value->literal)
+		return NULL;
+	return value;
 }
 
 struct tree_substitution {
@@ -477,9 +488,12 @@ static int tree_substitute_field(void *data, const char *name, size_t name_len, 
 {
 	struct tree_substitution *substitution = data;
 	char *key = xstrndup(name, name_len);
-	const char *text = NULL, *resolved = NULL;
+	const struct tree_value *value = NULL;
+	const char *resolved = NULL;
 	int result = 0;
-	if (tree_lookup_value(substitution->lookup, key, &text, &resolved) == TREE_LOOKUP_SINGULAR) {
+	if (tree_lookup_value(substitution->lookup, key, &value, &resolved) == TREE_LOOKUP_SINGULAR &&
+	    !(value->literal && substitution->lookup->keep_literal)) {
+		const char *text = value->text;
 		if (tree_refers_to(text, resolved)) {
 			cp_err_set(err, NULL, 0, "placeholder '%s' refers to itself: %s = %s", key, resolved, text);
 			free(key);
@@ -556,7 +570,7 @@ static int tree_fill_text(const struct tree_lookup *lookup, const char *text, st
 	bool *unfilled_group = xcalloc(parsed.optional_count + 1, sizeof(*unfilled_group));
 	for (size_t i = 0; i < parsed.count; i++) {
 		const struct template_part *part = &parsed.parts[i];
-		if (part->kind != TEMPLATE_FIELD)
+		if (part->kind != TEMPLATE_FIELD || tree_literal_value(lookup, part->text))
 			continue;
 		if (part->optional >= 0 && (size_t)part->optional < parsed.optional_count)
 			unfilled_group[part->optional] = true;
@@ -568,7 +582,7 @@ static int tree_fill_text(const struct tree_lookup *lookup, const char *text, st
 		strvec_sort(&missing);
 		for (size_t i = 0; i < missing.count; i++)
 			strbuf_addf(&names, "%s'%s'", i ? ", " : "", missing.items[i]);
-		/* A value with braces (a directory named "{a}") made them: name the path it gave. */
+		/* A tree-file value with braces (A = {b}) made them: name the path it gave. */
 		bool from_value = strcmp(filled.buf, text) != 0;
 		cp_err_set(err, NULL, 0, "Missing placeholder values for {%s} in %s%s%s", names.buf, text,
 			   from_value ? "; a placeholder value holds braces, giving the path " : "",
@@ -577,17 +591,25 @@ static int tree_fill_text(const struct tree_lookup *lookup, const char *text, st
 		free(unfilled_group);
 		goto done;
 	}
+	/* Literal values go in only now, as data: nothing in them is read as template syntax. */
 	struct strbuf path = STRBUF_INIT;
-	for (size_t i = 0; i < parsed.count; i++) {
+	result = 0;
+	for (size_t i = 0; i < parsed.count && !result; i++) {
 		const struct template_part *part = &parsed.parts[i];
 		if (part->optional >= 0 && (size_t)part->optional < parsed.optional_count && unfilled_group[part->optional])
 			continue;
-		strbuf_adds(&path, part->text);
+		if (part->kind != TEMPLATE_FIELD) {
+			strbuf_adds(&path, part->text);
+			continue;
+		}
+		result = template_format(part->spec, tree_literal_value(lookup, part->text)->text, &path, err);
+		if (result < 0)
+			cp_err_prefix(err, "placeholder '%s': ", part->text);
 	}
 	free(unfilled_group);
-	path_normalize(path.buf, out);
+	if (!result)
+		path_normalize(path.buf, out);
 	strbuf_release(&path);
-	result = 0;
 done:
 	strvec_release(&missing);
 	template_release(&parsed);
@@ -609,7 +631,7 @@ int tree_fill(const struct tree *tree, size_t index, struct strbuf *out, struct 
 	if (index >= tree->template_count)
 		BUG("tree_fill: template %zu of %zu", index, tree->template_count);
 	const struct tree_template *template = &tree->templates[index];
-	struct tree_lookup lookup = {tree, NULL, NULL, 0};
+	struct tree_lookup lookup = {tree, NULL, NULL, 0, true};
 	if (tree_fill_text(&lookup, template->path, out, err) < 0) {
 		tree_err_locate(err, template->file, template->line);
 		return -1;
@@ -618,16 +640,17 @@ int tree_fill(const struct tree *tree, size_t index, struct strbuf *out, struct 
 }
 
 int tree_fill_template(const struct tree *tree, const char *template_text, const char *const *names,
-		       const char *const *values, size_t override_count, struct strbuf *out, struct cp_err *err)
+		       const struct tree_value *const *values, size_t override_count, struct strbuf *out,
+		       struct cp_err *err)
 {
-	struct tree_lookup lookup = {tree, names, values, override_count};
+	struct tree_lookup lookup = {tree, names, values, override_count, true};
 	return tree_fill_text(&lookup, template_text, out, err);
 }
 
 int tree_substitute_singular(const struct tree *tree, const char *template_text, struct strbuf *out,
 			     struct cp_err *err)
 {
-	struct tree_lookup lookup = {tree, NULL, NULL, 0};
+	struct tree_lookup lookup = {tree, NULL, NULL, 0, false};
 	return tree_substitute(&lookup, template_text, out, err);
 }
 

@@ -18,8 +18,10 @@
 struct tree_lookup {
 	const struct tree *tree;
 	const char *const *names;
-	const char *const *values;
+	const struct tree_value *const *values;
 	size_t count;
+	/* Leave a field whose value is literal for the caller to put in as data (filling). */
+	bool keep_literal;
 };
 
 /* The index of placeholder `name` in `tree`, or -1. */

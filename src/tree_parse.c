@@ -331,7 +331,7 @@ static int tree_merge_subtree(struct tree_parser *parser, const struct tree *sub
 	struct strbuf prefix = STRBUF_INIT, segment = STRBUF_INIT, joined = STRBUF_INIT, path = STRBUF_INIT;
 	struct strbuf key = STRBUF_INIT;
 	long *map = xcalloc(sub->template_count, sizeof(*map));
-	struct tree_lookup sub_lookup = {sub, NULL, NULL, 0};
+	struct tree_lookup sub_lookup = {sub, NULL, NULL, 0, false};
 	int result = -1;
 	if (precursor)
 		strbuf_addf(&prefix, "%s/", precursor);

@@ -41,9 +41,10 @@ enum exec_status {
 	EXEC_JOB_FAILED,      /* non-zero exit, killed by a signal, missing output, or could not start */
 	EXEC_JOB_INTERRUPTED, /* stopped because the run was interrupted (SIGINT, SIGTERM, SIGHUP) */
 	EXEC_JOB_SKIPPED,     /* never started: a dependency did not succeed, or the run stopped */
+	EXEC_JOB_UNNEEDED,    /* never started: on_ready said it need not run; counts as succeeded for its dependants */
 };
 
-/* A short lower-case word for a status ("ok", "failed", "interrupted", "skipped", "pending"). */
+/* A short lower-case word for a status ("ok", "failed", "interrupted", "skipped", "unneeded", "pending"). */
 const char *exec_status_name(enum exec_status status);
 
 /*
@@ -105,7 +106,7 @@ struct exec_job {
 /* Free the strings in job->result and reset it to empty (pending). Inputs are not touched. */
 void exec_job_release(struct exec_job *job);
 
-/* Counts during and after a run. Every job is in exactly one of the last six. */
+/* Counts during and after a run. Every job is in exactly one of the last seven. */
 struct exec_progress {
 	size_t total;
 	size_t waiting;     /* not started yet ("left") */
@@ -114,6 +115,7 @@ struct exec_progress {
 	size_t failed;
 	size_t interrupted;
 	size_t skipped;
+	size_t unneeded;    /* on_ready said they need not run */
 	double elapsed_s;   /* since exec_run started */
 };
 
@@ -129,11 +131,17 @@ struct exec_progress {
  *   jobs that never had on_start.
  * on_tick: called about every tick_interval_s while exec waits for children,
  *   so a TTY progress line can refresh (elapsed time, counts).
+ * on_ready: job `index` has had every dependency succeed (or be unneeded) and
+ *   may start. Returning false ends it as EXEC_JOB_UNNEEDED without starting
+ *   it (on_finish follows at once), and its dependants go on as after a
+ *   success: the caller's early cutoff, when the jobs it depends on rewrote
+ *   its inputs as they were. Not called once the run was interrupted.
  */
 typedef void exec_start_fn(void *ctx, size_t index, const struct exec_progress *progress);
 typedef void exec_finish_fn(void *ctx, size_t index, const struct exec_result *result,
 			    const struct exec_progress *progress);
 typedef void exec_tick_fn(void *ctx, const struct exec_progress *progress);
+typedef bool exec_ready_fn(void *ctx, size_t index);
 
 struct exec_options {
 	const char *cwd;     /* the data root: every job runs here and .cpipe/ lives here; NULL = "." */
@@ -147,9 +155,10 @@ struct exec_options {
 	exec_start_fn *on_start;
 	exec_finish_fn *on_finish;
 	exec_tick_fn *on_tick;
+	exec_ready_fn *on_ready;
 	const char *run_id; /* local backend: put in every job's environment as EXEC_RUN_ID_VARIABLE; NULL: none */
 };
-#define EXEC_OPTIONS_INIT {NULL, 0, 0, 0.0, false, 0.0, 0.0, NULL, NULL, NULL, NULL, NULL}
+#define EXEC_OPTIONS_INIT {NULL, 0, 0, 0.0, false, 0.0, 0.0, NULL, NULL, NULL, NULL, NULL, NULL}
 
 /* The environment variable that names the run a local job belongs to (exec_end_runs finds it). */
 #define EXEC_RUN_ID_VARIABLE "CPIPE_RUN_ID"
@@ -160,7 +169,7 @@ struct exec_options {
 /* What exec_run returns (besides the negative internal error). */
 enum exec_run_code {
 	EXEC_RUN_ERROR = -1,       /* internal or usage error; err is set; no job was started */
-	EXEC_RUN_OK = 0,           /* every job succeeded */
+	EXEC_RUN_OK = 0,           /* every job succeeded (or was unneeded) */
 	EXEC_RUN_FAILED = 1,       /* at least one job failed or was skipped */
 	EXEC_RUN_INTERRUPTED = 130 /* a signal stopped the run; the CLI should exit 130 */
 };
@@ -393,6 +402,13 @@ struct exec_cluster_job {
 	 */
 	const char *batch;
 	const char *note; /* one line kept in the submission record for the caller (NULL: none) */
+	/*
+	 * NULL, or a shell command the job script runs once the jobs it needs
+	 * have succeeded, before the command: when it exits 0 the command is not
+	 * run and the marker says the job was unneeded (the caller's early
+	 * cutoff); any other exit runs the command.
+	 */
+	const char *skip_check;
 	struct exec_resources resources; /* what the job asks of the scheduler */
 
 	/* Filled by exec_cluster_submit. */
@@ -507,6 +523,7 @@ struct exec_marker {
 	int64_t start_ns;
 	int64_t end_ns;
 	char *host;
+	bool unneeded; /* exit 0 without running the command: the job's skip_check passed */
 	struct exec_marker_output *outputs; /* in declared order */
 	size_t output_count;
 };

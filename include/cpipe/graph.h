@@ -49,6 +49,7 @@ struct graph_job {
 	char *command;                /* the expanded, shell-quoted `run` */
 	const char *definition;       /* recipe definition text (what makes "command changed"); shared */
 	bool target;                  /* makes a file that was asked for (not only a dependency) */
+	bool cutoff;                  /* its recipe's `cutoff:` (early cutoff allowed) */
 	size_t *deps;                 /* indices of jobs making this job's inputs; all smaller than its own */
 	size_t dep_count;
 };

@@ -4,8 +4,10 @@
  * means "the command changed" (the recipe's definition and the expanded
  * command); turns the state's reason into an action: run, up to date, adopt
  * (outputs that exist without a record), held (another live run has it) or
- * blocked (a job it depends on is held). Reads graph and state, writes
- * neither; `run`, `plan` and `status` share it.
+ * blocked (a job it depends on is held). A job that runs only because jobs
+ * it depends on run is conditional (early cutoff): the caller asks again,
+ * with plan_cutoff_check, once they have ended. Reads graph and state,
+ * writes neither; `run`, `plan` and `status` share it.
  */
 #ifndef CPIPE_PLAN_H
 #define CPIPE_PLAN_H
@@ -25,6 +27,15 @@ struct plan_decision {
 	enum plan_action action;
 	enum state_reason reason;
 	char *detail; /* the state's detail (a path, a run), or why outputs are not adopted */
+	/*
+	 * Early cutoff: PLAN_RUN only because jobs it depends on run
+	 * (STATE_UPSTREAM_RUNS) and its recipe allows cutoff; decided again when
+	 * they have ended (plan_cutoff_check). `trigger` is the first of those
+	 * jobs, `trigger_count` how many there are.
+	 */
+	bool conditional;
+	size_t trigger;
+	size_t trigger_count;
 };
 
 struct plan_options {
@@ -71,6 +82,22 @@ int plan_decide_all(const struct graph *graph, struct state *state, const struct
  */
 int plan_decide_again(const struct graph *graph, struct state *state, const struct plan_options *opt,
 		      struct plan_decision *decisions, size_t i, struct cp_err *err);
+
+/*
+ * Early cutoff: job `i`, decided conditional, whose jobs that ran have all
+ * ended. Is it up to date with its files as they are now (fresh stats; this
+ * run's claim on it is no reason to run)? *reason gets STATE_UP_TO_DATE when
+ * it need not run, else why it runs, with `detail` (may be NULL). -1 on error.
+ */
+int plan_cutoff_check(const struct graph *graph, struct state *state, size_t i, enum state_reason *reason,
+		      struct strbuf *detail, struct cp_err *err);
+
+/*
+ * Append why job `i` runs: "runs if JOB changes its output" (or "... or one
+ * of N other jobs changes theirs") for a conditional decision, else the
+ * state's reason and detail (state_reason_describe).
+ */
+void plan_describe(const struct graph *graph, const struct plan_decision *decisions, size_t i, struct strbuf *out);
 
 void plan_decisions_free(struct plan_decision *decisions, size_t count);
 

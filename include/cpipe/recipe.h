@@ -88,6 +88,11 @@ struct recipe_key_pattern {
  *            missing input is then an error), not only over the combinations
  *            whose input files exist; true when the file's top-level
  *            `product:` is
+ *   cutoff   early cutoff (`cutoff:`, true unless given false): when every
+ *            job this recipe's job depends on and that runs rewrites its
+ *            outputs as they were, the job is not run (see cpipe-recipes(5));
+ *            false runs it whenever one of them runs (a command with side
+ *            effects beyond its declared outputs)
  */
 struct recipe {
 	char *name;
@@ -99,6 +104,7 @@ struct recipe {
 	struct strvec vars;
 	char *run;
 	bool product;
+	bool cutoff;
 	struct recipe_resources resources;
 	/* `batch_label:` (fsl-pipe's batch='label'): with `run --submit -b`, only jobs of recipes with the same
 	   label are merged into one cluster job; NULL: unlabelled (merged with other unlabelled jobs only when no

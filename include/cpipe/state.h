@@ -304,6 +304,19 @@ struct state_job_query {
 	const uint32_t *output_ids;
 	bool forced;        /* --force on this job */
 	bool upstream_runs; /* the caller will run a job this one depends on */
+	/*
+	 * Early cutoff: this run holds the job's claim, and the jobs it depends on
+	 * that ran have ended: is it up to date with the files as they are now?
+	 * This run's own claim is then no reason to run.
+	 */
+	bool cutoff_check;
+	/*
+	 * May be NULL: per input, whether a job the caller will run writes it.
+	 * Such an input is not compared with the record (it is not final yet):
+	 * the job is then at most "upstream job runs", for the caller to check
+	 * again once that job has ended (early cutoff).
+	 */
+	const bool *input_pending;
 };
 
 /*
@@ -408,6 +421,21 @@ int state_record_success(struct state *state, const struct state_outcome *outcom
  */
 int state_record_success_stat(struct state *state, const struct state_job_query *query,
 			      const struct state_attempt *attempt, struct cp_err *err);
+
+/*
+ * Early cutoff: a job this run claimed, to run only because jobs it depends
+ * on ran, which have ended. Stat its files afresh and check it as
+ * state_job_reason does with query->cutoff_check (forced and upstream_runs
+ * ignored). Up to date: its record is rewritten with the signatures just
+ * compared (an input only touched keeps its content and gets its new mtime),
+ * keeping the definition and the last attempt's facts and log, the claim is
+ * cleared, and *recorded is true. Otherwise nothing is written, *recorded is
+ * false and `detail` (may be NULL) says why it is not up to date: the claim
+ * stays for the caller to release. It never records a job whose files
+ * differ from what its last run read and wrote.
+ */
+int state_record_unchanged(struct state *state, const struct state_job_query *query, bool *recorded,
+			   struct strbuf *detail, struct cp_err *err);
 
 /*
  * Record a failed attempt: status failed with its exit code/times/host/pid/log;

@@ -2,8 +2,9 @@
  * sync: bring the state database up to date with the cluster. Compute nodes
  * never touch SQLite; a cluster job leaves a marker file (exec) when it ends.
  * For every job of a graph with a submission record, sync imports its marker
- * into the state (a success with the marker's output signatures, or a
- * failure with its log), asks the scheduler once about all the others, and
+ * into the state (a success with the marker's output signatures, a job its
+ * script found unneeded (early cutoff) checked again and recorded up to
+ * date with state_record_unchanged, or a failure with its log), asks the scheduler once about all the others, and
  * returns what is still queued or running: the cluster view that `run`,
  * `plan`, `status` and `wait` act on. What the caller may want to say (a
  * failure, a skip, a warning) comes back as events, in the order they
@@ -41,6 +42,7 @@ struct sync_view {
 	size_t in_flight_count;
 	size_t queued, running;
 	size_t imported_ok, imported_failed, skipped; /* during this call */
+	size_t imported_unneeded; /* of the markers imported, jobs early cutoff left out (recorded up to date) */
 	struct sync_event *events;
 	size_t event_count, event_cap;
 };

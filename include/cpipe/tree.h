@@ -26,6 +26,9 @@ struct tree_value {
 	enum tree_value_type type;
 	long long integer;
 	double real;
+	/* Read from a file name by globbing: data, filled in as it is and never read as a template
+	 * (a directory sub-[x] is not an optional part). Values written in a tree file are templates. */
+	bool literal;
 };
 
 /*
@@ -130,7 +133,8 @@ int tree_link(struct tree *tree, const char *const *names, size_t count, struct 
 
 /*
  * file-tree's get(): fill template `index` (its `path`) with singular values,
- * typed by each field's spec, re-parsing filled values as templates; optional
+ * typed by each field's spec, re-parsing filled values as templates (literal
+ * values excepted: they go in as they are, after the re-parsing); optional
  * groups with an unfilled or multi-valued placeholder are dropped; the result
  * is normalised. Fails (-1) when a required placeholder has no singular value
  * ("Missing placeholder values for {'b'}") or a value does not fit its spec.
@@ -139,11 +143,12 @@ int tree_fill(const struct tree *tree, size_t index, struct strbuf *out, struct 
 
 /*
  * Like tree_fill on an arbitrary template string, with `overrides` (names and
- * singular values, NULL meaning None) taking precedence over the tree's values.
- * Used to produce every concrete path of a job.
+ * singular values, a NULL value or text meaning None) taking precedence over the
+ * tree's values. Used to produce every concrete path of a job.
  */
 int tree_fill_template(const struct tree *tree, const char *template_text, const char *const *names,
-		       const char *const *values, size_t override_count, struct strbuf *out, struct cp_err *err);
+		       const struct tree_value *const *values, size_t override_count, struct strbuf *out,
+		       struct cp_err *err);
 
 /*
  * Substitute singular values into `template_text` without dropping anything

@@ -83,6 +83,8 @@ int cmd_graph(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_state(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+/* The hidden `cpipe __unchanged FILE` a cluster job script runs for early cutoff (cmd_unchanged.c). */
+int cmd_unchanged(int argc, char **argv);
 
 /* The hidden `cpipe __complete CWORD WORD...` behind completions/cpipe.bash (see cmd_complete.c). */
 int cli_complete(int argc, char **argv, const struct cli_command *commands, size_t command_count);

@@ -181,6 +181,8 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 	const char **outside_ids = xcalloc(dep_total + 1, sizeof(*outside_ids));
 	const struct exec_submission **outside = xcalloc(dep_total + 1, sizeof(*outside));
 	char **notes = xcalloc(count + 1, sizeof(*notes));
+	char **checks = xcalloc(count + 1, sizeof(*checks));
+	struct strbuf check = STRBUF_INIT;
 	char **batch_keys = xcalloc(count + 1, sizeof(*batch_keys));
 	size_t dep_used = 0, outside_used = 0;
 	for (size_t e = 0; e < count; e++) {
@@ -195,6 +197,11 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 		x->group = study->recipes->recipes[job->recipe].name;
 		notes[e] = sync_definition_note(job);
 		x->note = notes[e];
+		/* Early cutoff on the node: a job that cannot be checked (or whose check cannot be written) runs. */
+		if (decisions[graph_index[e]].conditional && cluster_skip_check(study, graph_index[e], &check, &err) < 0)
+			cli_report(&err);
+		else if (check.len)
+			x->skip_check = checks[e] = strbuf_detach(&check);
 		if (opt->batch)
 			x->batch = batch_keys[e] = batch_key(study->recipes, job);
 		study_job_resources(r, &x->resources);
@@ -256,10 +263,13 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 		exec_cluster_job_release(&jobs[e]);
 	for (size_t e = 0; e < count; e++) {
 		free(notes[e]);
+		free(checks[e]);
 		free(batch_keys[e]);
 	}
 	free(notes);
+	free(checks);
 	free(batch_keys);
+	strbuf_release(&check);
 	free(jobs);
 	free(deps);
 	free(outside_ids);
@@ -304,7 +314,7 @@ static void sleep_seconds(double seconds)
 int cluster_wait(struct study *study, bool quiet)
 {
 	bool tty = isatty(STDERR_FILENO) && !quiet;
-	size_t failed = 0, skipped = 0, succeeded = 0;
+	size_t failed = 0, skipped = 0, succeeded = 0, cut_off = 0;
 	double start = (double)state_now_ns() / 1e9;
 	struct cp_err err = CP_ERR_INIT;
 	bool shown = false;
@@ -320,6 +330,7 @@ int cluster_wait(struct study *study, bool quiet)
 		failed += view.imported_failed;
 		skipped += view.skipped;
 		succeeded += view.imported_ok;
+		cut_off += view.imported_unneeded;
 		size_t left = view.in_flight_count;
 		if (tty) {
 			fprintf(stderr, "\r\033[K[%zu done, %zu running, %zu queued, %zu failed, %zu skipped] %.0f s", succeeded,
@@ -341,9 +352,12 @@ int cluster_wait(struct study *study, bool quiet)
 		    record.status == STATE_STATUS_FAILED)
 			failed_records++;
 	}
+	char cut[64] = "";
+	if (cut_off)
+		snprintf(cut, sizeof(cut), ", %zu cut off (inputs unchanged)", cut_off);
 	if (!quiet)
-		fprintf(stderr, "cpipe: %zu done, %zu failed, %zu skipped on the cluster in %.1f s%s\n", succeeded, failed,
-			skipped, (double)state_now_ns() / 1e9 - start,
+		fprintf(stderr, "cpipe: %zu done, %zu failed, %zu skipped%s on the cluster in %.1f s%s\n", succeeded, failed,
+			skipped, cut, (double)state_now_ns() / 1e9 - start,
 			failed_records > failed ? "; earlier failures remain (cpipe status -v)" : "");
 	return failed || skipped || failed_records ? EXIT_JOB_FAILED : EXIT_OK;
 }

@@ -50,4 +50,15 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
  */
 int cluster_wait(struct study *study, bool quiet);
 
+/*
+ * Early cutoff for graph job `i` on a cluster (cmd_unchanged.c): write what
+ * its last run read and wrote to .cpipe/jobs/<name>.unchanged and put in
+ * `command` the check its job script runs first (`cpipe __unchanged FILE`,
+ * with this binary's path: the nodes must see it there). `command` stays
+ * empty when the job cannot be checked so (a path with a newline, a file
+ * recorded unhashed): it then runs. -1 with err when the file cannot be
+ * written.
+ */
+int cluster_skip_check(struct study *study, size_t i, struct strbuf *command, struct cp_err *err);
+
 #endif

@@ -48,8 +48,8 @@ static const char run_usage[] =
 	"                         fsl-pipe's spelling: local runs here (the default),\n"
 	"                         submit is --submit\n"
 	"  -q, --quiet            print only failures and the summary\n"
-	"  -v, --verbose          also print each job's command, and every job a failure\n"
-	"                         kept from starting\n"
+	"  -v, --verbose          also print each job's command, every job a failure\n"
+	"                         kept from starting, and every job early cutoff left out\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"On a terminal a progress line shows the jobs done, running, failed and left,\n"
@@ -70,6 +70,10 @@ static const char run_usage[] =
 	"  -b, --batch            send each chain of dependent jobs over the same\n"
 	"                         placeholder values (and batch_label) as one\n"
 	"                         cluster job running its steps in order\n"
+	"\n"
+	"Early cutoff: a job that runs only because jobs it depends on run is checked\n"
+	"again when they end, and not run (\"cut off\") when its inputs came out as its\n"
+	"last run saw them; `cutoff: false` in a recipe opts out (cpipe-recipes(5)).\n"
 	"\n"
 	"Before starting jobs, run ends the jobs a killed cpipe run left running\n"
 	"(CPIPE_RUN_ID in their environment).\n"
@@ -282,6 +286,14 @@ static void print_plan_json(const struct study *study, const struct plan_decisio
 		json_object_set_new(o, "action", json_string(plan_action_name(d->action)));
 		json_object_set_new(o, "reason", json_string(state_reason_string(d->reason)));
 		json_object_set_new(o, "detail", json_text(d->detail));
+		if (d->action == PLAN_RUN && d->conditional) {
+			/* Early cutoff: it runs only if one of these changes its output. */
+			json_t *triggers = json_array();
+			for (size_t k = 0; k < job->dep_count; k++)
+				if (decisions[job->deps[k]].action == PLAN_RUN)
+					json_array_append_new(triggers, json_text(graph->jobs[job->deps[k]].id));
+			json_object_set_new(o, "runs_if_changed", triggers);
+		}
 		json_object_set_new(o, "command", json_text(job->command));
 		json_object_set_new(o, "inputs", json_strings(&job->inputs));
 		json_object_set_new(o, "outputs", json_strings(&job->outputs));
@@ -313,7 +325,7 @@ static void print_plan_json(const struct study *study, const struct plan_decisio
 static void print_plan_text(const struct study *study, const struct plan_decision *decisions, bool verbose)
 {
 	const struct graph *graph = study->graph;
-	size_t counts[5] = {0};
+	size_t counts[5] = {0}, conditional = 0;
 	struct strbuf line = STRBUF_INIT;
 	for (size_t i = 0; i < graph->count; i++) {
 		const struct plan_decision *d = &decisions[i];
@@ -326,7 +338,8 @@ static void print_plan_text(const struct study *study, const struct plan_decisio
 		strbuf_add(&line, "           ", 11 - (strlen(kind) < 10 ? strlen(kind) : 10));
 		cli_add_escaped(&line, graph->jobs[i].id);
 		strbuf_adds(&line, "  (");
-		state_reason_describe(d->reason, d->detail, &line);
+		plan_describe(graph, decisions, i, &line);
+		conditional += d->action == PLAN_RUN && d->conditional;
 		strbuf_adds(&line, ")\n");
 		if (d->action == PLAN_RUN) {
 			strbuf_adds(&line, "    ");
@@ -343,8 +356,11 @@ static void print_plan_text(const struct study *study, const struct plan_decisio
 		strbuf_addch(&line, '\n');
 		fwrite(line.buf, 1, line.len, stdout);
 	}
-	printf("%zu to run, %zu up to date, %zu to adopt, %zu held by another run", counts[PLAN_RUN],
-	       counts[PLAN_UP_TO_DATE], counts[PLAN_ADOPT], counts[PLAN_HELD] + counts[PLAN_BLOCKED]);
+	printf("%zu to run", counts[PLAN_RUN]);
+	if (conditional)
+		printf(" (%zu only if what they depend on changes)", conditional);
+	printf(", %zu up to date, %zu to adopt, %zu held by another run", counts[PLAN_UP_TO_DATE], counts[PLAN_ADOPT],
+	       counts[PLAN_HELD] + counts[PLAN_BLOCKED]);
 	if (graph->skipped.count)
 		printf(", %zu skipped", graph->skipped.count);
 	if (graph->left_out.count && !verbose)
@@ -443,11 +459,13 @@ struct run_context {
 	const struct run_options *opt;
 	struct exec_job *exec_jobs;
 	const size_t *graph_index; /* exec job -> graph job */
+	const struct plan_decision *decisions;
 	bool tty;
 	bool color;
 	bool progress_shown;
 	/* Jobs a failure or an interruption kept from starting: listed with -v, else counted. */
 	size_t not_started;
+	size_t cut_off; /* early cutoff: not run, their inputs came out as they were (named with -v) */
 	/* The time left: each job's expected seconds (its last run, else its recipe's mean; < 0 unknown). */
 	double *expected;
 	double *started_at;       /* monotonic start of each running job, 0 when not running */
@@ -504,7 +522,7 @@ static void show_progress(struct run_context *ctx, const struct exec_progress *p
 {
 	if (!ctx->tty || ctx->opt->quiet)
 		return;
-	fprintf(stderr, "\r\033[K[%zu done, %zu running, %zu failed, %zu left] %.1f s", p->succeeded, p->running,
+	fprintf(stderr, "\r\033[K[%zu done, %zu running, %zu failed, %zu left] %.1f s", p->succeeded + p->unneeded, p->running,
 		p->failed + p->interrupted, p->waiting, p->elapsed_s);
 	double left = time_left(ctx, p, p->total);
 	if (left >= 0)
@@ -556,6 +574,37 @@ static void on_start(void *data, size_t index, const struct exec_progress *progr
 		fprintf(stderr, "start  %s\n    %s\n", ctx->exec_jobs[index].id, ctx->exec_jobs[index].command);
 	}
 	show_progress(ctx, progress);
+}
+
+/*
+ * Early cutoff: a conditional job whose jobs that ran have ended is decided
+ * again on its inputs as they came out. In doubt (an error), it runs.
+ */
+static bool on_ready(void *data, size_t index)
+{
+	struct run_context *ctx = data;
+	size_t i = ctx->graph_index[index];
+	if (!ctx->decisions[i].conditional)
+		return true;
+	enum state_reason reason;
+	struct cp_err err = CP_ERR_INIT;
+	int rc = plan_cutoff_check(ctx->study->graph, ctx->study->state, i, &reason, NULL, &err);
+	cp_err_release(&err);
+	return rc < 0 || reason != STATE_UP_TO_DATE;
+}
+
+/* Record a job early cutoff left out; should its files have changed meanwhile, it stays to run next time. */
+static int record_unneeded(struct run_context *ctx, const struct graph_job *job)
+{
+	struct strbuf definition = STRBUF_INIT;
+	struct state_job_query query;
+	plan_job_query(job, &definition, &query);
+	bool recorded;
+	int rc = state_record_unchanged(ctx->study->state, &query, &recorded, NULL, &ctx->record_err);
+	if (rc == 0 && !recorded)
+		rc = state_release_claim(ctx->study->state, job->id, &ctx->record_err);
+	strbuf_release(&definition);
+	return rc;
 }
 
 /* Whether SIGINT, SIGTERM or SIGHUP is waiting (exec blocks them outside its wait). */
@@ -648,6 +697,9 @@ static void record_result(struct run_context *ctx, size_t index, const struct ex
 	case EXEC_JOB_INTERRUPTED:
 		rc = state_mark_interrupted(state, job->id, &ctx->record_err);
 		break;
+	case EXEC_JOB_UNNEEDED:
+		rc = record_unneeded(ctx, job);
+		break;
 	default:
 		rc = state_release_claim(state, job->id, &ctx->record_err);
 		break;
@@ -689,6 +741,11 @@ static void on_finish(void *data, size_t index, const struct exec_result *result
 		break;
 	case EXEC_JOB_INTERRUPTED:
 		strbuf_addf(&line, "%sinterrupted%s %s\n", yellow, plain, id);
+		break;
+	case EXEC_JOB_UNNEEDED:
+		ctx->cut_off++;
+		if (ctx->opt->verbose)
+			strbuf_addf(&line, "cut off %s: its inputs came out as they were; not run\n", id);
 		break;
 	case EXEC_JOB_SKIPPED:
 		if (ctx->opt->verbose) {
@@ -921,6 +978,7 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 	ctx.opt = opt;
 	ctx.exec_jobs = jobs;
 	ctx.graph_index = graph_index;
+	ctx.decisions = decisions;
 	ctx.tty = isatty(STDERR_FILENO);
 	const char *no_color = getenv("NO_COLOR");
 	ctx.color = ctx.tty && !(no_color && *no_color);
@@ -943,6 +1001,7 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 	exec_opt.on_start = on_start;
 	exec_opt.on_finish = on_finish;
 	exec_opt.on_tick = on_tick;
+	exec_opt.on_ready = on_ready;
 	struct exec_progress summary;
 	memset(&summary, 0, sizeof(summary));
 	struct cp_err err = CP_ERR_INIT;
@@ -963,9 +1022,14 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 		if (ctx.not_started)
 			fprintf(stderr, "cpipe: %zu job%s not started (cpipe run -v lists each with its reason)\n",
 				ctx.not_started, ctx.not_started == 1 ? "" : "s");
-		fprintf(stderr, "cpipe: %zu done, %zu failed, %zu interrupted, %zu skipped in %.2f s\n",
+		struct strbuf cut_off = STRBUF_INIT;
+		if (ctx.cut_off)
+			strbuf_addf(&cut_off, ", %zu cut off (inputs unchanged%s)", ctx.cut_off,
+				    opt->verbose ? "" : "; -v names them");
+		fprintf(stderr, "cpipe: %zu done, %zu failed, %zu interrupted, %zu skipped%s in %.2f s\n",
 			summary.succeeded, summary.failed, summary.interrupted, summary.skipped + graph->skipped.count,
-			summary.elapsed_s);
+			cut_off.buf, summary.elapsed_s);
+		strbuf_release(&cut_off);
 		rc = code == EXEC_RUN_OK ? EXIT_OK : code == EXEC_RUN_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_JOB_FAILED;
 	}
 	if (ctx.record_failed) {

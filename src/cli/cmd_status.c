@@ -202,7 +202,7 @@ static void print_job_lines(const struct status_report *report)
 		cli_add_escaped(&line, report->study->graph->jobs[i].id);
 		if (d->reason != STATE_UP_TO_DATE) {
 			strbuf_adds(&line, "  (");
-			state_reason_describe(d->reason, d->detail, &line);
+			plan_describe(report->study->graph, report->decisions, i, &line);
 			strbuf_addch(&line, ')');
 		}
 		strbuf_addch(&line, '\n');

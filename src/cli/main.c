@@ -51,6 +51,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(name, "__complete"))
 		return cli_complete(argc - 1, argv + 1, commands, sizeof(commands) / sizeof(*commands));
+	if (!strcmp(name, "__unchanged"))
+		return cmd_unchanged(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
 		if (!strcmp(commands[i].name, name))
 			return commands[i].run(argc - 1, argv + 1);

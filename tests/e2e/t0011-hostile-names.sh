@@ -1,22 +1,42 @@
 #!/bin/sh
 # Placeholder values come from file names: spaces, quotes, $(...), backticks and ; must be data,
-# never code, in every command cpipe runs.
+# never code, in every command cpipe runs; and template syntax in a name ([x], {y}, *, ?) is data
+# too, never an optional part, a placeholder or a wildcard, when cpipe fills a path with it.
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 . "$CPIPE_SOURCE_DIR/tests/e2e/study-fixture.sh"
-make_study study "a b" "it's" 'x"y' '$(touch PWNED1)' '`touch PWNED2`' 'z;touch PWNED3' 'back\slash'
+newline='nl
+x'
+set -- "a b" "it's" 'x"y' '$(touch PWNED1)' '`touch PWNED2`' 'z;touch PWNED3' 'back\slash' \
+	'[x]' 'a[b]c' 'open[' ']close' 'e\[f]' 'st*r' 'q?' '{br}' 'l{' 'r}' '$HOME' '-lead' "$newline" 'ü' \
+	'[ses-{x}]'
+make_study study "$@"
 cd study
 expect_exit 0 cpipe run -j2
-for subject in "a b" "it's" 'x"y' '$(touch PWNED1)' '`touch PWNED2`' 'z;touch PWNED3' 'back\slash'; do
+for subject in "$@"; do
 	[ "$(cat "sub-$subject/T1w_brain.nii.gz")" = "T1 of $subject" ] || fail "wrong or missing output for '$subject'"
 	pass
 done
 find .. -maxdepth 3 -name 'PWNED*' | grep -q . && fail "a file name was executed as code"
 pass
 # The group step saw every subject exactly once.
-[ "$(wc -l <group/mean_brain.txt)" -eq 7 ] || fail "group output: $(cat group/mean_brain.txt)"
+[ "$(grep -c '^T1 of ' group/mean_brain.txt)" -eq $# ] || fail "group output: $(cat group/mean_brain.txt)"
 pass
 expect_exit 0 cpipe run
 expect_err_contains "nothing to do"
 expect_exit 0 cpipe plan --json
 expect_out_contains '"jobs":[]'
+expect_exit 0 cpipe status
+expect_out_contains "t1_brain                         $#          0          0          0"
+
+# A target that is exactly such a path takes that file (and `[` stays a pattern character).
+rm 'sub-[x]/T1w_brain.nii.gz' 'sub-st*r/T1w_brain.nii.gz'
+expect_exit 0 cpipe plan 'sub-[x]/T1w_brain.nii.gz'
+expect_out_contains "brain[subject=[x]]"
+expect_out_contains "1 to run"
+expect_exit 0 cpipe run 'sub-st*r/T1w_brain.nii.gz' 'sub-[x]/T1w_brain.nii.gz'
+[ "$(cat 'sub-[x]/T1w_brain.nii.gz')" = "T1 of [x]" ] || fail "the exact target 'sub-[x]/...' was not made"
+pass
+# In a pattern, [ab] is a class: sub-a b, sub-a[b]c and sub-back\slash, three jobs each.
+expect_exit 0 cpipe plan 'sub-[ab]*/T1w_brain.nii.gz'
+expect_out_contains "0 to run, 9 up to date"
 done_testing

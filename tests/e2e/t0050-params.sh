@@ -56,8 +56,8 @@ sed 's/dof: 12/dof: 9/' cpipe.yaml >new.yaml && mv new.yaml cpipe.yaml
 expect_exit 0 cpipe plan
 expect_out_contains "brain[space=MNI,subject=1]  (command changed)"
 expect_out_contains "brain[space=MNI,subject=2]  (command changed)"
-expect_out_contains "smooth[fwhm=4,subject=1]  (upstream job runs)"
-expect_out_contains "6 to run, 2 up to date"
+expect_out_contains "smooth[fwhm=4,subject=1]  (runs if brain[space=MNI,subject=1] changes its output)"
+expect_out_contains "6 to run (4 only if what they depend on changes), 2 up to date"
 grep -q other out && fail "other reruns: $(cat out)"
 expect_exit 0 cpipe run
 [ "$(sort ran.log)" = "brain 1
@@ -74,7 +74,7 @@ rm ran.log
 # one recorded reruns nothing, whichever way it is given.
 expect_exit 0 cpipe plan --set brain.dof=6
 expect_out_contains "brain[space=MNI,subject=1]  (command changed)"
-expect_out_contains "6 to run, 2 up to date"
+expect_out_contains "6 to run (4 only if what they depend on changes), 2 up to date"
 expect_exit 0 cpipe run --set dof=6
 grep -q "^dof=6 " sub-1/brain.txt || fail "brain.txt: $(cat sub-1/brain.txt)"
 pass
@@ -90,7 +90,7 @@ other 2" ] || fail "--set n=2: $(sort ran.log)"
 pass
 # Back to the file's values: exactly brain's and other's jobs (and smooth after brain) rerun.
 expect_exit 0 cpipe plan
-expect_out_contains "8 to run, 0 up to date"
+expect_out_contains "8 to run (4 only if what they depend on changes), 0 up to date"
 
 # Completion offers the parameters after --set.
 expect_exit 0 cpipe __complete 3 cpipe run --set ""

@@ -79,20 +79,17 @@ unset CLUSTER_RUN_OPTIONS
 pass
 expect_exit 0 cpipe status
 expect_out_contains "t1_reorient                       4          0          0          0"
-# The fix: subject 02's fov and brain are one batch, a plain job.
+# The fix: subject 02's fov and brain are one batch, a plain job. fov writes what it wrote before
+# the failure, so brain is cut off in the batch (t0105), and so are the others' and the group.
 edit_recipe 's/test {subject} != 02 \&\& //'
 expect_exit 0 cpipe run --submit=slurm -b --wait -p subject=02
-expect_ran "brain 02
-fov 02"
+expect_ran "fov 02"
 expect_out_contains "batch: fov[subject=02], brain[subject=02]"
 expect_exit 0 cpipe run --submit=slurm -b --wait
-expect_ran "brain 01
-brain 03
-brain 04
-fov 01
+expect_ran "fov 01
 fov 03
-fov 04
-group"
+fov 04"
+expect_err_contains "cut off (inputs unchanged) on the cluster"
 same_outputs "$WORK/local" "$WORK/study"
 
 # batch_label: only reorient and fov share a label; brain, unlabelled, is never merged. Two

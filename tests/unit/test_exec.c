@@ -39,6 +39,8 @@ struct recorder {
 	size_t finish_count;
 	size_t ticks;
 	size_t max_running;
+	bool unneeded[64]; /* what record_ready answers: these need not run */
+	size_t ready_calls[64];
 };
 
 static void record_start(void *ctx, size_t index, const struct exec_progress *progress)
@@ -50,7 +52,8 @@ static void record_start(void *ctx, size_t index, const struct exec_progress *pr
 	if (progress->running > r->max_running)
 		r->max_running = progress->running;
 	assert_int_equal(progress->total, progress->waiting + progress->running + progress->succeeded +
-						  progress->failed + progress->interrupted + progress->skipped);
+						  progress->failed + progress->interrupted + progress->skipped +
+						  progress->unneeded);
 }
 
 static void record_finish(void *ctx, size_t index, const struct exec_result *result,
@@ -64,7 +67,15 @@ static void record_finish(void *ctx, size_t index, const struct exec_result *res
 	r->finish_count++;
 	assert_int_not_equal(result->status, EXEC_JOB_PENDING);
 	assert_int_equal(progress->total, progress->waiting + progress->running + progress->succeeded +
-						  progress->failed + progress->interrupted + progress->skipped);
+						  progress->failed + progress->interrupted + progress->skipped +
+						  progress->unneeded);
+}
+
+static bool record_ready(void *ctx, size_t index)
+{
+	struct recorder *r = ctx;
+	r->ready_calls[index]++;
+	return !r->unneeded[index];
 }
 
 static void record_tick(void *ctx, const struct exec_progress *progress)
@@ -334,6 +345,44 @@ static void test_dependencies_order(void **state)
 	assert_int_equal(r.starts[0], 0);
 	assert_int_equal(r.starts[3], 3);
 	release_jobs(jobs, 4);
+}
+
+/*
+ * on_ready: a job found unneeded never starts, ends EXEC_JOB_UNNEEDED and lets its dependants go
+ * on (each asked once, even when the one before it is unneeded at the very start).
+ */
+static void test_unneeded_jobs(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	static const size_t on_0[] = {0}, on_1[] = {1}, on_2[] = {2}, on_4[] = {4};
+	struct exec_job jobs[6] = {
+		{.id = "a", .command = "echo a >> order"},
+		{.id = "b", .command = "echo b >> order", .deps = on_0, .dep_count = 1},
+		{.id = "c", .command = "echo c >> order", .deps = on_1, .dep_count = 1},
+		{.id = "d", .command = "echo d >> order", .deps = on_2, .dep_count = 1},
+		{.id = "e", .command = "echo e >> order"},
+		{.id = "f", .command = "echo f >> order", .deps = on_4, .dep_count = 1},
+	};
+	r.unneeded[1] = r.unneeded[3] = r.unneeded[4] = true;
+	struct exec_options opt = options_for(dir, &r);
+	opt.on_ready = record_ready;
+	opt.jobs = 1;
+	struct exec_progress summary;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 6, &opt, &summary, &err), EXEC_RUN_OK);
+	assert_text(dir, "order", "a\nc\nf\n");
+	for (size_t i = 0; i < 6; i++) {
+		assert_int_equal(r.ready_calls[i], 1);
+		assert_int_equal(jobs[i].result.status, r.unneeded[i] ? EXEC_JOB_UNNEEDED : EXEC_JOB_OK);
+	}
+	assert_null(jobs[1].result.log_path);
+	assert_string_equal(exec_status_name(EXEC_JOB_UNNEEDED), "unneeded");
+	assert_int_equal(summary.succeeded, 3);
+	assert_int_equal(summary.unneeded, 3);
+	assert_int_equal(r.start_count, 3);
+	assert_int_equal(r.finish_count, 6);
+	release_jobs(jobs, 6);
 }
 
 static void test_invalid_input(void **state)
@@ -852,6 +901,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parallel_respects_j, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_resource_admission, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_dependencies_order, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_unneeded_jobs, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_invalid_input, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_failure_quarantines_and_restores, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_missing_output_fails, setup_dir, teardown_dir),

@@ -402,6 +402,29 @@ static void test_no_slash_in_capture(void **state)
 	assert_int_equal(study->result.count, 1);
 }
 
+/* Globbed values are file names: marked literal, they fill back into the very paths they came from. */
+static void test_values_are_literal(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-[x]/f.txt", "sub-{y}/f.txt", "sub-*?/f.txt", NULL});
+	parse_tree(study, "sub-{s}\n    f.txt (f)\n");
+	glob_ok(study, (const char *const[]){"f", NULL});
+	assert_values(study->tree, "s", "*?,[x],{y}");
+	const struct tree_placeholder *s = tree_find_placeholder(study->tree, "s");
+	for (size_t i = 0; i < s->count; i++) {
+		assert_true(s->values[i].literal);
+		struct strbuf path = STRBUF_INIT, want = STRBUF_INIT;
+		struct cp_err err = CP_ERR_INIT;
+		const char *const names[] = {"s"};
+		const struct tree_value *const values[] = {&s->values[i]};
+		assert_int_equal(tree_fill_template(study->tree, "sub-{s}/f.txt", names, values, 1, &path, &err), 0);
+		strbuf_addf(&want, "sub-%s/f.txt", s->values[i].text);
+		assert_string_equal(path.buf, want.buf);
+		strbuf_release(&path);
+		strbuf_release(&want);
+	}
+}
+
 /* GLOBBING step 5: '*' matches nothing first, '?' exactly one character; their text is not kept. */
 static void test_wildcards(void **state)
 {
@@ -663,6 +686,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_preset_singular, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_multiple_keys, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_hidden, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_values_are_literal, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_no_slash_in_capture, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_wildcards, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_files_and_directories, study_setup, study_teardown),

@@ -129,6 +129,55 @@ static void test_input_changed_runs_downstream(void **vstate)
 	expect(fx, MAKE_B, PLAN_RUN, STATE_UPSTREAM_RUNS);
 }
 
+/*
+ * Early cutoff: make_b runs only because make_a runs, so it is conditional, and said so; once
+ * make_a has rewritten a.txt as it was, the check finds make_b up to date, and after a real
+ * change it runs. A deleted a.txt is pending for make_b, not a changed input.
+ */
+static void test_conditional(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	make_all(fx);
+	chain_write_file("sub-01/raw.txt", "new raw data\n", 3000000);
+	struct plan_options opt = {0};
+	decide(fx, &opt);
+	assert_false(fx->decisions[MAKE_A].conditional);
+	assert_true(fx->decisions[MAKE_B].conditional);
+	assert_int_equal(fx->decisions[MAKE_B].trigger, MAKE_A);
+	assert_int_equal(fx->decisions[MAKE_B].trigger_count, 1);
+	struct strbuf text = STRBUF_INIT;
+	plan_describe(fx->study.graph, fx->decisions, MAKE_B, &text);
+	assert_string_equal(text.buf, "runs if make_a[subject=01] changes its output");
+	strbuf_reset(&text);
+	plan_describe(fx->study.graph, fx->decisions, MAKE_A, &text);
+	assert_string_equal(text.buf, "input changed: sub-01/raw.txt");
+
+	/* make_a reruns and writes a.txt as it was ("made\n"), with a new mtime. */
+	record_run(fx, MAKE_A);
+	chain_write_file("sub-01/a.txt", "made\n", 4000000);
+	enum state_reason reason;
+	assert_int_equal(plan_cutoff_check(fx->study.graph, fx->study.state, MAKE_B, &reason, NULL, &fx->study.err), 0);
+	assert_int_equal(reason, STATE_UP_TO_DATE);
+	chain_write_file("sub-01/a.txt", "made otherwise\n", 5000000);
+	strbuf_reset(&text);
+	assert_int_equal(plan_cutoff_check(fx->study.graph, fx->study.state, MAKE_B, &reason, &text, &fx->study.err), 0);
+	assert_int_equal(reason, STATE_INPUT_CHANGED);
+	assert_string_equal(text.buf, "sub-01/a.txt");
+
+	/* Deleted, a.txt is remade by make_a: make_b waits for it. */
+	assert_int_equal(unlink("sub-01/a.txt"), 0);
+	state_refresh(fx->study.state);
+	decide(fx, &opt);
+	expect(fx, MAKE_A, PLAN_RUN, STATE_OUTPUT_MISSING);
+	expect(fx, MAKE_B, PLAN_RUN, STATE_UPSTREAM_RUNS);
+	assert_true(fx->decisions[MAKE_B].conditional);
+	/* Forced jobs are never conditional. */
+	opt.force_all = true;
+	decide(fx, &opt);
+	assert_false(fx->decisions[MAKE_B].conditional);
+	strbuf_release(&text);
+}
+
 static void test_command_changed(void **vstate)
 {
 	struct fixture *fx = *vstate;
@@ -289,6 +338,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_up_to_date, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_changed_runs_downstream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conditional, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_command_changed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt_or_rebuild_unknown, setup, teardown),

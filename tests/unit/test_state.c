@@ -709,6 +709,78 @@ static void test_content_change_same_size(void **vstate)
 	strbuf_release(&detail);
 }
 
+/* Early cutoff records a claimed job up to date only with its files as its last run saw them. */
+static void test_record_unchanged(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	struct strbuf detail = STRBUF_INIT;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	struct file_signature before = recorded_signature(fx, 0, fx->in1);
+
+	/* Rewritten with the same content (an upstream job reran): recorded, new mtime, attempt kept. */
+	assert_int_equal(state_claim_job(fx->state, fx->query.job_id, NULL, &err), 0);
+	write_text(fx->in1, "input one\n");
+	set_mtime(fx->in1, 1500000);
+	bool recorded = false;
+	assert_int_equal(state_record_unchanged(fx->state, &fx->query, &recorded, &detail, &err), 0);
+	assert_true(recorded);
+	struct file_signature after = recorded_signature(fx, 0, fx->in1);
+	assert_int_equal(after.mtime_ns, 1500000LL * 1000000000LL);
+	assert_true(after.hash == before.hash);
+	struct state_job_record job;
+	assert_true(state_job_lookup(fx->state, fx->query.job_id, &job));
+	assert_null(job.holder_run);
+	assert_int_equal(job.start_ns, 1);
+	assert_int_equal(job.end_ns, 2);
+	assert_string_equal(job.log_path, "/logs/job.log");
+	assert_int_equal(reason_of(fx, &fx->query), STATE_UP_TO_DATE);
+
+	/* The content changed: nothing is written, the claim stays, and detail says why. */
+	assert_int_equal(state_claim_job(fx->state, fx->query.job_id, NULL, &err), 0);
+	write_text(fx->in1, "input ONE\n");
+	set_mtime(fx->in1, 1600000);
+	assert_int_equal(state_record_unchanged(fx->state, &fx->query, &recorded, &detail, &err), 0);
+	assert_false(recorded);
+	assert_string_equal(detail.buf, fx->in1);
+	after = recorded_signature(fx, 0, fx->in1);
+	assert_int_equal(after.mtime_ns, 1500000LL * 1000000000LL);
+	assert_true(state_job_lookup(fx->state, fx->query.job_id, &job));
+	assert_non_null(job.holder_run);
+	/* A changed definition is no cutoff either. */
+	write_text(fx->in1, "input one\n");
+	struct state_job_query edited = fx->query;
+	edited.definition_text = "cat in1 in2 > out1;  cp out1 out2";
+	assert_int_equal(state_record_unchanged(fx->state, &edited, &recorded, NULL, &err), 0);
+	assert_false(recorded);
+	strbuf_release(&detail);
+	cp_err_release(&err);
+}
+
+/* An input a job that runs will rewrite is not compared: the job only waits for that job. */
+static void test_input_pending(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	make_outputs(fx);
+	record(fx, &fx->query);
+	write_text(fx->in1, "input ONE\n");
+	unlink(fx->in2);
+	struct state_job_query query = fx->query;
+	static const bool first_pending[] = {true, false}, both_pending[] = {true, true};
+	query.upstream_runs = true;
+	query.input_pending = first_pending;
+	assert_int_equal(reason_of(fx, &query), STATE_INPUT_CHANGED); /* in2 is not pending */
+	query.input_pending = both_pending;
+	assert_int_equal(reason_of(fx, &query), STATE_UPSTREAM_RUNS);
+	/* The set of inputs still counts, and so does the definition. */
+	query.input_count = 1;
+	assert_int_equal(reason_of(fx, &query), STATE_INPUT_SET_CHANGED);
+	query.input_count = 2;
+	query.definition_text = "edited";
+	assert_int_equal(reason_of(fx, &query), STATE_COMMAND_CHANGED);
+}
+
 static void test_failed_and_interrupted(void **vstate)
 {
 	struct fixture *fx = *vstate;
@@ -1453,7 +1525,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false, NULL};
 		if (state_adopt(fx->state, &q, &err) != 0)
 			fail_msg("%s", err.message);
 	}
@@ -1471,7 +1543,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false};
+		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false, NULL};
 		enum state_reason reason;
 		assert_int_equal(state_job_reason(fx->state, &q, &reason, NULL, &err), 0);
 		assert_int_equal(reason, STATE_UP_TO_DATE);
@@ -1670,6 +1742,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_input_set_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_touch_does_not_rerun, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_change_same_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_unchanged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_and_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_directory_output, setup, teardown),

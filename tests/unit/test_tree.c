@@ -93,7 +93,7 @@ static void assert_fill(const struct tree *tree, const char *key, const char *ex
 
 static void set_value(struct tree *tree, const char *name, const char *text)
 {
-	struct tree_value value = {(char *)text, TREE_VALUE_STRING, 0, 0.0};
+	struct tree_value value = {(char *)text, TREE_VALUE_STRING, 0, 0.0, false};
 	tree_set_placeholder(tree, name, &value, 1, false);
 }
 
@@ -133,17 +133,40 @@ static void assert_keys(const struct tree *tree, const char *const *expected, si
 	strvec_release(&keys);
 }
 
-static char *fill_with(const struct tree *tree, const char *text, const char *const *names,
-		       const char *const *values, size_t count)
+/* tree_fill_template with the values `texts` (NULL: None), read from file names when `literal`. */
+static int fill_values(const struct tree *tree, const char *text, const char *const *names, const char *const *texts,
+		       size_t count, bool literal, struct strbuf *out, struct cp_err *err)
+{
+	struct tree_value *values = xcalloc(count + 1, sizeof(*values));
+	const struct tree_value **pointers = xcalloc(count + 1, sizeof(*pointers));
+	for (size_t i = 0; i < count; i++) {
+		values[i].text = (char *)texts[i];
+		values[i].literal = literal;
+		pointers[i] = &values[i];
+	}
+	int rc = tree_fill_template(tree, text, names, pointers, count, out, err);
+	free(pointers);
+	free(values);
+	return rc;
+}
+
+static char *fill_as(const struct tree *tree, const char *text, const char *const *names, const char *const *values,
+		     size_t count, bool literal)
 {
 	struct cp_err err = CP_ERR_INIT;
 	struct strbuf out = STRBUF_INIT;
-	if (tree_fill_template(tree, text, names, values, count, &out, &err) < 0) {
+	if (fill_values(tree, text, names, values, count, literal, &out, &err) < 0) {
 		print_error("fill '%s': %s\n", text, err.message);
 		cp_err_release(&err);
 		fail();
 	}
 	return strbuf_detach(&out);
+}
+
+static char *fill_with(const struct tree *tree, const char *text, const char *const *names,
+		       const char *const *values, size_t count)
+{
+	return fill_as(tree, text, names, values, count, false);
 }
 
 /* A scratch directory for tree files, removed with everything created in it. */
@@ -525,8 +548,8 @@ static void test_specs_and_nested_values(void **state)
 
 	/* Typed values from globbing format through their text. */
 	tree = parse_ok("{x:03d}_{y:.1f}.txt (f)\n");
-	struct tree_value x = {(char *)"7", TREE_VALUE_INT, 7, 0.0};
-	struct tree_value y = {(char *)"2.25", TREE_VALUE_FLOAT, 0, 2.25};
+	struct tree_value x = {(char *)"7", TREE_VALUE_INT, 7, 0.0, false};
+	struct tree_value y = {(char *)"2.25", TREE_VALUE_FLOAT, 0, 2.25, false};
 	tree_set_placeholder(tree, "x", &x, 1, false);
 	tree_set_placeholder(tree, "y", &y, 1, false);
 	assert_fill(tree, "f", "007_2.2.txt", NULL);
@@ -627,7 +650,7 @@ static void test_iteration_filling(void **state)
 	const char *const one[] = {"1"};
 	struct cp_err err = CP_ERR_INIT;
 	struct strbuf out = STRBUF_INIT;
-	assert_int_equal(tree_fill_template(tree, "{B}/{A}.txt", only_a, one, 1, &out, &err), -1);
+	assert_int_equal(fill_values(tree, "{B}/{A}.txt", only_a, one, 1, false, &out, &err), -1);
 	assert_non_null(strstr(err.message, "Missing placeholder values for {'B'}"));
 	cp_err_release(&err);
 	char *path = fill_with(tree, "{A}[_{B}].txt", only_a, one, 1);
@@ -640,6 +663,70 @@ static void test_iteration_filling(void **state)
 	path = fill_with(tree, "{A}[_{B}].txt", b_name, b_none, 2);
 	assert_string_equal(path, "2.txt");
 	free(path);
+	strbuf_release(&out);
+	tree_free(tree);
+}
+
+/*
+ * Values read from file names are data: every byte a file name may hold fills in as it is, however
+ * the template around it is written, while a tree file's own values stay templates.
+ */
+static void test_literal_values(void **state)
+{
+	(void)state;
+	struct tree *tree = parse_ok("A = x_{subject}\nsub-{subject}/[ses-{session}/]{subject}_T1w.nii.gz (t1)\n"
+				     "{a}_{b}.txt (ab)\n{run:02d}.txt (run)\n{A}.txt (nested)\n");
+	static const char *const hostile[] = {"[x]", "a[b", "q]", "{y}", "{", "}", "*", "?", "\\[", "$x", "'\"`",
+					      " s p ", "-lead", "new\nline", "\xc3\xbc"};
+	const char *const names[] = {"subject", "session"};
+	for (size_t i = 0; i < ARRAY_SIZE(hostile); i++) {
+		struct strbuf want = STRBUF_INIT;
+		const char *values[] = {hostile[i], NULL};
+		strbuf_addf(&want, "sub-%s/%s_T1w.nii.gz", hostile[i], hostile[i]);
+		char *path = fill_as(tree, tree->templates[tree_find_template(tree, "t1", NULL)].path, names, values, 2,
+				     true);
+		assert_string_equal(path, want.buf);
+		free(path);
+		values[1] = hostile[i];
+		strbuf_reset(&want);
+		strbuf_addf(&want, "sub-%s/ses-%s/%s_T1w.nii.gz", hostile[i], hostile[i], hostile[i]);
+		path = fill_as(tree, tree->templates[tree_find_template(tree, "t1", NULL)].path, names, values, 2, true);
+		assert_string_equal(path, want.buf);
+		free(path);
+		strbuf_release(&want);
+	}
+	/* Brackets split over two values make no optional part. */
+	const char *const ab[] = {"a", "b"};
+	const char *const split[] = {"x[", "]y"};
+	char *path = fill_as(tree, "{a}_{b}.txt", ab, split, 2, true);
+	assert_string_equal(path, "x[_]y.txt");
+	free(path);
+	/* A tree file's value that is a template takes a literal value in. */
+	const char *const subject[] = {"subject"};
+	const char *const bracketed[] = {"[z]"};
+	path = fill_as(tree, "{A}.txt", subject, bracketed, 1, true);
+	assert_string_equal(path, "x_[z].txt");
+	free(path);
+	/* The same text, not from a file name, is a template, as in file-tree. */
+	path = fill_as(tree, "{A}.txt", subject, bracketed, 1, false);
+	assert_string_equal(path, "x_z.txt");
+	free(path);
+	/* A spec formats a literal value; one that does not fit is an error naming it. */
+	const char *const run[] = {"run"};
+	const char *const three[] = {"3"}, *const word[] = {"x"};
+	path = fill_as(tree, "{run:02d}.txt", run, three, 1, true);
+	assert_string_equal(path, "03.txt");
+	free(path);
+	struct strbuf out = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(fill_values(tree, "{run:02d}.txt", run, word, 1, true, &out, &err), -1);
+	assert_non_null(strstr(err.message, "placeholder 'run'"));
+	cp_err_release(&err);
+	/* A singular literal value in the tree itself fills tree_fill's paths the same way. */
+	struct tree_value literal = {(char *)"[w]", TREE_VALUE_STRING, 0, 0.0, true};
+	tree_set_placeholder(tree, "subject", &literal, 1, false);
+	assert_fill(tree, "t1", "sub-[w]/[w]_T1w.nii.gz", NULL);
+	assert_fill(tree, "nested", "x_[w].txt", NULL);
 	strbuf_release(&out);
 	tree_free(tree);
 }
@@ -860,13 +947,13 @@ static void test_to_string_subtree_round_trip(void **state)
 static void test_value_compare(void **state)
 {
 	(void)state;
-	struct tree_value none = {NULL, TREE_VALUE_STRING, 0, 0.0};
-	struct tree_value nine = {(char *)"9", TREE_VALUE_STRING, 0, 0.0};
-	struct tree_value ten = {(char *)"10", TREE_VALUE_STRING, 0, 0.0};
-	struct tree_value b = {(char *)"b", TREE_VALUE_STRING, 0, 0.0};
-	struct tree_value int_nine = {(char *)"9", TREE_VALUE_INT, 9, 0.0};
-	struct tree_value int_ten = {(char *)"10", TREE_VALUE_INT, 10, 0.0};
-	struct tree_value half = {(char *)"9.5", TREE_VALUE_FLOAT, 0, 9.5};
+	struct tree_value none = {NULL, TREE_VALUE_STRING, 0, 0.0, false};
+	struct tree_value nine = {(char *)"9", TREE_VALUE_STRING, 0, 0.0, false};
+	struct tree_value ten = {(char *)"10", TREE_VALUE_STRING, 0, 0.0, false};
+	struct tree_value b = {(char *)"b", TREE_VALUE_STRING, 0, 0.0, false};
+	struct tree_value int_nine = {(char *)"9", TREE_VALUE_INT, 9, 0.0, false};
+	struct tree_value int_ten = {(char *)"10", TREE_VALUE_INT, 10, 0.0, false};
+	struct tree_value half = {(char *)"9.5", TREE_VALUE_FLOAT, 0, 9.5, false};
 	assert_true(tree_value_compare(&none, &nine) < 0);
 	assert_true(tree_value_compare(&nine, &none) > 0);
 	assert_int_equal(tree_value_compare(&none, &none), 0);
@@ -940,6 +1027,7 @@ int main(void)
 		cmocka_unit_test(test_specs_and_nested_values),
 		cmocka_unit_test(test_links),
 		cmocka_unit_test(test_iteration_filling),
+		cmocka_unit_test(test_literal_values),
 		cmocka_unit_test(test_substitute_singular),
 		cmocka_unit_test(test_subtree_with_precursor),
 		cmocka_unit_test(test_subtree_without_precursor),
