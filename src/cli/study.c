@@ -302,8 +302,10 @@ static int glob_sources(struct study_options *opt, struct study *study, const st
 /*
  * Opening the state reads every record, and building the graph needs none of
  * them: on two cores the state opens in a thread while glob and graph run.
- * The same thread then stats the files the database knows, which on an
- * up-to-date study are the ones the reason checks will ask about.
+ * The same thread then stats the files recorded jobs made, which on an
+ * up-to-date study are the ones the reason checks will ask about; the main
+ * thread joins that stat once its graph is built, and the raw files' stats
+ * come from the glob's own walk (learn_globbed_stats).
  */
 struct state_opening {
 	pthread_t thread;
