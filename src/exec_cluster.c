@@ -404,14 +404,17 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 	strbuf_add_shell_quoted(out, root);
 	strbuf_adds(out, " || exit 1\n");
 	strbuf_addf(out, "marker=%s/%s.marker\n", EXEC_JOBS_DIR, name);
-	strbuf_addf(out, "exec >%s/%s.log 2>&1\n", EXEC_LOG_DIR, name);
 	strbuf_adds(out, "start=$(date +%s%N)\nunneeded=\n\n");
 	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns).\n"
 			 "signature() {\n"
 			 "\tif [ -e \"$1\" ]; then stat -L -c 'output 1 %s %.9Y' -- \"$1\"; else echo 'output 0'; fi\n"
 			 "}\n\n"
-			 "# finish STATUS MESSAGE: write the marker, then end the job with STATUS.\n"
+			 "# finish STATUS MESSAGE: write the marker, then end the job with STATUS. A\n"
+			 "# scheduler may send SIGTERM more than once, to every process of the job: from\n"
+			 "# here on it is ignored (by what finish runs too), so that the marker is written\n"
+			 "# once and whole; SIGKILL still ends the job.\n"
 			 "finish() {\n"
+			 "\ttrap '' TERM\n"
 			 "\ttmp=$marker.tmp.$$\n"
 			 "\t{\n"
 			 "\t\techo 'cpipe-marker 1'\n"
@@ -435,7 +438,10 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 			 "needs() {\n"
 			 "\tgrep -qx 'exit 0' \".cpipe/jobs/$1.marker\" 2>/dev/null || finish 1 \"$2\"\n"
 			 "}\n\n"
-			 "trap 'finish 143 \"killed by SIGTERM (time limit reached or job cancelled)\"' TERM\n");
+			 "killed='killed by SIGTERM (time limit reached or job cancelled)'\n"
+			 "trap 'finish 143 \"$killed\"' TERM\n");
+	/* Once the log exists, a stop is recorded as one (cpipe's tests wait for the log). */
+	strbuf_addf(out, "exec >%s/%s.log 2>&1\n", EXEC_LOG_DIR, name);
 	for (size_t p = 0; p < parent_names->count; p++) {
 		strbuf_reset(&message);
 		strbuf_addf(&message, "not run: %s, which it depends on, did not succeed", parent_ids->items[p]);
@@ -471,6 +477,8 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 	strbuf_adds(out, "\n/bin/sh -c ");
 	strbuf_add_shell_quoted(out, job->command);
 	strbuf_adds(out, "\nstatus=$?\n"
+			 "# 143: SIGTERM killed the command; the scheduler may signal it before this script.\n"
+			 "[ \"$status\" -ne 143 ] || finish 143 \"$killed\"\n"
 			 "[ \"$status\" -eq 0 ] || finish \"$status\" \"exit status $status\"\n");
 	for (size_t o = 0; o < job->output_count; o++) {
 		if (job->output_optional && job->output_optional[o])

@@ -54,6 +54,7 @@ void graph_prepare_values(struct builder *b, size_t r)
 			if (!let_through)
 				continue;
 			p->values[p->count].text = xstrdup(text);
+			p->values[p->count].literal = true; /* a value, as a file name would have it */
 			p->values[p->count++].type = TREE_VALUE_STRING;
 		}
 	}

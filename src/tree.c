@@ -483,6 +483,16 @@ static bool tree_refers_to(const char *value, const char *name)
 	return false;
 }
 
+/*
+ * Whether `text`, put into a template, would be read as something other than itself: a group,
+ * a field or a wildcard. Text holding '/' spans directories and is put in all the same, as
+ * globbing puts in every value of a list holding '/'.
+ */
+static bool tree_reads_as_syntax(const char *text)
+{
+	return text[strcspn(text, "[]{}*?")] && !strchr(text, '/');
+}
+
 static int tree_substitute_field(void *data, const char *name, size_t name_len, const char *spec, size_t spec_len,
 				 struct strbuf *out, struct cp_err *err)
 {
@@ -500,10 +510,17 @@ static int tree_substitute_field(void *data, const char *name, size_t name_len, 
 			return -1;
 		}
 		char *spec_text = spec ? xstrndup(spec, spec_len) : NULL;
+		size_t start = out->len;
 		result = template_format(spec_text, text, out, err);
 		if (result < 0)
 			cp_err_prefix(err, "placeholder '%s': ", key);
 		free(spec_text);
+		if (!result && value->literal && tree_reads_as_syntax(out->buf + start)) {
+			strbuf_setlen(out, start);
+			template_add_field(out, name, name_len, spec, spec_len);
+			free(key);
+			return 0;
+		}
 		substitution->changed = true;
 		/* Stop a value that multiplies itself within one pass, too. */
 		if (!result && (out->len > TREE_MAX_FILL_LENGTH || ++substitution->fields > TREE_MAX_FILL_FIELDS)) {

@@ -20,7 +20,11 @@ struct tree_lookup {
 	const char *const *names;
 	const struct tree_value *const *values;
 	size_t count;
-	/* Leave a field whose value is literal for the caller to put in as data (filling). */
+	/*
+	 * Leave a field whose value is literal for the caller to put in as data (filling). Without
+	 * it a literal value is put in as text, unless the text would read as template syntax: then
+	 * the field stays, for globbing to match and compare with the value, as it does with a list.
+	 */
 	bool keep_literal;
 };
 

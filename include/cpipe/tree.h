@@ -26,8 +26,9 @@ struct tree_value {
 	enum tree_value_type type;
 	long long integer;
 	double real;
-	/* Read from a file name by globbing: data, filled in as it is and never read as a template
-	 * (a directory sub-[x] is not an optional part). Values written in a tree file are templates. */
+	/* Read from a file name by globbing, or given on the command line: data, filled in as it is
+	 * and never read as a template (a directory sub-[x] is not an optional part, --subject 'st*r'
+	 * no wildcard). Values written in a tree file are templates. */
 	bool literal;
 };
 
@@ -153,7 +154,9 @@ int tree_fill_template(const struct tree *tree, const char *template_text, const
 /*
  * Substitute singular values into `template_text` without dropping anything
  * still unfilled (step 3 of cpipe-tree(5), GLOBBING; filled values are
- * re-parsed as templates). The result is still a template.
+ * re-parsed as templates). The result is still a template. A literal value
+ * whose text would read as template syntax ([, ], {, }, *, ?) is left as its
+ * field, for globbing to compare with what it finds.
  */
 int tree_substitute_singular(const struct tree *tree, const char *template_text, struct strbuf *out,
 			     struct cp_err *err);

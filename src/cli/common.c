@@ -69,6 +69,7 @@ void cli_apply_placeholders(struct tree *tree, const struct cli_placeholder_sett
 		for (size_t v = 0; v < s->values.count; v++) {
 			values[v].text = s->values.items[v];
 			values[v].type = TREE_VALUE_STRING;
+			values[v].literal = true; /* a value to match exactly, as a file name has it */
 		}
 		tree_set_placeholder(tree, s->name, values, s->values.count, s->multiple);
 		free(values);

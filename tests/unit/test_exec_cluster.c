@@ -876,6 +876,138 @@ static void test_batches_need_alike_resources(void **state)
 	free_chains(&c);
 }
 
+/* Run `script` (under `dir`) with /bin/sh; returns its exit status. */
+static int run_script(const char *dir, const char *script)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf path = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT;
+	path_join(dir, script, &path);
+	strvec_push(&argv, "/bin/sh");
+	strvec_push(&argv, path.buf);
+	int status = -1;
+	assert_int_equal(exec_run_capture(&argv, NULL, NULL, &status, &err), 0);
+	strvec_release(&argv);
+	strbuf_release(&path);
+	return status;
+}
+
+/* Job file `name`'s marker says it did not succeed, with `message`. */
+static void expect_marker(const char *dir, const char *name, int exit_code, const char *message)
+{
+	struct exec_marker marker;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_marker_read(dir, name, &marker, &err), 1);
+	assert_int_equal(marker.exit_code, exit_code);
+	assert_non_null(marker.message);
+	assert_string_equal(marker.message, message);
+	exec_marker_release(&marker);
+}
+
+static const char killed[] = "killed by SIGTERM (time limit reached or job cancelled)";
+
+/*
+ * A job stopped on the cluster: the scheduler may send SIGTERM to every
+ * process of the job, in any order, and more than once (SLURM signals each
+ * process it finds, children first, and may go round again). Here the first
+ * reaches the job script, or the command alone; `hostname`, run while the
+ * marker is being written, sends a second to the script and to itself. Either
+ * way the marker says, whole and once, that the job was killed, and what the
+ * script runs while writing it runs to its end.
+ */
+static void test_job_script_killed_twice(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	strbuf_reset(&path);
+	path_join(dir, EXEC_LOG_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	path_first(dir);
+	char *stub = xasprintf("#!/bin/sh\n[ -e '%s/again' ] || { : >'%s/again'; kill -TERM $(cat '%s/job.pid') $$; }\n"
+			       "echo node-7\n",
+			       dir, dir, dir);
+	write_file(dir, "hostname", stub, 0755);
+	free(stub);
+
+	static const char *const commands[] = {"echo $PPID >job.pid; kill -TERM $PPID",
+					       "echo $PPID >job.pid; kill -TERM $$"};
+	static const char *const outputs[] = {"out.txt"};
+	for (size_t k = 0; k < 2; k++) {
+		strbuf_reset(&path);
+		path_join(dir, "again", &path);
+		unlink(path.buf);
+		struct exec_cluster_job job;
+		memset(&job, 0, sizeof(job));
+		job.id = "stopped";
+		job.command = commands[k];
+		job.outputs = outputs;
+		job.output_count = 1;
+		struct strvec none = STRVEC_INIT;
+		struct strbuf script = STRBUF_INIT;
+		exec_cluster_job_script(&job, "stopped", dir, &none, &none, &script);
+		/* The log appears once a stop is recorded as one: the trap comes first. */
+		const char *trap = strstr(script.buf, "\ntrap "), *log = strstr(script.buf, "\nexec >");
+		assert_true(trap && log && trap < log);
+		write_file(dir, EXEC_JOBS_DIR "/stopped.sh", script.buf, 0644);
+		strbuf_release(&script);
+		assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/stopped.sh"), 143);
+
+		expect_marker(dir, "stopped", 143, killed);
+		struct exec_marker marker;
+		assert_int_equal(exec_marker_read(dir, "stopped", &marker, &err), 1);
+		assert_non_null(marker.host);
+		assert_string_equal(marker.host, "node-7");
+		assert_true(marker.start_ns > 0 && marker.end_ns >= marker.start_ns);
+		assert_int_equal(marker.output_count, 1);
+		assert_false(marker.outputs[0].exists);
+		exec_marker_release(&marker);
+		/* What the script says goes to the job's log, never into the marker. */
+		char *text = read_text(dir, EXEC_JOBS_DIR "/stopped.marker");
+		assert_null(strstr(text, "cpipe:"));
+		free(text);
+		text = read_text(dir, EXEC_LOG_DIR "/stopped.log");
+		assert_non_null(strstr(text, "cpipe: killed by SIGTERM"));
+		free(text);
+	}
+	restore_path();
+	strbuf_release(&path);
+}
+
+/*
+ * SIGTERM may reach the step a batch runs and not (or not yet) the batch:
+ * the step records itself as killed, the batch runs no further step and
+ * marks the one it did not reach as not run.
+ */
+static void test_batch_stopped_through_its_step(void **state)
+{
+	const char *dir = *state;
+	path_first(dir);
+	struct chains c;
+	make_chains(&c, 1, false);
+	c.jobs[1].command = "kill -TERM $$";
+	struct exec_cluster_summary summary;
+	submit_chains(dir, "sbatch", EXEC_CLUSTER_SLURM, &c, 1000, &summary);
+	assert_int_equal(summary.batches, 1);
+	struct strbuf name = STRBUF_INIT, rel = STRBUF_INIT;
+	exec_job_file_name("batch:a1", &name);
+	strbuf_addf(&rel, "%s/%s.sh", EXEC_JOBS_DIR, name.buf);
+	assert_int_equal(run_script(dir, rel.buf), 143);
+	struct exec_marker marker;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_marker_read(dir, "a1", &marker, &err), 1);
+	assert_int_equal(marker.exit_code, 0);
+	exec_marker_release(&marker);
+	expect_marker(dir, "b1", 143, killed);
+	expect_marker(dir, "c1", 1, "not run: its batch was stopped (time limit reached or job cancelled) before it");
+	strbuf_release(&name);
+	strbuf_release(&rel);
+	free_chains(&c);
+	restore_path();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -895,6 +1027,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batches_as_array_tasks, setup_dir, teardown_dir),
 		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
 		cmocka_unit_test(test_batches_need_alike_resources),
+		cmocka_unit_test_setup_teardown(test_job_script_killed_twice, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_stopped_through_its_step, setup_dir, teardown_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

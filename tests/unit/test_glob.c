@@ -425,6 +425,28 @@ static void test_values_are_literal(void **state)
 	}
 }
 
+/*
+ * A literal singular value (one given on the command line) is matched exactly, as a list of one
+ * is, at the data root too: its brackets, braces, '*' and '?' are never template syntax.
+ */
+static void test_preset_literal(void **state)
+{
+	struct study *study = *state;
+	const char *const values[] = {"[x]", "a[b]c", "st*r", "q?", "{y}", "[s-{y}]", "e\\[f]", "plain", NULL};
+	make_paths(study, (const char *const[]){"[x].txt", "x.txt", "a[b]c.txt", "ac.txt", "abc.txt", "st*r.txt",
+						"star.txt", "q?.txt", "qq.txt", "{y}.txt", "[s-{y}].txt", "e\\[f].txt",
+						"e\\f.txt", "plain.txt", NULL});
+	parse_tree(study, "{s}.txt (f)\n");
+	for (const char *const *value = values; *value; value++) {
+		struct tree_value literal = {(char *)*value, TREE_VALUE_STRING, 0, 0.0, true};
+		tree_set_placeholder(study->tree, "s", &literal, 1, false);
+		glob_ok(study, (const char *const[]){"f", NULL});
+		char *want = xasprintf("f %s.txt s=%s", *value, *value);
+		assert_result(&study->result, want);
+		free(want);
+	}
+}
+
 /* GLOBBING step 5: '*' matches nothing first, '?' exactly one character; their text is not kept. */
 static void test_wildcards(void **state)
 {
@@ -687,6 +709,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multiple_keys, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_hidden, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_values_are_literal, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_preset_literal, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_no_slash_in_capture, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_wildcards, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_files_and_directories, study_setup, study_teardown),
