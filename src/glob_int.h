@@ -13,6 +13,7 @@
 #include "cpipe/template.h"
 
 #include <pcre2.h>
+#include <sys/stat.h>
 #include <stdint.h>
 
 /* Walk roots: relative templates start at the data directory, '!' ones at the cwd, absolute ones at '/'. */
@@ -170,6 +171,7 @@ struct worker {
 	struct strvec tie_keys, tie_paths, tie_messages; /* per key: the first file read two ways equally well */
 
 	/* Walk state. */
+	const struct stat *final_stat; /* the lstat of the name being matched, when the walk made one */
 	const char *root; /* the root directory, for messages */
 	struct strbuf subject;
 	size_t **levels; /* per depth: the patterns still possible below it */

@@ -132,7 +132,10 @@ static int walk_literals(struct worker *w, struct place place, size_t depth, con
 		/* lexists(), as glob checks a name without wildcards. */
 		if (finals && fstatat(place.fd, w->subject.buf + place.offset, &st, AT_SYMLINK_NOFOLLOW))
 			finals = 0;
-		if (visit_entry(w, place, depth, finals, children, base) < 0)
+		w->final_stat = finals ? &st : NULL;
+		int rc = visit_entry(w, place, depth, finals, children, base);
+		w->final_stat = NULL;
+		if (rc < 0)
 			return -1;
 	}
 	return 0;

@@ -47,7 +47,7 @@ int state_check(struct state *state, int (*fn)(const struct state_problem *probl
 	for (size_t i = 0; i < state->damaged_jobs.count && rc == 0; i++)
 		rc = report_problem(fn, data, STATE_PROBLEM_DAMAGED_RECORD, state->damaged_jobs.items[i], NULL,
 				    state->damage_notes.items[i]);
-	state_stat_recorded(state, 0);
+	state_stat_recorded(state, 0, false, NULL);
 	struct strbuf holder = STRBUF_INIT;
 	for (size_t i = 0; i < state->job_count && rc == 0; i++) {
 		struct job_entry *job = &state->jobs[i];

@@ -375,15 +375,120 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 	return rc;
 }
 
-void state_stat_recorded(struct state *state, unsigned threads)
+/*
+ * The recorded files not stat'ed yet, in a queue of their indexes (*n of
+ * them); with `made_only`, only those some recorded job made. Freed by the caller.
+ */
+static uint32_t *queue_recorded(const struct state *state, bool made_only, size_t *n)
 {
+	bool *made = NULL;
+	if (made_only) {
+		made = xcalloc(state->file_count + 1, sizeof(*made));
+		for (size_t j = 0; j < state->job_count; j++) {
+			const struct job_entry *job = &state->jobs[j];
+			for (size_t k = job->input_count; job->present && k < job->input_count + job->output_count; k++)
+				made[job->files[k].file] = true;
+		}
+	}
 	uint32_t *queued = xmalloc((state->file_count + 1) * sizeof(*queued));
-	size_t n = 0;
+	*n = 0;
 	for (size_t i = 0; i < state->file_count; i++)
-		if (!state->files[i].seen_valid)
-			queued[n++] = (uint32_t)i;
-	stat_queued_files(state, queued, n, threads, NULL);
+		if (!state->files[i].seen_valid && (!made || made[i]))
+			queued[(*n)++] = (uint32_t)i;
+	free(made);
+	return queued;
+}
+
+/*
+ * A state_stat_recorded that other threads may join (stat_share_help).
+ * `phase` and `helpers` are under `lock`; the batch lives on the stat's own
+ * stack and is gone once it is over and no helper is left.
+ */
+struct stat_share {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	enum { SHARE_WAITING, SHARE_RUNNING, SHARE_OVER } phase;
+	size_t helpers;
+	struct stat_batch *batch;
+};
+
+struct stat_share *stat_share_new(void)
+{
+	struct stat_share *share = xcalloc(1, sizeof(*share));
+	pthread_mutex_init(&share->lock, NULL);
+	pthread_cond_init(&share->changed, NULL);
+	share->phase = SHARE_WAITING;
+	return share;
+}
+
+void stat_share_free(struct stat_share *share)
+{
+	if (!share)
+		return;
+	pthread_cond_destroy(&share->changed);
+	pthread_mutex_destroy(&share->lock);
+	free(share);
+}
+
+/* Move the share to `phase`; at SHARE_OVER, wait until its helpers have left the batch. */
+static void share_enter(struct stat_share *share, int phase, struct stat_batch *batch)
+{
+	pthread_mutex_lock(&share->lock);
+	share->batch = batch;
+	share->phase = phase;
+	pthread_cond_broadcast(&share->changed);
+	while (phase == SHARE_OVER && share->helpers)
+		pthread_cond_wait(&share->changed, &share->lock);
+	pthread_mutex_unlock(&share->lock);
+}
+
+void stat_share_end(struct stat_share *share)
+{
+	share_enter(share, SHARE_OVER, NULL);
+}
+
+void state_stat_recorded(struct state *state, unsigned threads, bool made_only, struct stat_share *share)
+{
+	size_t n;
+	uint32_t *queued = queue_recorded(state, made_only, &n);
+	struct stat_batch batch = {.files = state->files, .queued = queued, .count = n};
+	atomic_init(&batch.next, 0);
+	atomic_init(&batch.failed, false);
+	if (share)
+		share_enter(share, SHARE_RUNNING, &batch);
+	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
+	if (share)
+		share_enter(share, SHARE_OVER, NULL);
+	state->stats.stat_calls += n;
 	free(queued);
+}
+
+void state_learn_stat(struct state *state, const char *path, const struct file_signature *sig)
+{
+	size_t index = file_intern(state, path); /* may move state->files */
+	struct file_entry *file = &state->files[index];
+	if (file->seen_valid)
+		return;
+	file->seen = *sig;
+	file->seen.hashed = false;
+	file->seen_valid = true;
+}
+
+void stat_share_help(struct stat_share *share)
+{
+	pthread_mutex_lock(&share->lock);
+	while (share->phase == SHARE_WAITING)
+		pthread_cond_wait(&share->changed, &share->lock);
+	if (share->phase == SHARE_RUNNING) {
+		struct stat_batch *batch = share->batch;
+		share->helpers++;
+		pthread_mutex_unlock(&share->lock);
+		stat_batch_run(batch);
+		pthread_mutex_lock(&share->lock);
+		share->helpers--;
+		pthread_cond_broadcast(&share->changed);
+	}
+	pthread_mutex_unlock(&share->lock);
 }
 
 /* Run a file row statement: ?1 is bound by the caller, ?2..?4 get the file's hash cache. */

@@ -27,6 +27,10 @@ struct glob_file {
 	char *path; /* relative to the data directory (absolute for absolute templates, cwd-relative for '!' ones) */
 	struct glob_binding *bindings; /* every placeholder of the template, sorted by name */
 	size_t binding_count;
+	/* What the walk's own lstat saw, when it stat'ed the file and found a regular file (then stat
+	   says the same; else size is -1): the CLI hands it to the state, which need not stat it again. */
+	int64_t size;
+	int64_t mtime_ns;
 };
 
 

@@ -225,13 +225,35 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 		     uint32_t *ids, struct cp_err *err);
 
 /*
- * Stat, as state_stat_paths does, every path the database has a record of
- * and this handle has not stat'ed yet: on an up-to-date study those are the
- * very files the next checks need, known before the caller's job graph is.
- * A path that cannot be stat'ed is left for state_job_reason to report if a
+ * Stat, as state_stat_paths does (in `threads`), every path the database has a record of
+ * (with `made_only`, only those some recorded job made: the caller knows the
+ * raw files from its own walk and gives them with state_learn_stat) and this
+ * handle has not stat'ed yet: on an up-to-date study those are the very
+ * files the next checks need, known before the caller's job graph is. A
+ * path that cannot be stat'ed is left for state_job_reason to report if a
  * job needs it.
+ *
+ * With a `share` (may be NULL), other threads may join in: a thread that has
+ * finished its own work calls stat_share_help, which waits for the stat to
+ * start and then takes its share of the calls until none are left (it
+ * returns at once when the stat is over). The thread that would have called
+ * state_stat_recorded calls stat_share_end instead when no stat will come
+ * (the open failed), so that helpers never wait for nothing.
+ * stat_share_free after all of them have returned.
  */
-void state_stat_recorded(struct state *state, unsigned threads);
+struct stat_share;
+struct stat_share *stat_share_new(void);
+void stat_share_free(struct stat_share *share);
+void state_stat_recorded(struct state *state, unsigned threads, bool made_only, struct stat_share *share);
+void stat_share_end(struct stat_share *share);
+void stat_share_help(struct stat_share *share);
+
+/*
+ * What the caller's own stat of `path` found (an existing file: exists, size
+ * and mtime as stat() gives them; no hash), remembered as state_stat_paths
+ * would remember it. A path this handle has stat'ed already keeps its result.
+ */
+void state_learn_stat(struct state *state, const char *path, const struct file_signature *sig);
 
 /* ---- Reasons ------------------------------------------------------------- */
 

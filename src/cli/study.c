@@ -302,8 +302,10 @@ static int glob_sources(struct study_options *opt, struct study *study, const st
 /*
  * Opening the state reads every record, and building the graph needs none of
  * them: on two cores the state opens in a thread while glob and graph run.
- * The same thread then stats the files the database knows, which on an
- * up-to-date study are the ones the reason checks will ask about.
+ * The same thread then stats the files recorded jobs made, which on an
+ * up-to-date study are the ones the reason checks will ask about; the main
+ * thread joins that stat once its graph is built, and the raw files' stats
+ * come from the glob's own walk (learn_globbed_stats).
  */
 struct state_opening {
 	pthread_t thread;
@@ -311,6 +313,7 @@ struct state_opening {
 	bool stat_recorded;
 	int rc;
 	struct state *state;
+	struct stat_share *share; /* with stat_recorded: the main thread joins the stat when its graph is built */
 	struct cp_err err;
 };
 
@@ -318,8 +321,11 @@ static void *open_state(void *arg)
 {
 	struct state_opening *opening = arg;
 	opening->rc = state_open(".", &opening->state, &opening->err);
-	if (opening->rc == 0 && opening->stat_recorded)
-		state_stat_recorded(opening->state, 1);
+	/* The raw files come from the glob's own stats (learn_globbed_stats). */
+	if (opening->rc == 0 && opening->share)
+		state_stat_recorded(opening->state, 1, true, opening->share);
+	else if (opening->share)
+		stat_share_end(opening->share);
 	return NULL;
 }
 
@@ -328,6 +334,7 @@ static void state_opening_start(struct state_opening *opening)
 	struct cp_err init = CP_ERR_INIT;
 	opening->err = init;
 	opening->state = NULL;
+	opening->share = opening->stat_recorded ? stat_share_new() : NULL;
 	opening->started = pthread_create(&opening->thread, NULL, open_state, opening) == 0;
 	if (!opening->started)
 		open_state(opening);
@@ -336,15 +343,31 @@ static void state_opening_start(struct state_opening *opening)
 /* Wait for the state; on failure moves the error to `err` and returns -1. */
 static int state_opening_finish(struct state_opening *opening, struct state **out, struct cp_err *err)
 {
+	if (opening->share)
+		stat_share_help(opening->share);
 	if (opening->started)
 		pthread_join(opening->thread, NULL);
 	opening->started = false;
+	stat_share_free(opening->share);
+	opening->share = NULL;
 	*out = opening->state;
 	if (opening->rc < 0) {
 		*err = opening->err;
 		return -1;
 	}
 	return 0;
+}
+
+/* What the glob saw of the raw files: the state need not stat them again. */
+static void learn_globbed_stats(struct state *state, const struct glob_result *globbed)
+{
+	for (size_t i = 0; i < globbed->count; i++) {
+		const struct glob_file *file = &globbed->files[i];
+		if (file->size < 0)
+			continue;
+		struct file_signature sig = {.exists = true, .size = file->size, .mtime_ns = file->mtime_ns};
+		state_learn_stat(state, file->path, &sig);
+	}
 }
 
 /* A `tree:` that names no file is the recipe file's error: point at its line and say where the
@@ -523,6 +546,8 @@ int study_load(struct study_options *opt, struct study *study)
 		} else {
 			cp_err_release(&state_err);
 		}
+		if (built == 0 && opt->stat_recorded)
+			learn_globbed_stats(study->state, &study->globbed);
 		cli_phase_done("state wait");
 	}
 	if (built < 0)

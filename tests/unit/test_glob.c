@@ -561,6 +561,33 @@ static void test_literal_paths(void **state)
 	assert_result(&study->result, " .\nmean group/mean.nii\nt1 sub-1/anat/T1w.nii s=1");
 }
 
+/* A file the walk lstat'ed itself carries what it saw; a symlink (stat would follow it) and a name
+   matched from a directory listing carry nothing. */
+static void test_walk_stat(void **state)
+{
+	struct study *study = *state;
+	make_paths(study, (const char *const[]){"sub-1/anat/", "sub-2/anat/", "sub-3.txt", NULL});
+	char *real = xasprintf("%s/sub-1/anat/T1w.nii", study->root);
+	char *link = xasprintf("%s/sub-2/anat/T1w.nii", study->root);
+	write_text(real, "12345");
+	assert_int_equal(symlink(real, link), 0);
+	parse_tree(study, "sub-{s}\n    anat\n        T1w.nii (t1)\nsub-{s}.txt (text)\n");
+	glob_ok(study, (const char *const[]){"t1", "text", NULL});
+	struct stat st;
+	assert_int_equal(stat(real, &st), 0);
+	assert_int_equal(study->result.count, 3);
+	for (size_t i = 0; i < study->result.count; i++) {
+		const struct glob_file *file = &study->result.files[i];
+		bool real_one = !strcmp(file->path, "sub-1/anat/T1w.nii");
+		assert_int_equal(file->size, real_one ? 5 : -1);
+		if (real_one) {
+			assert_int_equal(file->mtime_ns, (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+		}
+	}
+	free(real);
+	free(link);
+}
+
 /* A directory big enough to be shared out between threads: values and order as with one. */
 static void test_many_subjects(void **state)
 {
@@ -691,6 +718,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_values_with_slash, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_absolute_template, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_scoped_placeholder, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_stat, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_literal_paths, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_many_subjects, study_setup, study_teardown),
 		cmocka_unit_test(test_match_path),

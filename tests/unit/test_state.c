@@ -945,7 +945,7 @@ static void test_stat_paths_ids(void **vstate)
 
 	write_text(fx->in2, "input two, edited\n");
 	state_refresh(fx->state);
-	state_stat_recorded(fx->state, 1);
+	state_stat_recorded(fx->state, 1, false, NULL);
 	before = stat_calls(fx);
 	assert_int_equal(reason_now(fx, &query, NULL), STATE_INPUT_CHANGED);
 	assert_int_equal(reason_now(fx, &fx->query, NULL), STATE_INPUT_CHANGED);
@@ -953,16 +953,14 @@ static void test_stat_paths_ids(void **vstate)
 	assert_int_equal(stat_calls(fx), before);
 }
 
-/* Enough paths for several threads: the results equal those of checks one stat at a time. */
-static void test_stat_paths_threads(void **vstate)
+enum { MANY_JOBS = 300 };
+
+/* MANY_JOBS recorded jobs, each with an input, a never-existing input and an output (paths[3i..3i+2]). */
+static void record_many(struct fixture *fx, char **paths, struct state_job_query *queries)
 {
-	struct fixture *fx = *vstate;
 	struct cp_err err = CP_ERR_INIT;
-	enum { JOBS = 300 };
-	char *paths[3 * JOBS];
-	struct state_job_query queries[JOBS];
 	assert_int_equal(state_begin(fx->state, &err), 0);
-	for (size_t i = 0; i < JOBS; i++) {
+	for (size_t i = 0; i < MANY_JOBS; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "in%zu", i);
 		paths[3 * i] = fx_path(fx, name);
@@ -983,6 +981,18 @@ static void test_stat_paths_threads(void **vstate)
 		record(fx, &queries[i]);
 	}
 	assert_int_equal(state_commit(fx->state, &err), 0);
+	cp_err_release(&err);
+}
+
+/* Enough paths for several threads: the results equal those of checks one stat at a time. */
+static void test_stat_paths_threads(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	struct cp_err err = CP_ERR_INIT;
+	enum { JOBS = MANY_JOBS };
+	char *paths[3 * JOBS];
+	struct state_job_query queries[JOBS];
+	record_many(fx, paths, queries);
 	for (size_t i = 0; i < JOBS; i += 7)
 		write_text(paths[3 * i], "changed");
 	for (size_t i = 0; i < JOBS; i += 11)
@@ -1014,6 +1024,102 @@ static void test_stat_paths_threads(void **vstate)
 	strvec_release(&details);
 	strbuf_release(&detail);
 	cp_err_release(&err);
+}
+
+struct shared_stat_job {
+	struct state *state;
+	struct stat_share *share;
+};
+
+static void *stat_recorded_in_thread(void *arg)
+{
+	struct shared_stat_job *job = arg;
+	state_stat_recorded(job->state, 1, false, job->share);
+	return NULL;
+}
+
+/*
+ * state_stat_recorded with another thread helping: every recorded file
+ * is stat'ed once, and the checks then need no stat; a helper returns at once
+ * when the stat ended without starting (the open failed).
+ */
+static void test_stat_recorded_shared(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	char *paths[3 * MANY_JOBS];
+	struct state_job_query queries[MANY_JOBS];
+	record_many(fx, paths, queries);
+	for (size_t i = 0; i < MANY_JOBS; i += 5)
+		assert_int_equal(unlink(paths[3 * i + 2]), 0);
+
+	state_refresh(fx->state);
+	uint64_t before = stat_calls(fx);
+	struct shared_stat_job job = {fx->state, stat_share_new()};
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, stat_recorded_in_thread, &job), 0);
+	stat_share_help(job.share);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	stat_share_free(job.share);
+	assert_int_equal(stat_calls(fx), before + 3 * MANY_JOBS);
+	for (size_t i = 0; i < MANY_JOBS; i++)
+		assert_int_equal(reason_now(fx, &queries[i], NULL), i % 5 == 0 ? STATE_OUTPUT_MISSING : STATE_UP_TO_DATE);
+	assert_int_equal(stat_calls(fx), before + 3 * MANY_JOBS);
+
+	struct stat_share *ended = stat_share_new();
+	stat_share_end(ended);
+	stat_share_help(ended);
+	stat_share_free(ended);
+	for (size_t i = 0; i < 3 * MANY_JOBS; i++)
+		free(paths[i]);
+}
+
+/*
+ * With made_only, state_stat_recorded leaves the raw inputs; what the caller
+ * learned of them (state_learn_stat) is used as a stat would be, and a path
+ * stat'ed already keeps its own result.
+ */
+static void test_stat_made_only_and_learn(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	char *paths[3 * MANY_JOBS];
+	struct state_job_query queries[MANY_JOBS];
+	record_many(fx, paths, queries);
+	state_refresh(fx->state);
+	uint64_t before = stat_calls(fx);
+	state_stat_recorded(fx->state, 1, true, NULL);
+	assert_int_equal(stat_calls(fx), before + MANY_JOBS); /* the outputs only */
+	for (size_t i = 0; i < MANY_JOBS; i++) {
+		struct file_signature sig;
+		struct cp_err err = CP_ERR_INIT;
+		assert_int_equal(state_signature_compute(paths[3 * i], &sig, &err), 0);
+		if (i % 3 == 0)
+			sig.size += 1; /* a learned change is a change */
+		state_learn_stat(fx->state, paths[3 * i], &sig);
+		state_learn_stat(fx->state, paths[3 * i + 1], &(struct file_signature){.exists = false});
+		state_learn_stat(fx->state, paths[3 * i + 2], &(struct file_signature){.exists = false});
+	}
+	before = stat_calls(fx);
+	for (size_t i = 0; i < MANY_JOBS; i++) {
+		enum state_reason reason = reason_now(fx, &queries[i], NULL);
+		if (i % 3 == 0)
+			assert_int_not_equal(reason, STATE_UP_TO_DATE);
+		else
+			assert_int_equal(reason, STATE_UP_TO_DATE);
+	}
+	assert_int_equal(stat_calls(fx), before);
+	/* Paths the database never saw: each one grows the handle's file array. */
+	for (size_t i = 0; i < 4 * MANY_JOBS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "new%zu", i);
+		char *path = fx_path(fx, name);
+		state_learn_stat(fx->state, path, &(struct file_signature){.exists = true, .size = (int64_t)i});
+		struct cp_err err = CP_ERR_INIT;
+		assert_int_equal(state_stat_paths(fx->state, (const char *const *)&path, 1, 1, NULL, &err), 0);
+		free(path);
+	}
+	assert_int_equal(stat_calls(fx), before); /* all of them known already */
+	for (size_t i = 0; i < 3 * MANY_JOBS; i++)
+		free(paths[i]);
 }
 
 /* A stat error other than "missing" fails as state_job_reason's own stat does, naming the path. */
@@ -1644,6 +1750,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stat_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_recorded_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_made_only_and_learn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_paths_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_in_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explicit_record, setup, teardown),
