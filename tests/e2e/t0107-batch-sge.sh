@@ -36,7 +36,7 @@ pass
 batch_up_to_date sge
 
 [ "${CPIPE_SANITIZED:-0}" = 1 ] && CLUSTER_CUTOFF_CANNOT_START=1
-batch_failure_scenario sge ": not run"
+batch_failure_scenario sge ": not run: fov[subject=02], which it depends on, did not succeed"
 grep -q '^message not run' .cpipe/jobs/brain_subject_02_*.marker || fail "brain 02's marker: $(cat .cpipe/jobs/brain_subject_02_*.marker)"
 pass
 done_testing
