@@ -148,3 +148,54 @@ fov 04"
 	grep -q "exit status 1" .cpipe/logs/fov_subject_02_*.log || fail "the log does not say why"
 	pass
 }
+
+# batch_chain_scenario BACKEND: the example study of 4 subjects, run with -b on BACKEND, gives the
+# same files as a local run, each chain in order: the 4 chains reorient -> fov -> brain as one
+# array of 4 batches, then the group job, in 2 submissions. Leaves the shell in $WORK/study.
+batch_chain_scenario() {
+	make_study local 01 02 03 04
+	make_study study 01 02 03 04
+	(cd local && cpipe run -q) || fail "local run failed"
+	pass
+	cd study
+	expect_exit 2 cpipe run -b
+	expect_err_contains "go with --submit"
+	expect_exit 0 cpipe run --submit="$1" -b --wait
+	expect_ran "$( (echo group; for s in 01 02 03 04; do printf 'brain %s\nfov %s\nreorient %s\n' $s $s $s; done) | sort)"
+	same_outputs "$WORK/local" "$WORK/study"
+	check_order . 01 02 03 04
+	expect_out_contains "array of 4: reorient (batches, 12 jobs)"
+	expect_err_contains "submitted 13 of 13 jobs to $1 in 2 submissions (1 array, 4 batches)"
+	[ "$(submissions)" -eq 2 ] || fail "expected 2 submissions, got: $(cat "$submit_log")"
+	pass
+}
+
+# batch_up_to_date BACKEND: after batch_chain_scenario, every step kept its own state: status
+# shows every file up to date, and a rerun neither runs nor submits anything.
+batch_up_to_date() {
+	expect_exit 0 cpipe status
+	for key in t1_reorient t1_fov t1_brain; do
+		expect_out_contains "$(printf '%-30s%5d%11d%11d%11d' "$key" 4 0 0 0)"
+	done
+	before=$(submissions)
+	expect_exit 0 cpipe run --submit="$1" -b
+	expect_err_contains "nothing to do"
+	[ "$(submissions)" -eq "$before" ] || fail "a rerun submitted again"
+	pass
+}
+
+# batch_failure_scenario BACKEND [SKIP_DETAIL]: cluster_failure_scenario with -b: fov and brain of
+# every subject (fov's command changed) as one array of 4 batches, then the group job, in 2 more
+# submissions; fov of subject 02 fails inside its batch, brain after it is not run (skipped), the
+# other subjects' batches succeed and reorient stays up to date.
+batch_failure_scenario() {
+	before=$(submissions)
+	CLUSTER_RUN_OPTIONS=-b
+	cluster_failure_scenario "$@"
+	unset CLUSTER_RUN_OPTIONS
+	[ "$(($(submissions) - before))" -eq 2 ] ||
+		fail "expected 2 more submissions: $(tail -n +$((before + 1)) "$submit_log")"
+	pass
+	expect_exit 0 cpipe status
+	expect_out_contains "$(printf '%-30s%5d%11d%11d%11d' t1_reorient 4 0 0 0)"
+}

@@ -20,25 +20,8 @@ log_submissions sbatch
 # jobs_seen: how many jobs (array tasks counted one by one) the scheduler has seen so far.
 jobs_seen() { squeue -h -t all -r -o '%i' | wc -l | tr -d ' '; }
 
-make_study local 01 02 03 04
-make_study study 01 02 03 04
-(cd local && cpipe run -q) || fail "local run failed"
-pass
-
-cd study
-expect_exit 2 cpipe run -b
-expect_err_contains "go with --submit"
-
 before_jobs=$(jobs_seen)
-expect_exit 0 cpipe run --submit=slurm -b --wait
-expect_ran "$( (echo group; for s in 01 02 03 04; do printf 'brain %s\nfov %s\nreorient %s\n' $s $s $s; done) | sort)"
-same_outputs "$WORK/local" "$WORK/study"
-check_order . 01 02 03 04
-expect_out_contains "array of 4: reorient (batches, 12 jobs)"
-expect_err_contains "submitted 13 of 13 jobs to slurm in 2 submissions (1 array, 4 batches)"
-# Two sbatch calls: the array of the four batches, and the group job held on the whole array.
-[ "$(submissions)" -eq 2 ] || fail "expected 2 sbatch calls, got: $(cat "$WORK/sbatch.log")"
-pass
+batch_chain_scenario slurm
 grep -q -- '--array=1-4 ' "$WORK/sbatch.log" || fail "the batches are not one array: $(cat "$WORK/sbatch.log")"
 pass
 seen=$(($(jobs_seen) - before_jobs))
@@ -51,14 +34,7 @@ grep -q -- '--array=1-4 --mem=1024M --cpus-per-task=1 ' "$WORK/sbatch.log" ||
 	fail "batch resources: $(cat "$WORK/sbatch.log")"
 pass
 
-# Per-step state: every file up to date, and a rerun neither runs nor submits anything.
-expect_exit 0 cpipe status
-expect_out_contains "t1_fov                            4          0          0          0"
-expect_out_contains "t1_brain                          4          0          0          0"
-expect_exit 0 cpipe run --submit=slurm -b
-expect_err_contains "nothing to do"
-[ "$(submissions)" -eq 2 ] || fail "a rerun submitted again"
-pass
+batch_up_to_date slurm
 
 # Time sums when every step has some: 10 + 20 + 30 minutes.
 edit_recipe 's/  - name: reorient/  - name: reorient\n    resources: {minutes: 10}/; s/  - name: fov/  - name: fov\n    resources: {minutes: 20, ram_gb: 3}/'
@@ -71,14 +47,7 @@ ran_lines >/dev/null
 # A failing middle step (fov of subject 02, after the recipe changed, so fov and brain of every
 # subject run: one array of 4 batches, then the group job): fov's failure is recorded, brain as
 # not run (skipped); the other batches succeed, and the group job is skipped.
-before=$(submissions)
-CLUSTER_RUN_OPTIONS=-b
-cluster_failure_scenario slurm
-unset CLUSTER_RUN_OPTIONS
-[ "$(($(submissions) - before))" -eq 2 ] || fail "expected 2 more sbatch calls: $(tail -n +$((before + 1)) "$WORK/sbatch.log")"
-pass
-expect_exit 0 cpipe status
-expect_out_contains "t1_reorient                       4          0          0          0"
+batch_failure_scenario slurm
 # The fix: subject 02's fov and brain are one batch, a plain job. fov writes what it wrote before
 # the failure, so brain is cut off in the batch (t0105), and so are the others' and the group.
 edit_recipe 's/test {subject} != 02 \&\& //'
