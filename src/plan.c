@@ -164,15 +164,22 @@ int plan_decide_all(const struct graph *graph, struct state *state, const struct
 	return 0;
 }
 
-int plan_decide_again(const struct graph *graph, struct state *state, const struct plan_options *opt,
-		      struct plan_decision *decisions, size_t i, struct cp_err *err)
+/* Job i's query, its files to be stat'ed again: jobs that ran since may have rewritten them. */
+static void fresh_job_query(const struct graph *graph, struct state *state, size_t i, struct strbuf *definition,
+			    struct state_job_query *query)
 {
 	const struct graph_job *job = &graph->jobs[i];
 	state_refresh_paths(state, (const char *const *)job->inputs.items, job->inputs.count);
 	state_refresh_paths(state, (const char *const *)job->outputs.items, job->outputs.count);
+	plan_job_query(job, definition, query);
+}
+
+int plan_decide_again(const struct graph *graph, struct state *state, const struct plan_options *opt,
+		      struct plan_decision *decisions, size_t i, struct cp_err *err)
+{
 	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
 	struct state_job_query query;
-	plan_job_query(job, &definition, &query);
+	fresh_job_query(graph, state, i, &definition, &query);
 	int rc = decide_job(graph, state, opt, decisions, i, &query, &detail, err);
 	strbuf_release(&definition);
 	strbuf_release(&detail);
@@ -182,12 +189,9 @@ int plan_decide_again(const struct graph *graph, struct state *state, const stru
 int plan_cutoff_check(const struct graph *graph, struct state *state, size_t i, enum state_reason *reason,
 		      struct strbuf *detail, struct cp_err *err)
 {
-	const struct graph_job *job = &graph->jobs[i];
-	state_refresh_paths(state, (const char *const *)job->inputs.items, job->inputs.count);
-	state_refresh_paths(state, (const char *const *)job->outputs.items, job->outputs.count);
 	struct strbuf definition = STRBUF_INIT;
 	struct state_job_query query;
-	plan_job_query(job, &definition, &query);
+	fresh_job_query(graph, state, i, &definition, &query);
 	query.cutoff_check = true;
 	int rc = state_job_reason(state, &query, reason, detail, err);
 	strbuf_release(&definition);

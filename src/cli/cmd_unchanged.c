@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define UNCHANGED_HEADER "cpipe-unchanged 1"
@@ -88,16 +89,21 @@ int cluster_skip_check(struct study *study, size_t i, struct strbuf *command, st
 /* Whether `path` is now as recorded (`kind` 'f', 'd' or '0' with size and hash); false with `why` when not. */
 static bool as_recorded(const char *kind, const char *path, int64_t size, uint64_t hash, struct strbuf *why)
 {
-	struct file_signature now;
-	struct cp_err err = CP_ERR_INIT;
-	if (state_signature_compute(path, &now, &err) < 0) {
-		strbuf_adds(why, err.message);
-		cp_err_release(&err);
-		return false;
+	/* A regular file of another size differs without being read (as locally: file_differs). */
+	struct stat st;
+	bool same = false;
+	if (kind[0] != 'f' || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (int64_t)st.st_size == size) {
+		struct file_signature now;
+		struct cp_err err = CP_ERR_INIT;
+		if (state_signature_compute(path, &now, &err) < 0) {
+			strbuf_adds(why, err.message);
+			cp_err_release(&err);
+			return false;
+		}
+		same = kind[0] == '0'   ? !now.exists
+		       : kind[0] == 'd' ? now.exists && !now.hashed
+					: now.exists && now.hashed && now.size == size && now.hash == hash;
 	}
-	bool same = kind[0] == '0'   ? !now.exists
-		    : kind[0] == 'd' ? now.exists && !now.hashed
-				     : now.exists && now.hashed && now.size == size && now.hash == hash;
 	if (!same)
 		strbuf_addf(why, "%s differs from what the job's last run saw", path);
 	return same;

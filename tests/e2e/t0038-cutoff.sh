@@ -184,6 +184,10 @@ expect_err_contains "not run (early cutoff)"
 touch ' gone $x'
 expect_exit 1 cpipe __unchanged list
 expect_err_contains ' gone $x differs from what the job'"'"'s last run saw'
+printf 'abc' >three
+printf 'cpipe-unchanged 1\nf 4 0000000000000000 three\n' >longer
+expect_exit 1 cpipe __unchanged longer
+expect_err_contains "three differs from what the job's last run saw"
 printf 'cpipe-unchanged 1\n' >empty
 expect_exit 2 cpipe __unchanged empty
 printf 'cpipe-unchanged 1\nf 12 zz x\n' >bad
