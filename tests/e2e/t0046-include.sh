@@ -5,6 +5,7 @@
 # (as jobs, logs and state know them), its placeholders those of the sub-tree; errors inside an
 # included file name that file and line and the chain that reached it; a cycle is refused.
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/mount-fixture.sh"
 mkdir -p study/lab && cd study || exit 2
 # The lab's pipeline: its own tree and recipes, runnable on their own (tree: and default: are
 # ignored when the file is included).
@@ -30,15 +31,7 @@ recipes:
 YAML
 # The study mounts the anat tree under each subject twice: for the T1w and for the T2w. The T2w
 # statistics go to the study's own key `T2w_stats` (rename: maps the lab's `stats` to it).
-cp lab/anat.tree anat.tree
-cat >study.tree <<'TREE'
-sub-{subject}
-    T2w_stats.txt (T2w_stats)
-    anat
-        ->anat (anat)
-    t2
-        ->anat (t2)
-TREE
+mount_anat_twice 'T2w_stats.txt (T2w_stats)'
 cat >cpipe.yaml <<'YAML'
 tree: study.tree
 include:

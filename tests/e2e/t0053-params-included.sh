@@ -3,6 +3,7 @@
 # parameter keeps its name (--set SUBTREE/RECIPE.PARAM sets one mount's, --set PARAM both), the
 # recipe's placeholder values and its glob keys are those of its sub-tree.
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
+. "$CPIPE_SOURCE_DIR/tests/e2e/mount-fixture.sh"
 mkdir -p study/lab && cd study || exit 2
 cat >lab/anat.tree <<'TREE'
 raw_run-{run}.txt (t1)
@@ -25,14 +26,7 @@ recipes:
     out: [masks]
     run: "cat {*_mask} > {masks}"
 YAML
-cp lab/anat.tree anat.tree
-cat >study.tree <<'TREE'
-sub-{subject}
-    anat
-        ->anat (anat)
-    t2
-        ->anat (t2)
-TREE
+mount_anat_twice
 cat >cpipe.yaml <<'YAML'
 tree: study.tree
 include:

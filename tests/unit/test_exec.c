@@ -87,21 +87,7 @@ static void record_tick(void *ctx, const struct exec_progress *progress)
 
 static int setup_dir(void **state)
 {
-	char *dir = xstrdup("/tmp/cpipe-test-exec-XXXXXX");
-	if (!mkdtemp(dir)) {
-		free(dir);
-		return -1;
-	}
-	*state = dir;
-	return 0;
-}
-
-static int teardown_dir(void **state)
-{
-	char *dir = *state;
-	remove_tree(dir);
-	free(dir);
-	return 0;
+	return temp_dir_setup(state, "/tmp/cpipe-test-exec-XXXXXX");
 }
 
 static char *path_in(const char *dir, const char *rel)
@@ -897,22 +883,22 @@ int main(void)
 		cmocka_unit_test(test_simple_command_words),
 		cmocka_unit_test(test_file_name),
 		cmocka_unit_test(test_script_text),
-		cmocka_unit_test_setup_teardown(test_write_file_atomic, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_parallel_respects_j, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_resource_admission, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_dependencies_order, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_unneeded_jobs, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_invalid_input, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_failure_quarantines_and_restores, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_missing_output_fails, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_keep_going_skips_dependents, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_no_keep_going_stops_admitting, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_huge_command, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_hostile_ids, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_ticks, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_interrupt_sigterm, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_interrupt_sigint, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_overhead, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_write_file_atomic, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_parallel_respects_j, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_resource_admission, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_dependencies_order, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_unneeded_jobs, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_input, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_failure_quarantines_and_restores, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_missing_output_fails, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_keep_going_skips_dependents, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_no_keep_going_stops_admitting, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_huge_command, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_ids, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_ticks, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt_sigterm, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt_sigint, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_overhead, setup_dir, temp_dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

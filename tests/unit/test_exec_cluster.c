@@ -5,6 +5,10 @@
  * and the questions asked of the scheduler's configuration (answered by
  * small scripts put first on PATH).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* nftw, mkdtemp */
+#endif
+
 #include "exec_cluster.h"
 
 #include <stdarg.h>
@@ -19,34 +23,13 @@
 
 #include <cmocka.h>
 
+#include "test_helpers.h"
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static int setup_dir(void **state)
 {
-	char *dir = xstrdup("/tmp/cpipe-test-exec-cluster-XXXXXX");
-	if (!mkdtemp(dir)) {
-		free(dir);
-		return -1;
-	}
-	*state = dir;
-	return 0;
-}
-
-/* rm -rf through the module's own runner (no shell: the path is one argument). */
-static int teardown_dir(void **state)
-{
-	char *dir = *state;
-	struct strvec argv = STRVEC_INIT;
-	strvec_push(&argv, "rm");
-	strvec_push(&argv, "-rf");
-	strvec_push(&argv, dir);
-	int status = 1;
-	struct cp_err err = CP_ERR_INIT;
-	int rc = exec_run_capture(&argv, NULL, NULL, &status, &err);
-	cp_err_release(&err);
-	strvec_release(&argv);
-	free(dir);
-	return rc == 0 && status == 0 ? 0 : -1;
+	return temp_dir_setup(state, "/tmp/cpipe-test-exec-cluster-XXXXXX");
 }
 
 static void write_file(const char *dir, const char *name, const char *text, mode_t mode)
@@ -1017,18 +1000,18 @@ int main(void)
 		cmocka_unit_test(test_parallel_env),
 		cmocka_unit_test(test_plan_chunks_keep_task_holds),
 		cmocka_unit_test(test_plan_partial_array_holds_tasks),
-		cmocka_unit_test_setup_teardown(test_marker_parsing, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_choose_auto, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_batches_submit, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_batches_as_array_tasks, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_marker_parsing, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_choose_auto, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_batches_submit, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_batches_as_array_tasks, setup_dir, temp_dir_teardown),
 		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
 		cmocka_unit_test(test_batches_need_alike_resources),
-		cmocka_unit_test_setup_teardown(test_job_script_killed_twice, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_batch_stopped_through_its_step, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_job_script_killed_twice, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_stopped_through_its_step, setup_dir, temp_dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,15 @@
 /*
  * Helpers shared by the unit tests: temporary files and directories. Include
- * after <cmocka.h> (the helpers assert) and with <ftw.h>'s nftw declared
- * (_XOPEN_SOURCE 500 or later, or _GNU_SOURCE, before the first include).
+ * after <cmocka.h> (the helpers assert) and with <ftw.h>'s nftw and mkdtemp
+ * declared (_GNU_SOURCE, or _XOPEN_SOURCE 700, before the first include).
  */
 #ifndef CPIPE_TEST_HELPERS_H
 #define CPIPE_TEST_HELPERS_H
 
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 static inline int remove_tree_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -31,6 +33,30 @@ static inline void write_text(const char *path, const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * cmocka setup: make a fresh directory from `template` (ending in XXXXXX) and
+ * leave its malloc'd path in *state, for temp_dir_teardown.
+ */
+static inline int temp_dir_setup(void **state, const char *template)
+{
+	char *dir = strdup(template);
+	if (!dir || !mkdtemp(dir)) {
+		free(dir);
+		return -1;
+	}
+	*state = dir;
+	return 0;
+}
+
+/* cmocka teardown for temp_dir_setup: remove the directory and free its path. */
+static inline int temp_dir_teardown(void **state)
+{
+	char *dir = *state;
+	int rc = remove_tree(dir);
+	free(dir);
+	return rc == 0 ? 0 : -1;
 }
 
 #endif

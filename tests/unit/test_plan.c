@@ -13,9 +13,7 @@
 #include "cpipe/plan.h"
 
 #include "chain_study.h"
-
-#include <errno.h>
-#include <sys/wait.h>
+#include "claim_holder.h"
 
 /* The same pipeline with make_b's command edited. */
 static const char edited_recipes[] = CHAIN_RECIPES("cat {a} > {b}");
@@ -253,34 +251,8 @@ static void test_adopt_or_rebuild_unknown(void **vstate)
 static void test_held_and_blocked(void **vstate)
 {
 	struct fixture *fx = *vstate;
-	int ready[2], release[2];
-	assert_int_equal(pipe(ready), 0);
-	assert_int_equal(pipe(release), 0);
-	pid_t child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		/* Another cpipe run: claims make_a, then holds it until told to exit. */
-		close(ready[0]);
-		close(release[1]);
-		struct state *other = NULL;
-		struct cp_err child_err = CP_ERR_INIT;
-		char status = 'n';
-		if (state_open(".", &other, &child_err) == 0 &&
-		    state_claim_job(other, "make_a[subject=01]", NULL, &child_err) == 0)
-			status = 'y';
-		state_close(other);
-		if (write(ready[1], &status, 1) != 1)
-			_exit(2);
-		char byte;
-		while (read(release[0], &byte, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
-	close(ready[1]);
-	close(release[0]);
-	char status = 0;
-	assert_int_equal(read(ready[0], &status, 1), 1);
-	assert_int_equal(status, 'y');
+	struct claim_holder holder;
+	claim_holder_start(&holder, ".", "make_a[subject=01]", NULL);
 	chain_reopen_state(&fx->study);
 	struct plan_options opt = {0};
 	decide(fx, &opt);
@@ -292,11 +264,7 @@ static void test_held_and_blocked(void **vstate)
 	assert_int_equal(runs.count, 0);
 	plan_runs_release(&runs);
 
-	close(release[1]);
-	close(ready[0]);
-	int wstatus;
-	assert_int_equal(waitpid(child, &wstatus, 0), child);
-	assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+	claim_holder_stop(&holder);
 }
 
 /* The jobs that run are numbered for a backend in graph order. */

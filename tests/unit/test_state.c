@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "cpipe/state.h"
+#include "claim_holder.h"
 #include "test_helpers.h"
 
 struct fixture {
@@ -1358,34 +1359,9 @@ static void test_claim_live_child(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	struct cp_err err = CP_ERR_INIT;
-	int ready[2], release[2];
-	assert_int_equal(pipe(ready), 0);
-	assert_int_equal(pipe(release), 0);
-	pid_t child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		/* Another cpipe run: claims the job, then holds it until told to exit. */
-		close(ready[0]);
-		close(release[1]);
-		struct state *other = NULL;
-		struct cp_err child_err = CP_ERR_INIT;
-		char status = 'n';
-		if (state_open(fx->dir, &other, &child_err) == 0 &&
-		    state_claim_job(other, fx->query.job_id, "/logs/child.log", &child_err) == 0)
-			status = 'y';
-		state_close(other);
-		if (write(ready[1], &status, 1) != 1)
-			_exit(2);
-		char byte;
-		while (read(release[0], &byte, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
-	close(ready[1]);
-	close(release[0]);
-	char status = 0;
-	assert_int_equal(read(ready[0], &status, 1), 1);
-	assert_int_equal(status, 'y');
+	struct claim_holder holder;
+	claim_holder_start(&holder, fx->dir, fx->query.job_id, "/logs/child.log");
+	pid_t child = holder.pid;
 
 	assert_int_equal(state_claim_job(fx->state, fx->query.job_id, NULL, &err), STATE_HELD);
 	char *pid_text = xasprintf("pid %d", (int)child);
@@ -1405,10 +1381,7 @@ static void test_claim_live_child(void **vstate)
 	assert_string_equal(rec.log_path, "/logs/child.log");
 
 	/* The child dies without cleaning up: its claim expires and reads as interrupted. */
-	close(release[1]);
-	int wstatus;
-	assert_int_equal(waitpid(child, &wstatus, 0), child);
-	close(ready[0]);
+	claim_holder_stop(&holder);
 	assert_int_equal(reason_detail(fx, &fx->query, &detail), STATE_PREVIOUS_INTERRUPTED);
 	assert_true(state_job_lookup(fx->state, fx->query.job_id, &rec));
 	assert_false(rec.holder_alive);
