@@ -6,9 +6,9 @@
 static void definition_text(const struct graph_job *job, struct strbuf *out)
 {
 	strbuf_reset(out);
-	strbuf_adds(out, job->definition);
+	strbuf_adds(out, graph_job_definition(job));
 	strbuf_adds(out, "\ncommand:");
-	strbuf_adds(out, job->command);
+	graph_job_command(job, out);
 }
 
 uint64_t plan_definition_hash(const struct graph_job *job)

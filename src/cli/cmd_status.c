@@ -519,7 +519,7 @@ static char *current_command(struct study_options *opt, const char *job_id)
 	char *command = NULL;
 	size_t index;
 	if (rc == EXIT_OK && strmap_get(&study.graph->by_id, job_id, &index))
-		command = xstrdup(study.graph->jobs[index].command);
+		command = graph_job_command_dup(&study.graph->jobs[index]);
 	if (rc == EXIT_OK)
 		study_release(&study);
 	return command;
