@@ -71,6 +71,25 @@ static int adoption_allowed(struct state *state, const struct plan_options *opt,
 	return 0;
 }
 
+void plan_set_detail(struct plan_decision *d, char *detail)
+{
+	if (d->detail_owned)
+		free(d->detail);
+	d->detail = detail;
+	d->detail_owned = detail != NULL;
+}
+
+/* The job's input or output `path` (the graph's string), or NULL. */
+static char *job_path(const struct graph_job *job, const char *path)
+{
+	const struct graph_paths *roles[] = {&job->outputs, &job->inputs};
+	for (size_t r = 0; r < 2; r++)
+		for (size_t i = 0; i < roles[r]->count; i++)
+			if (!strcmp(roles[r]->items[i], path))
+				return roles[r]->items[i];
+	return NULL;
+}
+
 /* Decide job `i` (its dependencies decided), with `query` filled but for the flags set here. */
 static int decide_job(const struct graph *graph, struct state *state, const struct plan_options *opt,
 		      struct plan_decision *decisions, size_t i, struct state_job_query *query, struct strbuf *detail,
@@ -130,8 +149,11 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	d->conditional = d->action == PLAN_RUN && d->reason == STATE_UPSTREAM_RUNS && job->cutoff &&
 			 state_job_lookup(state, job->id, &record) && record.recorded &&
 			 record.status == STATE_STATUS_DONE;
-	free(d->detail);
-	d->detail = xstrdup(detail->buf);
+	/* Most details ("output missing: PATH") name a path of the job, which the graph keeps anyway. */
+	plan_set_detail(d, NULL);
+	d->detail = detail->len ? job_path(job, detail->buf) : NULL;
+	if (!d->detail && detail->len)
+		plan_set_detail(d, xstrdup(detail->buf));
 	return 0;
 }
 
@@ -210,7 +232,7 @@ void plan_describe(const struct graph *graph, const struct plan_decision *decisi
 	if (d->trigger_count == 1)
 		strbuf_adds(out, " changes its output");
 	else
-		strbuf_addf(out, " or one of %zu other jobs changes its output", d->trigger_count - 1);
+		strbuf_addf(out, " or one of %zu other jobs changes its output", (size_t)d->trigger_count - 1);
 }
 
 void plan_select_runs(const struct graph *graph, const struct plan_decision *decisions, struct plan_runs *out)
@@ -237,7 +259,7 @@ void plan_runs_release(struct plan_runs *runs)
 void plan_decisions_free(struct plan_decision *decisions, size_t count)
 {
 	for (size_t i = 0; decisions && i < count; i++)
-		free(decisions[i].detail);
+		plan_set_detail(&decisions[i], NULL);
 	free(decisions);
 }
 

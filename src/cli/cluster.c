@@ -64,8 +64,7 @@ void cluster_hold_in_flight(const struct sync_view *view, struct plan_decision *
 		strbuf_addf(&where, "%s on %s as job ", exec_cluster_state_name(view->states[i]),
 			    exec_cluster_name(view->subs[i].kind));
 		exec_submission_cluster_id(&view->subs[i], &where);
-		free(decisions[i].detail);
-		decisions[i].detail = strbuf_detach(&where);
+		plan_set_detail(&decisions[i], strbuf_detach(&where));
 	}
 	strbuf_release(&where);
 }

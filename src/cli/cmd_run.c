@@ -285,7 +285,7 @@ static void print_plan_json(const struct study *study, const struct plan_decisio
 		json_object_set_new(o, "placeholders", placeholders);
 		json_object_set_new(o, "action", json_string(plan_action_name(d->action)));
 		json_object_set_new(o, "reason", json_string(state_reason_string(d->reason)));
-		json_object_set_new(o, "detail", json_text(d->detail));
+		json_object_set_new(o, "detail", json_text(d->detail ? d->detail : ""));
 		if (d->action == PLAN_RUN && d->conditional) {
 			/* Early cutoff: it runs only if one of these changes its output. */
 			json_t *triggers = json_array();
@@ -800,8 +800,7 @@ static int claim_jobs(struct study *study, const struct plan_options *opt, struc
 		}
 		if (rc == STATE_HELD) {
 			/* Said with the others held, after every claim (report_held). */
-			free(d->detail);
-			d->detail = xstrdup(err->message);
+			plan_set_detail(d, xstrdup(err->message));
 			cp_err_release(err);
 			d->action = PLAN_HELD;
 		} else if (rc < 0) {

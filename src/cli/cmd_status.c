@@ -161,8 +161,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 		struct strbuf where = STRBUF_INIT;
 		strbuf_addf(&where, "on %s as job ", exec_cluster_name(report->view.subs[i].kind));
 		exec_submission_cluster_id(&report->view.subs[i], &where);
-		free(d->detail);
-		d->detail = strbuf_detach(&where);
+		plan_set_detail(d, strbuf_detach(&where));
 	}
 	js->files = xcalloc(job->outputs.count + 1, sizeof(*js->files));
 	js->state = FILE_UP_TO_DATE;
