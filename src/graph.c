@@ -502,7 +502,7 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 	}
 	if (made) {
 		size_t found;
-		if (strmap_get(&b->graph->by_output, path, &found)) {
+		if (strmap_get(&b->by_output, path, &found)) {
 			*dep = (long)found;
 			return ADD_OK;
 		}
@@ -785,13 +785,14 @@ static void fill_job(struct builder *b, struct frame *f, size_t recipe_index, st
 }
 
 /* Add `job` (fill_job) to the graph; returns its index. */
-static size_t commit_job(struct graph *g, const struct graph_job *job)
+static size_t commit_job(struct builder *b, const struct graph_job *job)
 {
+	struct graph *g = b->graph;
 	ALLOC_GROW(g->jobs, g->count + 1, g->cap);
 	g->jobs[g->count] = *job;
 	for (size_t i = 0; i < job->outputs.count; i++)
-		strmap_put(&g->by_output, job->outputs.items[i], g->count);
-	strmap_put(&g->by_id, job->id, g->count);
+		strmap_put(&b->by_output, job->outputs.items[i], g->count);
+	strmap_put(&b->by_id, job->id, g->count);
 	return g->count++;
 }
 
@@ -863,7 +864,7 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 		qsort(f->binding.items, f->binding.count, sizeof(*f->binding.items), compare_bindings);
 	make_job_id(recipe, &f->binding, &f->id);
 	size_t existing;
-	if (strmap_get(&b->graph->by_id, f->id.buf, &existing)) {
+	if (strmap_get(&b->by_id, f->id.buf, &existing)) {
 		*index_out = existing;
 		return ADD_OK;
 	}
@@ -910,7 +911,7 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 	}
 	for (size_t i = 0; rc == ADD_OK && i < f->outputs.count; i++) {
 		size_t other;
-		if (strmap_get(&b->graph->by_output, f->outputs.paths[i], &other)) {
+		if (strmap_get(&b->by_output, f->outputs.paths[i], &other)) {
 			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
 				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
 				   "of its outputs",
@@ -929,22 +930,8 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 	if (rc == ADD_SKIPPED)
 		strmap_put(&b->skipped, f->id.buf, 0);
 	if (rc == ADD_OK)
-		*index_out = commit_job(b->graph, &job);
+		*index_out = commit_job(b, &job);
 	return rc;
-}
-
-void graph_source_keys(const struct recipe_set *set, struct strvec *out)
-{
-	for (size_t r = 0; r < set->count; r++) {
-		const struct strvec *lists[] = {&set->recipes[r].in, &set->recipes[r].ref};
-		for (size_t l = 0; l < 2; l++) {
-			for (size_t k = 0; k < lists[l]->count; k++) {
-				const char *key = lists[l]->items[k];
-				if (recipe_find_producer(set, key) < 0 && strvec_find(out, key) < 0)
-					strvec_push(out, key);
-			}
-		}
-	}
 }
 
 /* The raw keys upstream of recipe `r` that have no file at all (each once). */
@@ -1137,7 +1124,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	b.err = err;
 	b.context = -1;
 	b.graph = xcalloc(1, sizeof(*b.graph));
-	b.graph->by_output = (struct strmap)STRMAP_INIT_BORROWED;
+	b.by_output = (struct strmap)STRMAP_INIT_BORROWED;
+	b.by_id = (struct strmap)STRMAP_INIT_BORROWED;
 	b.graph->by_id = (struct strmap)STRMAP_INIT_BORROWED;
 	*out = NULL;
 	int rc = prepare_recipes(&b);
@@ -1168,6 +1156,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	}
 	free(b.recipes);
 	strmap_release(&b.skipped);
+	strmap_release(&b.by_output);
+	strmap_release(&b.by_id);
 	free(b.dep_mark);
 	for (size_t i = 0; i < b.frame_count; i++)
 		frame_free(b.frames[i]);
@@ -1181,20 +1171,4 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	}
 	*out = b.graph;
 	return 0;
-}
-
-void graph_free(struct graph *graph)
-{
-	if (!graph)
-		return;
-	free(graph->jobs);
-	arena_release(&graph->arena);
-	graph_release_recipes(graph);
-	strvec_release(&graph->skipped);
-	free(graph->group_skips);
-	strvec_release(&graph->left_out);
-	strvec_release(&graph->warnings);
-	strmap_release(&graph->by_output);
-	strmap_release(&graph->by_id);
-	free(graph);
 }

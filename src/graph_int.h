@@ -73,6 +73,9 @@ struct builder {
 	struct recipe_info *recipes;
 	struct strvec stack;      /* job ids on the current path: cycles and messages (it stays short) */
 	struct strmap skipped;    /* ids of jobs left out by skip_missing */
+	/* Kept while building only (at a million subjects they are 128 MB each): */
+	struct strmap by_output;  /* output path -> job index (keys borrowed from the jobs) */
+	struct strmap by_id;      /* job id -> job index (keys borrowed from the jobs) */
 	uint32_t *dep_mark;       /* per job: 1 + the number of the job that last listed it as a dependency */
 	size_t dep_mark_cap;
 	struct frame **frames;    /* per depth of add_job's recursion: its scratch space */

@@ -11,10 +11,11 @@
  * recipe makes, to tell a missing input from a present one.
  *
  * graph.c assembles the jobs (bindings, paths, inputs, dependency
- * edges, order) and holds graph_build, graph_free and graph_to_dot;
+ * edges, order) and holds graph_build;
  * graph_targets.c turns the targets into requests (keys, recipe names,
  * patterns over the output paths, paths); graph_existing.c works out which
- * combinations exist and whether a raw input is there; graph_combos.c holds
+ * combinations exist, whether a raw input is there and which keys are raw;
+ * graph_jobs.c looks jobs up by id and frees the graph; graph_combos.c holds
  * the relation of combinations they join; graph_values.c a recipe's own
  * placeholder values (placeholders:); graph_command.c expands a job's command
  * when asked for (it is not stored); graph_dot.c writes DOT.
@@ -104,8 +105,8 @@ struct graph {
 	size_t group_skip_count, group_skip_cap;
 	struct strvec left_out; /* one line per combination of a recipe's inputs that makes no job, and why */
 	struct strvec warnings; /* e.g. a requested key with nothing to make because no raw file exists */
-	struct strmap by_output; /* output path -> job index (keys borrowed from the jobs) */
-	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs) */
+	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs); built by the first
+	                            graph_find_job, not before: few commands look jobs up by id */
 };
 
 /*
@@ -160,6 +161,9 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 		struct graph **out, struct cp_err *err);
 
 void graph_free(struct graph *graph);
+
+/* The index of the job named `id` in *index; false when there is none. */
+bool graph_find_job(struct graph *graph, const char *id, size_t *index);
 
 /*
  * Append job's command to `out`: its recipe's `run` with each {name} replaced

@@ -517,7 +517,7 @@ static char *current_command(struct study_options *opt, const char *job_id)
 	opt->directory = directory;
 	char *command = NULL;
 	size_t index;
-	if (rc == EXIT_OK && strmap_get(&study.graph->by_id, job_id, &index))
+	if (rc == EXIT_OK && graph_find_job(study.graph, job_id, &index))
 		command = graph_job_command_dup(&study.graph->jobs[index]);
 	if (rc == EXIT_OK)
 		study_release(&study);
@@ -705,7 +705,7 @@ static int collect_job(const struct state_job_record *record, void *data)
 	size_t index;
 	/* With targets, a job of the graph is wanted; one of the same recipe that the graph no
 	 * longer has (its subject is gone) is wanted too. */
-	if (plan->recipes.count && strmap_get(&plan->study->graph->by_id, record->job_id, &index))
+	if (plan->recipes.count && graph_find_job(plan->study->graph, record->job_id, &index))
 		wanted = true;
 	if (!wanted)
 		return 0;
