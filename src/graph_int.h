@@ -1,7 +1,8 @@
 /*
  * Private to the graph module: the state of one graph_build (the builder),
- * shared by graph.c, which assembles the jobs, and graph_existing.c, which
- * works out the combinations of values that exist. Nothing outside
+ * shared by graph.c, which assembles the jobs, graph_existing.c, which works
+ * out the combinations of values that exist, and graph_command.c, which
+ * works out what each recipe's jobs share for their commands. Nothing outside
  * src/graph*.c includes it.
  */
 #ifndef CPIPE_GRAPH_INT_H
