@@ -764,22 +764,21 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 		for (size_t k = 0; k < unit->count; k++)
 			s->summary->batches += exec_batch_size(batches, unit->members[k]) > 1;
 		s->summary->foreground |= foreground;
-		int64_t when = now_ns();
-		for (size_t k = 0; k < job_count && rc == 0; k++) {
+		struct exec_record_head head = {opt->kind, unit->job, now_ns()};
+		struct exec_record_member *members = xcalloc(job_count + 1, sizeof(*members));
+		for (size_t k = 0; k < job_count; k++) {
 			struct exec_cluster_job *job = &s->jobs[job_of[k]];
-			struct exec_submission sub = EXEC_SUBMISSION_INIT;
-			sub.kind = opt->kind;
-			sub.job = unit->job;
-			sub.task = (long)task[k];
-			sub.log_path = job->log_path;
-			sub.note = (char *)job->note;
-			sub.submitted_ns = when;
+			members[k] = (struct exec_record_member){s->names[job_of[k]], (long)task[k], job->log_path, job->note};
+			struct exec_submission sub = {opt->kind, unit->job, (long)task[k], NULL, NULL, head.submitted_ns};
 			strbuf_reset(&text);
 			exec_submission_cluster_id(&sub, &text);
 			job->cluster_id = xstrdup(text.buf);
-			if (exec_submission_write(s->cwd, s->names[job_of[k]], &sub, err) < 0)
-				rc = -1;
 		}
+		/* One record for the unit, not one per job: a file per job is what made submitting slow. */
+		char *record = exec_record_unit_name(s->cwd, call.name);
+		rc = exec_record_write(s->cwd, record, &head, members, job_count, err);
+		free(record);
+		free(members);
 		if (opt->on_submit)
 			opt->on_submit(opt->ctx, job_of, job_count, call.task_count, unit->job);
 	}

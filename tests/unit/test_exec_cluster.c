@@ -402,23 +402,43 @@ static void test_marker_parsing(void **state)
 	strbuf_release(&path);
 }
 
+/* Load the records under `dir`; `problems` gets what could not be read. */
+static struct exec_records *load_records(const char *dir, struct strvec *problems)
+{
+	struct exec_records *records;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_records_load(dir, &records, problems, &err), 0);
+	return records;
+}
+
+/* The submission of job file name `name`, as the records under `dir` say (1), or 0. */
+static int find_record(const char *dir, const char *name, struct exec_submission *out)
+{
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	assert_int_equal(problems.count, 0);
+	int found = exec_records_find(records, name, out);
+	exec_records_free(records);
+	strvec_release(&problems);
+	return found;
+}
+
 static void test_submission_record(void **state)
 {
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
-	struct exec_submission sub = EXEC_SUBMISSION_INIT, back;
-	sub.kind = EXEC_CLUSTER_SLURM;
-	sub.job = "1234";
-	sub.task = 17;
-	sub.log_path = ".cpipe/logs/a\nb\\c.log";
-	sub.note = "definition 00ff";
-	sub.submitted_ns = 99;
-	assert_int_equal(exec_submission_write(dir, "job", &sub, &err), 0);
-	assert_int_equal(exec_submission_read(dir, "job", &back, &err), 1);
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1234", 99};
+	struct exec_record_member members[] = {
+		{"job", 17, ".cpipe/logs/a\nb\\c\td.log", "definition 00ff"},
+		{"other", 18, ".cpipe/logs/other.log", NULL},
+	};
+	assert_int_equal(exec_record_write(dir, "unit", &head, members, 2, &err), 0);
+	struct exec_submission back;
+	assert_int_equal(find_record(dir, "job", &back), 1);
 	assert_int_equal(back.kind, EXEC_CLUSTER_SLURM);
 	assert_string_equal(back.job, "1234");
 	assert_int_equal(back.task, 17);
-	assert_string_equal(back.log_path, ".cpipe/logs/a\nb\\c.log");
+	assert_string_equal(back.log_path, ".cpipe/logs/a\nb\\c\td.log");
 	assert_string_equal(back.note, "definition 00ff");
 	assert_int_equal(back.submitted_ns, 99);
 	struct strbuf id = STRBUF_INIT;
@@ -426,15 +446,153 @@ static void test_submission_record(void **state)
 	assert_string_equal(id.buf, "1234_17");
 	strbuf_release(&id);
 	exec_submission_release(&back);
-	exec_submission_remove(dir, "job");
-	assert_int_equal(exec_submission_read(dir, "job", &back, &err), 0);
+	assert_int_equal(find_record(dir, "nobody", &back), 0);
 
+	/* A job forgotten is left out when saved; the record goes with the last one. */
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	exec_records_forget(records, "job");
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	assert_int_equal(find_record(dir, "job", &back), 0);
+	assert_int_equal(find_record(dir, "other", &back), 1);
+	assert_null(back.note);
+	exec_submission_release(&back);
+	records = load_records(dir, &problems);
+	exec_records_forget(records, "other");
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR "/unit.submission", &path);
+	assert_int_equal(access(path.buf, F_OK), -1);
+
+	/* A later submission of a job wins over an earlier one, whatever the order they are listed in. */
+	struct exec_record_head later = {EXEC_CLUSTER_SLURM, "2000", 200};
+	assert_int_equal(exec_record_write(dir, "b_later", &later, members, 1, &err), 0);
+	assert_int_equal(exec_record_write(dir, "z_earlier", &head, members, 1, &err), 0);
+	assert_int_equal(find_record(dir, "job", &back), 1);
+	assert_string_equal(back.job, "2000");
+	exec_submission_release(&back);
+	/* ... and the earlier record, carrying nothing else, goes once saved. */
+	records = load_records(dir, &problems);
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	path_join(dir, EXEC_JOBS_DIR "/z_earlier.submission", &path);
+	assert_int_equal(access(path.buf, F_OK), -1);
+	assert_int_equal(problems.count, 0);
+	strvec_release(&problems);
+	strbuf_release(&path);
+}
+
+/* A record name in use is not taken again: the tasks of its unit may still read the unit's files. */
+static void test_record_unit_name(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	char *name = exec_record_unit_name(dir, "array_a");
+	assert_string_equal(name, "array_a");
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1", 1};
+	struct exec_record_member member = {"a", 1, "l", NULL};
+	assert_int_equal(exec_record_write(dir, name, &head, &member, 1, &err), 0);
+	free(name);
+	name = exec_record_unit_name(dir, "array_a");
+	assert_string_equal(name, "array_a-2");
+	free(name);
+}
+
+/* The per-job record of the version before is read as it was written. */
+static void test_old_submission_record(void **state)
+{
+	const char *dir = *state;
 	struct strbuf path = STRBUF_INIT;
 	path_join(dir, EXEC_JOBS_DIR, &path);
+	struct cp_err mkdir_err = CP_ERR_INIT;
+	assert_int_equal(exec_mkdir_p(path.buf, &mkdir_err), 0);
+	write_file(path.buf, "old.submitted",
+		   "cpipe-submitted 1\nbackend sge\njob 77\ntask 3\nlog .cpipe/logs/old\\nx.log\ntime 5\n"
+		   "note definition 0a\n",
+		   0644);
+	struct exec_submission back;
+	assert_int_equal(find_record(dir, "old", &back), 1);
+	assert_int_equal(back.kind, EXEC_CLUSTER_SGE);
+	assert_string_equal(back.job, "77");
+	assert_int_equal(back.task, 3);
+	assert_string_equal(back.log_path, ".cpipe/logs/old\nx.log");
+	assert_string_equal(back.note, "definition 0a");
+	assert_int_equal(back.submitted_ns, 5);
+	exec_submission_release(&back);
+	/* Imported: the old file goes. */
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	exec_records_forget(records, "old");
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	path_join(dir, EXEC_JOBS_DIR "/old.submitted", &path);
+	assert_int_equal(access(path.buf, F_OK), -1);
+	strvec_release(&problems);
+	strbuf_release(&path);
+}
+
+/* Records that are cut short, malformed or hostile are refused whole, each said with its file and line. */
+static void test_bad_submission_records(void **state)
+{
+	const char *dir = *state;
+	static const struct {
+		const char *text;
+		const char *why;
+	} bad[] = {
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntime 1\nmember\t1\ta\tl\n", "no end line"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntime 1\nmember\t1\ta\tl\nmember\t2\tb", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\nend 2\n", "does not count"},
+		{"cpipe-submission 1\nbackend pbs\njob 5\nmember\t1\ta\tl\nend 1\n", "unknown backend"},
+		{"cpipe-submission 1\nbackend slurm\njob -x\nmember\t1\ta\tl\nend 1\n", "job id"},
+		{"cpipe-submission 1\nbackend slurm\njob 5 6\nmember\t1\ta\tl\nend 1\n", "job id"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\t../../etc/passwd\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\t.hidden\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t-1\ta\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\tx\ta\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\t\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\tn\textra\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\nend 1\nmember\t2\tb\tl\n", "after its end"},
+		{"cpipe-submission 1\nbackend slurm\nmember\t1\ta\tl\nend 1\n", "no backend or job id"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntime soon\nmember\t1\ta\tl\nend 1\n", "time"},
+		{"cpipe-submission 1\nbackend\nend 0\n", "without a value"},
+		{"cpipe-submission 2\nbackend slurm\njob 5\nend 0\n", "not a submission record"},
+		{"", "not a submission record"},
+	};
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	struct cp_err mkdir_err = CP_ERR_INIT;
+	assert_int_equal(exec_mkdir_p(path.buf, &mkdir_err), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path.buf, "bad.submission", bad[i].text, 0644);
+		struct strvec problems = STRVEC_INIT;
+		struct exec_records *records = load_records(dir, &problems);
+		struct exec_submission back;
+		assert_int_equal(exec_records_find(records, "a", &back), 0);
+		if (problems.count != 1 || !strstr(problems.items[0], bad[i].why) ||
+		    !strstr(problems.items[0], "bad.submission:"))
+			fail_msg("record %zu: %s", i, problems.count ? problems.items[0] : "(accepted)");
+		exec_records_free(records);
+		strvec_release(&problems);
+	}
+	/* Beside a good record, a bad one takes nothing from it; keys of a later version are passed over. */
+	write_file(path.buf, "good.submission",
+		   "cpipe-submission 1\nbackend slurm\njob 5\nqueue long\nmember\t1\tg\t.cpipe/logs/g.log\nend 1\n", 0644);
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	struct exec_submission back;
+	assert_int_equal(exec_records_find(records, "g", &back), 1);
+	exec_submission_release(&back);
+	assert_int_equal(problems.count, 1);
+	exec_records_free(records);
+	strvec_release(&problems);
 	write_file(path.buf, "bad.submitted", "cpipe-submitted 1\nbackend pbs\njob 5\n", 0644);
-	assert_int_equal(exec_submission_read(dir, "bad", &back, &err), -1);
-	assert_non_null(strstr(err.message, "malformed submission record"));
-	cp_err_release(&err);
+	records = load_records(dir, &problems);
+	assert_int_equal(problems.count, 2);
+	exec_records_free(records);
+	strvec_release(&problems);
 	strbuf_release(&path);
 }
 
@@ -688,8 +846,7 @@ static char *read_text(const char *dir, const char *name)
 static char *record_job(const char *dir, const char *name)
 {
 	struct exec_submission sub;
-	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(exec_submission_read(dir, name, &sub, &err), 1);
+	assert_int_equal(find_record(dir, name, &sub), 1);
 	char *job = xstrdup(sub.job);
 	exec_submission_release(&sub);
 	return job;
@@ -796,8 +953,7 @@ static void test_batches_as_array_tasks(void **state)
 	free(log);
 	/* c2 is task 2 of the first array: SLURM names it 1_2. */
 	struct exec_submission sub;
-	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(exec_submission_read(dir, "c2", &sub, &err), 1);
+	assert_int_equal(find_record(dir, "c2", &sub), 1);
 	assert_string_equal(sub.job, "1");
 	assert_int_equal(sub.task, 2);
 	exec_submission_release(&sub);
@@ -1002,6 +1158,9 @@ int main(void)
 		cmocka_unit_test(test_plan_partial_array_holds_tasks),
 		cmocka_unit_test_setup_teardown(test_marker_parsing, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_record_unit_name, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_old_submission_record, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_submission_records, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_choose_auto, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, temp_dir_teardown),
