@@ -117,8 +117,10 @@ wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 sched=$(calls_time sbatch scontrol squeue sacct)
 own=$(awk -v w="$wall" -v s="$sched" 'BEGIN { printf "%.3f", w - s }')
 nsub=$(calls_count sbatch)
+# The files the submission wrote (not the markers and scheduler output the running tasks write).
+nfiles=$(find .cpipe/jobs -type f ! -name '*.marker' ! -name '*.marker.tmp.*' ! -name '*.out' ! -name '*.unchanged' | wc -l)
 said=$(grep -o 'submitted [0-9]* of [0-9]* jobs[^;]*' "$WORK/submit.err" | head -1)
-record submit_own "$own" "$rc" "wall ${wall} s - ${sched} s inside ${nsub} sbatch and $(calls_count scontrol squeue sacct) other scheduler calls; own CPU ${own_cpu} s; cpipe: ${said:-?}"
+record submit_own "$own" "$rc" "wall ${wall} s - ${sched} s inside ${nsub} sbatch and $(calls_count scontrol squeue sacct) other scheduler calls; own CPU ${own_cpu} s; ${nfiles} files in .cpipe/jobs; cpipe: ${said:-?}"
 
 # Arrays within MaxArraySize: SLURM's task ids go up to MaxArraySize - 1.
 bad=$(awk -v max="$MAX_ARRAY" '$1 == "sbatch" { for (i = 5; i <= NF; i++) if ($i ~ /^--array=/) {

@@ -348,6 +348,7 @@ void exec_cluster_units_free(struct exec_unit *units, size_t count)
 	for (size_t u = 0; u < count; u++) {
 		free(units[u].members);
 		free(units[u].job);
+		free(units[u].name);
 	}
 	free(units);
 }
@@ -604,90 +605,6 @@ static int name_jobs(struct exec_cluster_job *jobs, size_t count, char **names, 
 	return rc;
 }
 
-/* Every job's script, and its log path; nothing is submitted unless every script could be written. */
-static int write_job_scripts(struct exec_cluster_job *jobs, size_t count, char *const *names, const char *cwd,
-			     const char *root, struct cp_err *err)
-{
-	int rc = 0;
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	struct strvec parent_names = STRVEC_INIT, parent_ids = STRVEC_INIT;
-	for (size_t i = 0; i < count && rc == 0; i++) {
-		const struct exec_cluster_job *job = &jobs[i];
-		strvec_release(&parent_names);
-		strvec_release(&parent_ids);
-		for (size_t k = 0; k < job->dep_count; k++) {
-			strvec_push(&parent_names, names[job->deps[k]]);
-			strvec_push(&parent_ids, jobs[job->deps[k]].id);
-		}
-		for (size_t o = 0; o < job->outside_count; o++) {
-			strbuf_reset(&text);
-			exec_job_file_name(job->outside_ids[o], &text);
-			strvec_push(&parent_names, text.buf);
-			strvec_push(&parent_ids, job->outside_ids[o]);
-		}
-		strbuf_reset(&text);
-		exec_cluster_job_script(job, names[i], root, &parent_names, &parent_ids, &text);
-		exec_record_path(cwd, names[i], ".sh", &path);
-		if (exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
-			rc = -1;
-		jobs[i].log_path = xasprintf("%s/%s.log", EXEC_LOG_DIR, names[i]);
-	}
-	strvec_release(&parent_names);
-	strvec_release(&parent_ids);
-	strbuf_release(&path);
-	strbuf_release(&text);
-	return rc;
-}
-
-/*
- * An array unit's task list (one job script per line) and the array script
- * that picks its task's line; sets call's name, script and tasks_file.
- */
-static int write_array_files(const struct exec_cluster_job *jobs, const struct exec_unit *unit, char *const *names,
-			     const char *cwd, const char *root, struct exec_submit_call *call, struct cp_err *err)
-{
-	const struct exec_cluster_job *first = &jobs[unit->members[0]];
-	int rc = 0;
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	strbuf_addf(&text, "array:%s", first->id);
-	struct strbuf name = STRBUF_INIT;
-	exec_job_file_name(text.buf, &name);
-	char *unit_name = strbuf_detach(&name);
-	strbuf_reset(&text);
-	for (size_t k = 0; k < unit->count; k++) {
-		struct strbuf script = STRBUF_INIT;
-		strbuf_addf(&script, "%s/%s/%s.sh", root, EXEC_JOBS_DIR, names[unit->members[k]]);
-		strbuf_adds(&text, "/bin/sh ");
-		strbuf_add_shell_quoted(&text, script.buf);
-		strbuf_addch(&text, '\n');
-		strbuf_release(&script);
-	}
-	exec_record_path(cwd, unit_name, ".tasks", &path);
-	if (exec_write_file_atomic(path.buf, text.buf, text.len, 0644, false, err) < 0)
-		rc = -1;
-	call->tasks_file = xasprintf("%s/%s/%s.tasks", root, EXEC_JOBS_DIR, unit_name);
-	strbuf_reset(&text);
-	strbuf_addf(&text,
-		    "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
-	add_one_line(&text, first->group ? first->group : "");
-	strbuf_addf(&text, "'. Task N runs line N of %s.tasks.\ncd ", unit_name);
-	strbuf_add_shell_quoted(&text, root);
-	strbuf_addf(&text, " || exit 1\n"
-			   "task=${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}\n"
-			   "line=$(sed -n \"${task}p\" %s/%s.tasks)\n"
-			   "[ -n \"$line\" ] || { echo \"cpipe: no task $task in %s/%s.tasks\" >&2; exit 1; }\n"
-			   "eval \"exec $line\"\n",
-		    EXEC_JOBS_DIR, unit_name, EXEC_JOBS_DIR, unit_name);
-	exec_record_path(cwd, unit_name, ".array.sh", &path);
-	if (rc == 0 && exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
-		rc = -1;
-	call->script = xasprintf("%s/%s/%s.array.sh", root, EXEC_JOBS_DIR, unit_name);
-	call->name = unit_name;
-	strbuf_release(&path);
-	strbuf_release(&text);
-	return rc;
-}
-
 /* What every unit's submission shares. Units are made of batches (a job on its own is a batch of one). */
 struct submission {
 	struct exec_cluster_job *jobs;
@@ -700,6 +617,167 @@ struct submission {
 	const struct exec_cluster_options *opt;
 	struct exec_cluster_summary *summary;
 };
+
+/* Job `i`'s script: exec_cluster_job_script with the file names and ids of the jobs it checks first. */
+static void job_script_text(const struct submission *s, size_t i, struct strbuf *out)
+{
+	const struct exec_cluster_job *job = &s->jobs[i];
+	struct strvec parent_names = STRVEC_INIT, parent_ids = STRVEC_INIT;
+	struct strbuf name = STRBUF_INIT;
+	for (size_t k = 0; k < job->dep_count; k++) {
+		strvec_push(&parent_names, s->names[job->deps[k]]);
+		strvec_push(&parent_ids, s->jobs[job->deps[k]].id);
+	}
+	for (size_t o = 0; o < job->outside_count; o++) {
+		strbuf_reset(&name);
+		exec_job_file_name(job->outside_ids[o], &name);
+		strvec_push(&parent_names, name.buf);
+		strvec_push(&parent_ids, job->outside_ids[o]);
+	}
+	exec_cluster_job_script(job, s->names[i], s->root, &parent_names, &parent_ids, out);
+	strvec_release(&parent_names);
+	strvec_release(&parent_ids);
+	strbuf_release(&name);
+}
+
+/* The script files of batch `b`'s jobs, .cpipe/jobs/<name>.sh each. */
+static int write_job_scripts(const struct submission *s, size_t b, struct cp_err *err)
+{
+	const struct exec_batches *batches = s->batches;
+	int rc = 0;
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	for (size_t m = 0; m < exec_batch_size(batches, b) && rc == 0; m++) {
+		size_t i = batches->members[batches->start[b] + m];
+		strbuf_reset(&text);
+		job_script_text(s, i, &text);
+		exec_record_path(s->cwd, s->names[i], ".sh", &path);
+		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);
+	}
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}
+
+/* Width of a line of an array's table: two numbers of up to 15 digits, a blank and a newline. */
+#define ARRAY_TABLE_LINE 32
+
+/*
+ * An array unit's files, named after the unit: its task list (one command
+ * per task, which fsl_sub -t takes as it is), its scripts, and the launcher
+ * the scheduler runs. Submitting 10,000 subjects made tens of thousands of
+ * script files, one per job, and every file created cost more the more had
+ * been deleted before: here a task that is a job on its own has its script
+ * in <unit>.scripts, after a table of fixed-width lines (byte offset and
+ * length of each task's script), and the launcher reads its own line of the
+ * table and then its own script, nothing else of the file (tail | head). A
+ * task that is a batch runs its batch's script, as a single submission does.
+ */
+static int write_array_files(const struct submission *s, const struct exec_unit *unit, struct cp_err *err)
+{
+	const struct exec_batches *batches = s->batches;
+	const struct exec_cluster_job *first = &batches->jobs[unit->members[0]];
+	struct strbuf path = STRBUF_INIT, tasks = STRBUF_INIT, scripts = STRBUF_INIT, text = STRBUF_INIT;
+	char *launcher = xasprintf("%s/%s/%s.array.sh", s->root, EXEC_JOBS_DIR, unit->name);
+	int rc = 0;
+	/* The table first (its lines filled in below), then the scripts. */
+	strbuf_grow(&scripts, unit->count * ARRAY_TABLE_LINE);
+	for (size_t k = 0; k < unit->count; k++)
+		strbuf_addf(&scripts, "%*s\n", ARRAY_TABLE_LINE - 1, "");
+	for (size_t k = 0; k < unit->count && rc == 0; k++) {
+		size_t b = unit->members[k];
+		size_t start = scripts.len;
+		strbuf_reset(&text);
+		if (exec_batch_size(batches, b) == 1) {
+			job_script_text(s, batches->members[batches->start[b]], &scripts);
+			strbuf_adds(&text, "/bin/sh ");
+			strbuf_add_shell_quoted(&text, launcher);
+			strbuf_addf(&text, " %zu", k + 1);
+		} else {
+			rc = write_job_scripts(s, b, err);
+			strbuf_addf(&text, "%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[b]);
+			strbuf_adds(&scripts, "exec /bin/sh ");
+			strbuf_add_shell_quoted(&scripts, text.buf);
+			strbuf_addch(&scripts, '\n');
+			strbuf_reset(&text);
+			strbuf_addf(&text, "/bin/sh %s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[b]);
+		}
+		strbuf_addf(&tasks, "%s\n", text.buf);
+		char line[ARRAY_TABLE_LINE + 1];
+		snprintf(line, sizeof(line), "%15zu %15zu\n", start, scripts.len - start);
+		memcpy(scripts.buf + k * ARRAY_TABLE_LINE, line, ARRAY_TABLE_LINE);
+	}
+	exec_record_path(s->cwd, unit->name, ".tasks", &path);
+	if (rc == 0)
+		rc = exec_write_file_atomic(path.buf, tasks.buf, tasks.len, 0644, false, err);
+	exec_record_path(s->cwd, unit->name, ".scripts", &path);
+	if (rc == 0)
+		rc = exec_write_file_atomic(path.buf, scripts.buf, scripts.len, 0644, false, err);
+	strbuf_reset(&text);
+	strbuf_addf(&text, "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
+	add_one_line(&text, first->group ? first->group : "");
+	strbuf_addf(&text,
+		    "'. Task N (the first argument, else the scheduler's\n"
+		    "# task id) runs its script from %s.scripts, reading only its own: line N\n"
+		    "# of the table there (%d bytes a line) holds the script's byte offset and length.\n"
+		    "scripts=",
+		    unit->name, ARRAY_TABLE_LINE);
+	strbuf_reset(&path);
+	strbuf_addf(&path, "%s/%s/%s.scripts", s->root, EXEC_JOBS_DIR, unit->name);
+	strbuf_add_shell_quoted(&text, path.buf);
+	strbuf_addf(&text,
+		    "\ntask=${1:-${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}}\n"
+		    "case $task in\n"
+		    "'' | *[!0-9]*) number=0 ;;\n"
+		    "*) number=$task ;;\n"
+		    "esac\n"
+		    "if [ \"$number\" -lt 1 ] || [ \"$number\" -gt %zu ]; then\n"
+		    "\techo \"cpipe: no task '$task' in %s.array.sh\" >&2\n"
+		    "\texit 1\n"
+		    "fi\n"
+		    "set -- $(tail -c +$(((number - 1) * %d + 1)) \"$scripts\" | head -c %d)\n"
+		    "script=$(tail -c +$(($1 + 1)) \"$scripts\" | head -c \"$2\")\n"
+		    "[ -n \"$script\" ] || { echo \"cpipe: cannot read task $task's script from $scripts\" >&2; exit 1; }\n"
+		    "set --\n"
+		    "eval \"$script\"\n",
+		    unit->count, unit->name, ARRAY_TABLE_LINE, ARRAY_TABLE_LINE);
+	exec_record_path(s->cwd, unit->name, ".array.sh", &path);
+	if (rc == 0)
+		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);
+	free(launcher);
+	strbuf_release(&path);
+	strbuf_release(&tasks);
+	strbuf_release(&scripts);
+	strbuf_release(&text);
+	return rc;
+}
+
+/*
+ * Name every unit and write the files it runs: nothing is submitted unless
+ * all of them could be written. A unit of one batch is named after it (its
+ * script is the job's own, or the batch's); an array after its first task,
+ * unless a record still in flight has that name.
+ */
+static int write_unit_files(struct submission *s, size_t unit_count, struct cp_err *err)
+{
+	int rc = 0;
+	struct strbuf name = STRBUF_INIT;
+	for (size_t u = 0; u < unit_count && rc == 0; u++) {
+		struct exec_unit *unit = &s->units[u];
+		if (!unit->array) {
+			unit->name = xstrdup(s->batches->names[unit->members[0]]);
+			rc = write_job_scripts(s, unit->members[0], err);
+			continue;
+		}
+		strbuf_reset(&name);
+		char *id = xasprintf("array:%s", s->batches->jobs[unit->members[0]].id);
+		exec_job_file_name(id, &name);
+		free(id);
+		unit->name = exec_record_unit_name(s->cwd, name.buf);
+		rc = write_array_files(s, unit, err);
+	}
+	strbuf_release(&name);
+	return rc;
+}
 
 /* Submit unit `u` (its parents' units submitted) and write its jobs' submission records. */
 static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
@@ -730,11 +808,12 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 	call.root = s->root;
 	call.kind = opt->kind;
 	call.task_count = unit->array ? unit->count : 0;
+	call.name = unit->name;
 	if (unit->array) {
-		rc = write_array_files(batches->jobs, unit, batches->names, s->cwd, s->root, &call, err);
+		call.script = xasprintf("%s/%s/%s.array.sh", s->root, EXEC_JOBS_DIR, unit->name);
+		call.tasks_file = xasprintf("%s/%s/%s.tasks", s->root, EXEC_JOBS_DIR, unit->name);
 	} else {
-		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[unit->members[0]]);
-		call.name = xstrdup(batches->names[unit->members[0]]);
+		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, unit->name);
 	}
 	exec_cluster_unit_holds(batches->jobs, s->units, u, s->unit_of, s->task_of, opt, &call.holds);
 	exec_unit_resources(batches->jobs, unit, opt, &call.resources);
@@ -775,7 +854,7 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 			job->cluster_id = xstrdup(text.buf);
 		}
 		/* One record for the unit, not one per job: a file per job is what made submitting slow. */
-		char *record = exec_record_unit_name(s->cwd, call.name);
+		char *record = exec_record_unit_name(s->cwd, unit->name);
 		rc = exec_record_write(s->cwd, record, &head, members, job_count, err);
 		free(record);
 		free(members);
@@ -787,7 +866,6 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 	free(job_id);
 	free(call.script);
 	free(call.tasks_file);
-	free(call.name);
 	exec_holds_release(&call.holds);
 	strbuf_release(&path);
 	strbuf_release(&text);
@@ -830,8 +908,8 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 
 	char **names = xcalloc(count + 1, sizeof(*names));
 	rc = name_jobs(jobs, count, names, err);
-	if (rc == 0)
-		rc = write_job_scripts(jobs, count, names, cwd, root, err);
+	for (size_t i = 0; i < count && rc == 0; i++)
+		jobs[i].log_path = xasprintf("%s/%s.log", EXEC_LOG_DIR, names[i]);
 	struct exec_batches batches;
 	memset(&batches, 0, sizeof(batches));
 	if (rc == 0) {
@@ -848,6 +926,8 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 		size_t least = most < 2 ? SIZE_MAX : opt->array_min ? opt->array_min : EXEC_ARRAY_MIN;
 		exec_cluster_plan(batches.jobs, batches.count, least, most, &s.units, &unit_count, s.unit_of, s.task_of);
 	}
+	if (rc == 0)
+		rc = write_unit_files(&s, unit_count, err);
 	for (size_t u = 0; u < unit_count && rc == 0; u++)
 		rc = submit_unit(&s, u, err);
 	exec_cluster_units_free(s.units, unit_count);

@@ -15,6 +15,7 @@ struct exec_unit {
 	size_t count;
 	bool array;
 	char *job; /* the scheduler's id, once submitted */
+	char *name; /* names its files (.cpipe/jobs/<name>.*), once written */
 };
 
 /*

@@ -315,7 +315,9 @@ double exec_ram_gb(void);
  * never open the state database. Files, all under the data root
  * (exec_cluster_options.cwd), <name> being exec_job_file_name(job id):
  *
- *   .cpipe/jobs/<name>.sh         the job script: checks the markers of the
+ *   .cpipe/jobs/<name>.sh         the job script of a job submitted alone or
+ *                                 run by a batch (an array task's is in its
+ *                                 array's .scripts): checks the markers of the
  *                                 jobs it depends on (fails fast when one did
  *                                 not succeed: SGE's -hold_jid also releases
  *                                 dependants of failed jobs), runs the
@@ -330,7 +332,13 @@ double exec_ram_gb(void);
  *                                 flight"
  *   .cpipe/jobs/<unit>.tasks      an array's task list, one command per line
  *                                 (fsl_sub -t takes it as it is)
- *   .cpipe/jobs/<unit>.array.sh   the array script picking its task's line
+ *   .cpipe/jobs/<unit>.scripts    an array's tasks' scripts, after a table of
+ *                                 fixed-width lines: each one's byte offset
+ *                                 and length
+ *   .cpipe/jobs/<unit>.array.sh   the array script: the task (its argument,
+ *                                 else the scheduler's task id) reads its line
+ *                                 of the table, then its script alone, and
+ *                                 runs it
  *   .cpipe/jobs/<unit>.out        the scheduler's own output for a submission
  *   .cpipe/logs/<name>.log        the job's stdout and stderr, as for local runs
  */

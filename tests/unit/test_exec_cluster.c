@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -967,6 +968,129 @@ static void test_batches_as_array_tasks(void **state)
 	restore_path();
 }
 
+/* Files directly in `dir`/.cpipe/jobs. */
+static size_t count_job_files(const char *dir)
+{
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	DIR *listing = opendir(path.buf);
+	assert_non_null(listing);
+	size_t files = 0;
+	struct dirent *entry;
+	while ((entry = readdir(listing)))
+		files += entry->d_name[0] != '.';
+	closedir(listing);
+	strbuf_release(&path);
+	return files;
+}
+
+/*
+ * A submission writes a few files per array, not one per job: 60 subjects of
+ * three chained steps in arrays of 25 tasks are 9 arrays of 4 files each (the
+ * launcher, the scripts, the task list, the record). Each task runs its own
+ * script, reading nothing of the others'.
+ */
+static void test_array_files(void **state)
+{
+	const char *dir = *state;
+	path_first(dir);
+	enum { SUBJECTS = 60, JOBS = 3 * SUBJECTS };
+	struct exec_cluster_job *jobs = xcalloc(JOBS, sizeof(*jobs));
+	size_t *deps = xcalloc(JOBS, sizeof(*deps));
+	char *ids[JOBS], *commands[JOBS];
+	static const char *const steps[] = {"a", "b", "c"};
+	for (size_t i = 0; i < JOBS; i++) {
+		size_t step = i / SUBJECTS, subject = i % SUBJECTS;
+		ids[i] = xasprintf("%s%zu", steps[step], subject + 1);
+		commands[i] = xasprintf("echo %s >ran-%s", ids[i], ids[i]);
+		jobs[i].id = ids[i];
+		jobs[i].command = commands[i];
+		jobs[i].group = steps[step];
+		if (step) {
+			deps[i] = i - SUBJECTS;
+			jobs[i].deps = &deps[i];
+			jobs[i].dep_count = 1;
+		}
+	}
+	char *text = xasprintf("#!/bin/sh\necho \"$*\" >>'%s/calls'\nwc -l <'%s/calls'\n", dir, dir);
+	write_file(dir, "sbatch", text, 0755);
+	free(text);
+	struct exec_cluster_options opt;
+	memset(&opt, 0, sizeof(opt));
+	opt.kind = EXEC_CLUSTER_SLURM;
+	opt.cwd = dir;
+	opt.array_max = 25;
+	struct exec_cluster_summary summary;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_cluster_submit(jobs, JOBS, &opt, &summary, &err), 0);
+	assert_int_equal(summary.jobs, JOBS);
+	assert_int_equal(summary.arrays, 9);
+	assert_int_equal(summary.submissions, 9);
+	size_t files = count_job_files(dir);
+	if (files != 4 * summary.arrays)
+		fail_msg("%zu files in .cpipe/jobs for %zu arrays of %d jobs", files, summary.arrays, JOBS);
+	/* Every job has its record; b2 is task 2 of the 4th array (ids 1, 2, ...). */
+	struct exec_submission sub;
+	assert_int_equal(find_record(dir, "b2", &sub), 1);
+	assert_string_equal(sub.job, "4");
+	assert_int_equal(sub.task, 2);
+	exec_submission_release(&sub);
+
+	/* The other tasks' scripts made poison: task 2 reads only its own. */
+	struct strbuf path = STRBUF_INIT, scripts = STRBUF_INIT, name = STRBUF_INIT;
+	exec_job_file_name("array:b1", &name);
+	strbuf_addf(&path, "%s/%s/%s.scripts", dir, EXEC_JOBS_DIR, name.buf);
+	assert_int_equal(read_whole_file(path.buf, &scripts, &err), 0);
+	unsigned long long offset = 0, length = 0;
+	assert_int_equal(sscanf(scripts.buf + 32, "%llu %llu", &offset, &length), 2);
+	for (size_t k = 25 * 32; k < scripts.len; k++)
+		if (k < offset || k >= offset + length)
+			scripts.buf[k] = k % 8 == 0 ? '\n' : "exit 99"[k % 8 - 1];
+	assert_int_equal(exec_write_file_atomic(path.buf, scripts.buf, scripts.len, 0644, false, &err), 0);
+	/* b2 needs a2 to have succeeded. */
+	write_file(dir, EXEC_JOBS_DIR "/a2.marker", "cpipe-marker 1\nexit 0\n", 0644);
+	struct strbuf cmd = STRBUF_INIT;
+	/* The task from SLURM's task id, then from the argument (fsl_sub's task list). */
+	strbuf_addf(&cmd, "cd '%s' && SLURM_ARRAY_TASK_ID=2 /bin/sh .cpipe/jobs/%s.array.sh", dir, name.buf);
+	assert_int_equal(system(cmd.buf), 0);
+	char *ran = read_text(dir, "ran-b2");
+	assert_string_equal(ran, "b2\n");
+	free(ran);
+	struct exec_marker marker;
+	assert_int_equal(exec_marker_read(dir, "b2", &marker, &err), 1);
+	assert_int_equal(marker.exit_code, 0);
+	exec_marker_release(&marker);
+	strbuf_reset(&cmd);
+	strbuf_addf(&cmd, "cd '%s' && /bin/sh .cpipe/jobs/%s.array.sh 3 >/dev/null 2>&1", dir, name.buf);
+	assert_int_equal(WEXITSTATUS(system(cmd.buf)), 99);
+	/* A task the array does not have fails, and says so. */
+	for (size_t t = 0; t < 3; t++) {
+		static const char *const bad[] = {"26", "0", "x"};
+		strbuf_reset(&cmd);
+		strbuf_addf(&cmd, "cd '%s' && /bin/sh .cpipe/jobs/%s.array.sh %s 2>&1 | grep -q 'no task'", dir,
+			    name.buf, bad[t]);
+		assert_int_equal(system(cmd.buf), 0);
+	}
+	/* The task list runs the same launcher, task by task. */
+	char *tasks = xasprintf("%s/%s.tasks", EXEC_JOBS_DIR, name.buf);
+	char *list = read_text(dir, tasks);
+	assert_non_null(strstr(list, ".array.sh' 25\n"));
+	free(list);
+	free(tasks);
+	strbuf_release(&cmd);
+	strbuf_release(&path);
+	strbuf_release(&scripts);
+	strbuf_release(&name);
+	for (size_t i = 0; i < JOBS; i++) {
+		exec_cluster_job_release(&jobs[i]);
+		free(ids[i]);
+		free(commands[i]);
+	}
+	free(jobs);
+	free(deps);
+	restore_path();
+}
+
 static void test_batch_waits_for_an_outside_parent(void **state)
 {
 	(void)state;
@@ -1166,6 +1290,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_batches_submit, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_array_files, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_batches_as_array_tasks, setup_dir, temp_dir_teardown),
 		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
 		cmocka_unit_test(test_batches_need_alike_resources),
