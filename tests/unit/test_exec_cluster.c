@@ -424,6 +424,19 @@ static int find_record(const char *dir, const char *name, struct exec_submission
 	return found;
 }
 
+/* The records under `dir` carry job `name` as `want` says; *back gets it (release it). */
+static void expect_record(const char *dir, const char *name, const struct exec_submission *want,
+			  struct exec_submission *back)
+{
+	assert_int_equal(find_record(dir, name, back), 1);
+	assert_int_equal(back->kind, want->kind);
+	assert_string_equal(back->job, want->job);
+	assert_int_equal(back->task, want->task);
+	assert_string_equal(back->log_path, want->log_path);
+	assert_string_equal(back->note, want->note);
+	assert_int_equal(back->submitted_ns, want->submitted_ns);
+}
+
 static void test_submission_record(void **state)
 {
 	const char *dir = *state;
@@ -435,13 +448,9 @@ static void test_submission_record(void **state)
 	};
 	assert_int_equal(exec_record_write(dir, "unit", &head, members, 2, &err), 0);
 	struct exec_submission back;
-	assert_int_equal(find_record(dir, "job", &back), 1);
-	assert_int_equal(back.kind, EXEC_CLUSTER_SLURM);
-	assert_string_equal(back.job, "1234");
-	assert_int_equal(back.task, 17);
-	assert_string_equal(back.log_path, ".cpipe/logs/a\nb\\c\td.log");
-	assert_string_equal(back.note, "definition 00ff");
-	assert_int_equal(back.submitted_ns, 99);
+	const struct exec_submission want = {EXEC_CLUSTER_SLURM, "1234", 17, ".cpipe/logs/a\nb\\c\td.log",
+					     "definition 00ff", 99};
+	expect_record(dir, "job", &want, &back);
 	struct strbuf id = STRBUF_INIT;
 	exec_submission_cluster_id(&back, &id);
 	assert_string_equal(id.buf, "1234_17");
@@ -514,13 +523,8 @@ static void test_old_submission_record(void **state)
 		   "note definition 0a\n",
 		   0644);
 	struct exec_submission back;
-	assert_int_equal(find_record(dir, "old", &back), 1);
-	assert_int_equal(back.kind, EXEC_CLUSTER_SGE);
-	assert_string_equal(back.job, "77");
-	assert_int_equal(back.task, 3);
-	assert_string_equal(back.log_path, ".cpipe/logs/old\nx.log");
-	assert_string_equal(back.note, "definition 0a");
-	assert_int_equal(back.submitted_ns, 5);
+	const struct exec_submission want = {EXEC_CLUSTER_SGE, "77", 3, ".cpipe/logs/old\nx.log", "definition 0a", 5};
+	expect_record(dir, "old", &want, &back);
 	exec_submission_release(&back);
 	/* Imported: the old file goes. */
 	struct strvec problems = STRVEC_INIT;
