@@ -686,22 +686,21 @@ static int write_array_files(const struct submission *s, const struct exec_unit 
 	for (size_t k = 0; k < unit->count && rc == 0; k++) {
 		size_t b = unit->members[k];
 		size_t start = scripts.len;
-		strbuf_reset(&text);
+		strbuf_adds(&tasks, "/bin/sh ");
 		if (exec_batch_size(batches, b) == 1) {
 			job_script_text(s, batches->members[batches->start[b]], &scripts);
-			strbuf_adds(&text, "/bin/sh ");
-			strbuf_add_shell_quoted(&text, launcher);
-			strbuf_addf(&text, " %zu", k + 1);
+			strbuf_add_shell_quoted(&tasks, launcher);
+			strbuf_addf(&tasks, " %zu\n", k + 1);
 		} else {
 			rc = write_job_scripts(s, b, err);
+			strbuf_reset(&text);
 			strbuf_addf(&text, "%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[b]);
 			strbuf_adds(&scripts, "exec /bin/sh ");
 			strbuf_add_shell_quoted(&scripts, text.buf);
 			strbuf_addch(&scripts, '\n');
-			strbuf_reset(&text);
-			strbuf_addf(&text, "/bin/sh %s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[b]);
+			strbuf_add_shell_quoted(&tasks, text.buf);
+			strbuf_addch(&tasks, '\n');
 		}
-		strbuf_addf(&tasks, "%s\n", text.buf);
 		char line[ARRAY_TABLE_LINE + 1];
 		snprintf(line, sizeof(line), "%15zu %15zu\n", start, scripts.len - start);
 		memcpy(scripts.buf + k * ARRAY_TABLE_LINE, line, ARRAY_TABLE_LINE);
