@@ -8,10 +8,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* ---- small file helpers --------------------------------------------------- */
@@ -493,45 +495,84 @@ void exec_records_forget(struct exec_records *records, const char *name)
 	records->files[records->members[m].file].changed = true;
 }
 
-/* Rewrite `file` with the members it still carries, or remove it when none is left. */
+static int remove_record(const char *path, struct cp_err *err)
+{
+	if (unlink(path) < 0 && errno != ENOENT) {
+		cp_err_set(err, NULL, 0, "cannot remove '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Rewrite `file` without the jobs forgotten in it, removing it when none is
+ * left. It is read again first: another cpipe (a `status` beside a `wait`)
+ * may have rewritten it since it was loaded, and what that one imported must
+ * not come back. Gone or unreadable by now, it is left as it is.
+ */
 static int save_file(const struct exec_records *records, const struct record_file *file, struct cp_err *err)
 {
-	size_t left = 0;
+	if (file->legacy)
+		return remove_record(file->path, err);
+	struct strmap forgotten = STRMAP_INIT;
 	for (size_t m = file->first; m < file->first + file->count; m++)
-		left += !records->members[m].forgotten;
-	if (!left || file->legacy) {
-		if (unlink(file->path) < 0 && errno != ENOENT) {
-			cp_err_set(err, NULL, 0, "cannot remove '%s': %s", file->path, strerror(errno));
-			return -1;
+		if (records->members[m].forgotten)
+			strmap_put(&forgotten, records->members[m].name, m);
+	struct exec_records *now = xcalloc(1, sizeof(*now));
+	struct strbuf text = STRBUF_INIT;
+	struct cp_err read_err = CP_ERR_INIT;
+	int rc = 0;
+	if (read_file(file->path, &text, &read_err) > 0 && parse_record(now, file->path, text.buf, &read_err)) {
+		const struct record_file *disk = &now->files[0];
+		struct exec_record_member *kept = xcalloc(disk->count + 1, sizeof(*kept));
+		size_t left = 0, ignored;
+		for (size_t m = 0; m < disk->count; m++) {
+			const struct record_member *member = &now->members[m];
+			if (!strmap_get(&forgotten, member->name, &ignored))
+				kept[left++] = (struct exec_record_member){member->name, member->task, member->log_path,
+									   member->note};
 		}
-		return 0;
+		const char *slash = strrchr(file->path, '/');
+		const char *base = slash ? slash + 1 : file->path;
+		/* Written where it was read from: the unit's name is the file's. */
+		char *unit = xstrndup(base, strlen(base) - strlen(RECORD_SUFFIX));
+		struct exec_record_head head = {disk->kind, disk->job, disk->submitted_ns};
+		if (!left)
+			rc = remove_record(file->path, err);
+		else if (left < disk->count)
+			rc = exec_record_write(records->cwd, unit, &head, kept, left, err);
+		free(unit);
+		free(kept);
 	}
-	struct exec_record_head head = {file->kind, file->job, file->submitted_ns};
-	struct exec_record_member *kept = xcalloc(left, sizeof(*kept));
-	size_t k = 0;
-	for (size_t m = file->first; m < file->first + file->count; m++) {
-		const struct record_member *member = &records->members[m];
-		if (!member->forgotten)
-			kept[k++] = (struct exec_record_member){member->name, member->task, member->log_path, member->note};
-	}
-	const char *slash = strrchr(file->path, '/');
-	const char *base = slash ? slash + 1 : file->path;
-	/* Written where it was read from: the unit's name is the file's. */
-	char *unit = xstrndup(base, strlen(base) - strlen(RECORD_SUFFIX));
-	int rc = exec_record_write(records->cwd, unit, &head, kept, left, err);
-	free(unit);
-	free(kept);
+	cp_err_release(&read_err);
+	strbuf_release(&text);
+	exec_records_free(now);
+	strmap_release(&forgotten);
 	return rc;
 }
 
 int exec_records_save(struct exec_records *records, struct cp_err *err)
 {
+	size_t changed = 0;
+	for (size_t f = 0; records && f < records->file_count; f++)
+		changed += records->files[f].changed;
+	if (!changed)
+		return 0;
+	/* One saver at a time, so that each reads what the one before wrote. */
+	struct strbuf path = STRBUF_INIT;
+	exec_record_path(records->cwd, "", ".records-lock", &path);
+	int lock = open(path.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lock >= 0)
+		flock(lock, LOCK_EX);
+	strbuf_release(&path);
 	int rc = 0;
-	for (size_t f = 0; records && f < records->file_count && rc == 0; f++) {
+	for (size_t f = 0; f < records->file_count && rc == 0; f++) {
 		if (records->files[f].changed)
 			rc = save_file(records, &records->files[f], err);
 		records->files[f].changed = rc < 0;
 	}
+	if (lock >= 0)
+		close(lock);
 	return rc;
 }
 

@@ -494,6 +494,31 @@ static void test_submission_record(void **state)
 	strbuf_release(&path);
 }
 
+/* Two cpipe calls importing from one record at once (status beside wait): neither brings back what the other took out. */
+static void test_records_saved_side_by_side(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "7", 1};
+	struct exec_record_member members[] = {{"x", 1, "lx", NULL}, {"y", 2, "ly", NULL}, {"z", 3, "lz", NULL}};
+	assert_int_equal(exec_record_write(dir, "unit", &head, members, 3, &err), 0);
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *one = load_records(dir, &problems), *other = load_records(dir, &problems);
+	exec_records_forget(one, "x");
+	exec_records_forget(other, "y");
+	assert_int_equal(exec_records_save(one, &err), 0);
+	assert_int_equal(exec_records_save(other, &err), 0);
+	exec_records_free(one);
+	exec_records_free(other);
+	struct exec_submission back;
+	assert_int_equal(find_record(dir, "x", &back), 0);
+	assert_int_equal(find_record(dir, "y", &back), 0);
+	assert_int_equal(find_record(dir, "z", &back), 1);
+	exec_submission_release(&back);
+	assert_int_equal(problems.count, 0);
+	strvec_release(&problems);
+}
+
 /* A record name in use is not taken again: the tasks of its unit may still read the unit's files. */
 static void test_record_unit_name(void **state)
 {
@@ -1287,6 +1312,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_marker_parsing, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_record_unit_name, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_records_saved_side_by_side, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_old_submission_record, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_submission_records, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, temp_dir_teardown),
