@@ -71,7 +71,8 @@ struct graph_job {
 	const struct graph_recipe *shared; /* its recipe's shared part (definition, how `run` expands) */
 	const char *const *binding_names; /* the iterating placeholders, sorted (shared by jobs binding the same) */
 	char **binding_values;        /* their values ("" stands for an absent optional part) */
-	struct graph_paths inputs;    /* every `in` path, in recipe order, batched keys expanded */
+	struct graph_paths inputs;    /* every `in` path, in recipe order, batched keys expanded (a file a job
+	                                 makes is that job's output string, not a copy) */
 	struct graph_paths outputs;   /* every `out` path */
 	uint32_t *deps;               /* indices of jobs making this job's inputs; all smaller than its own */
 	const struct graph_job_more *more; /* NULL for the usual job: see struct graph_job_more */
