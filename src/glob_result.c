@@ -39,6 +39,17 @@ static uint32_t row_hash(const struct tree_value *const *values, size_t width)
 	return (uint32_t)hash;
 }
 
+/* Rows column by column, in tree_value_compare's order. */
+static int compare_rows(const struct tree_value *const *a, const struct tree_value *const *b, size_t width)
+{
+	for (size_t k = 0; k < width; k++) {
+		int c = tree_value_compare(a[k], b[k]);
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
 /* The slot of the row equal to `values`, or the empty one where it goes. */
 static struct row_slot *row_slot(const struct value_rows *rows, const struct tree_value *const *values,
 				 size_t width, uint32_t hash)
@@ -52,20 +63,24 @@ static struct row_slot *row_slot(const struct value_rows *rows, const struct tre
 	}
 }
 
-/* At most half full, as the string maps are: probes for a new value stay short. */
-static void rows_grow_index(struct value_rows *rows, size_t width)
+/* Index every row in a table at most half full, as the string maps are: probes for a new row stay short. */
+static void rows_index(struct value_rows *rows, size_t width)
 {
-	size_t count = rows->slot_count ? rows->slot_count * 2 : 64;
+	size_t count = rows->slot_count ? rows->slot_count : 64;
+	while ((rows->count + 1) * 2 > count)
+		count *= 2;
 	if (count > (size_t)UINT32_MAX)
 		BUG("%zu distinct values", rows->count);
-	struct row_slot *old = rows->slots;
-	size_t old_count = rows->slot_count;
+	free(rows->slots);
 	rows->slots = xcalloc(count, sizeof(*rows->slots));
 	rows->slot_count = count;
-	for (size_t i = 0; i < old_count; i++)
-		if (old[i].row)
-			*row_slot(rows, &rows->cells[(old[i].row - 1) * width], width, old[i].hash) = old[i];
-	free(old);
+	for (size_t r = 0; r < rows->count; r++) {
+		const struct tree_value *const *row = &rows->cells[r * width];
+		uint32_t hash = row_hash(row, width);
+		struct row_slot *slot = row_slot(rows, row, width, hash);
+		slot->row = (uint32_t)(r + 1);
+		slot->hash = hash;
+	}
 }
 
 void glob_value_rows_release(struct value_rows *rows)
@@ -75,23 +90,38 @@ void glob_value_rows_release(struct value_rows *rows)
 	memset(rows, 0, sizeof(*rows));
 }
 
-/* Add the row `values` (of `width`) unless an equal row is there; the values must outlive `rows`. */
+/*
+ * Add the row `values` (of `width`) unless an equal row is there; the values must outlive `rows`.
+ * While rows come in increasing order (a directory's subjects, read in name order) a row greater
+ * than the last is new, and nothing is hashed; the first row out of order indexes them all.
+ */
 void glob_value_rows_add(struct value_rows *rows, const struct tree_value *const *values, size_t width)
 {
-	/* The files of one directory often repeat the last row (a subject's files): no hashing then. */
-	if (rows->count && same_row(&rows->cells[(rows->count - 1) * width], values, width))
-		return;
-	if ((rows->count + 1) * 2 > rows->slot_count)
-		rows_grow_index(rows, width);
-	uint32_t hash = row_hash(values, width);
-	struct row_slot *slot = row_slot(rows, values, width, hash);
-	if (slot->row)
-		return;
+	if (rows->count && !rows->slots) {
+		const struct tree_value *const *last = &rows->cells[(rows->count - 1) * width];
+		int order = compare_rows(last, values, width);
+		if (!order && same_row(last, values, width))
+			return;
+		if (order >= 0)
+			rows_index(rows, width);
+	}
+	uint32_t hash = 0;
+	struct row_slot *slot = NULL;
+	if (rows->slots) {
+		if ((rows->count + 1) * 2 > rows->slot_count)
+			rows_index(rows, width);
+		hash = row_hash(values, width);
+		slot = row_slot(rows, values, width, hash);
+		if (slot->row)
+			return;
+	}
 	ALLOC_GROW(rows->cells, (rows->count + 1) * width, rows->cap);
 	memcpy(&rows->cells[rows->count * width], values, width * sizeof(*values));
 	rows->count++;
-	slot->row = (uint32_t)rows->count;
-	slot->hash = hash;
+	if (slot) {
+		slot->row = (uint32_t)rows->count;
+		slot->hash = hash;
+	}
 }
 
 static int compare_optional_text(const char *a, const char *b)
@@ -140,39 +170,71 @@ static void merge_sort(const void **items, const void **scratch, size_t count, o
 }
 
 /* Rows (pointers to their first cell) column by column; the context points at the width. */
-static int order_rows(const void *left, const void *right, const void *context)
+static int order_rows(const void *a, const void *b, const void *context)
 {
-	const struct tree_value *const *a = left, *const *b = right;
-	size_t width = *(const size_t *)context;
-	for (size_t k = 0; k < width; k++) {
-		int c = tree_value_compare(a[k], b[k]);
-		if (c)
-			return c;
-	}
-	return 0;
+	return compare_rows(a, b, *(const size_t *)context);
+}
+
+/* One worker's rows, as pointers to their first cell, sorted; ties (1 and 1.0) keep the order first seen. */
+static const void **sorted_rows(const struct value_rows *rows, size_t width)
+{
+	const void **sorted = xcalloc(rows->count + 1, sizeof(*sorted));
+	const void **scratch = xcalloc(rows->count + 1, sizeof(*scratch));
+	for (size_t r = 0; r < rows->count; r++)
+		sorted[r] = &rows->cells[r * width];
+	merge_sort(sorted, scratch, rows->count, order_rows, &width);
+	free(scratch);
+	return sorted;
 }
 
 /*
- * Worker 0's rows (of a collector, or of link group `index` when `link`) with every other
- * worker's added, sorted; ties (1 and 1.0) keep the order first seen. Returns the rows as
- * pointers to their first cell (the caller frees the array), their number in *count.
+ * Merge the sorted distinct rows `a` and `b` into `out`, a row of `b` equal to one of `a` left
+ * out; among ties, `a`'s come first. Returns the number of rows in `out`.
+ */
+static size_t merge_distinct(const void **a, size_t a_count, const void **b, size_t b_count, const void **out,
+			     size_t width)
+{
+	size_t i = 0, j = 0, k = 0, tie_start = 0;
+	while (i < a_count || j < b_count) {
+		bool from_a = j == b_count || (i < a_count && compare_rows(a[i], b[j], width) <= 0);
+		const void *next = from_a ? a[i++] : b[j++];
+		if (!k || compare_rows(out[k - 1], next, width))
+			tie_start = k;
+		/* Only rows that compare equal can be the same row: look among them. */
+		bool seen = false;
+		for (size_t t = tie_start; t < k && !seen && !from_a; t++)
+			seen = same_row(out[t], next, width);
+		if (!seen)
+			out[k++] = next;
+	}
+	return k;
+}
+
+/*
+ * Every worker's rows (of a collector, or of link group `index` when `link`), sorted, each
+ * distinct row once: where workers found the same row, the first worker's is kept. Returns the
+ * rows as pointers to their first cell (the caller frees the array), their number in *count.
  */
 static const void **merged_rows(struct job *job, bool link, size_t index, size_t width, size_t *count)
 {
-	struct value_rows *all = link ? &job->workers[0].linked[index] : &job->workers[0].collected[index];
-	for (size_t k = 1; k < job->worker_count; k++) {
+	const void **merged = NULL;
+	size_t merged_count = 0;
+	for (size_t k = 0; k < job->worker_count; k++) {
 		const struct value_rows *rows = link ? &job->workers[k].linked[index] : &job->workers[k].collected[index];
-		for (size_t r = 0; r < rows->count; r++)
-			glob_value_rows_add(all, &rows->cells[r * width], width);
+		const void **sorted = sorted_rows(rows, width);
+		if (!merged) {
+			merged = sorted;
+			merged_count = rows->count;
+			continue;
+		}
+		const void **both = xcalloc(merged_count + rows->count + 1, sizeof(*both));
+		merged_count = merge_distinct(merged, merged_count, sorted, rows->count, both, width);
+		free(merged);
+		free(sorted);
+		merged = both;
 	}
-	const void **sorted = xcalloc(all->count + 1, sizeof(*sorted));
-	const void **scratch = xcalloc(all->count + 1, sizeof(*scratch));
-	for (size_t r = 0; r < all->count; r++)
-		sorted[r] = &all->cells[r * width];
-	merge_sort(sorted, scratch, all->count, order_rows, &width);
-	free(scratch);
-	*count = all->count;
-	return sorted;
+	*count = merged_count;
+	return merged;
 }
 
 /* GLOBBING steps 10 and 11: merge what the workers collected and store it in the tree. */
@@ -222,7 +284,13 @@ void glob_result_release(struct glob_result *result)
 /* Move `from`'s files (and the storage they live in) to the end of `to`. */
 static void result_move(struct glob_result *to, struct glob_result *from)
 {
-	if (from->count) {
+	if (!to->files) {
+		/* The first worker's array becomes the result's: no copy. */
+		to->files = from->files;
+		to->count = from->count;
+		to->cap = from->cap;
+		from->files = NULL;
+	} else if (from->count) {
 		ALLOC_GROW(to->files, to->count + from->count, to->cap);
 		memcpy(to->files + to->count, from->files, from->count * sizeof(*from->files));
 		to->count += from->count;
@@ -233,49 +301,49 @@ static void result_move(struct glob_result *to, struct glob_result *from)
 	from->cap = 0;
 }
 
-/* Stable merge sort by path: the parses of one file keep their order. */
-static void sort_by_path(struct glob_file *files, struct glob_file *scratch, size_t count)
+static int order_paths(const void *a, const void *b, const void *context)
 {
-	if (count < 2)
-		return;
-	size_t half = count / 2;
-	sort_by_path(files, scratch, half);
-	sort_by_path(files + half, scratch, count - half);
-	if (strcmp(files[half - 1].path, files[half].path) <= 0)
-		return;
-	size_t i = 0, j = half, k = 0;
-	while (i < half && j < count)
-		scratch[k++] = strcmp(files[j].path, files[i].path) < 0 ? files[j++] : files[i++];
-	while (i < half)
-		scratch[k++] = files[i++];
-	while (j < count)
-		scratch[k++] = files[j++];
-	memcpy(files, scratch, count * sizeof(*files));
+	(void)context;
+	return strcmp(((const struct glob_file *)a)->path, ((const struct glob_file *)b)->path);
+}
+
+/* Whether the files are in key rank order, then path order: the walk of one key finds them so. */
+static bool files_in_order(const struct glob_file *files, const size_t *ranks, size_t count)
+{
+	for (size_t i = 1; i < count; i++)
+		if (ranks[i] < ranks[i - 1] || (ranks[i] == ranks[i - 1] && strcmp(files[i - 1].path, files[i].path) > 0))
+			return false;
+	return true;
 }
 
 /*
- * Order files by key rank (a stable counting sort), then by path. Walking
- * sorted directories already gives paths nearly in order, and the merge sort
- * skips runs that are in order, so this is close to linear.
+ * Order files by key rank (a stable counting sort), then by path (stable: the parses of one file
+ * keep their order). Walking sorted directories already gives paths nearly in order.
  */
 static void sort_files(struct glob_file *files, const size_t *ranks, size_t count, size_t rank_count)
 {
-	if (!count)
+	if (files_in_order(files, ranks, count))
 		return;
 	size_t *starts = xcalloc(rank_count + 2, sizeof(*starts));
 	for (size_t i = 0; i < count; i++)
 		starts[ranks[i] + 1]++;
 	for (size_t r = 0; r < rank_count; r++)
 		starts[r + 1] += starts[r];
-	struct glob_file *sorted = xcalloc(count + 1, sizeof(*sorted));
+	const void **sorted = xcalloc(count + 1, sizeof(*sorted));
+	const void **scratch = xcalloc(count + 1, sizeof(*scratch));
 	size_t *next = xcalloc(rank_count + 1, sizeof(*next));
 	memcpy(next, starts, rank_count * sizeof(*next));
 	for (size_t i = 0; i < count; i++)
-		sorted[next[ranks[i]]++] = files[i];
+		sorted[next[ranks[i]]++] = &files[i];
 	for (size_t r = 0; r < rank_count; r++)
-		sort_by_path(sorted + starts[r], files, starts[r + 1] - starts[r]);
-	memcpy(files, sorted, count * sizeof(*files));
+		merge_sort(sorted + starts[r], scratch, starts[r + 1] - starts[r], order_paths, NULL);
+	struct glob_file *copy = xcalloc(count + 1, sizeof(*copy));
+	for (size_t i = 0; i < count; i++)
+		copy[i] = *(const struct glob_file *)sorted[i];
+	memcpy(files, copy, count * sizeof(*files));
+	free(copy);
 	free(next);
+	free(scratch);
 	free(sorted);
 	free(starts);
 }

@@ -154,12 +154,13 @@ static int compare_entries(const void *a, const void *b)
 
 /*
  * Read all of `dir` but "." and "..", sorted by name, so that files come out
- * nearly in path order and a big directory can be shared out in ranges.
+ * nearly in path order and a big directory can be shared out in ranges. The
+ * names go to `names`, where they do not move as more are read.
  */
-static int read_entries(struct worker *w, DIR *dir, struct strbuf *names, struct entry **out, size_t *count)
+static int read_entries(struct worker *w, DIR *dir, struct arena *names, struct entry **out, size_t *count)
 {
-	size_t *offsets = NULL, offsets_cap = 0, types_cap = 0, n = 0;
-	unsigned char *types = NULL;
+	struct entry *entries = NULL;
+	size_t n = 0, cap = 0;
 	int rc = 0;
 	for (;;) {
 		errno = 0;
@@ -172,21 +173,11 @@ static int read_entries(struct worker *w, DIR *dir, struct strbuf *names, struct
 		const char *name = entry->d_name;
 		if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
 			continue;
-		ALLOC_GROW(offsets, n + 1, offsets_cap);
-		ALLOC_GROW(types, n + 1, types_cap);
-		offsets[n] = names->len;
-		types[n++] = entry->d_type;
-		strbuf_add(names, name, strlen(name) + 1);
-	}
-	/* Names moved while the buffer grew: point at them only now. */
-	struct entry *entries = xcalloc(n + 1, sizeof(*entries));
-	for (size_t i = 0; i < n; i++) {
-		entries[i].name = names->buf + offsets[i];
-		entries[i].type = types[i];
+		ALLOC_GROW(entries, n + 1, cap);
+		entries[n].name = arena_strdup(names, name);
+		entries[n++].type = entry->d_type;
 	}
 	qsort(entries, n, sizeof(*entries), compare_entries);
-	free(offsets);
-	free(types);
 	*out = entries;
 	*count = n;
 	return rc;
@@ -340,7 +331,7 @@ static int walk_directory(struct worker *w, struct place place, size_t depth, co
 				close(fd);
 			rc = missing_errno(error) ? 0 : walk_error(w, error);
 		} else {
-			struct strbuf names = STRBUF_INIT;
+			struct arena names = ARENA_INIT;
 			struct entry *entries = NULL;
 			size_t entry_count = 0;
 			struct place here = {fd, offset_below(w)};
@@ -352,7 +343,7 @@ static int walk_directory(struct worker *w, struct place place, size_t depth, co
 			else if (!rc)
 				rc = walk_entries(w, here, depth, active, count, entries, entry_count);
 			free(entries);
-			strbuf_release(&names);
+			arena_release(&names);
 			closedir(dir);
 		}
 	}

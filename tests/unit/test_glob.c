@@ -68,6 +68,17 @@ static void make_paths(struct study *study, const char *const *paths)
 	}
 }
 
+/* make_paths for a vector, which it releases. */
+static void make_path_vec(struct study *study, struct strvec *paths)
+{
+	const char **list = xcalloc(paths->count + 1, sizeof(*list));
+	for (size_t i = 0; i < paths->count; i++)
+		list[i] = paths->items[i];
+	make_paths(study, list);
+	free(list);
+	strvec_release(paths);
+}
+
 static void parse_tree(struct study *study, const char *text)
 {
 	struct cp_err err = CP_ERR_INIT;
@@ -599,12 +610,7 @@ static void test_many_subjects(void **state)
 			strvec_push_owned(&paths, xasprintf("sub-%04d/ses-%d/b.txt", i, i % 3));
 	}
 	strvec_push(&paths, "sub-x.txt");
-	const char **list = xcalloc(paths.count + 1, sizeof(*list));
-	for (size_t i = 0; i < paths.count; i++)
-		list[i] = paths.items[i];
-	make_paths(study, list);
-	free(list);
-	strvec_release(&paths);
+	make_path_vec(study, &paths);
 	parse_tree(study, "sub-{s}\n    a.txt (a)\n    [ses-{t:d}]/b.txt (b)\n");
 	const char *const names[] = {"s", "t"};
 	const char *const *links[] = {names};
@@ -629,6 +635,41 @@ static void test_many_subjects(void **state)
 	assert_string_equal(s_values->values[749].text, "1499");
 	assert_int_equal(t_values->values[749].integer, 1499 % 3);
 	cp_err_release(&err);
+}
+
+/*
+ * Values found out of order, again and again, and by both threads (the subjects are shared
+ * out): each distinct value once, sorted. 1 and 1.0 are different values that sort equal: they
+ * keep the order the walk first saw them in, whichever thread saw them.
+ */
+static void test_values_across_threads(void **state)
+{
+	struct study *study = *state;
+	struct strvec paths = STRVEC_INIT;
+	for (int i = 1; i <= 1200; i++) {
+		strvec_push_owned(&paths, xasprintf("sub-%04d/ses-%d/f.txt", i, (i * 37) % 400));
+		strvec_push_owned(&paths, xasprintf(i <= 300 ? "sub-%04d/y-1.0.txt" : "sub-%04d/x-1.txt", i));
+		if (i > 900)
+			strvec_push_owned(&paths, xasprintf("sub-%04d/y-0.0.txt", i));
+	}
+	make_path_vec(study, &paths);
+	parse_tree(study, "sub-{s}\n    ses-{t}/f.txt (f)\n    x-{r:d}.txt (x)\n    y-{r:f}.txt (y)\n");
+	glob_ok(study, (const char *const[]){"f", "x", "y", NULL});
+	/* 400 sessions, each found three times, scattered over the subjects. */
+	const struct tree_placeholder *sessions = tree_find_placeholder(study->tree, "t");
+	assert_int_equal(sessions->count, 400);
+	for (size_t i = 1; i < sessions->count; i++)
+		assert_true(strcmp(sessions->values[i - 1].text, sessions->values[i].text) < 0);
+	assert_values(study->tree, "r", "0.0,1.0,1");
+	assert_int_equal(tree_find_placeholder(study->tree, "s")->count, 1200);
+	assert_int_equal(study->result.count, 1200 * 2 + 300);
+
+	/* The int first: it is the value worker 0 (the first half) saw. */
+	make_paths(study, (const char *const[]){"sub-0001/x-1.txt", NULL});
+	tree_free(study->tree);
+	parse_tree(study, "sub-{s}\n    x-{r:d}.txt (x)\n    y-{r:f}.txt (y)\n");
+	glob_ok(study, (const char *const[]){"x", "y", NULL});
+	assert_values(study->tree, "r", "0.0,1,1.0");
 }
 
 /* --------------------------------------------------------- single paths */
@@ -721,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_walk_stat, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_literal_paths, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_many_subjects, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_values_across_threads, study_setup, study_teardown),
 		cmocka_unit_test(test_match_path),
 		cmocka_unit_test(test_template_regex),
 	};
