@@ -147,9 +147,57 @@ struct entry {
 	unsigned char type;
 };
 
-static int compare_entries(const void *a, const void *b)
+static void swap_entries(struct entry *a, struct entry *b)
 {
-	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+	struct entry t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Sort entries in strcmp's order by their names from byte `depth` on: a multikey quicksort
+ * (Bentley and Sedgewick), which reads the bytes names share ("sub-0...") once per level
+ * instead of once per comparison. The two smaller parts are sorted by recursion and the largest
+ * by the loop, so the recursion stays within log2(n) levels whatever the names.
+ */
+static void sort_entries(struct entry *entries, size_t count, size_t depth)
+{
+	while (count > 1) {
+		if (count < 12) {
+			for (size_t i = 1; i < count; i++)
+				for (size_t j = i; j > 0 && strcmp(entries[j - 1].name + depth, entries[j].name + depth) > 0; j--)
+					swap_entries(&entries[j - 1], &entries[j]);
+			return;
+		}
+		unsigned char pivot = (unsigned char)entries[count / 2].name[depth];
+		/* [0, less) below the pivot's byte, [less, more) equal to it, [more, count) above. */
+		size_t less = 0, i = 0, more = count;
+		while (i < more) {
+			unsigned char byte = (unsigned char)entries[i].name[depth];
+			if (byte < pivot)
+				swap_entries(&entries[less++], &entries[i++]);
+			else if (byte > pivot)
+				swap_entries(&entries[i], &entries[--more]);
+			else
+				i++;
+		}
+		struct {
+			struct entry *at;
+			size_t count, depth;
+		} parts[3] = {{entries, less, depth},
+			      {entries + less, pivot ? more - less : 0, depth + 1},
+			      {entries + more, count - more, depth}};
+		size_t largest = 0;
+		for (size_t p = 1; p < 3; p++)
+			if (parts[p].count > parts[largest].count)
+				largest = p;
+		for (size_t p = 0; p < 3; p++)
+			if (p != largest)
+				sort_entries(parts[p].at, parts[p].count, parts[p].depth);
+		entries = parts[largest].at;
+		count = parts[largest].count;
+		depth = parts[largest].depth;
+	}
 }
 
 /*
@@ -177,7 +225,7 @@ static int read_entries(struct worker *w, DIR *dir, struct arena *names, struct 
 		entries[n].name = arena_strdup(names, name);
 		entries[n++].type = entry->d_type;
 	}
-	qsort(entries, n, sizeof(*entries), compare_entries);
+	sort_entries(entries, n, 0);
 	*out = entries;
 	*count = n;
 	return rc;

@@ -672,6 +672,36 @@ static void test_values_across_threads(void **state)
 	assert_values(study->tree, "r", "0.0,1,1.0");
 }
 
+/*
+ * The walk reads each directory in name order (strcmp's, bytes unsigned): 7.0 and 7 sort equal,
+ * so the value first seen comes first, and "v-7.0.txt" comes before "v-7.txt".
+ */
+static void test_walk_name_order(void **state)
+{
+	struct study *study = *state;
+	struct strvec paths = STRVEC_INIT;
+	for (int i = 1; i <= 700; i++) {
+		strvec_push_owned(&paths, xasprintf("v-%d.txt", i));
+		strvec_push_owned(&paths, xasprintf("v-%d.0.txt", i));
+	}
+	strvec_push(&paths, "v-\xc3\xa9.txt");
+	strvec_push(&paths, "v-.txt");
+	make_path_vec(study, &paths);
+	parse_tree(study, "v-{r:d}.txt (int)\nv-{r:f}.txt (float)\nv-{name}.txt (any)\n");
+	glob_ok(study, (const char *const[]){"int", "float", NULL});
+	const struct tree_placeholder *values = tree_find_placeholder(study->tree, "r");
+	assert_int_equal(values->count, 1400);
+	for (size_t i = 0; i < values->count; i++) {
+		char *expected = xasprintf(i % 2 ? "%zu" : "%zu.0", i / 2 + 1);
+		assert_string_equal(values->values[i].text, expected);
+		free(expected);
+	}
+	/* Every name but "v-.txt" (a field takes a character at least), by bytes: the non-ASCII name last. */
+	glob_ok(study, (const char *const[]){"any", NULL});
+	assert_int_equal(study->result.count, 1401);
+	assert_string_equal(study->result.files[1400].path, "v-\xc3\xa9.txt");
+}
+
 /* --------------------------------------------------------- single paths */
 
 static void test_match_path(void **state)
@@ -763,6 +793,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_literal_paths, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_many_subjects, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_values_across_threads, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_name_order, study_setup, study_teardown),
 		cmocka_unit_test(test_match_path),
 		cmocka_unit_test(test_template_regex),
 	};
