@@ -43,11 +43,11 @@ static bool missing_errno(int error)
 	return error == ENOENT || error == ENOTDIR || error == ELOOP || error == ENAMETOOLONG;
 }
 
-static void subject_push(struct worker *w, const char *name)
+static void subject_push(struct worker *w, const char *name, size_t length)
 {
 	if (w->subject.len && w->subject.buf[w->subject.len - 1] != '/')
 		strbuf_addch(&w->subject, '/');
-	strbuf_adds(&w->subject, name);
+	strbuf_add(&w->subject, name, length);
 }
 
 /* The offset of paths below the subject's directory, once that directory is the open one. */
@@ -127,7 +127,7 @@ static int walk_literals(struct worker *w, struct place place, size_t depth, con
 			else
 				level_push(w, depth + 1, &children, active[j]);
 		}
-		subject_push(w, name);
+		subject_push(w, name, strlen(name));
 		struct stat st;
 		/* lexists(), as glob checks a name without wildcards. */
 		if (finals && fstatat(place.fd, w->subject.buf + place.offset, &st, AT_SYMLINK_NOFOLLOW))
@@ -144,6 +144,7 @@ static int walk_literals(struct worker *w, struct place place, size_t depth, con
 /* One directory entry; the names live in a buffer of the reader. */
 struct entry {
 	const char *name;
+	uint32_t length; /* a name has at most NAME_MAX bytes */
 	unsigned char type;
 };
 
@@ -222,7 +223,9 @@ static int read_entries(struct worker *w, DIR *dir, struct arena *names, struct 
 		if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
 			continue;
 		ALLOC_GROW(entries, n + 1, cap);
-		entries[n].name = arena_strdup(names, name);
+		size_t length = strlen(name);
+		entries[n].name = arena_strndup(names, name, length);
+		entries[n].length = (uint32_t)length;
 		entries[n++].type = entry->d_type;
 	}
 	sort_entries(entries, n, 0);
@@ -242,7 +245,7 @@ static int walk_entries(struct worker *w, struct place place, size_t depth, cons
 		/* Only directories (or what may be one: links, unknown types) can lead further down. */
 		unsigned char type = entries[e].type;
 		bool maybe_directory = type == DT_DIR || type == DT_LNK || type == DT_UNKNOWN;
-		subject_push(w, name);
+		subject_push(w, name, entries[e].length);
 		if (++w->stamp == 0) {
 			memset(w->class_stamp, 0, (job->class_count + 1) * sizeof(*w->class_stamp));
 			w->stamp = 1;
