@@ -194,6 +194,12 @@ static const void **sorted_rows(const struct value_rows *rows, size_t width)
 static size_t merge_distinct(const void **a, size_t a_count, const void **b, size_t b_count, const void **out,
 			     size_t width)
 {
+	/* Workers share out a directory in ranges of names: their rows often follow each other. */
+	if (!a_count || !b_count || compare_rows(a[a_count - 1], b[0], width) < 0) {
+		memcpy(out, a, a_count * sizeof(*out));
+		memcpy(out + a_count, b, b_count * sizeof(*out));
+		return a_count + b_count;
+	}
 	size_t i = 0, j = 0, k = 0, tie_start = 0;
 	while (i < a_count || j < b_count) {
 		bool from_a = j == b_count || (i < a_count && compare_rows(a[i], b[j], width) <= 0);

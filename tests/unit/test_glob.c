@@ -651,10 +651,13 @@ static void test_values_across_threads(void **state)
 		strvec_push_owned(&paths, xasprintf(i <= 300 ? "sub-%04d/y-1.0.txt" : "sub-%04d/x-1.txt", i));
 		if (i > 900)
 			strvec_push_owned(&paths, xasprintf("sub-%04d/y-0.0.txt", i));
+		/* The last value of the first half is the first of the second. */
+		strvec_push_owned(&paths, xasprintf("sub-%04d/n-%s.txt", i, i < 600 ? "a" : i > 601 ? "z" : "m"));
 	}
 	make_path_vec(study, &paths);
-	parse_tree(study, "sub-{s}\n    ses-{t}/f.txt (f)\n    x-{r:d}.txt (x)\n    y-{r:f}.txt (y)\n");
-	glob_ok(study, (const char *const[]){"f", "x", "y", NULL});
+	parse_tree(study, "sub-{s}\n    ses-{t}/f.txt (f)\n    x-{r:d}.txt (x)\n    y-{r:f}.txt (y)\n    n-{n}.txt (n)\n");
+	glob_ok(study, (const char *const[]){"f", "x", "y", "n", NULL});
+	assert_values(study->tree, "n", "a,m,z");
 	/* 400 sessions, each found three times, scattered over the subjects. */
 	const struct tree_placeholder *sessions = tree_find_placeholder(study->tree, "t");
 	assert_int_equal(sessions->count, 400);
@@ -662,7 +665,7 @@ static void test_values_across_threads(void **state)
 		assert_true(strcmp(sessions->values[i - 1].text, sessions->values[i].text) < 0);
 	assert_values(study->tree, "r", "0.0,1.0,1");
 	assert_int_equal(tree_find_placeholder(study->tree, "s")->count, 1200);
-	assert_int_equal(study->result.count, 1200 * 2 + 300);
+	assert_int_equal(study->result.count, 1200 * 3 + 300);
 
 	/* The int first: it is the value worker 0 (the first half) saw. */
 	make_paths(study, (const char *const[]){"sub-0001/x-1.txt", NULL});
