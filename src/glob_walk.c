@@ -141,12 +141,27 @@ static int walk_literals(struct worker *w, struct place place, size_t depth, con
 	return 0;
 }
 
-/* One directory entry; the names live in a buffer of the reader. */
+/* Names shorter than this are kept in the entry itself. */
+#define ENTRY_INLINE_NAME 24
+
+/*
+ * One directory entry. A short name (most are: "sub-000001") is kept in the entry, so that
+ * sorting and walking a big directory read the entries in order instead of chasing each name
+ * to wherever the listing put it; a longer one lives in a buffer of the reader.
+ */
 struct entry {
-	const char *name;
+	union {
+		char text[ENTRY_INLINE_NAME];
+		const char *pointer;
+	} name;
 	uint32_t length; /* a name has at most NAME_MAX bytes */
 	unsigned char type;
 };
+
+static const char *entry_name(const struct entry *entry)
+{
+	return entry->length < ENTRY_INLINE_NAME ? entry->name.text : entry->name.pointer;
+}
 
 static void swap_entries(struct entry *a, struct entry *b)
 {
@@ -166,15 +181,15 @@ static void sort_entries(struct entry *entries, size_t count, size_t depth)
 	while (count > 1) {
 		if (count < 12) {
 			for (size_t i = 1; i < count; i++)
-				for (size_t j = i; j > 0 && strcmp(entries[j - 1].name + depth, entries[j].name + depth) > 0; j--)
+				for (size_t j = i; j > 0 && strcmp(entry_name(&entries[j - 1]) + depth, entry_name(&entries[j]) + depth) > 0; j--)
 					swap_entries(&entries[j - 1], &entries[j]);
 			return;
 		}
-		unsigned char pivot = (unsigned char)entries[count / 2].name[depth];
+		unsigned char pivot = (unsigned char)entry_name(&entries[count / 2])[depth];
 		/* [0, less) below the pivot's byte, [less, more) equal to it, [more, count) above. */
 		size_t less = 0, i = 0, more = count;
 		while (i < more) {
-			unsigned char byte = (unsigned char)entries[i].name[depth];
+			unsigned char byte = (unsigned char)entry_name(&entries[i])[depth];
 			if (byte < pivot)
 				swap_entries(&entries[less++], &entries[i++]);
 			else if (byte > pivot)
@@ -203,7 +218,7 @@ static void sort_entries(struct entry *entries, size_t count, size_t depth)
 
 /*
  * Read all of `dir` but "." and "..", sorted by name, so that files come out
- * nearly in path order and a big directory can be shared out in ranges. The
+ * nearly in path order and a big directory can be shared out in ranges. Long
  * names go to `names`, where they do not move as more are read.
  */
 static int read_entries(struct worker *w, DIR *dir, struct arena *names, struct entry **out, size_t *count)
@@ -224,7 +239,10 @@ static int read_entries(struct worker *w, DIR *dir, struct arena *names, struct 
 			continue;
 		ALLOC_GROW(entries, n + 1, cap);
 		size_t length = strlen(name);
-		entries[n].name = arena_strndup(names, name, length);
+		if (length < ENTRY_INLINE_NAME)
+			memcpy(entries[n].name.text, name, length + 1);
+		else
+			entries[n].name.pointer = arena_strndup(names, name, length);
 		entries[n].length = (uint32_t)length;
 		entries[n++].type = entry->d_type;
 	}
@@ -241,7 +259,7 @@ static int walk_entries(struct worker *w, struct place place, size_t depth, cons
 	struct job *job = w->job;
 	size_t base = w->subject.len;
 	for (size_t e = 0; e < entry_count; e++) {
-		const char *name = entries[e].name;
+		const char *name = entry_name(&entries[e]);
 		/* Only directories (or what may be one: links, unknown types) can lead further down. */
 		unsigned char type = entries[e].type;
 		bool maybe_directory = type == DT_DIR || type == DT_LNK || type == DT_UNKNOWN;

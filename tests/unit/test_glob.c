@@ -687,13 +687,18 @@ static void test_walk_name_order(void **state)
 		strvec_push_owned(&paths, xasprintf("v-%d.txt", i));
 		strvec_push_owned(&paths, xasprintf("v-%d.0.txt", i));
 	}
+	/* Names of 23 bytes and more (the walk keeps longer names apart), zeros in front. */
+	for (int i = 701, width = 17; i <= 720; i++, width++) {
+		strvec_push_owned(&paths, xasprintf("v-%0*d.txt", width, i));
+		strvec_push_owned(&paths, xasprintf("v-%0*d.0.txt", width, i));
+	}
 	strvec_push(&paths, "v-\xc3\xa9.txt");
 	strvec_push(&paths, "v-.txt");
 	make_path_vec(study, &paths);
 	parse_tree(study, "v-{r:d}.txt (int)\nv-{r:f}.txt (float)\nv-{name}.txt (any)\n");
 	glob_ok(study, (const char *const[]){"int", "float", NULL});
 	const struct tree_placeholder *values = tree_find_placeholder(study->tree, "r");
-	assert_int_equal(values->count, 1400);
+	assert_int_equal(values->count, 1440);
 	for (size_t i = 0; i < values->count; i++) {
 		char *expected = xasprintf(i % 2 ? "%zu" : "%zu.0", i / 2 + 1);
 		assert_string_equal(values->values[i].text, expected);
@@ -701,8 +706,11 @@ static void test_walk_name_order(void **state)
 	}
 	/* Every name but "v-.txt" (a field takes a character at least), by bytes: the non-ASCII name last. */
 	glob_ok(study, (const char *const[]){"any", NULL});
-	assert_int_equal(study->result.count, 1401);
-	assert_string_equal(study->result.files[1400].path, "v-\xc3\xa9.txt");
+	assert_int_equal(study->result.count, 1441);
+	char *most_zeros = xasprintf("v-%036d.0.txt", 720);
+	assert_string_equal(study->result.files[0].path, most_zeros);
+	free(most_zeros);
+	assert_string_equal(study->result.files[1440].path, "v-\xc3\xa9.txt");
 }
 
 /* --------------------------------------------------------- single paths */
