@@ -222,7 +222,7 @@ void glob_match_candidates(struct worker *w, const size_t *candidates, size_t co
 /* glob_walk.c: the walk from one root. */
 int glob_walk_root(struct job *job, enum glob_root root, const char *directory);
 
-/* glob_result.c: value sets, files and ties gathered from the workers, values stored in the tree. */
+/* glob_result.c: value rows, files and ties gathered from the workers, values stored in the tree. */
 void glob_value_rows_add(struct value_rows *rows, const struct tree_value *const *values, size_t width);
 void glob_value_rows_release(struct value_rows *rows);
 bool glob_same_bindings(const struct glob_file *a, const struct glob_file *b);
