@@ -94,13 +94,12 @@ static void worker_release(struct worker *w)
 	free(w->capture_repr);
 	free(w->capture_values);
 	free(w->slot_values);
-	strbuf_release(&w->key);
 	free(w->group_stamp);
 	for (size_t i = 0; w->collected && i < job->collector_names.count; i++)
-		glob_value_set_release(&w->collected[i], 1);
+		glob_value_rows_release(&w->collected[i]);
 	free(w->collected);
 	for (size_t g = 0; w->linked && g < job->link_count; g++)
-		glob_value_set_release(&w->linked[g], job->links[g].size);
+		glob_value_rows_release(&w->linked[g]);
 	free(w->linked);
 	glob_result_release(&w->result);
 	free(w->file_ranks);
@@ -333,7 +332,6 @@ static void worker_init(struct job *job, struct worker *w, uint32_t most_groups,
 	}
 	w->capture_values = xcalloc(names + 1, sizeof(*w->capture_values));
 	w->slot_values = xcalloc(slots + 1, sizeof(*w->slot_values));
-	w->key = (struct strbuf)STRBUF_INIT;
 	w->group_stamp = xcalloc(job->subset_group_count + 1, sizeof(*w->group_stamp));
 	w->collected = xcalloc(job->collector_names.count + 1, sizeof(*w->collected));
 	w->linked = xcalloc(job->link_count + 1, sizeof(*w->linked));
@@ -566,8 +564,6 @@ int glob_update(struct tree *tree, const struct glob_request *request, struct gl
 	job.tree = tree;
 	job.jit = jit_wanted();
 	job.all_parses = request->all_parses;
-	/* Choosing one parse per file needs the parses recorded, even when no one reads the files. */
-	job.keep_files = result != NULL || !job.all_parses;
 	struct strvec keys = STRVEC_INIT;
 	int rc = -1;
 
@@ -663,7 +659,6 @@ int glob_match_path(const char *template_text, const char *path, bool all_parses
 	size_t first_file = target->count;
 	int rc = -1;
 	job.jit = false;
-	job.keep_files = true;
 	job.all_parses = all_parses;
 	if (job_add_matcher(&job, NULL, GLOB_ROOT_DATA, template_text, err) < 0)
 		goto done;

@@ -133,11 +133,20 @@ struct link_group {
 	size_t size;
 };
 
-/* Distinct values (tuples of `width` values for a link group), in the order first seen. */
-struct value_set {
-	struct strmap seen;
-	struct tree_value *values; /* count * width */
+/*
+ * Distinct rows of `width` values (a collector's values, or a link group's tuples), in the order
+ * first seen. A cell points at a binding of a file in the worker's result, whose storage never
+ * moves, so a row copies nothing; `slots` finds a row by its values' identity (type and text,
+ * None equal to None: Python's set), each slot the row's index + 1 (0 when empty) and its hash.
+ */
+struct value_rows {
+	const struct tree_value **cells; /* count * width */
 	size_t count, cap;
+	struct row_slot {
+		uint32_t row;
+		uint32_t hash;
+	} *slots;
+	size_t slot_count; /* a power of two, or 0 */
 };
 
 struct job;
@@ -154,12 +163,11 @@ struct worker {
 	struct tree_value *capture_values;
 	size_t capture_count;
 	const struct tree_value **slot_values;
-	struct strbuf key;
 	/* Per subject: which subset groups have already succeeded (the first wildcard variant wins). */
 	unsigned *group_stamp;
 	unsigned subject_stamp;
-	struct value_set *collected; /* per job collector */
-	struct value_set *linked;    /* per link group */
+	struct value_rows *collected; /* per job collector */
+	struct value_rows *linked;    /* per link group */
 	struct glob_result result;   /* the files this worker found */
 	size_t *file_ranks;          /* per file of `result`: its key's rank */
 	size_t file_rank_count, file_rank_cap;
@@ -200,7 +208,6 @@ struct job {
 	struct strmap collector_index;
 	struct link_group *links;
 	size_t link_count;
-	bool keep_files;  /* whether workers record files */
 	bool all_parses;  /* keep every parse of a file (file-tree), not only the best */
 	pcre2_match_context *match_context;
 	struct worker *workers;
@@ -215,10 +222,9 @@ void glob_match_candidates(struct worker *w, const size_t *candidates, size_t co
 /* glob_walk.c: the walk from one root. */
 int glob_walk_root(struct job *job, enum glob_root root, const char *directory);
 
-/* glob_result.c: value sets, files and ties gathered from the workers, values stored in the tree. */
-void glob_value_set_add(struct value_set *set, struct strbuf *key, const struct tree_value *const *values,
-			size_t width);
-void glob_value_set_release(struct value_set *set, size_t width);
+/* glob_result.c: value rows, files and ties gathered from the workers, values stored in the tree. */
+void glob_value_rows_add(struct value_rows *rows, const struct tree_value *const *values, size_t width);
+void glob_value_rows_release(struct value_rows *rows);
 bool glob_same_bindings(const struct glob_file *a, const struct glob_file *b);
 void glob_job_collect_files(struct job *job, struct glob_result *result, size_t rank_count, bool sort);
 void glob_job_collect_ties(struct job *job, struct strvec *warnings);

@@ -184,7 +184,7 @@ static void collect_link(struct worker *w, const struct matcher *m)
 		}
 		/* A file whose template lacks a linked name adds no row. */
 		if (complete)
-			glob_value_set_add(&w->linked[g], &w->key, tuple, size);
+			glob_value_rows_add(&w->linked[g], tuple, size);
 		if (tuple != row)
 			free(tuple);
 	}
@@ -292,12 +292,18 @@ static bool bind_parse(struct worker *w, const struct pattern *p)
 	return true;
 }
 
-/* GLOBBING steps 10 and 11 for the bound slot values: collect the values and the linked tuples. */
+/*
+ * GLOBBING steps 10 and 11 for the last file recorded: collect its values and linked tuples.
+ * They are its bindings, which stay where they are until the result is released.
+ */
 static void collect_slots(struct worker *w, const struct matcher *m)
 {
+	const struct glob_file *file = &w->result.files[w->result.count - 1];
+	for (size_t s = 0; s < file->binding_count; s++)
+		w->slot_values[s] = &file->bindings[s].value;
 	for (size_t s = 0; s < m->slot_names.count; s++)
 		if (m->slot_collector[s] != SIZE_MAX)
-			glob_value_set_add(&w->collected[m->slot_collector[s]], &w->key, &w->slot_values[s], 1);
+			glob_value_rows_add(&w->collected[m->slot_collector[s]], &w->slot_values[s], 1);
 	if (w->job->link_count)
 		collect_link(w, m);
 }
@@ -376,9 +382,6 @@ static void keep_best_parse(struct worker *w)
 	result->files[start] = result->files[start + best];
 	result->count = start + 1;
 	w->file_rank_count = start + 1;
-	const struct glob_file *file = &result->files[start];
-	for (size_t s = 0; s < file->binding_count; s++)
-		w->slot_values[s] = &file->bindings[s].value;
 	collect_slots(w, &w->job->matchers[w->pending_matcher[best]]);
 	w->pending_start = result->count;
 }
@@ -428,9 +431,8 @@ void glob_match_candidates(struct worker *w, const size_t *candidates, size_t co
 			add_pending_parse(w, p, subject, length);
 			continue;
 		}
+		append_file(w, &job->matchers[p->matcher], subject, length);
 		collect_slots(w, &job->matchers[p->matcher]);
-		if (job->keep_files)
-			append_file(w, &job->matchers[p->matcher], subject, length);
 	}
 	if (!job->all_parses)
 		keep_best_parse(w);

@@ -43,11 +43,11 @@ static bool missing_errno(int error)
 	return error == ENOENT || error == ENOTDIR || error == ELOOP || error == ENAMETOOLONG;
 }
 
-static void subject_push(struct worker *w, const char *name)
+static void subject_push(struct worker *w, const char *name, size_t length)
 {
 	if (w->subject.len && w->subject.buf[w->subject.len - 1] != '/')
 		strbuf_addch(&w->subject, '/');
-	strbuf_adds(&w->subject, name);
+	strbuf_add(&w->subject, name, length);
 }
 
 /* The offset of paths below the subject's directory, once that directory is the open one. */
@@ -127,7 +127,7 @@ static int walk_literals(struct worker *w, struct place place, size_t depth, con
 			else
 				level_push(w, depth + 1, &children, active[j]);
 		}
-		subject_push(w, name);
+		subject_push(w, name, strlen(name));
 		struct stat st;
 		/* lexists(), as glob checks a name without wildcards. */
 		if (finals && fstatat(place.fd, w->subject.buf + place.offset, &st, AT_SYMLINK_NOFOLLOW))
@@ -141,25 +141,90 @@ static int walk_literals(struct worker *w, struct place place, size_t depth, con
 	return 0;
 }
 
-/* One directory entry; the names live in a buffer of the reader. */
+/* Names shorter than this are kept in the entry itself. */
+#define ENTRY_INLINE_NAME 24
+
+/*
+ * One directory entry. A short name (most are: "sub-000001") is kept in the entry, so that
+ * sorting and walking a big directory read the entries in order instead of chasing each name
+ * to wherever the listing put it; a longer one lives in a buffer of the reader.
+ */
 struct entry {
-	const char *name;
+	union {
+		char text[ENTRY_INLINE_NAME];
+		const char *pointer;
+	} name;
+	uint32_t length; /* a name has at most NAME_MAX bytes */
 	unsigned char type;
 };
 
-static int compare_entries(const void *a, const void *b)
+static const char *entry_name(const struct entry *entry)
 {
-	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+	return entry->length < ENTRY_INLINE_NAME ? entry->name.text : entry->name.pointer;
+}
+
+static void swap_entries(struct entry *a, struct entry *b)
+{
+	struct entry t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Sort entries in strcmp's order by their names from byte `depth` on: a multikey quicksort
+ * (Bentley and Sedgewick), which reads the bytes names share ("sub-0...") once per level
+ * instead of once per comparison. The two smaller parts are sorted by recursion and the largest
+ * by the loop, so the recursion stays within log2(n) levels whatever the names.
+ */
+static void sort_entries(struct entry *entries, size_t count, size_t depth)
+{
+	while (count > 1) {
+		if (count < 12) {
+			for (size_t i = 1; i < count; i++)
+				for (size_t j = i; j > 0 && strcmp(entry_name(&entries[j - 1]) + depth, entry_name(&entries[j]) + depth) > 0; j--)
+					swap_entries(&entries[j - 1], &entries[j]);
+			return;
+		}
+		unsigned char pivot = (unsigned char)entry_name(&entries[count / 2])[depth];
+		/* [0, less) below the pivot's byte, [less, more) equal to it, [more, count) above. */
+		size_t less = 0, i = 0, more = count;
+		while (i < more) {
+			unsigned char byte = (unsigned char)entry_name(&entries[i])[depth];
+			if (byte < pivot)
+				swap_entries(&entries[less++], &entries[i++]);
+			else if (byte > pivot)
+				swap_entries(&entries[i], &entries[--more]);
+			else
+				i++;
+		}
+		struct {
+			struct entry *at;
+			size_t count, depth;
+		} parts[3] = {{entries, less, depth},
+			      {entries + less, pivot ? more - less : 0, depth + 1},
+			      {entries + more, count - more, depth}};
+		size_t largest = 0;
+		for (size_t p = 1; p < 3; p++)
+			if (parts[p].count > parts[largest].count)
+				largest = p;
+		for (size_t p = 0; p < 3; p++)
+			if (p != largest)
+				sort_entries(parts[p].at, parts[p].count, parts[p].depth);
+		entries = parts[largest].at;
+		count = parts[largest].count;
+		depth = parts[largest].depth;
+	}
 }
 
 /*
  * Read all of `dir` but "." and "..", sorted by name, so that files come out
- * nearly in path order and a big directory can be shared out in ranges.
+ * nearly in path order and a big directory can be shared out in ranges. Long
+ * names go to `names`, where they do not move as more are read.
  */
-static int read_entries(struct worker *w, DIR *dir, struct strbuf *names, struct entry **out, size_t *count)
+static int read_entries(struct worker *w, DIR *dir, struct arena *names, struct entry **out, size_t *count)
 {
-	size_t *offsets = NULL, offsets_cap = 0, types_cap = 0, n = 0;
-	unsigned char *types = NULL;
+	struct entry *entries = NULL;
+	size_t n = 0, cap = 0;
 	int rc = 0;
 	for (;;) {
 		errno = 0;
@@ -172,21 +237,16 @@ static int read_entries(struct worker *w, DIR *dir, struct strbuf *names, struct
 		const char *name = entry->d_name;
 		if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
 			continue;
-		ALLOC_GROW(offsets, n + 1, offsets_cap);
-		ALLOC_GROW(types, n + 1, types_cap);
-		offsets[n] = names->len;
-		types[n++] = entry->d_type;
-		strbuf_add(names, name, strlen(name) + 1);
+		ALLOC_GROW(entries, n + 1, cap);
+		size_t length = strlen(name);
+		if (length < ENTRY_INLINE_NAME)
+			memcpy(entries[n].name.text, name, length + 1);
+		else
+			entries[n].name.pointer = arena_strndup(names, name, length);
+		entries[n].length = (uint32_t)length;
+		entries[n++].type = entry->d_type;
 	}
-	/* Names moved while the buffer grew: point at them only now. */
-	struct entry *entries = xcalloc(n + 1, sizeof(*entries));
-	for (size_t i = 0; i < n; i++) {
-		entries[i].name = names->buf + offsets[i];
-		entries[i].type = types[i];
-	}
-	qsort(entries, n, sizeof(*entries), compare_entries);
-	free(offsets);
-	free(types);
+	sort_entries(entries, n, 0);
 	*out = entries;
 	*count = n;
 	return rc;
@@ -199,11 +259,11 @@ static int walk_entries(struct worker *w, struct place place, size_t depth, cons
 	struct job *job = w->job;
 	size_t base = w->subject.len;
 	for (size_t e = 0; e < entry_count; e++) {
-		const char *name = entries[e].name;
+		const char *name = entry_name(&entries[e]);
 		/* Only directories (or what may be one: links, unknown types) can lead further down. */
 		unsigned char type = entries[e].type;
 		bool maybe_directory = type == DT_DIR || type == DT_LNK || type == DT_UNKNOWN;
-		subject_push(w, name);
+		subject_push(w, name, entries[e].length);
 		if (++w->stamp == 0) {
 			memset(w->class_stamp, 0, (job->class_count + 1) * sizeof(*w->class_stamp));
 			w->stamp = 1;
@@ -340,7 +400,7 @@ static int walk_directory(struct worker *w, struct place place, size_t depth, co
 				close(fd);
 			rc = missing_errno(error) ? 0 : walk_error(w, error);
 		} else {
-			struct strbuf names = STRBUF_INIT;
+			struct arena names = ARENA_INIT;
 			struct entry *entries = NULL;
 			size_t entry_count = 0;
 			struct place here = {fd, offset_below(w)};
@@ -352,7 +412,7 @@ static int walk_directory(struct worker *w, struct place place, size_t depth, co
 			else if (!rc)
 				rc = walk_entries(w, here, depth, active, count, entries, entry_count);
 			free(entries);
-			strbuf_release(&names);
+			arena_release(&names);
 			closedir(dir);
 		}
 	}

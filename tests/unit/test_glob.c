@@ -68,6 +68,17 @@ static void make_paths(struct study *study, const char *const *paths)
 	}
 }
 
+/* make_paths for a vector, which it releases. */
+static void make_path_vec(struct study *study, struct strvec *paths)
+{
+	const char **list = xcalloc(paths->count + 1, sizeof(*list));
+	for (size_t i = 0; i < paths->count; i++)
+		list[i] = paths->items[i];
+	make_paths(study, list);
+	free(list);
+	strvec_release(paths);
+}
+
 static void parse_tree(struct study *study, const char *text)
 {
 	struct cp_err err = CP_ERR_INIT;
@@ -599,12 +610,7 @@ static void test_many_subjects(void **state)
 			strvec_push_owned(&paths, xasprintf("sub-%04d/ses-%d/b.txt", i, i % 3));
 	}
 	strvec_push(&paths, "sub-x.txt");
-	const char **list = xcalloc(paths.count + 1, sizeof(*list));
-	for (size_t i = 0; i < paths.count; i++)
-		list[i] = paths.items[i];
-	make_paths(study, list);
-	free(list);
-	strvec_release(&paths);
+	make_path_vec(study, &paths);
 	parse_tree(study, "sub-{s}\n    a.txt (a)\n    [ses-{t:d}]/b.txt (b)\n");
 	const char *const names[] = {"s", "t"};
 	const char *const *links[] = {names};
@@ -629,6 +635,82 @@ static void test_many_subjects(void **state)
 	assert_string_equal(s_values->values[749].text, "1499");
 	assert_int_equal(t_values->values[749].integer, 1499 % 3);
 	cp_err_release(&err);
+}
+
+/*
+ * Values found out of order, again and again, and by both threads (the subjects are shared
+ * out): each distinct value once, sorted. 1 and 1.0 are different values that sort equal: they
+ * keep the order the walk first saw them in, whichever thread saw them.
+ */
+static void test_values_across_threads(void **state)
+{
+	struct study *study = *state;
+	struct strvec paths = STRVEC_INIT;
+	for (int i = 1; i <= 1200; i++) {
+		strvec_push_owned(&paths, xasprintf("sub-%04d/ses-%d/f.txt", i, (i * 37) % 400));
+		strvec_push_owned(&paths, xasprintf(i <= 300 ? "sub-%04d/y-1.0.txt" : "sub-%04d/x-1.txt", i));
+		if (i > 900)
+			strvec_push_owned(&paths, xasprintf("sub-%04d/y-0.0.txt", i));
+		/* The last value of the first half is the first of the second. */
+		strvec_push_owned(&paths, xasprintf("sub-%04d/n-%s.txt", i, i < 600 ? "a" : i > 601 ? "z" : "m"));
+	}
+	make_path_vec(study, &paths);
+	parse_tree(study, "sub-{s}\n    ses-{t}/f.txt (f)\n    x-{r:d}.txt (x)\n    y-{r:f}.txt (y)\n    n-{n}.txt (n)\n");
+	glob_ok(study, (const char *const[]){"f", "x", "y", "n", NULL});
+	assert_values(study->tree, "n", "a,m,z");
+	/* 400 sessions, each found three times, scattered over the subjects. */
+	const struct tree_placeholder *sessions = tree_find_placeholder(study->tree, "t");
+	assert_int_equal(sessions->count, 400);
+	for (size_t i = 1; i < sessions->count; i++)
+		assert_true(strcmp(sessions->values[i - 1].text, sessions->values[i].text) < 0);
+	assert_values(study->tree, "r", "0.0,1.0,1");
+	assert_int_equal(tree_find_placeholder(study->tree, "s")->count, 1200);
+	assert_int_equal(study->result.count, 1200 * 3 + 300);
+
+	/* The int first: it is the value worker 0 (the first half) saw. */
+	make_paths(study, (const char *const[]){"sub-0001/x-1.txt", NULL});
+	tree_free(study->tree);
+	parse_tree(study, "sub-{s}\n    x-{r:d}.txt (x)\n    y-{r:f}.txt (y)\n");
+	glob_ok(study, (const char *const[]){"x", "y", NULL});
+	assert_values(study->tree, "r", "0.0,1,1.0");
+}
+
+/*
+ * The walk reads each directory in name order (strcmp's, bytes unsigned): 7.0 and 7 sort equal,
+ * so the value first seen comes first, and "v-7.0.txt" comes before "v-7.txt".
+ */
+static void test_walk_name_order(void **state)
+{
+	struct study *study = *state;
+	struct strvec paths = STRVEC_INIT;
+	for (int i = 1; i <= 700; i++) {
+		strvec_push_owned(&paths, xasprintf("v-%d.txt", i));
+		strvec_push_owned(&paths, xasprintf("v-%d.0.txt", i));
+	}
+	/* Names of 23 bytes and more (the walk keeps longer names apart), zeros in front. */
+	for (int i = 701, width = 17; i <= 720; i++, width++) {
+		strvec_push_owned(&paths, xasprintf("v-%0*d.txt", width, i));
+		strvec_push_owned(&paths, xasprintf("v-%0*d.0.txt", width, i));
+	}
+	strvec_push(&paths, "v-\xc3\xa9.txt");
+	strvec_push(&paths, "v-.txt");
+	make_path_vec(study, &paths);
+	parse_tree(study, "v-{r:d}.txt (int)\nv-{r:f}.txt (float)\nv-{name}.txt (any)\n");
+	glob_ok(study, (const char *const[]){"int", "float", NULL});
+	const struct tree_placeholder *values = tree_find_placeholder(study->tree, "r");
+	assert_int_equal(values->count, 1440);
+	for (size_t i = 0; i < values->count; i++) {
+		char *expected = xasprintf(i % 2 ? "%zu" : "%zu.0", i / 2 + 1);
+		assert_string_equal(values->values[i].text, expected);
+		free(expected);
+	}
+	/* Every name but "v-.txt" (a field takes a character at least), by bytes: the non-ASCII name last. */
+	glob_ok(study, (const char *const[]){"any", NULL});
+	assert_int_equal(study->result.count, 1441);
+	char *most_zeros = xasprintf("v-%036d.0.txt", 720);
+	assert_string_equal(study->result.files[0].path, most_zeros);
+	free(most_zeros);
+	assert_string_equal(study->result.files[1440].path, "v-\xc3\xa9.txt");
 }
 
 /* --------------------------------------------------------- single paths */
@@ -721,6 +803,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_walk_stat, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_literal_paths, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_many_subjects, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_values_across_threads, study_setup, study_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_name_order, study_setup, study_teardown),
 		cmocka_unit_test(test_match_path),
 		cmocka_unit_test(test_template_regex),
 	};
