@@ -136,7 +136,10 @@ static int prepare_recipes(struct builder *b)
 		const struct recipe *recipe = &b->set->recipes[r];
 		struct strvec names = STRVEC_INIT;
 		const struct strvec *lists[] = {&recipe->in, &recipe->ref, &recipe->out};
+		/* Found once here: every job of the recipe expands its keys by index, not by name. */
+		size_t **indexes[] = {&b->recipes[r].in_keys, &b->recipes[r].ref_keys, &b->recipes[r].out_keys};
 		for (size_t l = 0; l < 3; l++) {
+			*indexes[l] = xcalloc(lists[l]->count + 1, sizeof(**indexes[l]));
 			if (lists[l]->count > UINT16_MAX) { /* a job records each path's key in 16 bits */
 				cp_err_set(b->err, b->set->file, recipe->line, "recipe '%s': more than %d keys in one list",
 					   recipe->name, UINT16_MAX);
@@ -151,6 +154,7 @@ static int prepare_recipes(struct builder *b)
 					return -1;
 				}
 				key_names(info, &names);
+				(*indexes[l])[k] = (size_t)(info - b->keys);
 			}
 		}
 		recipe_var_names(recipe, &names);
@@ -391,7 +395,7 @@ struct frame {
 
 static struct frame *frame_enter(struct builder *b)
 {
-	size_t depth = b->stack.count;
+	size_t depth = b->depth;
 	if (depth == b->frame_count) {
 		ALLOC_GROW(b->frames, depth + 1, b->frame_cap);
 		b->frames[depth] = xcalloc(1, sizeof(**b->frames));
@@ -479,9 +483,9 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 
 static void chain_message(struct builder *b, struct strbuf *out)
 {
-	for (size_t i = b->stack.count; i-- > 0;) {
-		strbuf_adds(out, i + 1 == b->stack.count ? "needed by " : " <- ");
-		strbuf_adds(out, b->stack.items[i]);
+	for (size_t i = b->depth; i-- > 0;) {
+		strbuf_adds(out, i + 1 == b->depth ? "needed by " : " <- ");
+		strbuf_adds(out, b->frames[i]->id.buf);
 	}
 }
 
@@ -656,11 +660,8 @@ static int expand_existing(struct builder *b, struct frame *f, size_t key_index,
  * that exist, or over all their values when `product`. Inputs (kind 0) also
  * get their producers added as dependencies.
  */
-static int expand_key(struct builder *b, struct frame *f, const char *key, bool optional, int kind, bool product)
+static int expand_key(struct builder *b, struct frame *f, size_t key_index, bool optional, int kind, bool product)
 {
-	size_t key_index;
-	if (!key_lookup(b, key) || !strmap_get(&b->key_index, key, &key_index))
-		return ADD_ERROR;
 	if (kind == 0 && !product) {
 		int rc = expand_existing(b, f, key_index, optional);
 		if (rc != 1)
@@ -668,7 +669,7 @@ static int expand_key(struct builder *b, struct frame *f, const char *key, bool 
 	}
 	const struct key_info *info = &b->keys[key_index];
 	axes_reset(&f->axes);
-	int rc = collect_axes(b, &info->names, &info->required, &f->binding, key, f->id.buf, &f->axes);
+	int rc = collect_axes(b, &info->names, &info->required, &f->binding, info->key, f->id.buf, &f->axes);
 	if (rc < 0 || axes_empty(&f->axes))
 		return rc;
 	if (f->axes.count + 1 > f->row_cap) {
@@ -872,34 +873,35 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 		return ADD_SKIPPED;
 	if (group_narrowed(b, recipe, f->id.buf))
 		return ADD_SKIPPED;
-	long on_stack = strvec_find(&b->stack, f->id.buf);
-	if (on_stack >= 0) {
+	size_t on_stack = 0;
+	while (on_stack < b->depth && strcmp(b->frames[on_stack]->id.buf, f->id.buf))
+		on_stack++;
+	if (on_stack < b->depth) {
 		struct strbuf cycle = STRBUF_INIT;
-		for (size_t i = (size_t)on_stack; i < b->stack.count; i++)
-			strbuf_addf(&cycle, "%s -> ", b->stack.items[i]);
+		for (size_t i = on_stack; i < b->depth; i++)
+			strbuf_addf(&cycle, "%s -> ", b->frames[i]->id.buf);
 		strbuf_adds(&cycle, f->id.buf);
 		cp_err_set(b->err, b->set->file, recipe->line, "dependency cycle: %s", cycle.buf);
 		strbuf_release(&cycle);
 		return ADD_ERROR;
 	}
-	strvec_push(&b->stack, f->id.buf);
+	b->depth++;
 
 	int rc = ADD_OK;
 	bool product = recipe_iterates_product(b, recipe_index), outer_product = b->in_product;
 	b->in_product = product;
+	const struct recipe_info *info = &b->recipes[recipe_index];
 	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++) {
 		f->key_slot = (uint16_t)i;
-		rc = expand_key(b, f, recipe->in.items[i], recipe_is_optional(recipe, recipe->in.items[i]), 0,
-				product);
+		rc = expand_key(b, f, info->in_keys[i], recipe_is_optional(recipe, recipe->in.items[i]), 0, product);
 	}
 	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++) {
 		f->key_slot = (uint16_t)i;
-		rc = expand_key(b, f, recipe->out.items[i], recipe_is_optional(recipe, recipe->out.items[i]), 1,
-				product);
+		rc = expand_key(b, f, info->out_keys[i], recipe_is_optional(recipe, recipe->out.items[i]), 1, product);
 	}
 	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++) {
 		f->key_slot = (uint16_t)i;
-		rc = expand_key(b, f, recipe->ref.items[i], false, 2, product);
+		rc = expand_key(b, f, info->ref_keys[i], false, 2, product);
 	}
 	b->in_product = outer_product;
 
@@ -919,8 +921,7 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 			rc = ADD_ERROR;
 		}
 	}
-	b->stack.count--;
-	free(b->stack.items[b->stack.count]);
+	b->depth--;
 	/* A group job never quietly disappears with a missing input: it is listed too. */
 	if (rc == ADD_SKIPPED && recipe->batch.count) {
 		strvec_push_owned(&b->graph->skipped,
@@ -1149,6 +1150,9 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	strmap_release(&b.key_index);
 	for (size_t r = 0; b.recipes && r < set->count; r++) {
 		strvec_release(&b.recipes[r].iterating);
+		free(b.recipes[r].in_keys);
+		free(b.recipes[r].out_keys);
+		free(b.recipes[r].ref_keys);
 		graph_release_values(&b.recipes[r]);
 		if (b.recipes[r].combos)
 			combos_release(b.recipes[r].combos);
@@ -1163,7 +1167,6 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 		frame_free(b.frames[i]);
 	free(b.frames);
 	free(b.names);
-	strvec_release(&b.stack);
 	strvec_release(&b.combining);
 	if (rc < 0) {
 		graph_free(b.graph);

@@ -58,6 +58,7 @@ struct recipe_info {
 	size_t value_count;
 	const char *const *binding_names; /* the names its last job bound, shared by the jobs binding the same */
 	size_t binding_count;
+	size_t *in_keys, *out_keys, *ref_keys; /* per key of the recipe's lists: its index in builder.keys */
 };
 
 struct frame;
@@ -72,8 +73,9 @@ struct builder {
 	size_t key_cap;
 	struct strmap key_index;
 	struct recipe_info *recipes;
-	struct strvec stack;      /* job ids on the current path: cycles and messages (it stays short) */
+	size_t depth;             /* jobs on the current path: frames[0..depth) hold their ids (cycles, messages) */
 	struct strmap skipped;    /* ids of jobs left out by skip_missing */
+	size_t globbed_next;      /* the glob result's file after the raw input last found there */
 	/* Kept while building only (at a million subjects they are 128 MB each): */
 	struct strmap by_output;  /* output path -> job index (keys borrowed from the jobs) */
 	struct strmap by_id;      /* job id -> job index (keys borrowed from the jobs) */
@@ -101,7 +103,7 @@ void graph_release_recipes(struct graph *graph);
 int graph_check_command(struct graph_recipe *shared, const struct graph_job *job, struct cp_err *err);
 
 /* Whether raw input `path` of key `key` is there: in the glob result, else by lstat. */
-bool graph_raw_input_exists(const struct builder *b, const char *key, const char *path);
+bool graph_raw_input_exists(struct builder *b, const char *key, const char *path);
 
 /* The names of `names` that iterate (a list of values in the tree), added to `out` once each. */
 void graph_iterating_names(const struct builder *b, const struct strvec *names, struct strvec *out);
