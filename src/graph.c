@@ -282,37 +282,43 @@ static bool plain_value(const char *value)
  * The common case of filling, on the template parsed once: every field has a plain value and
  * every optional group is kept. Returns 1 when done, 0 when the tree module must do it (values
  * that are templates themselves, dropped groups, wildcards, errors to report), -1 on error.
+ * One pass: each field's value is looked up once, and a format error counts only when no later
+ * field sends the path to the tree module anyway.
  */
 static int fill_path_quickly(const struct builder *b, const struct key_info *info, const struct bindings *binding,
 			     struct strbuf *out)
 {
 	const struct template *t = &info->parsed;
-	for (size_t i = 0; i < t->count; i++) {
-		const struct template_part *part = &t->parts[i];
-		if (part->kind == TEMPLATE_STAR || part->kind == TEMPLATE_QUESTION)
-			return 0;
-		if (part->kind != TEMPLATE_FIELD)
-			continue;
-		const char *value = fill_value(b, binding, part->text);
-		if (!value || !plain_value(value))
-			return 0;
-	}
+	bool failed = false;
 	strbuf_reset(out);
 	for (size_t i = 0; i < t->count; i++) {
 		const struct template_part *part = &t->parts[i];
-		if (part->kind == TEMPLATE_LITERAL) {
-			strbuf_adds(out, part->text);
+		if (part->kind == TEMPLATE_STAR || part->kind == TEMPLATE_QUESTION)
+			goto slow;
+		if (part->kind != TEMPLATE_FIELD) {
+			if (!failed)
+				strbuf_adds(out, part->text);
 			continue;
 		}
 		const char *value = fill_value(b, binding, part->text);
-		if (!part->spec) {
+		if (!value || !plain_value(value))
+			goto slow;
+		if (failed)
+			continue;
+		if (!part->spec)
 			strbuf_adds(out, value);
-		} else if (template_format(part->spec, value, out, b->err) < 0) {
-			cp_err_prefix(b->err, "key '%s': ", info->key);
-			return -1;
-		}
+		else if (template_format(part->spec, value, out, b->err) < 0)
+			failed = true;
+	}
+	if (failed) {
+		cp_err_prefix(b->err, "key '%s': ", info->key);
+		return -1;
 	}
 	return 1;
+slow:
+	if (failed)
+		cp_err_release(b->err);
+	return 0;
 }
 
 static int fill_path(struct builder *b, const struct key_info *info, const struct bindings *binding,
