@@ -1004,12 +1004,48 @@ static bool filter_wants(struct builder *b, const struct output_filter *filter, 
 	return filter->wants(filter->context, path->buf);
 }
 
+/*
+ * Jobs and outputs per combination of recipe `r`: one of each recipe it needs, itself included
+ * (each once); a batch recipe makes one job for many combinations, and is not counted.
+ */
+static void count_upstream(const struct builder *b, size_t r, bool *seen, size_t *jobs, size_t *outputs)
+{
+	if (seen[r])
+		return;
+	seen[r] = true;
+	if (!b->set->recipes[r].batch.count) {
+		*jobs += 1;
+		*outputs += b->set->recipes[r].out.count;
+	}
+	const struct recipe_info *info = &b->recipes[r];
+	for (size_t i = 0; i < b->set->recipes[r].in.count; i++)
+		if (b->keys[info->in_keys[i]].producer >= 0)
+			count_upstream(b, (size_t)b->keys[info->in_keys[i]].producer, seen, jobs, outputs);
+}
+
+/*
+ * Size the build's maps for the jobs `rows` combinations of recipe `r` will likely add, so that
+ * they are not rehashed on the way (an estimate: a map still grows if more come).
+ */
+static void reserve_for(struct builder *b, size_t r, size_t rows)
+{
+	bool *seen = xcalloc(b->set->count, sizeof(*seen));
+	size_t jobs = 0, outputs = 0;
+	count_upstream(b, r, seen, &jobs, &outputs);
+	free(seen);
+	if (rows * outputs >= UINT32_MAX / 2) /* more than a map holds: let it fail where it would anyway */
+		return;
+	strmap_reserve(&b->by_id, rows * jobs);
+	strmap_reserve(&b->by_output, rows * outputs);
+}
+
 /* Request the files of target key `key` that `filter` wants: one job per combination its recipe makes. */
 static int request_existing(struct builder *b, struct key_info *info, size_t r, const struct output_filter *filter)
 {
 	const struct combos *combos = graph_recipe_combos(b, r);
 	if (!combos)
 		return -1;
+	reserve_for(b, r, combos->rows);
 	if (!combos->rows && !filter)
 		note_nothing_to_make(b, info->key, r);
 	struct bindings row = {NULL, 0, 0};
