@@ -511,9 +511,9 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 		made = !bound || graph_value_allowed(b, (size_t)info->producer, bound->name, bound->value);
 	}
 	if (made) {
-		size_t found;
-		if (strmap_get(&b->by_output, path, &found)) {
-			*dep = (long)found;
+		long found = graph_job_map_find(b, &b->by_output, path);
+		if (found >= 0) {
+			*dep = found;
 			return ADD_OK;
 		}
 		const struct recipe_info *producer = &b->recipes[info->producer];
@@ -797,9 +797,7 @@ static size_t commit_job(struct builder *b, const struct graph_job *job)
 	struct graph *g = b->graph;
 	ALLOC_GROW(g->jobs, g->count + 1, g->cap);
 	g->jobs[g->count] = *job;
-	for (size_t i = 0; i < job->outputs.count; i++)
-		strmap_put(&b->by_output, job->outputs.items[i], g->count);
-	strmap_put(&b->by_id, job->id, g->count);
+	graph_index_job(b, g->count);
 	return g->count++;
 }
 
@@ -870,9 +868,9 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 	if (f->binding.count > 1)
 		qsort(f->binding.items, f->binding.count, sizeof(*f->binding.items), compare_bindings);
 	make_job_id(recipe, &f->binding, &f->id);
-	size_t existing;
-	if (strmap_get(&b->by_id, f->id.buf, &existing)) {
-		*index_out = existing;
+	long existing = graph_job_map_find(b, &b->by_id, f->id.buf);
+	if (existing >= 0) {
+		*index_out = (size_t)existing;
 		return ADD_OK;
 	}
 	if (strmap_get(&b->skipped, f->id.buf, NULL))
@@ -918,8 +916,8 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 			rc = ADD_ERROR;
 	}
 	for (size_t i = 0; rc == ADD_OK && i < f->outputs.count; i++) {
-		size_t other;
-		if (strmap_get(&b->by_output, f->outputs.paths[i], &other)) {
+		long other = graph_job_map_find(b, &b->by_output, f->outputs.paths[i]);
+		if (other >= 0) {
 			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
 				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
 				   "of its outputs",
@@ -1004,48 +1002,13 @@ static bool filter_wants(struct builder *b, const struct output_filter *filter, 
 	return filter->wants(filter->context, path->buf);
 }
 
-/*
- * Jobs and outputs per combination of recipe `r`: one of each recipe it needs, itself included
- * (each once); a batch recipe makes one job for many combinations, and is not counted.
- */
-static void count_upstream(const struct builder *b, size_t r, bool *seen, size_t *jobs, size_t *outputs)
-{
-	if (seen[r])
-		return;
-	seen[r] = true;
-	if (!b->set->recipes[r].batch.count) {
-		*jobs += 1;
-		*outputs += b->set->recipes[r].out.count;
-	}
-	const struct recipe_info *info = &b->recipes[r];
-	for (size_t i = 0; i < b->set->recipes[r].in.count; i++)
-		if (b->keys[info->in_keys[i]].producer >= 0)
-			count_upstream(b, (size_t)b->keys[info->in_keys[i]].producer, seen, jobs, outputs);
-}
-
-/*
- * Size the build's maps for the jobs `rows` combinations of recipe `r` will likely add, so that
- * they are not rehashed on the way (an estimate: a map still grows if more come).
- */
-static void reserve_for(struct builder *b, size_t r, size_t rows)
-{
-	bool *seen = xcalloc(b->set->count, sizeof(*seen));
-	size_t jobs = 0, outputs = 0;
-	count_upstream(b, r, seen, &jobs, &outputs);
-	free(seen);
-	if (rows * outputs >= UINT32_MAX / 2) /* more than a map holds: let it fail where it would anyway */
-		return;
-	strmap_reserve(&b->by_id, rows * jobs);
-	strmap_reserve(&b->by_output, rows * outputs);
-}
-
 /* Request the files of target key `key` that `filter` wants: one job per combination its recipe makes. */
 static int request_existing(struct builder *b, struct key_info *info, size_t r, const struct output_filter *filter)
 {
 	const struct combos *combos = graph_recipe_combos(b, r);
 	if (!combos)
 		return -1;
-	reserve_for(b, r, combos->rows);
+	graph_reserve_for(b, r, combos->rows);
 	if (!combos->rows && !filter)
 		note_nothing_to_make(b, info->key, r);
 	struct bindings row = {NULL, 0, 0};
@@ -1167,8 +1130,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	b.err = err;
 	b.context = -1;
 	b.graph = xcalloc(1, sizeof(*b.graph));
-	b.by_output = (struct strmap)STRMAP_INIT_BORROWED;
-	b.by_id = (struct strmap)STRMAP_INIT_BORROWED;
+	b.by_output.kind = JOB_MAP_OUTPUT;
+	b.by_id.kind = JOB_MAP_ID;
 	b.graph->by_id = (struct strmap)STRMAP_INIT_BORROWED;
 	*out = NULL;
 	int rc = prepare_recipes(&b);
@@ -1202,8 +1165,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	}
 	free(b.recipes);
 	strmap_release(&b.skipped);
-	strmap_release(&b.by_output);
-	strmap_release(&b.by_id);
+	graph_job_map_release(&b.by_output);
+	graph_job_map_release(&b.by_id);
 	free(b.dep_mark);
 	for (size_t i = 0; i < b.frame_count; i++)
 		frame_free(b.frames[i]);

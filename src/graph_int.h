@@ -63,6 +63,15 @@ struct recipe_info {
 
 struct frame;
 
+/* A build-time map to job indexes (graph_index.c): by a job's id, or by any of its output paths. */
+enum job_map_kind { JOB_MAP_ID, JOB_MAP_OUTPUT };
+struct job_map {
+	uint64_t *slots; /* per slot: the key's 32-bit hash, then 1 + the job's index; 0 is empty */
+	size_t cap;
+	size_t count;
+	enum job_map_kind kind;
+};
+
 struct builder {
 	const struct tree *tree;
 	const struct recipe_set *set;
@@ -77,8 +86,8 @@ struct builder {
 	struct strmap skipped;    /* ids of jobs left out by skip_missing */
 	size_t globbed_next;      /* the glob result's file after the raw input last found there */
 	/* Kept while building only (at a million subjects they are 128 MB each): */
-	struct strmap by_output;  /* output path -> job index (keys borrowed from the jobs) */
-	struct strmap by_id;      /* job id -> job index (keys borrowed from the jobs) */
+	struct job_map by_output; /* output path -> job index */
+	struct job_map by_id;     /* job id -> job index */
 	uint32_t *dep_mark;       /* per job: 1 + the number of the job that last listed it as a dependency */
 	size_t dep_mark_cap;
 	struct frame **frames;    /* per depth of add_job's recursion: its scratch space */
@@ -92,6 +101,14 @@ struct builder {
 	long context;             /* the recipe whose placeholders: values apply (graph_placeholder), or -1 */
 	struct cp_err *err;
 };
+
+/* The job `map` has for `key` (an id or an output path, as the map's kind), or -1. */
+long graph_job_map_find(const struct builder *b, const struct job_map *map, const char *key);
+/* Add job number `job` of the graph (committed) to b->by_id and b->by_output. */
+void graph_index_job(struct builder *b, size_t job);
+void graph_job_map_release(struct job_map *map);
+/* Size b->by_id and b->by_output for the jobs `rows` combinations of recipe `r` will likely add. */
+void graph_reserve_for(struct builder *b, size_t r, size_t rows);
 
 /* Fill graph->recipes: per recipe, its definition and what its run's names stand for (graph_command.c). */
 void graph_prepare_commands(struct builder *b);

@@ -360,26 +360,24 @@ static struct strmap_entry *strmap_slot(const struct strmap *map, const char *ke
 	}
 }
 
-/*
- * Zeroed slots. A table of several megabytes is probed at random (a million-job graph's maps):
- * on huge pages a probe costs a cache miss, not also a TLB miss.
- */
-static struct strmap_entry *strmap_slots_new(size_t cap)
+void *xcalloc_table(size_t count, size_t size)
 {
 	const size_t huge = (size_t)2 << 20;
-	size_t bytes = cap * sizeof(struct strmap_entry);
-	void *slots;
-	if (bytes < 2 * huge || posix_memalign(&slots, huge, bytes))
-		return xcalloc(cap, sizeof(struct strmap_entry));
-	madvise(slots, bytes, MADV_HUGEPAGE); /* advice only: without it the table works the same */
-	memset(slots, 0, bytes);
-	return slots;
+	if (size && count > SIZE_MAX / size)
+		BUG("a table of %zu entries of %zu bytes", count, size);
+	size_t bytes = count * size;
+	void *table;
+	if (bytes < 2 * huge || posix_memalign(&table, huge, bytes))
+		return xcalloc(count, size);
+	madvise(table, bytes, MADV_HUGEPAGE); /* advice only: without it the table works the same */
+	memset(table, 0, bytes);
+	return table;
 }
 
 static void strmap_rehash(struct strmap *map, size_t cap)
 {
 	struct strmap old = *map;
-	map->slots = strmap_slots_new(cap);
+	map->slots = xcalloc_table(cap, sizeof(*map->slots));
 	map->cap = cap;
 	for (size_t i = 0; i < old.cap; i++) {
 		if (old.slots[i].key)
