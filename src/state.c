@@ -711,9 +711,12 @@ static int load(struct state *state, struct cp_err *err)
 	statement_done(stmt);
 	size_t file_rows = max_file_id > 0 ? (size_t)max_file_id : 0;
 	size_t job_rows = max_job_id > 0 ? (size_t)max_job_id : 0;
-	ALLOC_GROW(state->files, file_rows, state->file_cap);
+	/* Exactly as many as the rows: a no-op adds none, and a doubled array would be a third of them unused. */
+	state->files = xrealloc(state->files, (file_rows ? file_rows : 1) * sizeof(*state->files));
+	state->file_cap = file_rows;
 	index_reserve(&state->file_index, file_rows);
-	ALLOC_GROW(state->jobs, job_rows, state->job_cap);
+	state->jobs = xrealloc(state->jobs, (job_rows ? job_rows : 1) * sizeof(*state->jobs));
+	state->job_cap = job_rows;
 	index_reserve(&state->job_index, job_rows);
 	file_by_id = id_table(max_file_id);
 
@@ -773,7 +776,8 @@ static int load(struct state *state, struct cp_err *err)
 		}
 	}
 	statement_done(stmt);
-	state->loaded_job_files = all;
+	/* The array grew by doubling: give back what no job uses (shrinking a large block moves no data). */
+	state->loaded_job_files = all = used ? xrealloc(all, used * sizeof(*all)) : all;
 	for (size_t i = 0; i < state->job_count; i++) {
 		struct job_entry *job = &state->jobs[i];
 		job->files = job->input_count + job->output_count ? all + (size_t)(uintptr_t)job->files : NULL;
