@@ -383,6 +383,8 @@ int state_flush(struct state *state, struct cp_err *err)
 
 /* ---- Jobs in memory ------------------------------------------------------- */
 
+_Static_assert(sizeof(void *) != 8 || sizeof(struct job_entry) == 64, "a job record stays 64 bytes");
+
 void job_clear_files(struct job_entry *job)
 {
 	if (job->files_owned)
@@ -421,27 +423,96 @@ static size_t job_add(struct state *state, const char *job_id, uint64_t hash)
 	return state->job_count++;
 }
 
-/*
- * Point a job string at a pooled copy of the column (an old copy just stays in
- * the pool). `recent` (may be NULL) remembers the last copy made for this
- * column: host and run id repeat from job to job, so they are stored once.
- */
-static void job_string(struct state *state, const char **slot, sqlite3_stmt *stmt, int column, const char **recent)
+/* A column's text (NULL when NULL); valid until the statement steps or is reset. */
+static const char *column_text(sqlite3_stmt *stmt, int column)
 {
-	const char *text = (const char *)sqlite3_column_text(stmt, column);
-	if (!text) {
-		*slot = NULL;
-		return;
-	}
-	if (*slot && !strcmp(text, *slot))
-		return;
-	if (recent && *recent && !strcmp(text, *recent)) {
-		*slot = *recent;
-		return;
-	}
-	*slot = pool_add(&state->pool, text);
+	return (const char *)sqlite3_column_text(stmt, column);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/*
+ * A pooled copy of `text` (NULL stays NULL). `recent` (may be NULL) remembers
+ * the last copy made for this column: host and run id repeat from job to job,
+ * so they are stored once.
+ */
+static const char *pool_text(struct state *state, const char *text, const char **recent)
+{
+	if (!text)
+		return NULL;
+	if (recent && same_text(text, *recent))
+		return *recent;
+	const char *copy = pool_add(&state->pool, text);
 	if (recent)
-		*recent = *slot;
+		*recent = copy;
+	return copy;
+}
+
+static bool same_attempt(const struct job_attempt *a, const struct job_attempt *b)
+{
+	return a->start_ns == b->start_ns && a->end_ns == b->end_ns && a->pid == b->pid && same_text(a->host, b->host) &&
+	       same_text(a->run_id, b->run_id) && same_text(a->log_path, b->log_path);
+}
+
+/*
+ * The attempt block of a row: the job's own or the last row's when the facts
+ * are the same (an adopting run's jobs share one), else a new pooled one.
+ */
+static const struct job_attempt *attempt_from_row(struct state *state, const struct job_entry *job,
+						   sqlite3_stmt *stmt)
+{
+	struct job_attempt row = {
+		.start_ns = sqlite3_column_int64(stmt, 7),
+		.end_ns = sqlite3_column_int64(stmt, 8),
+		.host = column_text(stmt, 9),
+		.pid = sqlite3_column_int64(stmt, 10),
+		.run_id = column_text(stmt, 11),
+		.log_path = column_text(stmt, 12),
+	};
+	static const struct job_attempt none;
+	if (same_attempt(&row, &none))
+		return NULL;
+	if (job->attempt && same_attempt(&row, job->attempt))
+		return job->attempt;
+	if (state->recent_attempt && same_attempt(&row, state->recent_attempt))
+		return state->recent_attempt;
+	struct job_attempt *attempt = arena_alloc(&state->pool, sizeof(*attempt));
+	*attempt = row;
+	attempt->host = pool_text(state, row.host, &state->recent_host);
+	attempt->run_id = pool_text(state, row.run_id, &state->recent_run);
+	attempt->log_path = pool_text(state, row.log_path, NULL);
+	state->recent_attempt = attempt;
+	return attempt;
+}
+
+/* The claim block of a row (NULL: unclaimed): the job's own when unchanged, else a new pooled one. */
+static const struct job_claim *claim_from_row(struct state *state, const struct job_entry *job, sqlite3_stmt *stmt)
+{
+	/* Few jobs are claimed: the other claim columns are read only when one is. */
+	const char *run = column_text(stmt, 13);
+	if (!run)
+		return NULL;
+	struct job_claim row = {
+		.run = run,
+		.host = column_text(stmt, 14),
+		.pid = sqlite3_column_int64(stmt, 15),
+		.pid_start = sqlite3_column_int64(stmt, 16),
+		.log = column_text(stmt, 17),
+	};
+	const struct job_claim *old = job->claim;
+	if (old && old->pid == row.pid && old->pid_start == row.pid_start && same_text(old->run, row.run) &&
+	    same_text(old->host, row.host) && same_text(old->log, row.log))
+		return old;
+	struct job_claim *claim = arena_alloc(&state->pool, sizeof(*claim));
+	*claim = row;
+	/* A run's claims share its run id and host with each other and with its attempts. */
+	claim->run = pool_text(state, row.run, &state->recent_run);
+	claim->host = pool_text(state, row.host, &state->recent_host);
+	claim->log = pool_text(state, row.log, NULL);
+	return claim;
 }
 
 enum job_outcome outcome_from_text(const char *text)
@@ -461,29 +532,14 @@ enum job_outcome outcome_from_text(const char *text)
 static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
 {
 	job->present = true;
-	job->outcome = outcome_from_text((const char *)sqlite3_column_text(stmt, 1));
+	job->outcome = outcome_from_text(column_text(stmt, 1));
 	job->recorded = sqlite3_column_int(stmt, 2) != 0;
 	job->adopted = sqlite3_column_int(stmt, 3) != 0;
 	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
 	job->exit_code = sqlite3_column_int(stmt, 6);
-	job->start_ns = sqlite3_column_int64(stmt, 7);
-	job->end_ns = sqlite3_column_int64(stmt, 8);
-	job_string(state, &job->host, stmt, 9, &state->recent_host);
-	job->pid = sqlite3_column_int64(stmt, 10);
-	job_string(state, &job->run_id, stmt, 11, &state->recent_run);
-	job_string(state, &job->log_path, stmt, 12, NULL);
-	job_string(state, &job->holder_run, stmt, 13, &state->recent_holder_run);
-	/* Few jobs are claimed: the other claim columns are read only when one is. */
-	if (!job->holder_run) {
-		job->holder_host = job->holder_log = NULL;
-		job->holder_pid = job->holder_pid_start = 0;
-		return;
-	}
-	job_string(state, &job->holder_host, stmt, 14, &state->recent_host);
-	job->holder_pid = sqlite3_column_int64(stmt, 15);
-	job->holder_pid_start = sqlite3_column_int64(stmt, 16);
-	job_string(state, &job->holder_log, stmt, 17, NULL);
+	job->attempt = attempt_from_row(state, job, stmt);
+	job->claim = claim_from_row(state, job, stmt);
 }
 
 /* Re-read one job's row after a write (files untouched); a missing row forgets the job. */

@@ -94,33 +94,59 @@ static inline struct file_signature job_file_signature(const struct job_file *jf
 	return sig;
 }
 
-/* Job strings live in the pool: a rewrite points to a new copy. */
-struct job_entry {
-	const char *job_id;
-	bool present; /* false: forgotten (the index keeps the name) */
-	bool files_owned; /* `files` is its own allocation, not a slice of the loaded array */
-	enum job_outcome outcome;
-	bool recorded;
-	bool adopted;
-	uint64_t definition_hash;
-	uint64_t input_set_hash;
-	int exit_code;
+/*
+ * A job's latest finished attempt: in the pool, never changed once made (a
+ * rewrite makes a new one), and shared by consecutive rows with the same
+ * facts (an adopting run's jobs).
+ */
+struct job_attempt {
 	int64_t start_ns;
 	int64_t end_ns;
 	const char *host;
 	int64_t pid;
 	const char *run_id;
 	const char *log_path;
-	const char *holder_run;
-	const char *holder_host;
-	int64_t holder_pid;
-	int64_t holder_pid_start;
-	const char *holder_log;
+};
+
+/* The claim of the run that holds a job: in the pool, never changed once made. */
+struct job_claim {
+	const char *run;
+	const char *host;
+	int64_t pid;
+	int64_t pid_start;
+	const char *log;
+};
+
+/*
+ * One per recorded job (millions at UK Biobank scale): 64 bytes. A no-op
+ * reads the hashes, flags and files; the attempt's facts (which every job
+ * has, but which repeat across an adopting run's jobs) and the claim (which
+ * few jobs have) are pooled blocks of their own.
+ */
+struct job_entry {
+	const char *job_id; /* in the pool */
 	/* Inputs then outputs, each part sorted by file index without duplicates. */
 	struct job_file *files;
-	size_t input_count;
-	size_t output_count;
+	uint64_t definition_hash;
+	uint64_t input_set_hash;
+	const struct job_attempt *attempt; /* NULL: no fact of an attempt recorded */
+	const struct job_claim *claim;     /* NULL: unclaimed */
+	uint32_t input_count;
+	uint32_t output_count;
+	int32_t exit_code;
+	unsigned outcome : 2;    /* enum job_outcome */
+	bool present : 1;        /* false: forgotten (the index keeps the name) */
+	bool files_owned : 1;    /* `files` is its own allocation, not a slice of the loaded array */
+	bool recorded : 1;
+	bool adopted : 1;
 };
+
+/* The job's attempt facts, all 0 and NULL when it has none. */
+static inline struct job_attempt job_attempt_of(const struct job_entry *job)
+{
+	struct job_attempt none = {0};
+	return job->attempt ? *job->attempt : none;
+}
 
 /*
  * An open-addressing hash index over the names of an entry array (files by
@@ -156,9 +182,9 @@ struct state {
 	struct name_index job_index;
 	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
 	struct arena pool; /* every string: records load by the hundred thousand and die together */
-	const char *recent_host; /* pooled strings that repeat across job rows (see job_string) */
+	const char *recent_host; /* pooled strings and blocks that repeat across job rows (see job_from_row) */
 	const char *recent_run;
-	const char *recent_holder_run;
+	const struct job_attempt *recent_attempt;
 
 	char *run_id;
 	char *host;

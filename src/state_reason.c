@@ -185,11 +185,12 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	 * now says nothing yet (a missing output is no reason to run it twice).
 	 */
 	struct job_entry *job = job_find(state, query->job_id);
-	bool claimed_by_live_run = job && job->holder_run && strcmp(job->holder_run, state->run_id) != 0 &&
-				   holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
+	const struct job_claim *claim = job ? job->claim : NULL;
+	bool claimed_by_live_run = claim && strcmp(claim->run, state->run_id) != 0 &&
+				   holder_alive(state, claim->host, claim->pid, claim->pid_start);
 	if (claimed_by_live_run) {
 		*reason = STATE_RUNNING_ELSEWHERE;
-		holder_detail(detail, job->holder_host, job->holder_pid);
+		holder_detail(detail, claim->host, claim->pid);
 		return 0;
 	}
 
@@ -209,7 +210,7 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		}
 	}
 
-	if (!job || (!job->recorded && !job->holder_run && job->outcome == OUTCOME_NONE)) {
+	if (!job || (!job->recorded && !claim && job->outcome == OUTCOME_NONE)) {
 		*reason = STATE_NEVER_RECORDED;
 		return 0;
 	}
@@ -224,10 +225,10 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
-	bool ours = job->holder_run && strcmp(job->holder_run, state->run_id) == 0;
-	if (job->holder_run && !(ours && query->cutoff_check)) {
+	bool ours = claim && strcmp(claim->run, state->run_id) == 0;
+	if (claim && !(ours && query->cutoff_check)) {
 		*reason = ours ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
-		holder_detail(detail, job->holder_host, job->holder_pid);
+		holder_detail(detail, claim->host, claim->pid);
 		return 0;
 	}
 	if (job->outcome == OUTCOME_FAILED) {
@@ -238,7 +239,8 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	}
 	if (job->outcome == OUTCOME_INTERRUPTED) {
 		*reason = STATE_PREVIOUS_INTERRUPTED;
-		holder_detail(detail, job->host, job->pid);
+		struct job_attempt attempt = job_attempt_of(job);
+		holder_detail(detail, attempt.host, attempt.pid);
 		return 0;
 	}
 	return 0;
@@ -263,12 +265,14 @@ static void build_failure_windows(struct state *state)
 	int64_t now = state_now_ns();
 	for (size_t i = 0; i < state->job_count; i++) {
 		const struct job_entry *job = &state->jobs[i];
-		if (!job->present || (job->outcome != OUTCOME_FAILED && job->outcome != OUTCOME_INTERRUPTED) ||
-		    job->start_ns <= 0)
+		if (!job->present || (job->outcome != OUTCOME_FAILED && job->outcome != OUTCOME_INTERRUPTED))
+			continue;
+		struct job_attempt attempt = job_attempt_of(job);
+		if (attempt.start_ns <= 0)
 			continue;
 		ALLOC_GROW(windows, 2 * (count + 1), cap);
-		windows[2 * count] = job->start_ns - FAILURE_WINDOW_MARGIN_NS;
-		windows[2 * count + 1] = (job->end_ns > 0 ? job->end_ns : now) + FAILURE_WINDOW_MARGIN_NS;
+		windows[2 * count] = attempt.start_ns - FAILURE_WINDOW_MARGIN_NS;
+		windows[2 * count + 1] = (attempt.end_ns > 0 ? attempt.end_ns : now) + FAILURE_WINDOW_MARGIN_NS;
 		count++;
 	}
 	if (count)

@@ -99,8 +99,9 @@ static bool finished_elsewhere(struct state *state, const char *job_id, const ch
 	const struct job_entry *job = job_find(state, job_id);
 	if (!job)
 		return true;
-	return job->outcome != outcome || job->end_ns != end_ns || !job->run_id != !run_id ||
-	       (run_id && strcmp(job->run_id, run_id) != 0);
+	struct job_attempt attempt = job_attempt_of(job);
+	return job->outcome != outcome || attempt.end_ns != end_ns || !attempt.run_id != !run_id ||
+	       (run_id && strcmp(attempt.run_id, run_id) != 0);
 }
 
 int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err)
@@ -195,16 +196,15 @@ void state_dead_runs(struct state *state, struct strvec *out)
 			strvec_push(out, state->dead_runs.items[i]);
 	const char *last_alive = NULL;
 	for (size_t i = 0; i < state->job_count; i++) {
-		const struct job_entry *job = &state->jobs[i];
-		if (!job->present || !job->holder_run || job->holder_run == last_alive ||
-		    !strcmp(job->holder_run, state->run_id))
+		const struct job_claim *claim = state->jobs[i].claim;
+		if (!state->jobs[i].present || !claim || claim->run == last_alive || !strcmp(claim->run, state->run_id))
 			continue;
-		if (holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start)) {
-			last_alive = job->holder_run; /* claims of one run share its pooled run id */
+		if (holder_alive(state, claim->host, claim->pid, claim->pid_start)) {
+			last_alive = claim->run; /* claims of one run share its pooled run id */
 			continue;
 		}
-		if (strvec_find(out, job->holder_run) < 0)
-			strvec_push(out, job->holder_run);
+		if (strvec_find(out, claim->run) < 0)
+			strvec_push(out, claim->run);
 	}
 }
 
@@ -392,7 +392,7 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 		files[i].signature = state->files[index].seen;
 	}
 	/* The last attempt stays the record's: its times estimate the next run, its log is the job's. */
-	char *host = job->host ? xstrdup(job->host) : NULL, *log_path = job->log_path ? xstrdup(job->log_path) : NULL;
+	struct job_attempt last = job_attempt_of(job); /* pooled: valid after the rewrite */
 	struct state_outcome outcome = {
 		.job_id = query->job_id,
 		.definition_hash = job->definition_hash,
@@ -400,11 +400,9 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 		.input_count = query->input_count,
 		.outputs = files + query->input_count,
 		.output_count = query->output_count,
-		.attempt = {job->exit_code, job->start_ns, job->end_ns, host, job->pid, log_path},
+		.attempt = {job->exit_code, last.start_ns, last.end_ns, last.host, last.pid, last.log_path},
 	};
 	int rc = record_success(state, &outcome, job->adopted, err);
-	free(host);
-	free(log_path);
 	free(files);
 	*recorded = rc == 0;
 	return rc;
