@@ -384,6 +384,7 @@ int state_flush(struct state *state, struct cp_err *err)
 /* ---- Jobs in memory ------------------------------------------------------- */
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct job_entry) == 64, "a job record stays 64 bytes");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct file_entry) == 40, "a file record stays 40 bytes");
 
 void job_clear_files(struct job_entry *job)
 {
@@ -765,6 +766,12 @@ static int load(struct state *state, struct cp_err *err)
 	max_file_id = sqlite3_column_int64(stmt, 0);
 	max_job_id = sqlite3_column_int64(stmt, 1);
 	statement_done(stmt);
+	/* Records hold 32-bit row ids and indexes. */
+	if (max_file_id > UINT32_MAX - 1 || max_job_id > UINT32_MAX - 1) {
+		cp_err_set(err, NULL, 0, "%s: row ids up to %lld, more than cpipe can load (%lu)", state->db_path,
+			   (long long)(max_file_id > max_job_id ? max_file_id : max_job_id), (unsigned long)UINT32_MAX - 1);
+		goto out;
+	}
 	size_t file_rows = max_file_id > 0 ? (size_t)max_file_id : 0;
 	size_t job_rows = max_job_id > 0 ? (size_t)max_job_id : 0;
 	/* Exactly as many as the rows: a no-op adds none, and a doubled array would be a third of them unused. */
@@ -783,12 +790,12 @@ static int load(struct state *state, struct cp_err *err)
 		const char *path = (const char *)sqlite3_column_text(stmt, 1);
 		size_t index = file_add(state, path, name_hash(path));
 		struct file_entry *file = &state->files[index];
-		file->db_id = id;
+		file->db_id = (uint32_t)id; /* ids are at most max_file_id, checked below 2^32 */
 		if (sqlite3_column_type(stmt, 4) != SQLITE_NULL) {
-			file->cache_valid = true;
-			file->cache_size = sqlite3_column_int64(stmt, 2);
-			file->cache_mtime_ns = sqlite3_column_int64(stmt, 3);
-			file->cache_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
+			file->hashed = true;
+			file->size = sqlite3_column_int64(stmt, 2);
+			file->mtime_ns = sqlite3_column_int64(stmt, 3);
+			file->hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 		}
 		if (id > 0 && id <= max_file_id)
 			file_by_id[id] = index;

@@ -52,20 +52,32 @@ enum statement {
 
 enum job_outcome { OUTCOME_NONE, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_INTERRUPTED };
 
-/* One per path of the study (millions at UK Biobank scale): the flags together, 88 bytes. */
+/*
+ * One per path of the study (millions at UK Biobank scale): 40 bytes. The
+ * hash cache and the remembered stat share one size and mtime: until the
+ * file is stat'ed they are the cache's; the stat keeps the cached hash when
+ * it finds the same size and mtime and drops it otherwise (a cache that does
+ * not match the file is of no use to this handle; its row stays as it was).
+ */
 struct file_entry {
 	const char *path; /* in the pool */
-	int64_t db_id; /* 0: no row in `files` yet */
-	/* The hash cache: `cache_hash` is the content hash for this size+mtime. */
-	int64_t cache_size;
-	int64_t cache_mtime_ns;
-	uint64_t cache_hash;
-	/* The remembered stat for reason checks (hash filled lazily). */
-	struct file_signature seen;
-	bool seen_valid;
-	bool cache_valid;
-	bool dirty; /* cache changed since it was last written */
+	int64_t size;
+	int64_t mtime_ns;
+	uint64_t hash;   /* the content's at this size and mtime, when `hashed` */
+	uint32_t db_id;  /* 0: no row in `files` yet */
+	bool seen : 1;   /* size, mtime and `exists` are this handle's stat of the file */
+	bool exists : 1; /* with `seen` */
+	bool hashed : 1;
+	bool dirty : 1; /* the hash cache changed since it was last written */
 };
+
+/* What the remembered stat says (`seen` set): the hash when the cache matched or the file was hashed. */
+static inline struct file_signature file_signature_of(const struct file_entry *file)
+{
+	struct file_signature sig = {.exists = file->exists, .size = file->size, .mtime_ns = file->mtime_ns,
+				     .hash = file->hashed ? file->hash : 0, .hashed = file->hashed};
+	return sig;
+}
 
 /* A recorded file of a job: 32 bytes (records load by the hundred thousand). */
 struct job_file {
@@ -289,7 +301,7 @@ int migrate_schema(struct state *state, struct cp_err *err);
 size_t file_add(struct state *state, const char *path, uint64_t hash);
 size_t file_intern(struct state *state, const char *path);
 void file_learn(struct state *state, size_t index, const struct file_signature *sig);
-int file_seen(struct state *state, size_t index, const struct file_signature **out, struct cp_err *err);
+int file_seen(struct state *state, size_t index, struct file_signature *out, struct cp_err *err);
 int file_hash_seen(struct state *state, size_t index, struct cp_err *err);
 int file_store(struct state *state, size_t index, struct cp_err *err);
 int flush_dirty_files(struct state *state, struct cp_err *err);

@@ -49,25 +49,25 @@ void state_reason_describe(enum state_reason reason, const char *detail, struct 
 int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
 		 struct cp_err *err)
 {
-	const struct file_signature *now;
+	struct file_signature now;
 	if (file_seen(state, index, &now, err) < 0)
 		return STATE_ERROR;
-	if (!now->exists || !recorded->exists) {
-		*differs = now->exists != recorded->exists;
+	if (!now.exists || !recorded->exists) {
+		*differs = now.exists != recorded->exists;
 		return 0;
 	}
-	if (now->size == recorded->size && now->mtime_ns == recorded->mtime_ns) {
+	if (now.size == recorded->size && now.mtime_ns == recorded->mtime_ns) {
 		*differs = false;
 		return 0;
 	}
-	if (now->size != recorded->size || !recorded->hashed) {
+	if (now.size != recorded->size || !recorded->hashed) {
 		*differs = true;
 		return 0;
 	}
 	if (file_hash_seen(state, index, err) < 0)
 		return STATE_ERROR;
-	now = &state->files[index].seen;
-	*differs = !now->exists || !now->hashed || now->size != recorded->size || now->hash != recorded->hash;
+	now = file_signature_of(&state->files[index]);
+	*differs = !now.exists || !now.hashed || now.size != recorded->size || now.hash != recorded->hash;
 	return 0;
 }
 
@@ -198,12 +198,12 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	ALLOC_GROW(state->output_scratch, query->output_count + 1, state->output_scratch_cap);
 	size_t *output_files = state->output_scratch;
 	for (size_t i = 0; i < query->output_count; i++) {
-		const struct file_signature *now;
+		struct file_signature now;
 		output_files[i] = query->output_ids ? query_file_id(state, query->output_ids[i])
 						    : file_intern(state, query->outputs[i]);
 		if (file_seen(state, output_files[i], &now, err) < 0)
 			return STATE_ERROR;
-		if (!now->exists && !recorded_absent(job, output_files[i])) {
+		if (!now.exists && !recorded_absent(job, output_files[i])) {
 			*reason = STATE_OUTPUT_MISSING;
 			set_detail(detail, "", query->outputs[i]);
 			return 0;
@@ -317,10 +317,10 @@ int state_adoption_suspect(struct state *state, const struct state_job_query *qu
 	for (size_t i = 0; i < query->output_count && state->failure_window_count; i++) {
 		size_t index = query->output_ids ? query_file_id(state, query->output_ids[i])
 						 : file_intern(state, query->outputs[i]);
-		const struct file_signature *now;
+		struct file_signature now;
 		if (file_seen(state, index, &now, err) < 0)
 			return STATE_ERROR;
-		if (now->exists && now->mtime_ns && in_failure_window(state, now->mtime_ns)) {
+		if (now.exists && now.mtime_ns && in_failure_window(state, now.mtime_ns)) {
 			*suspect = true;
 			if (detail)
 				strbuf_addf(detail, "%s was written while a job failed or was interrupted",

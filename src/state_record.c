@@ -213,7 +213,7 @@ void state_refresh_paths(struct state *state, const char *const *paths, size_t c
 	for (size_t i = 0; i < count; i++) {
 		size_t index = index_find(state, &state->file_index, INDEX_FILES, paths[i], name_hash(paths[i]));
 		if (index != SIZE_MAX)
-			state->files[index].seen_valid = false;
+			state->files[index].seen = false;
 	}
 }
 
@@ -242,7 +242,7 @@ static void learn_job_file(struct state *state, const struct state_file *entry, 
 {
 	size_t index = file_intern(state, entry->path);
 	file_learn(state, index, &entry->signature);
-	state->files[index].seen_valid = false;
+	state->files[index].seen = false;
 	job_file_set(out, index, &entry->signature);
 }
 
@@ -384,12 +384,11 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 	for (size_t i = 0; i < total; i++) {
 		files[i].path = i < query->input_count ? query->inputs[i] : query->outputs[i - query->input_count];
 		size_t index = file_intern(state, files[i].path);
-		const struct file_signature *seen;
-		if (file_seen(state, index, &seen, err) < 0 || file_hash_seen(state, index, err) < 0) {
+		if (file_seen(state, index, &files[i].signature, err) < 0 || file_hash_seen(state, index, err) < 0) {
 			free(files);
 			return STATE_ERROR;
 		}
-		files[i].signature = state->files[index].seen;
+		files[i].signature = file_signature_of(&state->files[index]);
 	}
 	/* The last attempt stays the record's: its times estimate the next run, its log is the job's. */
 	struct job_attempt last = job_attempt_of(job); /* pooled: valid after the rewrite */
