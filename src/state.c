@@ -385,6 +385,7 @@ int state_flush(struct state *state, struct cp_err *err)
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct job_entry) == 64, "a job record stays 64 bytes");
 _Static_assert(sizeof(void *) != 8 || sizeof(struct file_entry) == 40, "a file record stays 40 bytes");
+_Static_assert(sizeof(struct job_file) == 28, "a recorded file stays 28 bytes");
 
 void job_clear_files(struct job_entry *job)
 {
@@ -766,10 +767,10 @@ static int load(struct state *state, struct cp_err *err)
 	max_file_id = sqlite3_column_int64(stmt, 0);
 	max_job_id = sqlite3_column_int64(stmt, 1);
 	statement_done(stmt);
-	/* Records hold 32-bit row ids and indexes. */
-	if (max_file_id > UINT32_MAX - 1 || max_job_id > UINT32_MAX - 1) {
-		cp_err_set(err, NULL, 0, "%s: row ids up to %lld, more than cpipe can load (%lu)", state->db_path,
-			   (long long)(max_file_id > max_job_id ? max_file_id : max_job_id), (unsigned long)UINT32_MAX - 1);
+	/* Records hold 32-bit row ids and indexes (30-bit file indexes). */
+	if (max_file_id >= (int64_t)FILE_INDEX_LIMIT || max_job_id > UINT32_MAX - 1) {
+		cp_err_set(err, NULL, 0, "%s: row ids up to %lld, more than cpipe can load", state->db_path,
+			   (long long)(max_file_id > max_job_id ? max_file_id : max_job_id));
 		goto out;
 	}
 	size_t file_rows = max_file_id > 0 ? (size_t)max_file_id : 0;

@@ -156,6 +156,8 @@ int state_signature_compute(const char *path, struct file_signature *out, struct
 /* Add a path known not to be indexed yet. */
 size_t file_add(struct state *state, const char *path, uint64_t hash)
 {
+	if (state->file_count >= FILE_INDEX_LIMIT)
+		BUG("more than %zu paths in the state", FILE_INDEX_LIMIT);
 	ALLOC_GROW(state->files, state->file_count + 1, state->file_cap);
 	struct file_entry *file = &state->files[state->file_count];
 	memset(file, 0, sizeof(*file));
