@@ -689,12 +689,14 @@ static int setup_journal(struct state *state, const char *dir, struct cp_err *er
 	if (run_sql(state, wal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", err) < 0)
 		return STATE_ERROR;
 	/*
-	 * Reads go through a memory map (no copy into the page cache, no malloc per page); the
-	 * load scans every page once, so a small page cache suffices until it is done (see load).
+	 * No memory map: its pages would count in the process's memory (the whole file,
+	 * hundreds of MB at a million subjects). The load reads every page once, so a
+	 * page cache of 128 KiB does until it is done (1 MiB was a MiB of a no-op's peak);
+	 * writes get a larger one after it (see load).
 	 */
 	if (run_sql(state, "PRAGMA mmap_size = 0", err) < 0)
 		return STATE_ERROR;
-	return run_sql(state, "PRAGMA cache_size = -1024", err);
+	return run_sql(state, "PRAGMA cache_size = -128", err);
 }
 
 /* A lookup table from database ids (1..max) to entry indexes, all SIZE_MAX. */
