@@ -123,21 +123,39 @@ static uint64_t slot_make(size_t i, uint64_t hash)
 	return (uint64_t)(uint32_t)hash << 32 | (uint64_t)(i + 1);
 }
 
-/* Put a slot at its place in `slots` (a power-of-two `cap` of them, no more than 2^32). */
+/*
+ * Where a probe for `tag` starts among `cap` slots: the tag scaled to the
+ * range (any `cap` up to 2^32, so the index need not round up to a power of two).
+ */
+static size_t slot_home(uint32_t tag, size_t cap)
+{
+	return (size_t)(((uint64_t)tag * cap) >> 32);
+}
+
+static size_t slot_next(size_t at, size_t cap)
+{
+	return at + 1 == cap ? 0 : at + 1;
+}
+
+/* Put a slot at its place in `slots` (`cap` of them, no more than 2^32). */
 static void slot_place(uint64_t *slots, size_t cap, uint64_t slot)
 {
-	size_t at = (size_t)(slot >> 32) & (cap - 1);
+	size_t at = slot_home((uint32_t)(slot >> 32), cap);
 	while (slots[at])
-		at = (at + 1) & (cap - 1);
+		at = slot_next(at, cap);
 	slots[at] = slot;
 }
 
-/* Resize to hold `count` names at a load factor of at most 1/2. */
+/*
+ * Resize to hold `count` names at a load factor of at most 2/3: a probe
+ * compares the 32 hash bits in the slots it passes, so a fuller index costs
+ * little, and the index is then 12 bytes a name (16-32 when it was a power of two at 1/2).
+ */
 static void index_reserve(struct name_index *index, size_t count)
 {
-	size_t cap = 16;
-	while (cap < count * 2)
-		cap *= 2;
+	size_t cap = count + count / 2 + 1;
+	if (cap < 16)
+		cap = 16;
 	if (cap <= index->cap)
 		return;
 	if (cap > (size_t)UINT32_MAX + 1)
@@ -159,7 +177,7 @@ size_t index_find(const struct state *state, const struct name_index *index, enu
 	if (!index->cap)
 		return SIZE_MAX;
 	uint32_t tag = (uint32_t)hash;
-	for (size_t at = (size_t)tag & (index->cap - 1);; at = (at + 1) & (index->cap - 1)) {
+	for (size_t at = slot_home(tag, index->cap);; at = slot_next(at, index->cap)) {
 		uint64_t slot = index->slots[at];
 		if (!slot)
 			return SIZE_MAX;
@@ -174,8 +192,8 @@ void index_add(struct name_index *index, size_t i, uint64_t hash)
 {
 	if (i + 1 > UINT32_MAX)
 		BUG("more than 4G state records");
-	if ((index->count + 1) * 2 > index->cap)
-		index_reserve(index, index->count + 1);
+	if ((index->count + 1) * 3 > index->cap * 2)
+		index_reserve(index, 2 * (index->count + 1)); /* a third full: room to grow before the next resize */
 	slot_place(index->slots, index->cap, slot_make(i, hash));
 	index->count++;
 }

@@ -176,7 +176,7 @@ static inline struct job_attempt job_attempt_of(const struct job_entry *job)
  */
 struct name_index {
 	uint64_t *slots;
-	size_t cap; /* a power of two, or 0 */
+	size_t cap; /* at most 2^32, or 0 */
 	size_t count;
 };
 
