@@ -401,7 +401,7 @@ int state_flush(struct state *state, struct cp_err *err)
 
 /* ---- Jobs in memory ------------------------------------------------------- */
 
-_Static_assert(sizeof(void *) != 8 || sizeof(struct job_entry) == 64, "a job record stays 64 bytes");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct job_entry) == 56, "a job record stays 56 bytes");
 _Static_assert(sizeof(void *) != 8 || sizeof(struct file_entry) == 40, "a file record stays 40 bytes");
 _Static_assert(sizeof(struct job_file) == 28, "a recorded file stays 28 bytes");
 
@@ -473,7 +473,7 @@ static const char *pool_text(struct state *state, const char *text, const char *
 
 static bool same_attempt(const struct job_attempt *a, const struct job_attempt *b)
 {
-	return a->start_ns == b->start_ns && a->end_ns == b->end_ns && a->pid == b->pid && same_text(a->host, b->host) &&
+	return a->exit_code == b->exit_code && a->start_ns == b->start_ns && a->end_ns == b->end_ns && a->pid == b->pid && same_text(a->host, b->host) &&
 	       same_text(a->run_id, b->run_id) && same_text(a->log_path, b->log_path);
 }
 
@@ -485,6 +485,7 @@ static const struct job_attempt *attempt_from_row(struct state *state, const str
 						   sqlite3_stmt *stmt)
 {
 	struct job_attempt row = {
+		.exit_code = sqlite3_column_int(stmt, 6),
 		.start_ns = sqlite3_column_int64(stmt, 7),
 		.end_ns = sqlite3_column_int64(stmt, 8),
 		.host = column_text(stmt, 9),
@@ -557,7 +558,6 @@ static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stm
 	job->adopted = sqlite3_column_int(stmt, 3) != 0;
 	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
-	job->exit_code = sqlite3_column_int(stmt, 6);
 	job->attempt = attempt_from_row(state, job, stmt);
 	job->claim = claim_from_row(state, job, stmt);
 }

@@ -118,6 +118,7 @@ static inline struct file_signature job_file_signature(const struct job_file *jf
  * facts (an adopting run's jobs).
  */
 struct job_attempt {
+	int exit_code;
 	int64_t start_ns;
 	int64_t end_ns;
 	const char *host;
@@ -135,8 +136,11 @@ struct job_claim {
 	const char *log;
 };
 
+/* At most this many outputs per job: the count shares its word with the flags. */
+#define JOB_OUTPUTS_LIMIT (((size_t)1 << 26) - 1)
+
 /*
- * One per recorded job (millions at UK Biobank scale): 64 bytes. A no-op
+ * One per recorded job (millions at UK Biobank scale): 56 bytes. A no-op
  * reads the hashes, flags and files; the attempt's facts (which every job
  * has, but which repeat across an adopting run's jobs) and the claim (which
  * few jobs have) are pooled blocks of their own.
@@ -150,11 +154,10 @@ struct job_entry {
 	const struct job_attempt *attempt; /* NULL: no fact of an attempt recorded */
 	const struct job_claim *claim;     /* NULL: unclaimed */
 	uint32_t input_count;
-	uint32_t output_count;
-	int32_t exit_code;
-	unsigned outcome : 2;    /* enum job_outcome */
-	bool present : 1;        /* false: forgotten (the index keeps the name) */
-	bool files_owned : 1;    /* `files` is its own allocation, not a slice of the loaded array */
+	uint32_t output_count : 26; /* at most JOB_OUTPUTS_LIMIT */
+	unsigned outcome : 2;       /* enum job_outcome */
+	bool present : 1;           /* false: forgotten (the index keeps the name) */
+	bool files_owned : 1;       /* `files` is its own allocation, not a slice of the loaded array */
 	bool recorded : 1;
 	bool adopted : 1;
 };

@@ -45,7 +45,7 @@ static void job_to_record(const struct state *state, const struct job_entry *job
 	out->input_set_hash = job->input_set_hash;
 	out->input_count = job->input_count;
 	out->output_count = job->output_count;
-	out->exit_code = job->exit_code;
+	out->exit_code = attempt.exit_code;
 	out->start_ns = attempt.start_ns;
 	out->end_ns = attempt.end_ns;
 	out->host = attempt.host;

@@ -234,7 +234,7 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	if (job->outcome == OUTCOME_FAILED) {
 		*reason = STATE_PREVIOUS_FAILED;
 		if (detail)
-			strbuf_addf(detail, "exit code %d", job->exit_code);
+			strbuf_addf(detail, "exit code %d", job_attempt_of(job).exit_code);
 		return 0;
 	}
 	if (job->outcome == OUTCOME_INTERRUPTED) {

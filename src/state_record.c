@@ -264,6 +264,11 @@ static int record_success(struct state *state, const struct state_outcome *outco
 			  struct cp_err *err)
 {
 	const struct state_attempt *attempt = &outcome->attempt;
+	if (outcome->input_count > UINT32_MAX || outcome->output_count > JOB_OUTPUTS_LIMIT) {
+		cp_err_set(err, NULL, 0, "job %s: %zu inputs and %zu outputs, more than cpipe records (%zu outputs at most)",
+			   outcome->job_id, outcome->input_count, outcome->output_count, JOB_OUTPUTS_LIMIT);
+		return STATE_ERROR;
+	}
 	const char **input_paths = xmalloc((outcome->input_count + 1) * sizeof(*input_paths));
 	for (size_t i = 0; i < outcome->input_count; i++)
 		input_paths[i] = outcome->inputs[i].path;
@@ -399,7 +404,7 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 		.input_count = query->input_count,
 		.outputs = files + query->input_count,
 		.output_count = query->output_count,
-		.attempt = {job->exit_code, last.start_ns, last.end_ns, last.host, last.pid, last.log_path},
+		.attempt = {last.exit_code, last.start_ns, last.end_ns, last.host, last.pid, last.log_path},
 	};
 	int rc = record_success(state, &outcome, job->adopted, err);
 	free(files);

@@ -56,6 +56,7 @@ static struct state_job_record lookup(struct state *state, const char *job_id)
 static void assert_first_attempt(const struct state_job_record *record)
 {
 	assert_int_equal(record->status, STATE_STATUS_DONE);
+	assert_int_equal(record->exit_code, 0);
 	assert_int_equal(record->start_ns, 5);
 	assert_int_equal(record->end_ns, 6);
 	assert_string_equal(record->host, "node1");
@@ -82,6 +83,7 @@ static void test_shared_attempt_stays_per_job(void **vstate)
 	assert_int_equal(state_record_failure(state, "r/a", &failed, &err), 0);
 	struct state_job_record a = lookup(state, "r/a");
 	assert_int_equal(a.status, STATE_STATUS_FAILED);
+	assert_int_equal(a.exit_code, 3);
 	assert_int_equal(a.start_ns, 7);
 	assert_string_equal(a.host, "node2");
 	assert_string_equal(a.log_path, "/logs/a.log");
@@ -104,6 +106,7 @@ static void test_shared_attempt_stays_per_job(void **vstate)
 	state = open_in(dir);
 	a = lookup(state, "r/a");
 	assert_int_equal(a.status, STATE_STATUS_FAILED);
+	assert_int_equal(a.exit_code, 3);
 	assert_int_equal(a.end_ns, 8);
 	b = lookup(state, "r/b");
 	assert_first_attempt(&b);
