@@ -149,7 +149,7 @@ static void slot_place(uint64_t *slots, size_t cap, uint64_t slot)
 /*
  * Resize to hold `count` names at a load factor of at most 2/3: a probe
  * compares the 32 hash bits in the slots it passes, so a fuller index costs
- * little, and the index is then 12 bytes a name (16-32 when it was a power of two at 1/2).
+ * little, and the index takes 12 bytes a name (a power of two at 1/2 took 16 to 32).
  */
 static void index_reserve(struct name_index *index, size_t count)
 {
@@ -473,8 +473,9 @@ static const char *pool_text(struct state *state, const char *text, const char *
 
 static bool same_attempt(const struct job_attempt *a, const struct job_attempt *b)
 {
-	return a->exit_code == b->exit_code && a->start_ns == b->start_ns && a->end_ns == b->end_ns && a->pid == b->pid && same_text(a->host, b->host) &&
-	       same_text(a->run_id, b->run_id) && same_text(a->log_path, b->log_path);
+	return a->exit_code == b->exit_code && a->start_ns == b->start_ns && a->end_ns == b->end_ns &&
+	       a->pid == b->pid && same_text(a->host, b->host) && same_text(a->run_id, b->run_id) &&
+	       same_text(a->log_path, b->log_path);
 }
 
 /*
@@ -806,22 +807,34 @@ static int load(struct state *state, struct cp_err *err)
 
 	if (!(stmt = statement(state, STMT_LOAD_FILES, err)))
 		goto out;
+	bool bad_id = false;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(stmt, 0);
 		const char *path = (const char *)sqlite3_column_text(stmt, 1);
+		if ((bad_id = id <= 0)) {
+			/* cpipe never writes one, and a record holds ids from 1 to FILE_INDEX_LIMIT - 1. */
+			cp_err_set(err, NULL, 0, "%s: file row id %lld out of range; %s", state->db_path, (long long)id,
+				   DAMAGED);
+			err->kind = CP_ERR_STATE_DAMAGED;
+			break;
+		}
 		size_t index = file_add(state, path, name_hash(path));
 		struct file_entry *file = &state->files[index];
-		file->db_id = (uint32_t)id; /* ids are at most max_file_id, checked below 2^32 */
+		file->db_id = (uint32_t)id; /* from 1 to max_file_id, checked above */
 		if (sqlite3_column_type(stmt, 4) != SQLITE_NULL) {
 			file->hashed = true;
 			file->size = sqlite3_column_int64(stmt, 2);
 			file->mtime_ns = sqlite3_column_int64(stmt, 3);
 			file->hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 		}
-		if (id > 0 && id <= max_file_id)
+		if (id <= max_file_id)
 			file_by_id[id] = index;
 	}
 	statement_done(stmt);
+	if (bad_id) {
+		rc = STATE_ERROR;
+		goto out;
+	}
 	if (rc != SQLITE_DONE) {
 		rc = db_fail(state, STMT_LOAD_FILES, err);
 		goto out;

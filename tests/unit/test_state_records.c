@@ -189,25 +189,34 @@ static void test_index_grows_past_load(void **vstate)
 	state_close(state);
 }
 
-/* A row id past what a record holds is refused with a message, not loaded into a table of its size. */
-static void test_row_ids_beyond_records(void **vstate)
+/* Open the state after running `sql` on its (existing) database: it must fail with `message`. */
+static void assert_open_refused_after(const char *dir, const char *sql, const char *message)
 {
-	const char *dir = *vstate;
-	state_close(open_in(dir));
 	char *path = xasprintf("%s/.cpipe/state.db", dir);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO files (id, path, size, mtime_ns) VALUES (1073741824, 'x', 0, 0)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	free(path);
 	struct state *state = NULL;
 	struct cp_err err = CP_ERR_INIT;
 	assert_int_equal(state_open(dir, &state, &err), STATE_ERROR);
 	assert_null(state);
-	assert_non_null(strstr(err.message, "row ids up to 1073741824, more than cpipe can load"));
+	if (!strstr(err.message, message))
+		fail_msg("expected \"%s\" in: %s", message, err.message);
 	cp_err_release(&err);
+}
+
+/* A row id past what a record holds is refused with a message, not loaded into a table of its size. */
+static void test_row_ids_beyond_records(void **vstate)
+{
+	const char *dir = *vstate;
+	state_close(open_in(dir));
+	assert_open_refused_after(dir, "INSERT INTO files (id, path, size, mtime_ns) VALUES (1073741824, 'x', 0, 0)",
+				  "row ids up to 1073741824, more than cpipe can load");
+	assert_open_refused_after(dir,
+				  "DELETE FROM files; INSERT INTO files (id, path, size, mtime_ns) VALUES (-5, 'x', 0, 0)",
+				  "file row id -5 out of range; the state database is damaged");
 }
 
 static int setup(void **vstate)
