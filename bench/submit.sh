@@ -4,7 +4,8 @@
 # `cpipe run --submit=slurm`, then `cpipe status` while it runs. Measures and checks:
 #   - cpipe's own time for the submission: its wall time minus the time spent inside the scheduler's
 #     commands (sbatch, scontrol, squeue, sacct: each call timed by a PATH shim that forwards to the
-#     real command), and its own CPU (user+sys of the cpipe process alone, perf stat --no-inherit)
+#     real command), and its own CPU (user+sys of the cpipe process alone, perf stat --no-inherit;
+#     user and sys apart from getrusage, bench/own_rusage.c), and the files it wrote in .cpipe/jobs
 #   - every array within the cluster's MaxArraySize (queried with scontrol show config)
 #   - per-task dependencies intact: each chained step's chunks wait with aftercorr on the chunk of
 #     the step before, and scontrol shows it on a few tasks; the group job waits on every brain chunk
@@ -102,23 +103,32 @@ calls_count() { awk -v names=" $* " 'index(names, " " $1 " ") { n++ } END { prin
 # ---------------------------------------------------------------- submission
 say "submitting $((3 * N + 1)) jobs"
 own_cpu=-
+# cpipe's own user and system time, without the scheduler commands it runs (bench/own_rusage.c)
+own_rusage=
+preload=()
+if cc -shared -fPIC -O2 -o "$WORK/own_rusage.so" "$HERE/own_rusage.c" 2>/dev/null; then
+	preload=(env LD_PRELOAD="$WORK/own_rusage.so" OWN_RUSAGE_OUT="$WORK/own_rusage")
+fi
 t0=$EPOCHREALTIME
 if command -v perf >/dev/null && perf stat -i -x, -e task-clock -o /dev/null true 2>/dev/null; then
-	PATH=$WORK/bin:$PATH perf stat -i -x, -e task-clock -o "$WORK/perf" "$CPIPE" run --submit=slurm \
+	PATH=$WORK/bin:$PATH perf stat -i -x, -e task-clock -o "$WORK/perf" "${preload[@]}" "$CPIPE" run --submit=slurm \
 		>"$WORK/submit.out" 2>"$WORK/submit.err"
 	rc=$?
 	own_cpu=$(awk -F, '/task-clock/ { printf "%.3f", $1 / 1000 }' "$WORK/perf")
 else
-	PATH=$WORK/bin:$PATH "$CPIPE" run --submit=slurm >"$WORK/submit.out" 2>"$WORK/submit.err"
+	PATH=$WORK/bin:$PATH "${preload[@]}" "$CPIPE" run --submit=slurm >"$WORK/submit.out" 2>"$WORK/submit.err"
 	rc=$?
 fi
 wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+[ -s "$WORK/own_rusage" ] && read -r own_user own_sys <"$WORK/own_rusage" && own_rusage="user ${own_user} s, sys ${own_sys} s; "
 [ "$rc" = 0 ] || { tail -5 "$WORK/submit.err" >&2; }
 sched=$(calls_time sbatch scontrol squeue sacct)
 own=$(awk -v w="$wall" -v s="$sched" 'BEGIN { printf "%.3f", w - s }')
 nsub=$(calls_count sbatch)
+# The files the submission wrote (not the markers and scheduler output the running tasks write).
+nfiles=$(find .cpipe/jobs -type f ! -name '*.marker' ! -name '*.marker.tmp.*' ! -name '*.out' ! -name '*.unchanged' | wc -l)
 said=$(grep -o 'submitted [0-9]* of [0-9]* jobs[^;]*' "$WORK/submit.err" | head -1)
-record submit_own "$own" "$rc" "wall ${wall} s - ${sched} s inside ${nsub} sbatch and $(calls_count scontrol squeue sacct) other scheduler calls; own CPU ${own_cpu} s; cpipe: ${said:-?}"
+record submit_own "$own" "$rc" "wall ${wall} s - ${sched} s inside ${nsub} sbatch and $(calls_count scontrol squeue sacct) other scheduler calls; own CPU ${own_cpu} s (${own_rusage}${nfiles} files in .cpipe/jobs); cpipe: ${said:-?}"
 
 # Arrays within MaxArraySize: SLURM's task ids go up to MaxArraySize - 1.
 bad=$(awk -v max="$MAX_ARRAY" '$1 == "sbatch" { for (i = 5; i <= NF; i++) if ($i ~ /^--array=/) {

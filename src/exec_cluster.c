@@ -1,11 +1,12 @@
 /*
- * exec, cluster part: choosing a backend, job scripts, markers, submission
- * records, grouping jobs into arrays with their holds and resources, and
+ * exec, cluster part: choosing a backend, job scripts,
+ * grouping jobs into arrays with their holds and resources, and
  * exec_cluster_submit. Each scheduler's command lines (submitting a unit,
  * queries, cancels, limits) are in exec_scheduler.c, which this file calls
  * and which never calls back.
  */
 #include "exec_cluster.h"
+#include "exec_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -83,300 +84,15 @@ int exec_cluster_choose(const char *name, enum exec_cluster_kind *out, struct cp
 	return 0;
 }
 
-/* ---- small file helpers --------------------------------------------------- */
+/* ---- small text helpers --------------------------------------------------- */
 
-/* `cwd`/`rel`, or `rel` alone when cwd is "." or NULL. */
-static void root_path(const char *cwd, const char *rel, struct strbuf *out)
-{
-	strbuf_reset(out);
-	if (!cwd || !strcmp(cwd, "."))
-		strbuf_adds(out, rel);
-	else
-		path_join(cwd, rel, out);
-}
-
-/* Read a whole file into `out`; returns 1, 0 when it does not exist, -1 with err. */
-static int read_file(const char *path, struct strbuf *out, struct cp_err *err)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (errno == ENOENT)
-			return 0;
-		cp_err_set(err, NULL, 0, "cannot read '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	char buffer[8192];
-	size_t n;
-	while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0)
-		strbuf_add(out, buffer, n);
-	bool failed = ferror(f);
-	fclose(f);
-	if (failed) {
-		cp_err_set(err, NULL, 0, "cannot read '%s'", path);
-		return -1;
-	}
-	return 1;
-}
-
-/* Text safe for one line of a record or a shell message: control characters become '?'. */
+/* Text safe for one line of a shell comment or message: control characters become '?'. */
 static void add_one_line(struct strbuf *out, const char *text)
 {
 	for (const char *p = text; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		strbuf_addch(out, c < 0x20 || c == 0x7f ? '?' : (char)c);
 	}
-}
-
-/* Record values may hold any byte but newline: backslash and newline are escaped. */
-static void add_escaped(struct strbuf *out, const char *text)
-{
-	for (const char *p = text; *p; p++) {
-		if (*p == '\\')
-			strbuf_adds(out, "\\\\");
-		else if (*p == '\n')
-			strbuf_adds(out, "\\n");
-		else
-			strbuf_addch(out, *p);
-	}
-}
-
-static char *unescape(const char *text)
-{
-	struct strbuf out = STRBUF_INIT;
-	for (const char *p = text; *p; p++) {
-		if (*p == '\\' && p[1] == 'n') {
-			strbuf_addch(&out, '\n');
-			p++;
-		} else if (*p == '\\' && p[1] == '\\') {
-			strbuf_addch(&out, '\\');
-			p++;
-		} else {
-			strbuf_addch(&out, *p);
-		}
-	}
-	return strbuf_detach(&out);
-}
-
-static bool parse_int64(const char *text, int64_t *out)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(text, &end, 10);
-	if (end == text || *end || errno)
-		return false;
-	*out = (int64_t)v;
-	return true;
-}
-
-/* "1700000000.123456789" (stat %.9Y) -> ns. */
-static bool parse_mtime(const char *text, int64_t *out)
-{
-	const char *dot = strchr(text, '.');
-	char *secs = dot ? xstrndup(text, (size_t)(dot - text)) : xstrdup(text);
-	int64_t s = 0, ns = 0;
-	bool ok = parse_int64(secs, &s);
-	free(secs);
-	if (ok && dot) {
-		int digits = 0;
-		for (const char *p = dot + 1; *p; p++, digits++) {
-			if (*p < '0' || *p > '9' || digits >= 9)
-				return false;
-			ns = ns * 10 + (*p - '0');
-		}
-		for (; digits < 9; digits++)
-			ns *= 10;
-	}
-	*out = s * 1000000000 + ns;
-	return ok;
-}
-
-/* ---- submission records --------------------------------------------------- */
-
-static void record_path(const char *cwd, const char *name, const char *suffix, struct strbuf *out)
-{
-	struct strbuf rel = STRBUF_INIT;
-	strbuf_addf(&rel, "%s/%s%s", EXEC_JOBS_DIR, name, suffix);
-	root_path(cwd, rel.buf, out);
-	strbuf_release(&rel);
-}
-
-int exec_submission_write(const char *cwd, const char *name, const struct exec_submission *sub,
-			  struct cp_err *err)
-{
-	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT;
-	strbuf_addf(&text, "cpipe-submitted 1\nbackend %s\njob %s\ntask %ld\nlog ", exec_cluster_name(sub->kind),
-		    sub->job, sub->task);
-	add_escaped(&text, sub->log_path ? sub->log_path : "");
-	strbuf_addf(&text, "\ntime %lld\n", (long long)sub->submitted_ns);
-	if (sub->note) {
-		strbuf_adds(&text, "note ");
-		add_escaped(&text, sub->note);
-		strbuf_addch(&text, '\n');
-	}
-	record_path(cwd, name, ".submitted", &path);
-	int rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0644, false, err);
-	strbuf_release(&text);
-	strbuf_release(&path);
-	return rc;
-}
-
-int exec_submission_read(const char *cwd, const char *name, struct exec_submission *out, struct cp_err *err)
-{
-	struct exec_submission empty = EXEC_SUBMISSION_INIT;
-	*out = empty;
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	record_path(cwd, name, ".submitted", &path);
-	int rc = read_file(path.buf, &text, err);
-	if (rc <= 0)
-		goto out;
-	struct strvec lines = STRVEC_INIT;
-	strvec_split(&lines, text.buf, '\n', false);
-	bool magic = lines.count && !strcmp(lines.items[0], "cpipe-submitted 1");
-	for (size_t i = 1; magic && i < lines.count; i++) {
-		char *line = lines.items[i];
-		char *space = strchr(line, ' ');
-		if (!space)
-			continue;
-		*space = '\0';
-		const char *value = space + 1;
-		if (!strcmp(line, "backend")) {
-			if (exec_cluster_choose(value, &out->kind, err) < 0 && out->kind == EXEC_CLUSTER_NONE) {
-				/* The tool may be off PATH now; the record is still valid. */
-				cp_err_release(err);
-				out->kind = !strcmp(value, "fsl_sub") ? EXEC_CLUSTER_FSL_SUB
-					    : !strcmp(value, "slurm") ? EXEC_CLUSTER_SLURM
-					    : !strcmp(value, "sge")   ? EXEC_CLUSTER_SGE
-								      : EXEC_CLUSTER_NONE;
-			}
-		} else if (!strcmp(line, "job")) {
-			free(out->job);
-			out->job = xstrdup(value);
-		} else if (!strcmp(line, "task")) {
-			out->task = strtol(value, NULL, 10);
-		} else if (!strcmp(line, "log")) {
-			free(out->log_path);
-			out->log_path = unescape(value);
-		} else if (!strcmp(line, "note")) {
-			free(out->note);
-			out->note = unescape(value);
-		} else if (!strcmp(line, "time")) {
-			parse_int64(value, &out->submitted_ns);
-		}
-	}
-	strvec_release(&lines);
-	if (!magic || !out->job || out->kind == EXEC_CLUSTER_NONE) {
-		cp_err_set(err, NULL, 0, "malformed submission record '%s'", path.buf);
-		exec_submission_release(out);
-		rc = -1;
-	}
-out:
-	strbuf_release(&path);
-	strbuf_release(&text);
-	return rc;
-}
-
-void exec_submission_release(struct exec_submission *submission)
-{
-	free(submission->job);
-	free(submission->log_path);
-	free(submission->note);
-	struct exec_submission empty = EXEC_SUBMISSION_INIT;
-	*submission = empty;
-}
-
-void exec_submission_remove(const char *cwd, const char *name)
-{
-	struct strbuf path = STRBUF_INIT;
-	record_path(cwd, name, ".submitted", &path);
-	unlink(path.buf);
-	strbuf_release(&path);
-}
-
-void exec_submission_cluster_id(const struct exec_submission *submission, struct strbuf *out)
-{
-	strbuf_adds(out, submission->job);
-	if (submission->task <= 0)
-		return;
-	/* fsl_sub names no scheduler: its tasks are addressed the way the one underneath does. */
-	bool sge = submission->kind == EXEC_CLUSTER_SGE ||
-		   (submission->kind == EXEC_CLUSTER_FSL_SUB && !exec_on_path("squeue") && exec_on_path("qstat"));
-	strbuf_addf(out, "%c%ld", sge ? '.' : '_', submission->task);
-}
-
-/* ---- markers --------------------------------------------------------------- */
-
-int exec_marker_read(const char *cwd, const char *name, struct exec_marker *out, struct cp_err *err)
-{
-	memset(out, 0, sizeof(*out));
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	record_path(cwd, name, ".marker", &path);
-	int rc = read_file(path.buf, &text, err);
-	if (rc <= 0)
-		goto out;
-	struct strvec lines = STRVEC_INIT;
-	strvec_split(&lines, text.buf, '\n', false);
-	bool ok = lines.count && !strcmp(lines.items[0], "cpipe-marker 1");
-	bool have_exit = false;
-	size_t cap = 0;
-	for (size_t i = 1; ok && i < lines.count; i++) {
-		char *line = lines.items[i];
-		char *space = strchr(line, ' ');
-		if (!space)
-			continue;
-		*space = '\0';
-		char *value = space + 1;
-		int64_t number = 0;
-		if (!strcmp(line, "exit")) {
-			ok = parse_int64(value, &number) && number >= 0 && number < 100000;
-			out->exit_code = (int)number;
-			have_exit = true;
-		} else if (!strcmp(line, "start_ns")) {
-			ok = parse_int64(value, &out->start_ns);
-		} else if (!strcmp(line, "end_ns")) {
-			ok = parse_int64(value, &out->end_ns);
-		} else if (!strcmp(line, "unneeded")) {
-			out->unneeded = !strcmp(value, "1");
-		} else if (!strcmp(line, "host")) {
-			free(out->host);
-			out->host = xstrdup(value);
-		} else if (!strcmp(line, "message")) {
-			free(out->message);
-			out->message = *value ? xstrdup(value) : NULL;
-		} else if (!strcmp(line, "output")) {
-			ALLOC_GROW(out->outputs, out->output_count + 1, cap);
-			struct exec_marker_output *o = &out->outputs[out->output_count++];
-			memset(o, 0, sizeof(*o));
-			struct strvec parts = STRVEC_INIT;
-			strvec_split(&parts, value, ' ', true);
-			if (parts.count == 1 && !strcmp(parts.items[0], "0"))
-				o->exists = false;
-			else if (parts.count == 3 && !strcmp(parts.items[0], "1"))
-				o->exists = parse_int64(parts.items[1], &o->size) && parse_mtime(parts.items[2], &o->mtime_ns);
-			else
-				ok = false;
-			if (parts.count == 3 && !o->exists)
-				ok = false;
-			strvec_release(&parts);
-		}
-	}
-	strvec_release(&lines);
-	if (!ok || !have_exit) {
-		cp_err_set(err, NULL, 0, "malformed job marker '%s'", path.buf);
-		exec_marker_release(out);
-		rc = -1;
-	}
-out:
-	strbuf_release(&path);
-	strbuf_release(&text);
-	return rc;
-}
-
-void exec_marker_release(struct exec_marker *marker)
-{
-	free(marker->message);
-	free(marker->host);
-	free(marker->outputs);
-	memset(marker, 0, sizeof(*marker));
 }
 
 /* ---- job scripts --------------------------------------------------------- */
@@ -632,6 +348,7 @@ void exec_cluster_units_free(struct exec_unit *units, size_t count)
 	for (size_t u = 0; u < count; u++) {
 		free(units[u].members);
 		free(units[u].job);
+		free(units[u].name);
 	}
 	free(units);
 }
@@ -808,7 +525,7 @@ static bool unit_ran_in_foreground(const char *cwd, const size_t *jobs, size_t c
 	struct strbuf path = STRBUF_INIT;
 	bool any = false;
 	for (size_t k = 0; k < count && !any; k++) {
-		record_path(cwd, names[jobs[k]], ".marker", &path);
+		exec_record_path(cwd, names[jobs[k]], ".marker", &path);
 		any = access(path.buf, F_OK) == 0;
 	}
 	strbuf_release(&path);
@@ -888,90 +605,6 @@ static int name_jobs(struct exec_cluster_job *jobs, size_t count, char **names, 
 	return rc;
 }
 
-/* Every job's script, and its log path; nothing is submitted unless every script could be written. */
-static int write_job_scripts(struct exec_cluster_job *jobs, size_t count, char *const *names, const char *cwd,
-			     const char *root, struct cp_err *err)
-{
-	int rc = 0;
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	struct strvec parent_names = STRVEC_INIT, parent_ids = STRVEC_INIT;
-	for (size_t i = 0; i < count && rc == 0; i++) {
-		const struct exec_cluster_job *job = &jobs[i];
-		strvec_release(&parent_names);
-		strvec_release(&parent_ids);
-		for (size_t k = 0; k < job->dep_count; k++) {
-			strvec_push(&parent_names, names[job->deps[k]]);
-			strvec_push(&parent_ids, jobs[job->deps[k]].id);
-		}
-		for (size_t o = 0; o < job->outside_count; o++) {
-			strbuf_reset(&text);
-			exec_job_file_name(job->outside_ids[o], &text);
-			strvec_push(&parent_names, text.buf);
-			strvec_push(&parent_ids, job->outside_ids[o]);
-		}
-		strbuf_reset(&text);
-		exec_cluster_job_script(job, names[i], root, &parent_names, &parent_ids, &text);
-		record_path(cwd, names[i], ".sh", &path);
-		if (exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
-			rc = -1;
-		jobs[i].log_path = xasprintf("%s/%s.log", EXEC_LOG_DIR, names[i]);
-	}
-	strvec_release(&parent_names);
-	strvec_release(&parent_ids);
-	strbuf_release(&path);
-	strbuf_release(&text);
-	return rc;
-}
-
-/*
- * An array unit's task list (one job script per line) and the array script
- * that picks its task's line; sets call's name, script and tasks_file.
- */
-static int write_array_files(const struct exec_cluster_job *jobs, const struct exec_unit *unit, char *const *names,
-			     const char *cwd, const char *root, struct exec_submit_call *call, struct cp_err *err)
-{
-	const struct exec_cluster_job *first = &jobs[unit->members[0]];
-	int rc = 0;
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	strbuf_addf(&text, "array:%s", first->id);
-	struct strbuf name = STRBUF_INIT;
-	exec_job_file_name(text.buf, &name);
-	char *unit_name = strbuf_detach(&name);
-	strbuf_reset(&text);
-	for (size_t k = 0; k < unit->count; k++) {
-		struct strbuf script = STRBUF_INIT;
-		strbuf_addf(&script, "%s/%s/%s.sh", root, EXEC_JOBS_DIR, names[unit->members[k]]);
-		strbuf_adds(&text, "/bin/sh ");
-		strbuf_add_shell_quoted(&text, script.buf);
-		strbuf_addch(&text, '\n');
-		strbuf_release(&script);
-	}
-	record_path(cwd, unit_name, ".tasks", &path);
-	if (exec_write_file_atomic(path.buf, text.buf, text.len, 0644, false, err) < 0)
-		rc = -1;
-	call->tasks_file = xasprintf("%s/%s/%s.tasks", root, EXEC_JOBS_DIR, unit_name);
-	strbuf_reset(&text);
-	strbuf_addf(&text,
-		    "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
-	add_one_line(&text, first->group ? first->group : "");
-	strbuf_addf(&text, "'. Task N runs line N of %s.tasks.\ncd ", unit_name);
-	strbuf_add_shell_quoted(&text, root);
-	strbuf_addf(&text, " || exit 1\n"
-			   "task=${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}\n"
-			   "line=$(sed -n \"${task}p\" %s/%s.tasks)\n"
-			   "[ -n \"$line\" ] || { echo \"cpipe: no task $task in %s/%s.tasks\" >&2; exit 1; }\n"
-			   "eval \"exec $line\"\n",
-		    EXEC_JOBS_DIR, unit_name, EXEC_JOBS_DIR, unit_name);
-	record_path(cwd, unit_name, ".array.sh", &path);
-	if (rc == 0 && exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
-		rc = -1;
-	call->script = xasprintf("%s/%s/%s.array.sh", root, EXEC_JOBS_DIR, unit_name);
-	call->name = unit_name;
-	strbuf_release(&path);
-	strbuf_release(&text);
-	return rc;
-}
-
 /* What every unit's submission shares. Units are made of batches (a job on its own is a batch of one). */
 struct submission {
 	struct exec_cluster_job *jobs;
@@ -984,6 +617,166 @@ struct submission {
 	const struct exec_cluster_options *opt;
 	struct exec_cluster_summary *summary;
 };
+
+/* Job `i`'s script: exec_cluster_job_script with the file names and ids of the jobs it checks first. */
+static void job_script_text(const struct submission *s, size_t i, struct strbuf *out)
+{
+	const struct exec_cluster_job *job = &s->jobs[i];
+	struct strvec parent_names = STRVEC_INIT, parent_ids = STRVEC_INIT;
+	struct strbuf name = STRBUF_INIT;
+	for (size_t k = 0; k < job->dep_count; k++) {
+		strvec_push(&parent_names, s->names[job->deps[k]]);
+		strvec_push(&parent_ids, s->jobs[job->deps[k]].id);
+	}
+	for (size_t o = 0; o < job->outside_count; o++) {
+		strbuf_reset(&name);
+		exec_job_file_name(job->outside_ids[o], &name);
+		strvec_push(&parent_names, name.buf);
+		strvec_push(&parent_ids, job->outside_ids[o]);
+	}
+	exec_cluster_job_script(job, s->names[i], s->root, &parent_names, &parent_ids, out);
+	strvec_release(&parent_names);
+	strvec_release(&parent_ids);
+	strbuf_release(&name);
+}
+
+/* The script files of batch `b`'s jobs, .cpipe/jobs/<name>.sh each. */
+static int write_job_scripts(const struct submission *s, size_t b, struct cp_err *err)
+{
+	const struct exec_batches *batches = s->batches;
+	int rc = 0;
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	for (size_t m = 0; m < exec_batch_size(batches, b) && rc == 0; m++) {
+		size_t i = batches->members[batches->start[b] + m];
+		strbuf_reset(&text);
+		job_script_text(s, i, &text);
+		exec_record_path(s->cwd, s->names[i], ".sh", &path);
+		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);
+	}
+	strbuf_release(&path);
+	strbuf_release(&text);
+	return rc;
+}
+
+/* Width of a line of an array's table: two numbers of up to 15 digits, a blank and a newline. */
+#define ARRAY_TABLE_LINE 32
+
+/*
+ * An array unit's files, named after the unit: its task list (one command
+ * per task, which fsl_sub -t takes as it is), its scripts, and the launcher
+ * the scheduler runs. Submitting 10,000 subjects made tens of thousands of
+ * script files, one per job, and every file created cost more the more had
+ * been deleted before: here a task that is a job on its own has its script
+ * in <unit>.scripts, after a table of fixed-width lines (byte offset and
+ * length of each task's script), and the launcher reads its own line of the
+ * table and then its own script, nothing else of the file (tail | head). A
+ * task that is a batch runs its batch's script, as a single submission does.
+ */
+static int write_array_files(const struct submission *s, const struct exec_unit *unit, struct cp_err *err)
+{
+	const struct exec_batches *batches = s->batches;
+	const struct exec_cluster_job *first = &batches->jobs[unit->members[0]];
+	struct strbuf path = STRBUF_INIT, tasks = STRBUF_INIT, scripts = STRBUF_INIT, text = STRBUF_INIT;
+	char *launcher = xasprintf("%s/%s/%s.array.sh", s->root, EXEC_JOBS_DIR, unit->name);
+	int rc = 0;
+	/* The table first (its lines filled in below), then the scripts. */
+	strbuf_grow(&scripts, unit->count * ARRAY_TABLE_LINE);
+	for (size_t k = 0; k < unit->count; k++)
+		strbuf_addf(&scripts, "%*s\n", ARRAY_TABLE_LINE - 1, "");
+	for (size_t k = 0; k < unit->count && rc == 0; k++) {
+		size_t b = unit->members[k];
+		size_t start = scripts.len;
+		strbuf_adds(&tasks, "/bin/sh ");
+		if (exec_batch_size(batches, b) == 1) {
+			job_script_text(s, batches->members[batches->start[b]], &scripts);
+			strbuf_add_shell_quoted(&tasks, launcher);
+			strbuf_addf(&tasks, " %zu\n", k + 1);
+		} else {
+			rc = write_job_scripts(s, b, err);
+			strbuf_reset(&text);
+			strbuf_addf(&text, "%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[b]);
+			strbuf_adds(&scripts, "exec /bin/sh ");
+			strbuf_add_shell_quoted(&scripts, text.buf);
+			strbuf_addch(&scripts, '\n');
+			strbuf_add_shell_quoted(&tasks, text.buf);
+			strbuf_addch(&tasks, '\n');
+		}
+		char line[ARRAY_TABLE_LINE + 1];
+		snprintf(line, sizeof(line), "%15zu %15zu\n", start, scripts.len - start);
+		memcpy(scripts.buf + k * ARRAY_TABLE_LINE, line, ARRAY_TABLE_LINE);
+	}
+	exec_record_path(s->cwd, unit->name, ".tasks", &path);
+	if (rc == 0)
+		rc = exec_write_file_atomic(path.buf, tasks.buf, tasks.len, 0644, false, err);
+	exec_record_path(s->cwd, unit->name, ".scripts", &path);
+	if (rc == 0)
+		rc = exec_write_file_atomic(path.buf, scripts.buf, scripts.len, 0644, false, err);
+	strbuf_reset(&text);
+	strbuf_addf(&text, "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
+	add_one_line(&text, first->group ? first->group : "");
+	strbuf_addf(&text,
+		    "'. Task N (the first argument, else the scheduler's\n"
+		    "# task id) runs its script from %s.scripts, reading only its own: line N\n"
+		    "# of the table there (%d bytes a line) holds the script's byte offset and length.\n"
+		    "scripts=",
+		    unit->name, ARRAY_TABLE_LINE);
+	strbuf_reset(&path);
+	strbuf_addf(&path, "%s/%s/%s.scripts", s->root, EXEC_JOBS_DIR, unit->name);
+	strbuf_add_shell_quoted(&text, path.buf);
+	strbuf_addf(&text,
+		    "\ntask=${1:-${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}}\n"
+		    "case $task in\n"
+		    "'' | *[!0-9]*) number=0 ;;\n"
+		    "*) number=$task ;;\n"
+		    "esac\n"
+		    "if [ \"$number\" -lt 1 ] || [ \"$number\" -gt %zu ]; then\n"
+		    "\techo \"cpipe: no task '$task' in %s.array.sh\" >&2\n"
+		    "\texit 1\n"
+		    "fi\n"
+		    "set -- $(tail -c +$(((number - 1) * %d + 1)) \"$scripts\" | head -c %d)\n"
+		    "script=$(tail -c +$(($1 + 1)) \"$scripts\" | head -c \"$2\")\n"
+		    "[ -n \"$script\" ] || { echo \"cpipe: cannot read task $task's script from $scripts\" >&2; exit 1; }\n"
+		    "set --\n"
+		    "eval \"$script\"\n",
+		    unit->count, unit->name, ARRAY_TABLE_LINE, ARRAY_TABLE_LINE);
+	exec_record_path(s->cwd, unit->name, ".array.sh", &path);
+	if (rc == 0)
+		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);
+	free(launcher);
+	strbuf_release(&path);
+	strbuf_release(&tasks);
+	strbuf_release(&scripts);
+	strbuf_release(&text);
+	return rc;
+}
+
+/*
+ * Name every unit and write the files it runs: nothing is submitted unless
+ * all of them could be written. A unit of one batch is named after it (its
+ * script is the job's own, or the batch's); an array after its first task,
+ * unless a record still in flight has that name.
+ */
+static int write_unit_files(struct submission *s, size_t unit_count, struct cp_err *err)
+{
+	int rc = 0;
+	struct strbuf name = STRBUF_INIT;
+	for (size_t u = 0; u < unit_count && rc == 0; u++) {
+		struct exec_unit *unit = &s->units[u];
+		if (!unit->array) {
+			unit->name = xstrdup(s->batches->names[unit->members[0]]);
+			rc = write_job_scripts(s, unit->members[0], err);
+			continue;
+		}
+		strbuf_reset(&name);
+		char *id = xasprintf("array:%s", s->batches->jobs[unit->members[0]].id);
+		exec_job_file_name(id, &name);
+		free(id);
+		unit->name = exec_record_unit_name(s->cwd, name.buf);
+		rc = write_array_files(s, unit, err);
+	}
+	strbuf_release(&name);
+	return rc;
+}
 
 /* Submit unit `u` (its parents' units submitted) and write its jobs' submission records. */
 static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
@@ -1006,7 +799,7 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 		}
 	/* Old results must not be mistaken for the new run's. */
 	for (size_t k = 0; k < job_count; k++) {
-		record_path(s->cwd, s->names[job_of[k]], ".marker", &path);
+		exec_record_path(s->cwd, s->names[job_of[k]], ".marker", &path);
 		unlink(path.buf);
 	}
 	struct exec_submit_call call;
@@ -1014,11 +807,12 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 	call.root = s->root;
 	call.kind = opt->kind;
 	call.task_count = unit->array ? unit->count : 0;
+	call.name = unit->name;
 	if (unit->array) {
-		rc = write_array_files(batches->jobs, unit, batches->names, s->cwd, s->root, &call, err);
+		call.script = xasprintf("%s/%s/%s.array.sh", s->root, EXEC_JOBS_DIR, unit->name);
+		call.tasks_file = xasprintf("%s/%s/%s.tasks", s->root, EXEC_JOBS_DIR, unit->name);
 	} else {
-		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[unit->members[0]]);
-		call.name = xstrdup(batches->names[unit->members[0]]);
+		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, unit->name);
 	}
 	exec_cluster_unit_holds(batches->jobs, s->units, u, s->unit_of, s->task_of, opt, &call.holds);
 	exec_unit_resources(batches->jobs, unit, opt, &call.resources);
@@ -1048,22 +842,21 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 		for (size_t k = 0; k < unit->count; k++)
 			s->summary->batches += exec_batch_size(batches, unit->members[k]) > 1;
 		s->summary->foreground |= foreground;
-		int64_t when = now_ns();
-		for (size_t k = 0; k < job_count && rc == 0; k++) {
+		struct exec_record_head head = {opt->kind, unit->job, now_ns()};
+		struct exec_record_member *members = xcalloc(job_count + 1, sizeof(*members));
+		for (size_t k = 0; k < job_count; k++) {
 			struct exec_cluster_job *job = &s->jobs[job_of[k]];
-			struct exec_submission sub = EXEC_SUBMISSION_INIT;
-			sub.kind = opt->kind;
-			sub.job = unit->job;
-			sub.task = (long)task[k];
-			sub.log_path = job->log_path;
-			sub.note = (char *)job->note;
-			sub.submitted_ns = when;
+			members[k] = (struct exec_record_member){s->names[job_of[k]], (long)task[k], job->log_path, job->note};
+			struct exec_submission sub = {opt->kind, unit->job, (long)task[k], NULL, NULL, head.submitted_ns};
 			strbuf_reset(&text);
 			exec_submission_cluster_id(&sub, &text);
 			job->cluster_id = xstrdup(text.buf);
-			if (exec_submission_write(s->cwd, s->names[job_of[k]], &sub, err) < 0)
-				rc = -1;
 		}
+		/* One record for the unit, not one per job: a file per job is what made submitting slow. */
+		char *record = exec_record_unit_name(s->cwd, unit->name);
+		rc = exec_record_write(s->cwd, record, &head, members, job_count, err);
+		free(record);
+		free(members);
 		if (opt->on_submit)
 			opt->on_submit(opt->ctx, job_of, job_count, call.task_count, unit->job);
 	}
@@ -1072,7 +865,6 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 	free(job_id);
 	free(call.script);
 	free(call.tasks_file);
-	free(call.name);
 	exec_holds_release(&call.holds);
 	strbuf_release(&path);
 	strbuf_release(&text);
@@ -1099,13 +891,13 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 	}
 	struct strbuf path = STRBUF_INIT;
 	int rc = 0;
-	root_path(cwd, EXEC_JOBS_DIR, &path);
+	exec_root_path(cwd, EXEC_JOBS_DIR, &path);
 	if (exec_mkdir_p(path.buf, err) < 0) {
 		free(root);
 		strbuf_release(&path);
 		return -1;
 	}
-	root_path(cwd, EXEC_LOG_DIR, &path);
+	exec_root_path(cwd, EXEC_LOG_DIR, &path);
 	if (exec_mkdir_p(path.buf, err) < 0) {
 		free(root);
 		strbuf_release(&path);
@@ -1115,8 +907,8 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 
 	char **names = xcalloc(count + 1, sizeof(*names));
 	rc = name_jobs(jobs, count, names, err);
-	if (rc == 0)
-		rc = write_job_scripts(jobs, count, names, cwd, root, err);
+	for (size_t i = 0; i < count && rc == 0; i++)
+		jobs[i].log_path = xasprintf("%s/%s.log", EXEC_LOG_DIR, names[i]);
 	struct exec_batches batches;
 	memset(&batches, 0, sizeof(batches));
 	if (rc == 0) {
@@ -1133,6 +925,8 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 		size_t least = most < 2 ? SIZE_MAX : opt->array_min ? opt->array_min : EXEC_ARRAY_MIN;
 		exec_cluster_plan(batches.jobs, batches.count, least, most, &s.units, &unit_count, s.unit_of, s.task_of);
 	}
+	if (rc == 0)
+		rc = write_unit_files(&s, unit_count, err);
 	for (size_t u = 0; u < unit_count && rc == 0; u++)
 		rc = submit_unit(&s, u, err);
 	exec_cluster_units_free(s.units, unit_count);

@@ -15,6 +15,7 @@ struct exec_unit {
 	size_t count;
 	bool array;
 	char *job; /* the scheduler's id, once submitted */
+	char *name; /* names its files (.cpipe/jobs/<name>.*), once written */
 };
 
 /*
@@ -47,8 +48,35 @@ int exec_batches_write(struct exec_batches *batches, const struct exec_cluster_j
 		       const char *cwd, const char *root, struct cp_err *err);
 void exec_batches_release(struct exec_batches *batches);
 
-/* Write a submission record (.cpipe/jobs/<name>.submitted) atomically. */
-int exec_submission_write(const char *cwd, const char *name, const struct exec_submission *sub, struct cp_err *err);
+/* What a submission record says of the submission as a whole. */
+struct exec_record_head {
+	enum exec_cluster_kind kind;
+	const char *job; /* the scheduler's id */
+	int64_t submitted_ns;
+};
+
+/* One job a submission carries: its array task (0: none), file name, log and note (may be NULL). */
+struct exec_record_member {
+	const char *name;
+	long task;
+	const char *log_path;
+	const char *note;
+};
+
+/*
+ * Write the record of a submission (.cpipe/jobs/<unit>.submission, see
+ * exec_records_load) atomically: the head, one line per member, and an end
+ * line counting them, without which a reader refuses it.
+ */
+int exec_record_write(const char *cwd, const char *unit, const struct exec_record_head *head,
+		      const struct exec_record_member *members, size_t count, struct cp_err *err);
+
+/*
+ * `base`, or `base`-2, -3, ...: the first name no record uses. A unit whose
+ * record is still there may have tasks yet to start, which read its files;
+ * they are not overwritten. Free with free().
+ */
+char *exec_record_unit_name(const char *cwd, const char *base);
 
 /*
  * Append the job script of `job` (file name `name`, data root `root`) to

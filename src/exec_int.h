@@ -1,6 +1,7 @@
 /*
  * Private to the exec module: the helpers exec.c defines and the local pool
- * (exec_local.c) also uses. Nothing outside src/exec*.c includes it.
+ * (exec_local.c) also uses, and the paths of the cluster's files
+ * (exec_record.c). Nothing outside src/exec*.c includes it.
  */
 #ifndef CPIPE_EXEC_INT_H
 #define CPIPE_EXEC_INT_H
@@ -27,5 +28,11 @@ bool exec_path_exists_nofollow(const char *path);
 
 /* The path an output takes under .cpipe/prev/<name>/ or .cpipe/failed/<name>/, kept inside it. */
 void exec_output_key(const char *output, struct strbuf *out);
+
+/* `cwd`/`rel` into `out` (reset first), or `rel` alone when cwd is "." or NULL. */
+void exec_root_path(const char *cwd, const char *rel, struct strbuf *out);
+
+/* .cpipe/jobs/<name><suffix> under `cwd`, into `out` (reset first). */
+void exec_record_path(const char *cwd, const char *name, const char *suffix, struct strbuf *out);
 
 #endif

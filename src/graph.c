@@ -132,19 +132,17 @@ static void key_names(const struct key_info *info, struct strvec *out)
 static int prepare_recipes(struct builder *b)
 {
 	b->recipes = xcalloc(b->set->count, sizeof(*b->recipes));
-	/* The definition depends on the recipe alone: every job shares its recipe's text. */
-	b->graph->definitions = xcalloc(b->set->count + 1, sizeof(*b->graph->definitions));
-	b->graph->definition_count = b->set->count;
-	for (size_t r = 0; r < b->set->count; r++) {
-		struct strbuf definition = STRBUF_INIT;
-		recipe_definition_text(&b->set->recipes[r], &definition);
-		b->graph->definitions[r] = strbuf_detach(&definition);
-	}
 	for (size_t r = 0; r < b->set->count; r++) {
 		const struct recipe *recipe = &b->set->recipes[r];
 		struct strvec names = STRVEC_INIT;
 		const struct strvec *lists[] = {&recipe->in, &recipe->ref, &recipe->out};
 		for (size_t l = 0; l < 3; l++) {
+			if (lists[l]->count > UINT16_MAX) { /* a job records each path's key in 16 bits */
+				cp_err_set(b->err, b->set->file, recipe->line, "recipe '%s': more than %d keys in one list",
+					   recipe->name, UINT16_MAX);
+				strvec_release(&names);
+				return -1;
+			}
 			for (size_t k = 0; k < lists[l]->count; k++) {
 				struct key_info *info = key_lookup(b, lists[l]->items[k]);
 				if (!info) {
@@ -163,6 +161,8 @@ static int prepare_recipes(struct builder *b)
 		strvec_sort(&b->recipes[r].iterating);
 		strvec_release(&names);
 	}
+	/* Every recipe's keys are known now: what its run's names stand for can be worked out. */
+	graph_prepare_commands(b);
 	return 0;
 }
 
@@ -357,11 +357,12 @@ static int compare_bindings(const void *a, const void *b)
 
 /*
  * The paths of one role (inputs, outputs, refs) of a job being assembled, with
- * each path's key. The path strings are already in the graph's arena.
+ * each path's key (its index in the recipe's list for the role). The path
+ * strings are already in the graph's arena.
  */
 struct pending_paths {
 	char **paths;
-	const char **keys; /* borrowed from the builder's key_info */
+	uint16_t *keys;
 	bool *optional;
 	size_t count;
 	size_t cap;
@@ -383,9 +384,9 @@ struct frame {
 	struct axes axes;
 	size_t *rows;
 	size_t row_cap;
+	uint16_t key_slot;        /* the index of the key being expanded in the recipe's list for its role */
 	struct strbuf id;
 	struct strbuf path;
-	struct strbuf command;
 };
 
 static struct frame *frame_enter(struct builder *b)
@@ -395,7 +396,7 @@ static struct frame *frame_enter(struct builder *b)
 		ALLOC_GROW(b->frames, depth + 1, b->frame_cap);
 		b->frames[depth] = xcalloc(1, sizeof(**b->frames));
 		struct strbuf init = STRBUF_INIT;
-		b->frames[depth]->id = b->frames[depth]->path = b->frames[depth]->command = init;
+		b->frames[depth]->id = b->frames[depth]->path = init;
 		b->frame_count++;
 	}
 	struct frame *f = b->frames[depth];
@@ -425,12 +426,11 @@ static void frame_free(struct frame *f)
 	free(f->rows);
 	strbuf_release(&f->id);
 	strbuf_release(&f->path);
-	strbuf_release(&f->command);
 	free(f);
 }
 
-static void pending_add(struct builder *b, struct pending_paths *p, const char *path, const char *key,
-			bool optional)
+/* Add `path` (a string in the graph's arena already) of key number `key` of its role. */
+static void pending_add(struct pending_paths *p, char *path, uint16_t key, bool optional)
 {
 	if (p->count + 1 > p->cap) {
 		p->cap = p->cap ? p->cap * 2 : 4;
@@ -440,21 +440,39 @@ static void pending_add(struct builder *b, struct pending_paths *p, const char *
 	}
 	p->keys[p->count] = key;
 	p->optional[p->count] = optional;
-	p->paths[p->count++] = arena_strdup(&b->graph->arena, path);
+	p->paths[p->count++] = path;
 }
 
-/* The job's copy of a role's paths and flags, sized exactly. */
-static void pending_to_job(struct arena *arena, const struct pending_paths *p, struct graph_paths *paths,
-			   bool **optional)
+/* The job's copy of a role's paths into `items` (count + 1 slots, NULL-terminated). */
+static void pending_to_job(const struct pending_paths *p, char **items, struct graph_paths *paths)
 {
 	paths->count = p->count;
-	paths->items = arena_alloc(arena, (p->count + 1) * sizeof(*paths->items));
+	paths->items = items;
+	if (p->count) /* an empty role may have no array at all: memcpy wants a pointer even for 0 bytes */
+		memcpy(items, p->paths, p->count * sizeof(*items));
+	items[p->count] = NULL;
+}
+
+/* Whether a role's paths are one per key in the recipe's order, which the job need not record. */
+static bool keys_in_order(const struct pending_paths *p, size_t key_count)
+{
+	if (p->count != key_count)
+		return false;
+	for (size_t i = 0; i < p->count; i++)
+		if (p->keys[i] != i)
+			return false;
+	return true;
+}
+
+/* The job's copy of a role's keys, or NULL when they are in order. */
+static uint16_t *pending_keys(struct arena *arena, const struct pending_paths *p, size_t key_count)
+{
+	if (keys_in_order(p, key_count))
+		return NULL;
+	uint16_t *keys = arena_alloc(arena, (p->count + 1) * sizeof(*keys));
 	if (p->count)
-		memcpy(paths->items, p->paths, p->count * sizeof(*paths->items));
-	paths->items[p->count] = NULL;
-	*optional = arena_alloc(arena, (p->count + 1) * sizeof(**optional));
-	if (p->count) /* an empty role may have no arrays at all: memcpy wants a pointer even for 0 bytes */
-		memcpy(*optional, p->optional, p->count * sizeof(**optional));
+		memcpy(keys, p->keys, p->count * sizeof(*keys));
+	return keys;
 }
 
 static int add_job(struct builder *b, size_t recipe_index, const struct bindings *binding, size_t *index_out);
@@ -484,7 +502,7 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 	}
 	if (made) {
 		size_t found;
-		if (strmap_get(&b->graph->by_output, path, &found)) {
+		if (strmap_get(&b->by_output, path, &found)) {
 			*dep = (long)found;
 			return ADD_OK;
 		}
@@ -549,8 +567,10 @@ static int add_key_path(struct builder *b, struct frame *f, const struct key_inf
 		return ADD_ERROR;
 	if (seen && !strmap_put(seen, f->path.buf, 0))
 		return ADD_OK;
+	struct arena *arena = &b->graph->arena;
 	if (kind != 0) {
-		pending_add(b, kind == 1 ? &f->outputs : &f->refs, f->path.buf, info->key, kind == 1 && optional);
+		pending_add(kind == 1 ? &f->outputs : &f->refs, arena_strndup(arena, f->path.buf, f->path.len),
+			    f->key_slot, kind == 1 && optional);
 		return ADD_OK;
 	}
 	long dep;
@@ -559,11 +579,18 @@ static int add_key_path(struct builder *b, struct frame *f, const struct key_inf
 		return droppable ? ADD_OK : ADD_SKIPPED; /* e.g. an absent optional input: the command gets nothing */
 	if (status == ADD_ERROR)
 		return ADD_ERROR;
+	/* A file a job makes is stored once: its producer's output is this job's input. */
+	char *stored = NULL;
 	if (dep >= 0) {
 		ALLOC_GROW(f->deps, f->dep_count + 1, f->dep_cap);
 		f->deps[f->dep_count++] = (size_t)dep;
+		const struct graph_paths *made = &b->graph->jobs[dep].outputs;
+		for (size_t i = 0; !stored && i < made->count; i++)
+			if (!strcmp(made->items[i], f->path.buf))
+				stored = made->items[i];
 	}
-	pending_add(b, &f->inputs, f->path.buf, info->key, optional);
+	pending_add(&f->inputs, stored ? stored : arena_strndup(arena, f->path.buf, f->path.len), f->key_slot,
+		    optional);
 	return ADD_OK;
 }
 
@@ -662,68 +689,6 @@ static int expand_key(struct builder *b, struct frame *f, const char *key, bool 
 	return rc;
 }
 
-struct resolve_context {
-	struct builder *builder;
-	const struct frame *frame;
-};
-
-/* A value for recipe_expand_run: the text and its NUL. */
-static void add_value(struct strbuf *values, size_t *count, const char *text)
-{
-	strbuf_add(values, text, strlen(text) + 1);
-	(*count)++;
-}
-
-static bool add_paths_of_key(const struct pending_paths *p, const char *name, struct strbuf *values, size_t *count)
-{
-	bool found = false;
-	for (size_t i = 0; i < p->count; i++) {
-		if (strcmp(p->keys[i], name))
-			continue;
-		/* A relative path starting with '-' (a file name on disk such as "--output=..") is
-		 * written "./-..." so that no program takes it for an option. */
-		if (p->paths[i][0] == '-') {
-			char *dotted = xasprintf("./%s", p->paths[i]);
-			add_value(values, count, dotted);
-			free(dotted);
-		} else {
-			add_value(values, count, p->paths[i]);
-		}
-		found = true;
-	}
-	return found;
-}
-
-static int resolve_run_name(void *ctx, const char *name, struct strbuf *values, size_t *count, struct cp_err *err)
-{
-	struct resolve_context *rc = ctx;
-	/* A key of the recipe: its paths. */
-	bool found = add_paths_of_key(&rc->frame->inputs, name, values, count);
-	found = add_paths_of_key(&rc->frame->outputs, name, values, count) || found;
-	found = add_paths_of_key(&rc->frame->refs, name, values, count) || found;
-	if (found)
-		return 0;
-	/* A key with no paths (an optional input that is absent) expands to nothing. */
-	if (strmap_get(&rc->builder->key_index, name, NULL) && graph_placeholder(rc->builder, name) == NULL)
-		return 0;
-	/* A placeholder: the job's value, else the tree's value(s). */
-	const struct binding *bound = bindings_find(&rc->frame->binding, name);
-	if (bound) {
-		add_value(values, count, bound->value->text ? bound->value->text : "");
-		return 0;
-	}
-	const struct tree_placeholder *p = graph_placeholder(rc->builder, name);
-	if (!p) { /* recipe_check let it through: a placeholder of the tree, but with no value */
-		cp_err_set(err, NULL, 0, "placeholder '%s' has no value: set it in the tree, with -p %s=VALUE or "
-					 "with the recipe's placeholders:", name, name);
-		return -1;
-	}
-	for (size_t i = 0; i < p->count; i++)
-		add_value(values, count, p->values[i].text ? p->values[i].text : "");
-	return 0;
-}
-
-
 /* The graph's copy of a placeholder name: every job binding it shares one. */
 static const char *shared_name(struct builder *b, const char *name)
 {
@@ -734,46 +699,100 @@ static const char *shared_name(struct builder *b, const char *name)
 	return b->names[b->name_count++] = arena_strdup(&b->graph->arena, name);
 }
 
-/* Move the job assembled in `f` into the graph. */
-static size_t commit_job(struct builder *b, struct frame *f, size_t recipe_index)
+/* The names `f` binds, shared with the recipe's previous job when they are the same (they nearly always are). */
+static const char *const *job_binding_names(struct builder *b, const struct frame *f, size_t recipe_index)
+{
+	struct recipe_info *info = &b->recipes[recipe_index];
+	bool same = info->binding_names && info->binding_count == f->binding.count;
+	for (size_t i = 0; same && i < f->binding.count; i++)
+		same = !strcmp(info->binding_names[i], f->binding.items[i].name);
+	if (same)
+		return info->binding_names;
+	const char **names = arena_alloc(&b->graph->arena, (f->binding.count + 1) * sizeof(*names));
+	for (size_t i = 0; i < f->binding.count; i++)
+		names[i] = shared_name(b, f->binding.items[i].name);
+	names[f->binding.count] = NULL;
+	info->binding_names = names;
+	info->binding_count = f->binding.count;
+	return names;
+}
+
+/* What only some jobs have (struct graph_job_more), or NULL. */
+static const struct graph_job_more *job_more(struct builder *b, const struct frame *f, const struct recipe *recipe)
+{
+	bool optional = false;
+	for (size_t i = 0; i < f->outputs.count; i++)
+		optional = optional || f->outputs.optional[i];
+	if (!optional && !f->refs.count && keys_in_order(&f->inputs, recipe->in.count) &&
+	    keys_in_order(&f->outputs, recipe->out.count))
+		return NULL;
+	struct arena *arena = &b->graph->arena;
+	struct graph_job_more *more = arena_calloc(arena, 1, sizeof(*more));
+	pending_to_job(&f->refs, arena_alloc(arena, (f->refs.count + 1) * sizeof(char *)), &more->refs);
+	more->input_keys = pending_keys(arena, &f->inputs, recipe->in.count);
+	more->output_keys = pending_keys(arena, &f->outputs, recipe->out.count);
+	more->ref_keys = pending_keys(arena, &f->refs, recipe->ref.count);
+	if (optional) {
+		more->output_optional = arena_alloc(arena, f->outputs.count * sizeof(bool));
+		memcpy(more->output_optional, f->outputs.optional, f->outputs.count * sizeof(bool));
+	}
+	return more;
+}
+
+/* The record of the job assembled in `f`, in the graph's arena; commit_job adds it. */
+static void fill_job(struct builder *b, struct frame *f, size_t recipe_index, struct graph_job *job)
 {
 	struct graph *g = b->graph;
 	struct arena *arena = &g->arena;
-	ALLOC_GROW(g->jobs, g->count + 1, g->cap);
-	struct graph_job *job = &g->jobs[g->count];
+	const struct recipe *recipe = &b->set->recipes[recipe_index];
 	memset(job, 0, sizeof(*job));
 	job->id = arena_strndup(arena, f->id.buf, f->id.len);
-	job->recipe = recipe_index;
-	job->binding_count = f->binding.count;
-	job->binding_names = arena_alloc(arena, (f->binding.count + 1) * sizeof(*job->binding_names));
-	job->binding_values = arena_alloc(arena, (f->binding.count + 1) * sizeof(*job->binding_values));
+	job->shared = &g->recipes[recipe_index];
+	job->recipe = (uint32_t)recipe_index;
+	job->binding_count = (uint32_t)f->binding.count;
+	job->binding_names = job_binding_names(b, f, recipe_index);
+	/* One block for the job's arrays: values, inputs and outputs (each NULL-terminated), dependencies. */
+	size_t pointers = (f->binding.count + 1) + (f->inputs.count + 1) + (f->outputs.count + 1);
+	char **block = arena_alloc(arena, pointers * sizeof(char *) + (f->dep_count + 1) * sizeof(uint32_t));
+	job->binding_values = block;
 	for (size_t i = 0; i < f->binding.count; i++) {
 		const char *value = f->binding.items[i].value->text;
-		job->binding_names[i] = shared_name(b, f->binding.items[i].name);
 		job->binding_values[i] = arena_strdup(arena, value ? value : "");
 	}
-	pending_to_job(arena, &f->inputs, &job->inputs, &job->input_optional);
-	pending_to_job(arena, &f->outputs, &job->outputs, &job->output_optional);
-	job->command = arena_strndup(arena, f->command.buf, f->command.len);
-	job->definition = g->definitions[recipe_index];
-	job->cutoff = b->set->recipes[recipe_index].cutoff;
-	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear. */
+	job->binding_values[f->binding.count] = NULL;
+	block += f->binding.count + 1;
+	pending_to_job(&f->inputs, block, &job->inputs);
+	block += f->inputs.count + 1;
+	pending_to_job(&f->outputs, block, &job->outputs);
+	block += f->outputs.count + 1;
+	job->deps = (uint32_t *)block;
+	job->more = job_more(b, f, recipe);
+	job->cutoff = recipe->cutoff;
+	/* Dependencies, each once: a mark per job, stamped with this job's number, keeps it linear
+	 * (32 bits: the arena would run out long before 4 billion jobs). */
 	if (g->count + 1 > b->dep_mark_cap) {
 		size_t old_cap = b->dep_mark_cap;
 		ALLOC_GROW(b->dep_mark, g->count + 1, b->dep_mark_cap);
 		memset(b->dep_mark + old_cap, 0, (b->dep_mark_cap - old_cap) * sizeof(*b->dep_mark));
 	}
-	job->deps = arena_alloc(arena, (f->dep_count + 1) * sizeof(*job->deps));
 	for (size_t i = 0; i < f->dep_count; i++) {
 		size_t dep = f->deps[i];
 		if (b->dep_mark[dep] == g->count + 1)
 			continue;
-		b->dep_mark[dep] = g->count + 1;
-		job->deps[job->dep_count++] = dep;
+		b->dep_mark[dep] = (uint32_t)(g->count + 1);
+		job->deps[job->dep_count++] = (uint32_t)dep;
 	}
+}
+
+/* Add `job` (fill_job) to the graph; returns its index. */
+static size_t commit_job(struct builder *b, const struct graph_job *job)
+{
+	struct graph *g = b->graph;
+	ALLOC_GROW(g->jobs, g->count + 1, g->cap);
+	g->jobs[g->count] = *job;
 	for (size_t i = 0; i < job->outputs.count; i++)
-		strmap_put(&g->by_output, job->outputs.items[i], g->count);
-	strmap_put(&g->by_id, job->id, g->count);
+		strmap_put(&b->by_output, job->outputs.items[i], g->count);
+	strmap_put(&b->by_id, job->id, g->count);
 	return g->count++;
 }
 
@@ -845,7 +864,7 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 		qsort(f->binding.items, f->binding.count, sizeof(*f->binding.items), compare_bindings);
 	make_job_id(recipe, &f->binding, &f->id);
 	size_t existing;
-	if (strmap_get(&b->graph->by_id, f->id.buf, &existing)) {
+	if (strmap_get(&b->by_id, f->id.buf, &existing)) {
 		*index_out = existing;
 		return ADD_OK;
 	}
@@ -868,25 +887,31 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 	int rc = ADD_OK;
 	bool product = recipe_iterates_product(b, recipe_index), outer_product = b->in_product;
 	b->in_product = product;
-	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++)
+	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++) {
+		f->key_slot = (uint16_t)i;
 		rc = expand_key(b, f, recipe->in.items[i], recipe_is_optional(recipe, recipe->in.items[i]), 0,
 				product);
-	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++)
+	}
+	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++) {
+		f->key_slot = (uint16_t)i;
 		rc = expand_key(b, f, recipe->out.items[i], recipe_is_optional(recipe, recipe->out.items[i]), 1,
 				product);
-	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++)
+	}
+	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++) {
+		f->key_slot = (uint16_t)i;
 		rc = expand_key(b, f, recipe->ref.items[i], false, 2, product);
+	}
 	b->in_product = outer_product;
 
-	strbuf_reset(&f->command);
+	struct graph_job job;
 	if (rc == ADD_OK) {
-		struct resolve_context resolve = {b, f};
-		if (recipe_expand_run(recipe, resolve_run_name, &resolve, &f->command, b->err) < 0)
+		fill_job(b, f, recipe_index, &job);
+		if (graph_check_command(&b->graph->recipes[recipe_index], &job, b->err) < 0)
 			rc = ADD_ERROR;
 	}
 	for (size_t i = 0; rc == ADD_OK && i < f->outputs.count; i++) {
 		size_t other;
-		if (strmap_get(&b->graph->by_output, f->outputs.paths[i], &other)) {
+		if (strmap_get(&b->by_output, f->outputs.paths[i], &other)) {
 			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
 				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
 				   "of its outputs",
@@ -905,22 +930,8 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 	if (rc == ADD_SKIPPED)
 		strmap_put(&b->skipped, f->id.buf, 0);
 	if (rc == ADD_OK)
-		*index_out = commit_job(b, f, recipe_index);
+		*index_out = commit_job(b, &job);
 	return rc;
-}
-
-void graph_source_keys(const struct recipe_set *set, struct strvec *out)
-{
-	for (size_t r = 0; r < set->count; r++) {
-		const struct strvec *lists[] = {&set->recipes[r].in, &set->recipes[r].ref};
-		for (size_t l = 0; l < 2; l++) {
-			for (size_t k = 0; k < lists[l]->count; k++) {
-				const char *key = lists[l]->items[k];
-				if (recipe_find_producer(set, key) < 0 && strvec_find(out, key) < 0)
-					strvec_push(out, key);
-			}
-		}
-	}
 }
 
 /* The raw keys upstream of recipe `r` that have no file at all (each once). */
@@ -1113,7 +1124,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	b.err = err;
 	b.context = -1;
 	b.graph = xcalloc(1, sizeof(*b.graph));
-	b.graph->by_output = (struct strmap)STRMAP_INIT_BORROWED;
+	b.by_output = (struct strmap)STRMAP_INIT_BORROWED;
+	b.by_id = (struct strmap)STRMAP_INIT_BORROWED;
 	b.graph->by_id = (struct strmap)STRMAP_INIT_BORROWED;
 	*out = NULL;
 	int rc = prepare_recipes(&b);
@@ -1144,6 +1156,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	}
 	free(b.recipes);
 	strmap_release(&b.skipped);
+	strmap_release(&b.by_output);
+	strmap_release(&b.by_id);
 	free(b.dep_mark);
 	for (size_t i = 0; i < b.frame_count; i++)
 		frame_free(b.frames[i]);
@@ -1157,22 +1171,4 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	}
 	*out = b.graph;
 	return 0;
-}
-
-void graph_free(struct graph *graph)
-{
-	if (!graph)
-		return;
-	free(graph->jobs);
-	arena_release(&graph->arena);
-	for (size_t r = 0; graph->definitions && r < graph->definition_count; r++)
-		free(graph->definitions[r]);
-	free(graph->definitions);
-	strvec_release(&graph->skipped);
-	free(graph->group_skips);
-	strvec_release(&graph->left_out);
-	strvec_release(&graph->warnings);
-	strmap_release(&graph->by_output);
-	strmap_release(&graph->by_id);
-	free(graph);
 }

@@ -28,6 +28,6 @@ void graph_to_dot(const struct graph *graph, struct strbuf *out)
 	}
 	for (size_t i = 0; i < graph->count; i++)
 		for (size_t d = 0; d < graph->jobs[i].dep_count; d++)
-			strbuf_addf(out, "    j%zu -> j%zu;\n", graph->jobs[i].deps[d], i);
+			strbuf_addf(out, "    j%zu -> j%zu;\n", (size_t)graph->jobs[i].deps[d], i);
 	strbuf_adds(out, "}\n");
 }

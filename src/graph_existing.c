@@ -3,7 +3,8 @@
  * makes jobs for unless it iterates over the product of values: a raw key's
  * come from the files the glob found, a derived key's from its producing
  * recipe, and a recipe's are the join of its inputs' (graph_combos.c does the
- * joining); and whether a raw input is on disk. The rest of graph_build is
+ * joining); whether a raw input is on disk; which keys come from disk at all
+ * (graph_source_keys). The rest of graph_build is
  * graph.c; what they share, graph_int.h.
  */
 #include "cpipe/glob.h"
@@ -284,4 +285,18 @@ struct combos *graph_recipe_combos(struct builder *b, size_t r)
 	b->recipes[r].combining = false;
 	free(b->combining.items[--b->combining.count]);
 	return b->recipes[r].combos = made;
+}
+
+void graph_source_keys(const struct recipe_set *set, struct strvec *out)
+{
+	for (size_t r = 0; r < set->count; r++) {
+		const struct strvec *lists[] = {&set->recipes[r].in, &set->recipes[r].ref};
+		for (size_t l = 0; l < 2; l++) {
+			for (size_t k = 0; k < lists[l]->count; k++) {
+				const char *key = lists[l]->items[k];
+				if (recipe_find_producer(set, key) < 0 && strvec_find(out, key) < 0)
+					strvec_push(out, key);
+			}
+		}
+	}
 }

@@ -1,7 +1,8 @@
 /*
  * Private to the graph module: the state of one graph_build (the builder),
- * shared by graph.c, which assembles the jobs, and graph_existing.c, which
- * works out the combinations of values that exist. Nothing outside
+ * shared by graph.c, which assembles the jobs, graph_existing.c, which works
+ * out the combinations of values that exist, and graph_command.c, which
+ * works out what each recipe's jobs share for their commands. Nothing outside
  * src/graph*.c includes it.
  */
 #ifndef CPIPE_GRAPH_INT_H
@@ -13,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* What the graph needs to know about one template key, computed once. */
 struct key_info {
@@ -28,6 +30,25 @@ struct key_info {
 	bool combos_shared;     /* `combos` is its producing recipe's own (same columns), not a copy */
 };
 
+/* What a name of a recipe's `run` stands for when the job has no path of it and does not bind it. */
+struct graph_run_name {
+	char *name;
+	bool empty_key;     /* a key with no paths for the job (an absent optional input): nothing */
+	bool has_values;    /* a placeholder with a value: `values`; neither: an error */
+	char *values;       /* its values as the recipe sees them, each with its NUL */
+	size_t values_len;
+	size_t value_count;
+};
+
+struct graph_recipe {
+	const struct recipe *recipe;
+	char *definition;   /* recipe_definition_text */
+	struct graph_run_name *names; /* each name recipe_expand_run asks graph_command.c's resolver for, once */
+	size_t name_count, name_cap;
+	bool unbound_fails; /* some name needs the job to bind it: each job's command is checked */
+	bool checked;       /* a job's command was expanded once (graph_check_command) */
+};
+
 /* What the graph needs to know about one recipe, computed once. */
 struct recipe_info {
 	struct strvec iterating; /* placeholder names it iterates over (before dropping singular ones), sorted */
@@ -35,6 +56,8 @@ struct recipe_info {
 	bool combining;          /* graph_recipe_combos is working on it: meeting it again is a cycle */
 	struct tree_placeholder *values; /* its placeholders: values (graph_values.c), each a list */
 	size_t value_count;
+	const char *const *binding_names; /* the names its last job bound, shared by the jobs binding the same */
+	size_t binding_count;
 };
 
 struct frame;
@@ -51,7 +74,10 @@ struct builder {
 	struct recipe_info *recipes;
 	struct strvec stack;      /* job ids on the current path: cycles and messages (it stays short) */
 	struct strmap skipped;    /* ids of jobs left out by skip_missing */
-	size_t *dep_mark;         /* per job: 1 + the number of the job that last listed it as a dependency */
+	/* Kept while building only (at a million subjects they are 128 MB each): */
+	struct strmap by_output;  /* output path -> job index (keys borrowed from the jobs) */
+	struct strmap by_id;      /* job id -> job index (keys borrowed from the jobs) */
+	uint32_t *dep_mark;       /* per job: 1 + the number of the job that last listed it as a dependency */
 	size_t dep_mark_cap;
 	struct frame **frames;    /* per depth of add_job's recursion: its scratch space */
 	size_t frame_count;
@@ -64,6 +90,15 @@ struct builder {
 	long context;             /* the recipe whose placeholders: values apply (graph_placeholder), or -1 */
 	struct cp_err *err;
 };
+
+/* Fill graph->recipes: per recipe, its definition and what its run's names stand for (graph_command.c). */
+void graph_prepare_commands(struct builder *b);
+void graph_release_recipes(struct graph *graph);
+/*
+ * Expand the command of `job` (not committed yet) once, as graph_job_command will, when that can
+ * fail: for the first job of a recipe, or when a name needs a binding. 0, or -1 with `err`.
+ */
+int graph_check_command(struct graph_recipe *shared, const struct graph_job *job, struct cp_err *err);
 
 /* Whether raw input `path` of key `key` is there: in the glob result, else by lstat. */
 bool graph_raw_input_exists(const struct builder *b, const char *key, const char *path);

@@ -6,9 +6,9 @@
 static void definition_text(const struct graph_job *job, struct strbuf *out)
 {
 	strbuf_reset(out);
-	strbuf_adds(out, job->definition);
+	strbuf_adds(out, graph_job_definition(job));
 	strbuf_adds(out, "\ncommand:");
-	strbuf_adds(out, job->command);
+	graph_job_command(job, out);
 }
 
 uint64_t plan_definition_hash(const struct graph_job *job)
@@ -37,17 +37,25 @@ int plan_stat_files(const struct graph *graph, struct state *state, uint32_t **i
 	size_t total = 0;
 	for (size_t i = 0; i < graph->count; i++)
 		total += graph->jobs[i].inputs.count + graph->jobs[i].outputs.count;
-	const char **paths = xcalloc(total + 1, sizeof(*paths));
-	size_t n = 0;
-	for (size_t i = 0; i < graph->count; i++) {
+	*ids = xcalloc(total + 1, sizeof(**ids));
+	/* In chunks of jobs: an array of every path would be 8 bytes a path at the run's peak. */
+	enum { CHUNK = 1 << 16 };
+	const char **paths = NULL;
+	size_t n = 0, cap = 0, done = 0;
+	int rc = 0;
+	for (size_t i = 0; i < graph->count && rc == 0; i++) {
 		const struct graph_job *job = &graph->jobs[i];
+		ALLOC_GROW(paths, n + job->inputs.count + job->outputs.count + 1, cap);
 		memcpy(paths + n, job->inputs.items, job->inputs.count * sizeof(*paths));
 		n += job->inputs.count;
 		memcpy(paths + n, job->outputs.items, job->outputs.count * sizeof(*paths));
 		n += job->outputs.count;
+		if (n >= CHUNK || i + 1 == graph->count) {
+			rc = state_stat_paths(state, paths, n, 0, *ids + done, err);
+			done += n;
+			n = 0;
+		}
 	}
-	*ids = xcalloc(total + 1, sizeof(**ids));
-	int rc = state_stat_paths(state, paths, n, 0, *ids, err);
 	free(paths);
 	return rc;
 }
@@ -71,6 +79,42 @@ static int adoption_allowed(struct state *state, const struct plan_options *opt,
 	return 0;
 }
 
+void plan_set_detail(struct plan_decision *d, char *detail)
+{
+	if (d->detail_owned)
+		free(d->detail);
+	d->detail = detail;
+	d->detail_owned = detail != NULL;
+}
+
+/* The job's input or output `path` (the graph's string), or NULL. */
+static char *job_path(const struct graph_job *job, const char *path)
+{
+	const struct graph_paths *roles[] = {&job->outputs, &job->inputs};
+	for (size_t r = 0; r < 2; r++)
+		for (size_t i = 0; i < roles[r]->count; i++)
+			if (!strcmp(roles[r]->items[i], path))
+				return roles[r]->items[i];
+	return NULL;
+}
+
+/* Per input of `job`: whether a job that runs makes it (the jobs making its inputs are its dependencies). */
+static bool *inputs_made_by_runs(const struct graph *graph, const struct plan_decision *decisions,
+				 const struct graph_job *job)
+{
+	struct strmap rewritten = STRMAP_INIT_BORROWED;
+	for (size_t k = 0; k < job->dep_count; k++) {
+		const struct graph_job *dep = &graph->jobs[job->deps[k]];
+		for (size_t o = 0; decisions[job->deps[k]].action == PLAN_RUN && o < dep->outputs.count; o++)
+			strmap_put(&rewritten, dep->outputs.items[o], 0);
+	}
+	bool *pending = xcalloc(job->inputs.count + 1, sizeof(*pending));
+	for (size_t k = 0; k < job->inputs.count; k++)
+		pending[k] = strmap_get(&rewritten, job->inputs.items[k], NULL);
+	strmap_release(&rewritten);
+	return pending;
+}
+
 /* Decide job `i` (its dependencies decided), with `query` filled but for the flags set here. */
 static int decide_job(const struct graph *graph, struct state *state, const struct plan_options *opt,
 		      struct plan_decision *decisions, size_t i, struct state_job_query *query, struct strbuf *detail,
@@ -90,15 +134,7 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	}
 	query->upstream_runs = d->trigger_count > 0;
 	/* An input a job that runs rewrites is not final: how it comes out is for early cutoff to see. */
-	bool *pending = NULL;
-	if (d->trigger_count && job->cutoff) {
-		pending = xcalloc(job->inputs.count + 1, sizeof(*pending));
-		for (size_t k = 0; k < job->inputs.count; k++) {
-			size_t producer;
-			pending[k] = strmap_get(&graph->by_output, job->inputs.items[k], &producer) &&
-				     decisions[producer].action == PLAN_RUN;
-		}
-	}
+	bool *pending = d->trigger_count && job->cutoff ? inputs_made_by_runs(graph, decisions, job) : NULL;
 	query->input_pending = pending;
 	int rc = state_job_reason(state, query, &d->reason, detail, err);
 	query->input_pending = NULL;
@@ -130,8 +166,11 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	d->conditional = d->action == PLAN_RUN && d->reason == STATE_UPSTREAM_RUNS && job->cutoff &&
 			 state_job_lookup(state, job->id, &record) && record.recorded &&
 			 record.status == STATE_STATUS_DONE;
-	free(d->detail);
-	d->detail = xstrdup(detail->buf);
+	/* Most details ("output missing: PATH") name a path of the job, which the graph keeps anyway. */
+	plan_set_detail(d, NULL);
+	d->detail = detail->len ? job_path(job, detail->buf) : NULL;
+	if (!d->detail && detail->len)
+		plan_set_detail(d, xstrdup(detail->buf));
 	return 0;
 }
 
@@ -210,7 +249,7 @@ void plan_describe(const struct graph *graph, const struct plan_decision *decisi
 	if (d->trigger_count == 1)
 		strbuf_adds(out, " changes its output");
 	else
-		strbuf_addf(out, " or one of %zu other jobs changes its output", d->trigger_count - 1);
+		strbuf_addf(out, " or one of %zu other jobs changes its output", (size_t)d->trigger_count - 1);
 }
 
 void plan_select_runs(const struct graph *graph, const struct plan_decision *decisions, struct plan_runs *out)
@@ -237,7 +276,7 @@ void plan_runs_release(struct plan_runs *runs)
 void plan_decisions_free(struct plan_decision *decisions, size_t count)
 {
 	for (size_t i = 0; decisions && i < count; i++)
-		free(decisions[i].detail);
+		plan_set_detail(&decisions[i], NULL);
 	free(decisions);
 }
 

@@ -153,8 +153,6 @@ int recipe_read_params(struct recipe *r, struct cp_err *err);
 void recipe_params_release(struct recipe *r);
 /* Replace the glob keys of r's in/ref/optional by the tree keys they match (recipe_params.c). */
 int recipe_expand_key_patterns(struct recipe *r, const struct strvec *keys, struct cp_err *err);
-/* The glob key `pattern` of `r` (after recipe_expand_key_patterns), or NULL. */
-const struct recipe_key_pattern *recipe_find_pattern(const struct recipe *r, const char *pattern);
 /* Append the labelled parameters to a definition text (none: nothing). */
 void recipe_params_definition(const struct recipe *r, struct strbuf *out);
 

@@ -110,9 +110,9 @@ static int import_unneeded(struct state *state, const struct graph_job *job, str
 }
 
 /* Import one job's marker; returns 0 or -1 (database error). */
-static int import_marker(const struct graph *graph, struct state *state, struct sync_view *view, size_t index,
-			 const char *name, const struct exec_submission *sub, const struct exec_marker *marker,
-			 struct cp_err *err)
+static int import_marker(const struct graph *graph, struct state *state, struct sync_view *view,
+			 struct exec_records *records, size_t index, const char *name, const struct exec_submission *sub,
+			 const struct exec_marker *marker, struct cp_err *err)
 {
 	const struct graph_job *job = &graph->jobs[index];
 	int rc = 0;
@@ -133,13 +133,14 @@ static int import_marker(const struct graph *graph, struct state *state, struct 
 		add_event(view, SYNC_JOB_FAILED, index, marker->message, sub->log_path);
 	}
 	if (rc == 0)
-		exec_submission_remove(".", name);
+		exec_records_forget(records, name);
 	return rc;
 }
 
 /* Record a job that left the scheduler without a marker as failed. */
-static int import_lost(const struct graph *graph, struct state *state, struct sync_view *view, size_t index,
-		       const char *name, const struct exec_submission *sub, struct cp_err *err)
+static int import_lost(const struct graph *graph, struct state *state, struct sync_view *view,
+		       struct exec_records *records, size_t index, const char *name, const struct exec_submission *sub,
+		       struct cp_err *err)
 {
 	const struct graph_job *job = &graph->jobs[index];
 	struct strbuf message = STRBUF_INIT;
@@ -152,7 +153,7 @@ static int import_lost(const struct graph *graph, struct state *state, struct sy
 	add_event(view, SYNC_JOB_FAILED, index, message.buf, sub->log_path);
 	strbuf_release(&message);
 	if (rc == 0)
-		exec_submission_remove(".", name);
+		exec_records_forget(records, name);
 	return rc;
 }
 
@@ -166,22 +167,24 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 	/* Nothing was ever submitted from here: no records to read. */
 	if (access(EXEC_JOBS_DIR, F_OK) != 0)
 		return 0;
+	struct exec_records *records = NULL;
+	struct strvec problems = STRVEC_INIT;
+	int rc = exec_records_load(".", &records, &problems, err);
+	for (size_t p = 0; p < problems.count; p++)
+		add_event(view, SYNC_UNREADABLE_RECORD, 0, problems.items[p], NULL);
+	strvec_release(&problems);
 	struct strbuf name = STRBUF_INIT;
 	size_t *pending = xcalloc(graph->count + 1, sizeof(*pending));
 	size_t pending_count = 0;
-	int rc = state_begin(state, err);
+	bool began = rc == 0;
+	if (began)
+		rc = state_begin(state, err);
 	for (size_t i = 0; i < graph->count && rc == 0; i++) {
 		strbuf_reset(&name);
 		exec_job_file_name(graph->jobs[i].id, &name);
 		struct exec_submission sub = EXEC_SUBMISSION_INIT;
 		struct cp_err read_err = CP_ERR_INIT;
-		int found = exec_submission_read(".", name.buf, &sub, &read_err);
-		if (found < 0) {
-			add_event(view, SYNC_UNREADABLE_RECORD, i, read_err.message, NULL);
-			cp_err_release(&read_err);
-			continue;
-		}
-		if (!found)
+		if (!exec_records_find(records, name.buf, &sub))
 			continue;
 		struct exec_marker marker;
 		int have = exec_marker_read(".", name.buf, &marker, &read_err);
@@ -191,11 +194,11 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 			memset(&broken, 0, sizeof(broken));
 			broken.exit_code = 1;
 			broken.message = read_err.message;
-			rc = import_marker(graph, state, view, i, name.buf, &sub, &broken, err);
+			rc = import_marker(graph, state, view, records, i, name.buf, &sub, &broken, err);
 			cp_err_release(&read_err);
 			exec_submission_release(&sub);
 		} else if (have) {
-			rc = import_marker(graph, state, view, i, name.buf, &sub, &marker, err);
+			rc = import_marker(graph, state, view, records, i, name.buf, &sub, &marker, err);
 			exec_marker_release(&marker);
 			exec_submission_release(&sub);
 		} else {
@@ -235,7 +238,7 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 			int have = exec_marker_read(".", name.buf, &marker, &read_err);
 			cp_err_release(&read_err);
 			if (have > 0) {
-				rc = import_marker(graph, state, view, i, name.buf, &view->subs[i], &marker, err);
+				rc = import_marker(graph, state, view, records, i, name.buf, &view->subs[i], &marker, err);
 				exec_marker_release(&marker);
 			} else if (where == EXEC_CLUSTER_NEVER) {
 				never[never_count++] = &view->subs[i];
@@ -244,7 +247,7 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 					  "not run: a job it depends on failed (cancelled on the cluster)", NULL);
 				continue; /* its record is needed by the cancel below */
 			} else {
-				rc = import_lost(graph, state, view, i, name.buf, &view->subs[i], err);
+				rc = import_lost(graph, state, view, records, i, name.buf, &view->subs[i], err);
 			}
 			exec_submission_release(&view->subs[i]);
 		}
@@ -267,7 +270,7 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 				if (cancelled) {
 					strbuf_reset(&name);
 					exec_job_file_name(graph->jobs[i].id, &name);
-					exec_submission_remove(".", name.buf);
+					exec_records_forget(records, name.buf);
 				}
 				exec_submission_release(&view->subs[i]);
 			}
@@ -278,8 +281,12 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 	}
 	if (rc == 0)
 		rc = state_commit(state, err);
-	else
+	else if (began)
 		state_rollback(state);
+	/* Records lose the jobs imported only once the state holds them: at worst one is imported twice. */
+	if (rc == 0)
+		rc = exec_records_save(records, err);
+	exec_records_free(records);
 	free(pending);
 	strbuf_release(&name);
 	return rc;

@@ -315,7 +315,9 @@ double exec_ram_gb(void);
  * never open the state database. Files, all under the data root
  * (exec_cluster_options.cwd), <name> being exec_job_file_name(job id):
  *
- *   .cpipe/jobs/<name>.sh         the job script: checks the markers of the
+ *   .cpipe/jobs/<name>.sh         the job script of a job submitted alone or
+ *                                 run by a batch (an array task's is in its
+ *                                 array's .scripts): checks the markers of the
  *                                 jobs it depends on (fails fast when one did
  *                                 not succeed: SGE's -hold_jid also releases
  *                                 dependants of failed jobs), runs the
@@ -323,12 +325,20 @@ double exec_ram_gb(void);
  *                                 writes the marker
  *   .cpipe/jobs/<name>.marker     the result, written to a temporary name and
  *                                 renamed (exec_marker_read)
- *   .cpipe/jobs/<name>.submitted  the submission record: backend and cluster
- *                                 id (exec_submission_read); its presence
- *                                 without a marker means "in flight"
+ *   .cpipe/jobs/<unit>.submission the submission record of a unit (a job,
+ *                                 a batch or an array): backend, cluster id
+ *                                 and the jobs it carries (exec_records_load);
+ *                                 a job it carries without a marker is "in
+ *                                 flight"
  *   .cpipe/jobs/<unit>.tasks      an array's task list, one command per line
  *                                 (fsl_sub -t takes it as it is)
- *   .cpipe/jobs/<unit>.array.sh   the array script picking its task's line
+ *   .cpipe/jobs/<unit>.scripts    an array's tasks' scripts, after a table of
+ *                                 fixed-width lines: each one's byte offset
+ *                                 and length
+ *   .cpipe/jobs/<unit>.array.sh   the array script: the task (its argument,
+ *                                 else the scheduler's task id) reads its line
+ *                                 of the table, then its script alone, and
+ *                                 runs it
  *   .cpipe/jobs/<unit>.out        the scheduler's own output for a submission
  *   .cpipe/logs/<name>.log        the job's stdout and stderr, as for local runs
  */
@@ -485,7 +495,7 @@ size_t exec_cluster_array_limit(enum exec_cluster_kind kind);
 int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struct exec_cluster_options *opt,
 			struct exec_cluster_summary *summary, struct cp_err *err);
 
-/* A submission record (.cpipe/jobs/<name>.submitted). */
+/* A job's submission, as its submission record says. */
 struct exec_submission {
 	enum exec_cluster_kind kind;
 	char *job;      /* the scheduler's job id ("123") */
@@ -495,16 +505,39 @@ struct exec_submission {
 	int64_t submitted_ns;
 };
 #define EXEC_SUBMISSION_INIT {EXEC_CLUSTER_NONE, NULL, 0, NULL, NULL, 0}
+void exec_submission_release(struct exec_submission *submission);
 
 /*
- * Read the submission record of job file name `name` under `cwd` (NULL = ".").
- * Returns 1 when there is one (*out filled; release it), 0 when there is
- * none, -1 with err when it cannot be read or parsed.
+ * The submission records under a data root, read once. One file per
+ * scheduler submission, .cpipe/jobs/<unit>.submission: "cpipe-submission 1",
+ * then "backend B", "job ID", "time NS", one tab-separated line per job it
+ * carries ("member", its task, file name, log, note: backslash, newline and
+ * tab escaped), and "end N" counting those lines (a record without it was cut
+ * short and is refused). Also the per-job records older versions wrote
+ * (.cpipe/jobs/<name>.submitted: jobs they submitted may still be in flight).
+ * A job two records carry belongs to the later submission.
  */
-int exec_submission_read(const char *cwd, const char *name, struct exec_submission *out, struct cp_err *err);
-void exec_submission_release(struct exec_submission *submission);
-/* Delete the record (after its result was imported). Missing is fine. */
-void exec_submission_remove(const char *cwd, const char *name);
+struct exec_records;
+
+/*
+ * Read every record under `cwd` (NULL = ".") from one listing of
+ * .cpipe/jobs; a record that cannot be read or parsed is left out and a
+ * message naming it (file:line) pushed to `problems`. Returns 0 (*out set,
+ * free it with exec_records_free), or -1 with err when the directory cannot
+ * be listed (*out is set and empty then).
+ */
+int exec_records_load(const char *cwd, struct exec_records **out, struct strvec *problems, struct cp_err *err);
+/* Returns 1 and fills *out (release it) when a record carries job file name `name`, else 0. */
+int exec_records_find(const struct exec_records *records, const char *name, struct exec_submission *out);
+/* The job's result was imported: exec_records_save leaves it out of its record. */
+void exec_records_forget(struct exec_records *records, const char *name);
+/*
+ * Rewrite each record that lost jobs (exec_records_forget, or carried by a
+ * later submission) with those left, removing it when none is. 0, or -1 with err.
+ */
+int exec_records_save(struct exec_records *records, struct cp_err *err);
+void exec_records_free(struct exec_records *records);
+
 /* "123", "123_4" or "123.4": how the record's scheduler names the job or task. */
 void exec_submission_cluster_id(const struct exec_submission *submission, struct strbuf *out);
 

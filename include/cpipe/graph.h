@@ -10,13 +10,15 @@
  * the jobs it depends on. Runs nothing; it only stats raw inputs that no
  * recipe makes, to tell a missing input from a present one.
  *
- * graph.c assembles the jobs (bindings, paths, inputs, commands, dependency
- * edges, order) and holds graph_build, graph_free and graph_to_dot;
+ * graph.c assembles the jobs (bindings, paths, inputs, dependency
+ * edges, order) and holds graph_build;
  * graph_targets.c turns the targets into requests (keys, recipe names,
  * patterns over the output paths, paths); graph_existing.c works out which
- * combinations exist and whether a raw input is there; graph_combos.c holds
+ * combinations exist, whether a raw input is there and which keys are raw;
+ * graph_jobs.c looks jobs up by id and frees the graph; graph_combos.c holds
  * the relation of combinations they join; graph_values.c a recipe's own
- * placeholder values (placeholders:); graph_dot.c writes DOT.
+ * placeholder values (placeholders:); graph_command.c expands a job's command
+ * when asked for (it is not stored); graph_dot.c writes DOT.
  */
 #ifndef CPIPE_GRAPH_H
 #define CPIPE_GRAPH_H
@@ -26,32 +28,59 @@
 #include "cpipe/tree.h"
 #include "cpipe/util.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /* The paths of one role of a job. */
 struct graph_paths {
-	char **items;
+	char **items; /* NULL-terminated */
 	size_t count;
 };
 
 /*
+ * What every job of one recipe shares: the recipe, its definition text and
+ * what the names of its `run` stand for when neither the job's paths nor its
+ * bindings give them (graph_command.c fills it; private to the graph module).
+ */
+struct graph_recipe;
+
+/*
+ * What only some jobs have, kept out of the job record to keep that small:
+ * the paths of `ref` keys, which key each path comes from when a role's paths
+ * are not simply one per key in the recipe's order (a batched key, an absent
+ * optional input), and which outputs are optional.
+ */
+struct graph_job_more {
+	struct graph_paths refs;  /* every `ref` path */
+	uint16_t *input_keys;     /* per input: index of its key in the recipe's `in`; NULL: input i is key i */
+	uint16_t *output_keys;    /* per output: index into `out`; NULL: output i is key i */
+	uint16_t *ref_keys;       /* per ref path: index into `ref`; NULL: path i is key i */
+	bool *output_optional;    /* per output: may be missing after success; NULL: none may */
+};
+
+/*
  * One concrete job. Paths are relative to the data root unless the template is
- * absolute. Every string and array of a job lives in its graph's arena.
+ * absolute. Every string and array of a job lives in its graph's arena. The
+ * record is kept small (a million-subject study has millions of jobs): the
+ * command is not stored but expanded when asked for (graph_job_command),
+ * arrays shared by the jobs of a recipe are stored once, and counts and
+ * indexes are 32-bit.
  */
 struct graph_job {
 	char *id;          /* "recipe" or "recipe[name=value,...]" over its iterating placeholders */
-	size_t recipe;     /* index into the recipe set */
-	const char **binding_names;   /* the iterating placeholders, sorted */
+	const struct graph_recipe *shared; /* its recipe's shared part (definition, how `run` expands) */
+	const char *const *binding_names; /* the iterating placeholders, sorted (shared by jobs binding the same) */
 	char **binding_values;        /* their values ("" stands for an absent optional part) */
-	size_t binding_count;
-	struct graph_paths inputs;    /* every `in` path, in recipe order, batched keys expanded */
-	bool *input_optional;
+	struct graph_paths inputs;    /* every `in` path, in recipe order, batched keys expanded (a file a job
+	                                 makes is that job's output string, not a copy) */
 	struct graph_paths outputs;   /* every `out` path */
-	bool *output_optional;
-	char *command;                /* the expanded, shell-quoted `run` */
-	const char *definition;       /* recipe definition text (what makes "command changed"); shared */
+	uint32_t *deps;               /* indices of jobs making this job's inputs; all smaller than its own */
+	const struct graph_job_more *more; /* NULL for the usual job: see struct graph_job_more */
+	uint32_t recipe;              /* index into the recipe set */
+	uint32_t binding_count;
+	uint32_t dep_count;
 	bool target;                  /* makes a file that was asked for (not only a dependency) */
 	bool cutoff;                  /* its recipe's `cutoff:` (early cutoff allowed) */
-	size_t *deps;                 /* indices of jobs making this job's inputs; all smaller than its own */
-	size_t dep_count;
 };
 
 /* Why a line of graph.skipped left a group (batch) job out: the CLI says how to make it anyway. */
@@ -70,15 +99,15 @@ struct graph {
 	size_t count;
 	size_t cap;
 	struct arena arena;     /* the jobs' strings and arrays: thousands of small pieces freed at once */
-	char **definitions;     /* per recipe: its definition text, shared by its jobs */
-	size_t definition_count;
+	struct graph_recipe *recipes; /* per recipe of the set: what its jobs share */
+	size_t recipe_count;
 	struct strvec skipped;  /* one line per requested job left out and why (skip_missing, a narrowed group) */
 	struct graph_group_skip *group_skips; /* the lines of `skipped` about group jobs (they name no flag) */
 	size_t group_skip_count, group_skip_cap;
 	struct strvec left_out; /* one line per combination of a recipe's inputs that makes no job, and why */
 	struct strvec warnings; /* e.g. a requested key with nothing to make because no raw file exists */
-	struct strmap by_output; /* output path -> job index (keys borrowed from the jobs) */
-	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs) */
+	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs); built by the first
+	                            graph_find_job, not before: few commands look jobs up by id */
 };
 
 /*
@@ -133,6 +162,25 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 		struct graph **out, struct cp_err *err);
 
 void graph_free(struct graph *graph);
+
+/* The index of the job named `id` in *index; false when there is none. */
+bool graph_find_job(struct graph *graph, const char *id, size_t *index);
+
+/*
+ * Append job's command to `out`: its recipe's `run` with each {name} replaced
+ * by the job's paths and values, shell-quoted (recipe_expand_run). The recipe
+ * set the graph was built from must still be alive. graph_build expanded it
+ * once to check it, so this cannot fail.
+ */
+void graph_job_command(const struct graph_job *job, struct strbuf *out);
+/* The same in a new string, for the caller to free. */
+char *graph_job_command_dup(const struct graph_job *job);
+
+/* The definition text of job's recipe (recipe_definition_text): with its command, what "command changed" compares. */
+const char *graph_job_definition(const struct graph_job *job);
+
+/* Per output of `job`: whether it may be missing after success; NULL when none may (exec_job.output_optional). */
+const bool *graph_job_output_optional(const struct graph_job *job);
 
 /* Write the job graph in Graphviz DOT: one node per job, an edge from each dependency. */
 void graph_to_dot(const struct graph *graph, struct strbuf *out);

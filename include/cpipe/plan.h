@@ -23,20 +23,30 @@ enum plan_action {
 	PLAN_BLOCKED, /* a job it depends on is held */
 };
 
+/* One per job, millions in a big study: 32 bytes, and a detail that is one of the job's paths is not copied. */
 struct plan_decision {
-	enum plan_action action;
-	enum state_reason reason;
-	char *detail; /* the state's detail (a path, a run), or why outputs are not adopted */
+	/*
+	 * The state's detail (a path, a run), or why outputs are not adopted;
+	 * NULL when there is none. Set it with plan_set_detail: when it is a
+	 * path of the job it points into the graph (detail_owned false).
+	 */
+	char *detail;
 	/*
 	 * Early cutoff: PLAN_RUN only because jobs it depends on run
 	 * (STATE_UPSTREAM_RUNS) and its recipe allows cutoff; decided again when
 	 * they have ended (plan_cutoff_check). `trigger` is the first of those
 	 * jobs, `trigger_count` how many there are.
 	 */
+	uint32_t trigger;
+	uint32_t trigger_count;
+	enum plan_action action;
+	enum state_reason reason;
 	bool conditional;
-	size_t trigger;
-	size_t trigger_count;
+	bool detail_owned; /* detail was allocated for it (plan_decisions_free frees it) */
 };
+
+/* Replace d's detail by `detail` (allocated, or NULL), which d now owns. */
+void plan_set_detail(struct plan_decision *d, char *detail);
 
 struct plan_options {
 	bool force;           /* run the jobs making the requested targets */

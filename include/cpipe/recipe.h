@@ -355,6 +355,9 @@ const struct recipe_values *recipe_find_values(const struct recipe *r, const cha
 /* Whether `name` holds a shell-style wildcard (`*`, `?`, `[`): a glob key. */
 bool recipe_is_key_pattern(const char *name);
 
+/* The glob key `pattern` of `r` (after recipe_check expanded it), or NULL. */
+const struct recipe_key_pattern *recipe_find_pattern(const struct recipe *r, const char *pattern);
+
 /* Release the contents of resources; the struct is all zero afterwards. */
 void recipe_resources_release(struct recipe_resources *resources);
 

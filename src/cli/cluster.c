@@ -64,8 +64,7 @@ void cluster_hold_in_flight(const struct sync_view *view, struct plan_decision *
 		strbuf_addf(&where, "%s on %s as job ", exec_cluster_state_name(view->states[i]),
 			    exec_cluster_name(view->subs[i].kind));
 		exec_submission_cluster_id(&view->subs[i], &where);
-		free(decisions[i].detail);
-		decisions[i].detail = strbuf_detach(&where);
+		plan_set_detail(&decisions[i], strbuf_detach(&where));
 	}
 	strbuf_release(&where);
 }
@@ -181,6 +180,7 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 	const char **outside_ids = xcalloc(dep_total + 1, sizeof(*outside_ids));
 	const struct exec_submission **outside = xcalloc(dep_total + 1, sizeof(*outside));
 	char **notes = xcalloc(count + 1, sizeof(*notes));
+	char **commands = xcalloc(count + 1, sizeof(*commands)); /* the graph keeps none */
 	char **checks = xcalloc(count + 1, sizeof(*checks));
 	struct strbuf check = STRBUF_INIT;
 	char **batch_keys = xcalloc(count + 1, sizeof(*batch_keys));
@@ -190,9 +190,9 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 		const struct recipe_resources *r = &study->recipes->recipes[job->recipe].resources;
 		struct exec_cluster_job *x = &jobs[e];
 		x->id = job->id;
-		x->command = job->command;
+		x->command = commands[e] = graph_job_command_dup(job);
 		x->outputs = (const char *const *)job->outputs.items;
-		x->output_optional = job->output_optional;
+		x->output_optional = graph_job_output_optional(job);
 		x->output_count = job->outputs.count;
 		x->group = study->recipes->recipes[job->recipe].name;
 		notes[e] = sync_definition_note(job);
@@ -263,10 +263,12 @@ int cluster_submit(struct study *study, struct plan_decision *decisions, const s
 		exec_cluster_job_release(&jobs[e]);
 	for (size_t e = 0; e < count; e++) {
 		free(notes[e]);
+		free(commands[e]);
 		free(checks[e]);
 		free(batch_keys[e]);
 	}
 	free(notes);
+	free(commands);
 	free(checks);
 	free(batch_keys);
 	strbuf_release(&check);

@@ -285,7 +285,7 @@ static void print_plan_json(const struct study *study, const struct plan_decisio
 		json_object_set_new(o, "placeholders", placeholders);
 		json_object_set_new(o, "action", json_string(plan_action_name(d->action)));
 		json_object_set_new(o, "reason", json_string(state_reason_string(d->reason)));
-		json_object_set_new(o, "detail", json_text(d->detail));
+		json_object_set_new(o, "detail", json_text(d->detail ? d->detail : ""));
 		if (d->action == PLAN_RUN && d->conditional) {
 			/* Early cutoff: it runs only if one of these changes its output. */
 			json_t *triggers = json_array();
@@ -294,7 +294,9 @@ static void print_plan_json(const struct study *study, const struct plan_decisio
 					json_array_append_new(triggers, json_text(graph->jobs[job->deps[k]].id));
 			json_object_set_new(o, "runs_if_changed", triggers);
 		}
-		json_object_set_new(o, "command", json_text(job->command));
+		char *command = graph_job_command_dup(job);
+		json_object_set_new(o, "command", json_text(command));
+		free(command);
 		json_object_set_new(o, "inputs", json_strings(&job->inputs));
 		json_object_set_new(o, "outputs", json_strings(&job->outputs));
 		for (size_t k = 0; k < job->dep_count; k++)
@@ -343,7 +345,7 @@ static void print_plan_text(const struct study *study, const struct plan_decisio
 		strbuf_adds(&line, ")\n");
 		if (d->action == PLAN_RUN) {
 			strbuf_adds(&line, "    ");
-			strbuf_adds(&line, graph->jobs[i].command);
+			graph_job_command(&graph->jobs[i], &line);
 			strbuf_addch(&line, '\n');
 		}
 		fwrite(line.buf, 1, line.len, stdout);
@@ -798,8 +800,7 @@ static int claim_jobs(struct study *study, const struct plan_options *opt, struc
 		}
 		if (rc == STATE_HELD) {
 			/* Said with the others held, after every claim (report_held). */
-			free(d->detail);
-			d->detail = xstrdup(err->message);
+			plan_set_detail(d, xstrdup(err->message));
 			cp_err_release(err);
 			d->action = PLAN_HELD;
 		} else if (rc < 0) {
@@ -954,6 +955,7 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 	size_t count = selection.count;
 	const size_t *exec_index = selection.exec_index, *graph_index = selection.graph_index;
 	struct exec_job *jobs = xcalloc(count + 1, sizeof(*jobs));
+	char **commands = xcalloc(count + 1, sizeof(*commands)); /* the graph keeps none */
 	size_t *deps = xcalloc(selection.dep_total + 1, sizeof(*deps));
 	size_t dep_used = 0;
 	for (size_t e = 0; e < count; e++) {
@@ -961,9 +963,9 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 		const struct recipe *recipe = &study->recipes->recipes[job->recipe];
 		struct exec_job *x = &jobs[e];
 		x->id = job->id;
-		x->command = job->command;
+		x->command = commands[e] = graph_job_command_dup(job);
 		x->outputs = (const char *const *)job->outputs.items;
-		x->output_optional = job->output_optional;
+		x->output_optional = graph_job_output_optional(job);
 		x->output_count = job->outputs.count;
 		study_job_resources(&recipe->resources, &x->resources);
 		x->deps = deps + dep_used;
@@ -1040,9 +1042,11 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 	for (size_t e = 0; e < count; e++) {
 		exec_job_release(&jobs[e]);
 		free(ctx.started_inputs[e]);
+		free(commands[e]);
 	}
 	free(ctx.started_inputs);
 	free(jobs);
+	free(commands);
 	free(deps);
 	free(ctx.expected);
 	free(ctx.started_at);

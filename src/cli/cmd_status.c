@@ -161,8 +161,7 @@ static void classify_job(struct status_report *report, size_t i, struct cp_err *
 		struct strbuf where = STRBUF_INIT;
 		strbuf_addf(&where, "on %s as job ", exec_cluster_name(report->view.subs[i].kind));
 		exec_submission_cluster_id(&report->view.subs[i], &where);
-		free(d->detail);
-		d->detail = strbuf_detach(&where);
+		plan_set_detail(d, strbuf_detach(&where));
 	}
 	js->files = xcalloc(job->outputs.count + 1, sizeof(*js->files));
 	js->state = FILE_UP_TO_DATE;
@@ -518,8 +517,8 @@ static char *current_command(struct study_options *opt, const char *job_id)
 	opt->directory = directory;
 	char *command = NULL;
 	size_t index;
-	if (rc == EXIT_OK && strmap_get(&study.graph->by_id, job_id, &index))
-		command = xstrdup(study.graph->jobs[index].command);
+	if (rc == EXIT_OK && graph_find_job(study.graph, job_id, &index))
+		command = graph_job_command_dup(&study.graph->jobs[index]);
 	if (rc == EXIT_OK)
 		study_release(&study);
 	return command;
@@ -706,7 +705,7 @@ static int collect_job(const struct state_job_record *record, void *data)
 	size_t index;
 	/* With targets, a job of the graph is wanted; one of the same recipe that the graph no
 	 * longer has (its subject is gone) is wanted too. */
-	if (plan->recipes.count && strmap_get(&plan->study->graph->by_id, record->job_id, &index))
+	if (plan->recipes.count && graph_find_job(plan->study->graph, record->job_id, &index))
 		wanted = true;
 	if (!wanted)
 		return 0;

@@ -50,7 +50,8 @@ grep -q -- '--dependency=aftercorr:' "$WORK/sbatch.log" || fail "no aftercorr: $
 pass
 grep -q -- '--time=30 --mem=1024M --cpus-per-task=1' "$WORK/sbatch.log" || fail "resources not passed: $(cat "$WORK/sbatch.log")"
 pass
-ls .cpipe/jobs/*.submitted >/dev/null 2>&1 && fail "submission records left after import"
+left=$(find .cpipe/jobs -name '*.submission' -o -name '*.submitted')
+[ -z "$left" ] || fail "submission records left after import: $left"
 pass
 
 # A second run does nothing and submits nothing.

@@ -74,7 +74,8 @@ pass
 [ "$(squeue -h -t all -j "$group_job" -o %T)" = CANCELLED ] || fail "group job $group_job: $(squeue -h -t all -j "$group_job" -o '%T %r')"
 pass
 nothing_pending
-ls .cpipe/jobs/*.submitted >/dev/null 2>&1 && fail "submission records left: $(ls .cpipe/jobs/*.submitted)"
+left=$(find .cpipe/jobs -name '*.submission' -o -name '*.submitted')
+[ -z "$left" ] || fail "submission records left: $left"
 pass
 expect_exit 1 cpipe wait
 edit_recipe 's/test {subject} != 03 \&\& //'

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,39 +403,226 @@ static void test_marker_parsing(void **state)
 	strbuf_release(&path);
 }
 
+/* Load the records under `dir`; `problems` gets what could not be read. */
+static struct exec_records *load_records(const char *dir, struct strvec *problems)
+{
+	struct exec_records *records;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_records_load(dir, &records, problems, &err), 0);
+	return records;
+}
+
+/* The submission of job file name `name`, as the records under `dir` say (1), or 0. */
+static int find_record(const char *dir, const char *name, struct exec_submission *out)
+{
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	assert_int_equal(problems.count, 0);
+	int found = exec_records_find(records, name, out);
+	exec_records_free(records);
+	strvec_release(&problems);
+	return found;
+}
+
+/* The records under `dir` carry job `name` as `want` says; *back gets it (release it). */
+static void expect_record(const char *dir, const char *name, const struct exec_submission *want,
+			  struct exec_submission *back)
+{
+	assert_int_equal(find_record(dir, name, back), 1);
+	assert_int_equal(back->kind, want->kind);
+	assert_string_equal(back->job, want->job);
+	assert_int_equal(back->task, want->task);
+	assert_string_equal(back->log_path, want->log_path);
+	assert_string_equal(back->note, want->note);
+	assert_int_equal(back->submitted_ns, want->submitted_ns);
+}
+
 static void test_submission_record(void **state)
 {
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
-	struct exec_submission sub = EXEC_SUBMISSION_INIT, back;
-	sub.kind = EXEC_CLUSTER_SLURM;
-	sub.job = "1234";
-	sub.task = 17;
-	sub.log_path = ".cpipe/logs/a\nb\\c.log";
-	sub.note = "definition 00ff";
-	sub.submitted_ns = 99;
-	assert_int_equal(exec_submission_write(dir, "job", &sub, &err), 0);
-	assert_int_equal(exec_submission_read(dir, "job", &back, &err), 1);
-	assert_int_equal(back.kind, EXEC_CLUSTER_SLURM);
-	assert_string_equal(back.job, "1234");
-	assert_int_equal(back.task, 17);
-	assert_string_equal(back.log_path, ".cpipe/logs/a\nb\\c.log");
-	assert_string_equal(back.note, "definition 00ff");
-	assert_int_equal(back.submitted_ns, 99);
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1234", 99};
+	struct exec_record_member members[] = {
+		{"job", 17, ".cpipe/logs/a\nb\\c\td.log", "definition 00ff"},
+		{"other", 18, ".cpipe/logs/other.log", NULL},
+	};
+	assert_int_equal(exec_record_write(dir, "unit", &head, members, 2, &err), 0);
+	struct exec_submission back;
+	const struct exec_submission want = {EXEC_CLUSTER_SLURM, "1234", 17, ".cpipe/logs/a\nb\\c\td.log",
+					     "definition 00ff", 99};
+	expect_record(dir, "job", &want, &back);
 	struct strbuf id = STRBUF_INIT;
 	exec_submission_cluster_id(&back, &id);
 	assert_string_equal(id.buf, "1234_17");
 	strbuf_release(&id);
 	exec_submission_release(&back);
-	exec_submission_remove(dir, "job");
-	assert_int_equal(exec_submission_read(dir, "job", &back, &err), 0);
+	assert_int_equal(find_record(dir, "nobody", &back), 0);
 
+	/* A job forgotten is left out when saved; the record goes with the last one. */
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	exec_records_forget(records, "job");
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	assert_int_equal(find_record(dir, "job", &back), 0);
+	assert_int_equal(find_record(dir, "other", &back), 1);
+	assert_null(back.note);
+	exec_submission_release(&back);
+	records = load_records(dir, &problems);
+	exec_records_forget(records, "other");
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR "/unit.submission", &path);
+	assert_int_equal(access(path.buf, F_OK), -1);
+
+	/* A later submission of a job wins over an earlier one, whatever the order they are listed in. */
+	struct exec_record_head later = {EXEC_CLUSTER_SLURM, "2000", 200};
+	assert_int_equal(exec_record_write(dir, "b_later", &later, members, 1, &err), 0);
+	assert_int_equal(exec_record_write(dir, "z_earlier", &head, members, 1, &err), 0);
+	assert_int_equal(find_record(dir, "job", &back), 1);
+	assert_string_equal(back.job, "2000");
+	exec_submission_release(&back);
+	/* ... and the earlier record, carrying nothing else, goes once saved. */
+	records = load_records(dir, &problems);
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	path_join(dir, EXEC_JOBS_DIR "/z_earlier.submission", &path);
+	assert_int_equal(access(path.buf, F_OK), -1);
+	assert_int_equal(problems.count, 0);
+	strvec_release(&problems);
+	strbuf_release(&path);
+}
+
+/* Two cpipe calls importing from one record at once (status beside wait): neither brings back what the other took out. */
+static void test_records_saved_side_by_side(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "7", 1};
+	struct exec_record_member members[] = {{"x", 1, "lx", NULL}, {"y", 2, "ly", NULL}, {"z", 3, "lz", NULL}};
+	assert_int_equal(exec_record_write(dir, "unit", &head, members, 3, &err), 0);
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *one = load_records(dir, &problems), *other = load_records(dir, &problems);
+	exec_records_forget(one, "x");
+	exec_records_forget(other, "y");
+	assert_int_equal(exec_records_save(one, &err), 0);
+	assert_int_equal(exec_records_save(other, &err), 0);
+	exec_records_free(one);
+	exec_records_free(other);
+	struct exec_submission back;
+	assert_int_equal(find_record(dir, "x", &back), 0);
+	assert_int_equal(find_record(dir, "y", &back), 0);
+	assert_int_equal(find_record(dir, "z", &back), 1);
+	exec_submission_release(&back);
+	assert_int_equal(problems.count, 0);
+	strvec_release(&problems);
+}
+
+/* A record name in use is not taken again: the tasks of its unit may still read the unit's files. */
+static void test_record_unit_name(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	char *name = exec_record_unit_name(dir, "array_a");
+	assert_string_equal(name, "array_a");
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1", 1};
+	struct exec_record_member member = {"a", 1, "l", NULL};
+	assert_int_equal(exec_record_write(dir, name, &head, &member, 1, &err), 0);
+	free(name);
+	name = exec_record_unit_name(dir, "array_a");
+	assert_string_equal(name, "array_a-2");
+	free(name);
+}
+
+/* The per-job record of the version before is read as it was written. */
+static void test_old_submission_record(void **state)
+{
+	const char *dir = *state;
 	struct strbuf path = STRBUF_INIT;
 	path_join(dir, EXEC_JOBS_DIR, &path);
+	struct cp_err mkdir_err = CP_ERR_INIT;
+	assert_int_equal(exec_mkdir_p(path.buf, &mkdir_err), 0);
+	write_file(path.buf, "old.submitted",
+		   "cpipe-submitted 1\nbackend sge\njob 77\ntask 3\nlog .cpipe/logs/old\\nx.log\ntime 5\n"
+		   "note definition 0a\n",
+		   0644);
+	struct exec_submission back;
+	const struct exec_submission want = {EXEC_CLUSTER_SGE, "77", 3, ".cpipe/logs/old\nx.log", "definition 0a", 5};
+	expect_record(dir, "old", &want, &back);
+	exec_submission_release(&back);
+	/* Imported: the old file goes. */
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	exec_records_forget(records, "old");
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+	path_join(dir, EXEC_JOBS_DIR "/old.submitted", &path);
+	assert_int_equal(access(path.buf, F_OK), -1);
+	strvec_release(&problems);
+	strbuf_release(&path);
+}
+
+/* Records that are cut short, malformed or hostile are refused whole, each said with its file and line. */
+static void test_bad_submission_records(void **state)
+{
+	const char *dir = *state;
+	static const struct {
+		const char *text;
+		const char *why;
+	} bad[] = {
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntime 1\nmember\t1\ta\tl\n", "no end line"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntime 1\nmember\t1\ta\tl\nmember\t2\tb", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\nend 2\n", "does not count"},
+		{"cpipe-submission 1\nbackend pbs\njob 5\nmember\t1\ta\tl\nend 1\n", "unknown backend"},
+		{"cpipe-submission 1\nbackend slurm\njob -x\nmember\t1\ta\tl\nend 1\n", "job id"},
+		{"cpipe-submission 1\nbackend slurm\njob 5 6\nmember\t1\ta\tl\nend 1\n", "job id"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\t../../etc/passwd\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\t.hidden\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t-1\ta\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\tx\ta\tl\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\t\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\tn\textra\nend 1\n", "malformed member"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\nend 1\nmember\t2\tb\tl\n", "after its end"},
+		{"cpipe-submission 1\nbackend slurm\nmember\t1\ta\tl\nend 1\n", "no backend or job id"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntime soon\nmember\t1\ta\tl\nend 1\n", "time"},
+		{"cpipe-submission 1\nbackend\nend 0\n", "without a value"},
+		{"cpipe-submission 2\nbackend slurm\njob 5\nend 0\n", "not a submission record"},
+		{"", "not a submission record"},
+	};
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	struct cp_err mkdir_err = CP_ERR_INIT;
+	assert_int_equal(exec_mkdir_p(path.buf, &mkdir_err), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path.buf, "bad.submission", bad[i].text, 0644);
+		struct strvec problems = STRVEC_INIT;
+		struct exec_records *records = load_records(dir, &problems);
+		struct exec_submission back;
+		assert_int_equal(exec_records_find(records, "a", &back), 0);
+		if (problems.count != 1 || !strstr(problems.items[0], bad[i].why) ||
+		    !strstr(problems.items[0], "bad.submission:"))
+			fail_msg("record %zu: %s", i, problems.count ? problems.items[0] : "(accepted)");
+		exec_records_free(records);
+		strvec_release(&problems);
+	}
+	/* Beside a good record, a bad one takes nothing from it; keys of a later version are passed over. */
+	write_file(path.buf, "good.submission",
+		   "cpipe-submission 1\nbackend slurm\njob 5\nqueue long\nmember\t1\tg\t.cpipe/logs/g.log\nend 1\n", 0644);
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *records = load_records(dir, &problems);
+	struct exec_submission back;
+	assert_int_equal(exec_records_find(records, "g", &back), 1);
+	exec_submission_release(&back);
+	assert_int_equal(problems.count, 1);
+	exec_records_free(records);
+	strvec_release(&problems);
 	write_file(path.buf, "bad.submitted", "cpipe-submitted 1\nbackend pbs\njob 5\n", 0644);
-	assert_int_equal(exec_submission_read(dir, "bad", &back, &err), -1);
-	assert_non_null(strstr(err.message, "malformed submission record"));
-	cp_err_release(&err);
+	records = load_records(dir, &problems);
+	assert_int_equal(problems.count, 2);
+	exec_records_free(records);
+	strvec_release(&problems);
 	strbuf_release(&path);
 }
 
@@ -688,8 +876,7 @@ static char *read_text(const char *dir, const char *name)
 static char *record_job(const char *dir, const char *name)
 {
 	struct exec_submission sub;
-	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(exec_submission_read(dir, name, &sub, &err), 1);
+	assert_int_equal(find_record(dir, name, &sub), 1);
 	char *job = xstrdup(sub.job);
 	exec_submission_release(&sub);
 	return job;
@@ -796,8 +983,7 @@ static void test_batches_as_array_tasks(void **state)
 	free(log);
 	/* c2 is task 2 of the first array: SLURM names it 1_2. */
 	struct exec_submission sub;
-	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(exec_submission_read(dir, "c2", &sub, &err), 1);
+	assert_int_equal(find_record(dir, "c2", &sub), 1);
 	assert_string_equal(sub.job, "1");
 	assert_int_equal(sub.task, 2);
 	exec_submission_release(&sub);
@@ -808,6 +994,129 @@ static void test_batches_as_array_tasks(void **state)
 	assert_int_equal(summary.submissions, 3);
 	assert_int_equal(summary.batches, 0);
 	free_chains(&c);
+	restore_path();
+}
+
+/* Files directly in `dir`/.cpipe/jobs. */
+static size_t count_job_files(const char *dir)
+{
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	DIR *listing = opendir(path.buf);
+	assert_non_null(listing);
+	size_t files = 0;
+	struct dirent *entry;
+	while ((entry = readdir(listing)))
+		files += entry->d_name[0] != '.';
+	closedir(listing);
+	strbuf_release(&path);
+	return files;
+}
+
+/*
+ * A submission writes a few files per array, not one per job: 60 subjects of
+ * three chained steps in arrays of 25 tasks are 9 arrays of 4 files each (the
+ * launcher, the scripts, the task list, the record). Each task runs its own
+ * script, reading nothing of the others'.
+ */
+static void test_array_files(void **state)
+{
+	const char *dir = *state;
+	path_first(dir);
+	enum { SUBJECTS = 60, JOBS = 3 * SUBJECTS };
+	struct exec_cluster_job *jobs = xcalloc(JOBS, sizeof(*jobs));
+	size_t *deps = xcalloc(JOBS, sizeof(*deps));
+	char *ids[JOBS], *commands[JOBS];
+	static const char *const steps[] = {"a", "b", "c"};
+	for (size_t i = 0; i < JOBS; i++) {
+		size_t step = i / SUBJECTS, subject = i % SUBJECTS;
+		ids[i] = xasprintf("%s%zu", steps[step], subject + 1);
+		commands[i] = xasprintf("echo %s >ran-%s", ids[i], ids[i]);
+		jobs[i].id = ids[i];
+		jobs[i].command = commands[i];
+		jobs[i].group = steps[step];
+		if (step) {
+			deps[i] = i - SUBJECTS;
+			jobs[i].deps = &deps[i];
+			jobs[i].dep_count = 1;
+		}
+	}
+	char *text = xasprintf("#!/bin/sh\necho \"$*\" >>'%s/calls'\nwc -l <'%s/calls'\n", dir, dir);
+	write_file(dir, "sbatch", text, 0755);
+	free(text);
+	struct exec_cluster_options opt;
+	memset(&opt, 0, sizeof(opt));
+	opt.kind = EXEC_CLUSTER_SLURM;
+	opt.cwd = dir;
+	opt.array_max = 25;
+	struct exec_cluster_summary summary;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_cluster_submit(jobs, JOBS, &opt, &summary, &err), 0);
+	assert_int_equal(summary.jobs, JOBS);
+	assert_int_equal(summary.arrays, 9);
+	assert_int_equal(summary.submissions, 9);
+	size_t files = count_job_files(dir);
+	if (files != 4 * summary.arrays)
+		fail_msg("%zu files in .cpipe/jobs for %zu arrays of %d jobs", files, summary.arrays, JOBS);
+	/* Every job has its record; b2 is task 2 of the 4th array (ids 1, 2, ...). */
+	struct exec_submission sub;
+	assert_int_equal(find_record(dir, "b2", &sub), 1);
+	assert_string_equal(sub.job, "4");
+	assert_int_equal(sub.task, 2);
+	exec_submission_release(&sub);
+
+	/* The other tasks' scripts made poison: task 2 reads only its own. */
+	struct strbuf path = STRBUF_INIT, scripts = STRBUF_INIT, name = STRBUF_INIT;
+	exec_job_file_name("array:b1", &name);
+	strbuf_addf(&path, "%s/%s/%s.scripts", dir, EXEC_JOBS_DIR, name.buf);
+	assert_int_equal(read_whole_file(path.buf, &scripts, &err), 0);
+	unsigned long long offset = 0, length = 0;
+	assert_int_equal(sscanf(scripts.buf + 32, "%llu %llu", &offset, &length), 2);
+	for (size_t k = 25 * 32; k < scripts.len; k++)
+		if (k < offset || k >= offset + length)
+			scripts.buf[k] = k % 8 == 0 ? '\n' : "exit 99"[k % 8 - 1];
+	assert_int_equal(exec_write_file_atomic(path.buf, scripts.buf, scripts.len, 0644, false, &err), 0);
+	/* b2 needs a2 to have succeeded. */
+	write_file(dir, EXEC_JOBS_DIR "/a2.marker", "cpipe-marker 1\nexit 0\n", 0644);
+	struct strbuf cmd = STRBUF_INIT;
+	/* The task from SLURM's task id, then from the argument (fsl_sub's task list). */
+	strbuf_addf(&cmd, "cd '%s' && SLURM_ARRAY_TASK_ID=2 /bin/sh .cpipe/jobs/%s.array.sh", dir, name.buf);
+	assert_int_equal(system(cmd.buf), 0);
+	char *ran = read_text(dir, "ran-b2");
+	assert_string_equal(ran, "b2\n");
+	free(ran);
+	struct exec_marker marker;
+	assert_int_equal(exec_marker_read(dir, "b2", &marker, &err), 1);
+	assert_int_equal(marker.exit_code, 0);
+	exec_marker_release(&marker);
+	strbuf_reset(&cmd);
+	strbuf_addf(&cmd, "cd '%s' && /bin/sh .cpipe/jobs/%s.array.sh 3 >/dev/null 2>&1", dir, name.buf);
+	assert_int_equal(WEXITSTATUS(system(cmd.buf)), 99);
+	/* A task the array does not have fails, and says so. */
+	for (size_t t = 0; t < 3; t++) {
+		static const char *const bad[] = {"26", "0", "x"};
+		strbuf_reset(&cmd);
+		strbuf_addf(&cmd, "cd '%s' && /bin/sh .cpipe/jobs/%s.array.sh %s 2>&1 | grep -q 'no task'", dir,
+			    name.buf, bad[t]);
+		assert_int_equal(system(cmd.buf), 0);
+	}
+	/* The task list runs the same launcher, task by task. */
+	char *tasks = xasprintf("%s/%s.tasks", EXEC_JOBS_DIR, name.buf);
+	char *list = read_text(dir, tasks);
+	assert_non_null(strstr(list, ".array.sh' 25\n"));
+	free(list);
+	free(tasks);
+	strbuf_release(&cmd);
+	strbuf_release(&path);
+	strbuf_release(&scripts);
+	strbuf_release(&name);
+	for (size_t i = 0; i < JOBS; i++) {
+		exec_cluster_job_release(&jobs[i]);
+		free(ids[i]);
+		free(commands[i]);
+	}
+	free(jobs);
+	free(deps);
 	restore_path();
 }
 
@@ -1002,11 +1311,16 @@ int main(void)
 		cmocka_unit_test(test_plan_partial_array_holds_tasks),
 		cmocka_unit_test_setup_teardown(test_marker_parsing, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_record_unit_name, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_records_saved_side_by_side, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_old_submission_record, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_submission_records, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_choose_auto, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_status, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_fsl_sub_refusals, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_batches_submit, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_array_files, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_batches_as_array_tasks, setup_dir, temp_dir_teardown),
 		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
 		cmocka_unit_test(test_batches_need_alike_resources),

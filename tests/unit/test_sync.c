@@ -28,16 +28,40 @@ static void job_file_name(struct fixture *fx, size_t job, struct strbuf *name)
 	exec_job_file_name(fx->study.graph->jobs[job].id, name);
 }
 
-/* The record `cpipe run --submit` leaves for a job, with the note it gives it. */
-static void write_submission(struct fixture *fx, size_t job)
+/* The record `cpipe run --submit` leaves for an array of both jobs (tasks 1, 2), with the notes it gives them. */
+static void write_submission(struct fixture *fx)
+{
+	struct strbuf names[2] = {STRBUF_INIT, STRBUF_INIT};
+	char *notes[2], *logs[2];
+	struct exec_record_member members[2];
+	for (size_t job = 0; job < 2; job++) {
+		job_file_name(fx, job, &names[job]);
+		notes[job] = sync_definition_note(&fx->study.graph->jobs[job]);
+		logs[job] = xasprintf(".cpipe/logs/%s.log", names[job].buf);
+		members[job] = (struct exec_record_member){names[job].buf, (long)job + 1, logs[job], notes[job]};
+	}
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "41", 1};
+	assert_int_equal(exec_record_write(".", "array_unit", &head, members, 2, &fx->study.err), 0);
+	for (size_t job = 0; job < 2; job++) {
+		free(logs[job]);
+		free(notes[job]);
+		strbuf_release(&names[job]);
+	}
+}
+
+/* The per-job record cpipe wrote before records per submission: jobs it submitted may still be in flight. */
+static void write_old_submission(struct fixture *fx, size_t job)
 {
 	struct strbuf name = STRBUF_INIT;
 	job_file_name(fx, job, &name);
 	char *note = sync_definition_note(&fx->study.graph->jobs[job]);
-	char *log = xasprintf(".cpipe/logs/%s.log", name.buf);
-	struct exec_submission sub = {EXEC_CLUSTER_SLURM, "41", (long)job + 1, log, note, 1};
-	assert_int_equal(exec_submission_write(".", name.buf, &sub, &fx->study.err), 0);
-	free(log);
+	char *path = xasprintf("%s/%s.submitted", EXEC_JOBS_DIR, name.buf);
+	char *text = xasprintf("cpipe-submitted 1\nbackend slurm\njob 41\ntask %zu\nlog .cpipe/logs/%s.log\n"
+			       "time 1\nnote %s\n",
+			       job + 1, name.buf, note);
+	chain_write_file(path, text, 2000000);
+	free(text);
+	free(path);
 	free(note);
 	strbuf_release(&name);
 }
@@ -57,10 +81,15 @@ static bool submission_left(struct fixture *fx, size_t job)
 {
 	struct strbuf name = STRBUF_INIT;
 	job_file_name(fx, job, &name);
+	struct exec_records *records;
+	struct strvec problems = STRVEC_INIT;
+	assert_int_equal(exec_records_load(".", &records, &problems, &fx->study.err), 0);
+	assert_int_equal(problems.count, 0);
 	struct exec_submission sub;
-	int found = exec_submission_read(".", name.buf, &sub, &fx->study.err);
+	int found = exec_records_find(records, name.buf, &sub);
 	if (found > 0)
 		exec_submission_release(&sub);
+	exec_records_free(records);
 	strbuf_release(&name);
 	return found != 0;
 }
@@ -101,8 +130,7 @@ static void test_success_and_failure(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
-	write_submission(fx, MAKE_A);
-	write_submission(fx, MAKE_B);
+	write_submission(fx);
 	chain_write_file("sub-01/a.txt", "made on a node\n", 2000000);
 	write_marker(fx, MAKE_A, "cpipe-marker 1\nexit 0\nstart_ns 100\nend_ns 200\nhost node1\nmessage \n");
 	write_marker(fx, MAKE_B, "cpipe-marker 1\nexit 2\nstart_ns 300\nend_ns 400\nhost node1\nmessage exit status 2\n");
@@ -116,9 +144,10 @@ static void test_success_and_failure(void **vstate)
 	assert_int_equal(event->job, MAKE_B);
 	assert_string_equal(event->message, "exit status 2");
 	assert_non_null(strstr(event->log, ".cpipe/logs/"));
-	/* Imported once: the records are gone. */
+	/* Imported once: the record is gone. */
 	assert_false(submission_left(fx, MAKE_A));
 	assert_false(submission_left(fx, MAKE_B));
+	assert_int_equal(access(".cpipe/jobs/array_unit.submission", F_OK), -1);
 
 	struct state_job_record record;
 	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_A].id, &record));
@@ -140,8 +169,7 @@ static void test_skipped_and_broken(void **vstate)
 {
 	struct fixture *fx = *vstate;
 	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
-	write_submission(fx, MAKE_A);
-	write_submission(fx, MAKE_B);
+	write_submission(fx);
 	write_marker(fx, MAKE_A, "cpipe-marker 1\nexit 0\nstart_ns 12x\n");
 	write_marker(fx, MAKE_B,
 		     "cpipe-marker 1\nexit 1\nstart_ns 1\nend_ns 2\nhost h\nmessage not run: a did not succeed\n");
@@ -175,6 +203,57 @@ static void test_unreadable_record(void **vstate)
 	assert_int_equal(fx->view.in_flight_count, 0);
 }
 
+/*
+ * make_a ended on the node, make_b did not: make_a is imported and its record
+ * line goes; make_b (task 2 of job 41) stays in flight, as no scheduler is
+ * here to say otherwise.
+ */
+static void import_a_alone(struct fixture *fx)
+{
+	chain_write_file("sub-01/a.txt", "made on a node\n", 2000000);
+	write_marker(fx, MAKE_A, "cpipe-marker 1\nexit 0\nstart_ns 100\nend_ns 200\nhost node1\nmessage \n");
+	char *path = xstrdup(getenv("PATH"));
+	setenv("PATH", "/nonexistent", 1);
+	import_all(fx);
+	setenv("PATH", path, 1);
+	free(path);
+	assert_int_equal(fx->view.imported_ok, 1);
+	assert_int_equal(fx->view.in_flight_count, 1);
+	assert_true(fx->view.in_flight[MAKE_B]);
+	assert_string_equal(fx->view.subs[MAKE_B].job, "41");
+	assert_int_equal(fx->view.subs[MAKE_B].task, 2);
+	assert_false(submission_left(fx, MAKE_A));
+	assert_true(submission_left(fx, MAKE_B));
+}
+
+/* A job imported from a record of several: the record keeps the others, still in flight. */
+static void test_record_keeps_the_rest(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
+	write_submission(fx);
+	import_a_alone(fx);
+	/* Once make_b ends, the record goes. */
+	write_marker(fx, MAKE_B, "cpipe-marker 1\nexit 2\nstart_ns 300\nend_ns 400\nhost node1\nmessage exit status 2\n");
+	import_all(fx);
+	assert_int_equal(fx->view.imported_failed, 1);
+	assert_int_equal(access(".cpipe/jobs/array_unit.submission", F_OK), -1);
+}
+
+/* Records written by the version before, one per job, are still imported (jobs in flight during an upgrade). */
+static void test_old_records(void **vstate)
+{
+	struct fixture *fx = *vstate;
+	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
+	write_old_submission(fx, MAKE_A);
+	write_old_submission(fx, MAKE_B);
+	import_a_alone(fx);
+	assert_non_null(strstr(fx->view.subs[MAKE_B].log_path, ".cpipe/logs/"));
+	struct state_job_record record;
+	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_A].id, &record));
+	assert_true(record.definition_hash == plan_definition_hash(&fx->study.graph->jobs[MAKE_A]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +261,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_success_and_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_skipped_and_broken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_keeps_the_rest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_records, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
