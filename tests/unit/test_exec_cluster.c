@@ -519,6 +519,40 @@ static void test_records_saved_side_by_side(void **state)
 	strvec_release(&problems);
 }
 
+/*
+ * A cpipe that loaded a record, then saves after another one removed it and a
+ * new submission wrote a record of the same name (the same jobs, submitted
+ * again): the new record is not the one it read, and keeps all its jobs.
+ */
+static void test_record_replaced_before_save(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct exec_record_head old_head = {EXEC_CLUSTER_SLURM, "7", 1};
+	struct exec_record_member members[] = {{"x", 1, "lx", NULL}, {"y", 2, "ly", NULL}};
+	assert_int_equal(exec_record_write(dir, "unit", &old_head, members, 2, &err), 0);
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *stale = load_records(dir, &problems);
+	struct exec_records *other = load_records(dir, &problems);
+	exec_records_forget(other, "x");
+	exec_records_forget(other, "y");
+	assert_int_equal(exec_records_save(other, &err), 0);
+	exec_records_free(other);
+	struct exec_record_head new_head = {EXEC_CLUSTER_SLURM, "8", 2};
+	assert_int_equal(exec_record_write(dir, "unit", &new_head, members, 2, &err), 0);
+	exec_records_forget(stale, "x");
+	assert_int_equal(exec_records_save(stale, &err), 0);
+	exec_records_free(stale);
+	struct exec_submission back;
+	assert_int_equal(find_record(dir, "x", &back), 1);
+	assert_string_equal(back.job, "8");
+	exec_submission_release(&back);
+	assert_int_equal(find_record(dir, "y", &back), 1);
+	exec_submission_release(&back);
+	assert_int_equal(problems.count, 0);
+	strvec_release(&problems);
+}
+
 /* A record name in use is not taken again: the tasks of its unit may still read the unit's files. */
 static void test_record_unit_name(void **state)
 {
@@ -1313,6 +1347,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_record_unit_name, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_records_saved_side_by_side, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_record_replaced_before_save, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_old_submission_record, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_submission_records, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, temp_dir_teardown),
