@@ -1233,6 +1233,45 @@ static void expect_marker(const char *dir, const char *name, int exit_code, cons
 static const char killed[] = "killed by SIGTERM (time limit reached or job cancelled)";
 
 /*
+ * A failure message names an output, whose name may hold backslashes: the
+ * marker keeps the message as it is (an `echo` that reads "\c" as "stop here"
+ * would glue the next marker line to it) and every output's line.
+ */
+static void test_job_script_message_backslashes(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	strbuf_reset(&path);
+	path_join(dir, EXEC_LOG_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	strbuf_release(&path);
+	static const char *const outputs[] = {"a\\cb.txt", "c\\nd.txt"};
+	struct exec_cluster_job job;
+	memset(&job, 0, sizeof(job));
+	job.id = "slashes";
+	job.command = "true";
+	job.outputs = outputs;
+	job.output_count = 2;
+	struct strvec none = STRVEC_INIT;
+	struct strbuf script = STRBUF_INIT;
+	exec_cluster_job_script(&job, "slashes", dir, &none, &none, &script);
+	write_file(dir, EXEC_JOBS_DIR "/slashes.sh", script.buf, 0644);
+	strbuf_release(&script);
+	assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/slashes.sh"), 1);
+	expect_marker(dir, "slashes", 1, "declared output 'a\\cb.txt' was not created");
+	struct exec_marker marker;
+	assert_int_equal(exec_marker_read(dir, "slashes", &marker, &err), 1);
+	assert_int_equal(marker.output_count, 2);
+	exec_marker_release(&marker);
+	char *text = read_text(dir, EXEC_LOG_DIR "/slashes.log");
+	assert_non_null(strstr(text, "cpipe: declared output 'a\\cb.txt' was not created\n"));
+	free(text);
+}
+
+/*
  * A job stopped on the cluster: the scheduler may send SIGTERM to every
  * process of the job, in any order, and more than once (SLURM signals each
  * process it finds, children first, and may go round again). Here the first
@@ -1348,6 +1387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_unit_name, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_records_saved_side_by_side, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_record_replaced_before_save, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_job_script_message_backslashes, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_old_submission_record, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_submission_records, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, temp_dir_teardown),
