@@ -494,6 +494,16 @@ static void test_submission_record(void **state)
 	strbuf_release(&path);
 }
 
+/* Forget the jobs `names` (NULL-terminated) in `records`, save them and free them. */
+static void forget_and_save(struct exec_records *records, const char *const *names)
+{
+	struct cp_err err = CP_ERR_INIT;
+	for (; *names; names++)
+		exec_records_forget(records, *names);
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+}
+
 /* Two cpipe calls importing from one record at once (status beside wait): neither brings back what the other took out. */
 static void test_records_saved_side_by_side(void **state)
 {
@@ -504,12 +514,8 @@ static void test_records_saved_side_by_side(void **state)
 	assert_int_equal(exec_record_write(dir, "unit", &head, members, 3, &err), 0);
 	struct strvec problems = STRVEC_INIT;
 	struct exec_records *one = load_records(dir, &problems), *other = load_records(dir, &problems);
-	exec_records_forget(one, "x");
-	exec_records_forget(other, "y");
-	assert_int_equal(exec_records_save(one, &err), 0);
-	assert_int_equal(exec_records_save(other, &err), 0);
-	exec_records_free(one);
-	exec_records_free(other);
+	forget_and_save(one, (const char *const[]){"x", NULL});
+	forget_and_save(other, (const char *const[]){"y", NULL});
 	struct exec_submission back;
 	assert_int_equal(find_record(dir, "x", &back), 0);
 	assert_int_equal(find_record(dir, "y", &back), 0);
@@ -533,22 +539,16 @@ static void test_record_replaced_before_save(void **state)
 	assert_int_equal(exec_record_write(dir, "unit", &old_head, members, 2, &err), 0);
 	struct strvec problems = STRVEC_INIT;
 	struct exec_records *stale = load_records(dir, &problems);
-	struct exec_records *other = load_records(dir, &problems);
-	exec_records_forget(other, "x");
-	exec_records_forget(other, "y");
-	assert_int_equal(exec_records_save(other, &err), 0);
-	exec_records_free(other);
+	forget_and_save(load_records(dir, &problems), (const char *const[]){"x", "y", NULL});
 	struct exec_record_head new_head = {EXEC_CLUSTER_SLURM, "8", 2};
 	assert_int_equal(exec_record_write(dir, "unit", &new_head, members, 2, &err), 0);
-	exec_records_forget(stale, "x");
-	assert_int_equal(exec_records_save(stale, &err), 0);
-	exec_records_free(stale);
-	struct exec_submission back;
-	assert_int_equal(find_record(dir, "x", &back), 1);
-	assert_string_equal(back.job, "8");
-	exec_submission_release(&back);
-	assert_int_equal(find_record(dir, "y", &back), 1);
-	exec_submission_release(&back);
+	forget_and_save(stale, (const char *const[]){"x", NULL});
+	for (size_t k = 0; k < 2; k++) {
+		struct exec_submission back;
+		assert_int_equal(find_record(dir, members[k].name, &back), 1);
+		assert_string_equal(back.job, "8");
+		exec_submission_release(&back);
+	}
 	assert_int_equal(problems.count, 0);
 	strvec_release(&problems);
 }
@@ -1232,6 +1232,19 @@ static void expect_marker(const char *dir, const char *name, int exit_code, cons
 
 static const char killed[] = "killed by SIGTERM (time limit reached or job cancelled)";
 
+/* The directories a job script writes in, under `dir`. */
+static void make_job_dirs(const char *dir)
+{
+	struct cp_err err = CP_ERR_INIT;
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	strbuf_reset(&path);
+	path_join(dir, EXEC_LOG_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	strbuf_release(&path);
+}
+
 /*
  * A failure message names an output, whose name may hold backslashes: the
  * marker keeps the message as it is (an `echo` that reads "\c" as "stop here"
@@ -1241,13 +1254,7 @@ static void test_job_script_message_backslashes(void **state)
 {
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
-	struct strbuf path = STRBUF_INIT;
-	path_join(dir, EXEC_JOBS_DIR, &path);
-	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
-	strbuf_reset(&path);
-	path_join(dir, EXEC_LOG_DIR, &path);
-	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
-	strbuf_release(&path);
+	make_job_dirs(dir);
 	static const char *const outputs[] = {"a\\cb.txt", "c\\nd.txt"};
 	struct exec_cluster_job job;
 	memset(&job, 0, sizeof(job));
@@ -1285,11 +1292,7 @@ static void test_job_script_killed_twice(void **state)
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
 	struct strbuf path = STRBUF_INIT;
-	path_join(dir, EXEC_JOBS_DIR, &path);
-	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
-	strbuf_reset(&path);
-	path_join(dir, EXEC_LOG_DIR, &path);
-	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	make_job_dirs(dir);
 	path_first(dir);
 	char *stub = xasprintf("#!/bin/sh\n[ -e '%s/again' ] || { : >'%s/again'; kill -TERM $(cat '%s/job.pid') $$; }\n"
 			       "echo node-7\n",
