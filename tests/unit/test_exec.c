@@ -628,6 +628,149 @@ static void test_ticks(void **state)
 	exec_job_release(&job);
 }
 
+/* ---- logs ------------------------------------------------------------------ */
+
+/* How many names in .cpipe/logs start with ".spare-" (spares must not outlive a run). */
+static size_t spare_logs(const char *dir)
+{
+	char *path = path_in(dir, ".cpipe/logs");
+	DIR *d = opendir(path);
+	free(path);
+	assert_non_null(d);
+	size_t n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += str_starts_with(e->d_name, ".spare-");
+	closedir(d);
+	return n;
+}
+
+/*
+ * A job that succeeds without printing leaves no log; its empty file becomes a later job's log,
+ * which holds only that job's output. A spare deleted behind the pool's back (job c) is replaced
+ * by a new file; a failure keeps its log, even when the job printed nothing.
+ */
+static void test_logs_of_silent_jobs(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	static const size_t after_ac[] = {0, 1}, after_bd[] = {2, 3};
+	struct exec_job jobs[6] = {
+		{.id = "a", .command = "true"},
+		{.id = "c", .command = "sleep 0.3; rm -f .cpipe/logs/.spare-*"},
+		{.id = "b", .command = "echo from-b", .deps = after_ac, .dep_count = 2},
+		{.id = "d", .command = "echo from-d; echo err-d >&2", .deps = after_ac, .dep_count = 2},
+		{.id = "f", .command = "sleep 0.1", .deps = after_bd, .dep_count = 2},
+		{.id = "e", .command = "sleep 0.2; false", .deps = after_bd, .dep_count = 2},
+	};
+	struct exec_options opt = options_for(dir, &r);
+	opt.jobs = 2;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 6, &opt, NULL, &err), EXEC_RUN_FAILED);
+	assert_int_equal(jobs[4].result.status, EXEC_JOB_OK);
+	assert_int_equal(jobs[5].result.status, EXEC_JOB_FAILED);
+	for (size_t i = 0; i < 6; i++)
+		assert_non_null(jobs[i].result.log_path);
+	assert_false(exists(dir, jobs[0].result.log_path));
+	assert_false(exists(dir, jobs[1].result.log_path));
+	assert_false(exists(dir, jobs[4].result.log_path));
+	assert_text(dir, jobs[2].result.log_path, "from-b\ncpipe: succeeded\n");
+	assert_text(dir, jobs[3].result.log_path, "from-d\nerr-d\ncpipe: succeeded\n");
+	assert_text(dir, jobs[5].result.log_path, "cpipe: exit status 1\n");
+	assert_int_equal(spare_logs(dir), 0);
+	release_jobs(jobs, 6);
+}
+
+/* With few file descriptors the pool keeps fewer logs open while jobs run: the logs come out the same. */
+static void test_logs_with_few_fds(void **state)
+{
+	struct rlimit old, few;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	few = old;
+	few.rlim_cur = 20; /* five logs held at most (a quarter): the others are reopened when they end */
+	const char *dir = *state;
+	struct recorder r = {0};
+	enum { N = 8 };
+	struct exec_job jobs[N];
+	memset(jobs, 0, sizeof(jobs));
+	char ids[N][8], commands[N][32];
+	for (size_t i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "j%zu", i);
+		snprintf(commands[i], sizeof(commands[i]), i % 2 ? "sleep 0.3" : "sleep 0.3; echo out-%zu", i);
+		jobs[i].id = ids[i];
+		jobs[i].command = commands[i];
+	}
+	struct exec_options opt = options_for(dir, &r);
+	opt.jobs = N;
+	opt.max_threads = N;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &few), 0);
+	int rc = exec_run_local(jobs, N, &opt, NULL, &err);
+	/* Before any assertion: a failed one must not leave the limit low for the other tests. */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(rc, EXEC_RUN_OK);
+	assert_int_equal(r.max_running, N);
+	for (size_t i = 0; i < N; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "out-%zu\ncpipe: succeeded\n", i);
+		if (i % 2)
+			assert_false(exists(dir, jobs[i].result.log_path));
+		else
+			assert_text(dir, jobs[i].result.log_path, want);
+	}
+	assert_int_equal(spare_logs(dir), 0);
+	release_jobs(jobs, N);
+}
+
+/*
+ * A plain command's program is looked up on PATH once per run. When it is gone by the time a
+ * later job runs it, the job goes through the shell, which says why; a program without "#!" runs
+ * through the shell too.
+ */
+static void test_program_on_path(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	char *bin = path_in(dir, "bin");
+	assert_int_equal(mkdir(bin, 0755), 0);
+	write_text_in(dir, "bin/tool", "#!/bin/sh\necho tool \"$@\"\n");
+	write_text_in(dir, "bin/plain", "echo plain \"$@\"\n");
+	char *tool = path_in(dir, "bin/tool"), *plain = path_in(dir, "bin/plain");
+	assert_int_equal(chmod(tool, 0755), 0);
+	assert_int_equal(chmod(plain, 0755), 0);
+	const char *old_path = getenv("PATH");
+	char *saved = old_path ? xstrdup(old_path) : NULL;
+	char *path = xasprintf("%s:%s", bin, old_path ? old_path : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+	static const size_t first[] = {0}, second[] = {1}, third[] = {2};
+	struct exec_job jobs[4] = {
+		{.id = "one", .command = "tool one"},
+		{.id = "plain", .command = "plain two", .deps = first, .dep_count = 1},
+		{.id = "rm", .command = "rm bin/tool", .deps = second, .dep_count = 1},
+		{.id = "three", .command = "tool three", .deps = third, .dep_count = 1},
+	};
+	struct exec_options opt = options_for(dir, &r);
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 4, &opt, NULL, &err), EXEC_RUN_FAILED);
+	if (saved)
+		setenv("PATH", saved, 1);
+	else
+		unsetenv("PATH");
+	assert_text(dir, jobs[0].result.log_path, "tool one\ncpipe: succeeded\n");
+	assert_text(dir, jobs[1].result.log_path, "plain two\ncpipe: succeeded\n");
+	assert_int_equal(jobs[3].result.status, EXEC_JOB_FAILED);
+	assert_int_equal(jobs[3].result.exit_code, 127);
+	char *log = read_text(dir, jobs[3].result.log_path);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "not found"));
+	free(log);
+	release_jobs(jobs, 4);
+	free(saved);
+	free(path);
+	free(tool);
+	free(plain);
+	free(bin);
+}
+
 /* ---- interruption ----------------------------------------------------------- */
 
 static volatile sig_atomic_t test_handler_hits;
@@ -896,6 +1039,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_huge_command, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_ids, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_ticks, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_logs_of_silent_jobs, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_logs_with_few_fds, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_program_on_path, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_sigterm, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_sigint, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_overhead, setup_dir, temp_dir_teardown),
