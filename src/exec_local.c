@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,10 @@ struct pool {
 
 	size_t *running; /* job indices, unordered */
 	size_t running_count;
+
+	size_t *unreported; /* jobs that succeeded, reported after the next admission (conclude_job) */
+	size_t unreported_count;
+	size_t unreported_first_dependent; /* the lowest index of their dependants; SIZE_MAX: none */
 
 	int max_jobs;
 	int max_threads;
@@ -631,15 +636,35 @@ static void conclude_job(struct pool *pool, size_t index)
 		pool->progress.failed++;
 		break;
 	}
-	report_finish(pool, index);
-
 	if (result->status == EXEC_JOB_OK) {
-		release_dependents(pool, index);
+		/*
+		 * Reported once the slot it freed is filled again (report_succeeded): the caller's
+		 * bookkeeping (recording, hashing outputs) then runs beside the next job instead of
+		 * holding up its start. A failure is reported at once: it may stop admitting.
+		 */
+		pool->unreported[pool->unreported_count++] = index;
+		if (pool->first_dependent[index] < pool->first_dependent[index + 1] &&
+		    pool->dependents[pool->first_dependent[index]] < pool->unreported_first_dependent)
+			pool->unreported_first_dependent = pool->dependents[pool->first_dependent[index]];
 		return;
 	}
+	report_finish(pool, index);
 	if (!pool->opt->keep_going)
 		pool->stopping = true;
 	skip_dependents(pool, index);
+}
+
+/* Report the successes conclude_job kept back and release their dependants; whether there were any. */
+static bool report_succeeded(struct pool *pool)
+{
+	size_t count = pool->unreported_count;
+	for (size_t k = 0; k < count; k++) {
+		report_finish(pool, pool->unreported[k]);
+		release_dependents(pool, pool->unreported[k]);
+	}
+	pool->unreported_count = 0;
+	pool->unreported_first_dependent = SIZE_MAX;
+	return count > 0;
 }
 
 /* Judge a reaped child from its wait status. */
@@ -824,11 +849,18 @@ static bool job_fits(const struct pool *pool, size_t index)
 	       pool->used_ram_gb + pj->ram_gb <= pool->max_ram_gb * (1 + 1e-9);
 }
 
-/* Start ready jobs in index order while they fit; none overtakes the first that does not. */
+/*
+ * Start ready jobs in index order while they fit; none overtakes the first that does not. The
+ * successes not yet reported go first when a dependant of theirs could come before that job.
+ */
 static void admit_jobs(struct pool *pool)
 {
-	while (!pool->stopping && pool->ready_count && job_fits(pool, pool->ready[0]))
-		start_job(pool, heap_pop(pool));
+	while (!pool->stopping && pool->ready_count && job_fits(pool, pool->ready[0])) {
+		if (pool->unreported_first_dependent < pool->ready[0])
+			report_succeeded(pool);
+		else
+			start_job(pool, heap_pop(pool));
+	}
 }
 
 /*
@@ -971,6 +1003,8 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 	pool->first_dependent = xcalloc(count + 1, sizeof(*pool->first_dependent));
 	pool->ready = xcalloc(count, sizeof(*pool->ready));
 	pool->running = xcalloc((size_t)pool->max_jobs, sizeof(*pool->running));
+	pool->unreported = xcalloc((size_t)pool->max_jobs, sizeof(*pool->unreported));
+	pool->unreported_first_dependent = SIZE_MAX;
 	pool->signalled_groups = xcalloc((size_t)pool->max_jobs, sizeof(*pool->signalled_groups));
 	pool->progress.total = count;
 	pool->progress.waiting = count;
@@ -1074,6 +1108,7 @@ static void pool_release(struct pool *pool)
 	free(pool->dependents);
 	free(pool->ready);
 	free(pool->running);
+	free(pool->unreported);
 	free(pool->signalled_groups);
 	if (pool->envp != environ)
 		free(pool->envp);
@@ -1117,6 +1152,8 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 
 	for (;;) {
 		admit_jobs(&pool);
+		if (report_succeeded(&pool))
+			admit_jobs(&pool); /* their dependants */
 		if (!pool.running_count)
 			break;
 		double wake = opt->on_tick ? next_tick : 0;

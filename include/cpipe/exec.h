@@ -129,7 +129,9 @@ struct exec_progress {
  *   aside and its process is spawned). Called at most once per job.
  * on_finish: job `index` has ended; `result` (== &jobs[index].result) is
  *   final. Called exactly once for every job of the run, including skipped
- *   jobs that never had on_start.
+ *   jobs that never had on_start. The local pool reports a success after
+ *   starting the jobs already waiting for the slot it freed (so their
+ *   on_start may come first), and releases its dependants after on_finish.
  * on_tick: called about every tick_interval_s while exec waits for children,
  *   so a TTY progress line can refresh (elapsed time, counts).
  * on_ready: job `index` has had every dependency succeed (or be unneeded) and

@@ -41,11 +41,16 @@ struct recorder {
 	size_t max_running;
 	bool unneeded[64]; /* what record_ready answers: these need not run */
 	size_t ready_calls[64];
+	size_t events;            /* callbacks so far: */
+	size_t start_event[64];   /* the number of each job's on_start (from 1), */
+	size_t finish_event[64];  /* and of its on_finish */
 };
 
 static void record_start(void *ctx, size_t index, const struct exec_progress *progress)
 {
 	struct recorder *r = ctx;
+	if (index < 64)
+		r->start_event[index] = ++r->events;
 	if (r->start_count < 64)
 		r->starts[r->start_count] = index;
 	r->start_count++;
@@ -60,6 +65,8 @@ static void record_finish(void *ctx, size_t index, const struct exec_result *res
 			  const struct exec_progress *progress)
 {
 	struct recorder *r = ctx;
+	if (index < 64)
+		r->finish_event[index] = ++r->events;
 	if (r->finish_count < 64) {
 		r->finishes[r->finish_count] = index;
 		r->finish_status[r->finish_count] = result->status;
@@ -337,6 +344,33 @@ static void test_dependencies_order(void **state)
  * on_ready: a job found unneeded never starts, ends EXEC_JOB_UNNEEDED and lets its dependants go
  * on (each asked once, even when the one before it is unneeded at the very start).
  */
+/*
+ * A success is reported once the next waiting job has taken its slot, so that the caller's
+ * bookkeeping runs beside that job; a job that depends on it and comes first still goes first.
+ */
+static void test_success_reported_after_next_start(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	static const size_t on_0[] = {0};
+	struct exec_job jobs[3] = {
+		{.id = "a", .command = "echo a >> order"},
+		{.id = "b", .command = "echo b >> order", .deps = on_0, .dep_count = 1},
+		{.id = "c", .command = "echo c >> order"},
+	};
+	struct exec_options opt = options_for(dir, &r);
+	opt.jobs = 1;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 3, &opt, NULL, &err), EXEC_RUN_OK);
+	assert_text(dir, "order", "a\nb\nc\n");
+	/* b depends on a and comes before c: a is reported before b starts. */
+	assert_true(r.finish_event[0] < r.start_event[1]);
+	/* Nothing depends on b, and c waits: c starts before b's success is reported. */
+	assert_true(r.start_event[2] < r.finish_event[1]);
+	assert_int_equal(r.finish_count, 3);
+	release_jobs(jobs, 3);
+}
+
 static void test_unneeded_jobs(void **state)
 {
 	const char *dir = *state;
@@ -1031,6 +1065,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resource_admission, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_dependencies_order, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_unneeded_jobs, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_success_reported_after_next_start, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_input, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_failure_quarantines_and_restores, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_missing_output_fails, setup_dir, temp_dir_teardown),
