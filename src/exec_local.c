@@ -125,6 +125,7 @@ struct pool_job {
 struct log_spare {
 	int fd;
 	char *path;
+	size_t job; /* the job whose name it still has (until name_spare_log), or SIZE_MAX */
 };
 #define LOG_SPARES_MAX 4
 
@@ -173,6 +174,7 @@ struct pool {
 	bool failed_area;
 	struct log_spare spares[LOG_SPARES_MAX];
 	size_t spare_count;
+	size_t spares_named; /* spare names handed out: each is new */
 	size_t log_fds_held; /* running jobs' logs kept open; at most log_fds_max (a share of RLIMIT_NOFILE) */
 	size_t log_fds_max;
 	struct exec_progress progress;
@@ -246,11 +248,13 @@ static void log_note(struct pool *pool, size_t index, const char *text)
  * mode, so that it can be read while the job runs and is left behind if this
  * process dies (exec_log_ending then reads it as a run that did not finish).
  * A job that succeeds without printing anything leaves no log: its empty file
- * is renamed at once to a spare name (.cpipe/logs/.spare-<pid>-<k>), so that
- * a crash cannot leave it looking unfinished, and renamed again to become the
- * next job's log; the spares left at the end are removed. A rename allocates
- * no inode; creating a file does, and that was most of the pool's own time
- * per job (bench/FINDINGS.md, "Full local run").
+ * becomes the next job's log by a rename. When no job has taken it by the
+ * time its job's success is reported, it is renamed to a spare name first
+ * (.cpipe/logs/.spare-<pid>-<n>): the job is then known to have succeeded,
+ * and its log must not look like that of a run that died. The spares left at
+ * the end are removed. A rename allocates no inode; creating a file does, and
+ * that was most of the pool's own time per job (bench/FINDINGS.md, "Full
+ * local run").
  */
 
 /* Open job `index`'s log (result.log_path) for writing: a spare renamed to it, else a new or emptied file. */
@@ -309,16 +313,8 @@ static void finish_log(struct pool *pool, size_t index)
 	struct stat st;
 	if (fd >= 0 && !job->log_path && fstat(fd, &st) == 0 && st.st_size == 0) {
 		if (pool->spare_count < LOG_SPARES_MAX) {
-			struct strbuf spare = STRBUF_INIT;
-			char *rel = xasprintf("%s/.spare-%ld-%zu", EXEC_LOG_DIR, (long)getpid(), pool->spare_count);
-			pool_path(pool, rel, &spare);
-			free(rel);
-			if (rename(path.buf, spare.buf) == 0) {
-				pool->spares[pool->spare_count++] = (struct log_spare){fd, strbuf_detach(&spare)};
-				strbuf_release(&path);
-				return;
-			}
-			strbuf_release(&spare);
+			pool->spares[pool->spare_count++] = (struct log_spare){fd, strbuf_detach(&path), index};
+			return;
 		}
 		unlink(path.buf);
 	} else if (fd >= 0) {
@@ -328,6 +324,32 @@ static void finish_log(struct pool *pool, size_t index)
 	if (fd >= 0)
 		close(fd);
 	strbuf_release(&path);
+}
+
+/* Job `index` is about to be reported a success: a spare still under its log's name gets a spare name. */
+static void name_spare_log(struct pool *pool, size_t index)
+{
+	for (size_t k = 0; k < pool->spare_count; k++) {
+		struct log_spare *spare = &pool->spares[k];
+		if (spare->job != index)
+			continue;
+		struct strbuf path = STRBUF_INIT;
+		char *rel = xasprintf("%s/.spare-%ld-%zu", EXEC_LOG_DIR, (long)getpid(), pool->spares_named++);
+		pool_path(pool, rel, &path);
+		free(rel);
+		if (rename(spare->path, path.buf) == 0) {
+			free(spare->path);
+			spare->path = strbuf_detach(&path);
+			spare->job = SIZE_MAX;
+			return;
+		}
+		strbuf_release(&path);
+		close(spare->fd);
+		unlink(spare->path);
+		free(spare->path);
+		*spare = pool->spares[--pool->spare_count];
+		return;
+	}
 }
 
 /* The spares no job took: logs of jobs that printed nothing. */
@@ -659,6 +681,7 @@ static bool report_succeeded(struct pool *pool)
 {
 	size_t count = pool->unreported_count;
 	for (size_t k = 0; k < count; k++) {
+		name_spare_log(pool, pool->unreported[k]);
 		report_finish(pool, pool->unreported[k]);
 		release_dependents(pool, pool->unreported[k]);
 	}
