@@ -760,6 +760,16 @@ static void test_logs_with_few_fds(void **state)
  * later job runs it, the job goes through the shell, which says why; a program without "#!" runs
  * through the shell too.
  */
+/*
+ * Under valgrind posix_spawn is a fork and an exec: a program that cannot be executed makes the
+ * child exit 127 instead of an error the pool could go through the shell on.
+ */
+static bool spawn_errors_reported(void)
+{
+	const char *preload = getenv("LD_PRELOAD");
+	return !(preload && strstr(preload, "vgpreload"));
+}
+
 static void test_program_on_path(void **state)
 {
 	const char *dir = *state;
@@ -790,13 +800,15 @@ static void test_program_on_path(void **state)
 	else
 		unsetenv("PATH");
 	assert_text(dir, jobs[0].result.log_path, "tool one\ncpipe: succeeded\n");
-	assert_text(dir, jobs[1].result.log_path, "plain two\ncpipe: succeeded\n");
-	assert_int_equal(jobs[3].result.status, EXEC_JOB_FAILED);
-	assert_int_equal(jobs[3].result.exit_code, 127);
-	char *log = read_text(dir, jobs[3].result.log_path);
-	assert_non_null(log);
-	assert_non_null(strstr(log, "not found"));
-	free(log);
+	if (spawn_errors_reported()) {
+		assert_text(dir, jobs[1].result.log_path, "plain two\ncpipe: succeeded\n");
+		assert_int_equal(jobs[3].result.status, EXEC_JOB_FAILED);
+		assert_int_equal(jobs[3].result.exit_code, 127);
+		char *log = read_text(dir, jobs[3].result.log_path);
+		assert_non_null(log);
+		assert_non_null(strstr(log, "not found"));
+		free(log);
+	}
 	release_jobs(jobs, 4);
 	free(saved);
 	free(path);
