@@ -209,8 +209,13 @@ pid_t exec_spawn(struct exec_spawner *s, const char *script, const struct strvec
 {
 #ifdef EXEC_HAVE_SPAWN_CHDIR
 	/* The file actions take the log from a fixed slot: built once, not per job. */
+#ifdef __linux__
 	if (dup3(log_fd, s->log_slot, O_CLOEXEC) < 0)
 		return -1;
+#else
+	if (dup2(log_fd, s->log_slot) < 0 || fcntl(s->log_slot, F_SETFD, FD_CLOEXEC) < 0)
+		return -1;
+#endif
 	pid_t pid = -1;
 	int rc;
 	const char *program = words ? program_path(s, words->items[0]) : NULL;
