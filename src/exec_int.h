@@ -1,7 +1,7 @@
 /*
  * Private to the exec module: the helpers exec.c defines and the local pool
- * (exec_local.c) also uses, and how the pool starts a job's process
- * (exec_spawn.c). Nothing outside src/exec*.c includes it.
+ * (exec_local.c) also uses, how the pool starts a job's process
+ * (exec_spawn.c) and handles signals (exec_signals.c). Nothing outside src/exec*.c includes it.
  */
 #ifndef CPIPE_EXEC_INT_H
 #define CPIPE_EXEC_INT_H
@@ -77,5 +77,29 @@ void exec_spawner_release(struct exec_spawner *s);
  * copy-on-write faults that follow a fork; elsewhere fork, and only the shell.
  */
 pid_t exec_spawn(struct exec_spawner *s, const char *script, const struct strvec *words, int log_fd);
+
+/*
+ * The local pool's signals (exec_signals.c). exec_signals_install blocks
+ * SIGCHLD and the stop signals SIGINT, SIGTERM, SIGHUP (each unless ignored
+ * when the run began, as make and sh leave them) and counts stop signals;
+ * they get through only inside exec_signals_wait. exec_signals_restore puts
+ * the caller's handlers and mask back.
+ */
+#define EXEC_STOP_SIGNAL_COUNT 3
+struct exec_signals {
+	sigset_t old_mask;
+	sigset_t wait_mask; /* old_mask without our signals: what pselect lets through */
+	struct sigaction old_child;
+	struct sigaction old_stop[EXEC_STOP_SIGNAL_COUNT];
+	bool installed_stop[EXEC_STOP_SIGNAL_COUNT];
+};
+void exec_signals_install(struct exec_signals *s);
+void exec_signals_restore(struct exec_signals *s);
+/* What a job's process sets back to the default action: our handled signals, and SIGPIPE and SIGXFSZ. */
+void exec_signals_job_defaults(const struct exec_signals *s, sigset_t *defaults);
+/* Stop signals received since exec_signals_install. */
+sig_atomic_t exec_signals_interrupts(void);
+/* Block until a signal arrives or the monotonic time `wake` (0 = never) passes. */
+void exec_signals_wait(const struct exec_signals *s, double wake);
 
 #endif

@@ -2,13 +2,13 @@
  * exec: the local process pool (exec_run_local, the backend "local"):
  * admitting jobs by their resources and dependencies, starting each in its
  * own process group, reaping it and judging its exit, and keeping outputs
- * aside or quarantining them. Helpers it shares with exec.c are in exec_int.h.
+ * aside or quarantining them. Helpers it shares with exec.c are in exec_int.h;
+ * starting a process is exec_spawn.c.
  *
- * The pool is single-threaded. SIGCHLD, SIGINT, SIGTERM and SIGHUP are blocked
- * for the whole run and only let through inside pselect(), whose handlers
- * merely set flags; so every real action (reaping, killing, callbacks) happens
- * in ordinary code, and no signal can slip in between "check flags" and
- * "sleep".
+ * The pool is single-threaded. Its signals are blocked for the whole run and
+ * only let through while it waits (exec_signals.c), whose handlers merely set
+ * flags; so every real action (reaping, killing, callbacks) happens in
+ * ordinary code, and no signal can slip in between "check flags" and "sleep".
  */
 #include "cpipe/exec.h"
 #include "exec_int.h"
@@ -29,81 +29,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-/* ---- signals ---------------------------------------------------------- */
-
-static volatile sig_atomic_t interrupt_count;
-
-/* SIGCHLD needs a handler only to interrupt pselect; reaping scans the running jobs. */
-static void on_signal(int signo)
-{
-	if (signo != SIGCHLD)
-		interrupt_count++;
-}
-
-static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
-#define STOP_SIGNAL_COUNT (sizeof(stop_signals) / sizeof(stop_signals[0]))
-
-struct signal_state {
-	sigset_t old_mask;
-	sigset_t wait_mask; /* old_mask without our signals: what pselect lets through */
-	struct sigaction old_child;
-	struct sigaction old_stop[STOP_SIGNAL_COUNT];
-	bool installed_stop[STOP_SIGNAL_COUNT];
-};
-
-static void signals_install(struct signal_state *s)
-{
-	sigset_t block;
-	sigemptyset(&block);
-	sigaddset(&block, SIGCHLD);
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
-		sigaddset(&block, stop_signals[i]);
-	sigprocmask(SIG_BLOCK, &block, &s->old_mask);
-	s->wait_mask = s->old_mask;
-	sigdelset(&s->wait_mask, SIGCHLD);
-
-	interrupt_count = 0;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	/* Always ours: an inherited SIG_IGN would make the kernel reap children behind our back. */
-	sa.sa_flags = SA_NOCLDSTOP;
-	sigaction(SIGCHLD, &sa, &s->old_child);
-	sa.sa_flags = 0;
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++) {
-		sigaction(stop_signals[i], NULL, &s->old_stop[i]);
-		/* Like make and sh: a signal ignored when we started (nohup, '&') stays ignored. */
-		s->installed_stop[i] = s->old_stop[i].sa_handler != SIG_IGN;
-		if (s->installed_stop[i]) {
-			sigaction(stop_signals[i], &sa, NULL);
-			sigdelset(&s->wait_mask, stop_signals[i]);
-		}
-	}
-}
-
-/* What a job's process sets back to the default action: our handled signals, and SIGPIPE and SIGXFSZ. */
-static void signals_job_defaults(const struct signal_state *s, sigset_t *defaults)
-{
-	sigemptyset(defaults);
-	sigaddset(defaults, SIGCHLD);
-	/* A CLI that ignores SIGPIPE or SIGXFSZ must not make `cmd | head` or a big write misbehave. */
-	sigaddset(defaults, SIGPIPE);
-	sigaddset(defaults, SIGXFSZ);
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
-		if (s->installed_stop[i])
-			sigaddset(defaults, stop_signals[i]);
-}
-
-static void signals_restore(struct signal_state *s)
-{
-	sigaction(SIGCHLD, &s->old_child, NULL);
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
-		if (s->installed_stop[i])
-			sigaction(stop_signals[i], &s->old_stop[i], NULL);
-	sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
-}
 
 /* ---- the local pool --------------------------------------------------- */
 
@@ -941,7 +866,7 @@ static void kill_signalled_groups(struct pool *pool, int signo)
 /* React to SIGINT/SIGTERM/SIGHUP that arrived since the last call. */
 static void handle_interrupts(struct pool *pool)
 {
-	sig_atomic_t seen = interrupt_count;
+	sig_atomic_t seen = exec_signals_interrupts();
 	if (seen == pool->interrupts_handled)
 		return;
 	bool first = pool->interrupts_handled == 0;
@@ -965,22 +890,6 @@ static void handle_interrupts(struct pool *pool)
 	pool->kill_deadline = monotonic_seconds() + pool->kill_grace_s;
 }
 
-/* Block until a signal arrives or the monotonic time `wake` (0 = never) passes. */
-static void wait_until(const struct signal_state *signals, double wake)
-{
-	struct timespec ts, *timeout = NULL;
-	if (wake > 0) {
-		double delay = wake - monotonic_seconds();
-		if (delay < 0)
-			delay = 0;
-		ts.tv_sec = (time_t)delay;
-		ts.tv_nsec = (long)((delay - (double)ts.tv_sec) * 1e9);
-		timeout = &ts;
-	}
-	/* Our signals are unblocked only inside pselect, so none is lost between check and sleep. */
-	pselect(0, NULL, NULL, NULL, timeout, &signals->wait_mask);
-}
-
 static bool any_group_alive(const struct pool *pool)
 {
 	for (size_t g = 0; g < pool->signalled_count; g++)
@@ -994,14 +903,14 @@ static bool any_group_alive(const struct pool *pool)
  * in their process groups may live on: give it the rest of the grace period,
  * then SIGKILL.
  */
-static void finish_interrupt(struct pool *pool, const struct signal_state *signals)
+static void finish_interrupt(struct pool *pool, const struct exec_signals *signals)
 {
 	while (any_group_alive(pool)) {
 		if (!pool->kill_deadline || monotonic_seconds() >= pool->kill_deadline) {
 			kill_signalled_groups(pool, SIGKILL);
 			return;
 		}
-		wait_until(signals, pool->kill_deadline);
+		exec_signals_wait(signals, pool->kill_deadline);
 		handle_interrupts(pool);
 	}
 }
@@ -1146,7 +1055,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 {
 	static const struct exec_options defaults = EXEC_OPTIONS_INIT;
 	struct pool pool;
-	struct signal_state signals;
+	struct exec_signals signals;
 	memset(&pool, 0, sizeof(pool));
 	if (!opt)
 		opt = &defaults;
@@ -1155,12 +1064,12 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 		pool_release(&pool);
 		return EXEC_RUN_ERROR;
 	}
-	signals_install(&signals);
+	exec_signals_install(&signals);
 	if (count) {
 		sigset_t job_defaults;
-		signals_job_defaults(&signals, &job_defaults);
+		exec_signals_job_defaults(&signals, &job_defaults);
 		if (exec_spawner_init(&pool.spawner, pool.cwd, pool.envp, &job_defaults, err)) {
-			signals_restore(&signals);
+			exec_signals_restore(&signals);
 			pool_release(&pool);
 			return EXEC_RUN_ERROR;
 		}
@@ -1182,7 +1091,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 		double wake = opt->on_tick ? next_tick : 0;
 		if (pool.kill_deadline && (!wake || pool.kill_deadline < wake))
 			wake = pool.kill_deadline;
-		wait_until(&signals, wake);
+		exec_signals_wait(&signals, wake);
 		/* Reap before acting on a signal, so a job that already ended is not called interrupted. */
 		reap_jobs(&pool);
 		handle_interrupts(&pool);
@@ -1211,7 +1120,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 				 xstrdup(pool.interrupted ? "not started: the run was interrupted"
 							  : "not started: the run stopped after a failure"));
 
-	signals_restore(&signals);
+	exec_signals_restore(&signals);
 	update_elapsed(&pool);
 	if (summary)
 		*summary = pool.progress;
