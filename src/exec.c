@@ -134,9 +134,12 @@ void exec_script_text(const char *id, const char *command, struct strbuf *out)
 
 int exec_mkdir_p(const char *path, struct cp_err *err)
 {
+	/* Mostly the directory is there already (an output's, for the 2nd job of a subject on): one stat. */
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
 	if (mkdir(path, 0777) == 0)
 		return 0;
-	struct stat st;
 	if (errno == EEXIST) {
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 			return 0;
@@ -147,7 +150,7 @@ int exec_mkdir_p(const char *path, struct cp_err *err)
 		cp_err_set(err, NULL, 0, "cannot create directory '%s': %s", path, strerror(errno));
 		return -1;
 	}
-	/* A parent is missing: make it, then try again (the common case above costs one syscall). */
+	/* A parent is missing: make it, then try again. */
 	const char *slash = strrchr(path, '/');
 	while (slash && slash > path && slash[-1] == '/')
 		slash--;

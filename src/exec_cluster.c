@@ -128,7 +128,8 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 			 "# finish STATUS MESSAGE: write the marker, then end the job with STATUS. A\n"
 			 "# scheduler may send SIGTERM more than once, to every process of the job: from\n"
 			 "# here on it is ignored (by what finish runs too), so that the marker is written\n"
-			 "# once and whole; SIGKILL still ends the job.\n"
+			 "# once and whole; SIGKILL still ends the job. The message is printed with\n"
+			 "# printf: sh's echo reads backslashes in it (an output named a\\cb).\n"
 			 "finish() {\n"
 			 "\ttrap '' TERM\n"
 			 "\ttmp=$marker.tmp.$$\n"
@@ -138,7 +139,7 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 			 "\t\techo \"start_ns $start\"\n"
 			 "\t\techo \"end_ns $(date +%s%N)\"\n"
 			 "\t\techo \"host $(hostname)\"\n"
-			 "\t\techo \"message $2\"\n"
+			 "\t\tprintf 'message %s\\n' \"$2\"\n"
 			 "\t\t[ -z \"$unneeded\" ] || echo 'unneeded 1'\n");
 	for (size_t o = 0; o < job->output_count; o++) {
 		strbuf_adds(out, "\t\tsignature ");
@@ -146,7 +147,7 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 		strbuf_addch(out, '\n');
 	}
 	strbuf_adds(out, "\t} >\"$tmp\" && mv -f \"$tmp\" \"$marker\"\n"
-			 "\t[ -z \"$2\" ] || echo \"cpipe: $2\"\n"
+			 "\t[ -z \"$2\" ] || printf 'cpipe: %s\\n' \"$2\"\n"
 			 "\texit \"$1\"\n"
 			 "}\n\n"
 			 "# needs NAME MESSAGE: a job this one depends on must have succeeded (SGE's\n"

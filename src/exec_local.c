@@ -2,28 +2,25 @@
  * exec: the local process pool (exec_run_local, the backend "local"):
  * admitting jobs by their resources and dependencies, starting each in its
  * own process group, reaping it and judging its exit, and keeping outputs
- * aside or quarantining them. Helpers it shares with exec.c are in exec_int.h.
+ * aside or quarantining them. Helpers it shares with exec.c are in exec_int.h;
+ * starting a process is exec_spawn.c.
  *
- * The pool is single-threaded. SIGCHLD, SIGINT, SIGTERM and SIGHUP are blocked
- * for the whole run and only let through inside pselect(), whose handlers
- * merely set flags; so every real action (reaping, killing, callbacks) happens
- * in ordinary code, and no signal can slip in between "check flags" and
- * "sleep".
+ * The pool is single-threaded. Its signals are blocked for the whole run and
+ * only let through while it waits (exec_signals.c), whose handlers merely set
+ * flags; so every real action (reaping, killing, callbacks) happens in
+ * ordinary code, and no signal can slip in between "check flags" and "sleep".
  */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
-#endif
-
 #include "cpipe/exec.h"
 #include "exec_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -32,68 +29,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-/* ---- signals ---------------------------------------------------------- */
-
-static volatile sig_atomic_t interrupt_count;
-
-/* SIGCHLD needs a handler only to interrupt pselect; reaping scans the running jobs. */
-static void on_signal(int signo)
-{
-	if (signo != SIGCHLD)
-		interrupt_count++;
-}
-
-static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
-#define STOP_SIGNAL_COUNT (sizeof(stop_signals) / sizeof(stop_signals[0]))
-
-struct signal_state {
-	sigset_t old_mask;
-	sigset_t wait_mask; /* old_mask without our signals: what pselect lets through */
-	struct sigaction old_child;
-	struct sigaction old_stop[STOP_SIGNAL_COUNT];
-	bool installed_stop[STOP_SIGNAL_COUNT];
-};
-
-static void signals_install(struct signal_state *s)
-{
-	sigset_t block;
-	sigemptyset(&block);
-	sigaddset(&block, SIGCHLD);
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
-		sigaddset(&block, stop_signals[i]);
-	sigprocmask(SIG_BLOCK, &block, &s->old_mask);
-	s->wait_mask = s->old_mask;
-	sigdelset(&s->wait_mask, SIGCHLD);
-
-	interrupt_count = 0;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	/* Always ours: an inherited SIG_IGN would make the kernel reap children behind our back. */
-	sa.sa_flags = SA_NOCLDSTOP;
-	sigaction(SIGCHLD, &sa, &s->old_child);
-	sa.sa_flags = 0;
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++) {
-		sigaction(stop_signals[i], NULL, &s->old_stop[i]);
-		/* Like make and sh: a signal ignored when we started (nohup, '&') stays ignored. */
-		s->installed_stop[i] = s->old_stop[i].sa_handler != SIG_IGN;
-		if (s->installed_stop[i]) {
-			sigaction(stop_signals[i], &sa, NULL);
-			sigdelset(&s->wait_mask, stop_signals[i]);
-		}
-	}
-}
-
-static void signals_restore(struct signal_state *s)
-{
-	sigaction(SIGCHLD, &s->old_child, NULL);
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
-		if (s->installed_stop[i])
-			sigaction(stop_signals[i], &s->old_stop[i], NULL);
-	sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
-}
 
 /* ---- the local pool --------------------------------------------------- */
 
@@ -108,7 +43,16 @@ struct pool_job {
 	double ram_gb;
 	char *name;    /* exec_job_file_name(id) */
 	char **aside;  /* per output: where the old output was moved, or NULL */
+	int log_fd;    /* its log, kept open while it runs (within pool.log_fds_max), else -1 */
 };
+
+/* An empty log of a job that succeeded without printing, to become the next job's log (open_log). */
+struct log_spare {
+	int fd;
+	char *path;
+	size_t job; /* the job whose name it still has (until name_spare_log), or SIZE_MAX */
+};
+#define LOG_SPARES_MAX 4
 
 struct pool {
 	struct exec_job *jobs;
@@ -127,6 +71,10 @@ struct pool {
 	size_t *running; /* job indices, unordered */
 	size_t running_count;
 
+	size_t *unreported; /* jobs that succeeded, reported after the next admission (conclude_job) */
+	size_t unreported_count;
+	size_t unreported_first_dependent; /* the lowest index of their dependants; SIZE_MAX: none */
+
 	int max_jobs;
 	int max_threads;
 	double max_ram_gb;
@@ -142,9 +90,18 @@ struct pool {
 	size_t signalled_count;
 
 	double start_mono;
-	int devnull;
 	char **envp; /* environ plus EXEC_RUN_ID_VARIABLE when opt->run_id is set; else environ */
 	char *run_id_entry;
+	struct exec_spawner spawner;
+	bool spawner_ready;
+	/* Whether .cpipe/prev and .cpipe/failed existed when the run began: if not, no job has anything there to clear. */
+	bool prev_area;
+	bool failed_area;
+	struct log_spare spares[LOG_SPARES_MAX];
+	size_t spare_count;
+	size_t spares_named; /* spare names handed out: each is new */
+	size_t log_fds_held; /* running jobs' logs kept open; at most log_fds_max (a share of RLIMIT_NOFILE) */
+	size_t log_fds_max;
 	struct exec_progress progress;
 };
 
@@ -209,6 +166,126 @@ static void log_note(struct pool *pool, size_t index, const char *text)
 		close(fd);
 	}
 	strbuf_release(&path);
+}
+
+/*
+ * Job logs. A job's log is created (or emptied) as the job starts, in append
+ * mode, so that it can be read while the job runs and is left behind if this
+ * process dies (exec_log_ending then reads it as a run that did not finish).
+ * A job that succeeds without printing anything leaves no log: its empty file
+ * becomes the next job's log by a rename. When no job has taken it by the
+ * time its job's success is reported, it is renamed to a spare name first
+ * (.cpipe/logs/.spare-<pid>-<n>): the job is then known to have succeeded,
+ * and its log must not look like that of a run that died. The spares left at
+ * the end are removed. A rename allocates no inode; creating a file does, and
+ * that was most of the pool's own time per job (bench/FINDINGS.md, "Full
+ * local run").
+ */
+
+/* Open job `index`'s log (result.log_path) for writing: a spare renamed to it, else a new or emptied file. */
+static int open_log(struct pool *pool, size_t index, struct cp_err *err)
+{
+	const struct exec_job *job = &pool->jobs[index];
+	struct strbuf path = STRBUF_INIT;
+	pool_path(pool, job->result.log_path, &path);
+	int fd = -1;
+	/* Only into the default log directory, where every spare lives: a rename never crosses a file system. */
+	while (fd < 0 && !job->log_path && pool->spare_count) {
+		struct log_spare spare = pool->spares[--pool->spare_count];
+		if (rename(spare.path, path.buf) == 0) {
+			fd = spare.fd;
+		} else {
+			close(spare.fd);
+			unlink(spare.path);
+		}
+		free(spare.path);
+	}
+	const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC;
+	if (fd < 0) {
+		fd = open(path.buf, flags, 0644);
+		if (fd < 0 && errno == ENOENT && exec_mkdir_parent(path.buf, err) == 0)
+			fd = open(path.buf, flags, 0644);
+		fd = exec_fd_above_stdio(fd);
+	}
+	strbuf_release(&path);
+	return fd;
+}
+
+/* Close a job's log if this process still holds it. */
+static void close_log(struct pool *pool, struct pool_job *pj)
+{
+	if (pj->log_fd < 0)
+		return;
+	close(pj->log_fd);
+	pj->log_fd = -1;
+	pool->log_fds_held--;
+}
+
+/* Job `index` succeeded: end its log with the success line, or, when it printed nothing, drop the log. */
+static void finish_log(struct pool *pool, size_t index)
+{
+	const struct exec_job *job = &pool->jobs[index];
+	struct pool_job *pj = &pool->state[index];
+	struct strbuf path = STRBUF_INIT;
+	pool_path(pool, job->result.log_path, &path);
+	int fd = pj->log_fd;
+	if (fd >= 0) {
+		pj->log_fd = -1;
+		pool->log_fds_held--;
+	} else {
+		fd = open(path.buf, O_WRONLY | O_APPEND | O_CLOEXEC);
+	}
+	struct stat st;
+	if (fd >= 0 && !job->log_path && fstat(fd, &st) == 0 && st.st_size == 0) {
+		if (pool->spare_count < LOG_SPARES_MAX) {
+			pool->spares[pool->spare_count++] = (struct log_spare){fd, strbuf_detach(&path), index};
+			return;
+		}
+		unlink(path.buf);
+	} else if (fd >= 0) {
+		static const char line[] = "cpipe: " EXEC_LOG_SUCCESS_TEXT "\n";
+		(void)exec_write_all(fd, line, sizeof(line) - 1);
+	}
+	if (fd >= 0)
+		close(fd);
+	strbuf_release(&path);
+}
+
+/* Job `index` is about to be reported a success: a spare still under its log's name gets a spare name. */
+static void name_spare_log(struct pool *pool, size_t index)
+{
+	for (size_t k = 0; k < pool->spare_count; k++) {
+		struct log_spare *spare = &pool->spares[k];
+		if (spare->job != index)
+			continue;
+		struct strbuf path = STRBUF_INIT;
+		char *rel = xasprintf("%s/.spare-%ld-%zu", EXEC_LOG_DIR, (long)getpid(), pool->spares_named++);
+		pool_path(pool, rel, &path);
+		free(rel);
+		if (rename(spare->path, path.buf) == 0) {
+			free(spare->path);
+			spare->path = strbuf_detach(&path);
+			spare->job = SIZE_MAX;
+			return;
+		}
+		strbuf_release(&path);
+		close(spare->fd);
+		unlink(spare->path);
+		free(spare->path);
+		*spare = pool->spares[--pool->spare_count];
+		return;
+	}
+}
+
+/* The spares no job took: logs of jobs that printed nothing. */
+static void remove_spare_logs(struct pool *pool)
+{
+	while (pool->spare_count) {
+		struct log_spare *spare = &pool->spares[--pool->spare_count];
+		close(spare->fd);
+		unlink(spare->path);
+		free(spare->path);
+	}
 }
 
 static void set_message(struct exec_result *result, char *message)
@@ -337,8 +414,10 @@ static int prepare_outputs(struct pool *pool, size_t index, char **why)
 	struct cp_err err = CP_ERR_INIT;
 	int rc = 0;
 
-	area_path(pool, EXEC_FAILED_DIR, index, NULL, &path);
-	exec_remove_tree(path.buf);
+	if (pool->failed_area) {
+		area_path(pool, EXEC_FAILED_DIR, index, NULL, &path);
+		exec_remove_tree(path.buf);
+	}
 	pj->aside = job->output_count ? xcalloc(job->output_count, sizeof(*pj->aside)) : NULL;
 	for (size_t o = 0; o < job->output_count && !rc; o++) {
 		const char *output = job->outputs[o];
@@ -436,6 +515,15 @@ static void quarantine_outputs(struct pool *pool, size_t index)
 	strbuf_release(&target);
 }
 
+/* Whether the job moved any old output aside (into .cpipe/prev/<name>/) as it started. */
+static bool any_aside(const struct pool_job *pj, size_t output_count)
+{
+	for (size_t o = 0; pj->aside && o < output_count; o++)
+		if (pj->aside[o])
+			return true;
+	return false;
+}
+
 static void free_aside(struct pool_job *pj, size_t output_count)
 {
 	if (!pj->aside)
@@ -466,10 +554,13 @@ static void conclude_job(struct pool *pool, size_t index)
 	struct strbuf path = STRBUF_INIT;
 
 	if (result->status == EXEC_JOB_OK) {
-		area_path(pool, EXEC_PREV_DIR, index, NULL, &path);
-		exec_remove_tree(path.buf);
-		log_note(pool, index, EXEC_LOG_SUCCESS_TEXT);
+		if (pool->prev_area || any_aside(&pool->state[index], job->output_count)) {
+			area_path(pool, EXEC_PREV_DIR, index, NULL, &path);
+			exec_remove_tree(path.buf);
+		}
+		finish_log(pool, index);
 	} else {
+		close_log(pool, &pool->state[index]);
 		if (result->message)
 			log_note(pool, index, result->message);
 		quarantine_outputs(pool, index);
@@ -492,15 +583,36 @@ static void conclude_job(struct pool *pool, size_t index)
 		pool->progress.failed++;
 		break;
 	}
-	report_finish(pool, index);
-
 	if (result->status == EXEC_JOB_OK) {
-		release_dependents(pool, index);
+		/*
+		 * Reported once the slot it freed is filled again (report_succeeded): the caller's
+		 * bookkeeping (recording, hashing outputs) then runs beside the next job instead of
+		 * holding up its start. A failure is reported at once: it may stop admitting.
+		 */
+		pool->unreported[pool->unreported_count++] = index;
+		if (pool->first_dependent[index] < pool->first_dependent[index + 1] &&
+		    pool->dependents[pool->first_dependent[index]] < pool->unreported_first_dependent)
+			pool->unreported_first_dependent = pool->dependents[pool->first_dependent[index]];
 		return;
 	}
+	report_finish(pool, index);
 	if (!pool->opt->keep_going)
 		pool->stopping = true;
 	skip_dependents(pool, index);
+}
+
+/* Report the successes conclude_job kept back and release their dependants; whether there were any. */
+static bool report_succeeded(struct pool *pool)
+{
+	size_t count = pool->unreported_count;
+	for (size_t k = 0; k < count; k++) {
+		name_spare_log(pool, pool->unreported[k]);
+		report_finish(pool, pool->unreported[k]);
+		release_dependents(pool, pool->unreported[k]);
+	}
+	pool->unreported_count = 0;
+	pool->unreported_first_dependent = SIZE_MAX;
+	return count > 0;
 }
 
 /* Judge a reaped child from its wait status. */
@@ -562,182 +674,6 @@ static void judge_exit(struct pool *pool, size_t index, int status)
 	strbuf_release(&path);
 }
 
-/* An fd of ours must not be 0, 1 or 2, or dup2 onto itself in the child would keep FD_CLOEXEC. */
-static int fd_above_stdio(int fd)
-{
-	if (fd < 0 || fd > 2)
-		return fd;
-	int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	close(fd);
-	return moved;
-}
-
-/* Shell words that are not programs: such a command needs the shell. */
-static const char *const shell_only_words[] = {
-	"!", ".", ":", "[[", "alias", "break", "case", "cd", "command", "continue", "do", "done", "elif",
-	"else", "esac", "eval", "exec", "exit", "export", "fi", "for", "function", "getopts", "hash", "if",
-	"in", "local", "read", "readonly", "return", "select", "set", "shift", "source", "then", "times",
-	"trap", "type", "ulimit", "umask", "unalias", "unset", "until", "wait", "while", "{", "}",
-};
-
-static bool plain_word_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_@%+=:,./-", c);
-}
-
-bool exec_simple_command_words(const char *command, struct strvec *words)
-{
-	struct strvec found = STRVEC_INIT;
-	struct strbuf word = STRBUF_INIT;
-	const char *s = command;
-	bool simple = true;
-	while (simple) {
-		while (*s == ' ' || *s == '\t')
-			s++;
-		if (!*s)
-			break;
-		strbuf_reset(&word);
-		while (simple && *s && *s != ' ' && *s != '\t') {
-			if (plain_word_char(*s)) {
-				strbuf_addch(&word, *s++);
-			} else if (*s == '\'') {
-				const char *close = strchr(s + 1, '\'');
-				if (!close)
-					simple = false;
-				else {
-					strbuf_add(&word, s + 1, (size_t)(close - s - 1));
-					s = close + 1;
-				}
-			} else {
-				simple = false; /* anything else may mean something to the shell */
-			}
-		}
-		if (simple)
-			strvec_push(&found, word.buf);
-	}
-	if (simple && found.count) {
-		const char *first = found.items[0];
-		/* An assignment or a builtin needs the shell; so does a program named by a quoted '='. */
-		simple = !strchr(first, '=') && *first;
-		for (size_t i = 0; simple && i < sizeof(shell_only_words) / sizeof(*shell_only_words); i++)
-			simple = strcmp(first, shell_only_words[i]) != 0;
-	}
-	simple = simple && found.count > 0;
-	if (simple) {
-		for (size_t i = 0; i < found.count; i++)
-			strvec_push(words, found.items[i]);
-	}
-	strvec_release(&found);
-	strbuf_release(&word);
-	return simple;
-}
-
-#if (defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))) || \
-	(defined(__APPLE__) && defined(__MAC_OS_X_VERSION_MIN_REQUIRED) && __MAC_OS_X_VERSION_MIN_REQUIRED >= 101500)
-#define HAVE_SPAWN_CHDIR 1
-#endif
-
-/*
- * Start `/bin/sh script` in the data root, in a new process group, with
- * stdin /dev/null, stdout+stderr on `log_fd`, an empty signal mask and our
- * handlers back at their defaults. Returns the pid, or -1 with errno set.
- *
- * posix_spawn where it can change directory: glibc implements it with
- * CLONE_VM|CLONE_VFORK, which skips copying our page tables and the
- * copy-on-write faults that follow a fork, the bulk of a fork's cost here.
- */
-static pid_t spawn_job(struct pool *pool, const struct signal_state *signals, const char *script,
-		       const struct strvec *words, int log_fd)
-{
-	sigset_t defaults;
-	sigemptyset(&defaults);
-	sigaddset(&defaults, SIGCHLD);
-	/* A CLI that ignores SIGPIPE or SIGXFSZ must not make `cmd | head` or a big write misbehave. */
-	sigaddset(&defaults, SIGPIPE);
-	sigaddset(&defaults, SIGXFSZ);
-	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
-		if (signals->installed_stop[i])
-			sigaddset(&defaults, stop_signals[i]);
-	sigset_t empty;
-	sigemptyset(&empty);
-
-#ifdef HAVE_SPAWN_CHDIR
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_t actions;
-	pid_t pid = -1;
-	int rc = posix_spawnattr_init(&attr);
-	if (rc) {
-		errno = rc;
-		return -1;
-	}
-	rc = posix_spawn_file_actions_init(&actions);
-	if (rc) {
-		posix_spawnattr_destroy(&attr);
-		errno = rc;
-		return -1;
-	}
-	if (!rc)
-		rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-							     POSIX_SPAWN_SETSIGDEF);
-	if (!rc)
-		rc = posix_spawnattr_setpgroup(&attr, 0);
-	if (!rc)
-		rc = posix_spawnattr_setsigmask(&attr, &empty);
-	if (!rc)
-		rc = posix_spawnattr_setsigdefault(&attr, &defaults);
-	if (!rc)
-		rc = posix_spawn_file_actions_addchdir_np(&actions, pool->cwd);
-	if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&actions, pool->devnull, 0);
-	if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
-	if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
-	if (!rc && words) {
-		/* A plain command runs without a shell in between, as make does: one exec less per job. */
-		rc = posix_spawnp(&pid, words->items[0], &actions, &attr, words->items, pool->envp);
-	} else if (!rc) {
-		char *const argv[] = {"sh", (char *)script, NULL};
-		rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, pool->envp);
-	}
-	posix_spawn_file_actions_destroy(&actions);
-	posix_spawnattr_destroy(&attr);
-	if (rc) {
-		errno = rc;
-		return -1;
-	}
-	return pid;
-#else
-	(void)words;
-	pid_t pid = fork();
-	if (pid != 0) {
-		/* Also in the parent, so kill(-pid) is right even before the child runs. */
-		if (pid > 0)
-			setpgid(pid, pid);
-		return pid;
-	}
-
-	/* The child: only async-signal-safe calls from here to exec. */
-	setpgid(0, 0);
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigemptyset(&dfl.sa_mask);
-	/* Our flag-setting handlers must not swallow a signal sent before exec. */
-	for (int signo = 1; signo < NSIG; signo++)
-		if (sigismember(&defaults, signo) == 1)
-			sigaction(signo, &dfl, NULL);
-	static const char failed[] = "cpipe: cannot change to the data directory or execute /bin/sh\n";
-	if (chdir(pool->cwd) == 0 && dup2(pool->devnull, 0) >= 0 && dup2(log_fd, 1) >= 0 && dup2(log_fd, 2) >= 0) {
-		sigprocmask(SIG_SETMASK, &empty, NULL);
-		execle("/bin/sh", "sh", script, (char *)NULL, pool->envp);
-	}
-	if (write(log_fd, failed, sizeof(failed) - 1) < 0)
-		_exit(127);
-	_exit(127);
-#endif
-}
-
 /*
  * Write the job's command as a /bin/sh script at `rel` (cwd-relative). Written in place, neither
  * renamed nor fsynced: only this run reads it, and after a crash the job reruns and rewrites it.
@@ -764,7 +700,7 @@ static int write_job_script(const struct pool *pool, const struct exec_job *job,
 	return 0;
 }
 
-static void start_job(struct pool *pool, const struct signal_state *signals, size_t index)
+static void start_job(struct pool *pool, size_t index)
 {
 	struct exec_job *job = &pool->jobs[index];
 	struct pool_job *pj = &pool->state[index];
@@ -772,6 +708,7 @@ static void start_job(struct pool *pool, const struct signal_state *signals, siz
 	struct strbuf script = STRBUF_INIT, rel = STRBUF_INIT, path = STRBUF_INIT;
 	struct cp_err err = CP_ERR_INIT;
 	char *why = NULL;
+	bool log_held = false;
 
 	pj->state = POOL_RUNNING;
 	pool->running[pool->running_count++] = index;
@@ -786,21 +723,24 @@ static void start_job(struct pool *pool, const struct signal_state *signals, siz
 		pool->opt->on_start(pool->opt->ctx, index, &pool->progress);
 
 	/* The log first, so that any later failure can be explained in it. */
-	pool_path(pool, result->log_path, &path);
-	int log_fd = open(path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (log_fd < 0 && errno == ENOENT && exec_mkdir_parent(path.buf, &err) == 0)
-		log_fd = open(path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	log_fd = fd_above_stdio(log_fd);
+	int log_fd = open_log(pool, index, &err);
 	if (log_fd < 0) {
-		why = xasprintf("cannot open the log '%s': %s", result->log_path, strerror(errno));
+		why = xasprintf("cannot open the log '%s': %s", result->log_path,
+				err.message ? err.message : strerror(errno));
 		goto failed;
+	}
+	/* Kept open for the success line (or to become a spare) unless that would take too many fds. */
+	if (pool->log_fds_held < pool->log_fds_max) {
+		pj->log_fd = log_fd;
+		pool->log_fds_held++;
+		log_held = true;
 	}
 	if (prepare_outputs(pool, index, &why))
 		goto failed;
 
 	strbuf_addf(&rel, "%s/%s.sh", EXEC_SCRIPT_DIR, pj->name);
 	struct strvec words = STRVEC_INIT;
-#ifdef HAVE_SPAWN_CHDIR
+#ifdef EXEC_HAVE_SPAWN_CHDIR
 	bool direct = exec_simple_command_words(job->command, &words);
 #else
 	bool direct = false;
@@ -808,7 +748,7 @@ static void start_job(struct pool *pool, const struct signal_state *signals, siz
 	if (direct) {
 		strvec_push_owned(&words, NULL); /* argv's terminator */
 		words.count--;
-		pj->pid = spawn_job(pool, signals, rel.buf, &words, log_fd);
+		pj->pid = exec_spawn(&pool->spawner, rel.buf, &words, log_fd);
 	}
 	strvec_release(&words);
 	/*
@@ -819,7 +759,7 @@ static void start_job(struct pool *pool, const struct signal_state *signals, siz
 	if (!direct || pj->pid < 0) {
 		if (write_job_script(pool, job, &rel, &path, &script, &why) < 0)
 			goto failed;
-		pj->pid = spawn_job(pool, signals, rel.buf, NULL, log_fd);
+		pj->pid = exec_spawn(&pool->spawner, rel.buf, NULL, log_fd);
 	}
 	if (pj->pid < 0) {
 		why = xasprintf("cannot start /bin/sh in '%s': %s", pool->cwd, strerror(errno));
@@ -833,7 +773,7 @@ failed:
 	set_message(result, why);
 	conclude_job(pool, index);
 done:
-	if (log_fd >= 0)
+	if (log_fd >= 0 && !log_held) /* else the job's end closes it */
 		close(log_fd);
 	cp_err_release(&err);
 	strbuf_release(&script);
@@ -857,11 +797,18 @@ static bool job_fits(const struct pool *pool, size_t index)
 	       pool->used_ram_gb + pj->ram_gb <= pool->max_ram_gb * (1 + 1e-9);
 }
 
-/* Start ready jobs in index order while they fit; none overtakes the first that does not. */
-static void admit_jobs(struct pool *pool, const struct signal_state *signals)
+/*
+ * Start ready jobs in index order while they fit; none overtakes the first that does not. The
+ * successes not yet reported go first when a dependant of theirs could come before that job.
+ */
+static void admit_jobs(struct pool *pool)
 {
-	while (!pool->stopping && pool->ready_count && job_fits(pool, pool->ready[0]))
-		start_job(pool, signals, heap_pop(pool));
+	while (!pool->stopping && pool->ready_count && job_fits(pool, pool->ready[0])) {
+		if (pool->unreported_first_dependent < pool->ready[0])
+			report_succeeded(pool);
+		else
+			start_job(pool, heap_pop(pool));
+	}
 }
 
 /*
@@ -919,7 +866,7 @@ static void kill_signalled_groups(struct pool *pool, int signo)
 /* React to SIGINT/SIGTERM/SIGHUP that arrived since the last call. */
 static void handle_interrupts(struct pool *pool)
 {
-	sig_atomic_t seen = interrupt_count;
+	sig_atomic_t seen = exec_signals_interrupts();
 	if (seen == pool->interrupts_handled)
 		return;
 	bool first = pool->interrupts_handled == 0;
@@ -943,22 +890,6 @@ static void handle_interrupts(struct pool *pool)
 	pool->kill_deadline = monotonic_seconds() + pool->kill_grace_s;
 }
 
-/* Block until a signal arrives or the monotonic time `wake` (0 = never) passes. */
-static void wait_until(const struct signal_state *signals, double wake)
-{
-	struct timespec ts, *timeout = NULL;
-	if (wake > 0) {
-		double delay = wake - monotonic_seconds();
-		if (delay < 0)
-			delay = 0;
-		ts.tv_sec = (time_t)delay;
-		ts.tv_nsec = (long)((delay - (double)ts.tv_sec) * 1e9);
-		timeout = &ts;
-	}
-	/* Our signals are unblocked only inside pselect, so none is lost between check and sleep. */
-	pselect(0, NULL, NULL, NULL, timeout, &signals->wait_mask);
-}
-
 static bool any_group_alive(const struct pool *pool)
 {
 	for (size_t g = 0; g < pool->signalled_count; g++)
@@ -972,14 +903,14 @@ static bool any_group_alive(const struct pool *pool)
  * in their process groups may live on: give it the rest of the grace period,
  * then SIGKILL.
  */
-static void finish_interrupt(struct pool *pool, const struct signal_state *signals)
+static void finish_interrupt(struct pool *pool, const struct exec_signals *signals)
 {
 	while (any_group_alive(pool)) {
 		if (!pool->kill_deadline || monotonic_seconds() >= pool->kill_deadline) {
 			kill_signalled_groups(pool, SIGKILL);
 			return;
 		}
-		wait_until(signals, pool->kill_deadline);
+		exec_signals_wait(signals, pool->kill_deadline);
 		handle_interrupts(pool);
 	}
 }
@@ -995,7 +926,6 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 	pool->count = count;
 	pool->opt = opt;
 	pool->cwd = opt->cwd && *opt->cwd ? opt->cwd : ".";
-	pool->devnull = -1;
 	pool->max_jobs = opt->jobs > 0 ? opt->jobs : exec_cpu_count();
 	pool->max_threads = opt->max_threads > 0 ? opt->max_threads : exec_cpu_count();
 	pool->max_ram_gb = opt->max_ram_gb > 0 ? opt->max_ram_gb : exec_ram_gb();
@@ -1005,6 +935,8 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 	pool->first_dependent = xcalloc(count + 1, sizeof(*pool->first_dependent));
 	pool->ready = xcalloc(count, sizeof(*pool->ready));
 	pool->running = xcalloc((size_t)pool->max_jobs, sizeof(*pool->running));
+	pool->unreported = xcalloc((size_t)pool->max_jobs, sizeof(*pool->unreported));
+	pool->unreported_first_dependent = SIZE_MAX;
 	pool->signalled_groups = xcalloc((size_t)pool->max_jobs, sizeof(*pool->signalled_groups));
 	pool->progress.total = count;
 	pool->progress.waiting = count;
@@ -1045,6 +977,7 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 		}
 		strmap_put(&names, name.buf, i);
 		pool->state[i].name = strbuf_detach(&name);
+		pool->state[i].log_fd = -1;
 		pool->state[i].pending_deps = job->dep_count;
 		pool->state[i].threads = job->resources.threads > 0 ? (int)job->resources.threads : 1;
 		pool->state[i].ram_gb = job->resources.ram_gb > 0 ? job->resources.ram_gb : 0;
@@ -1081,13 +1014,15 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 				pool->envp[kept++] = environ[i];
 		pool->envp[kept] = pool->run_id_entry;
 	}
-	if (!rc && count) {
-		pool->devnull = fd_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
-		if (pool->devnull < 0) {
-			cp_err_set(err, NULL, 0, "cannot open /dev/null: %s", strerror(errno));
-			rc = -1;
-		}
-	}
+	pool_path(pool, EXEC_PREV_DIR, &path);
+	pool->prev_area = exec_path_exists_nofollow(path.buf);
+	pool_path(pool, EXEC_FAILED_DIR, &path);
+	pool->failed_area = exec_path_exists_nofollow(path.buf);
+	/* A quarter of the open-file limit for held logs leaves the rest to SQLite, the jobs' pipes and the caller. */
+	struct rlimit files;
+	pool->log_fds_max = 64;
+	if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY)
+		pool->log_fds_max = (size_t)files.rlim_cur / 4;
 	strmap_release(&names);
 	strbuf_release(&name);
 	strbuf_release(&path);
@@ -1105,12 +1040,14 @@ static void pool_release(struct pool *pool)
 	free(pool->dependents);
 	free(pool->ready);
 	free(pool->running);
+	free(pool->unreported);
 	free(pool->signalled_groups);
 	if (pool->envp != environ)
 		free(pool->envp);
 	free(pool->run_id_entry);
-	if (pool->devnull >= 0)
-		close(pool->devnull);
+	remove_spare_logs(pool);
+	if (pool->spawner_ready)
+		exec_spawner_release(&pool->spawner);
 }
 
 int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_options *opt,
@@ -1118,7 +1055,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 {
 	static const struct exec_options defaults = EXEC_OPTIONS_INIT;
 	struct pool pool;
-	struct signal_state signals;
+	struct exec_signals signals;
 	memset(&pool, 0, sizeof(pool));
 	if (!opt)
 		opt = &defaults;
@@ -1127,7 +1064,17 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 		pool_release(&pool);
 		return EXEC_RUN_ERROR;
 	}
-	signals_install(&signals);
+	exec_signals_install(&signals);
+	if (count) {
+		sigset_t job_defaults;
+		exec_signals_job_defaults(&signals, &job_defaults);
+		if (exec_spawner_init(&pool.spawner, pool.cwd, pool.envp, &job_defaults, err)) {
+			exec_signals_restore(&signals);
+			pool_release(&pool);
+			return EXEC_RUN_ERROR;
+		}
+		pool.spawner_ready = true;
+	}
 
 	double tick_interval = opt->tick_interval_s > 0 ? opt->tick_interval_s : 1.0;
 	double next_tick = pool.start_mono + tick_interval;
@@ -1136,13 +1083,15 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 			job_ready(&pool, i);
 
 	for (;;) {
-		admit_jobs(&pool, &signals);
+		admit_jobs(&pool);
+		if (report_succeeded(&pool))
+			admit_jobs(&pool); /* their dependants */
 		if (!pool.running_count)
 			break;
 		double wake = opt->on_tick ? next_tick : 0;
 		if (pool.kill_deadline && (!wake || pool.kill_deadline < wake))
 			wake = pool.kill_deadline;
-		wait_until(&signals, wake);
+		exec_signals_wait(&signals, wake);
 		/* Reap before acting on a signal, so a job that already ended is not called interrupted. */
 		reap_jobs(&pool);
 		handle_interrupts(&pool);
@@ -1171,7 +1120,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 				 xstrdup(pool.interrupted ? "not started: the run was interrupted"
 							  : "not started: the run stopped after a failure"));
 
-	signals_restore(&signals);
+	exec_signals_restore(&signals);
 	update_elapsed(&pool);
 	if (summary)
 		*summary = pool.progress;

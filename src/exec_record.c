@@ -508,7 +508,8 @@ static int remove_record(const char *path, struct cp_err *err)
  * Rewrite `file` without the jobs forgotten in it, removing it when none is
  * left. It is read again first: another cpipe (a `status` beside a `wait`)
  * may have rewritten it since it was loaded, and what that one imported must
- * not come back. Gone or unreadable by now, it is left as it is.
+ * not come back. Gone, unreadable or another submission's by now, it is left
+ * as it is.
  */
 static int save_file(const struct exec_records *records, const struct record_file *file, struct cp_err *err)
 {
@@ -522,7 +523,11 @@ static int save_file(const struct exec_records *records, const struct record_fil
 	struct strbuf text = STRBUF_INIT;
 	struct cp_err read_err = CP_ERR_INIT;
 	int rc = 0;
-	if (read_file(file->path, &text, &read_err) > 0 && parse_record(now, file->path, text.buf, &read_err)) {
+	/* Removed and written again by a new submission (a unit name is taken again once free), it is
+	 * another record: the jobs forgotten here are that submission's, in flight. */
+	if (read_file(file->path, &text, &read_err) > 0 && parse_record(now, file->path, text.buf, &read_err) &&
+	    now->files[0].kind == file->kind && !strcmp(now->files[0].job, file->job) &&
+	    now->files[0].submitted_ns == file->submitted_ns) {
 		const struct record_file *disk = &now->files[0];
 		struct exec_record_member *kept = xcalloc(disk->count + 1, sizeof(*kept));
 		size_t left = 0, ignored;

@@ -123,21 +123,39 @@ static uint64_t slot_make(size_t i, uint64_t hash)
 	return (uint64_t)(uint32_t)hash << 32 | (uint64_t)(i + 1);
 }
 
-/* Put a slot at its place in `slots` (a power-of-two `cap` of them, no more than 2^32). */
+/*
+ * Where a probe for `tag` starts among `cap` slots: the tag scaled to the
+ * range (any `cap` up to 2^32, so the index need not round up to a power of two).
+ */
+static size_t slot_home(uint32_t tag, size_t cap)
+{
+	return (size_t)(((uint64_t)tag * cap) >> 32);
+}
+
+static size_t slot_next(size_t at, size_t cap)
+{
+	return at + 1 == cap ? 0 : at + 1;
+}
+
+/* Put a slot at its place in `slots` (`cap` of them, no more than 2^32). */
 static void slot_place(uint64_t *slots, size_t cap, uint64_t slot)
 {
-	size_t at = (size_t)(slot >> 32) & (cap - 1);
+	size_t at = slot_home((uint32_t)(slot >> 32), cap);
 	while (slots[at])
-		at = (at + 1) & (cap - 1);
+		at = slot_next(at, cap);
 	slots[at] = slot;
 }
 
-/* Resize to hold `count` names at a load factor of at most 1/2. */
+/*
+ * Resize to hold `count` names at a load factor of at most 2/3: a probe
+ * compares the 32 hash bits in the slots it passes, so a fuller index costs
+ * little, and the index takes 12 bytes a name (a power of two at 1/2 took 16 to 32).
+ */
 static void index_reserve(struct name_index *index, size_t count)
 {
-	size_t cap = 16;
-	while (cap < count * 2)
-		cap *= 2;
+	size_t cap = count + count / 2 + 1;
+	if (cap < 16)
+		cap = 16;
 	if (cap <= index->cap)
 		return;
 	if (cap > (size_t)UINT32_MAX + 1)
@@ -159,7 +177,7 @@ size_t index_find(const struct state *state, const struct name_index *index, enu
 	if (!index->cap)
 		return SIZE_MAX;
 	uint32_t tag = (uint32_t)hash;
-	for (size_t at = (size_t)tag & (index->cap - 1);; at = (at + 1) & (index->cap - 1)) {
+	for (size_t at = slot_home(tag, index->cap);; at = slot_next(at, index->cap)) {
 		uint64_t slot = index->slots[at];
 		if (!slot)
 			return SIZE_MAX;
@@ -174,8 +192,8 @@ void index_add(struct name_index *index, size_t i, uint64_t hash)
 {
 	if (i + 1 > UINT32_MAX)
 		BUG("more than 4G state records");
-	if ((index->count + 1) * 2 > index->cap)
-		index_reserve(index, index->count + 1);
+	if ((index->count + 1) * 3 > index->cap * 2)
+		index_reserve(index, 2 * (index->count + 1)); /* a third full: room to grow before the next resize */
 	slot_place(index->slots, index->cap, slot_make(i, hash));
 	index->count++;
 }
@@ -383,6 +401,10 @@ int state_flush(struct state *state, struct cp_err *err)
 
 /* ---- Jobs in memory ------------------------------------------------------- */
 
+_Static_assert(sizeof(void *) != 8 || sizeof(struct job_entry) == 56, "a job record stays 56 bytes");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct file_entry) == 40, "a file record stays 40 bytes");
+_Static_assert(sizeof(struct job_file) == 28, "a recorded file stays 28 bytes");
+
 void job_clear_files(struct job_entry *job)
 {
 	if (job->files_owned)
@@ -421,27 +443,98 @@ static size_t job_add(struct state *state, const char *job_id, uint64_t hash)
 	return state->job_count++;
 }
 
-/*
- * Point a job string at a pooled copy of the column (an old copy just stays in
- * the pool). `recent` (may be NULL) remembers the last copy made for this
- * column: host and run id repeat from job to job, so they are stored once.
- */
-static void job_string(struct state *state, const char **slot, sqlite3_stmt *stmt, int column, const char **recent)
+/* A column's text (NULL when NULL); valid until the statement steps or is reset. */
+static const char *column_text(sqlite3_stmt *stmt, int column)
 {
-	const char *text = (const char *)sqlite3_column_text(stmt, column);
-	if (!text) {
-		*slot = NULL;
-		return;
-	}
-	if (*slot && !strcmp(text, *slot))
-		return;
-	if (recent && *recent && !strcmp(text, *recent)) {
-		*slot = *recent;
-		return;
-	}
-	*slot = pool_add(&state->pool, text);
+	return (const char *)sqlite3_column_text(stmt, column);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/*
+ * A pooled copy of `text` (NULL stays NULL). `recent` (may be NULL) remembers
+ * the last copy made for this column: host and run id repeat from job to job,
+ * so they are stored once.
+ */
+static const char *pool_text(struct state *state, const char *text, const char **recent)
+{
+	if (!text)
+		return NULL;
+	if (recent && same_text(text, *recent))
+		return *recent;
+	const char *copy = pool_add(&state->pool, text);
 	if (recent)
-		*recent = *slot;
+		*recent = copy;
+	return copy;
+}
+
+static bool same_attempt(const struct job_attempt *a, const struct job_attempt *b)
+{
+	return a->exit_code == b->exit_code && a->start_ns == b->start_ns && a->end_ns == b->end_ns &&
+	       a->pid == b->pid && same_text(a->host, b->host) && same_text(a->run_id, b->run_id) &&
+	       same_text(a->log_path, b->log_path);
+}
+
+/*
+ * The attempt block of a row: the job's own or the last row's when the facts
+ * are the same (an adopting run's jobs share one), else a new pooled one.
+ */
+static const struct job_attempt *attempt_from_row(struct state *state, const struct job_entry *job,
+						   sqlite3_stmt *stmt)
+{
+	struct job_attempt row = {
+		.exit_code = sqlite3_column_int(stmt, 6),
+		.start_ns = sqlite3_column_int64(stmt, 7),
+		.end_ns = sqlite3_column_int64(stmt, 8),
+		.host = column_text(stmt, 9),
+		.pid = sqlite3_column_int64(stmt, 10),
+		.run_id = column_text(stmt, 11),
+		.log_path = column_text(stmt, 12),
+	};
+	static const struct job_attempt none;
+	if (same_attempt(&row, &none))
+		return NULL;
+	if (job->attempt && same_attempt(&row, job->attempt))
+		return job->attempt;
+	if (state->recent_attempt && same_attempt(&row, state->recent_attempt))
+		return state->recent_attempt;
+	struct job_attempt *attempt = arena_alloc(&state->pool, sizeof(*attempt));
+	*attempt = row;
+	attempt->host = pool_text(state, row.host, &state->recent_host);
+	attempt->run_id = pool_text(state, row.run_id, &state->recent_run);
+	attempt->log_path = pool_text(state, row.log_path, NULL);
+	state->recent_attempt = attempt;
+	return attempt;
+}
+
+/* The claim block of a row (NULL: unclaimed): the job's own when unchanged, else a new pooled one. */
+static const struct job_claim *claim_from_row(struct state *state, const struct job_entry *job, sqlite3_stmt *stmt)
+{
+	/* Few jobs are claimed: the other claim columns are read only when one is. */
+	const char *run = column_text(stmt, 13);
+	if (!run)
+		return NULL;
+	struct job_claim row = {
+		.run = run,
+		.host = column_text(stmt, 14),
+		.pid = sqlite3_column_int64(stmt, 15),
+		.pid_start = sqlite3_column_int64(stmt, 16),
+		.log = column_text(stmt, 17),
+	};
+	const struct job_claim *old = job->claim;
+	if (old && old->pid == row.pid && old->pid_start == row.pid_start && same_text(old->run, row.run) &&
+	    same_text(old->host, row.host) && same_text(old->log, row.log))
+		return old;
+	struct job_claim *claim = arena_alloc(&state->pool, sizeof(*claim));
+	*claim = row;
+	/* A run's claims share its run id and host with each other and with its attempts. */
+	claim->run = pool_text(state, row.run, &state->recent_run);
+	claim->host = pool_text(state, row.host, &state->recent_host);
+	claim->log = pool_text(state, row.log, NULL);
+	return claim;
 }
 
 enum job_outcome outcome_from_text(const char *text)
@@ -461,29 +554,13 @@ enum job_outcome outcome_from_text(const char *text)
 static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
 {
 	job->present = true;
-	job->outcome = outcome_from_text((const char *)sqlite3_column_text(stmt, 1));
+	job->outcome = outcome_from_text(column_text(stmt, 1));
 	job->recorded = sqlite3_column_int(stmt, 2) != 0;
 	job->adopted = sqlite3_column_int(stmt, 3) != 0;
 	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
-	job->exit_code = sqlite3_column_int(stmt, 6);
-	job->start_ns = sqlite3_column_int64(stmt, 7);
-	job->end_ns = sqlite3_column_int64(stmt, 8);
-	job_string(state, &job->host, stmt, 9, &state->recent_host);
-	job->pid = sqlite3_column_int64(stmt, 10);
-	job_string(state, &job->run_id, stmt, 11, &state->recent_run);
-	job_string(state, &job->log_path, stmt, 12, NULL);
-	job_string(state, &job->holder_run, stmt, 13, &state->recent_holder_run);
-	/* Few jobs are claimed: the other claim columns are read only when one is. */
-	if (!job->holder_run) {
-		job->holder_host = job->holder_log = NULL;
-		job->holder_pid = job->holder_pid_start = 0;
-		return;
-	}
-	job_string(state, &job->holder_host, stmt, 14, &state->recent_host);
-	job->holder_pid = sqlite3_column_int64(stmt, 15);
-	job->holder_pid_start = sqlite3_column_int64(stmt, 16);
-	job_string(state, &job->holder_log, stmt, 17, NULL);
+	job->attempt = attempt_from_row(state, job, stmt);
+	job->claim = claim_from_row(state, job, stmt);
 }
 
 /* Re-read one job's row after a write (files untouched); a missing row forgets the job. */
@@ -631,12 +708,14 @@ static int setup_journal(struct state *state, const char *dir, struct cp_err *er
 	if (run_sql(state, wal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", err) < 0)
 		return STATE_ERROR;
 	/*
-	 * Reads go through a memory map (no copy into the page cache, no malloc per page); the
-	 * load scans every page once, so a small page cache suffices until it is done (see load).
+	 * No memory map: its pages would count in the process's memory (the whole file,
+	 * hundreds of MB at a million subjects). The load reads every page once, so a
+	 * page cache of 128 KiB does until it is done (1 MiB was a MiB of a no-op's peak);
+	 * writes get a larger one after it (see load).
 	 */
 	if (run_sql(state, "PRAGMA mmap_size = 0", err) < 0)
 		return STATE_ERROR;
-	return run_sql(state, "PRAGMA cache_size = -1024", err);
+	return run_sql(state, "PRAGMA cache_size = -128", err);
 }
 
 /* A lookup table from database ids (1..max) to entry indexes, all SIZE_MAX. */
@@ -709,32 +788,53 @@ static int load(struct state *state, struct cp_err *err)
 	max_file_id = sqlite3_column_int64(stmt, 0);
 	max_job_id = sqlite3_column_int64(stmt, 1);
 	statement_done(stmt);
+	/* Records hold 32-bit row ids and indexes (30-bit file indexes). */
+	if (max_file_id >= (int64_t)FILE_INDEX_LIMIT || max_job_id > UINT32_MAX - 1) {
+		cp_err_set(err, NULL, 0, "%s: row ids up to %lld, more than cpipe can load", state->db_path,
+			   (long long)(max_file_id > max_job_id ? max_file_id : max_job_id));
+		goto out;
+	}
 	size_t file_rows = max_file_id > 0 ? (size_t)max_file_id : 0;
 	size_t job_rows = max_job_id > 0 ? (size_t)max_job_id : 0;
-	ALLOC_GROW(state->files, file_rows, state->file_cap);
+	/* Exactly as many as the rows: a no-op adds none, and a doubled array would be a third of them unused. */
+	state->files = xrealloc(state->files, (file_rows ? file_rows : 1) * sizeof(*state->files));
+	state->file_cap = file_rows;
 	index_reserve(&state->file_index, file_rows);
-	ALLOC_GROW(state->jobs, job_rows, state->job_cap);
+	state->jobs = xrealloc(state->jobs, (job_rows ? job_rows : 1) * sizeof(*state->jobs));
+	state->job_cap = job_rows;
 	index_reserve(&state->job_index, job_rows);
 	file_by_id = id_table(max_file_id);
 
 	if (!(stmt = statement(state, STMT_LOAD_FILES, err)))
 		goto out;
+	bool bad_id = false;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(stmt, 0);
 		const char *path = (const char *)sqlite3_column_text(stmt, 1);
+		if ((bad_id = id <= 0)) {
+			/* cpipe never writes one, and a record holds ids from 1 to FILE_INDEX_LIMIT - 1. */
+			cp_err_set(err, NULL, 0, "%s: file row id %lld out of range; %s", state->db_path, (long long)id,
+				   DAMAGED);
+			err->kind = CP_ERR_STATE_DAMAGED;
+			break;
+		}
 		size_t index = file_add(state, path, name_hash(path));
 		struct file_entry *file = &state->files[index];
-		file->db_id = id;
+		file->db_id = (uint32_t)id; /* from 1 to max_file_id, checked above */
 		if (sqlite3_column_type(stmt, 4) != SQLITE_NULL) {
-			file->cache_valid = true;
-			file->cache_size = sqlite3_column_int64(stmt, 2);
-			file->cache_mtime_ns = sqlite3_column_int64(stmt, 3);
-			file->cache_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
+			file->hashed = true;
+			file->size = sqlite3_column_int64(stmt, 2);
+			file->mtime_ns = sqlite3_column_int64(stmt, 3);
+			file->hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 		}
-		if (id > 0 && id <= max_file_id)
+		if (id <= max_file_id)
 			file_by_id[id] = index;
 	}
 	statement_done(stmt);
+	if (bad_id) {
+		rc = STATE_ERROR;
+		goto out;
+	}
 	if (rc != SQLITE_DONE) {
 		rc = db_fail(state, STMT_LOAD_FILES, err);
 		goto out;
@@ -773,7 +873,8 @@ static int load(struct state *state, struct cp_err *err)
 		}
 	}
 	statement_done(stmt);
-	state->loaded_job_files = all;
+	/* The array grew by doubling: give back what no job uses (shrinking a large block moves no data). */
+	state->loaded_job_files = all = used ? xrealloc(all, used * sizeof(*all)) : all;
 	for (size_t i = 0; i < state->job_count; i++) {
 		struct job_entry *job = &state->jobs[i];
 		job->files = job->input_count + job->output_count ? all + (size_t)(uintptr_t)job->files : NULL;

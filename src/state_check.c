@@ -53,9 +53,10 @@ int state_check(struct state *state, int (*fn)(const struct state_problem *probl
 		struct job_entry *job = &state->jobs[i];
 		if (!job->present)
 			continue;
-		if (job->holder_run && !holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start)) {
+		const struct job_claim *claim = job->claim;
+		if (claim && !holder_alive(state, claim->host, claim->pid, claim->pid_start)) {
 			strbuf_reset(&holder);
-			holder_detail(&holder, job->holder_host, job->holder_pid);
+			holder_detail(&holder, claim->host, claim->pid);
 			rc = report_problem(fn, data, STATE_PROBLEM_DEAD_CLAIM, job->job_id, NULL, holder.buf);
 		}
 		if (rc == 0 && job->recorded)
@@ -85,8 +86,8 @@ int state_repair(struct state *state, size_t *repaired, struct cp_err *err)
 	sqlite3_finalize(update);
 	for (size_t i = 0; i < state->job_count && rc == 0; i++) {
 		struct job_entry *job = &state->jobs[i];
-		if (!job->present || !job->holder_run ||
-		    holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start))
+		const struct job_claim *claim = job->claim;
+		if (!job->present || !claim || holder_alive(state, claim->host, claim->pid, claim->pid_start))
 			continue;
 		sqlite3_stmt *stmt = statement(state, STMT_JOB_INTERRUPT, err);
 		if (!stmt) {

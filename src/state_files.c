@@ -156,6 +156,8 @@ int state_signature_compute(const char *path, struct file_signature *out, struct
 /* Add a path known not to be indexed yet. */
 size_t file_add(struct state *state, const char *path, uint64_t hash)
 {
+	if (state->file_count >= FILE_INDEX_LIMIT)
+		BUG("more than %zu paths in the state", FILE_INDEX_LIMIT);
 	ALLOC_GROW(state->files, state->file_count + 1, state->file_cap);
 	struct file_entry *file = &state->files[state->file_count];
 	memset(file, 0, sizeof(*file));
@@ -181,35 +183,53 @@ static void file_mark_dirty(struct state *state, size_t index)
 	state->dirty_files[state->dirty_count++] = index;
 }
 
-/* Put a hashed signature in the cache (and the remembered stat). */
+/*
+ * Remember a stat of the file (its hash, if any, is not used): the cached hash
+ * stays when size and mtime are the cache's. Touches only this entry, so the
+ * stat threads may call it, each on its own files.
+ */
+static void file_take_stat(struct file_entry *file, const struct file_signature *sig)
+{
+	file->seen = true;
+	file->exists = sig->exists;
+	if (file->hashed && sig->exists && file->size == sig->size && file->mtime_ns == sig->mtime_ns)
+		return;
+	file->size = sig->size;
+	file->mtime_ns = sig->mtime_ns;
+	file->hash = 0;
+	file->hashed = false;
+}
+
+/* Remember a signature; a hashed one goes into the hash cache (written at the next commit). */
 void file_learn(struct state *state, size_t index, const struct file_signature *sig)
 {
 	struct file_entry *file = &state->files[index];
-	file->seen = *sig;
-	file->seen_valid = true;
-	if (!sig->exists || !sig->hashed)
+	if (!sig->exists || !sig->hashed) {
+		file_take_stat(file, sig);
 		return;
-	if (file->cache_valid && file->cache_size == sig->size && file->cache_mtime_ns == sig->mtime_ns &&
-	    file->cache_hash == sig->hash)
-		return;
-	file->cache_valid = true;
-	file->cache_size = sig->size;
-	file->cache_mtime_ns = sig->mtime_ns;
-	file->cache_hash = sig->hash;
-	file_mark_dirty(state, index);
+	}
+	bool cached = file->hashed && file->size == sig->size && file->mtime_ns == sig->mtime_ns &&
+		      file->hash == sig->hash;
+	file->seen = file->exists = file->hashed = true;
+	file->size = sig->size;
+	file->mtime_ns = sig->mtime_ns;
+	file->hash = sig->hash;
+	if (!cached)
+		file_mark_dirty(state, index);
 }
 
-/* The file's remembered signature (stat once per handle), hash not necessarily filled. */
-int file_seen(struct state *state, size_t index, const struct file_signature **out, struct cp_err *err)
+/* The file's remembered signature (stat once per handle), hash filled only when known. */
+int file_seen(struct state *state, size_t index, struct file_signature *out, struct cp_err *err)
 {
 	struct file_entry *file = &state->files[index];
-	if (!file->seen_valid) {
+	if (!file->seen) {
+		struct file_signature sig;
 		state->stats.stat_calls++;
-		if (stat_signature(file->path, &file->seen, err) < 0)
+		if (stat_signature(file->path, &sig, err) < 0)
 			return STATE_ERROR;
-		file->seen_valid = true;
+		file_take_stat(file, &sig);
 	}
-	*out = &file->seen;
+	*out = file_signature_of(file);
 	return 0;
 }
 
@@ -220,15 +240,10 @@ int file_seen(struct state *state, size_t index, const struct file_signature **o
 int file_hash_seen(struct state *state, size_t index, struct cp_err *err)
 {
 	struct file_entry *file = &state->files[index];
-	assert(file->seen_valid);
-	if (!file->seen.exists || file->seen.hashed)
-		return 0;
+	assert(file->seen);
 	/* A directory never has a cached hash: hash_file finds out and signs it by existence. */
-	if (file->cache_valid && file->cache_size == file->seen.size && file->cache_mtime_ns == file->seen.mtime_ns) {
-		file->seen.hash = file->cache_hash;
-		file->seen.hashed = true;
+	if (!file->exists || file->hashed)
 		return 0;
-	}
 	struct file_signature sig;
 	uint64_t bytes = 0;
 	if (hash_file(file->path, &sig, &bytes, err) < 0)
@@ -244,18 +259,17 @@ int file_hash_seen(struct state *state, size_t index, struct cp_err *err)
 int state_file_signature(struct state *state, const char *path, struct file_signature *out, struct cp_err *err)
 {
 	size_t index = file_intern(state, path);
-	state->files[index].seen_valid = false;
-	const struct file_signature *seen;
-	if (file_seen(state, index, &seen, err) < 0 || file_hash_seen(state, index, err) < 0)
+	state->files[index].seen = false;
+	if (file_seen(state, index, out, err) < 0 || file_hash_seen(state, index, err) < 0)
 		return STATE_ERROR;
-	*out = state->files[index].seen;
+	*out = file_signature_of(&state->files[index]);
 	return 0;
 }
 
 void state_refresh(struct state *state)
 {
 	for (size_t i = 0; i < state->file_count; i++)
-		state->files[i].seen_valid = false;
+		state->files[i].seen = false;
 }
 
 /* state_stat_paths: a thread is worth starting for this many stat calls (about 1 µs each when cached). */
@@ -286,9 +300,13 @@ static void *stat_batch_run(void *arg)
 		size_t to = batch->count - from < STAT_CHUNK ? batch->count : from + STAT_CHUNK;
 		for (size_t i = from; i < to; i++) {
 			struct file_entry *file = &batch->files[batch->queued[i]];
-			file->seen_valid = stat_path(file->path, &file->seen) == 0;
-			if (!file->seen_valid)
+			struct file_signature sig;
+			if (stat_path(file->path, &sig) == 0) {
+				file_take_stat(file, &sig);
+			} else {
+				file->seen = false;
 				atomic_store(&batch->failed, true);
+			}
 		}
 	}
 }
@@ -341,7 +359,7 @@ static int stat_queued_files(struct state *state, const uint32_t *queued, size_t
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		struct file_entry *file = &state->files[queued[i]];
-		if (file->seen_valid)
+		if (file->seen)
 			continue;
 		struct file_signature sig;
 		int error = stat_path(file->path, &sig);
@@ -365,9 +383,9 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 		size_t index = file_intern(state, paths[i]);
 		if (ids)
 			ids[i] = (uint32_t)index;
-		if (state->files[index].seen_valid)
+		if (state->files[index].seen)
 			continue;
-		state->files[index].seen_valid = true;
+		state->files[index].seen = true;
 		queued[n++] = (uint32_t)index;
 	}
 	int rc = stat_queued_files(state, queued, n, threads, err);
@@ -393,7 +411,7 @@ static uint32_t *queue_recorded(const struct state *state, bool made_only, size_
 	uint32_t *queued = xmalloc((state->file_count + 1) * sizeof(*queued));
 	*n = 0;
 	for (size_t i = 0; i < state->file_count; i++)
-		if (!state->files[i].seen_valid && (!made || made[i]))
+		if (!state->files[i].seen && (!made || made[i]))
 			queued[(*n)++] = (uint32_t)i;
 	free(made);
 	return queued;
@@ -467,11 +485,8 @@ void state_learn_stat(struct state *state, const char *path, const struct file_s
 {
 	size_t index = file_intern(state, path); /* may move state->files */
 	struct file_entry *file = &state->files[index];
-	if (file->seen_valid)
-		return;
-	file->seen = *sig;
-	file->seen.hashed = false;
-	file->seen_valid = true;
+	if (!file->seen)
+		file_take_stat(file, sig);
 }
 
 void stat_share_help(struct stat_share *share)
@@ -495,10 +510,10 @@ void stat_share_help(struct stat_share *share)
 static int file_row_write(struct state *state, enum statement id, sqlite3_stmt *stmt, const struct file_entry *file,
 			  struct cp_err *err)
 {
-	bind_int64(stmt, 2, file->cache_valid ? file->cache_size : -1);
-	bind_int64(stmt, 3, file->cache_valid ? file->cache_mtime_ns : -1);
-	if (file->cache_valid)
-		bind_hash(stmt, 4, file->cache_hash);
+	bind_int64(stmt, 2, file->hashed ? file->size : -1);
+	bind_int64(stmt, 3, file->hashed ? file->mtime_ns : -1);
+	if (file->hashed)
+		bind_hash(stmt, 4, file->hash);
 	else
 		sqlite3_bind_null(stmt, 4);
 	return statement_run(state, id, stmt, err);

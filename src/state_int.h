@@ -52,26 +52,44 @@ enum statement {
 
 enum job_outcome { OUTCOME_NONE, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_INTERRUPTED };
 
-/* One per path of the study (millions at UK Biobank scale): the flags together, 88 bytes. */
+/*
+ * One per path of the study (millions at UK Biobank scale): 40 bytes. The
+ * hash cache and the remembered stat share one size and mtime: until the
+ * file is stat'ed they are the cache's; the stat keeps the cached hash when
+ * it finds the same size and mtime and drops it otherwise (a cache that does
+ * not match the file is of no use to this handle; its row stays as it was).
+ */
 struct file_entry {
 	const char *path; /* in the pool */
-	int64_t db_id; /* 0: no row in `files` yet */
-	/* The hash cache: `cache_hash` is the content hash for this size+mtime. */
-	int64_t cache_size;
-	int64_t cache_mtime_ns;
-	uint64_t cache_hash;
-	/* The remembered stat for reason checks (hash filled lazily). */
-	struct file_signature seen;
-	bool seen_valid;
-	bool cache_valid;
-	bool dirty; /* cache changed since it was last written */
+	int64_t size;
+	int64_t mtime_ns;
+	uint64_t hash;   /* the content's at this size and mtime, when `hashed` */
+	uint32_t db_id;  /* 0: no row in `files` yet */
+	bool seen : 1;   /* size, mtime and `exists` are this handle's stat of the file */
+	bool exists : 1; /* with `seen` */
+	bool hashed : 1;
+	bool dirty : 1; /* the hash cache changed since it was last written */
 };
 
-/* A recorded file of a job: 32 bytes (records load by the hundred thousand). */
-struct job_file {
-	uint32_t file; /* index into state->files */
-	bool exists;
-	bool hashed;
+/* What the remembered stat says (`seen` set): the hash when the cache matched or the file was hashed. */
+static inline struct file_signature file_signature_of(const struct file_entry *file)
+{
+	struct file_signature sig = {.exists = file->exists, .size = file->size, .mtime_ns = file->mtime_ns,
+				     .hash = file->hashed ? file->hash : 0, .hashed = file->hashed};
+	return sig;
+}
+
+/* A file index fits in a job_file's 30 bits (a billion paths would need tens of GB anyway). */
+#define FILE_INDEX_LIMIT ((size_t)1 << 30)
+
+/*
+ * A recorded file of a job: 28 bytes, packed to 4-byte alignment (records load
+ * by the million; x86-64 and AArch64 read the unaligned 64-bit fields at no cost).
+ */
+struct __attribute__((packed, aligned(4))) job_file {
+	uint32_t file : 30; /* index into state->files */
+	bool exists : 1;
+	bool hashed : 1;
 	int64_t size;
 	int64_t mtime_ns;
 	uint64_t hash;
@@ -94,16 +112,12 @@ static inline struct file_signature job_file_signature(const struct job_file *jf
 	return sig;
 }
 
-/* Job strings live in the pool: a rewrite points to a new copy. */
-struct job_entry {
-	const char *job_id;
-	bool present; /* false: forgotten (the index keeps the name) */
-	bool files_owned; /* `files` is its own allocation, not a slice of the loaded array */
-	enum job_outcome outcome;
-	bool recorded;
-	bool adopted;
-	uint64_t definition_hash;
-	uint64_t input_set_hash;
+/*
+ * A job's latest finished attempt: in the pool, never changed once made (a
+ * rewrite makes a new one), and shared by consecutive rows with the same
+ * facts (an adopting run's jobs).
+ */
+struct job_attempt {
 	int exit_code;
 	int64_t start_ns;
 	int64_t end_ns;
@@ -111,16 +125,49 @@ struct job_entry {
 	int64_t pid;
 	const char *run_id;
 	const char *log_path;
-	const char *holder_run;
-	const char *holder_host;
-	int64_t holder_pid;
-	int64_t holder_pid_start;
-	const char *holder_log;
+};
+
+/* The claim of the run that holds a job: in the pool, never changed once made. */
+struct job_claim {
+	const char *run;
+	const char *host;
+	int64_t pid;
+	int64_t pid_start;
+	const char *log;
+};
+
+/* At most this many outputs per job: the count shares its word with the flags. */
+#define JOB_OUTPUTS_LIMIT (((size_t)1 << 26) - 1)
+
+/*
+ * One per recorded job (millions at UK Biobank scale): 56 bytes. A no-op
+ * reads the hashes, flags and files; the attempt's facts (which every job
+ * has, but which repeat across an adopting run's jobs) and the claim (which
+ * few jobs have) are pooled blocks of their own.
+ */
+struct job_entry {
+	const char *job_id; /* in the pool */
 	/* Inputs then outputs, each part sorted by file index without duplicates. */
 	struct job_file *files;
-	size_t input_count;
-	size_t output_count;
+	uint64_t definition_hash;
+	uint64_t input_set_hash;
+	const struct job_attempt *attempt; /* NULL: no fact of an attempt recorded */
+	const struct job_claim *claim;     /* NULL: unclaimed */
+	uint32_t input_count;
+	uint32_t output_count : 26; /* at most JOB_OUTPUTS_LIMIT */
+	unsigned outcome : 2;       /* enum job_outcome */
+	bool present : 1;           /* false: forgotten (the index keeps the name) */
+	bool files_owned : 1;       /* `files` is its own allocation, not a slice of the loaded array */
+	bool recorded : 1;
+	bool adopted : 1;
 };
+
+/* The job's attempt facts, all 0 and NULL when it has none. */
+static inline struct job_attempt job_attempt_of(const struct job_entry *job)
+{
+	struct job_attempt none = {0};
+	return job->attempt ? *job->attempt : none;
+}
 
 /*
  * An open-addressing hash index over the names of an entry array (files by
@@ -132,7 +179,7 @@ struct job_entry {
  */
 struct name_index {
 	uint64_t *slots;
-	size_t cap; /* a power of two, or 0 */
+	size_t cap; /* at most 2^32, or 0 */
 	size_t count;
 };
 
@@ -156,9 +203,9 @@ struct state {
 	struct name_index job_index;
 	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
 	struct arena pool; /* every string: records load by the hundred thousand and die together */
-	const char *recent_host; /* pooled strings that repeat across job rows (see job_string) */
+	const char *recent_host; /* pooled strings and blocks that repeat across job rows (see job_from_row) */
 	const char *recent_run;
-	const char *recent_holder_run;
+	const struct job_attempt *recent_attempt;
 
 	char *run_id;
 	char *host;
@@ -263,7 +310,7 @@ int migrate_schema(struct state *state, struct cp_err *err);
 size_t file_add(struct state *state, const char *path, uint64_t hash);
 size_t file_intern(struct state *state, const char *path);
 void file_learn(struct state *state, size_t index, const struct file_signature *sig);
-int file_seen(struct state *state, size_t index, const struct file_signature **out, struct cp_err *err);
+int file_seen(struct state *state, size_t index, struct file_signature *out, struct cp_err *err);
 int file_hash_seen(struct state *state, size_t index, struct cp_err *err);
 int file_store(struct state *state, size_t index, struct cp_err *err);
 int flush_dirty_files(struct state *state, struct cp_err *err);

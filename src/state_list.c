@@ -36,26 +36,29 @@ static void job_to_record(const struct state *state, const struct job_entry *job
 	};
 	memset(out, 0, sizeof(*out));
 	out->job_id = job->job_id;
-	out->status = job->holder_run ? STATE_STATUS_RUNNING : from_outcome[job->outcome];
+	const struct job_claim *claim = job->claim;
+	struct job_attempt attempt = job_attempt_of(job);
+	out->status = claim ? STATE_STATUS_RUNNING : from_outcome[job->outcome];
 	out->recorded = job->recorded;
 	out->adopted = job->adopted;
 	out->definition_hash = job->definition_hash;
 	out->input_set_hash = job->input_set_hash;
 	out->input_count = job->input_count;
 	out->output_count = job->output_count;
-	out->exit_code = job->exit_code;
-	out->start_ns = job->start_ns;
-	out->end_ns = job->end_ns;
-	out->host = job->host;
-	out->pid = job->pid;
-	out->run_id = job->run_id;
-	out->log_path = job->holder_run && job->holder_log ? job->holder_log : job->log_path;
-	out->holder_run = job->holder_run;
-	out->holder_host = job->holder_run ? job->holder_host : NULL;
-	out->holder_pid = job->holder_run ? job->holder_pid : 0;
-	out->holder_alive = job->holder_run &&
-			    (strcmp(job->holder_run, state->run_id) == 0 ||
-			     holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start));
+	out->exit_code = attempt.exit_code;
+	out->start_ns = attempt.start_ns;
+	out->end_ns = attempt.end_ns;
+	out->host = attempt.host;
+	out->pid = attempt.pid;
+	out->run_id = attempt.run_id;
+	out->log_path = claim && claim->log ? claim->log : attempt.log_path;
+	if (!claim)
+		return;
+	out->holder_run = claim->run;
+	out->holder_host = claim->host;
+	out->holder_pid = claim->pid;
+	out->holder_alive = strcmp(claim->run, state->run_id) == 0 ||
+			    holder_alive(state, claim->host, claim->pid, claim->pid_start);
 }
 
 bool state_job_lookup(struct state *state, const char *job_id, struct state_job_record *out)

@@ -49,25 +49,25 @@ void state_reason_describe(enum state_reason reason, const char *detail, struct 
 int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
 		 struct cp_err *err)
 {
-	const struct file_signature *now;
+	struct file_signature now;
 	if (file_seen(state, index, &now, err) < 0)
 		return STATE_ERROR;
-	if (!now->exists || !recorded->exists) {
-		*differs = now->exists != recorded->exists;
+	if (!now.exists || !recorded->exists) {
+		*differs = now.exists != recorded->exists;
 		return 0;
 	}
-	if (now->size == recorded->size && now->mtime_ns == recorded->mtime_ns) {
+	if (now.size == recorded->size && now.mtime_ns == recorded->mtime_ns) {
 		*differs = false;
 		return 0;
 	}
-	if (now->size != recorded->size || !recorded->hashed) {
+	if (now.size != recorded->size || !recorded->hashed) {
 		*differs = true;
 		return 0;
 	}
 	if (file_hash_seen(state, index, err) < 0)
 		return STATE_ERROR;
-	now = &state->files[index].seen;
-	*differs = !now->exists || !now->hashed || now->size != recorded->size || now->hash != recorded->hash;
+	now = file_signature_of(&state->files[index]);
+	*differs = !now.exists || !now.hashed || now.size != recorded->size || now.hash != recorded->hash;
 	return 0;
 }
 
@@ -185,11 +185,12 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	 * now says nothing yet (a missing output is no reason to run it twice).
 	 */
 	struct job_entry *job = job_find(state, query->job_id);
-	bool claimed_by_live_run = job && job->holder_run && strcmp(job->holder_run, state->run_id) != 0 &&
-				   holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start);
+	const struct job_claim *claim = job ? job->claim : NULL;
+	bool claimed_by_live_run = claim && strcmp(claim->run, state->run_id) != 0 &&
+				   holder_alive(state, claim->host, claim->pid, claim->pid_start);
 	if (claimed_by_live_run) {
 		*reason = STATE_RUNNING_ELSEWHERE;
-		holder_detail(detail, job->holder_host, job->holder_pid);
+		holder_detail(detail, claim->host, claim->pid);
 		return 0;
 	}
 
@@ -197,19 +198,19 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	ALLOC_GROW(state->output_scratch, query->output_count + 1, state->output_scratch_cap);
 	size_t *output_files = state->output_scratch;
 	for (size_t i = 0; i < query->output_count; i++) {
-		const struct file_signature *now;
+		struct file_signature now;
 		output_files[i] = query->output_ids ? query_file_id(state, query->output_ids[i])
 						    : file_intern(state, query->outputs[i]);
 		if (file_seen(state, output_files[i], &now, err) < 0)
 			return STATE_ERROR;
-		if (!now->exists && !recorded_absent(job, output_files[i])) {
+		if (!now.exists && !recorded_absent(job, output_files[i])) {
 			*reason = STATE_OUTPUT_MISSING;
 			set_detail(detail, "", query->outputs[i]);
 			return 0;
 		}
 	}
 
-	if (!job || (!job->recorded && !job->holder_run && job->outcome == OUTCOME_NONE)) {
+	if (!job || (!job->recorded && !claim && job->outcome == OUTCOME_NONE)) {
 		*reason = STATE_NEVER_RECORDED;
 		return 0;
 	}
@@ -224,21 +225,22 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 	/* A claim is the latest attempt: it outranks the outcome recorded before it. */
-	bool ours = job->holder_run && strcmp(job->holder_run, state->run_id) == 0;
-	if (job->holder_run && !(ours && query->cutoff_check)) {
+	bool ours = claim && strcmp(claim->run, state->run_id) == 0;
+	if (claim && !(ours && query->cutoff_check)) {
 		*reason = ours ? STATE_RUNNING_ELSEWHERE : STATE_PREVIOUS_INTERRUPTED;
-		holder_detail(detail, job->holder_host, job->holder_pid);
+		holder_detail(detail, claim->host, claim->pid);
 		return 0;
 	}
 	if (job->outcome == OUTCOME_FAILED) {
 		*reason = STATE_PREVIOUS_FAILED;
 		if (detail)
-			strbuf_addf(detail, "exit code %d", job->exit_code);
+			strbuf_addf(detail, "exit code %d", job_attempt_of(job).exit_code);
 		return 0;
 	}
 	if (job->outcome == OUTCOME_INTERRUPTED) {
 		*reason = STATE_PREVIOUS_INTERRUPTED;
-		holder_detail(detail, job->host, job->pid);
+		struct job_attempt attempt = job_attempt_of(job);
+		holder_detail(detail, attempt.host, attempt.pid);
 		return 0;
 	}
 	return 0;
@@ -263,12 +265,14 @@ static void build_failure_windows(struct state *state)
 	int64_t now = state_now_ns();
 	for (size_t i = 0; i < state->job_count; i++) {
 		const struct job_entry *job = &state->jobs[i];
-		if (!job->present || (job->outcome != OUTCOME_FAILED && job->outcome != OUTCOME_INTERRUPTED) ||
-		    job->start_ns <= 0)
+		if (!job->present || (job->outcome != OUTCOME_FAILED && job->outcome != OUTCOME_INTERRUPTED))
+			continue;
+		struct job_attempt attempt = job_attempt_of(job);
+		if (attempt.start_ns <= 0)
 			continue;
 		ALLOC_GROW(windows, 2 * (count + 1), cap);
-		windows[2 * count] = job->start_ns - FAILURE_WINDOW_MARGIN_NS;
-		windows[2 * count + 1] = (job->end_ns > 0 ? job->end_ns : now) + FAILURE_WINDOW_MARGIN_NS;
+		windows[2 * count] = attempt.start_ns - FAILURE_WINDOW_MARGIN_NS;
+		windows[2 * count + 1] = (attempt.end_ns > 0 ? attempt.end_ns : now) + FAILURE_WINDOW_MARGIN_NS;
 		count++;
 	}
 	if (count)
@@ -313,10 +317,10 @@ int state_adoption_suspect(struct state *state, const struct state_job_query *qu
 	for (size_t i = 0; i < query->output_count && state->failure_window_count; i++) {
 		size_t index = query->output_ids ? query_file_id(state, query->output_ids[i])
 						 : file_intern(state, query->outputs[i]);
-		const struct file_signature *now;
+		struct file_signature now;
 		if (file_seen(state, index, &now, err) < 0)
 			return STATE_ERROR;
-		if (now->exists && now->mtime_ns && in_failure_window(state, now->mtime_ns)) {
+		if (now.exists && now.mtime_ns && in_failure_window(state, now.mtime_ns)) {
 			*suspect = true;
 			if (detail)
 				strbuf_addf(detail, "%s was written while a job failed or was interrupted",

@@ -99,8 +99,9 @@ static bool finished_elsewhere(struct state *state, const char *job_id, const ch
 	const struct job_entry *job = job_find(state, job_id);
 	if (!job)
 		return true;
-	return job->outcome != outcome || job->end_ns != end_ns || !job->run_id != !run_id ||
-	       (run_id && strcmp(job->run_id, run_id) != 0);
+	struct job_attempt attempt = job_attempt_of(job);
+	return job->outcome != outcome || attempt.end_ns != end_ns || !attempt.run_id != !run_id ||
+	       (run_id && strcmp(attempt.run_id, run_id) != 0);
 }
 
 int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err)
@@ -195,16 +196,15 @@ void state_dead_runs(struct state *state, struct strvec *out)
 			strvec_push(out, state->dead_runs.items[i]);
 	const char *last_alive = NULL;
 	for (size_t i = 0; i < state->job_count; i++) {
-		const struct job_entry *job = &state->jobs[i];
-		if (!job->present || !job->holder_run || job->holder_run == last_alive ||
-		    !strcmp(job->holder_run, state->run_id))
+		const struct job_claim *claim = state->jobs[i].claim;
+		if (!state->jobs[i].present || !claim || claim->run == last_alive || !strcmp(claim->run, state->run_id))
 			continue;
-		if (holder_alive(state, job->holder_host, job->holder_pid, job->holder_pid_start)) {
-			last_alive = job->holder_run; /* claims of one run share its pooled run id */
+		if (holder_alive(state, claim->host, claim->pid, claim->pid_start)) {
+			last_alive = claim->run; /* claims of one run share its pooled run id */
 			continue;
 		}
-		if (strvec_find(out, job->holder_run) < 0)
-			strvec_push(out, job->holder_run);
+		if (strvec_find(out, claim->run) < 0)
+			strvec_push(out, claim->run);
 	}
 }
 
@@ -213,7 +213,7 @@ void state_refresh_paths(struct state *state, const char *const *paths, size_t c
 	for (size_t i = 0; i < count; i++) {
 		size_t index = index_find(state, &state->file_index, INDEX_FILES, paths[i], name_hash(paths[i]));
 		if (index != SIZE_MAX)
-			state->files[index].seen_valid = false;
+			state->files[index].seen = false;
 	}
 }
 
@@ -242,7 +242,7 @@ static void learn_job_file(struct state *state, const struct state_file *entry, 
 {
 	size_t index = file_intern(state, entry->path);
 	file_learn(state, index, &entry->signature);
-	state->files[index].seen_valid = false;
+	state->files[index].seen = false;
 	job_file_set(out, index, &entry->signature);
 }
 
@@ -264,6 +264,11 @@ static int record_success(struct state *state, const struct state_outcome *outco
 			  struct cp_err *err)
 {
 	const struct state_attempt *attempt = &outcome->attempt;
+	if (outcome->input_count > UINT32_MAX || outcome->output_count > JOB_OUTPUTS_LIMIT) {
+		cp_err_set(err, NULL, 0, "job %s: %zu inputs and %zu outputs, more than cpipe records (%zu outputs at most)",
+			   outcome->job_id, outcome->input_count, outcome->output_count, JOB_OUTPUTS_LIMIT);
+		return STATE_ERROR;
+	}
 	const char **input_paths = xmalloc((outcome->input_count + 1) * sizeof(*input_paths));
 	for (size_t i = 0; i < outcome->input_count; i++)
 		input_paths[i] = outcome->inputs[i].path;
@@ -384,15 +389,14 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 	for (size_t i = 0; i < total; i++) {
 		files[i].path = i < query->input_count ? query->inputs[i] : query->outputs[i - query->input_count];
 		size_t index = file_intern(state, files[i].path);
-		const struct file_signature *seen;
-		if (file_seen(state, index, &seen, err) < 0 || file_hash_seen(state, index, err) < 0) {
+		if (file_seen(state, index, &files[i].signature, err) < 0 || file_hash_seen(state, index, err) < 0) {
 			free(files);
 			return STATE_ERROR;
 		}
-		files[i].signature = state->files[index].seen;
+		files[i].signature = file_signature_of(&state->files[index]);
 	}
 	/* The last attempt stays the record's: its times estimate the next run, its log is the job's. */
-	char *host = job->host ? xstrdup(job->host) : NULL, *log_path = job->log_path ? xstrdup(job->log_path) : NULL;
+	struct job_attempt last = job_attempt_of(job); /* pooled: valid after the rewrite */
 	struct state_outcome outcome = {
 		.job_id = query->job_id,
 		.definition_hash = job->definition_hash,
@@ -400,11 +404,9 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 		.input_count = query->input_count,
 		.outputs = files + query->input_count,
 		.output_count = query->output_count,
-		.attempt = {job->exit_code, job->start_ns, job->end_ns, host, job->pid, log_path},
+		.attempt = {last.exit_code, last.start_ns, last.end_ns, last.host, last.pid, last.log_path},
 	};
 	int rc = record_success(state, &outcome, job->adopted, err);
-	free(host);
-	free(log_path);
 	free(files);
 	*recorded = rc == 0;
 	return rc;

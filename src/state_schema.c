@@ -242,6 +242,8 @@ bool files_blob_open(struct files_blob_reader *reader, const void *data, size_t 
 	size_t left = (size_t)(reader->end - reader->at);
 	if (inputs > left / 2 || outputs > left / 2 - inputs)
 		return blob_fail(reader, "more files than bytes");
+	if (inputs > UINT32_MAX || outputs > JOB_OUTPUTS_LIMIT)
+		return blob_fail(reader, "more files than a record holds");
 	*input_count = (size_t)inputs;
 	*output_count = (size_t)outputs;
 	return true;

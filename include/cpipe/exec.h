@@ -57,7 +57,8 @@ struct exec_result {
 	int signal;        /* the signal that killed the process, else 0 */
 	double start_time; /* wall-clock seconds since the epoch; 0 when never started */
 	double end_time;   /* likewise; for a skipped job, when it was skipped */
-	char *log_path;    /* cwd-relative log file; NULL when the job never started */
+	char *log_path;    /* cwd-relative log file; NULL when the job never started. The local pool
+	                      leaves none for a job that succeeded without printing (exec_run_local) */
 	char *message;     /* why it did not succeed ("exit status 2", "declared output 'x' was not
 	                      created", "dependency 'a' failed"); NULL on success */
 	char *quarantine;  /* cwd-relative dir holding the partial outputs, or NULL if none were moved */
@@ -128,7 +129,9 @@ struct exec_progress {
  *   aside and its process is spawned). Called at most once per job.
  * on_finish: job `index` has ended; `result` (== &jobs[index].result) is
  *   final. Called exactly once for every job of the run, including skipped
- *   jobs that never had on_start.
+ *   jobs that never had on_start. The local pool reports a success after
+ *   starting the jobs already waiting for the slot it freed (so their
+ *   on_start may come first), and releases its dependants after on_finish.
  * on_tick: called about every tick_interval_s while exec waits for children,
  *   so a TTY progress line can refresh (elapsed time, counts).
  * on_ready: job `index` has had every dependency succeed (or be unneeded) and
@@ -210,16 +213,19 @@ int exec_run(const struct exec_backend *backend, struct exec_job *jobs, size_t c
  *   start in index order (no overtaking), so a big job is never starved.
  * - Each job: create every output's parent directory, move existing outputs
  *   to .cpipe/prev/<name>/, then run it in cwd in its own process group,
- *   stdin /dev/null, stdout and stderr to the log (truncated): a plain
- *   command (exec_simple_command_words) is executed directly; any other is
- *   written to .cpipe/scripts/<name>.sh and run as `/bin/sh script`.
+ *   stdin /dev/null, stdout and stderr to the log (truncated, appending): a
+ *   plain command (exec_simple_command_words) is executed directly, its
+ *   program looked up on PATH once per run; any other is written to
+ *   .cpipe/scripts/<name>.sh and run as `/bin/sh script`.
  * - Every job has EXEC_RUN_ID_VARIABLE=opt->run_id in its environment (when
  *   set), so that exec_end_runs can find it if this process is killed.
  * - When a job's process ends, whatever is left in its process group is
  *   killed (SIGKILL): nothing may write the outputs after they are judged.
  * - Success = exit 0, no process left in its group, and every non-optional
  *   output exists (a dangling symlink does not count). Then the aside copies
- *   are deleted and "cpipe: succeeded" is appended to the log (its last line).
+ *   are deleted and "cpipe: succeeded" is appended to the log (its last line);
+ *   a default log (.cpipe/logs/) the job wrote nothing into is removed instead
+ *   (its file is reused for a later job's log, saving a file creation).
  * - Otherwise the new outputs go to .cpipe/failed/<name>/ (replacing an
  *   earlier quarantine) and the old ones are put back; a line starting
  *   "cpipe:" explaining the failure is appended to the log.

@@ -600,7 +600,9 @@ int cmd_log(int argc, char **argv)
 		struct strbuf path = STRBUF_INIT;
 		path_join(opt.data_dir ? opt.data_dir : set->data, record.log_path, &path);
 		FILE *f = fopen(path.buf, "r");
-		if (!f) {
+		/* A local job that succeeded without printing leaves no log (cpipe(1), FILES). */
+		bool no_output = !f && errno == ENOENT && record.status == STATE_STATUS_DONE;
+		if (!f && !no_output) {
 			fprintf(stderr, "cpipe: cannot read log %s of job %s\n", path.buf, search.job_id);
 		} else {
 			char *command = current_command(&opt, search.job_id);
@@ -609,9 +611,10 @@ int cmd_log(int argc, char **argv)
 			char buffer[65536];
 			size_t n;
 			struct strbuf text = STRBUF_INIT;
-			while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0)
+			while (f && (n = fread(buffer, 1, sizeof(buffer), f)) > 0)
 				strbuf_add(&text, buffer, n);
-			fclose(f);
+			if (f)
+				fclose(f);
 			/* The last line of a successful job's log is cpipe's own (cpipe(1), FILES). */
 			static const char trailer[] = "cpipe: " EXEC_LOG_SUCCESS_TEXT "\n";
 			if (!text.len || !strcmp(text.buf, trailer))

@@ -41,11 +41,16 @@ struct recorder {
 	size_t max_running;
 	bool unneeded[64]; /* what record_ready answers: these need not run */
 	size_t ready_calls[64];
+	size_t events;            /* callbacks so far: */
+	size_t start_event[64];   /* the number of each job's on_start (from 1), */
+	size_t finish_event[64];  /* and of its on_finish */
 };
 
 static void record_start(void *ctx, size_t index, const struct exec_progress *progress)
 {
 	struct recorder *r = ctx;
+	if (index < 64)
+		r->start_event[index] = ++r->events;
 	if (r->start_count < 64)
 		r->starts[r->start_count] = index;
 	r->start_count++;
@@ -60,6 +65,8 @@ static void record_finish(void *ctx, size_t index, const struct exec_result *res
 			  const struct exec_progress *progress)
 {
 	struct recorder *r = ctx;
+	if (index < 64)
+		r->finish_event[index] = ++r->events;
 	if (r->finish_count < 64) {
 		r->finishes[r->finish_count] = index;
 		r->finish_status[r->finish_count] = result->status;
@@ -337,6 +344,33 @@ static void test_dependencies_order(void **state)
  * on_ready: a job found unneeded never starts, ends EXEC_JOB_UNNEEDED and lets its dependants go
  * on (each asked once, even when the one before it is unneeded at the very start).
  */
+/*
+ * A success is reported once the next waiting job has taken its slot, so that the caller's
+ * bookkeeping runs beside that job; a job that depends on it and comes first still goes first.
+ */
+static void test_success_reported_after_next_start(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	static const size_t on_0[] = {0};
+	struct exec_job jobs[3] = {
+		{.id = "a", .command = "echo a >> order"},
+		{.id = "b", .command = "echo b >> order", .deps = on_0, .dep_count = 1},
+		{.id = "c", .command = "echo c >> order"},
+	};
+	struct exec_options opt = options_for(dir, &r);
+	opt.jobs = 1;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 3, &opt, NULL, &err), EXEC_RUN_OK);
+	assert_text(dir, "order", "a\nb\nc\n");
+	/* b depends on a and comes before c: a is reported before b starts. */
+	assert_true(r.finish_event[0] < r.start_event[1]);
+	/* Nothing depends on b, and c waits: c starts before b's success is reported. */
+	assert_true(r.start_event[2] < r.finish_event[1]);
+	assert_int_equal(r.finish_count, 3);
+	release_jobs(jobs, 3);
+}
+
 static void test_unneeded_jobs(void **state)
 {
 	const char *dir = *state;
@@ -628,6 +662,161 @@ static void test_ticks(void **state)
 	exec_job_release(&job);
 }
 
+/* ---- logs ------------------------------------------------------------------ */
+
+/* How many names in .cpipe/logs start with ".spare-" (spares must not outlive a run). */
+static size_t spare_logs(const char *dir)
+{
+	char *path = path_in(dir, ".cpipe/logs");
+	DIR *d = opendir(path);
+	free(path);
+	assert_non_null(d);
+	size_t n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += str_starts_with(e->d_name, ".spare-");
+	closedir(d);
+	return n;
+}
+
+/*
+ * A job that succeeds without printing leaves no log; its empty file becomes a later job's log,
+ * which holds only that job's output. A spare deleted behind the pool's back (job c) is replaced
+ * by a new file; a failure keeps its log, even when the job printed nothing.
+ */
+static void test_logs_of_silent_jobs(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	static const size_t after_ac[] = {0, 1}, after_bd[] = {2, 3};
+	struct exec_job jobs[6] = {
+		{.id = "a", .command = "true"},
+		{.id = "c", .command = "sleep 0.3; rm -f .cpipe/logs/.spare-*"},
+		{.id = "b", .command = "echo from-b", .deps = after_ac, .dep_count = 2},
+		{.id = "d", .command = "echo from-d; echo err-d >&2", .deps = after_ac, .dep_count = 2},
+		{.id = "f", .command = "sleep 0.1", .deps = after_bd, .dep_count = 2},
+		{.id = "e", .command = "sleep 0.2; false", .deps = after_bd, .dep_count = 2},
+	};
+	struct exec_options opt = options_for(dir, &r);
+	opt.jobs = 2;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 6, &opt, NULL, &err), EXEC_RUN_FAILED);
+	assert_int_equal(jobs[4].result.status, EXEC_JOB_OK);
+	assert_int_equal(jobs[5].result.status, EXEC_JOB_FAILED);
+	for (size_t i = 0; i < 6; i++)
+		assert_non_null(jobs[i].result.log_path);
+	assert_false(exists(dir, jobs[0].result.log_path));
+	assert_false(exists(dir, jobs[1].result.log_path));
+	assert_false(exists(dir, jobs[4].result.log_path));
+	assert_text(dir, jobs[2].result.log_path, "from-b\ncpipe: succeeded\n");
+	assert_text(dir, jobs[3].result.log_path, "from-d\nerr-d\ncpipe: succeeded\n");
+	assert_text(dir, jobs[5].result.log_path, "cpipe: exit status 1\n");
+	assert_int_equal(spare_logs(dir), 0);
+	release_jobs(jobs, 6);
+}
+
+/* With few file descriptors the pool keeps fewer logs open while jobs run: the logs come out the same. */
+static void test_logs_with_few_fds(void **state)
+{
+	struct rlimit old, few;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	few = old;
+	few.rlim_cur = 20; /* five logs held at most (a quarter): the others are reopened when they end */
+	const char *dir = *state;
+	struct recorder r = {0};
+	enum { N = 8 };
+	struct exec_job jobs[N];
+	memset(jobs, 0, sizeof(jobs));
+	char ids[N][8], commands[N][32];
+	for (size_t i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "j%zu", i);
+		snprintf(commands[i], sizeof(commands[i]), i % 2 ? "sleep 0.3" : "sleep 0.3; echo out-%zu", i);
+		jobs[i].id = ids[i];
+		jobs[i].command = commands[i];
+	}
+	struct exec_options opt = options_for(dir, &r);
+	opt.jobs = N;
+	opt.max_threads = N;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &few), 0);
+	int rc = exec_run_local(jobs, N, &opt, NULL, &err);
+	/* Before any assertion: a failed one must not leave the limit low for the other tests. */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(rc, EXEC_RUN_OK);
+	assert_int_equal(r.max_running, N);
+	for (size_t i = 0; i < N; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "out-%zu\ncpipe: succeeded\n", i);
+		if (i % 2)
+			assert_false(exists(dir, jobs[i].result.log_path));
+		else
+			assert_text(dir, jobs[i].result.log_path, want);
+	}
+	assert_int_equal(spare_logs(dir), 0);
+	release_jobs(jobs, N);
+}
+
+/*
+ * A plain command's program is looked up on PATH once per run. When it is gone by the time a
+ * later job runs it, the job goes through the shell, which says why; a program without "#!" runs
+ * through the shell too.
+ */
+/*
+ * Under valgrind posix_spawn is a fork and an exec: a program that cannot be executed makes the
+ * child exit 127 instead of an error the pool could go through the shell on.
+ */
+static bool spawn_errors_reported(void)
+{
+	const char *preload = getenv("LD_PRELOAD");
+	return !(preload && strstr(preload, "vgpreload"));
+}
+
+static void test_program_on_path(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	char *bin = path_in(dir, "bin");
+	assert_int_equal(mkdir(bin, 0755), 0);
+	write_text_in(dir, "bin/tool", "#!/bin/sh\necho tool \"$@\"\n");
+	write_text_in(dir, "bin/plain", "echo plain \"$@\"\n");
+	char *tool = path_in(dir, "bin/tool"), *plain = path_in(dir, "bin/plain");
+	assert_int_equal(chmod(tool, 0755), 0);
+	assert_int_equal(chmod(plain, 0755), 0);
+	const char *old_path = getenv("PATH");
+	char *saved = old_path ? xstrdup(old_path) : NULL;
+	char *path = xasprintf("%s:%s", bin, old_path ? old_path : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+	static const size_t first[] = {0}, second[] = {1}, third[] = {2};
+	struct exec_job jobs[4] = {
+		{.id = "one", .command = "tool one"},
+		{.id = "plain", .command = "plain two", .deps = first, .dep_count = 1},
+		{.id = "rm", .command = "rm bin/tool", .deps = second, .dep_count = 1},
+		{.id = "three", .command = "tool three", .deps = third, .dep_count = 1},
+	};
+	struct exec_options opt = options_for(dir, &r);
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 4, &opt, NULL, &err), EXEC_RUN_FAILED);
+	if (saved)
+		setenv("PATH", saved, 1);
+	else
+		unsetenv("PATH");
+	assert_text(dir, jobs[0].result.log_path, "tool one\ncpipe: succeeded\n");
+	if (spawn_errors_reported()) {
+		assert_text(dir, jobs[1].result.log_path, "plain two\ncpipe: succeeded\n");
+		assert_int_equal(jobs[3].result.status, EXEC_JOB_FAILED);
+		assert_int_equal(jobs[3].result.exit_code, 127);
+		char *log = read_text(dir, jobs[3].result.log_path);
+		assert_non_null(log);
+		assert_non_null(strstr(log, "not found"));
+		free(log);
+	}
+	release_jobs(jobs, 4);
+	free(saved);
+	free(path);
+	free(tool);
+	free(plain);
+	free(bin);
+}
+
 /* ---- interruption ----------------------------------------------------------- */
 
 static volatile sig_atomic_t test_handler_hits;
@@ -888,6 +1077,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resource_admission, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_dependencies_order, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_unneeded_jobs, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_success_reported_after_next_start, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_input, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_failure_quarantines_and_restores, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_missing_output_fails, setup_dir, temp_dir_teardown),
@@ -896,6 +1086,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_huge_command, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_ids, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_ticks, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_logs_of_silent_jobs, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_logs_with_few_fds, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_program_on_path, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_sigterm, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_sigint, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_overhead, setup_dir, temp_dir_teardown),

@@ -494,6 +494,16 @@ static void test_submission_record(void **state)
 	strbuf_release(&path);
 }
 
+/* Forget the jobs `names` (NULL-terminated) in `records`, save them and free them. */
+static void forget_and_save(struct exec_records *records, const char *const *names)
+{
+	struct cp_err err = CP_ERR_INIT;
+	for (; *names; names++)
+		exec_records_forget(records, *names);
+	assert_int_equal(exec_records_save(records, &err), 0);
+	exec_records_free(records);
+}
+
 /* Two cpipe calls importing from one record at once (status beside wait): neither brings back what the other took out. */
 static void test_records_saved_side_by_side(void **state)
 {
@@ -504,17 +514,41 @@ static void test_records_saved_side_by_side(void **state)
 	assert_int_equal(exec_record_write(dir, "unit", &head, members, 3, &err), 0);
 	struct strvec problems = STRVEC_INIT;
 	struct exec_records *one = load_records(dir, &problems), *other = load_records(dir, &problems);
-	exec_records_forget(one, "x");
-	exec_records_forget(other, "y");
-	assert_int_equal(exec_records_save(one, &err), 0);
-	assert_int_equal(exec_records_save(other, &err), 0);
-	exec_records_free(one);
-	exec_records_free(other);
+	forget_and_save(one, (const char *const[]){"x", NULL});
+	forget_and_save(other, (const char *const[]){"y", NULL});
 	struct exec_submission back;
 	assert_int_equal(find_record(dir, "x", &back), 0);
 	assert_int_equal(find_record(dir, "y", &back), 0);
 	assert_int_equal(find_record(dir, "z", &back), 1);
 	exec_submission_release(&back);
+	assert_int_equal(problems.count, 0);
+	strvec_release(&problems);
+}
+
+/*
+ * A cpipe that loaded a record, then saves after another one removed it and a
+ * new submission wrote a record of the same name (the same jobs, submitted
+ * again): the new record is not the one it read, and keeps all its jobs.
+ */
+static void test_record_replaced_before_save(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	struct exec_record_head old_head = {EXEC_CLUSTER_SLURM, "7", 1};
+	struct exec_record_member members[] = {{"x", 1, "lx", NULL}, {"y", 2, "ly", NULL}};
+	assert_int_equal(exec_record_write(dir, "unit", &old_head, members, 2, &err), 0);
+	struct strvec problems = STRVEC_INIT;
+	struct exec_records *stale = load_records(dir, &problems);
+	forget_and_save(load_records(dir, &problems), (const char *const[]){"x", "y", NULL});
+	struct exec_record_head new_head = {EXEC_CLUSTER_SLURM, "8", 2};
+	assert_int_equal(exec_record_write(dir, "unit", &new_head, members, 2, &err), 0);
+	forget_and_save(stale, (const char *const[]){"x", NULL});
+	for (size_t k = 0; k < 2; k++) {
+		struct exec_submission back;
+		assert_int_equal(find_record(dir, members[k].name, &back), 1);
+		assert_string_equal(back.job, "8");
+		exec_submission_release(&back);
+	}
 	assert_int_equal(problems.count, 0);
 	strvec_release(&problems);
 }
@@ -1198,6 +1232,52 @@ static void expect_marker(const char *dir, const char *name, int exit_code, cons
 
 static const char killed[] = "killed by SIGTERM (time limit reached or job cancelled)";
 
+/* The directories a job script writes in, under `dir`. */
+static void make_job_dirs(const char *dir)
+{
+	struct cp_err err = CP_ERR_INIT;
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	strbuf_reset(&path);
+	path_join(dir, EXEC_LOG_DIR, &path);
+	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	strbuf_release(&path);
+}
+
+/*
+ * A failure message names an output, whose name may hold backslashes: the
+ * marker keeps the message as it is (an `echo` that reads "\c" as "stop here"
+ * would glue the next marker line to it) and every output's line.
+ */
+static void test_job_script_message_backslashes(void **state)
+{
+	const char *dir = *state;
+	struct cp_err err = CP_ERR_INIT;
+	make_job_dirs(dir);
+	static const char *const outputs[] = {"a\\cb.txt", "c\\nd.txt"};
+	struct exec_cluster_job job;
+	memset(&job, 0, sizeof(job));
+	job.id = "slashes";
+	job.command = "true";
+	job.outputs = outputs;
+	job.output_count = 2;
+	struct strvec none = STRVEC_INIT;
+	struct strbuf script = STRBUF_INIT;
+	exec_cluster_job_script(&job, "slashes", dir, &none, &none, &script);
+	write_file(dir, EXEC_JOBS_DIR "/slashes.sh", script.buf, 0644);
+	strbuf_release(&script);
+	assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/slashes.sh"), 1);
+	expect_marker(dir, "slashes", 1, "declared output 'a\\cb.txt' was not created");
+	struct exec_marker marker;
+	assert_int_equal(exec_marker_read(dir, "slashes", &marker, &err), 1);
+	assert_int_equal(marker.output_count, 2);
+	exec_marker_release(&marker);
+	char *text = read_text(dir, EXEC_LOG_DIR "/slashes.log");
+	assert_non_null(strstr(text, "cpipe: declared output 'a\\cb.txt' was not created\n"));
+	free(text);
+}
+
 /*
  * A job stopped on the cluster: the scheduler may send SIGTERM to every
  * process of the job, in any order, and more than once (SLURM signals each
@@ -1212,11 +1292,7 @@ static void test_job_script_killed_twice(void **state)
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
 	struct strbuf path = STRBUF_INIT;
-	path_join(dir, EXEC_JOBS_DIR, &path);
-	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
-	strbuf_reset(&path);
-	path_join(dir, EXEC_LOG_DIR, &path);
-	assert_int_equal(exec_mkdir_p(path.buf, &err), 0);
+	make_job_dirs(dir);
 	path_first(dir);
 	char *stub = xasprintf("#!/bin/sh\n[ -e '%s/again' ] || { : >'%s/again'; kill -TERM $(cat '%s/job.pid') $$; }\n"
 			       "echo node-7\n",
@@ -1313,6 +1389,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_submission_record, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_record_unit_name, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_records_saved_side_by_side, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_record_replaced_before_save, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_job_script_message_backslashes, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_old_submission_record, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_submission_records, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_array_limit, setup_dir, temp_dir_teardown),
