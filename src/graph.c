@@ -136,7 +136,10 @@ static int prepare_recipes(struct builder *b)
 		const struct recipe *recipe = &b->set->recipes[r];
 		struct strvec names = STRVEC_INIT;
 		const struct strvec *lists[] = {&recipe->in, &recipe->ref, &recipe->out};
+		/* Found once here: every job of the recipe expands its keys by index, not by name. */
+		size_t **indexes[] = {&b->recipes[r].in_keys, &b->recipes[r].ref_keys, &b->recipes[r].out_keys};
 		for (size_t l = 0; l < 3; l++) {
+			*indexes[l] = xcalloc(lists[l]->count + 1, sizeof(**indexes[l]));
 			if (lists[l]->count > UINT16_MAX) { /* a job records each path's key in 16 bits */
 				cp_err_set(b->err, b->set->file, recipe->line, "recipe '%s': more than %d keys in one list",
 					   recipe->name, UINT16_MAX);
@@ -151,6 +154,7 @@ static int prepare_recipes(struct builder *b)
 					return -1;
 				}
 				key_names(info, &names);
+				(*indexes[l])[k] = (size_t)(info - b->keys);
 			}
 		}
 		recipe_var_names(recipe, &names);
@@ -278,37 +282,43 @@ static bool plain_value(const char *value)
  * The common case of filling, on the template parsed once: every field has a plain value and
  * every optional group is kept. Returns 1 when done, 0 when the tree module must do it (values
  * that are templates themselves, dropped groups, wildcards, errors to report), -1 on error.
+ * One pass: each field's value is looked up once, and a format error counts only when no later
+ * field sends the path to the tree module anyway.
  */
 static int fill_path_quickly(const struct builder *b, const struct key_info *info, const struct bindings *binding,
 			     struct strbuf *out)
 {
 	const struct template *t = &info->parsed;
-	for (size_t i = 0; i < t->count; i++) {
-		const struct template_part *part = &t->parts[i];
-		if (part->kind == TEMPLATE_STAR || part->kind == TEMPLATE_QUESTION)
-			return 0;
-		if (part->kind != TEMPLATE_FIELD)
-			continue;
-		const char *value = fill_value(b, binding, part->text);
-		if (!value || !plain_value(value))
-			return 0;
-	}
+	bool failed = false;
 	strbuf_reset(out);
 	for (size_t i = 0; i < t->count; i++) {
 		const struct template_part *part = &t->parts[i];
-		if (part->kind == TEMPLATE_LITERAL) {
-			strbuf_adds(out, part->text);
+		if (part->kind == TEMPLATE_STAR || part->kind == TEMPLATE_QUESTION)
+			goto slow;
+		if (part->kind != TEMPLATE_FIELD) {
+			if (!failed)
+				strbuf_adds(out, part->text);
 			continue;
 		}
 		const char *value = fill_value(b, binding, part->text);
-		if (!part->spec) {
+		if (!value || !plain_value(value))
+			goto slow;
+		if (failed)
+			continue;
+		if (!part->spec)
 			strbuf_adds(out, value);
-		} else if (template_format(part->spec, value, out, b->err) < 0) {
-			cp_err_prefix(b->err, "key '%s': ", info->key);
-			return -1;
-		}
+		else if (template_format(part->spec, value, out, b->err) < 0)
+			failed = true;
+	}
+	if (failed) {
+		cp_err_prefix(b->err, "key '%s': ", info->key);
+		return -1;
 	}
 	return 1;
+slow:
+	if (failed)
+		cp_err_release(b->err);
+	return 0;
 }
 
 static int fill_path(struct builder *b, const struct key_info *info, const struct bindings *binding,
@@ -391,7 +401,7 @@ struct frame {
 
 static struct frame *frame_enter(struct builder *b)
 {
-	size_t depth = b->stack.count;
+	size_t depth = b->depth;
 	if (depth == b->frame_count) {
 		ALLOC_GROW(b->frames, depth + 1, b->frame_cap);
 		b->frames[depth] = xcalloc(1, sizeof(**b->frames));
@@ -479,9 +489,9 @@ static int add_job(struct builder *b, size_t recipe_index, const struct bindings
 
 static void chain_message(struct builder *b, struct strbuf *out)
 {
-	for (size_t i = b->stack.count; i-- > 0;) {
-		strbuf_adds(out, i + 1 == b->stack.count ? "needed by " : " <- ");
-		strbuf_adds(out, b->stack.items[i]);
+	for (size_t i = b->depth; i-- > 0;) {
+		strbuf_adds(out, i + 1 == b->depth ? "needed by " : " <- ");
+		strbuf_adds(out, b->frames[i]->id.buf);
 	}
 }
 
@@ -501,9 +511,9 @@ static int require_file(struct builder *b, const struct key_info *info, const ch
 		made = !bound || graph_value_allowed(b, (size_t)info->producer, bound->name, bound->value);
 	}
 	if (made) {
-		size_t found;
-		if (strmap_get(&b->by_output, path, &found)) {
-			*dep = (long)found;
+		long found = graph_job_map_find(b, &b->by_output, path);
+		if (found >= 0) {
+			*dep = found;
 			return ADD_OK;
 		}
 		const struct recipe_info *producer = &b->recipes[info->producer];
@@ -656,11 +666,8 @@ static int expand_existing(struct builder *b, struct frame *f, size_t key_index,
  * that exist, or over all their values when `product`. Inputs (kind 0) also
  * get their producers added as dependencies.
  */
-static int expand_key(struct builder *b, struct frame *f, const char *key, bool optional, int kind, bool product)
+static int expand_key(struct builder *b, struct frame *f, size_t key_index, bool optional, int kind, bool product)
 {
-	size_t key_index;
-	if (!key_lookup(b, key) || !strmap_get(&b->key_index, key, &key_index))
-		return ADD_ERROR;
 	if (kind == 0 && !product) {
 		int rc = expand_existing(b, f, key_index, optional);
 		if (rc != 1)
@@ -668,7 +675,7 @@ static int expand_key(struct builder *b, struct frame *f, const char *key, bool 
 	}
 	const struct key_info *info = &b->keys[key_index];
 	axes_reset(&f->axes);
-	int rc = collect_axes(b, &info->names, &info->required, &f->binding, key, f->id.buf, &f->axes);
+	int rc = collect_axes(b, &info->names, &info->required, &f->binding, info->key, f->id.buf, &f->axes);
 	if (rc < 0 || axes_empty(&f->axes))
 		return rc;
 	if (f->axes.count + 1 > f->row_cap) {
@@ -790,9 +797,7 @@ static size_t commit_job(struct builder *b, const struct graph_job *job)
 	struct graph *g = b->graph;
 	ALLOC_GROW(g->jobs, g->count + 1, g->cap);
 	g->jobs[g->count] = *job;
-	for (size_t i = 0; i < job->outputs.count; i++)
-		strmap_put(&b->by_output, job->outputs.items[i], g->count);
-	strmap_put(&b->by_id, job->id, g->count);
+	graph_index_job(b, g->count);
 	return g->count++;
 }
 
@@ -863,43 +868,44 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 	if (f->binding.count > 1)
 		qsort(f->binding.items, f->binding.count, sizeof(*f->binding.items), compare_bindings);
 	make_job_id(recipe, &f->binding, &f->id);
-	size_t existing;
-	if (strmap_get(&b->by_id, f->id.buf, &existing)) {
-		*index_out = existing;
+	long existing = graph_job_map_find(b, &b->by_id, f->id.buf);
+	if (existing >= 0) {
+		*index_out = (size_t)existing;
 		return ADD_OK;
 	}
 	if (strmap_get(&b->skipped, f->id.buf, NULL))
 		return ADD_SKIPPED;
 	if (group_narrowed(b, recipe, f->id.buf))
 		return ADD_SKIPPED;
-	long on_stack = strvec_find(&b->stack, f->id.buf);
-	if (on_stack >= 0) {
+	size_t on_stack = 0;
+	while (on_stack < b->depth && strcmp(b->frames[on_stack]->id.buf, f->id.buf))
+		on_stack++;
+	if (on_stack < b->depth) {
 		struct strbuf cycle = STRBUF_INIT;
-		for (size_t i = (size_t)on_stack; i < b->stack.count; i++)
-			strbuf_addf(&cycle, "%s -> ", b->stack.items[i]);
+		for (size_t i = on_stack; i < b->depth; i++)
+			strbuf_addf(&cycle, "%s -> ", b->frames[i]->id.buf);
 		strbuf_adds(&cycle, f->id.buf);
 		cp_err_set(b->err, b->set->file, recipe->line, "dependency cycle: %s", cycle.buf);
 		strbuf_release(&cycle);
 		return ADD_ERROR;
 	}
-	strvec_push(&b->stack, f->id.buf);
+	b->depth++;
 
 	int rc = ADD_OK;
 	bool product = recipe_iterates_product(b, recipe_index), outer_product = b->in_product;
 	b->in_product = product;
+	const struct recipe_info *info = &b->recipes[recipe_index];
 	for (size_t i = 0; rc == ADD_OK && i < recipe->in.count; i++) {
 		f->key_slot = (uint16_t)i;
-		rc = expand_key(b, f, recipe->in.items[i], recipe_is_optional(recipe, recipe->in.items[i]), 0,
-				product);
+		rc = expand_key(b, f, info->in_keys[i], recipe_is_optional(recipe, recipe->in.items[i]), 0, product);
 	}
 	for (size_t i = 0; rc == ADD_OK && i < recipe->out.count; i++) {
 		f->key_slot = (uint16_t)i;
-		rc = expand_key(b, f, recipe->out.items[i], recipe_is_optional(recipe, recipe->out.items[i]), 1,
-				product);
+		rc = expand_key(b, f, info->out_keys[i], recipe_is_optional(recipe, recipe->out.items[i]), 1, product);
 	}
 	for (size_t i = 0; rc == ADD_OK && i < recipe->ref.count; i++) {
 		f->key_slot = (uint16_t)i;
-		rc = expand_key(b, f, recipe->ref.items[i], false, 2, product);
+		rc = expand_key(b, f, info->ref_keys[i], false, 2, product);
 	}
 	b->in_product = outer_product;
 
@@ -910,8 +916,8 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 			rc = ADD_ERROR;
 	}
 	for (size_t i = 0; rc == ADD_OK && i < f->outputs.count; i++) {
-		size_t other;
-		if (strmap_get(&b->by_output, f->outputs.paths[i], &other)) {
+		long other = graph_job_map_find(b, &b->by_output, f->outputs.paths[i]);
+		if (other >= 0) {
 			cp_err_set(b->err, b->set->file, recipe_field_line(recipe, "out"),
 				   "jobs %s and %s both make '%s'; a recipe must iterate over every placeholder "
 				   "of its outputs",
@@ -919,8 +925,7 @@ static int assemble_job(struct builder *b, size_t recipe_index, const struct bin
 			rc = ADD_ERROR;
 		}
 	}
-	b->stack.count--;
-	free(b->stack.items[b->stack.count]);
+	b->depth--;
 	/* A group job never quietly disappears with a missing input: it is listed too. */
 	if (rc == ADD_SKIPPED && recipe->batch.count) {
 		strvec_push_owned(&b->graph->skipped,
@@ -1003,6 +1008,7 @@ static int request_existing(struct builder *b, struct key_info *info, size_t r, 
 	const struct combos *combos = graph_recipe_combos(b, r);
 	if (!combos)
 		return -1;
+	graph_reserve_for(b, r, combos->rows);
 	if (!combos->rows && !filter)
 		note_nothing_to_make(b, info->key, r);
 	struct bindings row = {NULL, 0, 0};
@@ -1124,8 +1130,8 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	b.err = err;
 	b.context = -1;
 	b.graph = xcalloc(1, sizeof(*b.graph));
-	b.by_output = (struct strmap)STRMAP_INIT_BORROWED;
-	b.by_id = (struct strmap)STRMAP_INIT_BORROWED;
+	b.by_output.kind = JOB_MAP_OUTPUT;
+	b.by_id.kind = JOB_MAP_ID;
 	b.graph->by_id = (struct strmap)STRMAP_INIT_BORROWED;
 	*out = NULL;
 	int rc = prepare_recipes(&b);
@@ -1149,6 +1155,9 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	strmap_release(&b.key_index);
 	for (size_t r = 0; b.recipes && r < set->count; r++) {
 		strvec_release(&b.recipes[r].iterating);
+		free(b.recipes[r].in_keys);
+		free(b.recipes[r].out_keys);
+		free(b.recipes[r].ref_keys);
 		graph_release_values(&b.recipes[r]);
 		if (b.recipes[r].combos)
 			combos_release(b.recipes[r].combos);
@@ -1156,14 +1165,13 @@ int graph_build(const struct tree *tree, const struct recipe_set *set, const str
 	}
 	free(b.recipes);
 	strmap_release(&b.skipped);
-	strmap_release(&b.by_output);
-	strmap_release(&b.by_id);
+	graph_job_map_release(&b.by_output);
+	graph_job_map_release(&b.by_id);
 	free(b.dep_mark);
 	for (size_t i = 0; i < b.frame_count; i++)
 		frame_free(b.frames[i]);
 	free(b.frames);
 	free(b.names);
-	strvec_release(&b.stack);
 	strvec_release(&b.combining);
 	if (rc < 0) {
 		graph_free(b.graph);

@@ -23,7 +23,7 @@ static int compare_globbed(const void *wanted, const void *file)
 }
 
 /* Is the raw input there? The glob already listed what exists; only paths it missed cost a stat. */
-bool graph_raw_input_exists(const struct builder *b, const char *key, const char *path)
+bool graph_raw_input_exists(struct builder *b, const char *key, const char *path)
 {
 	const struct glob_result *globbed = b->request->globbed;
 	if (globbed && globbed->count) {
@@ -31,8 +31,15 @@ bool graph_raw_input_exists(const struct builder *b, const char *key, const char
 		memset(&wanted, 0, sizeof(wanted));
 		wanted.key = (char *)key;
 		wanted.path = (char *)path;
-		if (bsearch(&wanted, globbed->files, globbed->count, sizeof(*globbed->files), compare_globbed))
+		/* Jobs are made in the order of the combinations, which is the files' order: try the next file first. */
+		size_t next = b->globbed_next;
+		const struct glob_file *found = next < globbed->count && !compare_globbed(&wanted, &globbed->files[next])
+			? &globbed->files[next]
+			: bsearch(&wanted, globbed->files, globbed->count, sizeof(*globbed->files), compare_globbed);
+		if (found) {
+			b->globbed_next = (size_t)(found - globbed->files) + 1;
 			return true;
+		}
 	}
 	struct stat st;
 	struct strbuf full = STRBUF_INIT;

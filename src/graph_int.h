@@ -58,9 +58,19 @@ struct recipe_info {
 	size_t value_count;
 	const char *const *binding_names; /* the names its last job bound, shared by the jobs binding the same */
 	size_t binding_count;
+	size_t *in_keys, *out_keys, *ref_keys; /* per key of the recipe's lists: its index in builder.keys */
 };
 
 struct frame;
+
+/* A build-time map to job indexes (graph_index.c): by a job's id, or by any of its output paths. */
+enum job_map_kind { JOB_MAP_ID, JOB_MAP_OUTPUT };
+struct job_map {
+	uint64_t *slots; /* per slot: the key's 32-bit hash, then 1 + the job's index; 0 is empty */
+	size_t cap;
+	size_t count;
+	enum job_map_kind kind;
+};
 
 struct builder {
 	const struct tree *tree;
@@ -72,11 +82,12 @@ struct builder {
 	size_t key_cap;
 	struct strmap key_index;
 	struct recipe_info *recipes;
-	struct strvec stack;      /* job ids on the current path: cycles and messages (it stays short) */
+	size_t depth;             /* jobs on the current path: frames[0..depth) hold their ids (cycles, messages) */
 	struct strmap skipped;    /* ids of jobs left out by skip_missing */
+	size_t globbed_next;      /* the glob result's file after the raw input last found there */
 	/* Kept while building only (at a million subjects they are 128 MB each): */
-	struct strmap by_output;  /* output path -> job index (keys borrowed from the jobs) */
-	struct strmap by_id;      /* job id -> job index (keys borrowed from the jobs) */
+	struct job_map by_output; /* output path -> job index */
+	struct job_map by_id;     /* job id -> job index */
 	uint32_t *dep_mark;       /* per job: 1 + the number of the job that last listed it as a dependency */
 	size_t dep_mark_cap;
 	struct frame **frames;    /* per depth of add_job's recursion: its scratch space */
@@ -91,6 +102,14 @@ struct builder {
 	struct cp_err *err;
 };
 
+/* The job `map` has for `key` (an id or an output path, as the map's kind), or -1. */
+long graph_job_map_find(const struct builder *b, const struct job_map *map, const char *key);
+/* Add job number `job` of the graph (committed) to b->by_id and b->by_output. */
+void graph_index_job(struct builder *b, size_t job);
+void graph_job_map_release(struct job_map *map);
+/* Size b->by_id and b->by_output for the jobs `rows` combinations of recipe `r` will likely add. */
+void graph_reserve_for(struct builder *b, size_t r, size_t rows);
+
 /* Fill graph->recipes: per recipe, its definition and what its run's names stand for (graph_command.c). */
 void graph_prepare_commands(struct builder *b);
 void graph_release_recipes(struct graph *graph);
@@ -101,7 +120,7 @@ void graph_release_recipes(struct graph *graph);
 int graph_check_command(struct graph_recipe *shared, const struct graph_job *job, struct cp_err *err);
 
 /* Whether raw input `path` of key `key` is there: in the glob result, else by lstat. */
-bool graph_raw_input_exists(const struct builder *b, const char *key, const char *path);
+bool graph_raw_input_exists(struct builder *b, const char *key, const char *path);
 
 /* The names of `names` that iterate (a list of values in the tree), added to `out` once each. */
 void graph_iterating_names(const struct builder *b, const struct strvec *names, struct strvec *out);

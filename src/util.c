@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <xxhash.h>
 
@@ -359,10 +360,24 @@ static struct strmap_entry *strmap_slot(const struct strmap *map, const char *ke
 	}
 }
 
+void *xcalloc_table(size_t count, size_t size)
+{
+	const size_t huge = (size_t)2 << 20;
+	if (size && count > SIZE_MAX / size)
+		BUG("a table of %zu entries of %zu bytes", count, size);
+	size_t bytes = count * size;
+	void *table;
+	if (bytes < 2 * huge || posix_memalign(&table, huge, bytes))
+		return xcalloc(count, size);
+	madvise(table, bytes, MADV_HUGEPAGE); /* advice only: without it the table works the same */
+	memset(table, 0, bytes);
+	return table;
+}
+
 static void strmap_rehash(struct strmap *map, size_t cap)
 {
 	struct strmap old = *map;
-	map->slots = xcalloc(cap, sizeof(*map->slots));
+	map->slots = xcalloc_table(cap, sizeof(*map->slots));
 	map->cap = cap;
 	for (size_t i = 0; i < old.cap; i++) {
 		if (old.slots[i].key)

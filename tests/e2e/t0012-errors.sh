@@ -43,6 +43,7 @@ expect_exit 2 cpipe run -f product.yaml group_mean
 expect_err_contains "sub-02/T1w.nii.gz"
 expect_err_contains "reorient[subject=02]"
 expect_err_contains "group_mean"
+expect_err_contains "needed by reorient[subject=02] <- fov[subject=02] <- brain[subject=02] <- group_mean ("
 expect_err_contains "drop product: to make jobs only for the files that exist"
 expect_exit 0 cpipe run --skip-missing t1_brain
 expect_err_contains "cpipe: skipped: study.tree sets subject to 02, which no file has; known: 01; nothing is made for subject 02"
@@ -71,7 +72,7 @@ recipes:
     run: "cp {t1_brain} {t1_fov}"
 YAML
 expect_exit 2 cpipe plan -f cycle.yaml t1_brain --subject 01
-expect_err_contains "cycle"
+expect_err_contains "cycle.yaml:3: dependency cycle: forward -> backward -> forward"
 expect_err_contains "forward"
 expect_err_contains "backward"
 # An unknown value on the command line: the known values (a long list shortened) and a close one.

@@ -384,6 +384,22 @@ static void test_skip_missing(void **state)
 	assert_int_equal(fx->graph->skipped.count, 1);
 }
 
+/* Two jobs making one file: found through the map of outputs, each job named (the even target: stat, no glob). */
+static void test_two_jobs_one_output(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	const char *tree_text = "subject = 01, 02\nsub-{subject}\n    raw.txt (raw)\n    a.txt (a)\nshared.txt (shared)\n"
+				"sub-{subject}\n    b.txt (bb)\n";
+	const char *recipes = "recipes:\n"
+			      "  - name: first\n    in: [raw]\n    out: [a]\n    run: cp {raw} {a}\n"
+			      "  - name: squash\n    in: [a]\n    out: [shared, bb]\n    run: cp {a} {shared}; cp {a} {bb}\n";
+	const char *targets[] = {"bb"};
+	assert_int_equal(build(fx, tree_text, recipes, targets, 1, false), -1);
+	assert_non_null(strstr(fx->err.message, "jobs squash[subject=01] and squash[subject=02] both make 'shared.txt'"));
+}
+
 static void test_cycle(void **state)
 {
 	struct fixture *fx = *state;
@@ -520,6 +536,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_narrowed_group_left_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_to_make_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_jobs_one_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_linked_placeholders_iterate_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_values_are_quoted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_target, setup, teardown),

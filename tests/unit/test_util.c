@@ -18,23 +18,35 @@
 
 #include "cpipe/util.h"
 
+static void put_subjects(struct strmap *map, size_t count)
+{
+	char key[64];
+	for (size_t i = 0; i < count; i++) {
+		snprintf(key, sizeof(key), "sub-%06zu/T1w.nii.gz", i);
+		assert_true(strmap_put(map, key, i));
+	}
+	assert_int_equal(map->count, count);
+}
+
+static void expect_subjects(const struct strmap *map, size_t count)
+{
+	char key[64];
+	for (size_t i = 0; i < count; i++) {
+		size_t value = SIZE_MAX;
+		snprintf(key, sizeof(key), "sub-%06zu/T1w.nii.gz", i);
+		assert_true(strmap_get(map, key, &value));
+		assert_int_equal(value, i);
+	}
+	snprintf(key, sizeof(key), "sub-%06zu/T1w.nii.gz", count);
+	assert_false(strmap_get(map, key, NULL));
+}
+
 static void strmap_holds_many_keys(void **unused)
 {
 	(void)unused;
 	struct strmap map = STRMAP_INIT;
-	char key[64];
-	for (size_t i = 0; i < 5000; i++) {
-		snprintf(key, sizeof(key), "sub-%06zu/T1w.nii.gz", i);
-		assert_true(strmap_put(&map, key, i));
-	}
-	assert_int_equal(map.count, 5000);
-	for (size_t i = 0; i < 5000; i++) {
-		size_t value = SIZE_MAX;
-		snprintf(key, sizeof(key), "sub-%06zu/T1w.nii.gz", i);
-		assert_true(strmap_get(&map, key, &value));
-		assert_int_equal(value, i);
-	}
-	assert_false(strmap_get(&map, "sub-005000/T1w.nii.gz", NULL));
+	put_subjects(&map, 5000);
+	expect_subjects(&map, 5000);
 	/* Overwriting keeps one entry. */
 	assert_false(strmap_put(&map, "sub-000007/T1w.nii.gz", 42));
 	size_t value = 0;
@@ -44,6 +56,21 @@ static void strmap_holds_many_keys(void **unused)
 	strmap_release(&map);
 	assert_int_equal(map.cap, 0);
 	assert_false(strmap_get(&map, "sub-000007/T1w.nii.gz", NULL));
+}
+
+/* Tables of several megabytes are allocated apart (on huge pages): they start empty and rehash like the rest. */
+static void strmap_big_table(void **unused)
+{
+	(void)unused;
+	struct strmap map = STRMAP_INIT;
+	strmap_reserve(&map, 200000); /* 8 MiB of slots */
+	assert_int_equal(map.cap, 524288);
+	expect_subjects(&map, 0);
+	put_subjects(&map, 5000);
+	strmap_reserve(&map, 300000); /* 16 MiB: the keys move over */
+	assert_int_equal(map.cap, 1048576);
+	expect_subjects(&map, 5000);
+	strmap_release(&map);
 }
 
 static void strmap_copies_keys_unless_borrowed(void **unused)
@@ -285,6 +312,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(strmap_holds_many_keys),
+		cmocka_unit_test(strmap_big_table),
 		cmocka_unit_test(strmap_copies_keys_unless_borrowed),
 		cmocka_unit_test(strmap_reserve_keeps_entries),
 		cmocka_unit_test(arena_aligns_and_copies),
