@@ -3,18 +3,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void definition_text(const struct graph_job *job, struct strbuf *out)
+static void definition_text(const struct graph_job *job, const char *command, struct strbuf *out)
 {
 	strbuf_reset(out);
 	strbuf_adds(out, graph_job_definition(job));
 	strbuf_adds(out, "\ncommand:");
-	graph_job_command(job, out);
+	if (command)
+		strbuf_adds(out, command);
+	else
+		graph_job_command(job, out);
 }
 
-uint64_t plan_definition_hash(const struct graph_job *job)
+uint64_t plan_definition_hash(const struct graph_job *job, const char *command)
 {
 	struct strbuf definition = STRBUF_INIT;
-	definition_text(job, &definition);
+	definition_text(job, command, &definition);
 	uint64_t hash = state_definition_hash(definition.buf);
 	strbuf_release(&definition);
 	return hash;
@@ -22,7 +25,7 @@ uint64_t plan_definition_hash(const struct graph_job *job)
 
 void plan_job_query(const struct graph_job *job, struct strbuf *definition, struct state_job_query *query)
 {
-	definition_text(job, definition);
+	definition_text(job, NULL, definition);
 	memset(query, 0, sizeof(*query));
 	query->job_id = job->id;
 	query->definition_text = definition->buf;

@@ -9,17 +9,22 @@
 
 char *sync_definition_note(const struct graph_job *job)
 {
-	return xasprintf("definition %016" PRIx64, plan_definition_hash(job));
+	return xasprintf("definition %016" PRIx64, plan_definition_hash(job, NULL));
 }
 
-/* The submission note holds the definition hash the job ran with (sync_definition_note). */
-static uint64_t note_definition(const char *note, uint64_t fallback)
+/*
+ * The definition hash the job ran with, which its submission note holds
+ * (sync_definition_note); only a note without one costs expanding the command.
+ */
+static uint64_t note_definition(const char *note, const struct graph_job *job)
 {
-	if (!note || strncmp(note, "definition ", 11))
-		return fallback;
-	char *end;
-	unsigned long long v = strtoull(note + 11, &end, 16);
-	return end == note + 11 ? fallback : (uint64_t)v;
+	if (note && !strncmp(note, "definition ", 11)) {
+		char *end;
+		unsigned long long v = strtoull(note + 11, &end, 16);
+		if (end != note + 11)
+			return (uint64_t)v;
+	}
+	return plan_definition_hash(job, NULL);
 }
 
 static bool skipped_message(const char *message)
@@ -45,7 +50,7 @@ static struct sync_event *add_event(struct sync_view *view, enum sync_event_kind
 static int import_success(struct state *state, const struct graph_job *job, const struct exec_submission *sub,
 			  const struct exec_marker *marker, struct cp_err *err)
 {
-	uint64_t hash = note_definition(sub->note, plan_definition_hash(job));
+	uint64_t hash = note_definition(sub->note, job);
 	struct state_file *inputs = xcalloc(job->inputs.count + 1, sizeof(*inputs));
 	struct state_file *outputs = xcalloc(job->outputs.count + 1, sizeof(*outputs));
 	int rc = 0;

@@ -65,9 +65,10 @@ struct plan_options {
 /*
  * The hash of everything that defines a job's result (the recipe's definition
  * and the expanded command) as the state records it: when it differs from the
- * recorded one, the command changed.
+ * recorded one, the command changed. `command` is the job's command when the
+ * caller has it expanded already (graph_job_command), or NULL to expand it.
  */
-uint64_t plan_definition_hash(const struct graph_job *job);
+uint64_t plan_definition_hash(const struct graph_job *job, const char *command);
 
 /* Fill `definition` (the text plan_definition_hash hashes) and `query` for `job`; the query borrows from both. */
 void plan_job_query(const struct graph_job *job, struct strbuf *definition, struct state_job_query *query);

@@ -642,7 +642,8 @@ static int record_success(struct run_context *ctx, size_t index, const struct gr
 	if (rc == 0) {
 		struct state_outcome outcome = {
 			.job_id = job->id,
-			.definition_hash = plan_definition_hash(job),
+			/* The command that ran, expanded once for exec (execute). */
+			.definition_hash = plan_definition_hash(job, ctx->exec_jobs[index].command),
 			.inputs = inputs,
 			.input_count = job->inputs.count,
 			.outputs = outputs,

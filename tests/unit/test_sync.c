@@ -152,7 +152,7 @@ static void test_success_and_failure(void **vstate)
 	struct state_job_record record;
 	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_A].id, &record));
 	assert_true(record.recorded);
-	assert_true(record.definition_hash == plan_definition_hash(&fx->study.graph->jobs[MAKE_A]));
+	assert_true(record.definition_hash == plan_definition_hash(&fx->study.graph->jobs[MAKE_A], NULL));
 	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_B].id, &record));
 	assert_int_equal(record.status, STATE_STATUS_FAILED);
 
@@ -251,7 +251,7 @@ static void test_old_records(void **vstate)
 	assert_non_null(strstr(fx->view.subs[MAKE_B].log_path, ".cpipe/logs/"));
 	struct state_job_record record;
 	assert_true(state_job_lookup(fx->study.state, fx->study.graph->jobs[MAKE_A].id, &record));
-	assert_true(record.definition_hash == plan_definition_hash(&fx->study.graph->jobs[MAKE_A]));
+	assert_true(record.definition_hash == plan_definition_hash(&fx->study.graph->jobs[MAKE_A], NULL));
 }
 
 int main(void)
