@@ -67,13 +67,13 @@ static int build(struct fixture *fx, const char *tree_text, const char *recipe_t
 	assert_int_equal(recipe_load_string(recipe_text, strlen(recipe_text), "cpipe.yaml", &fx->set, &fx->err), 0);
 	struct strvec sources = STRVEC_INIT;
 	graph_source_keys(fx->set, &sources);
-	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0, false};
+	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0, false, NULL};
 	assert_int_equal(glob_update(fx->tree, &request, &fx->globbed, &fx->err), 0);
 	strvec_release(&sources);
 	/* Half the tests see the glob's list of raw inputs, half find them with stat alone. */
 	struct graph_request graph_request = {targets, target_count, fx->dir, skip_missing,
 					      target_count && strlen(targets[0]) % 2 ? &fx->globbed : NULL, NULL, false,
-					      NULL, &fx->missing};
+					      NULL, &fx->missing, NULL};
 	return graph_build(fx->tree, fx->set, &graph_request, &fx->graph, &fx->err);
 }
 
@@ -331,11 +331,11 @@ static void test_narrowed_group_left_out(void **state)
 	strvec_push(&narrowed, "subject");
 	assert_int_equal(tree_parse_string(tree_text, "test.tree", NULL, &fx->tree, &fx->err), 0);
 	assert_int_equal(recipe_load_string(chain_recipes, strlen(chain_recipes), "cpipe.yaml", &fx->set, &fx->err), 0);
-	struct glob_request glob = {(const char *const[]){"raw"}, 1, fx->dir, NULL, NULL, 0, false};
+	struct glob_request glob = {(const char *const[]){"raw"}, 1, fx->dir, NULL, NULL, 0, false, NULL};
 	assert_int_equal(glob_update(fx->tree, &glob, &fx->globbed, &fx->err), 0);
 	for (int partial = 0; partial < 2; partial++) {
 		struct graph_request request = {NULL, 0, fx->dir, false, &fx->globbed, &narrowed, partial,
-						"--subject 01", NULL};
+						"--subject 01", NULL, NULL};
 		assert_int_equal(graph_build(fx->tree, fx->set, &request, &fx->graph, &fx->err), 0);
 		assert_int_equal(job_index(fx->graph, "gather") >= 0, partial);
 		assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
