@@ -553,6 +553,11 @@ static bool graph_key_files(const struct study *study, struct strbuf *key)
 	for (size_t i = 0; ok && i < set->included.count; i++)
 		ok = key_add_file(key, set->included.items[i], &done);
 	ok = ok && key_add_file(key, study->tree->file, &done);
+	/* The tree as parsed, so that a sub-tree holding only placeholders (no template names its file) counts too. */
+	struct strbuf parsed = STRBUF_INIT;
+	tree_to_string(study->tree, &parsed);
+	key_add(key, parsed.buf, parsed.len);
+	strbuf_release(&parsed);
 	for (size_t i = 0; ok && i < study->tree->template_count; i++) {
 		/* "file:line" for messages: the sub-trees read. */
 		const char *where = study->tree->templates[i].file;
