@@ -30,7 +30,7 @@
 #include <xxhash.h>
 
 /* Bump when the layout of the file (not of the structures: the binary is in the key) changes. */
-#define GRAPH_CACHE_VERSION 1
+#define GRAPH_CACHE_VERSION 2
 #define GRAPH_CACHE_MAGIC "CPGRAPH"
 
 /* A directory changed this close to the walk could change again within one timestamp tick unseen. */
@@ -50,7 +50,7 @@ struct cache_header {
 	uint64_t seen_offset, seen_count;      /* struct glob_seen */
 	uint64_t lists_offset[4], list_count[4]; /* skipped, left_out, warnings, the glob's warnings */
 	uint64_t group_skips_offset, group_skip_count;
-	uint64_t relocs_offset, reloc_count;   /* uint64 positions of pointers */
+	uint64_t relocs_offset, reloc_count;   /* uint32 positions of pointers, in 8-byte words */
 };
 
 /* What the jobs of a recipe share beyond the recipe itself: the values of its `run` names. */
@@ -73,7 +73,7 @@ struct writer {
 	struct strbuf out;
 	struct pointer_slot *slots; /* pointer -> where its copy is, so each object is written once */
 	size_t slot_count, slot_cap; /* slot_cap a power of two */
-	uint64_t *relocs;
+	uint32_t *relocs; /* positions / 8: pointers are 8-byte aligned, and a file stays below 32 GiB */
 	size_t reloc_count, reloc_alloc;
 	uint64_t empty; /* where zero-size arrays point */
 };
@@ -132,7 +132,7 @@ static void set_pointer(struct writer *w, uint64_t position, uint64_t offset)
 	if (!offset)
 		return;
 	ALLOC_GROW(w->relocs, w->reloc_count + 1, w->reloc_alloc);
-	w->relocs[w->reloc_count++] = position;
+	w->relocs[w->reloc_count++] = (uint32_t)(position / 8);
 }
 
 static uint64_t put_string(struct writer *w, const char *s)
@@ -358,13 +358,14 @@ int graph_cache_save(const char *path, const void *key, size_t key_length, const
 	h.group_skip_count = graph->group_skip_count;
 	h.group_skips_offset = put_blob(&w, graph->group_skips, graph->group_skip_count * sizeof(*graph->group_skips));
 	h.reloc_count = w.reloc_count;
-	h.relocs_offset = reserve(&w, w.reloc_count * sizeof(uint64_t));
+	h.relocs_offset = reserve(&w, w.reloc_count * sizeof(uint32_t));
 	if (w.reloc_count)
-		memcpy(w.out.buf + h.relocs_offset, w.relocs, w.reloc_count * sizeof(uint64_t));
+		memcpy(w.out.buf + h.relocs_offset, w.relocs, w.reloc_count * sizeof(uint32_t));
 	h.total_size = w.out.len;
 	h.checksum = XXH3_64bits(w.out.buf + sizeof(h), w.out.len - sizeof(h));
 	memcpy(w.out.buf, &h, sizeof(h));
-	int rc = write_whole(path, &w.out);
+	/* Past 32 GiB a relocation's word index would not fit. */
+	int rc = h.total_size / 8 > UINT32_MAX ? -1 : write_whole(path, &w.out);
 	strbuf_release(&w.out);
 	free(w.slots);
 	free(w.relocs);
@@ -423,13 +424,15 @@ static bool block_ready(char *block, size_t size, const void *key, size_t key_le
 	    !within(h.files_offset, h.file_count, sizeof(struct glob_file), size) ||
 	    !within(h.file_seen_offset, h.file_count, sizeof(uint32_t), size) ||
 	    !within(h.seen_offset, h.seen_count, sizeof(struct glob_seen), size) ||
-	    !within(h.relocs_offset, h.reloc_count, sizeof(uint64_t), size))
+	    !within(h.relocs_offset, h.reloc_count, sizeof(uint32_t), size))
 		return false;
 	const char *relocs = block + h.relocs_offset;
 	for (uint64_t i = 0; i < h.reloc_count; i++) {
-		uint64_t position, offset;
-		memcpy(&position, relocs + i * sizeof(uint64_t), sizeof(position));
-		if (position % 8 || position > size - sizeof(uint64_t))
+		uint32_t word;
+		uint64_t offset;
+		memcpy(&word, relocs + i * sizeof(word), sizeof(word));
+		uint64_t position = (uint64_t)word * 8;
+		if (position > size - sizeof(uint64_t))
 			return false;
 		memcpy(&offset, block + position, sizeof(offset));
 		if (!offset || offset >= size)
