@@ -541,8 +541,15 @@ static bool key_add_file(struct strbuf *key, const char *path, struct strvec *do
 /* The binary and the files read; before changing to the data directory (their names are relative to here). */
 static bool graph_key_files(const struct study *study, struct strbuf *key)
 {
+	/* The binary by its name: valgrind answers readlink of /proc/self/exe with its client, not stat. A
+	 * binary replaced since it started reads as "NAME (deleted)", which names no file. */
+	char exe[4096];
+	ssize_t length = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	struct stat self;
-	if (stat("/proc/self/exe", &self) < 0)
+	if (length <= 0)
+		return false;
+	exe[length] = '\0';
+	if (stat(exe, &self) < 0)
 		return false;
 	int64_t identity[4] = {(int64_t)self.st_dev, (int64_t)self.st_ino, (int64_t)self.st_size,
 			       (int64_t)self.st_mtim.tv_sec * 1000000000 + self.st_mtim.tv_nsec};
