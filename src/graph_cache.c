@@ -125,6 +125,12 @@ static uint64_t reserve(struct writer *w, size_t size)
 	return at;
 }
 
+/* Write a field's bytes at `position` (reserve zeroed the rest, padding included: no stray bytes in the file). */
+static void put_field(struct writer *w, uint64_t position, const void *value, size_t size)
+{
+	memcpy(w->out.buf + position, value, size);
+}
+
 /* Write `offset` (0: NULL) as the pointer at `position`, listing it for relocation. */
 static void set_pointer(struct writer *w, uint64_t position, uint64_t offset)
 {
@@ -191,8 +197,7 @@ static uint64_t put_more(struct writer *w, const struct graph_job *job)
 		return at;
 	at = reserve(w, sizeof(*more));
 	remember(w, more, at);
-	struct graph_job_more plain = {{NULL, more->refs.count}, NULL, NULL, NULL, NULL};
-	memcpy(w->out.buf + at, &plain, sizeof(plain));
+	put_field(w, FIELD(at, struct graph_job_more, refs.count), &more->refs.count, sizeof(more->refs.count));
 	set_pointer(w, FIELD(at, struct graph_job_more, refs.items),
 		    put_strings(w, (const char *const *)more->refs.items, more->refs.count));
 	set_pointer(w, FIELD(at, struct graph_job_more, input_keys),
@@ -208,15 +213,14 @@ static uint64_t put_more(struct writer *w, const struct graph_job *job)
 
 static void put_job(struct writer *w, uint64_t at, const struct graph_job *job)
 {
-	struct graph_job copy = *job;
-	copy.id = NULL;
-	copy.shared = NULL; /* set again on load from `recipe` */
-	copy.binding_names = NULL;
-	copy.binding_values = NULL;
-	copy.inputs.items = copy.outputs.items = NULL;
-	copy.deps = NULL;
-	copy.more = NULL;
-	memcpy(w->out.buf + at, &copy, sizeof(copy));
+	/* `shared` is set again on load from `recipe`. */
+	put_field(w, FIELD(at, struct graph_job, inputs.count), &job->inputs.count, sizeof(job->inputs.count));
+	put_field(w, FIELD(at, struct graph_job, outputs.count), &job->outputs.count, sizeof(job->outputs.count));
+	put_field(w, FIELD(at, struct graph_job, recipe), &job->recipe, sizeof(job->recipe));
+	put_field(w, FIELD(at, struct graph_job, binding_count), &job->binding_count, sizeof(job->binding_count));
+	put_field(w, FIELD(at, struct graph_job, dep_count), &job->dep_count, sizeof(job->dep_count));
+	put_field(w, FIELD(at, struct graph_job, target), &job->target, sizeof(job->target));
+	put_field(w, FIELD(at, struct graph_job, cutoff), &job->cutoff, sizeof(job->cutoff));
 	set_pointer(w, FIELD(at, struct graph_job, id), put_string(w, job->id));
 	set_pointer(w, FIELD(at, struct graph_job, binding_names),
 		    put_strings(w, job->binding_names, job->binding_count));
@@ -237,16 +241,19 @@ static void put_recipes(struct writer *w, struct cache_header *h, const struct g
 	for (size_t r = 0; r < graph->recipe_count; r++) {
 		const struct graph_recipe *shared = &graph->recipes[r];
 		uint64_t at = h->recipes_offset + r * sizeof(struct cached_recipe);
-		struct cached_recipe copy = {NULL, shared->name_count, shared->unbound_fails, shared->checked};
-		memcpy(w->out.buf + at, &copy, sizeof(copy));
+		uint64_t name_count = shared->name_count;
+		put_field(w, FIELD(at, struct cached_recipe, name_count), &name_count, sizeof(name_count));
+		put_field(w, FIELD(at, struct cached_recipe, unbound_fails), &shared->unbound_fails, sizeof(bool));
+		put_field(w, FIELD(at, struct cached_recipe, checked), &shared->checked, sizeof(bool));
 		uint64_t names = reserve(w, (shared->name_count + 1) * sizeof(struct graph_run_name));
 		set_pointer(w, FIELD(at, struct cached_recipe, names), names);
 		for (size_t i = 0; i < shared->name_count; i++) {
 			const struct graph_run_name *name = &shared->names[i];
 			uint64_t n = names + i * sizeof(*name);
-			struct graph_run_name plain = *name;
-			plain.name = plain.values = NULL;
-			memcpy(w->out.buf + n, &plain, sizeof(plain));
+			put_field(w, FIELD(n, struct graph_run_name, empty_key), &name->empty_key, sizeof(bool));
+			put_field(w, FIELD(n, struct graph_run_name, has_values), &name->has_values, sizeof(bool));
+			put_field(w, FIELD(n, struct graph_run_name, values_len), &name->values_len, sizeof(size_t));
+			put_field(w, FIELD(n, struct graph_run_name, value_count), &name->value_count, sizeof(size_t));
 			set_pointer(w, FIELD(n, struct graph_run_name, name), put_string(w, name->name));
 			set_pointer(w, FIELD(n, struct graph_run_name, values),
 				    put_blob(w, name->values, name->values ? name->values_len + 1 : 0));
@@ -266,9 +273,13 @@ static void put_globbed(struct writer *w, struct cache_header *h, const struct g
 	h->seen_offset = reserve(w, (seen->count + 1) * sizeof(struct glob_seen));
 	for (size_t i = 0; i < seen->count; i++) {
 		uint64_t at = h->seen_offset + i * sizeof(struct glob_seen);
-		struct glob_seen copy = seen->items[i];
-		copy.path = NULL;
-		memcpy(w->out.buf + at, &copy, sizeof(copy));
+		const struct glob_seen *item = &seen->items[i];
+		put_field(w, FIELD(at, struct glob_seen, kind), &item->kind, sizeof(item->kind));
+		put_field(w, FIELD(at, struct glob_seen, type), &item->type, sizeof(item->type));
+		put_field(w, FIELD(at, struct glob_seen, device), &item->device, sizeof(item->device));
+		put_field(w, FIELD(at, struct glob_seen, inode), &item->inode, sizeof(item->inode));
+		put_field(w, FIELD(at, struct glob_seen, mtime_ns), &item->mtime_ns, sizeof(item->mtime_ns));
+		put_field(w, FIELD(at, struct glob_seen, ctime_ns), &item->ctime_ns, sizeof(item->ctime_ns));
 		set_pointer(w, FIELD(at, struct glob_seen, path), put_string(w, seen->items[i].path));
 	}
 	h->file_count = globbed->count;
@@ -277,8 +288,8 @@ static void put_globbed(struct writer *w, struct cache_header *h, const struct g
 	for (size_t i = 0; i < globbed->count; i++) {
 		const struct glob_file *file = &globbed->files[i];
 		uint64_t at = h->files_offset + i * sizeof(struct glob_file);
-		struct glob_file copy = {NULL, NULL, NULL, 0, -1, 0};
-		memcpy(w->out.buf + at, &copy, sizeof(copy));
+		int64_t unknown = -1; /* size: replaced on load by a fresh lstat where the walk made one */
+		put_field(w, FIELD(at, struct glob_file, size), &unknown, sizeof(unknown));
 		set_pointer(w, FIELD(at, struct glob_file, key), put_string(w, file->key));
 		set_pointer(w, FIELD(at, struct glob_file, path), put_string(w, file->path));
 		size_t found = 0;
@@ -356,7 +367,14 @@ int graph_cache_save(const char *path, const void *key, size_t key_length, const
 		h.lists_offset[l] = put_strings(&w, (const char *const *)lists[l]->items, lists[l]->count);
 	}
 	h.group_skip_count = graph->group_skip_count;
-	h.group_skips_offset = put_blob(&w, graph->group_skips, graph->group_skip_count * sizeof(*graph->group_skips));
+	/* Field by field: the records' padding was never written. */
+	h.group_skips_offset = reserve(&w, (graph->group_skip_count + 1) * sizeof(*graph->group_skips));
+	for (size_t i = 0; i < graph->group_skip_count; i++) {
+		uint64_t at = h.group_skips_offset + i * sizeof(*graph->group_skips);
+		const struct graph_group_skip *skip = &graph->group_skips[i];
+		put_field(&w, FIELD(at, struct graph_group_skip, line), &skip->line, sizeof(skip->line));
+		put_field(&w, FIELD(at, struct graph_group_skip, reason), &skip->reason, sizeof(skip->reason));
+	}
 	h.reloc_count = w.reloc_count;
 	h.relocs_offset = reserve(&w, w.reloc_count * sizeof(uint32_t));
 	if (w.reloc_count)

@@ -64,7 +64,8 @@ struct graph_job_more {
  * record is kept small (a million-subject study has millions of jobs): the
  * command is not stored but expanded when asked for (graph_job_command),
  * arrays shared by the jobs of a recipe are stored once, and counts and
- * indexes are 32-bit.
+ * indexes are 32-bit. graph_cache.c writes it field by field: a new field
+ * must be added there too (and GRAPH_CACHE_VERSION raised).
  */
 struct graph_job {
 	char *id;          /* "recipe" or "recipe[name=value,...]" over its iterating placeholders */
