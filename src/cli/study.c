@@ -523,16 +523,10 @@ static bool key_add_file(struct strbuf *key, const char *path, struct strvec *do
 	strvec_push(done, resolved);
 	key_add_text(key, resolved);
 	free(resolved);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return false;
 	struct strbuf bytes = STRBUF_INIT;
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		strbuf_add(&bytes, chunk, n);
-	bool ok = !ferror(f);
-	fclose(f);
+	struct cp_err ignored = CP_ERR_INIT;
+	bool ok = read_whole_file(path, &bytes, &ignored) == 0;
+	cp_err_release(&ignored);
 	key_add(key, bytes.buf, bytes.len);
 	strbuf_release(&bytes);
 	return ok;
