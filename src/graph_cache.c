@@ -89,7 +89,8 @@ static size_t slot_index(const struct writer *w, uintptr_t pointer)
 
 static void remember(struct writer *w, const void *pointer, uint64_t offset)
 {
-	if ((w->slot_count + 1) * 2 > w->slot_cap) {
+	/* Up to 3/4 full: a slot per string and array of the graph is the writer's largest part. */
+	if ((w->slot_count + 1) * 4 > w->slot_cap * 3) {
 		struct pointer_slot *old = w->slots;
 		size_t old_cap = w->slot_cap;
 		w->slot_cap = old_cap ? old_cap * 2 : 1024;
