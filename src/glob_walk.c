@@ -93,6 +93,7 @@ static void observe(struct worker *w, enum glob_seen_kind kind, const struct sta
 	struct strbuf path = STRBUF_INIT;
 	path_join(w->root, w->subject.buf, &path);
 	glob_observations_add(&w->seen, kind, path.buf, st);
+	w->seen.items[w->seen.count - 1].file_from = path.len - w->subject.len;
 	strbuf_release(&path);
 }
 

@@ -269,7 +269,7 @@ static void put_globbed(struct writer *w, struct cache_header *h, const struct g
 	struct strmap index = STRMAP_INIT;
 	for (size_t i = 0; i < seen->count; i++)
 		if (seen->items[i].kind == GLOB_SEEN_NAME)
-			strmap_put(&index, seen->items[i].path, i + 1);
+			strmap_put(&index, seen->items[i].path + seen->items[i].file_from, i + 1);
 	h->seen_count = seen->count;
 	h->seen_offset = reserve(w, (seen->count + 1) * sizeof(struct glob_seen));
 	for (size_t i = 0; i < seen->count; i++) {

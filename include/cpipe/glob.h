@@ -60,6 +60,7 @@ enum glob_seen_kind {
 
 struct glob_seen {
 	const char *path; /* from the working directory of the walk ("." for the data directory) */
+	size_t file_from; /* path + file_from is the path as a glob_file of the request gives it */
 	enum glob_seen_kind kind;
 	uint32_t type;
 	uint64_t device, inode;   /* GLOB_SEEN_DIRECTORY */
