@@ -30,7 +30,7 @@
 #include <xxhash.h>
 
 /* Bump when the layout of the file (not of the structures: the binary is in the key) changes. */
-#define GRAPH_CACHE_VERSION 2
+#define GRAPH_CACHE_VERSION 3
 #define GRAPH_CACHE_MAGIC "CPGRAPH"
 
 /* A directory changed this close to the walk could change again within one timestamp tick unseen. */
@@ -69,8 +69,21 @@ struct pointer_slot {
 	uint64_t offset;
 };
 
+/*
+ * The file is written as it is made, through a window of WINDOW bytes, so that
+ * writing it costs little memory beyond the table of pointers: every object
+ * is written after the objects it points to (so its pointers are known when
+ * it is), and the window is flushed only between objects.
+ */
+#define WINDOW (1u << 20)
+
 struct writer {
-	struct strbuf out;
+	int fd;
+	bool failed;          /* a write failed: the file is dropped */
+	char *buf;            /* the window: file bytes from `base` on */
+	size_t len, cap;
+	uint64_t base;
+	XXH3_state_t *hash;   /* of everything after the header */
 	struct pointer_slot *slots; /* pointer -> where its copy is, so each object is written once */
 	size_t slot_count, slot_cap; /* slot_cap a power of two */
 	uint32_t *relocs; /* positions / 8: pointers are 8-byte aligned, and a file stays below 32 GiB */
@@ -114,32 +127,75 @@ static bool recall(const struct writer *w, const void *pointer, uint64_t *offset
 	return w->slots[i].pointer != 0;
 }
 
-/* Room for `size` bytes at an 8-byte boundary, zeroed; returns its offset. */
-static uint64_t reserve(struct writer *w, size_t size)
+static void write_all(struct writer *w, const char *data, size_t size)
 {
-	while (w->out.len % 8)
-		strbuf_addch(&w->out, '\0');
-	uint64_t at = w->out.len;
-	strbuf_grow(&w->out, size);
-	memset(w->out.buf + at, 0, size + 1);
-	w->out.len = at + size;
+	while (size && !w->failed) {
+		ssize_t n = write(w->fd, data, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			w->failed = true;
+			break;
+		}
+		data += n;
+		size -= (size_t)n;
+	}
+}
+
+static void flush(struct writer *w)
+{
+	size_t header = sizeof(struct cache_header);
+	size_t skip = w->base < header ? header - (size_t)w->base : 0;
+	if (skip < w->len)
+		XXH3_64bits_update(w->hash, w->buf + skip, w->len - skip);
+	write_all(w, w->buf, w->len);
+	w->base += w->len;
+	w->len = 0;
+}
+
+static uint64_t position(const struct writer *w)
+{
+	return w->base + w->len;
+}
+
+/* Room for `size` zeroed bytes at a multiple of `alignment`, to be filled before anything else is put. */
+static uint64_t reserve_aligned(struct writer *w, size_t size, size_t alignment)
+{
+	size_t pad = (size_t)(alignment - position(w) % alignment) % alignment;
+	if (w->len && w->len + pad + size > w->cap)
+		flush(w); /* the position, and so the padding, stay the same */
+	if (w->len + pad + size > w->cap) {
+		w->cap = w->len + pad + size;
+		w->buf = xrealloc(w->buf, w->cap);
+	}
+	memset(w->buf + w->len, 0, pad + size);
+	w->len += pad;
+	uint64_t at = position(w);
+	w->len += size;
 	return at;
 }
 
-/* Write a field's bytes at `position` (reserve zeroed the rest, padding included: no stray bytes in the file). */
-static void put_field(struct writer *w, uint64_t position, const void *value, size_t size)
+static uint64_t reserve(struct writer *w, size_t size)
 {
-	memcpy(w->out.buf + position, value, size);
+	return reserve_aligned(w, size, 8);
 }
 
-/* Write `offset` (0: NULL) as the pointer at `position`, listing it for relocation. */
-static void set_pointer(struct writer *w, uint64_t position, uint64_t offset)
+/* Write a field's bytes at `at`, inside the room just reserved (zeroed: no stray padding bytes in the file). */
+static void put_field(struct writer *w, uint64_t at, const void *value, size_t size)
 {
-	memcpy(w->out.buf + position, &offset, sizeof(offset));
+	if (at < w->base || at + size > position(w))
+		BUG("graph cache: a field outside the window");
+	memcpy(w->buf + (at - w->base), value, size);
+}
+
+/* Write `offset` (0: NULL) as the pointer at `at`, listing it for relocation. */
+static void set_pointer(struct writer *w, uint64_t at, uint64_t offset)
+{
+	put_field(w, at, &offset, sizeof(offset));
 	if (!offset)
 		return;
 	ALLOC_GROW(w->relocs, w->reloc_count + 1, w->reloc_alloc);
-	w->relocs[w->reloc_count++] = (uint32_t)(position / 8);
+	w->relocs[w->reloc_count++] = (uint32_t)(at / 8);
 }
 
 static uint64_t put_string(struct writer *w, const char *s)
@@ -149,8 +205,9 @@ static uint64_t put_string(struct writer *w, const char *s)
 		return 0;
 	if (recall(w, s, &at))
 		return at;
-	at = w->out.len;
-	strbuf_add(&w->out, s, strlen(s) + 1);
+	size_t size = strlen(s) + 1;
+	at = reserve_aligned(w, size, 1);
+	put_field(w, at, s, size);
 	remember(w, s, at);
 	return at;
 }
@@ -166,12 +223,12 @@ static uint64_t put_blob(struct writer *w, const void *data, size_t size)
 	if (recall(w, data, &at))
 		return at;
 	at = reserve(w, size);
-	memcpy(w->out.buf + at, data, size);
+	put_field(w, at, data, size);
 	remember(w, data, at);
 	return at;
 }
 
-/* `count` strings and a NULL after them, written once per address. */
+/* `count` strings and a NULL after them, written once per address: the strings first. */
 static uint64_t put_strings(struct writer *w, const char *const *items, size_t count)
 {
 	uint64_t at;
@@ -179,10 +236,14 @@ static uint64_t put_strings(struct writer *w, const char *const *items, size_t c
 		return 0;
 	if (recall(w, items, &at))
 		return at;
-	at = reserve(w, (count + 1) * sizeof(char *));
-	remember(w, items, at);
+	uint64_t *offsets = xcalloc(count + 1, sizeof(*offsets));
 	for (size_t i = 0; i < count; i++)
-		set_pointer(w, at + i * sizeof(char *), put_string(w, items[i]));
+		offsets[i] = put_string(w, items[i]);
+	at = reserve(w, (count + 1) * sizeof(char *));
+	for (size_t i = 0; i < count; i++)
+		set_pointer(w, at + i * sizeof(char *), offsets[i]);
+	free(offsets);
+	remember(w, items, at);
 	return at;
 }
 
@@ -196,24 +257,47 @@ static uint64_t put_more(struct writer *w, const struct graph_job *job)
 		return 0;
 	if (recall(w, more, &at))
 		return at;
+	uint64_t refs = put_strings(w, (const char *const *)more->refs.items, more->refs.count);
+	uint64_t input_keys = put_blob(w, more->input_keys, job->inputs.count * sizeof(uint16_t));
+	uint64_t output_keys = put_blob(w, more->output_keys, job->outputs.count * sizeof(uint16_t));
+	uint64_t ref_keys = put_blob(w, more->ref_keys, more->refs.count * sizeof(uint16_t));
+	uint64_t optional = put_blob(w, more->output_optional, job->outputs.count * sizeof(bool));
 	at = reserve(w, sizeof(*more));
-	remember(w, more, at);
 	put_field(w, FIELD(at, struct graph_job_more, refs.count), &more->refs.count, sizeof(more->refs.count));
-	set_pointer(w, FIELD(at, struct graph_job_more, refs.items),
-		    put_strings(w, (const char *const *)more->refs.items, more->refs.count));
-	set_pointer(w, FIELD(at, struct graph_job_more, input_keys),
-		    put_blob(w, more->input_keys, job->inputs.count * sizeof(uint16_t)));
-	set_pointer(w, FIELD(at, struct graph_job_more, output_keys),
-		    put_blob(w, more->output_keys, job->outputs.count * sizeof(uint16_t)));
-	set_pointer(w, FIELD(at, struct graph_job_more, ref_keys),
-		    put_blob(w, more->ref_keys, more->refs.count * sizeof(uint16_t)));
-	set_pointer(w, FIELD(at, struct graph_job_more, output_optional),
-		    put_blob(w, more->output_optional, job->outputs.count * sizeof(bool)));
+	set_pointer(w, FIELD(at, struct graph_job_more, refs.items), refs);
+	set_pointer(w, FIELD(at, struct graph_job_more, input_keys), input_keys);
+	set_pointer(w, FIELD(at, struct graph_job_more, output_keys), output_keys);
+	set_pointer(w, FIELD(at, struct graph_job_more, ref_keys), ref_keys);
+	set_pointer(w, FIELD(at, struct graph_job_more, output_optional), optional);
+	remember(w, more, at);
 	return at;
 }
 
-static void put_job(struct writer *w, uint64_t at, const struct graph_job *job)
+/* What a job points to. Put once before the jobs; putting it again only looks the offsets up. */
+struct job_parts {
+	uint64_t id, binding_names, binding_values, inputs, outputs, deps, more;
+};
+
+static void put_job_parts(struct writer *w, const struct graph_job *job, struct job_parts *parts)
 {
+	parts->id = put_string(w, job->id);
+	parts->binding_names = put_strings(w, job->binding_names, job->binding_count);
+	parts->binding_values = put_strings(w, (const char *const *)job->binding_values, job->binding_count);
+	parts->inputs = put_strings(w, (const char *const *)job->inputs.items, job->inputs.count);
+	parts->outputs = put_strings(w, (const char *const *)job->outputs.items, job->outputs.count);
+	parts->deps = put_blob(w, job->deps, job->dep_count * sizeof(uint32_t));
+	parts->more = put_more(w, job);
+}
+
+static uint64_t put_job(struct writer *w, const struct graph_job *job)
+{
+	struct job_parts parts;
+	size_t before = w->len;
+	uint64_t base = w->base;
+	put_job_parts(w, job, &parts);
+	if (w->len != before || w->base != base)
+		BUG("graph cache: a job's parts were not written before the jobs");
+	uint64_t at = reserve(w, sizeof(*job));
 	/* `shared` is set again on load from `recipe`. */
 	put_field(w, FIELD(at, struct graph_job, inputs.count), &job->inputs.count, sizeof(job->inputs.count));
 	put_field(w, FIELD(at, struct graph_job, outputs.count), &job->outputs.count, sizeof(job->outputs.count));
@@ -222,21 +306,40 @@ static void put_job(struct writer *w, uint64_t at, const struct graph_job *job)
 	put_field(w, FIELD(at, struct graph_job, dep_count), &job->dep_count, sizeof(job->dep_count));
 	put_field(w, FIELD(at, struct graph_job, target), &job->target, sizeof(job->target));
 	put_field(w, FIELD(at, struct graph_job, cutoff), &job->cutoff, sizeof(job->cutoff));
-	set_pointer(w, FIELD(at, struct graph_job, id), put_string(w, job->id));
-	set_pointer(w, FIELD(at, struct graph_job, binding_names),
-		    put_strings(w, job->binding_names, job->binding_count));
-	set_pointer(w, FIELD(at, struct graph_job, binding_values),
-		    put_strings(w, (const char *const *)job->binding_values, job->binding_count));
-	set_pointer(w, FIELD(at, struct graph_job, inputs.items),
-		    put_strings(w, (const char *const *)job->inputs.items, job->inputs.count));
-	set_pointer(w, FIELD(at, struct graph_job, outputs.items),
-		    put_strings(w, (const char *const *)job->outputs.items, job->outputs.count));
-	set_pointer(w, FIELD(at, struct graph_job, deps), put_blob(w, job->deps, job->dep_count * sizeof(uint32_t)));
-	set_pointer(w, FIELD(at, struct graph_job, more), put_more(w, job));
+	set_pointer(w, FIELD(at, struct graph_job, id), parts.id);
+	set_pointer(w, FIELD(at, struct graph_job, binding_names), parts.binding_names);
+	set_pointer(w, FIELD(at, struct graph_job, binding_values), parts.binding_values);
+	set_pointer(w, FIELD(at, struct graph_job, inputs.items), parts.inputs);
+	set_pointer(w, FIELD(at, struct graph_job, outputs.items), parts.outputs);
+	set_pointer(w, FIELD(at, struct graph_job, deps), parts.deps);
+	set_pointer(w, FIELD(at, struct graph_job, more), parts.more);
+	return at;
 }
 
 static void put_recipes(struct writer *w, struct cache_header *h, const struct graph *graph)
 {
+	uint64_t *names = xcalloc(graph->recipe_count + 1, sizeof(*names));
+	for (size_t r = 0; r < graph->recipe_count; r++) {
+		const struct graph_recipe *shared = &graph->recipes[r];
+		uint64_t *strings = xcalloc(2 * shared->name_count + 1, sizeof(*strings));
+		for (size_t i = 0; i < shared->name_count; i++) {
+			const struct graph_run_name *name = &shared->names[i];
+			strings[2 * i] = put_string(w, name->name);
+			strings[2 * i + 1] = put_blob(w, name->values, name->values ? name->values_len + 1 : 0);
+		}
+		names[r] = reserve(w, (shared->name_count + 1) * sizeof(struct graph_run_name));
+		for (size_t i = 0; i < shared->name_count; i++) {
+			const struct graph_run_name *name = &shared->names[i];
+			uint64_t n = names[r] + i * sizeof(*name);
+			put_field(w, FIELD(n, struct graph_run_name, empty_key), &name->empty_key, sizeof(bool));
+			put_field(w, FIELD(n, struct graph_run_name, has_values), &name->has_values, sizeof(bool));
+			put_field(w, FIELD(n, struct graph_run_name, values_len), &name->values_len, sizeof(size_t));
+			put_field(w, FIELD(n, struct graph_run_name, value_count), &name->value_count, sizeof(size_t));
+			set_pointer(w, FIELD(n, struct graph_run_name, name), strings[2 * i]);
+			set_pointer(w, FIELD(n, struct graph_run_name, values), strings[2 * i + 1]);
+		}
+		free(strings);
+	}
 	h->recipe_count = graph->recipe_count;
 	h->recipes_offset = reserve(w, (graph->recipe_count + 1) * sizeof(struct cached_recipe));
 	for (size_t r = 0; r < graph->recipe_count; r++) {
@@ -246,56 +349,58 @@ static void put_recipes(struct writer *w, struct cache_header *h, const struct g
 		put_field(w, FIELD(at, struct cached_recipe, name_count), &name_count, sizeof(name_count));
 		put_field(w, FIELD(at, struct cached_recipe, unbound_fails), &shared->unbound_fails, sizeof(bool));
 		put_field(w, FIELD(at, struct cached_recipe, checked), &shared->checked, sizeof(bool));
-		uint64_t names = reserve(w, (shared->name_count + 1) * sizeof(struct graph_run_name));
-		set_pointer(w, FIELD(at, struct cached_recipe, names), names);
-		for (size_t i = 0; i < shared->name_count; i++) {
-			const struct graph_run_name *name = &shared->names[i];
-			uint64_t n = names + i * sizeof(*name);
-			put_field(w, FIELD(n, struct graph_run_name, empty_key), &name->empty_key, sizeof(bool));
-			put_field(w, FIELD(n, struct graph_run_name, has_values), &name->has_values, sizeof(bool));
-			put_field(w, FIELD(n, struct graph_run_name, values_len), &name->values_len, sizeof(size_t));
-			put_field(w, FIELD(n, struct graph_run_name, value_count), &name->value_count, sizeof(size_t));
-			set_pointer(w, FIELD(n, struct graph_run_name, name), put_string(w, name->name));
-			set_pointer(w, FIELD(n, struct graph_run_name, values),
-				    put_blob(w, name->values, name->values ? name->values_len + 1 : 0));
-		}
+		set_pointer(w, FIELD(at, struct cached_recipe, names), names[r]);
 	}
+	free(names);
 }
 
 static void put_globbed(struct writer *w, struct cache_header *h, const struct glob_result *globbed,
 			const struct glob_observations *seen)
 {
-	/* Which observation of a name gives each file's size and time on load. */
-	struct strmap index = STRMAP_INIT;
+	/* Strings first, then the records, one after the other. */
 	for (size_t i = 0; i < seen->count; i++)
-		if (seen->items[i].kind == GLOB_SEEN_NAME)
-			strmap_put(&index, seen->items[i].path + seen->items[i].file_from, i + 1);
+		put_string(w, seen->items[i].path);
+	for (size_t i = 0; i < globbed->count; i++) {
+		put_string(w, globbed->files[i].key);
+		put_string(w, globbed->files[i].path);
+	}
 	h->seen_count = seen->count;
-	h->seen_offset = reserve(w, (seen->count + 1) * sizeof(struct glob_seen));
 	for (size_t i = 0; i < seen->count; i++) {
-		uint64_t at = h->seen_offset + i * sizeof(struct glob_seen);
 		const struct glob_seen *item = &seen->items[i];
+		uint64_t at = reserve(w, sizeof(struct glob_seen));
+		if (!i)
+			h->seen_offset = at;
 		put_field(w, FIELD(at, struct glob_seen, kind), &item->kind, sizeof(item->kind));
 		put_field(w, FIELD(at, struct glob_seen, type), &item->type, sizeof(item->type));
 		put_field(w, FIELD(at, struct glob_seen, device), &item->device, sizeof(item->device));
 		put_field(w, FIELD(at, struct glob_seen, inode), &item->inode, sizeof(item->inode));
 		put_field(w, FIELD(at, struct glob_seen, mtime_ns), &item->mtime_ns, sizeof(item->mtime_ns));
 		put_field(w, FIELD(at, struct glob_seen, ctime_ns), &item->ctime_ns, sizeof(item->ctime_ns));
-		set_pointer(w, FIELD(at, struct glob_seen, path), put_string(w, seen->items[i].path));
+		set_pointer(w, FIELD(at, struct glob_seen, path), put_string(w, item->path));
 	}
 	h->file_count = globbed->count;
-	h->files_offset = reserve(w, (globbed->count + 1) * sizeof(struct glob_file));
-	h->file_seen_offset = reserve(w, (globbed->count + 1) * sizeof(uint32_t));
 	for (size_t i = 0; i < globbed->count; i++) {
 		const struct glob_file *file = &globbed->files[i];
-		uint64_t at = h->files_offset + i * sizeof(struct glob_file);
+		uint64_t at = reserve(w, sizeof(struct glob_file));
+		if (!i)
+			h->files_offset = at;
 		int64_t unknown = -1; /* size: replaced on load by a fresh lstat where the walk made one */
 		put_field(w, FIELD(at, struct glob_file, size), &unknown, sizeof(unknown));
 		set_pointer(w, FIELD(at, struct glob_file, key), put_string(w, file->key));
 		set_pointer(w, FIELD(at, struct glob_file, path), put_string(w, file->path));
+	}
+	/* Which observation of a name gives each file's size and time on load. */
+	struct strmap index = STRMAP_INIT;
+	for (size_t i = 0; i < seen->count; i++)
+		if (seen->items[i].kind == GLOB_SEEN_NAME)
+			strmap_put(&index, seen->items[i].path + seen->items[i].file_from, i + 1);
+	for (size_t i = 0; i < globbed->count; i++) {
 		size_t found = 0;
-		uint32_t observation = strmap_get(&index, file->path, &found) ? (uint32_t)found : 0;
-		memcpy(w->out.buf + h->file_seen_offset + i * sizeof(uint32_t), &observation, sizeof(observation));
+		uint32_t observation = strmap_get(&index, globbed->files[i].path, &found) ? (uint32_t)found : 0;
+		uint64_t at = reserve_aligned(w, sizeof(observation), sizeof(observation));
+		if (!i)
+			h->file_seen_offset = at;
+		put_field(w, at, &observation, sizeof(observation));
 	}
 	strmap_release(&index);
 }
@@ -312,29 +417,53 @@ static bool settled(const struct glob_observations *seen, int64_t walk_start_ns)
 	return true;
 }
 
-static int write_whole(const char *path, const struct strbuf *data)
+static void put_graph(struct writer *w, struct cache_header *h, const void *key, size_t key_length,
+		      const struct graph *graph, const struct glob_result *globbed, const struct glob_observations *seen)
 {
-	struct strbuf temporary = STRBUF_INIT;
-	strbuf_addf(&temporary, "%s.%ld.tmp", path, (long)getpid());
-	int fd = open(temporary.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int rc = fd < 0 ? -1 : 0;
-	for (size_t done = 0; rc == 0 && done < data->len;) {
-		ssize_t n = write(fd, data->buf + done, data->len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			rc = -1;
-		else
-			done += (size_t)n;
+	reserve(w, sizeof(*h)); /* written last, in place */
+	w->empty = reserve(w, 8);
+	h->key_length = key_length;
+	h->key_offset = reserve(w, key_length);
+	put_field(w, h->key_offset, key, key_length);
+	for (size_t i = 0; i < graph->count; i++) {
+		struct job_parts parts;
+		put_job_parts(w, &graph->jobs[i], &parts);
 	}
-	if (fd >= 0 && close(fd) < 0)
-		rc = -1;
-	if (rc == 0 && rename(temporary.buf, path) < 0)
-		rc = -1;
-	if (rc < 0 && fd >= 0)
-		unlink(temporary.buf);
-	strbuf_release(&temporary);
-	return rc;
+	h->job_count = graph->count;
+	for (size_t i = 0; i < graph->count; i++) {
+		uint64_t at = put_job(w, &graph->jobs[i]);
+		if (!i)
+			h->jobs_offset = at;
+	}
+	put_recipes(w, h, graph);
+	put_globbed(w, h, globbed, seen);
+	const struct strvec *lists[4] = {&graph->skipped, &graph->left_out, &graph->warnings, &globbed->warnings};
+	for (int l = 0; l < 4; l++) {
+		h->list_count[l] = lists[l]->count;
+		h->lists_offset[l] = put_strings(w, (const char *const *)lists[l]->items, lists[l]->count);
+	}
+	h->group_skip_count = graph->group_skip_count;
+	/* Field by field: the records' padding was never written. */
+	for (size_t i = 0; i < graph->group_skip_count; i++) {
+		const struct graph_group_skip *skip = &graph->group_skips[i];
+		uint64_t at = reserve(w, sizeof(*skip));
+		if (!i)
+			h->group_skips_offset = at;
+		put_field(w, FIELD(at, struct graph_group_skip, line), &skip->line, sizeof(skip->line));
+		put_field(w, FIELD(at, struct graph_group_skip, reason), &skip->reason, sizeof(skip->reason));
+	}
+	/* The relocations are not relocated: a copy of the list, in pieces. */
+	size_t count = w->reloc_count;
+	h->reloc_count = count;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t at = reserve_aligned(w, sizeof(uint32_t), sizeof(uint32_t));
+		if (!i)
+			h->relocs_offset = at;
+		put_field(w, at, &w->relocs[i], sizeof(uint32_t));
+	}
+	flush(w);
+	h->total_size = w->base;
+	h->checksum = XXH3_64bits_digest(w->hash);
 }
 
 int graph_cache_save(const char *path, const void *key, size_t key_length, const struct graph *graph,
@@ -345,50 +474,39 @@ int graph_cache_save(const char *path, const void *key, size_t key_length, const
 	for (size_t i = 0; i < graph->count; i++)
 		if (graph->jobs[i].shared != &graph->recipes[graph->jobs[i].recipe])
 			return -1;
-	struct writer w = {STRBUF_INIT, NULL, 0, 0, NULL, 0, 0, 0};
+	struct strbuf temporary = STRBUF_INIT;
+	strbuf_addf(&temporary, "%s.%ld.tmp", path, (long)getpid());
+	struct writer w;
+	memset(&w, 0, sizeof(w));
+	w.fd = open(temporary.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (w.fd < 0) {
+		strbuf_release(&temporary);
+		return -1;
+	}
+	w.cap = WINDOW;
+	w.buf = xmalloc(w.cap);
+	w.hash = XXH3_createState();
+	if (!w.hash)
+		BUG("XXH3 ran out of memory");
+	XXH3_64bits_reset(w.hash);
 	struct cache_header h;
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, GRAPH_CACHE_MAGIC, sizeof(h.magic));
 	h.version = GRAPH_CACHE_VERSION;
 	h.pointer_size = sizeof(void *);
-	reserve(&w, sizeof(h));
-	w.empty = reserve(&w, 8);
-	h.key_length = key_length;
-	h.key_offset = reserve(&w, key_length);
-	memcpy(w.out.buf + h.key_offset, key, key_length);
-	h.job_count = graph->count;
-	h.jobs_offset = reserve(&w, (graph->count + 1) * sizeof(struct graph_job));
-	for (size_t i = 0; i < graph->count; i++)
-		put_job(&w, h.jobs_offset + i * sizeof(struct graph_job), &graph->jobs[i]);
-	put_recipes(&w, &h, graph);
-	put_globbed(&w, &h, globbed, seen);
-	const struct strvec *lists[4] = {&graph->skipped, &graph->left_out, &graph->warnings, &globbed->warnings};
-	for (int l = 0; l < 4; l++) {
-		h.list_count[l] = lists[l]->count;
-		h.lists_offset[l] = put_strings(&w, (const char *const *)lists[l]->items, lists[l]->count);
-	}
-	h.group_skip_count = graph->group_skip_count;
-	/* Field by field: the records' padding was never written. */
-	h.group_skips_offset = reserve(&w, (graph->group_skip_count + 1) * sizeof(*graph->group_skips));
-	for (size_t i = 0; i < graph->group_skip_count; i++) {
-		uint64_t at = h.group_skips_offset + i * sizeof(*graph->group_skips);
-		const struct graph_group_skip *skip = &graph->group_skips[i];
-		put_field(&w, FIELD(at, struct graph_group_skip, line), &skip->line, sizeof(skip->line));
-		put_field(&w, FIELD(at, struct graph_group_skip, reason), &skip->reason, sizeof(skip->reason));
-	}
-	h.reloc_count = w.reloc_count;
-	h.relocs_offset = reserve(&w, w.reloc_count * sizeof(uint32_t));
-	if (w.reloc_count)
-		memcpy(w.out.buf + h.relocs_offset, w.relocs, w.reloc_count * sizeof(uint32_t));
-	h.total_size = w.out.len;
-	h.checksum = XXH3_64bits(w.out.buf + sizeof(h), w.out.len - sizeof(h));
-	memcpy(w.out.buf, &h, sizeof(h));
+	put_graph(&w, &h, key, key_length, graph, globbed, seen);
 	/* Past 32 GiB a relocation's word index would not fit. */
-	int rc = h.total_size / 8 > UINT32_MAX ? -1 : write_whole(path, &w.out);
-	strbuf_release(&w.out);
+	bool ok = !w.failed && h.total_size / 8 <= UINT32_MAX && pwrite(w.fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h);
+	ok = close(w.fd) == 0 && ok;
+	ok = ok && rename(temporary.buf, path) == 0;
+	if (!ok)
+		unlink(temporary.buf);
+	strbuf_release(&temporary);
+	XXH3_freeState(w.hash);
+	free(w.buf);
 	free(w.slots);
 	free(w.relocs);
-	return rc;
+	return ok ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ loading */
