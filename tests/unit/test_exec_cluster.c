@@ -621,6 +621,9 @@ static void test_bad_submission_records(void **state)
 		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\nend 1\nmember\t2\tb\tl\n", "after its end"},
 		{"cpipe-submission 1\nbackend slurm\nmember\t1\ta\tl\nend 1\n", "no backend or job id"},
 		{"cpipe-submission 1\nbackend slurm\njob 5\ntime soon\nmember\t1\ta\tl\nend 1\n", "time"},
+		/* The token names a file removed with the record. */
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntoken ../../../etc/x\nmember\t1\ta\tl\nend 1\n", "token"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntoken 0123456789ABCDEF\nmember\t1\ta\tl\nend 1\n", "token"},
 		{"cpipe-submission 1\nbackend\nend 0\n", "without a value"},
 		{"cpipe-submission 2\nbackend slurm\njob 5\nend 0\n", "not a submission record"},
 		{"", "not a submission record"},
@@ -1314,6 +1317,43 @@ static void test_job_script_message_backslashes(void **state)
 }
 
 /*
+ * A job that started while its submission owned its unit's name and ends
+ * after a later submission took the name (and wrote the job's script again
+ * with its token) writes no marker: the later submission would import it as
+ * its own job's result. It says why in its log and fails.
+ */
+static void test_job_script_outlived_by_its_name(void **state)
+{
+	const char *dir = *state;
+	make_job_dirs(dir);
+	struct exec_cluster_job job;
+	memset(&job, 0, sizeof(job));
+	job.id = "late";
+	job.command = "sed -i s/0123456789abcdef/fedcba9876543210/ .cpipe/jobs/late.sh";
+	struct strvec none = STRVEC_INIT;
+	struct strbuf script = STRBUF_INIT;
+	struct exec_script_owner owner = {EXEC_JOBS_DIR "/late.sh", test_token, 0};
+	exec_cluster_job_script(&job, "late", dir, &none, &none, &owner, &script);
+	write_file(dir, EXEC_JOBS_DIR "/late.sh", script.buf, 0644);
+	write_file(dir, "copy.sh", script.buf, 0644); /* what SLURM keeps of it */
+	strbuf_release(&script);
+	assert_int_equal(run_script(dir, "copy.sh"), 1);
+	struct exec_marker marker;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_marker_read(dir, "late", &marker, &err), 0);
+	char *text = read_text(dir, EXEC_LOG_DIR "/late.log");
+	assert_non_null(strstr(text, "earlier submission"));
+	free(text);
+	/* Started once the name was taken, it runs nothing and leaves the log (the later job's) alone. */
+	write_file(dir, EXEC_LOG_DIR "/late.log", "", 0644);
+	assert_int_equal(run_script(dir, "copy.sh"), 1);
+	text = read_text(dir, EXEC_LOG_DIR "/late.log");
+	assert_string_equal(text, "");
+	free(text);
+	assert_int_equal(exec_marker_read(dir, "late", &marker, &err), 0);
+}
+
+/*
  * A job stopped on the cluster: the scheduler may send SIGTERM to every
  * process of the job, in any order, and more than once (SLURM signals each
  * process it finds, children first, and may go round again). Here the first
@@ -1439,6 +1479,7 @@ int main(void)
 		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
 		cmocka_unit_test(test_batches_need_alike_resources),
 		cmocka_unit_test_setup_teardown(test_job_script_killed_twice, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_job_script_outlived_by_its_name, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_stopped_through_its_step, setup_dir, temp_dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
