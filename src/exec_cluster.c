@@ -162,9 +162,10 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 	strbuf_adds(out, "current || { printf 'cpipe: %s\\n' \"$stale\" >&2; exit 1; }\n");
 	strbuf_addf(out, "marker=%s/%s.marker\n", EXEC_JOBS_DIR, name);
 	strbuf_adds(out, "start=$(date +%s%N)\nunneeded=\n\n");
-	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns).\n"
+	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns), also\n"
+			 "# when stat fails: cpipe pairs the lines with the outputs in order.\n"
 			 "signature() {\n"
-			 "\tif [ -e \"$1\" ]; then stat -L -c 'output 1 %s %.9Y' -- \"$1\"; else echo 'output 0'; fi\n"
+			 "\tif [ -e \"$1\" ] && stat -L -c 'output 1 %s %.9Y' -- \"$1\" 2>/dev/null; then :; else echo 'output 0'; fi\n"
 			 "}\n\n"
 			 "# finish STATUS MESSAGE: write the marker, then end the job with STATUS. A\n"
 			 "# scheduler may send SIGTERM more than once, to every process of the job: from\n"

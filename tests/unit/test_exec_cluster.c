@@ -1317,6 +1317,43 @@ static void test_job_script_message_backslashes(void **state)
 }
 
 /*
+ * The marker has one line per declared output, in order, which the import
+ * pairs with the job's outputs: a `stat` that fails on one (gone again, an
+ * unreadable mount) must not shift the next output's signature onto it.
+ */
+static void test_job_script_signature_per_output(void **state)
+{
+	const char *dir = *state;
+	make_job_dirs(dir);
+	path_first(dir);
+	write_file(dir, "stat", "#!/bin/sh\nfor last; do :; done\ncase $last in first*) exit 1 ;; esac\nexec /usr/bin/stat \"$@\"\n",
+		   0755);
+	static const char *const outputs[] = {"first.txt", "second.txt"};
+	struct exec_cluster_job job;
+	memset(&job, 0, sizeof(job));
+	job.id = "two";
+	job.command = "echo 1 >first.txt && echo 22 >second.txt";
+	job.outputs = outputs;
+	job.output_count = 2;
+	struct strvec none = STRVEC_INIT;
+	struct strbuf script = STRBUF_INIT;
+	struct exec_script_owner owner = {EXEC_JOBS_DIR "/two.sh", test_token, 0};
+	exec_cluster_job_script(&job, "two", dir, &none, &none, &owner, &script);
+	write_file(dir, EXEC_JOBS_DIR "/two.sh", script.buf, 0644);
+	strbuf_release(&script);
+	assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/two.sh"), 0);
+	struct exec_marker marker;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_marker_read(dir, "two", &marker, &err), 1);
+	assert_int_equal(marker.output_count, 2);
+	assert_false(marker.outputs[0].exists);
+	assert_true(marker.outputs[1].exists);
+	assert_int_equal(marker.outputs[1].size, 3);
+	exec_marker_release(&marker);
+	restore_path();
+}
+
+/*
  * A job that started while its submission owned its unit's name and ends
  * after a later submission took the name (and wrote the job's script again
  * with its token) writes no marker: the later submission would import it as
@@ -1480,6 +1517,7 @@ int main(void)
 		cmocka_unit_test(test_batches_need_alike_resources),
 		cmocka_unit_test_setup_teardown(test_job_script_killed_twice, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_job_script_outlived_by_its_name, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_job_script_signature_per_output, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_stopped_through_its_step, setup_dir, temp_dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
