@@ -147,7 +147,8 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 {
 	struct strbuf message = STRBUF_INIT;
 	strbuf_adds(out, "#!/bin/sh\n");
-	add_token_line(out, owner->token);
+	if (owner->file)
+		add_token_line(out, owner->token);
 	strbuf_adds(out, "# cpipe job: ");
 	add_one_line(out, job->id);
 	strbuf_adds(out, "\n"
@@ -157,9 +158,12 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 			 "cd ");
 	strbuf_add_shell_quoted(out, root);
 	strbuf_adds(out, " || exit 1\n");
-	exec_scripts_reader(owner, false, out);
-	/* Before the log is opened: it is the later submission's job's too. */
-	strbuf_adds(out, "current || { printf 'cpipe: %s\\n' \"$stale\" >&2; exit 1; }\n");
+	/* What runs it from a scripts file has checked the token just now (and defined current). */
+	if (owner->file) {
+		exec_scripts_reader(owner, false, out);
+		/* Before the log is opened: it is the later submission's job's too. */
+		strbuf_adds(out, "current || { printf 'cpipe: %s\\n' \"$stale\" >&2; exit 1; }\n");
+	}
 	strbuf_addf(out, "marker=%s/%s.marker\n", EXEC_JOBS_DIR, name);
 	strbuf_adds(out, "start=$(date +%s%N)\nunneeded=\n\n");
 	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns), also\n"
@@ -751,7 +755,7 @@ static int write_single_files(const struct submission *s, const struct exec_unit
 	} else {
 		strbuf_addf(&file, "%s/%s/%s.scripts", s->root, EXEC_JOBS_DIR, unit->name);
 		owner.file = file.buf;
-		struct exec_script_owner steps = {file.buf, s->token, 0};
+		struct exec_script_owner steps = {NULL, s->token, 0};
 		struct strbuf scripts = STRBUF_INIT;
 		scripts_begin(&scripts, s->token, exec_batch_size(batches, b));
 		add_batch_entries(s, b, 1, &steps, &scripts);
@@ -804,7 +808,7 @@ static int write_array_files(const struct submission *s, const struct exec_unit 
 	struct strbuf path = STRBUF_INIT, tasks = STRBUF_INIT, scripts = STRBUF_INIT, text = STRBUF_INIT;
 	char *launcher = xasprintf("%s/%s/%s.array.sh", s->root, EXEC_JOBS_DIR, unit->name);
 	char *file = xasprintf("%s/%s/%s.scripts", s->root, EXEC_JOBS_DIR, unit->name);
-	struct exec_script_owner owner = {file, s->token, 0}, launcher_owner = {file, s->token, 2};
+	struct exec_script_owner owner = {NULL, s->token, 0}, launcher_owner = {file, s->token, 2};
 	int rc = 0;
 	size_t entries = unit->count;
 	for (size_t k = 0; k < unit->count; k++)

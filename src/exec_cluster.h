@@ -102,7 +102,8 @@ char *exec_record_unit_name(const char *cwd, const char *base);
  * running, then runs nothing and records nothing.
  */
 struct exec_script_owner {
-	const char *file;  /* as the script sees it: relative to the data root, or absolute */
+	const char *file;  /* as the script sees it: relative to the data root, or absolute; NULL for a
+	                      job script run by a launcher or runner, which defined current and stale */
 	const char *token;
 	int token_argument; /* the positional parameter that overrides `token` (fsl_sub passes it), 0: none */
 };
