@@ -125,11 +125,12 @@ void exec_scripts_reader(const struct exec_script_owner *owner, bool entries, st
 		strbuf_addf(out, "cpipe_token=%s\n", owner->token);
 	strbuf_adds(out, "cpipe_file=");
 	strbuf_add_shell_quoted(out, owner->file);
-	strbuf_addf(out, "\ncurrent() {\n"
+	strbuf_adds(out, "\ncurrent() {\n"
 			 "\thead -c 64 \"$cpipe_file\" 2>/dev/null | grep -qx \"# cpipe submission $cpipe_token\"\n"
 			 "}\n"
 			 "stale=\"this task belongs to an earlier submission: a later one took its name and wrote \"\\\n"
-			 "\"$cpipe_file again, so it runs nothing and records nothing\"\n");
+			 "\"$cpipe_file again, so it runs nothing and records nothing\"\n"
+			 "current || { printf 'cpipe: %s\\n' \"$stale\" >&2; exit 1; }\n");
 	if (!entries)
 		return;
 	strbuf_addf(out, "# entry N: script N of cpipe_file, whose line N after the first (%d bytes a line)\n"
@@ -159,11 +160,8 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 	strbuf_add_shell_quoted(out, root);
 	strbuf_adds(out, " || exit 1\n");
 	/* What runs it from a scripts file has checked the token just now (and defined current). */
-	if (owner->file) {
-		exec_scripts_reader(owner, false, out);
-		/* Before the log is opened: it is the later submission's job's too. */
-		strbuf_adds(out, "current || { printf 'cpipe: %s\\n' \"$stale\" >&2; exit 1; }\n");
-	}
+	if (owner->file)
+		exec_scripts_reader(owner, false, out); /* before the log is opened: it is the later job's too */
 	strbuf_addf(out, "marker=%s/%s.marker\n", EXEC_JOBS_DIR, name);
 	strbuf_adds(out, "start=$(date +%s%N)\nunneeded=\n\n");
 	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns), also\n"
@@ -764,7 +762,6 @@ static int write_single_files(const struct submission *s, const struct exec_unit
 		strbuf_release(&scripts);
 		strbuf_adds(&text, "#!/bin/sh\n");
 		exec_scripts_reader(&owner, true, &text);
-		strbuf_adds(&text, "current || { printf 'cpipe: %s\\n' \"$stale\" >&2; exit 1; }\n");
 		exec_batch_runner(s->jobs, batches, b, s->names, s->root, 1, &text);
 	}
 	exec_record_path(s->cwd, unit->name, ".sh", &path);
@@ -861,12 +858,11 @@ static int write_array_files(const struct submission *s, const struct exec_unit 
 		    "\techo \"cpipe: no task '$task' in %s.array.sh\" >&2\n"
 		    "\texit 1\n"
 		    "fi\n"
-		    "current || { printf 'cpipe: task %%s of %s: %%s\\n' \"$task\" \"$stale\" >&2; exit 1; }\n"
 		    "script=$(entry \"$number\")\n"
 		    "[ -n \"$script\" ] || { echo \"cpipe: cannot read task $task's script from $cpipe_file\" >&2; exit 1; }\n"
 		    "set --\n"
 		    "eval \"$script\"\n",
-		    unit->count, unit->name, unit->name);
+		    unit->count, unit->name);
 	exec_record_path(s->cwd, unit->name, ".array.sh", &path);
 	if (rc == 0)
 		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);

@@ -111,7 +111,8 @@ struct exec_script_owner {
 /*
  * Append the shell text defining cpipe_token, cpipe_file, current (true
  * while cpipe_file names the token) and stale (what a task says when not),
- * and, with `entries`, entry N (script N of a scripts file).
+ * and, with `entries`, entry N (script N of a scripts file); then the text
+ * ends the script, saying why on stderr, unless current is true.
  */
 void exec_scripts_reader(const struct exec_script_owner *owner, bool entries, struct strbuf *out);
 
