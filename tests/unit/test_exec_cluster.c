@@ -1269,6 +1269,19 @@ static const char killed[] = "killed by SIGTERM (time limit reached or job cance
 /* A submission's token for scripts written here: the file they are written to names it. */
 static const char test_token[] = "0123456789abcdef";
 
+/* Write job `job`'s script, owned by a submission of token test_token, to .cpipe/jobs/<name>.sh under `dir`. */
+static void write_job_script(const char *dir, const struct exec_cluster_job *job, const char *name)
+{
+	struct strvec none = STRVEC_INIT;
+	struct strbuf script = STRBUF_INIT;
+	char *rel = xasprintf("%s/%s.sh", EXEC_JOBS_DIR, name);
+	struct exec_script_owner owner = {rel, test_token, 0};
+	exec_cluster_job_script(job, name, dir, &none, &none, &owner, &script);
+	write_file(dir, rel, script.buf, 0644);
+	free(rel);
+	strbuf_release(&script);
+}
+
 /* The directories a job script writes in, under `dir`. */
 static void make_job_dirs(const char *dir)
 {
@@ -1299,12 +1312,7 @@ static void test_job_script_message_backslashes(void **state)
 	job.command = "true";
 	job.outputs = outputs;
 	job.output_count = 2;
-	struct strvec none = STRVEC_INIT;
-	struct strbuf script = STRBUF_INIT;
-	struct exec_script_owner owner = {EXEC_JOBS_DIR "/slashes.sh", test_token, 0};
-	exec_cluster_job_script(&job, "slashes", dir, &none, &none, &owner, &script);
-	write_file(dir, EXEC_JOBS_DIR "/slashes.sh", script.buf, 0644);
-	strbuf_release(&script);
+	write_job_script(dir, &job, "slashes");
 	assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/slashes.sh"), 1);
 	expect_marker(dir, "slashes", 1, "declared output 'a\\cb.txt' was not created");
 	struct exec_marker marker;
@@ -1335,12 +1343,7 @@ static void test_job_script_signature_per_output(void **state)
 	job.command = "echo 1 >first.txt && echo 22 >second.txt";
 	job.outputs = outputs;
 	job.output_count = 2;
-	struct strvec none = STRVEC_INIT;
-	struct strbuf script = STRBUF_INIT;
-	struct exec_script_owner owner = {EXEC_JOBS_DIR "/two.sh", test_token, 0};
-	exec_cluster_job_script(&job, "two", dir, &none, &none, &owner, &script);
-	write_file(dir, EXEC_JOBS_DIR "/two.sh", script.buf, 0644);
-	strbuf_release(&script);
+	write_job_script(dir, &job, "two");
 	assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/two.sh"), 0);
 	struct exec_marker marker;
 	struct cp_err err = CP_ERR_INIT;
@@ -1367,13 +1370,10 @@ static void test_job_script_outlived_by_its_name(void **state)
 	memset(&job, 0, sizeof(job));
 	job.id = "late";
 	job.command = "sed -i s/0123456789abcdef/fedcba9876543210/ .cpipe/jobs/late.sh";
-	struct strvec none = STRVEC_INIT;
-	struct strbuf script = STRBUF_INIT;
-	struct exec_script_owner owner = {EXEC_JOBS_DIR "/late.sh", test_token, 0};
-	exec_cluster_job_script(&job, "late", dir, &none, &none, &owner, &script);
-	write_file(dir, EXEC_JOBS_DIR "/late.sh", script.buf, 0644);
-	write_file(dir, "copy.sh", script.buf, 0644); /* what SLURM keeps of it */
-	strbuf_release(&script);
+	write_job_script(dir, &job, "late");
+	char *copy = read_text(dir, EXEC_JOBS_DIR "/late.sh");
+	write_file(dir, "copy.sh", copy, 0644); /* what SLURM keeps of it */
+	free(copy);
 	assert_int_equal(run_script(dir, "copy.sh"), 1);
 	struct exec_marker marker;
 	struct cp_err err = CP_ERR_INIT;
