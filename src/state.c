@@ -1135,9 +1135,7 @@ void state_close(struct state *state)
 	strvec_release(&state->damage_notes);
 	free(state->failure_windows);
 	free(state->db_path);
-	free(state->scratch);
-	free(state->output_scratch);
-	free(state->marks);
+	reason_scratch_release(&state->reason_scratch);
 	free(state);
 }
 

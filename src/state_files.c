@@ -311,8 +311,8 @@ static void *stat_batch_run(void *arg)
 	}
 }
 
-/* How many threads (the caller's included) to use for `work` stat calls. */
-static size_t stat_thread_count(unsigned wanted, size_t work)
+/* How many threads (the caller's included) to use for `work` items, each thread taking at least `per_thread`. */
+size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread)
 {
 	size_t threads = wanted;
 	if (threads == 0) {
@@ -321,20 +321,20 @@ static size_t stat_thread_count(unsigned wanted, size_t work)
 	}
 	if (threads > STAT_THREADS_MAX)
 		threads = STAT_THREADS_MAX;
-	size_t useful = work / STAT_PATHS_PER_THREAD;
+	size_t useful = work / per_thread;
 	if (threads > useful)
 		threads = useful;
 	return threads ? threads : 1;
 }
 
-/* Run the batch in `threads` threads, this one included; work a thread could not start for is done here. */
-static void stat_batch_run_threads(struct stat_batch *batch, size_t threads)
+/* Run `work(arg)` in `threads` threads, this one included; a thread that cannot start leaves its share to the others. */
+void work_run_threads(void *(*work)(void *), void *arg, size_t threads)
 {
 	pthread_t *ids = xcalloc(threads, sizeof(*ids));
 	bool *started = xcalloc(threads, sizeof(*started));
 	for (size_t k = 1; k < threads; k++)
-		started[k] = pthread_create(&ids[k], NULL, stat_batch_run, batch) == 0;
-	stat_batch_run(batch);
+		started[k] = pthread_create(&ids[k], NULL, work, arg) == 0;
+	work(arg);
 	for (size_t k = 1; k < threads; k++)
 		if (started[k])
 			pthread_join(ids[k], NULL);
@@ -353,7 +353,7 @@ static int stat_queued_files(struct state *state, const uint32_t *queued, size_t
 	struct stat_batch batch = {.files = state->files, .queued = queued, .count = n};
 	atomic_init(&batch.next, 0);
 	atomic_init(&batch.failed, false);
-	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
+	work_run_threads(stat_batch_run, &batch, work_thread_count(threads, n, STAT_PATHS_PER_THREAD));
 	state->stats.stat_calls += n;
 	if (!atomic_load(&batch.failed) || !err)
 		return 0;
@@ -474,7 +474,7 @@ void state_stat_recorded(struct state *state, unsigned threads, bool made_only, 
 	atomic_init(&batch.failed, false);
 	if (share)
 		share_enter(share, SHARE_RUNNING, &batch);
-	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
+	work_run_threads(stat_batch_run, &batch, work_thread_count(threads, n, STAT_PATHS_PER_THREAD));
 	if (share)
 		share_enter(share, SHARE_OVER, NULL);
 	state->stats.stat_calls += n;

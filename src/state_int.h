@@ -183,6 +183,18 @@ struct name_index {
 	size_t count;
 };
 
+/* The buffers of one reason check: the handle's, or one thread's of state_jobs_settled. */
+struct reason_scratch {
+	size_t *positions; /* per query input: its place among the recorded inputs */
+	size_t positions_cap;
+	size_t *output_files; /* per query output: its file index */
+	size_t output_files_cap;
+	unsigned char *marks; /* per recorded input: whether the query has it */
+	size_t marks_cap;
+};
+
+void reason_scratch_release(struct reason_scratch *scratch);
+
 struct state {
 	sqlite3 *db;
 	char *db_path;
@@ -221,12 +233,7 @@ struct state {
 	size_t failure_window_count;
 	bool failure_windows_built;
 
-	size_t *scratch; /* per-query input positions */
-	size_t scratch_cap;
-	size_t *output_scratch; /* per-query output file indexes */
-	size_t output_scratch_cap;
-	unsigned char *marks;
-	size_t marks_cap;
+	struct reason_scratch reason_scratch; /* state_job_reason's */
 
 	struct state_stats stats;
 };
@@ -314,6 +321,8 @@ int file_seen(struct state *state, size_t index, struct file_signature *out, str
 int file_hash_seen(struct state *state, size_t index, struct cp_err *err);
 int file_store(struct state *state, size_t index, struct cp_err *err);
 int flush_dirty_files(struct state *state, struct cp_err *err);
+size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread);
+void work_run_threads(void *(*work)(void *), void *arg, size_t threads);
 
 /* state_reason.c: comparing a recorded file with the disk (state_check uses them too). */
 int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,

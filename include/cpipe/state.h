@@ -339,6 +339,26 @@ struct state_job_query {
 int state_job_reason(struct state *state, const struct state_job_query *query, enum state_reason *reason,
 		     struct strbuf *detail, struct cp_err *err);
 
+/*
+ * Fill `query` for job i of a state_jobs_settled (its definition text in
+ * `definition`, the calling thread's own buffer). Called from several threads
+ * at once, so it may only read what they share.
+ */
+typedef void state_query_fn(void *context, size_t i, struct strbuf *definition, struct state_job_query *query);
+
+/*
+ * For each job i in [0, count) whose query `fill` gives: settled[i] is true
+ * when state_job_reason would find it STATE_UP_TO_DATE and needs no write to
+ * say so; false when it would find another reason, and also when saying
+ * so needs a write (a path not stat'ed yet, a file to hash, a claim whose
+ * holder is to be checked, a query without input_ids and output_ids): ask
+ * state_job_reason about those. Writes nothing to the handle, which nothing
+ * else may use meanwhile; runs in up to `threads` threads (0: the online
+ * CPUs, at most 8), each taking at least 512 jobs, the calling thread one of them.
+ */
+void state_jobs_settled(struct state *state, size_t count, state_query_fn *fill, void *context, unsigned threads,
+			bool *settled);
+
 /* ---- Claims and records --------------------------------------------------- */
 
 /* One attempt's facts. Strings are borrowed; NULL host/pid 0 mean this process. */
