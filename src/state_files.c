@@ -369,25 +369,73 @@ static int stat_queued_files(struct state *state, const uint32_t *queued, size_t
 	return 0;
 }
 
+/* state_stat_paths' lookups: a thread is worth starting for this many (a probe into the index each). */
+enum { FIND_PATHS_PER_THREAD = 2048, FIND_CHUNK = 256 };
+
+/* A path's file index with this bit set: it is not stat'ed yet (indexes stay below FILE_INDEX_LIMIT). */
+#define FOUND_UNSEEN ((uint32_t)1 << 31)
+#define FOUND_NONE UINT32_MAX /* not indexed yet */
+
+/*
+ * The path lookups of one state_stat_paths, shared by its threads: each takes
+ * the next FIND_CHUNK paths and writes their slots of `found`. They only read
+ * the index and the entries; what changes them is left to the calling thread.
+ */
+struct find_batch {
+	const struct state *state;
+	const char *const *paths;
+	size_t count;
+	uint32_t *found;
+	atomic_size_t next;
+};
+
+static void *find_batch_run(void *arg)
+{
+	struct find_batch *batch = arg;
+	const struct state *state = batch->state;
+	for (;;) {
+		size_t from = atomic_fetch_add(&batch->next, FIND_CHUNK);
+		if (from >= batch->count)
+			return NULL;
+		size_t to = batch->count - from < FIND_CHUNK ? batch->count : from + FIND_CHUNK;
+		for (size_t i = from; i < to; i++) {
+			const char *path = batch->paths[i];
+			size_t index = index_find(state, &state->file_index, INDEX_FILES, path, name_hash(path));
+			batch->found[i] = index == SIZE_MAX	       ? FOUND_NONE
+					  : state->files[index].seen ? (uint32_t)index
+								     : (uint32_t)index | FOUND_UNSEEN;
+		}
+	}
+}
+
 int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
 		     uint32_t *ids, struct cp_err *err)
 {
+	/* Known paths are looked up in threads (`ids` doubles as their results); the rest is done here. */
+	uint32_t *found = ids ? ids : xmalloc((count + 1) * sizeof(*found));
+	struct find_batch find = {.state = state, .paths = paths, .count = count, .found = found};
+	atomic_init(&find.next, 0);
+	work_run_threads(find_batch_run, &find, work_thread_count(threads, count, FIND_PATHS_PER_THREAD));
 	/*
 	 * Interning grows the file index, which is not thread safe: it is done
-	 * here first. A queued file is marked seen at once so that a duplicate
-	 * is not queued twice; its result is filled in before this returns.
+	 * here. A queued file is marked seen at once so that a duplicate is not
+	 * queued twice; its result is filled in before this returns.
 	 */
 	uint32_t *queued = xmalloc((count + 1) * sizeof(*queued));
 	size_t n = 0;
 	for (size_t i = 0; i < count; i++) {
-		size_t index = file_intern(state, paths[i]);
-		if (ids)
-			ids[i] = (uint32_t)index;
+		if (!(found[i] & FOUND_UNSEEN))
+			continue; /* stat'ed already, and `ids` has its index */
+		/* A path not indexed may have been added for a duplicate of it before this one. */
+		size_t index = found[i] == FOUND_NONE ? file_intern(state, paths[i]) : found[i] & ~FOUND_UNSEEN;
+		found[i] = (uint32_t)index;
 		if (state->files[index].seen)
 			continue;
 		state->files[index].seen = true;
 		queued[n++] = (uint32_t)index;
 	}
+	if (found != ids)
+		free(found);
 	int rc = stat_queued_files(state, queued, n, threads, err);
 	free(queued);
 	return rc;
