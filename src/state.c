@@ -187,15 +187,49 @@ size_t index_find(const struct state *state, const struct name_index *index, enu
 	}
 }
 
+/* Make room for `more` names: a third full after a resize, room to grow before the next. */
+static void index_room(struct name_index *index, size_t more)
+{
+	if ((index->count + more) * 3 > index->cap * 2)
+		index_reserve(index, 2 * (index->count + more));
+}
+
 /* Add entry `i`, whose name (hashing to `hash`) is not indexed yet. */
 void index_add(struct name_index *index, size_t i, uint64_t hash)
 {
 	if (i + 1 > UINT32_MAX)
 		BUG("more than 4G state records");
-	if ((index->count + 1) * 3 > index->cap * 2)
-		index_reserve(index, 2 * (index->count + 1)); /* a third full: room to grow before the next resize */
+	index_room(index, 1);
 	slot_place(index->slots, index->cap, slot_make(i, hash));
 	index->count++;
+}
+
+/*
+ * index_add, deferred: the slot's home is prefetched now and the slot placed
+ * with the next INDEX_BATCH - 1 additions, so that the cache misses of their
+ * random homes overlap (a load adds hundreds of thousands of names to
+ * indexes of megabytes). Until index_batch_flush, lookups miss the pending ones.
+ */
+void index_batch_add(struct index_batch *batch, size_t i, uint64_t hash)
+{
+	struct name_index *index = batch->index;
+	if (i + 1 > UINT32_MAX)
+		BUG("more than 4G state records");
+	if (batch->count == INDEX_BATCH)
+		index_batch_flush(batch);
+	if (!batch->count)
+		index_room(index, INDEX_BATCH);
+	__builtin_prefetch(&index->slots[slot_home((uint32_t)hash, index->cap)], 1);
+	batch->slots[batch->count++] = slot_make(i, hash);
+}
+
+void index_batch_flush(struct index_batch *batch)
+{
+	struct name_index *index = batch->index;
+	for (size_t k = 0; k < batch->count; k++)
+		slot_place(index->slots, index->cap, batch->slots[k]);
+	index->count += batch->count;
+	batch->count = 0;
 }
 
 /* Field 22 (starttime) of a /proc/PID/stat line, or 0 when the line is cut short. */
@@ -423,23 +457,26 @@ struct job_entry *job_find(const struct state *state, const char *job_id)
 	return &state->jobs[index];
 }
 
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash);
+static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
 
 size_t job_intern(struct state *state, const char *job_id)
 {
 	uint64_t hash = name_hash(job_id);
 	size_t index = index_find(state, &state->job_index, INDEX_JOBS, job_id, hash);
-	return index != SIZE_MAX ? index : job_add(state, job_id, hash);
+	return index != SIZE_MAX ? index : job_add(state, job_id, hash, NULL);
 }
 
-/* Add a job id known not to be indexed yet. */
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash)
+/* Add a job id known not to be indexed yet; with a `batch`, to the index through it. */
+static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch)
 {
 	ALLOC_GROW(state->jobs, state->job_count + 1, state->job_cap);
 	struct job_entry *job = &state->jobs[state->job_count];
 	memset(job, 0, sizeof(*job));
 	job->job_id = pool_add(&state->pool, job_id);
-	index_add(&state->job_index, state->job_count, hash);
+	if (batch)
+		index_batch_add(batch, state->job_count, hash);
+	else
+		index_add(&state->job_index, state->job_count, hash);
 	return state->job_count++;
 }
 
@@ -808,6 +845,7 @@ static int load(struct state *state, struct cp_err *err)
 	if (!(stmt = statement(state, STMT_LOAD_FILES, err)))
 		goto out;
 	bool bad_id = false;
+	struct index_batch batch = {.index = &state->file_index};
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(stmt, 0);
 		const char *path = (const char *)sqlite3_column_text(stmt, 1);
@@ -818,7 +856,7 @@ static int load(struct state *state, struct cp_err *err)
 			err->kind = CP_ERR_STATE_DAMAGED;
 			break;
 		}
-		size_t index = file_add(state, path, name_hash(path));
+		size_t index = file_add(state, path, name_hash(path), &batch);
 		struct file_entry *file = &state->files[index];
 		file->db_id = (uint32_t)id; /* from 1 to max_file_id, checked above */
 		if (sqlite3_column_type(stmt, 4) != SQLITE_NULL) {
@@ -831,6 +869,7 @@ static int load(struct state *state, struct cp_err *err)
 			file_by_id[id] = index;
 	}
 	statement_done(stmt);
+	index_batch_flush(&batch);
 	if (bad_id) {
 		rc = STATE_ERROR;
 		goto out;
@@ -847,10 +886,11 @@ static int load(struct state *state, struct cp_err *err)
 	/* Every job's files go into one array; until it stops growing, a job's `files` is its offset into it. */
 	struct job_file *all = NULL;
 	size_t used = 0, all_cap = 0;
+	batch = (struct index_batch){.index = &state->job_index};
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		/* Names are UNIQUE in the table: no lookup needed. */
 		const char *name = (const char *)sqlite3_column_text(stmt, 0);
-		size_t index = job_add(state, name, name_hash(name)); /* may grow state->jobs */
+		size_t index = job_add(state, name, name_hash(name), &batch); /* may grow state->jobs */
 		struct job_entry *job = &state->jobs[index];
 		job_from_row(state, job, stmt);
 		job->files = (struct job_file *)(uintptr_t)used;
@@ -873,6 +913,7 @@ static int load(struct state *state, struct cp_err *err)
 		}
 	}
 	statement_done(stmt);
+	index_batch_flush(&batch);
 	/* The array grew by doubling: give back what no job uses (shrinking a large block moves no data). */
 	state->loaded_job_files = all = used ? xrealloc(all, used * sizeof(*all)) : all;
 	for (size_t i = 0; i < state->job_count; i++) {

@@ -153,8 +153,8 @@ int state_signature_compute(const char *path, struct file_signature *out, struct
 
 /* ---- Files in memory ------------------------------------------------------- */
 
-/* Add a path known not to be indexed yet. */
-size_t file_add(struct state *state, const char *path, uint64_t hash)
+/* Add a path known not to be indexed yet; with a `batch`, to the index through it. */
+size_t file_add(struct state *state, const char *path, uint64_t hash, struct index_batch *batch)
 {
 	if (state->file_count >= FILE_INDEX_LIMIT)
 		BUG("more than %zu paths in the state", FILE_INDEX_LIMIT);
@@ -162,7 +162,10 @@ size_t file_add(struct state *state, const char *path, uint64_t hash)
 	struct file_entry *file = &state->files[state->file_count];
 	memset(file, 0, sizeof(*file));
 	file->path = pool_add(&state->pool, path);
-	index_add(&state->file_index, state->file_count, hash);
+	if (batch)
+		index_batch_add(batch, state->file_count, hash);
+	else
+		index_add(&state->file_index, state->file_count, hash);
 	return state->file_count++;
 }
 
@@ -170,7 +173,7 @@ size_t file_intern(struct state *state, const char *path)
 {
 	uint64_t hash = name_hash(path);
 	size_t index = index_find(state, &state->file_index, INDEX_FILES, path, hash);
-	return index != SIZE_MAX ? index : file_add(state, path, hash);
+	return index != SIZE_MAX ? index : file_add(state, path, hash, NULL);
 }
 
 static void file_mark_dirty(struct state *state, size_t index)

@@ -275,6 +275,14 @@ struct files_blob_reader {
 	const char *problem;
 };
 
+/* Additions to a name index in bulk, a load's (see index_batch_add). */
+enum { INDEX_BATCH = 16 };
+struct index_batch {
+	struct name_index *index;
+	uint64_t slots[INDEX_BATCH];
+	size_t count;
+};
+
 /* Which name index (see struct name_index). */
 enum index_kind { INDEX_FILES, INDEX_JOBS };
 
@@ -282,6 +290,8 @@ enum index_kind { INDEX_FILES, INDEX_JOBS };
 size_t index_find(const struct state *state, const struct name_index *index, enum index_kind kind,
 		  const char *name, uint64_t hash);
 void index_add(struct name_index *index, size_t i, uint64_t hash);
+void index_batch_add(struct index_batch *batch, size_t i, uint64_t hash);
+void index_batch_flush(struct index_batch *batch);
 bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start);
 int db_fail_sql(struct state *state, const char *sql, struct cp_err *err);
 int db_fail(struct state *state, enum statement id, struct cp_err *err);
@@ -314,7 +324,7 @@ bool files_blob_close(struct files_blob_reader *reader);
 int migrate_schema(struct state *state, struct cp_err *err);
 
 /* state_files.c: the file entries, their hash cache and the stat snapshot. */
-size_t file_add(struct state *state, const char *path, uint64_t hash);
+size_t file_add(struct state *state, const char *path, uint64_t hash, struct index_batch *batch);
 size_t file_intern(struct state *state, const char *path);
 void file_learn(struct state *state, size_t index, const struct file_signature *sig);
 int file_seen(struct state *state, size_t index, struct file_signature *out, struct cp_err *err);
