@@ -293,14 +293,21 @@ struct stat_batch {
 	atomic_bool failed; /* some stat failed for another reason than a missing path */
 };
 
+/* The next `chunk` of `count` items shared by threads through `next` into [*from, *to); false when none are left. */
+bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to)
+{
+	*from = atomic_fetch_add(next, chunk);
+	if (*from >= count)
+		return false;
+	*to = count - *from < chunk ? count : *from + chunk;
+	return true;
+}
+
 static void *stat_batch_run(void *arg)
 {
 	struct stat_batch *batch = arg;
-	for (;;) {
-		size_t from = atomic_fetch_add(&batch->next, STAT_CHUNK);
-		if (from >= batch->count)
-			return NULL;
-		size_t to = batch->count - from < STAT_CHUNK ? batch->count : from + STAT_CHUNK;
+	size_t from, to;
+	while (work_take(&batch->next, batch->count, STAT_CHUNK, &from, &to)) {
 		for (size_t i = from; i < to; i++) {
 			struct file_entry *file = &batch->files[batch->queued[i]];
 			struct file_signature sig;
@@ -312,6 +319,7 @@ static void *stat_batch_run(void *arg)
 			}
 		}
 	}
+	return NULL;
 }
 
 /* How many threads (the caller's included) to use for `work` items, each thread taking at least `per_thread`. */
@@ -396,11 +404,8 @@ static void *find_batch_run(void *arg)
 {
 	struct find_batch *batch = arg;
 	const struct state *state = batch->state;
-	for (;;) {
-		size_t from = atomic_fetch_add(&batch->next, FIND_CHUNK);
-		if (from >= batch->count)
-			return NULL;
-		size_t to = batch->count - from < FIND_CHUNK ? batch->count : from + FIND_CHUNK;
+	size_t from, to;
+	while (work_take(&batch->next, batch->count, FIND_CHUNK, &from, &to)) {
 		for (size_t i = from; i < to; i++) {
 			const char *path = batch->paths[i];
 			size_t index = index_find(state, &state->file_index, INDEX_FILES, path, name_hash(path));
@@ -409,6 +414,7 @@ static void *find_batch_run(void *arg)
 								     : (uint32_t)index | FOUND_UNSEEN;
 		}
 	}
+	return NULL;
 }
 
 int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,

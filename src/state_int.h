@@ -18,6 +18,7 @@
 #include "cpipe/state.h"
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -333,6 +334,7 @@ int file_store(struct state *state, size_t index, struct cp_err *err);
 int flush_dirty_files(struct state *state, struct cp_err *err);
 size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread);
 void work_run_threads(void *(*work)(void *), void *arg, size_t threads);
+bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to);
 
 /* state_reason.c: comparing a recorded file with the disk (state_check uses them too). */
 int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,

@@ -6,7 +6,6 @@
  */
 #include "state_int.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -332,11 +331,8 @@ static void *settle_batch_run(void *arg)
 	struct reason_check check = {.state = batch->state, .scratch = &scratch, .peek = true};
 	struct strbuf definition = STRBUF_INIT;
 	struct cp_err err = CP_ERR_INIT; /* a peek fails nowhere: it gives up where state_job_reason could fail */
-	for (;;) {
-		size_t from = atomic_fetch_add(&batch->next, SETTLE_CHUNK);
-		if (from >= batch->count)
-			break;
-		size_t to = batch->count - from < SETTLE_CHUNK ? batch->count : from + SETTLE_CHUNK;
+	size_t from, to;
+	while (work_take(&batch->next, batch->count, SETTLE_CHUNK, &from, &to)) {
 		for (size_t i = from; i < to; i++) {
 			struct state_job_query query;
 			enum state_reason reason;
