@@ -381,7 +381,7 @@ static int stat_queued_files(struct state *state, const uint32_t *queued, size_t
 }
 
 /* state_stat_paths' lookups: a thread is worth starting for this many (a probe into the index each). */
-enum { FIND_PATHS_PER_THREAD = 2048, FIND_CHUNK = 256 };
+enum { FIND_PATHS_PER_THREAD = 1024, FIND_CHUNK = 256 };
 
 /* A path's file index with this bit set: it is not stat'ed yet (indexes stay below FILE_INDEX_LIMIT). */
 #define FOUND_UNSEEN ((uint32_t)1 << 31)

@@ -214,7 +214,7 @@ void state_refresh(struct state *state);
  * thread being one of them, each thread taking at least 256 of them (so with
  * fewer than 512 paths to stat, all run in the calling thread); so do the
  * lookups of the paths in the handle's path index (each thread taking at least
- * 2048), while adding new paths to it stays in the calling thread. Counts in
+ * 1024), while adding new paths to it stays in the calling thread. Counts in
  * state_stats().stat_calls. A missing path (ENOENT, ENOTDIR) is remembered as
  * not existing; any other stat error fails with "cannot stat PATH: REASON"
  * for the first such path in `paths` order, as state_job_reason would, and
