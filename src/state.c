@@ -217,8 +217,8 @@ void index_batch_add(struct index_batch *batch, size_t i, uint64_t hash)
 		BUG("more than 4G state records");
 	if (batch->count == INDEX_BATCH)
 		index_batch_flush(batch);
-	if (!batch->count)
-		index_room(index, INDEX_BATCH);
+	/* Room for the pending ones and this: a load's exact reserve must not grow the index. */
+	index_room(index, batch->count + 1);
 	__builtin_prefetch(&index->slots[slot_home((uint32_t)hash, index->cap)], 1);
 	batch->slots[batch->count++] = slot_make(i, hash);
 }
