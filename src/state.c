@@ -755,13 +755,16 @@ static int setup_journal(struct state *state, const char *dir, struct cp_err *er
 	return run_sql(state, "PRAGMA cache_size = -128", err);
 }
 
-/* A lookup table from database ids (1..max) to entry indexes, all SIZE_MAX. */
-static size_t *id_table(int64_t max_id)
+/* No entry for this id in an id_table. */
+#define NO_ENTRY UINT32_MAX
+
+/* A lookup table from database ids (1..max) to file indexes (below FILE_INDEX_LIMIT: 4 bytes do), all NO_ENTRY. */
+static uint32_t *id_table(int64_t max_id)
 {
 	size_t count = max_id > 0 ? (size_t)max_id + 1 : 1;
-	size_t *table = xmalloc(count * sizeof(*table));
+	uint32_t *table = xmalloc(count * sizeof(*table));
 	for (size_t i = 0; i < count; i++)
-		table[i] = SIZE_MAX;
+		table[i] = NO_ENTRY;
 	return table;
 }
 
@@ -769,7 +772,7 @@ static size_t *id_table(int64_t max_id)
  * Decode the `files` blob of a loaded job row into `*all` (growing it) from
  * `*used` on, mapping file ids to file indexes. A damaged blob fails, naming the job.
  */
-static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const size_t *file_by_id,
+static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const uint32_t *file_by_id,
 			  int64_t max_file_id, struct job_file **all, size_t *used, size_t *all_cap, struct cp_err *err)
 {
 	const void *data = sqlite3_column_blob(stmt, JOB_COLUMN_COUNT);
@@ -786,7 +789,7 @@ static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const size_
 		struct file_signature sig;
 		if (!files_blob_next(&reader, &id, &sig))
 			goto damaged;
-		if (id <= 0 || id > max_file_id || file_by_id[id] == SIZE_MAX) {
+		if (id <= 0 || id > max_file_id || file_by_id[id] == NO_ENTRY) {
 			blob_fail(&reader, "unknown file id");
 			goto damaged;
 		}
@@ -806,7 +809,7 @@ damaged:
 /* Fill the in-memory records with one query per table (after one query for their sizes). */
 static int load(struct state *state, struct cp_err *err)
 {
-	size_t *file_by_id = NULL;
+	uint32_t *file_by_id = NULL;
 	int64_t max_file_id = 0, max_job_id = 0;
 	int rc = STATE_ERROR;
 	sqlite3_stmt *stmt;
@@ -866,7 +869,7 @@ static int load(struct state *state, struct cp_err *err)
 			file->hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 		}
 		if (id <= max_file_id)
-			file_by_id[id] = index;
+			file_by_id[id] = (uint32_t)index; /* below FILE_INDEX_LIMIT (file_add) */
 	}
 	statement_done(stmt);
 	index_batch_flush(&batch);
