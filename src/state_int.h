@@ -2,8 +2,9 @@
  * state_int.h: what the state module's source files share, private to them
  * (src/state.c and src/state_*.c; nothing outside the module includes it).
  *
- *   state.c         the handle: statements, the name indexes, SQLite access,
- *                   transactions, jobs in memory, open, load and close
+ *   state.c         the handle: statements, SQLite access, transactions,
+ *                   jobs in memory, open, load and close
+ *   state_index.c   the name indexes of files and jobs
  *   state_schema.c  the schema, its migrations, and the blob of a job's files
  *   state_files.c   file signatures: hashing, the hash cache, the per-handle
  *                   stat snapshot (state_stat_paths), file rows
@@ -287,12 +288,15 @@ struct index_batch {
 /* Which name index (see struct name_index). */
 enum index_kind { INDEX_FILES, INDEX_JOBS };
 
-/* state.c: the name indexes, claim holders, SQLite access, transactions, jobs in memory. */
+/* state_index.c: the name indexes. */
+void index_reserve(struct name_index *index, size_t count);
 size_t index_find(const struct state *state, const struct name_index *index, enum index_kind kind,
 		  const char *name, uint64_t hash);
 void index_add(struct name_index *index, size_t i, uint64_t hash);
 void index_batch_add(struct index_batch *batch, size_t i, uint64_t hash);
 void index_batch_flush(struct index_batch *batch);
+
+/* state.c: claim holders, SQLite access, transactions, jobs in memory. */
 bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start);
 int db_fail_sql(struct state *state, const char *sql, struct cp_err *err);
 int db_fail(struct state *state, enum statement id, struct cp_err *err);
