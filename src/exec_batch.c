@@ -244,21 +244,23 @@ size_t exec_batch_size(const struct exec_batches *batches, size_t b)
 }
 
 /*
- * The script of a batch of several jobs: each job's own script in turn. A
+ * The runner of a batch of several jobs: each job's own script in turn. A
  * step after a failed one it needs finds its parent's marker and records
  * "not run"; steps that do not need it still run. The batch itself ends
  * with status 0, so that jobs held on it outside judge by the markers too
  * (a failed step must not cancel the dependants of the steps that succeeded).
  * Stopped (SIGTERM: time limit, cancel), the step running records itself as
- * killed and the batch marks the steps it has not reached as not run.
+ * killed and the batch marks the steps it has not reached as not run. Each
+ * step's script is read from the unit's scripts file when it starts, in a
+ * subshell (its traps, exits and redirections stay its own), once the file
+ * is still the submission's (exec_scripts_reader's current).
  */
-static void batch_script(const struct exec_cluster_job *jobs, const struct exec_batches *batches, size_t b,
-			 char *const *names, const char *root, struct strbuf *out)
+void exec_batch_runner(const struct exec_cluster_job *jobs, const struct exec_batches *batches, size_t b,
+		       char *const *names, const char *root, size_t first_entry, struct strbuf *out)
 {
 	const size_t *members = batches->members + batches->start[b];
 	size_t member_count = exec_batch_size(batches, b);
-	strbuf_addf(out, "#!/bin/sh\n# cpipe batch of %zu jobs, run one after the other in this cluster job:\n",
-		    member_count);
+	strbuf_addf(out, "# cpipe batch of %zu jobs, run one after the other in this cluster job:\n", member_count);
 	for (size_t m = 0; m < member_count; m++) {
 		strbuf_adds(out, "#   ");
 		for (const char *p = jobs[members[m]].id; *p; p++)
@@ -279,30 +281,32 @@ static void batch_script(const struct exec_cluster_job *jobs, const struct exec_
 			 "\ttrap '' TERM\n"
 			 "}\n"
 			 "trap stop TERM\n\n"
-			 "# step NAME: run job NAME's script; once the batch was told to stop, write a\n"
-			 "# marker saying the job did not run instead.\n"
+			 "# step ENTRY NAME: run job NAME's script, entry ENTRY of the scripts file; once\n"
+			 "# the batch was told to stop, write a marker saying the job did not run instead.\n"
+			 "# A batch whose submission lost its name runs and records nothing more.\n"
 			 "step() {\n"
+			 "\tcurrent || { printf 'cpipe: %%s\\n' \"$stale\" >&2; exit 1; }\n"
 			 "\tif [ -z \"$stopped\" ]; then\n"
-			 "\t\t/bin/sh %s/\"$1\".sh\n"
+			 "\t\tscript=$(entry \"$1\")\n"
+			 "\t\t[ -n \"$script\" ] || { echo \"cpipe: cannot read $2's script from $cpipe_file\" >&2; exit 1; }\n"
+			 "\t\t(set -- && eval \"$script\")\n"
 			 "\t\t[ $? -ne 143 ] || stop\n"
 			 "\t\treturn\n"
 			 "\tfi\n"
-			 "\tmarker=%s/$1.marker\n"
+			 "\tmarker=%s/$2.marker\n"
 			 "\tprintf 'cpipe-marker 1\\nexit 1\\nstart_ns 0\\nend_ns 0\\nhost %%s\\nmessage %%s\\n' \"$(hostname)\" \\\n"
 			 "\t\t'not run: its batch was stopped (time limit reached or job cancelled) before it' \\\n"
 			 "\t\t>\"$marker.tmp.$$\" && mv -f \"$marker.tmp.$$\" \"$marker\"\n"
 			 "}\n\n",
-		     EXEC_JOBS_DIR, EXEC_JOBS_DIR);
+		     EXEC_JOBS_DIR);
 	for (size_t m = 0; m < member_count; m++)
-		strbuf_addf(out, "step %s\n", names[members[m]]); /* file names: [A-Za-z0-9._-] */
+		strbuf_addf(out, "step %zu %s\n", first_entry + m, names[members[m]]); /* file names: [A-Za-z0-9._-] */
 	strbuf_adds(out, "[ -z \"$stopped\" ] || exit 143\nexit 0\n");
 }
 
-int exec_batches_write(struct exec_batches *batches, const struct exec_cluster_job *jobs, char *const *names,
-		       const char *cwd, const char *root, struct cp_err *err)
+void exec_batches_name(struct exec_batches *batches, const struct exec_cluster_job *jobs, char *const *names)
 {
-	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT;
-	int rc = 0;
+	struct strbuf text = STRBUF_INIT, name = STRBUF_INIT;
 	for (size_t b = 0; b < batches->count; b++) {
 		const size_t *members = batches->members + batches->start[b];
 		if (exec_batch_size(batches, b) == 1) {
@@ -311,26 +315,11 @@ int exec_batches_write(struct exec_batches *batches, const struct exec_cluster_j
 		}
 		strbuf_reset(&text);
 		strbuf_addf(&text, "batch:%s", jobs[members[0]].id);
-		strbuf_reset(&path);
-		exec_job_file_name(text.buf, &path);
-		batches->names[b] = strbuf_detach(&path);
-		if (rc < 0)
-			continue;
-		strbuf_reset(&text);
-		batch_script(jobs, batches, b, names, root, &text);
-		char *rel = xasprintf("%s/%s.sh", EXEC_JOBS_DIR, batches->names[b]);
-		if (cwd && strcmp(cwd, "."))
-			path_join(cwd, rel, &path);
-		else
-			strbuf_adds(&path, rel);
-		free(rel);
-		if (exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err) < 0)
-			rc = -1;
-		strbuf_reset(&path);
+		exec_job_file_name(text.buf, &name);
+		batches->names[b] = strbuf_detach(&name);
 	}
 	strbuf_release(&text);
-	strbuf_release(&path);
-	return rc;
+	strbuf_release(&name);
 }
 
 void exec_batches_release(struct exec_batches *batches)

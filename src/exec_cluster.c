@@ -97,6 +97,9 @@ static void add_one_line(struct strbuf *out, const char *text)
 
 /* ---- job scripts --------------------------------------------------------- */
 
+/* Width of a line of a scripts file's table: two numbers of up to 15 digits, a blank and a newline. */
+#define ARRAY_TABLE_LINE 32
+
 /* Append a shell word for a one-line message (control characters replaced). */
 static void add_quoted_message(struct strbuf *out, const char *message)
 {
@@ -106,11 +109,48 @@ static void add_quoted_message(struct strbuf *out, const char *message)
 	strbuf_release(&line);
 }
 
-void exec_cluster_job_script(const struct exec_cluster_job *job, const char *name, const char *root,
-			     const struct strvec *parent_names, const struct strvec *parent_ids, struct strbuf *out)
+/* The line naming a submission's token, first in its scripts files, second in a job's own script. */
+static void add_token_line(struct strbuf *out, const char *token)
 {
-	struct strbuf rel = STRBUF_INIT, message = STRBUF_INIT;
-	strbuf_adds(out, "#!/bin/sh\n# cpipe job: ");
+	strbuf_addf(out, "# cpipe submission %s\n", token);
+}
+
+void exec_scripts_reader(const struct exec_script_owner *owner, bool entries, struct strbuf *out)
+{
+	strbuf_adds(out, "# current: this task's submission still owns cpipe_file, whose first lines name its\n"
+			 "# token; a later submission that took the name wrote it again with its own.\n");
+	if (owner->token_argument)
+		strbuf_addf(out, "cpipe_token=${%d:-%s}\n", owner->token_argument, owner->token);
+	else
+		strbuf_addf(out, "cpipe_token=%s\n", owner->token);
+	strbuf_adds(out, "cpipe_file=");
+	strbuf_add_shell_quoted(out, owner->file);
+	strbuf_adds(out, "\ncurrent() {\n"
+			 "\thead -c 64 \"$cpipe_file\" 2>/dev/null | grep -qx \"# cpipe submission $cpipe_token\"\n"
+			 "}\n"
+			 "stale=\"this task belongs to an earlier submission: a later one took its name and wrote \"\\\n"
+			 "\"$cpipe_file again, so it runs nothing and records nothing\"\n"
+			 "current || { printf 'cpipe: %s\\n' \"$stale\" >&2; exit 1; }\n");
+	if (!entries)
+		return;
+	strbuf_addf(out, "# entry N: script N of cpipe_file, whose line N after the first (%d bytes a line)\n"
+			 "# holds the script's byte offset and length: nothing else of the file is read.\n"
+			 "entry() {\n"
+			 "\tset -- $(tail -c +$((%d + ($1 - 1) * %d + 1)) \"$cpipe_file\" | head -c %d)\n"
+			 "\ttail -c +$(($1 + 1)) \"$cpipe_file\" | head -c \"$2\"\n"
+			 "}\n",
+		    ARRAY_TABLE_LINE, EXEC_TOKEN_LINE, ARRAY_TABLE_LINE, ARRAY_TABLE_LINE);
+}
+
+void exec_cluster_job_script(const struct exec_cluster_job *job, const char *name, const char *root,
+			     const struct strvec *parent_names, const struct strvec *parent_ids,
+			     const struct exec_script_owner *owner, struct strbuf *out)
+{
+	struct strbuf message = STRBUF_INIT;
+	strbuf_adds(out, "#!/bin/sh\n");
+	if (owner->file)
+		add_token_line(out, owner->token);
+	strbuf_adds(out, "# cpipe job: ");
 	add_one_line(out, job->id);
 	strbuf_adds(out, "\n"
 			 "# Written by cpipe for a cluster scheduler. It runs the recipe's command in the\n"
@@ -119,19 +159,25 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 			 "cd ");
 	strbuf_add_shell_quoted(out, root);
 	strbuf_adds(out, " || exit 1\n");
+	/* What runs it from a scripts file has checked the token just now (and defined current). */
+	if (owner->file)
+		exec_scripts_reader(owner, false, out); /* before the log is opened: it is the later job's too */
 	strbuf_addf(out, "marker=%s/%s.marker\n", EXEC_JOBS_DIR, name);
 	strbuf_adds(out, "start=$(date +%s%N)\nunneeded=\n\n");
-	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns).\n"
+	strbuf_adds(out, "# signature FILE: one marker line for a declared output (size, mtime in ns), also\n"
+			 "# when stat fails: cpipe pairs the lines with the outputs in order.\n"
 			 "signature() {\n"
-			 "\tif [ -e \"$1\" ]; then stat -L -c 'output 1 %s %.9Y' -- \"$1\"; else echo 'output 0'; fi\n"
+			 "\tif [ -e \"$1\" ] && stat -L -c 'output 1 %s %.9Y' -- \"$1\" 2>/dev/null; then :; else echo 'output 0'; fi\n"
 			 "}\n\n"
 			 "# finish STATUS MESSAGE: write the marker, then end the job with STATUS. A\n"
 			 "# scheduler may send SIGTERM more than once, to every process of the job: from\n"
 			 "# here on it is ignored (by what finish runs too), so that the marker is written\n"
 			 "# once and whole; SIGKILL still ends the job. The message is printed with\n"
-			 "# printf: sh's echo reads backslashes in it (an output named a\\cb).\n"
+			 "# printf: sh's echo reads backslashes in it (an output named a\\cb). A job whose\n"
+			 "# submission lost its name while it ran writes no marker: that is the later one's.\n"
 			 "finish() {\n"
 			 "\ttrap '' TERM\n"
+			 "\tcurrent || { printf 'cpipe: %s\\n' \"$stale\"; exit 1; }\n"
 			 "\ttmp=$marker.tmp.$$\n"
 			 "\t{\n"
 			 "\t\techo 'cpipe-marker 1'\n"
@@ -209,7 +255,6 @@ void exec_cluster_job_script(const struct exec_cluster_job *job, const char *nam
 		strbuf_addch(out, '\n');
 	}
 	strbuf_adds(out, "finish 0 ''\n");
-	strbuf_release(&rel);
 	strbuf_release(&message);
 }
 
@@ -617,10 +662,27 @@ struct submission {
 	size_t *unit_of, *task_of;
 	const struct exec_cluster_options *opt;
 	struct exec_cluster_summary *summary;
+	char token[EXEC_TOKEN_DIGITS + 1]; /* names this submission in its files (exec_scripts_reader) */
 };
 
-/* Job `i`'s script: exec_cluster_job_script with the file names and ids of the jobs it checks first. */
-static void job_script_text(const struct submission *s, size_t i, struct strbuf *out)
+/*
+ * A token no other submission has: random, else (no /dev/urandom) the time
+ * and process id, which no two submissions from one machine share.
+ */
+static void make_token(char *out)
+{
+	uint64_t value = 0;
+	FILE *random = fopen("/dev/urandom", "rb");
+	if (!random || fread(&value, sizeof(value), 1, random) != 1)
+		value = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 40);
+	if (random)
+		fclose(random);
+	snprintf(out, EXEC_TOKEN_DIGITS + 1, "%016llx", (unsigned long long)value);
+}
+
+/* Job `i`'s script (owned by `owner`): exec_cluster_job_script with the file names and ids of the jobs it checks first. */
+static void job_script_text(const struct submission *s, size_t i, const struct exec_script_owner *owner,
+			    struct strbuf *out)
 {
 	const struct exec_cluster_job *job = &s->jobs[i];
 	struct strvec parent_names = STRVEC_INIT, parent_ids = STRVEC_INIT;
@@ -635,43 +697,106 @@ static void job_script_text(const struct submission *s, size_t i, struct strbuf 
 		strvec_push(&parent_names, name.buf);
 		strvec_push(&parent_ids, job->outside_ids[o]);
 	}
-	exec_cluster_job_script(job, s->names[i], s->root, &parent_names, &parent_ids, out);
+	exec_cluster_job_script(job, s->names[i], s->root, &parent_names, &parent_ids, owner, out);
 	strvec_release(&parent_names);
 	strvec_release(&parent_ids);
 	strbuf_release(&name);
 }
 
-/* The script files of batch `b`'s jobs, .cpipe/jobs/<name>.sh each. */
-static int write_job_scripts(const struct submission *s, size_t b, struct cp_err *err)
+/* A unit's scripts file: the token's line, then a table of `entries` blank lines that scripts_entry_done fills. */
+static void scripts_begin(struct strbuf *out, const char *token, size_t entries)
+{
+	strbuf_grow(out, EXEC_TOKEN_LINE + entries * ARRAY_TABLE_LINE);
+	add_token_line(out, token);
+	for (size_t k = 0; k < entries; k++)
+		strbuf_addf(out, "%*s\n", ARRAY_TABLE_LINE - 1, "");
+}
+
+/* Entry `entry` (1-based) is the text from `start` to the end. */
+static void scripts_entry_done(struct strbuf *out, size_t entry, size_t start)
+{
+	char line[ARRAY_TABLE_LINE + 1];
+	snprintf(line, sizeof(line), "%15zu %15zu\n", start, out->len - start);
+	memcpy(out->buf + EXEC_TOKEN_LINE + (entry - 1) * ARRAY_TABLE_LINE, line, ARRAY_TABLE_LINE);
+}
+
+/* Append the scripts of batch `b`'s jobs as entries `first`, `first` + 1, ... of `out`. */
+static void add_batch_entries(const struct submission *s, size_t b, size_t first,
+			      const struct exec_script_owner *owner, struct strbuf *out)
 {
 	const struct exec_batches *batches = s->batches;
-	int rc = 0;
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	for (size_t m = 0; m < exec_batch_size(batches, b) && rc == 0; m++) {
-		size_t i = batches->members[batches->start[b] + m];
-		strbuf_reset(&text);
-		job_script_text(s, i, &text);
-		exec_record_path(s->cwd, s->names[i], ".sh", &path);
-		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);
+	for (size_t m = 0; m < exec_batch_size(batches, b); m++) {
+		size_t start = out->len;
+		job_script_text(s, batches->members[batches->start[b] + m], owner, out);
+		scripts_entry_done(out, first + m, start);
 	}
+}
+
+/*
+ * The files of unit `unit`, which is no array: a job on its own has its
+ * script, <unit>.sh; a batch has its runner there and its jobs' scripts in
+ * <unit>.scripts, as an array's tasks have theirs (one file per
+ * submission, not one per job), which the runner reads one at a time.
+ */
+static int write_single_files(const struct submission *s, const struct exec_unit *unit, struct cp_err *err)
+{
+	const struct exec_batches *batches = s->batches;
+	size_t b = unit->members[0];
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT, file = STRBUF_INIT;
+	/* fsl_sub reads the script when the job starts: its command line carries the token. */
+	struct exec_script_owner owner = {NULL, s->token, s->opt->kind == EXEC_CLUSTER_FSL_SUB};
+	int rc = 0;
+	if (exec_batch_size(batches, b) == 1) {
+		strbuf_addf(&file, "%s/%s.sh", EXEC_JOBS_DIR, unit->name);
+		owner.file = file.buf;
+		job_script_text(s, batches->members[batches->start[b]], &owner, &text);
+	} else {
+		strbuf_addf(&file, "%s/%s/%s.scripts", s->root, EXEC_JOBS_DIR, unit->name);
+		owner.file = file.buf;
+		struct exec_script_owner steps = {NULL, s->token, 0};
+		struct strbuf scripts = STRBUF_INIT;
+		scripts_begin(&scripts, s->token, exec_batch_size(batches, b));
+		add_batch_entries(s, b, 1, &steps, &scripts);
+		exec_record_path(s->cwd, unit->name, ".scripts", &path);
+		rc = exec_write_file_atomic(path.buf, scripts.buf, scripts.len, 0644, false, err);
+		strbuf_release(&scripts);
+		strbuf_adds(&text, "#!/bin/sh\n");
+		exec_scripts_reader(&owner, true, &text);
+		exec_batch_runner(s->jobs, batches, b, s->names, s->root, 1, &text);
+	}
+	exec_record_path(s->cwd, unit->name, ".sh", &path);
+	if (rc == 0)
+		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);
 	strbuf_release(&path);
 	strbuf_release(&text);
+	strbuf_release(&file);
 	return rc;
 }
 
-/* Width of a line of an array's table: two numbers of up to 15 digits, a blank and a newline. */
-#define ARRAY_TABLE_LINE 32
+void exec_tasks_path(const char *cwd, const char *unit, const char *token, struct strbuf *out)
+{
+	char *suffix = xasprintf(".%s.tasks", token);
+	exec_record_path(cwd, unit, suffix, out);
+	free(suffix);
+}
 
 /*
  * An array unit's files, named after the unit: its task list (one command
  * per task, which fsl_sub -t takes as it is), its scripts, and the launcher
  * the scheduler runs. Submitting 10,000 subjects made tens of thousands of
  * script files, one per job, and every file created cost more the more had
- * been deleted before: here a task that is a job on its own has its script
- * in <unit>.scripts, after a table of fixed-width lines (byte offset and
- * length of each task's script), and the launcher reads its own line of the
- * table and then its own script, nothing else of the file (tail | head). A
- * task that is a batch runs its batch's script, as a single submission does.
+ * been deleted before: here every task's script is in <unit>.scripts, after
+ * the token's line and a table of fixed-width lines (byte offset and length
+ * of each script), and the launcher reads its own line of the table and then
+ * its own script, nothing else of the file (tail | head). A task that is a
+ * batch has its runner there, which reads its jobs' scripts, entries after
+ * the tasks', the same way.
+ *
+ * SLURM and SGE keep a copy of the launcher, token and all, from the moment
+ * it is submitted. fsl_sub copies neither: its job reads line N of the task
+ * list when it starts, so the list has a name of its own for each
+ * submission (<unit>.<token>.tasks, removed with the unit's record) and
+ * gives the launcher the token.
  */
 static int write_array_files(const struct submission *s, const struct exec_unit *unit, struct cp_err *err)
 {
@@ -679,53 +804,52 @@ static int write_array_files(const struct submission *s, const struct exec_unit 
 	const struct exec_cluster_job *first = &batches->jobs[unit->members[0]];
 	struct strbuf path = STRBUF_INIT, tasks = STRBUF_INIT, scripts = STRBUF_INIT, text = STRBUF_INIT;
 	char *launcher = xasprintf("%s/%s/%s.array.sh", s->root, EXEC_JOBS_DIR, unit->name);
+	char *file = xasprintf("%s/%s/%s.scripts", s->root, EXEC_JOBS_DIR, unit->name);
+	struct exec_script_owner owner = {NULL, s->token, 0}, launcher_owner = {file, s->token, 2};
 	int rc = 0;
-	/* The table first (its lines filled in below), then the scripts. */
-	strbuf_grow(&scripts, unit->count * ARRAY_TABLE_LINE);
+	size_t entries = unit->count;
 	for (size_t k = 0; k < unit->count; k++)
-		strbuf_addf(&scripts, "%*s\n", ARRAY_TABLE_LINE - 1, "");
-	for (size_t k = 0; k < unit->count && rc == 0; k++) {
+		if (exec_batch_size(batches, unit->members[k]) > 1)
+			entries += exec_batch_size(batches, unit->members[k]);
+	scripts_begin(&scripts, s->token, entries);
+	/* The tasks first, then the jobs of the tasks that are batches. */
+	size_t next = unit->count + 1;
+	for (size_t k = 0; k < unit->count; k++) {
 		size_t b = unit->members[k];
 		size_t start = scripts.len;
-		strbuf_adds(&tasks, "/bin/sh ");
 		if (exec_batch_size(batches, b) == 1) {
-			job_script_text(s, batches->members[batches->start[b]], &scripts);
-			strbuf_add_shell_quoted(&tasks, launcher);
-			strbuf_addf(&tasks, " %zu\n", k + 1);
+			job_script_text(s, batches->members[batches->start[b]], &owner, &scripts);
 		} else {
-			rc = write_job_scripts(s, b, err);
-			strbuf_reset(&text);
-			strbuf_addf(&text, "%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, batches->names[b]);
-			strbuf_adds(&scripts, "exec /bin/sh ");
-			strbuf_add_shell_quoted(&scripts, text.buf);
-			strbuf_addch(&scripts, '\n');
-			strbuf_add_shell_quoted(&tasks, text.buf);
-			strbuf_addch(&tasks, '\n');
+			exec_batch_runner(s->jobs, batches, b, s->names, s->root, next, &scripts);
+			next += exec_batch_size(batches, b);
 		}
-		char line[ARRAY_TABLE_LINE + 1];
-		snprintf(line, sizeof(line), "%15zu %15zu\n", start, scripts.len - start);
-		memcpy(scripts.buf + k * ARRAY_TABLE_LINE, line, ARRAY_TABLE_LINE);
+		scripts_entry_done(&scripts, k + 1, start);
+		strbuf_adds(&tasks, "/bin/sh ");
+		strbuf_add_shell_quoted(&tasks, launcher);
+		strbuf_addf(&tasks, " %zu %s\n", k + 1, s->token);
 	}
-	exec_record_path(s->cwd, unit->name, ".tasks", &path);
-	if (rc == 0)
-		rc = exec_write_file_atomic(path.buf, tasks.buf, tasks.len, 0644, false, err);
+	next = unit->count + 1;
+	for (size_t k = 0; k < unit->count; k++) {
+		size_t b = unit->members[k];
+		if (exec_batch_size(batches, b) == 1)
+			continue;
+		add_batch_entries(s, b, next, &owner, &scripts);
+		next += exec_batch_size(batches, b);
+	}
+	exec_tasks_path(s->cwd, unit->name, s->token, &path);
+	rc = exec_write_file_atomic(path.buf, tasks.buf, tasks.len, 0644, false, err);
 	exec_record_path(s->cwd, unit->name, ".scripts", &path);
 	if (rc == 0)
 		rc = exec_write_file_atomic(path.buf, scripts.buf, scripts.len, 0644, false, err);
-	strbuf_reset(&text);
 	strbuf_addf(&text, "#!/bin/sh\n# cpipe array job: %zu tasks of '", unit->count);
 	add_one_line(&text, first->group ? first->group : "");
 	strbuf_addf(&text,
 		    "'. Task N (the first argument, else the scheduler's\n"
-		    "# task id) runs its script from %s.scripts, reading only its own: line N\n"
-		    "# of the table there (%d bytes a line) holds the script's byte offset and length.\n"
-		    "scripts=",
-		    unit->name, ARRAY_TABLE_LINE);
-	strbuf_reset(&path);
-	strbuf_addf(&path, "%s/%s/%s.scripts", s->root, EXEC_JOBS_DIR, unit->name);
-	strbuf_add_shell_quoted(&text, path.buf);
+		    "# task id) runs script N of %s.scripts, reading only its own.\n",
+		    unit->name);
+	exec_scripts_reader(&launcher_owner, true, &text);
 	strbuf_addf(&text,
-		    "\ntask=${1:-${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}}\n"
+		    "task=${1:-${SLURM_ARRAY_TASK_ID:-${SGE_TASK_ID:-}}}\n"
 		    "case $task in\n"
 		    "'' | *[!0-9]*) number=0 ;;\n"
 		    "*) number=$task ;;\n"
@@ -734,16 +858,16 @@ static int write_array_files(const struct submission *s, const struct exec_unit 
 		    "\techo \"cpipe: no task '$task' in %s.array.sh\" >&2\n"
 		    "\texit 1\n"
 		    "fi\n"
-		    "set -- $(tail -c +$(((number - 1) * %d + 1)) \"$scripts\" | head -c %d)\n"
-		    "script=$(tail -c +$(($1 + 1)) \"$scripts\" | head -c \"$2\")\n"
-		    "[ -n \"$script\" ] || { echo \"cpipe: cannot read task $task's script from $scripts\" >&2; exit 1; }\n"
+		    "script=$(entry \"$number\")\n"
+		    "[ -n \"$script\" ] || { echo \"cpipe: cannot read task $task's script from $cpipe_file\" >&2; exit 1; }\n"
 		    "set --\n"
 		    "eval \"$script\"\n",
-		    unit->count, unit->name, ARRAY_TABLE_LINE, ARRAY_TABLE_LINE);
+		    unit->count, unit->name);
 	exec_record_path(s->cwd, unit->name, ".array.sh", &path);
 	if (rc == 0)
 		rc = exec_write_file_atomic(path.buf, text.buf, text.len, 0755, false, err);
 	free(launcher);
+	free(file);
 	strbuf_release(&path);
 	strbuf_release(&tasks);
 	strbuf_release(&scripts);
@@ -753,9 +877,11 @@ static int write_array_files(const struct submission *s, const struct exec_unit 
 
 /*
  * Name every unit and write the files it runs: nothing is submitted unless
- * all of them could be written. A unit of one batch is named after it (its
- * script is the job's own, or the batch's); an array after its first task,
- * unless a record still in flight has that name.
+ * all of them could be written. A job on its own is named after it; a batch
+ * or an array after its first job, unless a record still in flight has that
+ * name. Each unit's files name the submission's token (see
+ * exec_scripts_reader), so that a task of an earlier unit of that name runs
+ * none of them.
  */
 static int write_unit_files(struct submission *s, size_t unit_count, struct cp_err *err)
 {
@@ -763,17 +889,18 @@ static int write_unit_files(struct submission *s, size_t unit_count, struct cp_e
 	struct strbuf name = STRBUF_INIT;
 	for (size_t u = 0; u < unit_count && rc == 0; u++) {
 		struct exec_unit *unit = &s->units[u];
-		if (!unit->array) {
-			unit->name = xstrdup(s->batches->names[unit->members[0]]);
-			rc = write_job_scripts(s, unit->members[0], err);
-			continue;
+		const char *base = s->batches->names[unit->members[0]];
+		if (unit->array) {
+			strbuf_reset(&name);
+			char *id = xasprintf("array:%s", s->batches->jobs[unit->members[0]].id);
+			exec_job_file_name(id, &name);
+			free(id);
+			base = name.buf;
 		}
-		strbuf_reset(&name);
-		char *id = xasprintf("array:%s", s->batches->jobs[unit->members[0]].id);
-		exec_job_file_name(id, &name);
-		free(id);
-		unit->name = exec_record_unit_name(s->cwd, name.buf);
-		rc = write_array_files(s, unit, err);
+		unit->name = unit->array || exec_batch_size(s->batches, unit->members[0]) > 1
+				     ? exec_record_unit_name(s->cwd, base)
+				     : xstrdup(base);
+		rc = unit->array ? write_array_files(s, unit, err) : write_single_files(s, unit, err);
 	}
 	strbuf_release(&name);
 	return rc;
@@ -809,9 +936,11 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 	call.kind = opt->kind;
 	call.task_count = unit->array ? unit->count : 0;
 	call.name = unit->name;
+	call.token = s->token;
 	if (unit->array) {
 		call.script = xasprintf("%s/%s/%s.array.sh", s->root, EXEC_JOBS_DIR, unit->name);
-		call.tasks_file = xasprintf("%s/%s/%s.tasks", s->root, EXEC_JOBS_DIR, unit->name);
+		exec_tasks_path(s->root, unit->name, s->token, &path);
+		call.tasks_file = strbuf_detach(&path);
 	} else {
 		call.script = xasprintf("%s/%s/%s.sh", s->root, EXEC_JOBS_DIR, unit->name);
 	}
@@ -843,7 +972,7 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 		for (size_t k = 0; k < unit->count; k++)
 			s->summary->batches += exec_batch_size(batches, unit->members[k]) > 1;
 		s->summary->foreground |= foreground;
-		struct exec_record_head head = {opt->kind, unit->job, now_ns()};
+		struct exec_record_head head = {opt->kind, unit->job, now_ns(), s->token};
 		struct exec_record_member *members = xcalloc(job_count + 1, sizeof(*members));
 		for (size_t k = 0; k < job_count; k++) {
 			struct exec_cluster_job *job = &s->jobs[job_of[k]];
@@ -914,11 +1043,12 @@ int exec_cluster_submit(struct exec_cluster_job *jobs, size_t count, const struc
 	memset(&batches, 0, sizeof(batches));
 	if (rc == 0) {
 		exec_batches_form(jobs, count, &batches);
-		rc = exec_batches_write(&batches, jobs, names, cwd, root, err);
+		exec_batches_name(&batches, jobs, names);
 	}
 
 	struct submission s = {jobs, names, cwd, root, &batches, NULL, xcalloc(batches.count + 1, sizeof(size_t)),
-			       xcalloc(batches.count + 1, sizeof(size_t)), opt, summary};
+			       xcalloc(batches.count + 1, sizeof(size_t)), opt, summary, ""};
+	make_token(s.token);
 	size_t unit_count = 0;
 	if (rc == 0) {
 		size_t most = array_max(opt);

@@ -2,7 +2,8 @@
  * Private to the exec module: the helpers exec.c defines and the local pool
  * (exec_local.c) also uses, the paths of the cluster's files
  * (exec_record.c), how the pool starts a job's process (exec_spawn.c) and
- * handles signals (exec_signals.c). Nothing outside src/exec*.c includes it.
+ * handles signals (exec_signals.c) and asks to be scheduled (exec_sched.c).
+ * Nothing outside src/exec*.c includes it.
  */
 #ifndef CPIPE_EXEC_INT_H
 #define CPIPE_EXEC_INT_H
@@ -12,6 +13,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #if (defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))) || \
@@ -84,6 +86,19 @@ void exec_spawner_release(struct exec_spawner *s);
  * copy-on-write faults that follow a fork; elsewhere fork, and only the shell.
  */
 pid_t exec_spawn(struct exec_spawner *s, const char *script, const struct strvec *words, int log_fd);
+
+/*
+ * The local pool's request to be scheduled promptly when a job ends (exec_sched.c): a short
+ * time slice for the calling thread only, its children keeping the default. restore puts the
+ * thread's settings back; both do nothing where the system has no such request.
+ */
+struct exec_sched {
+	bool changed;
+	uint64_t slice_ns; /* the thread's slice and flags before */
+	uint64_t flags;
+};
+void exec_sched_quick_wakeups(struct exec_sched *s);
+void exec_sched_restore(struct exec_sched *s);
 
 /*
  * The local pool's signals (exec_signals.c). exec_signals_install blocks

@@ -1056,6 +1056,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 	static const struct exec_options defaults = EXEC_OPTIONS_INIT;
 	struct pool pool;
 	struct exec_signals signals;
+	struct exec_sched sched = {0};
 	memset(&pool, 0, sizeof(pool));
 	if (!opt)
 		opt = &defaults;
@@ -1074,6 +1075,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 			return EXEC_RUN_ERROR;
 		}
 		pool.spawner_ready = true;
+		exec_sched_quick_wakeups(&sched);
 	}
 
 	double tick_interval = opt->tick_interval_s > 0 ? opt->tick_interval_s : 1.0;
@@ -1120,6 +1122,7 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 				 xstrdup(pool.interrupted ? "not started: the run was interrupted"
 							  : "not started: the run stopped after a failure"));
 
+	exec_sched_restore(&sched);
 	exec_signals_restore(&signals);
 	update_elapsed(&pool);
 	if (summary)

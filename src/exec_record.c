@@ -162,6 +162,16 @@ static bool job_id_ok(const char *id)
 	return true;
 }
 
+/* A submission's token names a file: EXEC_TOKEN_DIGITS (16) hex digits, nothing else. */
+static bool token_ok(const char *token)
+{
+	size_t n = 0;
+	for (; token[n]; n++)
+		if (!((token[n] >= '0' && token[n] <= '9') || (token[n] >= 'a' && token[n] <= 'f')))
+			return false;
+	return n == EXEC_TOKEN_DIGITS;
+}
+
 /* One job of a record file. */
 struct record_member {
 	char *name;
@@ -179,6 +189,7 @@ struct record_file {
 	enum exec_cluster_kind kind;
 	char *job;
 	int64_t submitted_ns;
+	char *token; /* the submission's (see exec_cluster_job_script), NULL in older records */
 	size_t first, count; /* its members */
 	bool changed;
 };
@@ -198,6 +209,8 @@ int exec_record_write(const char *cwd, const char *unit, const struct exec_recor
 	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT;
 	strbuf_addf(&text, "cpipe-submission 1\nbackend %s\njob %s\ntime %lld\n", exec_cluster_name(head->kind),
 		    head->job, (long long)head->submitted_ns);
+	if (head->token)
+		strbuf_addf(&text, "token %s\n", head->token);
 	for (size_t k = 0; k < count; k++) {
 		strbuf_addf(&text, "member\t%ld\t%s\t", members[k].task, members[k].name);
 		add_escaped(&text, members[k].log_path ? members[k].log_path : "");
@@ -264,6 +277,7 @@ static void drop_last_file(struct exec_records *records)
 	records->member_count = file->first;
 	free(file->path);
 	free(file->job);
+	free(file->token);
 }
 
 /* "member TASK NAME LOG [NOTE]", tab-separated, after "member". */
@@ -320,6 +334,10 @@ static bool parse_record(struct exec_records *records, const char *path, char *t
 			why = job_id_ok(value) ? NULL : "a job id that is not one word";
 		} else if (!strcmp(key, "time")) {
 			why = parse_int64(value, &file->submitted_ns) ? NULL : "a time that is not a number";
+		} else if (!strcmp(key, "token")) {
+			free(file->token);
+			file->token = xstrdup(value);
+			why = token_ok(value) ? NULL : "a token that is not 16 hex digits";
 		} else if (!strcmp(key, "member")) {
 			why = parse_member(records, value) ? NULL : "a malformed member line";
 		} else if (!strcmp(key, "end")) {
@@ -541,10 +559,17 @@ static int save_file(const struct exec_records *records, const struct record_fil
 		const char *base = slash ? slash + 1 : file->path;
 		/* Written where it was read from: the unit's name is the file's. */
 		char *unit = xstrndup(base, strlen(base) - strlen(RECORD_SUFFIX));
-		struct exec_record_head head = {disk->kind, disk->job, disk->submitted_ns};
-		if (!left)
+		struct exec_record_head head = {disk->kind, disk->job, disk->submitted_ns, disk->token};
+		if (!left) {
 			rc = remove_record(file->path, err);
-		else if (left < disk->count)
+			/* fsl_sub's task list of an array goes with it: its name is this submission's alone. */
+			struct strbuf tasks = STRBUF_INIT;
+			if (rc == 0 && disk->token) {
+				exec_tasks_path(records->cwd, unit, disk->token, &tasks);
+				rc = remove_record(tasks.buf, err);
+			}
+			strbuf_release(&tasks);
+		} else if (left < disk->count)
 			rc = exec_record_write(records->cwd, unit, &head, kept, left, err);
 		free(unit);
 		free(kept);
@@ -593,6 +618,7 @@ void exec_records_free(struct exec_records *records)
 	for (size_t f = 0; f < records->file_count; f++) {
 		free(records->files[f].path);
 		free(records->files[f].job);
+		free(records->files[f].token);
 	}
 	free(records->members);
 	free(records->files);

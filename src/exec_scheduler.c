@@ -321,6 +321,9 @@ static void fsl_sub_argv(const struct exec_submit_call *call, struct strvec *arg
 	} else {
 		strvec_push(argv, "/bin/sh");
 		strvec_push(argv, call->script);
+		/* fsl_sub's job reads the script when it starts; the token is what it keeps of this submission. */
+		if (call->token)
+			strvec_push(argv, call->token);
 	}
 }
 

@@ -23,6 +23,7 @@ struct exec_submit_call {
 	char *script;      /* the job script, or the array script for SLURM/SGE arrays */
 	char *tasks_file;  /* arrays: one command per line (fsl_sub -t); NULL for single jobs */
 	size_t task_count; /* 0 for a single job */
+	const char *token; /* the submission's token: fsl_sub passes it to a single job's script (NULL: none) */
 	struct exec_holds holds;
 	struct exec_resources resources; /* the largest of its jobs', minutes already scaled */
 };

@@ -177,17 +177,72 @@ static int decide_job(const struct graph *graph, struct state *state, const stru
 	return 0;
 }
 
+/* What state_jobs_settled needs to make the queries of plan_decide_all's jobs. */
+struct settle_context {
+	const struct graph *graph;
+	const struct plan_options *opt;
+	const uint32_t *ids;
+	const size_t *id_offsets; /* job i's ids start at ids + id_offsets[i] */
+};
+
+static void settle_query(void *context, size_t i, struct strbuf *definition, struct state_job_query *query)
+{
+	const struct settle_context *settle = context;
+	const struct graph_job *job = &settle->graph->jobs[i];
+	plan_job_query(job, definition, query);
+	query->input_ids = settle->ids + settle->id_offsets[i];
+	query->output_ids = query->input_ids + job->inputs.count;
+	query->forced = settle->opt->force_all || (settle->opt->force && job->target);
+}
+
+/* Per job: whether its own check, all threads at once, finds it up to date (see state_jobs_settled). */
+static bool *settle_jobs(const struct graph *graph, struct state *state, const struct plan_options *opt,
+			 const uint32_t *ids)
+{
+	size_t *id_offsets = xmalloc((graph->count + 1) * sizeof(*id_offsets));
+	size_t offset = 0;
+	for (size_t i = 0; i < graph->count; i++) {
+		id_offsets[i] = offset;
+		offset += graph->jobs[i].inputs.count + graph->jobs[i].outputs.count;
+	}
+	struct settle_context settle = {.graph = graph, .opt = opt, .ids = ids, .id_offsets = id_offsets};
+	bool *settled = xcalloc(graph->count + 1, sizeof(*settled));
+	state_jobs_settled(state, graph->count, settle_query, &settle, 0, settled);
+	free(id_offsets);
+	return settled;
+}
+
+static bool a_dependency_runs(const struct plan_decision *decisions, const struct graph_job *job)
+{
+	for (size_t k = 0; k < job->dep_count; k++)
+		if (decisions[job->deps[k]].action == PLAN_RUN)
+			return true;
+	return false;
+}
+
+/*
+ * With ids, the checks that need no write run first in threads (settle_jobs);
+ * then, in job order, a settled job none of whose dependencies runs is up to
+ * date, as decide_job would find it, and every other job is decided here.
+ */
 int plan_decide_all(const struct graph *graph, struct state *state, const struct plan_options *opt,
 		    const uint32_t *ids, struct plan_decision **out, struct cp_err *err)
 {
 	*out = NULL;
 	const uint32_t *next_ids = ids;
 	struct plan_decision *decisions = xcalloc(graph->count + 1, sizeof(*decisions));
+	bool *settled = ids ? settle_jobs(graph, state, opt, ids) : NULL;
 	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
 	int rc = 0;
 	for (size_t i = 0; i < graph->count && rc == 0; i++) {
 		const struct graph_job *job = &graph->jobs[i];
 		struct state_job_query query;
+		if (settled && settled[i] && !a_dependency_runs(decisions, job)) {
+			decisions[i].action = PLAN_UP_TO_DATE;
+			decisions[i].reason = STATE_UP_TO_DATE;
+			next_ids += job->inputs.count + job->outputs.count;
+			continue;
+		}
 		plan_job_query(job, &definition, &query);
 		if (next_ids) {
 			query.input_ids = next_ids;
@@ -196,6 +251,7 @@ int plan_decide_all(const struct graph *graph, struct state *state, const struct
 		}
 		rc = decide_job(graph, state, opt, decisions, i, &query, &detail, err);
 	}
+	free(settled);
 	strbuf_release(&definition);
 	strbuf_release(&detail);
 	if (rc < 0) {

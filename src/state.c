@@ -113,91 +113,6 @@ int64_t state_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static const char *entry_name(const struct state *state, enum index_kind kind, size_t i)
-{
-	return kind == INDEX_FILES ? state->files[i].path : state->jobs[i].job_id;
-}
-
-static uint64_t slot_make(size_t i, uint64_t hash)
-{
-	return (uint64_t)(uint32_t)hash << 32 | (uint64_t)(i + 1);
-}
-
-/*
- * Where a probe for `tag` starts among `cap` slots: the tag scaled to the
- * range (any `cap` up to 2^32, so the index need not round up to a power of two).
- */
-static size_t slot_home(uint32_t tag, size_t cap)
-{
-	return (size_t)(((uint64_t)tag * cap) >> 32);
-}
-
-static size_t slot_next(size_t at, size_t cap)
-{
-	return at + 1 == cap ? 0 : at + 1;
-}
-
-/* Put a slot at its place in `slots` (`cap` of them, no more than 2^32). */
-static void slot_place(uint64_t *slots, size_t cap, uint64_t slot)
-{
-	size_t at = slot_home((uint32_t)(slot >> 32), cap);
-	while (slots[at])
-		at = slot_next(at, cap);
-	slots[at] = slot;
-}
-
-/*
- * Resize to hold `count` names at a load factor of at most 2/3: a probe
- * compares the 32 hash bits in the slots it passes, so a fuller index costs
- * little, and the index takes 12 bytes a name (a power of two at 1/2 took 16 to 32).
- */
-static void index_reserve(struct name_index *index, size_t count)
-{
-	size_t cap = count + count / 2 + 1;
-	if (cap < 16)
-		cap = 16;
-	if (cap <= index->cap)
-		return;
-	if (cap > (size_t)UINT32_MAX + 1)
-		BUG("a name index of %zu names", count);
-	uint64_t *old = index->slots;
-	size_t old_cap = index->cap;
-	index->slots = xcalloc(cap, sizeof(*index->slots));
-	index->cap = cap;
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i])
-			slot_place(index->slots, cap, old[i]);
-	free(old);
-}
-
-/* The entry named `name` (whose hash is `hash`), or SIZE_MAX. */
-size_t index_find(const struct state *state, const struct name_index *index, enum index_kind kind,
-		  const char *name, uint64_t hash)
-{
-	if (!index->cap)
-		return SIZE_MAX;
-	uint32_t tag = (uint32_t)hash;
-	for (size_t at = slot_home(tag, index->cap);; at = slot_next(at, index->cap)) {
-		uint64_t slot = index->slots[at];
-		if (!slot)
-			return SIZE_MAX;
-		size_t i = (size_t)(uint32_t)slot - 1;
-		if ((uint32_t)(slot >> 32) == tag && !strcmp(entry_name(state, kind, i), name))
-			return i;
-	}
-}
-
-/* Add entry `i`, whose name (hashing to `hash`) is not indexed yet. */
-void index_add(struct name_index *index, size_t i, uint64_t hash)
-{
-	if (i + 1 > UINT32_MAX)
-		BUG("more than 4G state records");
-	if ((index->count + 1) * 3 > index->cap * 2)
-		index_reserve(index, 2 * (index->count + 1)); /* a third full: room to grow before the next resize */
-	slot_place(index->slots, index->cap, slot_make(i, hash));
-	index->count++;
-}
-
 /* Field 22 (starttime) of a /proc/PID/stat line, or 0 when the line is cut short. */
 static int64_t stat_field_start_time(const char *line)
 {
@@ -423,23 +338,26 @@ struct job_entry *job_find(const struct state *state, const char *job_id)
 	return &state->jobs[index];
 }
 
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash);
+static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
 
 size_t job_intern(struct state *state, const char *job_id)
 {
 	uint64_t hash = name_hash(job_id);
 	size_t index = index_find(state, &state->job_index, INDEX_JOBS, job_id, hash);
-	return index != SIZE_MAX ? index : job_add(state, job_id, hash);
+	return index != SIZE_MAX ? index : job_add(state, job_id, hash, NULL);
 }
 
-/* Add a job id known not to be indexed yet. */
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash)
+/* Add a job id known not to be indexed yet; with a `batch`, to the index through it. */
+static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch)
 {
 	ALLOC_GROW(state->jobs, state->job_count + 1, state->job_cap);
 	struct job_entry *job = &state->jobs[state->job_count];
 	memset(job, 0, sizeof(*job));
 	job->job_id = pool_add(&state->pool, job_id);
-	index_add(&state->job_index, state->job_count, hash);
+	if (batch)
+		index_batch_add(batch, state->job_count, hash);
+	else
+		index_add(&state->job_index, state->job_count, hash);
 	return state->job_count++;
 }
 
@@ -718,13 +636,16 @@ static int setup_journal(struct state *state, const char *dir, struct cp_err *er
 	return run_sql(state, "PRAGMA cache_size = -128", err);
 }
 
-/* A lookup table from database ids (1..max) to entry indexes, all SIZE_MAX. */
-static size_t *id_table(int64_t max_id)
+/* No entry for this id in an id_table. */
+#define NO_ENTRY UINT32_MAX
+
+/* A lookup table from database ids (1..max) to file indexes (below FILE_INDEX_LIMIT: 4 bytes do), all NO_ENTRY. */
+static uint32_t *id_table(int64_t max_id)
 {
 	size_t count = max_id > 0 ? (size_t)max_id + 1 : 1;
-	size_t *table = xmalloc(count * sizeof(*table));
+	uint32_t *table = xmalloc(count * sizeof(*table));
 	for (size_t i = 0; i < count; i++)
-		table[i] = SIZE_MAX;
+		table[i] = NO_ENTRY;
 	return table;
 }
 
@@ -732,7 +653,7 @@ static size_t *id_table(int64_t max_id)
  * Decode the `files` blob of a loaded job row into `*all` (growing it) from
  * `*used` on, mapping file ids to file indexes. A damaged blob fails, naming the job.
  */
-static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const size_t *file_by_id,
+static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const uint32_t *file_by_id,
 			  int64_t max_file_id, struct job_file **all, size_t *used, size_t *all_cap, struct cp_err *err)
 {
 	const void *data = sqlite3_column_blob(stmt, JOB_COLUMN_COUNT);
@@ -749,7 +670,7 @@ static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const size_
 		struct file_signature sig;
 		if (!files_blob_next(&reader, &id, &sig))
 			goto damaged;
-		if (id <= 0 || id > max_file_id || file_by_id[id] == SIZE_MAX) {
+		if (id <= 0 || id > max_file_id || file_by_id[id] == NO_ENTRY) {
 			blob_fail(&reader, "unknown file id");
 			goto damaged;
 		}
@@ -769,7 +690,7 @@ damaged:
 /* Fill the in-memory records with one query per table (after one query for their sizes). */
 static int load(struct state *state, struct cp_err *err)
 {
-	size_t *file_by_id = NULL;
+	uint32_t *file_by_id = NULL;
 	int64_t max_file_id = 0, max_job_id = 0;
 	int rc = STATE_ERROR;
 	sqlite3_stmt *stmt;
@@ -808,6 +729,7 @@ static int load(struct state *state, struct cp_err *err)
 	if (!(stmt = statement(state, STMT_LOAD_FILES, err)))
 		goto out;
 	bool bad_id = false;
+	struct index_batch batch = {.index = &state->file_index};
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(stmt, 0);
 		const char *path = (const char *)sqlite3_column_text(stmt, 1);
@@ -818,7 +740,7 @@ static int load(struct state *state, struct cp_err *err)
 			err->kind = CP_ERR_STATE_DAMAGED;
 			break;
 		}
-		size_t index = file_add(state, path, name_hash(path));
+		size_t index = file_add(state, path, name_hash(path), &batch);
 		struct file_entry *file = &state->files[index];
 		file->db_id = (uint32_t)id; /* from 1 to max_file_id, checked above */
 		if (sqlite3_column_type(stmt, 4) != SQLITE_NULL) {
@@ -828,9 +750,10 @@ static int load(struct state *state, struct cp_err *err)
 			file->hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 		}
 		if (id <= max_file_id)
-			file_by_id[id] = index;
+			file_by_id[id] = (uint32_t)index; /* below FILE_INDEX_LIMIT (file_add) */
 	}
 	statement_done(stmt);
+	index_batch_flush(&batch);
 	if (bad_id) {
 		rc = STATE_ERROR;
 		goto out;
@@ -847,10 +770,11 @@ static int load(struct state *state, struct cp_err *err)
 	/* Every job's files go into one array; until it stops growing, a job's `files` is its offset into it. */
 	struct job_file *all = NULL;
 	size_t used = 0, all_cap = 0;
+	batch = (struct index_batch){.index = &state->job_index};
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		/* Names are UNIQUE in the table: no lookup needed. */
 		const char *name = (const char *)sqlite3_column_text(stmt, 0);
-		size_t index = job_add(state, name, name_hash(name)); /* may grow state->jobs */
+		size_t index = job_add(state, name, name_hash(name), &batch); /* may grow state->jobs */
 		struct job_entry *job = &state->jobs[index];
 		job_from_row(state, job, stmt);
 		job->files = (struct job_file *)(uintptr_t)used;
@@ -873,6 +797,7 @@ static int load(struct state *state, struct cp_err *err)
 		}
 	}
 	statement_done(stmt);
+	index_batch_flush(&batch);
 	/* The array grew by doubling: give back what no job uses (shrinking a large block moves no data). */
 	state->loaded_job_files = all = used ? xrealloc(all, used * sizeof(*all)) : all;
 	for (size_t i = 0; i < state->job_count; i++) {
@@ -1135,9 +1060,7 @@ void state_close(struct state *state)
 	strvec_release(&state->damage_notes);
 	free(state->failure_windows);
 	free(state->db_path);
-	free(state->scratch);
-	free(state->output_scratch);
-	free(state->marks);
+	reason_scratch_release(&state->reason_scratch);
 	free(state);
 }
 

@@ -153,8 +153,8 @@ int state_signature_compute(const char *path, struct file_signature *out, struct
 
 /* ---- Files in memory ------------------------------------------------------- */
 
-/* Add a path known not to be indexed yet. */
-size_t file_add(struct state *state, const char *path, uint64_t hash)
+/* Add a path known not to be indexed yet; with a `batch`, to the index through it. */
+size_t file_add(struct state *state, const char *path, uint64_t hash, struct index_batch *batch)
 {
 	if (state->file_count >= FILE_INDEX_LIMIT)
 		BUG("more than %zu paths in the state", FILE_INDEX_LIMIT);
@@ -162,7 +162,10 @@ size_t file_add(struct state *state, const char *path, uint64_t hash)
 	struct file_entry *file = &state->files[state->file_count];
 	memset(file, 0, sizeof(*file));
 	file->path = pool_add(&state->pool, path);
-	index_add(&state->file_index, state->file_count, hash);
+	if (batch)
+		index_batch_add(batch, state->file_count, hash);
+	else
+		index_add(&state->file_index, state->file_count, hash);
 	return state->file_count++;
 }
 
@@ -170,7 +173,7 @@ size_t file_intern(struct state *state, const char *path)
 {
 	uint64_t hash = name_hash(path);
 	size_t index = index_find(state, &state->file_index, INDEX_FILES, path, hash);
-	return index != SIZE_MAX ? index : file_add(state, path, hash);
+	return index != SIZE_MAX ? index : file_add(state, path, hash, NULL);
 }
 
 static void file_mark_dirty(struct state *state, size_t index)
@@ -290,14 +293,21 @@ struct stat_batch {
 	atomic_bool failed; /* some stat failed for another reason than a missing path */
 };
 
+/* The next `chunk` of `count` items shared by threads through `next` into [*from, *to); false when none are left. */
+bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to)
+{
+	*from = atomic_fetch_add(next, chunk);
+	if (*from >= count)
+		return false;
+	*to = count - *from < chunk ? count : *from + chunk;
+	return true;
+}
+
 static void *stat_batch_run(void *arg)
 {
 	struct stat_batch *batch = arg;
-	for (;;) {
-		size_t from = atomic_fetch_add(&batch->next, STAT_CHUNK);
-		if (from >= batch->count)
-			return NULL;
-		size_t to = batch->count - from < STAT_CHUNK ? batch->count : from + STAT_CHUNK;
+	size_t from, to;
+	while (work_take(&batch->next, batch->count, STAT_CHUNK, &from, &to)) {
 		for (size_t i = from; i < to; i++) {
 			struct file_entry *file = &batch->files[batch->queued[i]];
 			struct file_signature sig;
@@ -309,10 +319,11 @@ static void *stat_batch_run(void *arg)
 			}
 		}
 	}
+	return NULL;
 }
 
-/* How many threads (the caller's included) to use for `work` stat calls. */
-static size_t stat_thread_count(unsigned wanted, size_t work)
+/* How many threads (the caller's included) to use for `work` items, each thread taking at least `per_thread`. */
+size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread)
 {
 	size_t threads = wanted;
 	if (threads == 0) {
@@ -321,20 +332,20 @@ static size_t stat_thread_count(unsigned wanted, size_t work)
 	}
 	if (threads > STAT_THREADS_MAX)
 		threads = STAT_THREADS_MAX;
-	size_t useful = work / STAT_PATHS_PER_THREAD;
+	size_t useful = work / per_thread;
 	if (threads > useful)
 		threads = useful;
 	return threads ? threads : 1;
 }
 
-/* Run the batch in `threads` threads, this one included; work a thread could not start for is done here. */
-static void stat_batch_run_threads(struct stat_batch *batch, size_t threads)
+/* Run `work(arg)` in `threads` threads, this one included; a thread that cannot start leaves its share to the others. */
+void work_run_threads(void *(*work)(void *), void *arg, size_t threads)
 {
 	pthread_t *ids = xcalloc(threads, sizeof(*ids));
 	bool *started = xcalloc(threads, sizeof(*started));
 	for (size_t k = 1; k < threads; k++)
-		started[k] = pthread_create(&ids[k], NULL, stat_batch_run, batch) == 0;
-	stat_batch_run(batch);
+		started[k] = pthread_create(&ids[k], NULL, work, arg) == 0;
+	work(arg);
 	for (size_t k = 1; k < threads; k++)
 		if (started[k])
 			pthread_join(ids[k], NULL);
@@ -353,7 +364,7 @@ static int stat_queued_files(struct state *state, const uint32_t *queued, size_t
 	struct stat_batch batch = {.files = state->files, .queued = queued, .count = n};
 	atomic_init(&batch.next, 0);
 	atomic_init(&batch.failed, false);
-	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
+	work_run_threads(stat_batch_run, &batch, work_thread_count(threads, n, STAT_PATHS_PER_THREAD));
 	state->stats.stat_calls += n;
 	if (!atomic_load(&batch.failed) || !err)
 		return 0;
@@ -369,25 +380,71 @@ static int stat_queued_files(struct state *state, const uint32_t *queued, size_t
 	return 0;
 }
 
+/* state_stat_paths' lookups: a thread is worth starting for this many (a probe into the index each). */
+enum { FIND_PATHS_PER_THREAD = 1024, FIND_CHUNK = 256 };
+
+/* A path's file index with this bit set: it is not stat'ed yet (indexes stay below FILE_INDEX_LIMIT). */
+#define FOUND_UNSEEN ((uint32_t)1 << 31)
+#define FOUND_NONE UINT32_MAX /* not indexed yet */
+
+/*
+ * The path lookups of one state_stat_paths, shared by its threads: each takes
+ * the next FIND_CHUNK paths and writes their slots of `found`. They only read
+ * the index and the entries; what changes them is left to the calling thread.
+ */
+struct find_batch {
+	const struct state *state;
+	const char *const *paths;
+	size_t count;
+	uint32_t *found;
+	atomic_size_t next;
+};
+
+static void *find_batch_run(void *arg)
+{
+	struct find_batch *batch = arg;
+	const struct state *state = batch->state;
+	size_t from, to;
+	while (work_take(&batch->next, batch->count, FIND_CHUNK, &from, &to)) {
+		for (size_t i = from; i < to; i++) {
+			const char *path = batch->paths[i];
+			size_t index = index_find(state, &state->file_index, INDEX_FILES, path, name_hash(path));
+			batch->found[i] = index == SIZE_MAX	       ? FOUND_NONE
+					  : state->files[index].seen ? (uint32_t)index
+								     : (uint32_t)index | FOUND_UNSEEN;
+		}
+	}
+	return NULL;
+}
+
 int state_stat_paths(struct state *state, const char *const *paths, size_t count, unsigned threads,
 		     uint32_t *ids, struct cp_err *err)
 {
+	/* Known paths are looked up in threads (`ids` doubles as their results); the rest is done here. */
+	uint32_t *found = ids ? ids : xmalloc((count + 1) * sizeof(*found));
+	struct find_batch find = {.state = state, .paths = paths, .count = count, .found = found};
+	atomic_init(&find.next, 0);
+	work_run_threads(find_batch_run, &find, work_thread_count(threads, count, FIND_PATHS_PER_THREAD));
 	/*
 	 * Interning grows the file index, which is not thread safe: it is done
-	 * here first. A queued file is marked seen at once so that a duplicate
-	 * is not queued twice; its result is filled in before this returns.
+	 * here. A queued file is marked seen at once so that a duplicate is not
+	 * queued twice; its result is filled in before this returns.
 	 */
 	uint32_t *queued = xmalloc((count + 1) * sizeof(*queued));
 	size_t n = 0;
 	for (size_t i = 0; i < count; i++) {
-		size_t index = file_intern(state, paths[i]);
-		if (ids)
-			ids[i] = (uint32_t)index;
+		if (!(found[i] & FOUND_UNSEEN))
+			continue; /* stat'ed already, and `ids` has its index */
+		/* A path not indexed may have been added for a duplicate of it before this one. */
+		size_t index = found[i] == FOUND_NONE ? file_intern(state, paths[i]) : found[i] & ~FOUND_UNSEEN;
+		found[i] = (uint32_t)index;
 		if (state->files[index].seen)
 			continue;
 		state->files[index].seen = true;
 		queued[n++] = (uint32_t)index;
 	}
+	if (found != ids)
+		free(found);
 	int rc = stat_queued_files(state, queued, n, threads, err);
 	free(queued);
 	return rc;
@@ -474,7 +531,7 @@ void state_stat_recorded(struct state *state, unsigned threads, bool made_only, 
 	atomic_init(&batch.failed, false);
 	if (share)
 		share_enter(share, SHARE_RUNNING, &batch);
-	stat_batch_run_threads(&batch, stat_thread_count(threads, n));
+	work_run_threads(stat_batch_run, &batch, work_thread_count(threads, n, STAT_PATHS_PER_THREAD));
 	if (share)
 		share_enter(share, SHARE_OVER, NULL);
 	state->stats.stat_calls += n;

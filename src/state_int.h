@@ -2,8 +2,9 @@
  * state_int.h: what the state module's source files share, private to them
  * (src/state.c and src/state_*.c; nothing outside the module includes it).
  *
- *   state.c         the handle: statements, the name indexes, SQLite access,
- *                   transactions, jobs in memory, open, load and close
+ *   state.c         the handle: statements, SQLite access, transactions,
+ *                   jobs in memory, open, load and close
+ *   state_index.c   the name indexes of files and jobs
  *   state_schema.c  the schema, its migrations, and the blob of a job's files
  *   state_files.c   file signatures: hashing, the hash cache, the per-handle
  *                   stat snapshot (state_stat_paths), file rows
@@ -18,6 +19,7 @@
 #include "cpipe/state.h"
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -183,6 +185,18 @@ struct name_index {
 	size_t count;
 };
 
+/* The buffers of one reason check: the handle's, or one thread's of state_jobs_settled. */
+struct reason_scratch {
+	size_t *positions; /* per query input: its place among the recorded inputs */
+	size_t positions_cap;
+	size_t *output_files; /* per query output: its file index */
+	size_t output_files_cap;
+	unsigned char *marks; /* per recorded input: whether the query has it */
+	size_t marks_cap;
+};
+
+void reason_scratch_release(struct reason_scratch *scratch);
+
 struct state {
 	sqlite3 *db;
 	char *db_path;
@@ -221,12 +235,7 @@ struct state {
 	size_t failure_window_count;
 	bool failure_windows_built;
 
-	size_t *scratch; /* per-query input positions */
-	size_t scratch_cap;
-	size_t *output_scratch; /* per-query output file indexes */
-	size_t output_scratch_cap;
-	unsigned char *marks;
-	size_t marks_cap;
+	struct reason_scratch reason_scratch; /* state_job_reason's */
 
 	struct state_stats stats;
 };
@@ -268,13 +277,26 @@ struct files_blob_reader {
 	const char *problem;
 };
 
+/* Additions to a name index in bulk, a load's (see index_batch_add). */
+enum { INDEX_BATCH = 16 };
+struct index_batch {
+	struct name_index *index;
+	uint64_t slots[INDEX_BATCH];
+	size_t count;
+};
+
 /* Which name index (see struct name_index). */
 enum index_kind { INDEX_FILES, INDEX_JOBS };
 
-/* state.c: the name indexes, claim holders, SQLite access, transactions, jobs in memory. */
+/* state_index.c: the name indexes. */
+void index_reserve(struct name_index *index, size_t count);
 size_t index_find(const struct state *state, const struct name_index *index, enum index_kind kind,
 		  const char *name, uint64_t hash);
 void index_add(struct name_index *index, size_t i, uint64_t hash);
+void index_batch_add(struct index_batch *batch, size_t i, uint64_t hash);
+void index_batch_flush(struct index_batch *batch);
+
+/* state.c: claim holders, SQLite access, transactions, jobs in memory. */
 bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start);
 int db_fail_sql(struct state *state, const char *sql, struct cp_err *err);
 int db_fail(struct state *state, enum statement id, struct cp_err *err);
@@ -307,13 +329,16 @@ bool files_blob_close(struct files_blob_reader *reader);
 int migrate_schema(struct state *state, struct cp_err *err);
 
 /* state_files.c: the file entries, their hash cache and the stat snapshot. */
-size_t file_add(struct state *state, const char *path, uint64_t hash);
+size_t file_add(struct state *state, const char *path, uint64_t hash, struct index_batch *batch);
 size_t file_intern(struct state *state, const char *path);
 void file_learn(struct state *state, size_t index, const struct file_signature *sig);
 int file_seen(struct state *state, size_t index, struct file_signature *out, struct cp_err *err);
 int file_hash_seen(struct state *state, size_t index, struct cp_err *err);
 int file_store(struct state *state, size_t index, struct cp_err *err);
 int flush_dirty_files(struct state *state, struct cp_err *err);
+size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread);
+void work_run_threads(void *(*work)(void *), void *arg, size_t threads);
+bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to);
 
 /* state_reason.c: comparing a recorded file with the disk (state_check uses them too). */
 int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,

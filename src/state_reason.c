@@ -43,15 +43,48 @@ void state_reason_describe(enum state_reason reason, const char *detail, struct 
 }
 
 /*
+ * One reason check. A `peek` (state_jobs_settled) writes nothing, so threads
+ * may run peeks at once: where the check would write (stat a path, hash a
+ * file, look up a path, ask whether a claim's holder lives) it gives up,
+ * returning CHECK_GAVE_UP, and leaves the job to state_job_reason.
+ */
+struct reason_check {
+	struct state *state;
+	struct reason_scratch *scratch;
+	bool peek;
+};
+
+enum { CHECK_GAVE_UP = 1 };
+
+void reason_scratch_release(struct reason_scratch *scratch)
+{
+	free(scratch->positions);
+	free(scratch->output_files);
+	free(scratch->marks);
+	memset(scratch, 0, sizeof(*scratch));
+}
+
+/* file_seen, but a peek gives up on a path not stat'ed yet. */
+static int check_file_seen(const struct reason_check *check, size_t index, struct file_signature *out,
+			   struct cp_err *err)
+{
+	if (check->peek && !check->state->files[index].seen)
+		return CHECK_GAVE_UP;
+	return file_seen(check->state, index, out, err);
+}
+
+/*
  * Whether the file now differs from `recorded`: equal size and mtime mean
  * unchanged; a different size means changed; otherwise the content hash decides.
  */
-int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
-		 struct cp_err *err)
+static int check_file_differs(const struct reason_check *check, size_t index, const struct job_file *recorded,
+			      bool *differs, struct cp_err *err)
 {
+	struct state *state = check->state;
 	struct file_signature now;
-	if (file_seen(state, index, &now, err) < 0)
-		return STATE_ERROR;
+	int rc = check_file_seen(check, index, &now, err);
+	if (rc)
+		return rc;
 	if (!now.exists || !recorded->exists) {
 		*differs = now.exists != recorded->exists;
 		return 0;
@@ -64,11 +97,20 @@ int file_differs(struct state *state, size_t index, const struct job_file *recor
 		*differs = true;
 		return 0;
 	}
+	if (check->peek && !now.hashed)
+		return CHECK_GAVE_UP; /* hashing would fill the hash cache */
 	if (file_hash_seen(state, index, err) < 0)
 		return STATE_ERROR;
 	now = file_signature_of(&state->files[index]);
 	*differs = !now.exists || !now.hashed || now.size != recorded->size || now.hash != recorded->hash;
 	return 0;
+}
+
+int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,
+		 struct cp_err *err)
+{
+	struct reason_check check = {.state = state, .scratch = &state->reason_scratch};
+	return check_file_differs(&check, index, recorded, differs, err);
 }
 
 /*
@@ -98,7 +140,6 @@ void holder_detail(struct strbuf *detail, const char *host, int64_t pid)
 		strbuf_addf(detail, "pid %lld on %s", (long long)pid, host ? host : "unknown host");
 }
 
-/* The checks that compare with a successful record; *reason stays UP_TO_DATE when all pass. */
 static size_t query_file_id(const struct state *state, uint32_t id)
 {
 	if (id >= state->file_count)
@@ -106,17 +147,27 @@ static size_t query_file_id(const struct state *state, uint32_t id)
 	return id;
 }
 
-static int compare_with_record(struct state *state, const struct state_job_query *query, struct job_entry *job,
-			       const size_t *output_files, enum state_reason *reason, struct strbuf *detail,
-			       struct cp_err *err)
+/* The file index of a query path: from its id, else looked up (a peek has ids: see state_jobs_settled). */
+static size_t query_file(struct state *state, const uint32_t *ids, const char *const *paths, size_t i)
 {
+	return ids ? query_file_id(state, ids[i]) : file_intern(state, paths[i]);
+}
+
+/* The checks that compare with a successful record; *reason stays UP_TO_DATE when all pass. */
+static int compare_with_record(const struct reason_check *check, const struct state_job_query *query,
+			       struct job_entry *job, const size_t *output_files, enum state_reason *reason,
+			       struct strbuf *detail, struct cp_err *err)
+{
+	struct state *state = check->state;
+	struct reason_scratch *scratch = check->scratch;
 	const struct job_file *outputs = job->files + job->input_count;
+	int rc;
 	for (size_t i = 0; i < query->output_count; i++) {
 		size_t file = output_files[i];
 		size_t at = job_files_find(outputs, job->output_count, file);
 		bool differs = true;
-		if (at != SIZE_MAX && file_differs(state, file, &outputs[at], &differs, err) < 0)
-			return STATE_ERROR;
+		if (at != SIZE_MAX && (rc = check_file_differs(check, file, &outputs[at], &differs, err)))
+			return rc;
 		if (differs) {
 			*reason = STATE_OUTPUT_MODIFIED;
 			set_detail(detail, "", query->outputs[i]);
@@ -127,16 +178,16 @@ static int compare_with_record(struct state *state, const struct state_job_query
 	}
 
 	/* Where each query input sits among the recorded inputs (SIZE_MAX: not recorded). */
-	ALLOC_GROW(state->scratch, query->input_count + 1, state->scratch_cap);
-	size_t *positions = state->scratch;
+	ALLOC_GROW(scratch->positions, query->input_count + 1, scratch->positions_cap);
+	size_t *positions = scratch->positions;
 	for (size_t i = 0; i < query->input_count; i++) {
-		size_t file = query->input_ids ? query_file_id(state, query->input_ids[i]) : file_intern(state, query->inputs[i]);
+		size_t file = query_file(state, query->input_ids, query->inputs, i);
 		positions[i] = job_files_find(job->files, job->input_count, file);
 		if (positions[i] == SIZE_MAX || (query->input_pending && query->input_pending[i]))
 			continue;
 		bool differs;
-		if (file_differs(state, file, &job->files[positions[i]], &differs, err) < 0)
-			return STATE_ERROR;
+		if ((rc = check_file_differs(check, file, &job->files[positions[i]], &differs, err)))
+			return rc;
 		if (differs) {
 			*reason = STATE_INPUT_CHANGED;
 			set_detail(detail, "", query->inputs[i]);
@@ -149,18 +200,18 @@ static int compare_with_record(struct state *state, const struct state_job_query
 		return 0;
 	}
 
-	ALLOC_GROW(state->marks, job->input_count + 1, state->marks_cap);
-	memset(state->marks, 0, job->input_count);
+	ALLOC_GROW(scratch->marks, job->input_count + 1, scratch->marks_cap);
+	memset(scratch->marks, 0, job->input_count);
 	for (size_t i = 0; i < query->input_count; i++) {
 		if (positions[i] == SIZE_MAX) {
 			*reason = STATE_INPUT_SET_CHANGED;
 			set_detail(detail, "added ", query->inputs[i]);
 			return 0;
 		}
-		state->marks[positions[i]] = 1;
+		scratch->marks[positions[i]] = 1;
 	}
 	for (size_t i = 0; i < job->input_count; i++) {
-		if (!state->marks[i]) {
+		if (!scratch->marks[i]) {
 			*reason = STATE_INPUT_SET_CHANGED;
 			set_detail(detail, "removed ", state->files[job->files[i].file].path);
 			return 0;
@@ -169,9 +220,10 @@ static int compare_with_record(struct state *state, const struct state_job_query
 	return 0;
 }
 
-int state_job_reason(struct state *state, const struct state_job_query *query, enum state_reason *reason,
-		     struct strbuf *detail, struct cp_err *err)
+static int job_reason(const struct reason_check *check, const struct state_job_query *query,
+		      enum state_reason *reason, struct strbuf *detail, struct cp_err *err)
 {
+	struct state *state = check->state;
 	if (detail)
 		strbuf_reset(detail);
 	*reason = STATE_UP_TO_DATE;
@@ -186,6 +238,8 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	 */
 	struct job_entry *job = job_find(state, query->job_id);
 	const struct job_claim *claim = job ? job->claim : NULL;
+	if (claim && check->peek)
+		return CHECK_GAVE_UP;
 	bool claimed_by_live_run = claim && strcmp(claim->run, state->run_id) != 0 &&
 				   holder_alive(state, claim->host, claim->pid, claim->pid_start);
 	if (claimed_by_live_run) {
@@ -195,14 +249,15 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 	}
 
 	/* Each output's file index, looked up once for both passes. */
-	ALLOC_GROW(state->output_scratch, query->output_count + 1, state->output_scratch_cap);
-	size_t *output_files = state->output_scratch;
+	struct reason_scratch *scratch = check->scratch;
+	ALLOC_GROW(scratch->output_files, query->output_count + 1, scratch->output_files_cap);
+	size_t *output_files = scratch->output_files;
 	for (size_t i = 0; i < query->output_count; i++) {
 		struct file_signature now;
-		output_files[i] = query->output_ids ? query_file_id(state, query->output_ids[i])
-						    : file_intern(state, query->outputs[i]);
-		if (file_seen(state, output_files[i], &now, err) < 0)
-			return STATE_ERROR;
+		output_files[i] = query_file(state, query->output_ids, query->outputs, i);
+		int rc = check_file_seen(check, output_files[i], &now, err);
+		if (rc)
+			return rc;
 		if (!now.exists && !recorded_absent(job, output_files[i])) {
 			*reason = STATE_OUTPUT_MISSING;
 			set_detail(detail, "", query->outputs[i]);
@@ -215,8 +270,9 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 	if (job->recorded) {
-		if (compare_with_record(state, query, job, output_files, reason, detail, err) < 0)
-			return STATE_ERROR;
+		int rc = compare_with_record(check, query, job, output_files, reason, detail, err);
+		if (rc)
+			return rc;
 		if (*reason != STATE_UP_TO_DATE)
 			return 0;
 	}
@@ -244,6 +300,61 @@ int state_job_reason(struct state *state, const struct state_job_query *query, e
 		return 0;
 	}
 	return 0;
+}
+
+int state_job_reason(struct state *state, const struct state_job_query *query, enum state_reason *reason,
+		     struct strbuf *detail, struct cp_err *err)
+{
+	struct reason_check check = {.state = state, .scratch = &state->reason_scratch};
+	return job_reason(&check, query, reason, detail, err) < 0 ? STATE_ERROR : 0;
+}
+
+/* ---- Settled jobs, in threads ------------------------------------------------ */
+
+/* A thread of state_jobs_settled is worth starting for this many jobs (about a microsecond each). */
+enum { SETTLE_JOBS_PER_THREAD = 512, SETTLE_CHUNK = 256 };
+
+/* The jobs of one state_jobs_settled, shared by its threads: each takes the next SETTLE_CHUNK. */
+struct settle_batch {
+	struct state *state;
+	size_t count;
+	state_query_fn *fill;
+	void *context;
+	bool *settled; /* each slot written by the one thread that took its job */
+	atomic_size_t next;
+};
+
+static void *settle_batch_run(void *arg)
+{
+	struct settle_batch *batch = arg;
+	struct reason_scratch scratch = {0};
+	struct reason_check check = {.state = batch->state, .scratch = &scratch, .peek = true};
+	struct strbuf definition = STRBUF_INIT;
+	struct cp_err err = CP_ERR_INIT; /* a peek fails nowhere: it gives up where state_job_reason could fail */
+	size_t from, to;
+	while (work_take(&batch->next, batch->count, SETTLE_CHUNK, &from, &to)) {
+		for (size_t i = from; i < to; i++) {
+			struct state_job_query query;
+			enum state_reason reason;
+			batch->fill(batch->context, i, &definition, &query);
+			/* Without ids the check would look paths up, growing the path index. */
+			batch->settled[i] = query.input_ids && query.output_ids &&
+					    job_reason(&check, &query, &reason, NULL, &err) == 0 &&
+					    reason == STATE_UP_TO_DATE;
+		}
+	}
+	cp_err_release(&err);
+	strbuf_release(&definition);
+	reason_scratch_release(&scratch);
+	return NULL;
+}
+
+void state_jobs_settled(struct state *state, size_t count, state_query_fn *fill, void *context, unsigned threads,
+			bool *settled)
+{
+	struct settle_batch batch = {.state = state, .count = count, .fill = fill, .context = context, .settled = settled};
+	atomic_init(&batch.next, 0);
+	work_run_threads(settle_batch_run, &batch, work_thread_count(threads, count, SETTLE_JOBS_PER_THREAD));
 }
 
 /* ---- Adoption ---------------------------------------------------------------- */
@@ -315,8 +426,7 @@ int state_adoption_suspect(struct state *state, const struct state_job_query *qu
 	if (!state->failure_windows_built)
 		build_failure_windows(state);
 	for (size_t i = 0; i < query->output_count && state->failure_window_count; i++) {
-		size_t index = query->output_ids ? query_file_id(state, query->output_ids[i])
-						 : file_intern(state, query->outputs[i]);
+		size_t index = query_file(state, query->output_ids, query->outputs, i);
 		struct file_signature now;
 		if (file_seen(state, index, &now, err) < 0)
 			return STATE_ERROR;

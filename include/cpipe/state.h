@@ -212,8 +212,9 @@ void state_refresh(struct state *state);
  * not at all when a result is already remembered. The stat calls run in up
  * to `threads` threads (0: the number of online CPUs, at most 8), the calling
  * thread being one of them, each thread taking at least 256 of them (so with
- * fewer than 512 paths to stat, all run in the calling thread); the rest of
- * the work (the handle's path index) stays in the calling thread. Counts in
+ * fewer than 512 paths to stat, all run in the calling thread); so do the
+ * lookups of the paths in the handle's path index (each thread taking at least
+ * 1024), while adding new paths to it stays in the calling thread. Counts in
  * state_stats().stat_calls. A missing path (ENOENT, ENOTDIR) is remembered as
  * not existing; any other stat error fails with "cannot stat PATH: REASON"
  * for the first such path in `paths` order, as state_job_reason would, and
@@ -338,6 +339,26 @@ struct state_job_query {
  */
 int state_job_reason(struct state *state, const struct state_job_query *query, enum state_reason *reason,
 		     struct strbuf *detail, struct cp_err *err);
+
+/*
+ * Fill `query` for job i of a state_jobs_settled (its definition text in
+ * `definition`, the calling thread's own buffer). Called from several threads
+ * at once, so it may only read what they share.
+ */
+typedef void state_query_fn(void *context, size_t i, struct strbuf *definition, struct state_job_query *query);
+
+/*
+ * For each job i in [0, count) whose query `fill` gives: settled[i] is true
+ * when state_job_reason would find it STATE_UP_TO_DATE and needs no write to
+ * say so; false when it would find another reason, and also when saying
+ * so needs a write (a path not stat'ed yet, a file to hash, a claim whose
+ * holder is to be checked, a query without input_ids and output_ids): ask
+ * state_job_reason about those. Writes nothing to the handle, which nothing
+ * else may use meanwhile; runs in up to `threads` threads (0: the online
+ * CPUs, at most 8), each taking at least 512 jobs, the calling thread one of them.
+ */
+void state_jobs_settled(struct state *state, size_t count, state_query_fn *fill, void *context, unsigned threads,
+			bool *settled);
 
 /* ---- Claims and records --------------------------------------------------- */
 

@@ -60,6 +60,15 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_ARENA_MAX, 1);
 #endif
+#ifdef M_MXFAST
+	/*
+	 * No fastbins: freed small blocks are merged at once instead of all together at the next
+	 * big allocation, which on a no-op at 100,000 subjects was the first one `sync` made
+	 * (12-15 ms of merging; 0.2 ms without), and is otherwise the same CPU
+	 * (bench/FINDINGS.md, nooptail).
+	 */
+	mallopt(M_MXFAST, 0);
+#endif
 	const char *name = argv[1];
 	if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
 		print_help(stdout);

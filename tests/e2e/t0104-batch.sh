@@ -106,7 +106,7 @@ fov 01
 group"
 
 # The same batches through fsl_sub: the stand-in (tests/cluster/fsl_sub, not FSL's own) hands
-# them to this SLURM: the four chains as one task file of 4 lines, then the group job.
+# them to this SLURM: the four chains as one array of 4 tasks, then the group job.
 cd "$WORK"
 make_study fsl 01 02 03 04
 cd fsl
@@ -117,6 +117,9 @@ expect_exit 0 cpipe run --submit=fsl_sub -b --wait
 expect_err_contains "submitted 13 of 13 jobs to fsl_sub in 2 submissions (1 array, 4 batches)"
 same_outputs "$WORK/local" "$WORK/fsl"
 check_order . 01 02 03 04
-[ "$(grep -c "batch_" .cpipe/jobs/array_*.tasks)" -eq 4 ] || fail "the task file does not run 4 batches"
+[ "$(grep -c "^# cpipe batch of 3 jobs" .cpipe/jobs/array_*.scripts)" -eq 4 ] || fail "the array does not run 4 batches"
+pass
+# The task list, of this submission's alone, went with the array's record once all was imported.
+[ -z "$(find .cpipe/jobs -name '*.tasks')" ] || fail "task lists left: $(ls .cpipe/jobs)"
 pass
 done_testing

@@ -441,7 +441,7 @@ static void test_submission_record(void **state)
 {
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
-	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1234", 99};
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1234", 99, NULL};
 	struct exec_record_member members[] = {
 		{"job", 17, ".cpipe/logs/a\nb\\c\td.log", "definition 00ff"},
 		{"other", 18, ".cpipe/logs/other.log", NULL},
@@ -477,7 +477,7 @@ static void test_submission_record(void **state)
 	assert_int_equal(access(path.buf, F_OK), -1);
 
 	/* A later submission of a job wins over an earlier one, whatever the order they are listed in. */
-	struct exec_record_head later = {EXEC_CLUSTER_SLURM, "2000", 200};
+	struct exec_record_head later = {EXEC_CLUSTER_SLURM, "2000", 200, NULL};
 	assert_int_equal(exec_record_write(dir, "b_later", &later, members, 1, &err), 0);
 	assert_int_equal(exec_record_write(dir, "z_earlier", &head, members, 1, &err), 0);
 	assert_int_equal(find_record(dir, "job", &back), 1);
@@ -509,7 +509,7 @@ static void test_records_saved_side_by_side(void **state)
 {
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
-	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "7", 1};
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "7", 1, NULL};
 	struct exec_record_member members[] = {{"x", 1, "lx", NULL}, {"y", 2, "ly", NULL}, {"z", 3, "lz", NULL}};
 	assert_int_equal(exec_record_write(dir, "unit", &head, members, 3, &err), 0);
 	struct strvec problems = STRVEC_INIT;
@@ -534,13 +534,13 @@ static void test_record_replaced_before_save(void **state)
 {
 	const char *dir = *state;
 	struct cp_err err = CP_ERR_INIT;
-	struct exec_record_head old_head = {EXEC_CLUSTER_SLURM, "7", 1};
+	struct exec_record_head old_head = {EXEC_CLUSTER_SLURM, "7", 1, NULL};
 	struct exec_record_member members[] = {{"x", 1, "lx", NULL}, {"y", 2, "ly", NULL}};
 	assert_int_equal(exec_record_write(dir, "unit", &old_head, members, 2, &err), 0);
 	struct strvec problems = STRVEC_INIT;
 	struct exec_records *stale = load_records(dir, &problems);
 	forget_and_save(load_records(dir, &problems), (const char *const[]){"x", "y", NULL});
-	struct exec_record_head new_head = {EXEC_CLUSTER_SLURM, "8", 2};
+	struct exec_record_head new_head = {EXEC_CLUSTER_SLURM, "8", 2, NULL};
 	assert_int_equal(exec_record_write(dir, "unit", &new_head, members, 2, &err), 0);
 	forget_and_save(stale, (const char *const[]){"x", NULL});
 	for (size_t k = 0; k < 2; k++) {
@@ -560,7 +560,7 @@ static void test_record_unit_name(void **state)
 	struct cp_err err = CP_ERR_INIT;
 	char *name = exec_record_unit_name(dir, "array_a");
 	assert_string_equal(name, "array_a");
-	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1", 1};
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "1", 1, NULL};
 	struct exec_record_member member = {"a", 1, "l", NULL};
 	assert_int_equal(exec_record_write(dir, name, &head, &member, 1, &err), 0);
 	free(name);
@@ -621,6 +621,9 @@ static void test_bad_submission_records(void **state)
 		{"cpipe-submission 1\nbackend slurm\njob 5\nmember\t1\ta\tl\nend 1\nmember\t2\tb\tl\n", "after its end"},
 		{"cpipe-submission 1\nbackend slurm\nmember\t1\ta\tl\nend 1\n", "no backend or job id"},
 		{"cpipe-submission 1\nbackend slurm\njob 5\ntime soon\nmember\t1\ta\tl\nend 1\n", "time"},
+		/* The token names a file removed with the record. */
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntoken ../../../etc/x\nmember\t1\ta\tl\nend 1\n", "token"},
+		{"cpipe-submission 1\nbackend slurm\njob 5\ntoken 0123456789ABCDEF\nmember\t1\ta\tl\nend 1\n", "token"},
 		{"cpipe-submission 1\nbackend\nend 0\n", "without a value"},
 		{"cpipe-submission 2\nbackend slurm\njob 5\nend 0\n", "not a submission record"},
 		{"", "not a submission record"},
@@ -906,6 +909,22 @@ static char *read_text(const char *dir, const char *name)
 	return strbuf_detach(&text);
 }
 
+/* Files directly in `dir`/.cpipe/jobs. */
+static size_t count_job_files(const char *dir)
+{
+	struct strbuf path = STRBUF_INIT;
+	path_join(dir, EXEC_JOBS_DIR, &path);
+	DIR *listing = opendir(path.buf);
+	assert_non_null(listing);
+	size_t files = 0;
+	struct dirent *entry;
+	while ((entry = readdir(listing)))
+		files += entry->d_name[0] != '.';
+	closedir(listing);
+	strbuf_release(&path);
+	return files;
+}
+
 /* The cluster id in the submission record of job file name `name`. */
 static char *record_job(const char *dir, const char *name)
 {
@@ -974,6 +993,15 @@ static void test_batches_submit(void **state)
 		assert_non_null(strstr(lines.items[3], late_holds[k]));
 		strvec_release(&lines);
 		free(log);
+		/*
+		 * A batch's jobs' scripts are in one file, as an array's are: a runner, its
+		 * scripts and its record for each batch, a script and a record for the others.
+		 */
+		if (k == 0) {
+			size_t files = count_job_files(dir);
+			if (files != 3 * 2 + 2 * 2)
+				fail_msg("%zu files in .cpipe/jobs for 2 batches and 2 jobs", files);
+		}
 		/* Every step keeps its own record, with its batch's cluster id. */
 		static const char *const names[] = {"a1", "b1", "c1", "a2", "b2", "c2", "group", "late1"};
 		static const char *const expected_job[] = {"1", "1", "1", "2", "2", "2", "3", "4"};
@@ -990,7 +1018,8 @@ static void test_batches_submit(void **state)
 	strbuf_addf(&rel, "%s/%s.sh", EXEC_JOBS_DIR, name.buf);
 	char *script = read_text(dir, rel.buf);
 	assert_non_null(script);
-	const char *a = strstr(script, "\nstep a1\n"), *b = strstr(script, "\nstep b1\n"), *cc = strstr(script, "\nstep c1\n");
+	const char *a = strstr(script, "\nstep 1 a1\n"), *b = strstr(script, "\nstep 2 b1\n"),
+		   *cc = strstr(script, "\nstep 3 c1\n");
 	assert_true(a && b && cc && a < b && b < cc);
 	free(script);
 	strbuf_release(&name);
@@ -1031,20 +1060,25 @@ static void test_batches_as_array_tasks(void **state)
 	restore_path();
 }
 
-/* Files directly in `dir`/.cpipe/jobs. */
-static size_t count_job_files(const char *dir)
+/* The path under `dir` of the file in .cpipe/jobs whose name starts with `prefix` and ends with `suffix`. */
+static char *job_file_ending(const char *dir, const char *prefix, const char *suffix)
 {
 	struct strbuf path = STRBUF_INIT;
 	path_join(dir, EXEC_JOBS_DIR, &path);
 	DIR *listing = opendir(path.buf);
 	assert_non_null(listing);
-	size_t files = 0;
+	char *found = NULL;
 	struct dirent *entry;
-	while ((entry = readdir(listing)))
-		files += entry->d_name[0] != '.';
+	while (!found && (entry = readdir(listing))) {
+		size_t n = strlen(entry->d_name);
+		if (!strncmp(entry->d_name, prefix, strlen(prefix)) && n > strlen(suffix) &&
+		    !strcmp(entry->d_name + n - strlen(suffix), suffix))
+			found = xasprintf("%s/%s", EXEC_JOBS_DIR, entry->d_name);
+	}
 	closedir(listing);
 	strbuf_release(&path);
-	return files;
+	assert_non_null(found);
+	return found;
 }
 
 /*
@@ -1105,8 +1139,8 @@ static void test_array_files(void **state)
 	strbuf_addf(&path, "%s/%s/%s.scripts", dir, EXEC_JOBS_DIR, name.buf);
 	assert_int_equal(read_whole_file(path.buf, &scripts, &err), 0);
 	unsigned long long offset = 0, length = 0;
-	assert_int_equal(sscanf(scripts.buf + 32, "%llu %llu", &offset, &length), 2);
-	for (size_t k = 25 * 32; k < scripts.len; k++)
+	assert_int_equal(sscanf(scripts.buf + EXEC_TOKEN_LINE + 32, "%llu %llu", &offset, &length), 2);
+	for (size_t k = EXEC_TOKEN_LINE + 25 * 32; k < scripts.len; k++)
 		if (k < offset || k >= offset + length)
 			scripts.buf[k] = k % 8 == 0 ? '\n' : "exit 99"[k % 8 - 1];
 	assert_int_equal(exec_write_file_atomic(path.buf, scripts.buf, scripts.len, 0644, false, &err), 0);
@@ -1135,9 +1169,9 @@ static void test_array_files(void **state)
 		assert_int_equal(system(cmd.buf), 0);
 	}
 	/* The task list runs the same launcher, task by task. */
-	char *tasks = xasprintf("%s/%s.tasks", EXEC_JOBS_DIR, name.buf);
+	char *tasks = job_file_ending(dir, name.buf, ".tasks");
 	char *list = read_text(dir, tasks);
-	assert_non_null(strstr(list, ".array.sh' 25\n"));
+	assert_non_null(strstr(list, ".array.sh' 25 "));
 	free(list);
 	free(tasks);
 	strbuf_release(&cmd);
@@ -1232,6 +1266,22 @@ static void expect_marker(const char *dir, const char *name, int exit_code, cons
 
 static const char killed[] = "killed by SIGTERM (time limit reached or job cancelled)";
 
+/* A submission's token for scripts written here: the file they are written to names it. */
+static const char test_token[] = "0123456789abcdef";
+
+/* Write job `job`'s script, owned by a submission of token test_token, to .cpipe/jobs/<name>.sh under `dir`. */
+static void write_job_script(const char *dir, const struct exec_cluster_job *job, const char *name)
+{
+	struct strvec none = STRVEC_INIT;
+	struct strbuf script = STRBUF_INIT;
+	char *rel = xasprintf("%s/%s.sh", EXEC_JOBS_DIR, name);
+	struct exec_script_owner owner = {rel, test_token, 0};
+	exec_cluster_job_script(job, name, dir, &none, &none, &owner, &script);
+	write_file(dir, rel, script.buf, 0644);
+	free(rel);
+	strbuf_release(&script);
+}
+
 /* The directories a job script writes in, under `dir`. */
 static void make_job_dirs(const char *dir)
 {
@@ -1262,11 +1312,7 @@ static void test_job_script_message_backslashes(void **state)
 	job.command = "true";
 	job.outputs = outputs;
 	job.output_count = 2;
-	struct strvec none = STRVEC_INIT;
-	struct strbuf script = STRBUF_INIT;
-	exec_cluster_job_script(&job, "slashes", dir, &none, &none, &script);
-	write_file(dir, EXEC_JOBS_DIR "/slashes.sh", script.buf, 0644);
-	strbuf_release(&script);
+	write_job_script(dir, &job, "slashes");
 	assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/slashes.sh"), 1);
 	expect_marker(dir, "slashes", 1, "declared output 'a\\cb.txt' was not created");
 	struct exec_marker marker;
@@ -1276,6 +1322,72 @@ static void test_job_script_message_backslashes(void **state)
 	char *text = read_text(dir, EXEC_LOG_DIR "/slashes.log");
 	assert_non_null(strstr(text, "cpipe: declared output 'a\\cb.txt' was not created\n"));
 	free(text);
+}
+
+/*
+ * The marker has one line per declared output, in order, which the import
+ * pairs with the job's outputs: a `stat` that fails on one (gone again, an
+ * unreadable mount) must not shift the next output's signature onto it.
+ */
+static void test_job_script_signature_per_output(void **state)
+{
+	const char *dir = *state;
+	make_job_dirs(dir);
+	path_first(dir);
+	write_file(dir, "stat", "#!/bin/sh\nfor last; do :; done\ncase $last in first*) exit 1 ;; esac\nexec /usr/bin/stat \"$@\"\n",
+		   0755);
+	static const char *const outputs[] = {"first.txt", "second.txt"};
+	struct exec_cluster_job job;
+	memset(&job, 0, sizeof(job));
+	job.id = "two";
+	job.command = "echo 1 >first.txt && echo 22 >second.txt";
+	job.outputs = outputs;
+	job.output_count = 2;
+	write_job_script(dir, &job, "two");
+	assert_int_equal(run_script(dir, EXEC_JOBS_DIR "/two.sh"), 0);
+	struct exec_marker marker;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_marker_read(dir, "two", &marker, &err), 1);
+	assert_int_equal(marker.output_count, 2);
+	assert_false(marker.outputs[0].exists);
+	assert_true(marker.outputs[1].exists);
+	assert_int_equal(marker.outputs[1].size, 3);
+	exec_marker_release(&marker);
+	restore_path();
+}
+
+/*
+ * A job that started while its submission owned its unit's name and ends
+ * after a later submission took the name (and wrote the job's script again
+ * with its token) writes no marker: the later submission would import it as
+ * its own job's result. It says why in its log and fails.
+ */
+static void test_job_script_outlived_by_its_name(void **state)
+{
+	const char *dir = *state;
+	make_job_dirs(dir);
+	struct exec_cluster_job job;
+	memset(&job, 0, sizeof(job));
+	job.id = "late";
+	job.command = "sed -i s/0123456789abcdef/fedcba9876543210/ .cpipe/jobs/late.sh";
+	write_job_script(dir, &job, "late");
+	char *copy = read_text(dir, EXEC_JOBS_DIR "/late.sh");
+	write_file(dir, "copy.sh", copy, 0644); /* what SLURM keeps of it */
+	free(copy);
+	assert_int_equal(run_script(dir, "copy.sh"), 1);
+	struct exec_marker marker;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_marker_read(dir, "late", &marker, &err), 0);
+	char *text = read_text(dir, EXEC_LOG_DIR "/late.log");
+	assert_non_null(strstr(text, "earlier submission"));
+	free(text);
+	/* Started once the name was taken, it runs nothing and leaves the log (the later job's) alone. */
+	write_file(dir, EXEC_LOG_DIR "/late.log", "", 0644);
+	assert_int_equal(run_script(dir, "copy.sh"), 1);
+	text = read_text(dir, EXEC_LOG_DIR "/late.log");
+	assert_string_equal(text, "");
+	free(text);
+	assert_int_equal(exec_marker_read(dir, "late", &marker, &err), 0);
 }
 
 /*
@@ -1315,7 +1427,8 @@ static void test_job_script_killed_twice(void **state)
 		job.output_count = 1;
 		struct strvec none = STRVEC_INIT;
 		struct strbuf script = STRBUF_INIT;
-		exec_cluster_job_script(&job, "stopped", dir, &none, &none, &script);
+		struct exec_script_owner owner = {EXEC_JOBS_DIR "/stopped.sh", test_token, 0};
+		exec_cluster_job_script(&job, "stopped", dir, &none, &none, &owner, &script);
 		/* The log appears once a stop is recorded as one: the trap comes first. */
 		const char *trap = strstr(script.buf, "\ntrap "), *log = strstr(script.buf, "\nexec >");
 		assert_true(trap && log && trap < log);
@@ -1403,6 +1516,8 @@ int main(void)
 		cmocka_unit_test(test_batch_waits_for_an_outside_parent),
 		cmocka_unit_test(test_batches_need_alike_resources),
 		cmocka_unit_test_setup_teardown(test_job_script_killed_twice, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_job_script_outlived_by_its_name, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_job_script_signature_per_output, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_stopped_through_its_step, setup_dir, temp_dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,7 +40,7 @@ static void write_submission(struct fixture *fx)
 		logs[job] = xasprintf(".cpipe/logs/%s.log", names[job].buf);
 		members[job] = (struct exec_record_member){names[job].buf, (long)job + 1, logs[job], notes[job]};
 	}
-	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "41", 1};
+	struct exec_record_head head = {EXEC_CLUSTER_SLURM, "41", 1, NULL};
 	assert_int_equal(exec_record_write(".", "array_unit", &head, members, 2, &fx->study.err), 0);
 	for (size_t job = 0; job < 2; job++) {
 		free(logs[job]);
