@@ -157,4 +157,4 @@ same_as_fresh corrupt
 grep -q "timing: graph cache" "$WORK/err" && fail "another binary used the cache: $(cat "$WORK/err")"
 pass
 
-echo "t0055: $checks checks"
+echo "t0060: $checks checks"
