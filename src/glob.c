@@ -109,6 +109,7 @@ static void worker_release(struct worker *w)
 	strvec_release(&w->tie_paths);
 	strvec_release(&w->tie_messages);
 	strbuf_release(&w->subject);
+	glob_observations_release(&w->seen);
 	for (size_t i = 0; w->levels && i < w->level_count; i++)
 		free(w->levels[i]);
 	free(w->levels);
@@ -344,6 +345,7 @@ static void worker_init(struct job *job, struct worker *w, uint32_t most_groups,
 	w->class_stamp = xcalloc(job->class_count + 1, sizeof(*w->class_stamp));
 	w->class_ok = xcalloc(job->class_count + 1, sizeof(*w->class_ok));
 	w->err = (struct cp_err)CP_ERR_INIT;
+	w->seen = (struct glob_observations)GLOB_OBSERVATIONS_INIT;
 }
 
 /* Set up `count` workers; worker 0 is the calling thread. */
@@ -600,6 +602,8 @@ int glob_update(struct tree *tree, const struct glob_request *request, struct gl
 		job.matchers[m].key_rank = (size_t)strvec_find(&keys, job.matchers[m].key);
 	job_assign_classes(&job);
 	job_prepare_workers(&job, worker_count_wanted());
+	for (size_t k = 0; k < job.worker_count; k++)
+		job.workers[k].observing = request->observed != NULL;
 	const char *directories[GLOB_ROOT_COUNT] = {request->root ? request->root : ".", ".", "/"};
 	for (int root = 0; root < GLOB_ROOT_COUNT; root++) {
 		if (glob_walk_root(&job, (enum glob_root)root, directories[root]) < 0) {
@@ -609,6 +613,8 @@ int glob_update(struct tree *tree, const struct glob_request *request, struct gl
 	}
 	if (glob_job_store(&job, err) < 0)
 		goto done;
+	for (size_t k = 0; request->observed && k < job.worker_count; k++)
+		glob_observations_merge(request->observed, &job.workers[k].seen);
 	if (result) {
 		glob_job_collect_files(&job, result, keys.count, true);
 		glob_job_collect_ties(&job, &result->warnings);

@@ -192,6 +192,8 @@ struct worker {
 	unsigned stamp;
 	struct cp_err err;
 	bool failed;
+	bool observing;                /* record what the disk showed in `seen` (glob_request.observed) */
+	struct glob_observations seen;
 };
 
 struct job {

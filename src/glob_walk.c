@@ -43,6 +43,60 @@ static bool missing_errno(int error)
 	return error == ENOENT || error == ENOTDIR || error == ELOOP || error == ENAMETOOLONG;
 }
 
+void glob_observations_add(struct glob_observations *seen, enum glob_seen_kind kind, const char *path,
+			   const struct stat *st)
+{
+	ALLOC_GROW(seen->items, seen->count + 1, seen->cap);
+	struct glob_seen *item = &seen->items[seen->count++];
+	memset(item, 0, sizeof(*item));
+	item->path = arena_strdup(&seen->paths, *path ? path : ".");
+	item->kind = kind;
+	if (!st)
+		return;
+	item->type = (uint32_t)(st->st_mode & S_IFMT);
+	if (kind != GLOB_SEEN_DIRECTORY)
+		return;
+	item->device = (uint64_t)st->st_dev;
+	item->inode = (uint64_t)st->st_ino;
+	item->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	item->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+void glob_observations_merge(struct glob_observations *to, struct glob_observations *from)
+{
+	ALLOC_GROW(to->items, to->count + from->count, to->cap);
+	if (from->count)
+		memcpy(to->items + to->count, from->items, from->count * sizeof(*from->items));
+	to->count += from->count;
+	arena_merge(&to->paths, &from->paths);
+	free(from->items);
+	from->items = NULL;
+	from->count = from->cap = 0;
+}
+
+void glob_observations_release(struct glob_observations *seen)
+{
+	free(seen->items);
+	arena_release(&seen->paths);
+	*seen = (struct glob_observations)GLOB_OBSERVATIONS_INIT;
+}
+
+/* The walk's subject (a path from the walk's root), as an observation's path from the working directory. */
+static void observe(struct worker *w, enum glob_seen_kind kind, const struct stat *st)
+{
+	if (!w->observing)
+		return;
+	if (!strcmp(w->root, ".") || !strcmp(w->root, "/")) {
+		glob_observations_add(&w->seen, kind, w->subject.buf, st);
+		return;
+	}
+	struct strbuf path = STRBUF_INIT;
+	path_join(w->root, w->subject.buf, &path);
+	glob_observations_add(&w->seen, kind, path.buf, st);
+	w->seen.items[w->seen.count - 1].file_from = path.len - w->subject.len;
+	strbuf_release(&path);
+}
+
 static void subject_push(struct worker *w, const char *name, size_t length)
 {
 	if (w->subject.len && w->subject.buf[w->subject.len - 1] != '/')
@@ -130,8 +184,11 @@ static int walk_literals(struct worker *w, struct place place, size_t depth, con
 		subject_push(w, name, strlen(name));
 		struct stat st;
 		/* lexists(), as glob checks a name without wildcards. */
-		if (finals && fstatat(place.fd, w->subject.buf + place.offset, &st, AT_SYMLINK_NOFOLLOW))
-			finals = 0;
+		if (finals) {
+			if (fstatat(place.fd, w->subject.buf + place.offset, &st, AT_SYMLINK_NOFOLLOW))
+				finals = 0;
+			observe(w, GLOB_SEEN_NAME, finals ? &st : NULL);
+		}
 		w->final_stat = finals ? &st : NULL;
 		int rc = visit_entry(w, place, depth, finals, children, base);
 		w->final_stat = NULL;
@@ -384,8 +441,12 @@ static int walk_directory(struct worker *w, struct place place, size_t depth, co
 	int opened = -1, rc = 0;
 	if (w->subject.len > place.offset + GLOB_MAX_RELATIVE_PATH) {
 		opened = open_subject(w, place);
+		if (opened < 0 && missing_errno(errno)) {
+			observe(w, GLOB_SEEN_NO_DIRECTORY, NULL);
+			return 0;
+		}
 		if (opened < 0)
-			return missing_errno(errno) ? 0 : walk_error(w, errno);
+			return walk_error(w, errno);
 		place = (struct place){opened, offset_below(w)};
 	}
 	if (any_literal)
@@ -394,11 +455,20 @@ static int walk_directory(struct worker *w, struct place place, size_t depth, co
 		/* Reading needs the directory open; it then becomes the base of everything below. */
 		int fd = open_subject(w, place);
 		DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+		struct stat st;
+		if (dir && w->observing && fstat(fd, &st) == 0)
+			observe(w, GLOB_SEEN_DIRECTORY, &st);
+		else if (dir && w->observing)
+			rc = walk_error(w, errno);
 		if (!dir) {
 			int error = errno;
 			if (fd >= 0)
 				close(fd);
+			if (missing_errno(error))
+				observe(w, GLOB_SEEN_NO_DIRECTORY, NULL);
 			rc = missing_errno(error) ? 0 : walk_error(w, error);
+		} else if (rc) {
+			closedir(dir);
 		} else {
 			struct arena names = ARENA_INIT;
 			struct entry *entries = NULL;
@@ -439,9 +509,13 @@ int glob_walk_root(struct job *job, enum glob_root root, const char *directory)
 	w->root = directory;
 	strbuf_reset(&w->subject);
 	int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* A data directory that does not exist simply has no files. */
+	if (fd < 0 && missing_errno(errno)) {
+		observe(w, GLOB_SEEN_NO_DIRECTORY, NULL);
+		return 0;
+	}
 	if (fd < 0)
-		/* A data directory that does not exist simply has no files. */
-		return missing_errno(errno) ? 0 : walk_error(w, errno);
+		return walk_error(w, errno);
 	if (root == GLOB_ROOT_ABSOLUTE)
 		strbuf_addch(&w->subject, '/');
 	int rc = 0;

@@ -45,6 +45,8 @@ bool graph_raw_input_exists(struct builder *b, const char *key, const char *path
 	struct strbuf full = STRBUF_INIT;
 	path_join(b->request->data_root ? b->request->data_root : ".", path, &full);
 	bool exists = lstat(full.buf, &st) == 0;
+	if (b->request->observed)
+		glob_observations_add(b->request->observed, GLOB_SEEN_NAME, full.buf, exists ? &st : NULL);
 	strbuf_release(&full);
 	return exists;
 }

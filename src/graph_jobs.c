@@ -19,7 +19,10 @@ void graph_free(struct graph *graph)
 {
 	if (!graph)
 		return;
-	free(graph->jobs);
+	if (graph->block)
+		free(graph->block); /* the jobs live in it */
+	else
+		free(graph->jobs);
 	arena_release(&graph->arena);
 	graph_release_recipes(graph);
 	strvec_release(&graph->skipped);

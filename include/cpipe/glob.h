@@ -11,6 +11,8 @@
 #include "cpipe/tree.h"
 #include "cpipe/util.h"
 
+#include <sys/stat.h>
+
 /* A placeholder value captured from one file; `value.text` NULL for an absent optional part. */
 struct glob_binding {
 	char *name;
@@ -44,6 +46,41 @@ struct glob_result {
 };
 #define GLOB_RESULT_INIT {NULL, 0, 0, ARENA_INIT, STRVEC_INIT}
 
+/*
+ * What a walk learnt from the disk, so that a cache of what was built from it
+ * (graph_cache.c) can check it is still true: each directory read (its
+ * identity and times, stat'ed before reading), each plain-text name looked up
+ * (exists, type) and each directory that was not there to enter.
+ */
+enum glob_seen_kind {
+	GLOB_SEEN_DIRECTORY,    /* read whole: stat (following links) taken before reading */
+	GLOB_SEEN_NAME,         /* looked up with lstat: `type` (st_mode & S_IFMT), 0 when missing */
+	GLOB_SEEN_NO_DIRECTORY, /* a directory to enter that could not be opened: missing */
+};
+
+struct glob_seen {
+	const char *path; /* from the working directory of the walk ("." for the data directory) */
+	size_t file_from; /* path + file_from is the path as a glob_file of the request gives it */
+	enum glob_seen_kind kind;
+	uint32_t type;
+	uint64_t device, inode;   /* GLOB_SEEN_DIRECTORY */
+	int64_t mtime_ns, ctime_ns;
+};
+
+struct glob_observations {
+	struct glob_seen *items;
+	size_t count, cap;
+	struct arena paths; /* the items' paths */
+};
+#define GLOB_OBSERVATIONS_INIT {NULL, 0, 0, ARENA_INIT}
+
+/* Record one observation; `st` is the stat made (NULL: the name or directory is missing). */
+void glob_observations_add(struct glob_observations *seen, enum glob_seen_kind kind, const char *path,
+			   const struct stat *st);
+/* Move every observation of `from` to `to`; `from` is left empty. */
+void glob_observations_merge(struct glob_observations *to, struct glob_observations *from);
+void glob_observations_release(struct glob_observations *seen);
+
 struct glob_request {
 	const char *const *keys; /* template keys to glob */
 	size_t key_count;
@@ -54,6 +91,8 @@ struct glob_request {
 	size_t link_count;
 	/* file-tree's answer: every way a file matches (each optional subset) is a separate file entry */
 	bool all_parses;
+	/* where to record what the walk saw of the disk (glob_seen); NULL: nothing is recorded */
+	struct glob_observations *observed;
 };
 
 /*

@@ -64,7 +64,8 @@ struct graph_job_more {
  * record is kept small (a million-subject study has millions of jobs): the
  * command is not stored but expanded when asked for (graph_job_command),
  * arrays shared by the jobs of a recipe are stored once, and counts and
- * indexes are 32-bit.
+ * indexes are 32-bit. graph_cache.c writes it field by field: a new field
+ * must be added there too (and GRAPH_CACHE_VERSION raised).
  */
 struct graph_job {
 	char *id;          /* "recipe" or "recipe[name=value,...]" over its iterating placeholders */
@@ -108,6 +109,7 @@ struct graph {
 	struct strvec warnings; /* e.g. a requested key with nothing to make because no raw file exists */
 	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs); built by the first
 	                            graph_find_job, not before: few commands look jobs up by id */
+	void *block;            /* a graph from graph_cache_load: its jobs and their strings live in this block */
 };
 
 /*
@@ -138,6 +140,7 @@ struct graph_request {
 	                               over the inputs that exist */
 	const char *filter_text;    /* the command line's filters ("--subject 01"), named in messages; may be NULL */
 	struct graph_missing_input *missing; /* filled when a missing raw input fails the build; may be NULL */
+	struct glob_observations *observed; /* where to record the raw inputs stat'ed (a cache replays them); may be NULL */
 };
 
 /*
@@ -181,6 +184,30 @@ const char *graph_job_definition(const struct graph_job *job);
 
 /* Per output of `job`: whether it may be missing after success; NULL when none may (exec_job.output_optional). */
 const bool *graph_job_output_optional(const struct graph_job *job);
+
+/*
+ * graph_cache.c: the graph of the last run, kept in a file (cpipe(1), FILES).
+ *
+ * graph_cache_save writes `graph`, what of `globbed` later steps read (keys,
+ * paths, warnings) and what the walk and the build saw of the disk (`seen`)
+ * under `key` (the caller's bytes: whatever the graph was built from besides
+ * the disk). A directory read that changed less than 2 s before the walk
+ * began (`walk_start_ns`, wall clock) could change again within one timestamp
+ * tick unseen: then nothing is written (1). Returns 0 when written, -1 when
+ * it could not be.
+ *
+ * graph_cache_load gives the graph back (0) when the file holds `key` and
+ * every observation is still true; `globbed` (empty before) then gets the
+ * files with their key and path, the size and time of a fresh lstat where the
+ * walk made one, and no bindings; their strings live in the graph's block, so
+ * the graph must outlive them. `set` is the recipe set the graph was built
+ * from (loaded again). Anything else (no file, another key, a change on disk,
+ * a short or damaged file) returns -1 with nothing changed.
+ */
+int graph_cache_save(const char *path, const void *key, size_t key_length, const struct graph *graph,
+		     const struct glob_result *globbed, const struct glob_observations *seen, int64_t walk_start_ns);
+int graph_cache_load(const char *path, const void *key, size_t key_length, const struct recipe_set *set,
+		     struct graph **graph, struct glob_result *globbed);
 
 /* Write the job graph in Graphviz DOT: one node per job, an edge from each dependency. */
 void graph_to_dot(const struct graph *graph, struct strbuf *out);

@@ -298,7 +298,7 @@ int cmd_glob(int argc, char **argv)
 	}
 	struct glob_request request = {
 		(const char *const *)(argv + optind), (size_t)(argc - optind), opt.data_dir ? opt.data_dir : ".",
-		(const char *const *const *)link_arrays, link_sizes, link_count, opt.all_parses,
+		(const char *const *const *)link_arrays, link_sizes, link_count, opt.all_parses, NULL,
 	};
 	if (glob_update(tree, &request, &result, &err) < 0) {
 		cli_report(&err);

@@ -48,7 +48,8 @@ static int known_values(const struct study *study, const struct strvec *keys, co
 	if (cli_read_tree(study->tree_path, study->data_path, &fresh, err) < 0)
 		return -1;
 	tree_set_placeholder(fresh, name, NULL, 0, false);
-	struct glob_request request = {(const char *const *)keys->items, keys->count, ".", NULL, NULL, 0, false};
+	struct glob_request request = {(const char *const *)keys->items, keys->count, ".", NULL, NULL, 0, false,
+				       study->observing};
 	int rc = glob_update(fresh, &request, NULL, err);
 	const struct tree_placeholder *p = rc == 0 ? tree_find_placeholder(fresh, name) : NULL;
 	for (size_t v = 0; p && v < p->count; v++)

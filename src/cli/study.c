@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int study_option(struct study_options *opt, int c, const char *arg)
@@ -266,7 +268,7 @@ static int sort_flag_words(struct study_options *opt, const struct study *study)
 }
 
 static int glob_sources(struct study_options *opt, struct study *study, const struct strvec *source_keys,
-			struct cp_err *err)
+			struct glob_observations *observed, struct cp_err *err)
 {
 	const struct strvec keys = *source_keys;
 	/* The recipe file's `link:` groups, then the command line's --link ones. */
@@ -290,7 +292,7 @@ static int glob_sources(struct study_options *opt, struct study *study, const st
 	}
 	if (rc == 0 && keys.count) {
 		struct glob_request request = {(const char *const *)keys.items, keys.count, ".",
-					       (const char *const *const *)arrays, sizes, link_count, false};
+					       (const char *const *const *)arrays, sizes, link_count, false, observed};
 		rc = glob_update(study->tree, &request, &study->globbed, err);
 	}
 	for (size_t i = 0; i < link_count; i++)
@@ -450,6 +452,161 @@ static void describe_filters(const struct cli_placeholder_settings *settings, st
 	study->filter_text = strbuf_detach(&text);
 }
 
+/* Glob the raw inputs and build the graph, recording what of the disk they saw in `seen` (may be NULL). */
+static int glob_and_build(struct study_options *opt, struct study *study, struct glob_observations *seen,
+			  struct cp_err *err)
+{
+	struct graph_missing_input missing = {false, false, STRVEC_INIT};
+	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
+					opt->skip_missing, &study->globbed, &study->narrowed, opt->partial_group,
+					study->filter_text, &missing, seen};
+	struct strvec source_keys = STRVEC_INIT, preset = STRVEC_INIT, preset_skipped = STRVEC_INIT;
+	graph_source_keys(study->recipes, &source_keys);
+	for (size_t i = 0; i < study->tree->placeholder_count; i++)
+		if (study->tree->placeholders[i].count)
+			strvec_push(&preset, study->tree->placeholders[i].name);
+	int built = glob_sources(opt, study, &source_keys, seen, err);
+	study->observing = seen;
+	if (built == 0)
+		built = study_check_preset_values(opt, study, &preset, &source_keys, &preset_skipped, err);
+	study->observing = NULL;
+	strvec_release(&source_keys);
+	strvec_release(&preset);
+	cli_phase_done("glob");
+	if (built == 0 && !opt->glob_only)
+		built = graph_build(study->tree, study->recipes, &request, &study->graph, err);
+	if (built < 0 && missing.found)
+		add_missing_input_hint(&missing, err);
+	strvec_release(&missing.names);
+	if (built == 0 && study->graph)
+		add_partial_group_hints(study->graph);
+	/* Listed and counted with the jobs the graph left out. */
+	for (size_t i = 0; built == 0 && study->graph && i < preset_skipped.count; i++)
+		strvec_push(&study->graph->skipped, preset_skipped.items[i]);
+	strvec_release(&preset_skipped);
+	if (!opt->glob_only)
+		cli_phase_done("graph");
+	return built;
+}
+
+/*
+ * The graph cache (graph_cache.c; cpipe(1), FILES): its key is every byte
+ * the graph is built from besides the disk — the recipe and tree files read,
+ * the command line's targets, filters and flags, the data directory and the
+ * cpipe binary itself — and not what only says how to run (-j, plan or run),
+ * so that plan, status and run share it.
+ */
+#define GRAPH_CACHE_FILE ".cpipe/graph.cache"
+
+static void key_add(struct strbuf *key, const void *bytes, size_t length)
+{
+	uint64_t n = length;
+	strbuf_add(key, (const char *)&n, sizeof(n));
+	strbuf_add(key, bytes, length);
+}
+
+static void key_add_text(struct strbuf *key, const char *text)
+{
+	key_add(key, text ? text : "", text ? strlen(text) + 1 : 0);
+}
+
+/* A file the graph was built from: its resolved name and its bytes. False when it cannot be read. */
+static bool key_add_file(struct strbuf *key, const char *path, struct strvec *done)
+{
+	char *resolved = realpath(path, NULL);
+	if (!resolved)
+		return false;
+	if (strvec_find(done, resolved) >= 0) {
+		free(resolved);
+		return true;
+	}
+	strvec_push(done, resolved);
+	key_add_text(key, resolved);
+	free(resolved);
+	struct strbuf bytes = STRBUF_INIT;
+	struct cp_err ignored = CP_ERR_INIT;
+	bool ok = read_whole_file(path, &bytes, &ignored) == 0;
+	cp_err_release(&ignored);
+	key_add(key, bytes.buf, bytes.len);
+	strbuf_release(&bytes);
+	return ok;
+}
+
+/* The binary and the files read; before changing to the data directory (their names are relative to here). */
+static bool graph_key_files(const struct study *study, struct strbuf *key)
+{
+	/* The binary by its name: valgrind answers readlink of /proc/self/exe with its client, not stat. A
+	 * binary replaced since it started reads as "NAME (deleted)", which names no file. */
+	char exe[4096];
+	ssize_t length = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct stat self;
+	if (length <= 0)
+		return false;
+	exe[length] = '\0';
+	if (stat(exe, &self) < 0)
+		return false;
+	int64_t identity[4] = {(int64_t)self.st_dev, (int64_t)self.st_ino, (int64_t)self.st_size,
+			       (int64_t)self.st_mtim.tv_sec * 1000000000 + self.st_mtim.tv_nsec};
+	key_add(key, identity, sizeof(identity));
+	struct strvec done = STRVEC_INIT;
+	const struct recipe_set *set = study->recipes;
+	bool ok = key_add_file(key, set->file, &done);
+	for (size_t i = 0; ok && i < set->included.count; i++)
+		ok = key_add_file(key, set->included.items[i], &done);
+	ok = ok && key_add_file(key, study->tree->file, &done);
+	/* The tree as parsed, so that a sub-tree holding only placeholders (no template names its file) counts too. */
+	struct strbuf parsed = STRBUF_INIT;
+	tree_to_string(study->tree, &parsed);
+	key_add(key, parsed.buf, parsed.len);
+	strbuf_release(&parsed);
+	for (size_t i = 0; ok && i < study->tree->template_count; i++) {
+		/* "file:line" for messages: the sub-trees read. */
+		const char *where = study->tree->templates[i].file;
+		const char *colon = where ? strrchr(where, ':') : NULL;
+		char *name = colon ? xstrndup(where, (size_t)(colon - where)) : NULL;
+		if (name)
+			ok = key_add_file(key, name, &done);
+		free(name);
+	}
+	strvec_release(&done);
+	return ok;
+}
+
+/* The command line's part, once its words are sorted into values and targets. */
+static void graph_key_options(const struct study_options *opt, const struct study *study, struct strbuf *key)
+{
+	key_add_text(key, study->data_path);
+	for (size_t i = 0; i < opt->settings.count; i++) {
+		const struct cli_placeholder_setting *s = &opt->settings.items[i];
+		key_add_text(key, s->name);
+		key_add(key, &s->multiple, sizeof(s->multiple));
+		for (size_t v = 0; v < s->values.count; v++)
+			key_add_text(key, s->values.items[v]);
+		key_add_text(key, "");
+	}
+	const struct strvec *lists[] = {&opt->targets, &opt->link_specs, &opt->param_settings};
+	for (size_t l = 0; l < sizeof(lists) / sizeof(*lists); l++) {
+		key_add(key, &lists[l]->count, sizeof(lists[l]->count));
+		for (size_t i = 0; i < lists[l]->count; i++)
+			key_add_text(key, lists[l]->items[i]);
+	}
+	bool flags[2] = {opt->skip_missing, opt->partial_group};
+	key_add(key, flags, sizeof(flags));
+}
+
+static int64_t wall_clock_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+static bool state_dir_exists(void)
+{
+	struct stat st;
+	return stat(".cpipe", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int study_load(struct study_options *opt, struct study *study)
 {
 	struct cp_err err = CP_ERR_INIT;
@@ -477,19 +634,27 @@ int study_load(struct study_options *opt, struct study *study)
 	const char *data = opt->data_dir ? opt->data_dir : study->recipes->data;
 	if (cli_read_tree(study->recipes->tree, data, &study->tree, &err) < 0)
 		goto fail;
+	/* Only the commands that read the state (plan, status, run...) use the cache; none without .cpipe. */
+	struct strbuf key = STRBUF_INIT;
+	bool cacheable = opt->need_state && !opt->glob_only && graph_key_files(study, &key);
 	/* Kept for reading the tree again (study_check_preset_values) from the data root. */
 	study->tree_path = realpath(study->recipes->tree, NULL);
 	study->data_path = realpath(data, NULL);
 	/* Jobs run in the data root and the state database keys paths from there. */
 	if (chdir(data) < 0) {
 		fprintf(stderr, "cpipe: cannot change to the data directory '%s': %s\n", data, strerror(errno));
+		strbuf_release(&key);
 		study_release(study);
 		return EXIT_USAGE;
 	}
 	if (check_placeholder_flags(opt, study->tree) < 0 || sort_flag_words(opt, study) < 0) {
+		strbuf_release(&key);
 		study_release(study);
 		return EXIT_USAGE;
 	}
+	cacheable = cacheable && study->data_path && state_dir_exists();
+	if (cacheable)
+		graph_key_options(opt, study, &key);
 	cli_apply_placeholders(study->tree, &opt->settings);
 	struct strvec keys = STRVEC_INIT;
 	tree_template_keys(study->tree, &keys);
@@ -498,45 +663,38 @@ int study_load(struct study_options *opt, struct study *study)
 	recipe_scope_placeholders(study->recipes, &view);
 	int checked = recipe_check(study->recipes, &view, &err);
 	strvec_release(&keys);
-	if (checked < 0)
+	if (checked < 0) {
+		strbuf_release(&key);
 		goto fail;
+	}
 	cli_phase_done("parse");
 	struct state_opening opening = {0};
 	opening.stat_recorded = opt->stat_recorded;
 	if (opt->need_state)
 		state_opening_start(&opening);
 	describe_filters(&opt->settings, study);
-	struct graph_missing_input missing = {false, false, STRVEC_INIT};
-	struct graph_request request = {(const char *const *)opt->targets.items, opt->targets.count, ".",
-					opt->skip_missing, &study->globbed, &study->narrowed, opt->partial_group,
-					study->filter_text, &missing};
-	struct strvec source_keys = STRVEC_INIT, preset = STRVEC_INIT, preset_skipped = STRVEC_INIT;
-	graph_source_keys(study->recipes, &source_keys);
-	for (size_t i = 0; i < study->tree->placeholder_count; i++)
-		if (study->tree->placeholders[i].count)
-			strvec_push(&preset, study->tree->placeholders[i].name);
-	int built = glob_sources(opt, study, &source_keys, &err);
-	if (built == 0)
-		built = study_check_preset_values(opt, study, &preset, &source_keys, &preset_skipped, &err);
-	strvec_release(&source_keys);
-	strvec_release(&preset);
-	cli_phase_done("glob");
-	if (built == 0 && opt->glob_only) {
-		strvec_release(&preset_skipped);
-		return EXIT_OK;
+	struct glob_observations seen = GLOB_OBSERVATIONS_INIT;
+	int built;
+	if (cacheable && graph_cache_load(GRAPH_CACHE_FILE, key.buf, key.len, study->recipes, &study->graph,
+					  &study->globbed) == 0) {
+		built = 0;
+		cli_phase_done("graph cache");
+	} else {
+		int64_t walk_start = wall_clock_ns();
+		built = glob_and_build(opt, study, cacheable ? &seen : NULL, &err);
+		if (built == 0 && opt->glob_only) {
+			strbuf_release(&key);
+			return EXIT_OK;
+		}
+		/* A cache that cannot be written is no error: the next run globs again. */
+		if (built == 0 && cacheable) {
+			graph_cache_save(GRAPH_CACHE_FILE, key.buf, key.len, study->graph, &study->globbed, &seen,
+					 walk_start);
+			cli_phase_done("cache save");
+		}
 	}
-	if (built == 0)
-		built = graph_build(study->tree, study->recipes, &request, &study->graph, &err);
-	if (built < 0 && missing.found)
-		add_missing_input_hint(&missing, &err);
-	strvec_release(&missing.names);
-	if (built == 0)
-		add_partial_group_hints(study->graph);
-	/* Listed and counted with the jobs the graph left out. */
-	for (size_t i = 0; built == 0 && i < preset_skipped.count; i++)
-		strvec_push(&study->graph->skipped, preset_skipped.items[i]);
-	strvec_release(&preset_skipped);
-	cli_phase_done("graph");
+	glob_observations_release(&seen);
+	strbuf_release(&key);
 	if (opt->need_state) {
 		/* A glob or graph error wins over the state's own; the state is closed either way. */
 		struct cp_err state_err = CP_ERR_INIT;

@@ -56,6 +56,7 @@ struct study {
 	struct tree *tree;
 	struct graph *graph;
 	struct state *state;
+	struct glob_observations *observing; /* while study_load globs for a graph cache: what the disk showed */
 };
 
 /* getopt's code for --set (beyond every command's own codes). */

@@ -84,11 +84,11 @@ static void chain_build(struct chain_study *study, const char *recipes)
 	assert_int_equal(recipe_load_string(recipes, strlen(recipes), "cpipe.yaml", &study->set, &study->err), 0);
 	struct strvec sources = STRVEC_INIT;
 	graph_source_keys(study->set, &sources);
-	struct glob_request request = {(const char *const *)sources.items, sources.count, ".", NULL, NULL, 0, false};
+	struct glob_request request = {(const char *const *)sources.items, sources.count, ".", NULL, NULL, 0, false, NULL};
 	assert_int_equal(glob_update(study->tree, &request, &study->globbed, &study->err), 0);
 	strvec_release(&sources);
 	const char *targets[] = {"b"};
-	struct graph_request graph_request = {targets, 1, ".", false, &study->globbed, NULL, false, NULL, NULL};
+	struct graph_request graph_request = {targets, 1, ".", false, &study->globbed, NULL, false, NULL, NULL, NULL};
 	assert_int_equal(graph_build(study->tree, study->set, &graph_request, &study->graph, &study->err), 0);
 	assert_int_equal(study->graph->count, 2);
 	assert_string_equal(study->graph->jobs[MAKE_A].id, "make_a[subject=01]");

@@ -96,7 +96,7 @@ static int glob_keys(struct study *study, const char *const *keys, const char *c
 	size_t key_count = 0;
 	while (keys[key_count])
 		key_count++;
-	struct glob_request request = {keys, key_count, study->root, links, link_sizes, link_count, study->all_parses};
+	struct glob_request request = {keys, key_count, study->root, links, link_sizes, link_count, study->all_parses, NULL};
 	glob_result_release(&study->result);
 	return glob_update(study->tree, &request, &study->result, err);
 }
@@ -492,7 +492,7 @@ static void test_missing_directory(void **state)
 	struct study *study = *state;
 	parse_tree(study, "subject = 1, 2\nsub-{subject}/{name}.txt (t)\n");
 	char *missing = xasprintf("%s/nowhere", study->root);
-	struct glob_request request = {(const char *const[]){"t"}, 1, missing, NULL, NULL, 0, false};
+	struct glob_request request = {(const char *const[]){"t"}, 1, missing, NULL, NULL, 0, false, NULL};
 	struct cp_err err = CP_ERR_INIT;
 	assert_int_equal(glob_update(study->tree, &request, &study->result, &err), 0);
 	assert_int_equal(study->result.count, 0);
@@ -533,7 +533,7 @@ static void test_absolute_template(void **state)
 	char *text = xasprintf("!%s/ext\n    r-{r}.txt (r)\n", study->root);
 	parse_tree(study, text);
 	free(text);
-	struct glob_request request = {(const char *const[]){"r"}, 1, "/nonexistent-data-dir", NULL, NULL, 0, false};
+	struct glob_request request = {(const char *const[]){"r"}, 1, "/nonexistent-data-dir", NULL, NULL, 0, false, NULL};
 	struct cp_err err = CP_ERR_INIT;
 	assert_int_equal(glob_update(study->tree, &request, &study->result, &err), 0);
 	assert_values(study->tree, "r", "1,2");

@@ -67,13 +67,13 @@ static int build(struct fixture *fx, const char *tree_text, const char *recipe_t
 	assert_int_equal(recipe_load_string(recipe_text, strlen(recipe_text), "cpipe.yaml", &fx->set, &fx->err), 0);
 	struct strvec sources = STRVEC_INIT;
 	graph_source_keys(fx->set, &sources);
-	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0, false};
+	struct glob_request request = {(const char *const *)sources.items, sources.count, fx->dir, NULL, NULL, 0, false, NULL};
 	assert_int_equal(glob_update(fx->tree, &request, &fx->globbed, &fx->err), 0);
 	strvec_release(&sources);
 	/* Half the tests see the glob's list of raw inputs, half find them with stat alone. */
 	struct graph_request graph_request = {targets, target_count, fx->dir, skip_missing,
 					      target_count && strlen(targets[0]) % 2 ? &fx->globbed : NULL, NULL, false,
-					      NULL, &fx->missing};
+					      NULL, &fx->missing, NULL};
 	return graph_build(fx->tree, fx->set, &graph_request, &fx->graph, &fx->err);
 }
 
@@ -145,6 +145,86 @@ static void test_chain_and_group(void **state)
 	free(command);
 	assert_int_equal(gather->inputs.count, 2);
 	assert_string_equal(gather->outputs.items[0], "group.txt");
+}
+
+/* graph_cache_save then graph_cache_load: the same jobs, strings, edges and shared pointers. */
+static void test_cache_round_trip(void **state)
+{
+	struct fixture *fx = *state;
+	make_file(fx->dir, "sub-01/raw.txt");
+	make_file(fx->dir, "sub-02/raw.txt");
+	assert_int_equal(tree_parse_string(chain_tree, "test.tree", NULL, &fx->tree, &fx->err), 0);
+	assert_int_equal(recipe_load_string(chain_recipes, strlen(chain_recipes), "cpipe.yaml", &fx->set, &fx->err), 0);
+	struct glob_observations seen = GLOB_OBSERVATIONS_INIT;
+	struct glob_request glob = {(const char *const[]){"raw"}, 1, fx->dir, NULL, NULL, 0, false, &seen};
+	assert_int_equal(glob_update(fx->tree, &glob, &fx->globbed, &fx->err), 0);
+	/* The subjects' directory read, each raw.txt looked up by name. */
+	assert_int_equal(seen.count, 3);
+	struct graph_request request = {(const char *const[]){"group"}, 1, fx->dir, false, &fx->globbed, NULL, false,
+					NULL, NULL, &seen};
+	assert_int_equal(graph_build(fx->tree, fx->set, &request, &fx->graph, &fx->err), 0);
+	char path[128];
+	/* Beside the directory, not in it: writing it there would change the directory the glob read. */
+	snprintf(path, sizeof(path), "%s.cache", fx->dir);
+	/* Not written while the directory read is younger than the walk's start minus 2 s. */
+	assert_int_equal(graph_cache_save(path, "key", 3, fx->graph, &fx->globbed, &seen, 0), 1);
+	assert_int_equal(graph_cache_save(path, "key", 3, fx->graph, &fx->globbed, &seen, INT64_MAX / 2), 0);
+	glob_observations_release(&seen);
+
+	struct graph *loaded = NULL;
+	struct glob_result files = GLOB_RESULT_INIT;
+	assert_int_equal(graph_cache_load(path, "kez", 3, fx->set, &loaded, &files), -1);
+	assert_int_equal(graph_cache_load(path, "key", 3, fx->set, &loaded, &files), 0);
+	const struct graph *g = fx->graph;
+	assert_int_equal(loaded->count, g->count);
+	for (size_t i = 0; i < g->count; i++) {
+		const struct graph_job *a = &g->jobs[i], *b = &loaded->jobs[i];
+		assert_string_equal(a->id, b->id);
+		assert_int_equal(a->binding_count, b->binding_count);
+		for (size_t k = 0; k < a->binding_count; k++) {
+			assert_string_equal(a->binding_names[k], b->binding_names[k]);
+			assert_string_equal(a->binding_values[k], b->binding_values[k]);
+		}
+		assert_int_equal(a->inputs.count, b->inputs.count);
+		for (size_t k = 0; k < a->inputs.count; k++)
+			assert_string_equal(a->inputs.items[k], b->inputs.items[k]);
+		assert_null(b->inputs.items[b->inputs.count]);
+		assert_int_equal(a->dep_count, b->dep_count);
+		for (size_t k = 0; k < a->dep_count; k++) {
+			assert_int_equal(a->deps[k], b->deps[k]);
+			/* A made input is its producer's output string, in the loaded graph too. */
+			const struct graph_job *producer = &loaded->jobs[b->deps[k]];
+			bool shared = false;
+			for (size_t m = 0; m < b->inputs.count; m++)
+				shared = shared || b->inputs.items[m] == producer->outputs.items[0];
+			assert_true(shared);
+		}
+		assert_int_equal(a->target, b->target);
+		char *before = graph_job_command_dup(a), *after = graph_job_command_dup(b);
+		assert_string_equal(before, after);
+		free(before);
+		free(after);
+	}
+	/* The raw files, with the size the replay's lstat found. */
+	assert_int_equal(files.count, fx->globbed.count);
+	for (size_t i = 0; i < files.count; i++) {
+		assert_string_equal(files.files[i].path, fx->globbed.files[i].path);
+		assert_int_equal(files.files[i].size, 2);
+	}
+	glob_result_release(&files);
+	graph_free(loaded);
+
+	/* One byte changed: the checksum refuses it. */
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	fseek(f, -9, SEEK_END);
+	fputc('!', f);
+	fclose(f);
+	loaded = NULL;
+	assert_int_equal(graph_cache_load(path, "key", 3, fx->set, &loaded, &files), -1);
+	assert_null(loaded);
+	assert_int_equal(files.count, 0);
+	assert_int_equal(unlink(path), 0);
 }
 
 static void test_target_path_and_singular_identity(void **state)
@@ -331,11 +411,11 @@ static void test_narrowed_group_left_out(void **state)
 	strvec_push(&narrowed, "subject");
 	assert_int_equal(tree_parse_string(tree_text, "test.tree", NULL, &fx->tree, &fx->err), 0);
 	assert_int_equal(recipe_load_string(chain_recipes, strlen(chain_recipes), "cpipe.yaml", &fx->set, &fx->err), 0);
-	struct glob_request glob = {(const char *const[]){"raw"}, 1, fx->dir, NULL, NULL, 0, false};
+	struct glob_request glob = {(const char *const[]){"raw"}, 1, fx->dir, NULL, NULL, 0, false, NULL};
 	assert_int_equal(glob_update(fx->tree, &glob, &fx->globbed, &fx->err), 0);
 	for (int partial = 0; partial < 2; partial++) {
 		struct graph_request request = {NULL, 0, fx->dir, false, &fx->globbed, &narrowed, partial,
-						"--subject 01", NULL};
+						"--subject 01", NULL, NULL};
 		assert_int_equal(graph_build(fx->tree, fx->set, &request, &fx->graph, &fx->err), 0);
 		assert_int_equal(job_index(fx->graph, "gather") >= 0, partial);
 		assert_true(job_index(fx->graph, "make_b[subject=01]") >= 0);
@@ -526,6 +606,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_chain_and_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_path_and_singular_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_singular_value_keeps_job_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_input_shows_chain, setup, teardown),
