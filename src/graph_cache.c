@@ -100,6 +100,43 @@ static size_t slot_index(const struct writer *w, uintptr_t pointer)
 	return i;
 }
 
+/*
+ * Size the pointer table and the relocation list once: grown on the way, each
+ * doubling of these tens of megabytes (at 100,000 subjects) is a rehash and a
+ * remapping, which costs every CPU of the process a TLB flush while the state
+ * loads. Relocations are bounded exactly (one per pointer field put); the
+ * table gets an estimate of the distinct objects, leaving out inputs that are
+ * a dependency's output string (remember() still grows it past the estimate).
+ */
+static void writer_presize(struct writer *w, const struct graph *graph, const struct glob_result *globbed,
+			   const struct glob_observations *seen, const struct strvec *const lists[], size_t list_count)
+{
+	size_t objects = 2, relocations = 0;
+	for (size_t i = 0; i < graph->count; i++) {
+		const struct graph_job *job = &graph->jobs[i];
+		size_t strings = job->binding_count + job->outputs.count + (job->dep_count ? 0 : job->inputs.count);
+		objects += 6 + strings;
+		relocations += 7 + 2 * (size_t)job->binding_count + job->inputs.count + job->outputs.count;
+		if (job->more) {
+			objects += 6 + job->more->refs.count;
+			relocations += 5 + job->more->refs.count;
+		}
+	}
+	for (size_t r = 0; r < graph->recipe_count; r++)
+		objects += 1 + 2 * graph->recipes[r].name_count;
+	objects += seen->count + 2 * globbed->count;
+	for (size_t l = 0; l < list_count; l++)
+		objects += 1 + lists[l]->count;
+	relocations += objects; /* the recipes', the glob's and the lists' pointers: one per object at most */
+	size_t cap = 1024;
+	while (objects * 4 > cap * 3)
+		cap *= 2;
+	w->slots = xcalloc_table(cap, sizeof(*w->slots));
+	w->slot_cap = cap;
+	w->relocs = xmalloc(relocations * sizeof(*w->relocs));
+	w->reloc_alloc = relocations;
+}
+
 static void remember(struct writer *w, const void *pointer, uint64_t offset)
 {
 	/* Up to 3/4 full: a slot per string and array of the graph is the writer's largest part. */
@@ -420,6 +457,8 @@ static bool settled(const struct glob_observations *seen, int64_t walk_start_ns)
 static void put_graph(struct writer *w, struct cache_header *h, const void *key, size_t key_length,
 		      const struct graph *graph, const struct glob_result *globbed, const struct glob_observations *seen)
 {
+	const struct strvec *lists[4] = {&graph->skipped, &graph->left_out, &graph->warnings, &globbed->warnings};
+	writer_presize(w, graph, globbed, seen, lists, 4);
 	reserve(w, sizeof(*h)); /* written last, in place */
 	w->empty = reserve(w, 8);
 	h->key_length = key_length;
@@ -437,7 +476,6 @@ static void put_graph(struct writer *w, struct cache_header *h, const void *key,
 	}
 	put_recipes(w, h, graph);
 	put_globbed(w, h, globbed, seen);
-	const struct strvec *lists[4] = {&graph->skipped, &graph->left_out, &graph->warnings, &globbed->warnings};
 	for (int l = 0; l < 4; l++) {
 		h->list_count[l] = lists[l]->count;
 		h->lists_offset[l] = put_strings(w, (const char *const *)lists[l]->items, lists[l]->count);
