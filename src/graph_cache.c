@@ -105,17 +105,17 @@ static size_t slot_index(const struct writer *w, uintptr_t pointer)
  * doubling of these tens of megabytes (at 100,000 subjects) is a rehash and a
  * remapping, which costs every CPU of the process a TLB flush while the state
  * loads. Relocations are bounded exactly (one per pointer field put); the
- * table gets an estimate of the distinct objects, leaving out inputs that are
- * a dependency's output string (remember() still grows it past the estimate).
+ * table gets what it will hold: the outputs, the rare `more` parts, the
+ * recipes', the glob's and the lists' strings, and room for the binding names
+ * (remember() still grows it past that).
  */
 static void writer_presize(struct writer *w, const struct graph *graph, const struct glob_result *globbed,
 			   const struct glob_observations *seen, const struct strvec *const lists[], size_t list_count)
 {
-	size_t objects = 2, relocations = 0;
+	size_t outputs = 0, objects = 2, relocations = 0;
 	for (size_t i = 0; i < graph->count; i++) {
 		const struct graph_job *job = &graph->jobs[i];
-		size_t strings = job->binding_count + job->outputs.count + (job->dep_count ? 0 : job->inputs.count);
-		objects += 6 + strings;
+		outputs += job->outputs.count;
 		relocations += 7 + 2 * (size_t)job->binding_count + job->inputs.count + job->outputs.count;
 		if (job->more) {
 			objects += 6 + job->more->refs.count;
@@ -123,11 +123,12 @@ static void writer_presize(struct writer *w, const struct graph *graph, const st
 		}
 	}
 	for (size_t r = 0; r < graph->recipe_count; r++)
-		objects += 1 + 2 * graph->recipes[r].name_count;
+		objects += 1 + 2 * graph->recipes[r].name_count + 16;
 	objects += seen->count + 2 * globbed->count;
 	for (size_t l = 0; l < list_count; l++)
 		objects += 1 + lists[l]->count;
 	relocations += objects; /* the recipes', the glob's and the lists' pointers: one per object at most */
+	objects += outputs;
 	size_t cap = 1024;
 	while (objects * 4 > cap * 3)
 		cap *= 2;
@@ -235,6 +236,17 @@ static void set_pointer(struct writer *w, uint64_t at, uint64_t offset)
 	w->relocs[w->reloc_count++] = (uint32_t)(at / 8);
 }
 
+/* A copy of `s`, not remembered: for strings only one object points to. */
+static uint64_t put_new_string(struct writer *w, const char *s)
+{
+	if (!s)
+		return 0;
+	size_t size = strlen(s) + 1;
+	uint64_t at = reserve_aligned(w, size, 1);
+	put_field(w, at, s, size);
+	return at;
+}
+
 static uint64_t put_string(struct writer *w, const char *s)
 {
 	uint64_t at;
@@ -242,10 +254,17 @@ static uint64_t put_string(struct writer *w, const char *s)
 		return 0;
 	if (recall(w, s, &at))
 		return at;
-	size_t size = strlen(s) + 1;
-	at = reserve_aligned(w, size, 1);
-	put_field(w, at, s, size);
+	at = put_new_string(w, s);
 	remember(w, s, at);
+	return at;
+}
+
+/* An array of `count` pointers (to the given offsets) and a NULL after them. */
+static uint64_t put_pointer_array(struct writer *w, const uint64_t *offsets, size_t count)
+{
+	uint64_t at = reserve(w, (count + 1) * sizeof(char *));
+	for (size_t i = 0; i < count; i++)
+		set_pointer(w, at + i * sizeof(char *), offsets[i]);
 	return at;
 }
 
@@ -276,9 +295,7 @@ static uint64_t put_strings(struct writer *w, const char *const *items, size_t c
 	uint64_t *offsets = xcalloc(count + 1, sizeof(*offsets));
 	for (size_t i = 0; i < count; i++)
 		offsets[i] = put_string(w, items[i]);
-	at = reserve(w, (count + 1) * sizeof(char *));
-	for (size_t i = 0; i < count; i++)
-		set_pointer(w, at + i * sizeof(char *), offsets[i]);
+	at = put_pointer_array(w, offsets, count);
 	free(offsets);
 	remember(w, items, at);
 	return at;
@@ -310,30 +327,48 @@ static uint64_t put_more(struct writer *w, const struct graph_job *job)
 	return at;
 }
 
-/* What a job points to. Put once before the jobs; putting it again only looks the offsets up. */
+/*
+ * What a job points to, put before the jobs. Only what other jobs may point to
+ * goes through the pointer table: its outputs (a later job's input is the same
+ * string), its binding names (shared by a recipe's jobs) and its rare `more`.
+ * The rest is the job's own and is written without a look-up, which keeps the
+ * table at about one slot per output rather than one per string and array.
+ */
 struct job_parts {
 	uint64_t id, binding_names, binding_values, inputs, outputs, deps, more;
 };
 
+static uint64_t put_job_strings(struct writer *w, char *const *items, size_t count, bool outputs)
+{
+	uint64_t *offsets = xcalloc(count + 1, sizeof(*offsets));
+	for (size_t i = 0; i < count; i++) {
+		if (outputs) {
+			offsets[i] = put_new_string(w, items[i]);
+			remember(w, items[i], offsets[i]);
+		} else if (!recall(w, items[i], &offsets[i])) {
+			offsets[i] = put_new_string(w, items[i]);
+		}
+	}
+	uint64_t at = put_pointer_array(w, offsets, count);
+	free(offsets);
+	return at;
+}
+
 static void put_job_parts(struct writer *w, const struct graph_job *job, struct job_parts *parts)
 {
-	parts->id = put_string(w, job->id);
+	parts->id = put_new_string(w, job->id);
 	parts->binding_names = put_strings(w, job->binding_names, job->binding_count);
-	parts->binding_values = put_strings(w, (const char *const *)job->binding_values, job->binding_count);
-	parts->inputs = put_strings(w, (const char *const *)job->inputs.items, job->inputs.count);
-	parts->outputs = put_strings(w, (const char *const *)job->outputs.items, job->outputs.count);
-	parts->deps = put_blob(w, job->deps, job->dep_count * sizeof(uint32_t));
+	parts->binding_values = put_job_strings(w, job->binding_values, job->binding_count, false);
+	parts->inputs = put_job_strings(w, job->inputs.items, job->inputs.count, false);
+	parts->outputs = put_job_strings(w, job->outputs.items, job->outputs.count, true);
+	parts->deps = !job->deps ? 0 : !job->dep_count ? w->empty : reserve(w, job->dep_count * sizeof(uint32_t));
+	if (job->deps && job->dep_count)
+		put_field(w, parts->deps, job->deps, job->dep_count * sizeof(uint32_t));
 	parts->more = put_more(w, job);
 }
 
-static uint64_t put_job(struct writer *w, const struct graph_job *job)
+static uint64_t put_job(struct writer *w, const struct graph_job *job, const struct job_parts *parts)
 {
-	struct job_parts parts;
-	size_t before = w->len;
-	uint64_t base = w->base;
-	put_job_parts(w, job, &parts);
-	if (w->len != before || w->base != base)
-		BUG("graph cache: a job's parts were not written before the jobs");
 	uint64_t at = reserve(w, sizeof(*job));
 	/* `shared` is set again on load from `recipe`. */
 	put_field(w, FIELD(at, struct graph_job, inputs.count), &job->inputs.count, sizeof(job->inputs.count));
@@ -343,13 +378,13 @@ static uint64_t put_job(struct writer *w, const struct graph_job *job)
 	put_field(w, FIELD(at, struct graph_job, dep_count), &job->dep_count, sizeof(job->dep_count));
 	put_field(w, FIELD(at, struct graph_job, target), &job->target, sizeof(job->target));
 	put_field(w, FIELD(at, struct graph_job, cutoff), &job->cutoff, sizeof(job->cutoff));
-	set_pointer(w, FIELD(at, struct graph_job, id), parts.id);
-	set_pointer(w, FIELD(at, struct graph_job, binding_names), parts.binding_names);
-	set_pointer(w, FIELD(at, struct graph_job, binding_values), parts.binding_values);
-	set_pointer(w, FIELD(at, struct graph_job, inputs.items), parts.inputs);
-	set_pointer(w, FIELD(at, struct graph_job, outputs.items), parts.outputs);
-	set_pointer(w, FIELD(at, struct graph_job, deps), parts.deps);
-	set_pointer(w, FIELD(at, struct graph_job, more), parts.more);
+	set_pointer(w, FIELD(at, struct graph_job, id), parts->id);
+	set_pointer(w, FIELD(at, struct graph_job, binding_names), parts->binding_names);
+	set_pointer(w, FIELD(at, struct graph_job, binding_values), parts->binding_values);
+	set_pointer(w, FIELD(at, struct graph_job, inputs.items), parts->inputs);
+	set_pointer(w, FIELD(at, struct graph_job, outputs.items), parts->outputs);
+	set_pointer(w, FIELD(at, struct graph_job, deps), parts->deps);
+	set_pointer(w, FIELD(at, struct graph_job, more), parts->more);
 	return at;
 }
 
@@ -464,16 +499,16 @@ static void put_graph(struct writer *w, struct cache_header *h, const void *key,
 	h->key_length = key_length;
 	h->key_offset = reserve(w, key_length);
 	put_field(w, h->key_offset, key, key_length);
-	for (size_t i = 0; i < graph->count; i++) {
-		struct job_parts parts;
-		put_job_parts(w, &graph->jobs[i], &parts);
-	}
+	struct job_parts *parts = xmalloc((graph->count + 1) * sizeof(*parts));
+	for (size_t i = 0; i < graph->count; i++)
+		put_job_parts(w, &graph->jobs[i], &parts[i]);
 	h->job_count = graph->count;
 	for (size_t i = 0; i < graph->count; i++) {
-		uint64_t at = put_job(w, &graph->jobs[i]);
+		uint64_t at = put_job(w, &graph->jobs[i], &parts[i]);
 		if (!i)
 			h->jobs_offset = at;
 	}
+	free(parts);
 	put_recipes(w, h, graph);
 	put_globbed(w, h, globbed, seen);
 	for (int l = 0; l < 4; l++) {
