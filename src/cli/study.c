@@ -601,6 +601,31 @@ static int64_t wall_clock_ns(void)
 	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
+/*
+ * A graph to keep in the cache, written when the study is released: by then
+ * the state is closed and the plan printed (or the run over), so writing it
+ * neither delays the output nor adds its tables to the peak of memory, which
+ * is set while the state loads beside the graph.
+ */
+struct study_cache_save {
+	struct strbuf key;
+	struct glob_observations seen;
+	int64_t walk_start;
+};
+
+static void save_graph_cache(struct study *study)
+{
+	struct study_cache_save *save = study->cache_save;
+	/* A cache that cannot be written is no error: the next run globs again. */
+	graph_cache_save(GRAPH_CACHE_FILE, save->key.buf, save->key.len, study->graph, &study->globbed, &save->seen,
+			 save->walk_start);
+	cli_phase_done("cache save");
+	strbuf_release(&save->key);
+	glob_observations_release(&save->seen);
+	free(save);
+	study->cache_save = NULL;
+}
+
 static bool state_dir_exists(void)
 {
 	struct stat st;
@@ -686,11 +711,14 @@ int study_load(struct study_options *opt, struct study *study)
 			strbuf_release(&key);
 			return EXIT_OK;
 		}
-		/* A cache that cannot be written is no error: the next run globs again. */
 		if (built == 0 && cacheable) {
-			graph_cache_save(GRAPH_CACHE_FILE, key.buf, key.len, study->graph, &study->globbed, &seen,
-					 walk_start);
-			cli_phase_done("cache save");
+			struct study_cache_save *save = xmalloc(sizeof(*save));
+			save->key = key;
+			save->seen = seen;
+			save->walk_start = walk_start;
+			study->cache_save = save;
+			key = (struct strbuf)STRBUF_INIT;
+			seen = (struct glob_observations)GLOB_OBSERVATIONS_INIT;
 		}
 	}
 	glob_observations_release(&seen);
@@ -772,6 +800,8 @@ void study_release(struct study *study)
 	free(study->tree_path);
 	free(study->data_path);
 	state_close(study->state);
+	if (study->cache_save)
+		save_graph_cache(study);
 	graph_free(study->graph);
 	glob_result_release(&study->globbed);
 	if (study->tree)

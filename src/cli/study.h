@@ -57,6 +57,7 @@ struct study {
 	struct graph *graph;
 	struct state *state;
 	struct glob_observations *observing; /* while study_load globs for a graph cache: what the disk showed */
+	struct study_cache_save *cache_save; /* a graph built this time, written to .cpipe/graph.cache by study_release */
 };
 
 /* getopt's code for --set (beyond every command's own codes). */
