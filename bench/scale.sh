@@ -10,7 +10,9 @@
 #             fstatat per file of the study) in REPEATS alternating rounds; wall, CPU, peak RSS
 #   noop100k  the same at 100,000 subjects (REPEATS_100K rounds)
 #   plan1m    `cpipe plan` on a clean tree (only the raw inputs exist, no .cpipe) at 1,000,000
-#             subjects (3,000,001 jobs), REPEATS_1M runs
+#             subjects (3,000,001 jobs), REPEATS_1M runs; then with .cpipe/ present, as
+#             plan_cache_write (the plan that writes .cpipe/graph.cache, removed before each) and
+#             plan_cache_hit (the plan that uses it), REPEATS_1M runs each
 #   full10k   full run from a clean tree at 10,000 subjects: cpipe `run -j2` and `make -j2`
 #             alternating, REPEATS_FULL rounds
 #   growth    for every N in GROWTH_N: plan on a clean tree, and a no-op up to GROWTH_NOOP_MAX_N
@@ -148,10 +150,28 @@ noop() {
 plan_clean() {
 	local n=$1 rounds=$2 d rep
 	d=$(study "$n") && cd "$d" || die "no study at N=$n"
-	clean_study
 	for rep in $(seq 1 "$rounds"); do
+		clean_study
 		measure plan_clean "$n" cpipe "$rep" "$CPIPE" plan
 	done
+}
+
+# plan_cache N ROUNDS: the clean tree's plan with .cpipe/ present, writing the graph cache, then using it
+plan_cache() {
+	local n=$1 rounds=$2 d rep
+	d=$(study "$n") && cd "$d" || die "no study at N=$n"
+	clean_study
+	mkdir .cpipe
+	# No cache is written for a directory changed less than 2 s before the walk (cpipe(1), FILES).
+	sleep 2.2
+	for rep in $(seq 1 "$rounds"); do
+		rm -f .cpipe/graph.cache
+		measure plan_cache_write "$n" cpipe "$rep" "$CPIPE" plan
+	done
+	for rep in $(seq 1 "$rounds"); do
+		measure plan_cache_hit "$n" cpipe "$rep" "$CPIPE" plan
+	done
+	clean_study
 }
 
 # full N ROUNDS: cpipe run -j2 and make -j2 from a clean tree, alternating
@@ -172,7 +192,10 @@ for part in $PARTS; do
 	case $part in
 	noop10k) noop 10000 "$REPEATS" ;;
 	noop100k) noop 100000 "$REPEATS_100K" ;;
-	plan1m) plan_clean 1000000 "$REPEATS_1M" ;;
+	plan1m)
+		plan_clean 1000000 "$REPEATS_1M"
+		plan_cache 1000000 "$REPEATS_1M"
+		;;
 	full10k) full 10000 "$REPEATS_FULL" ;;
 	growth)
 		for n in $GROWTH_N; do
