@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- names ------------------------------------------------------------------ */
@@ -505,13 +504,6 @@ void exec_holds_release(struct exec_holds *holds)
 
 /* ---- submission ----------------------------------------------------------------- */
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The absolute data root, for scripts that run elsewhere. */
 static char *absolute_root(const char *cwd, struct cp_err *err)
 {
@@ -674,7 +666,7 @@ static void make_token(char *out)
 	uint64_t value = 0;
 	FILE *random = fopen("/dev/urandom", "rb");
 	if (!random || fread(&value, sizeof(value), 1, random) != 1)
-		value = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 40);
+		value = (uint64_t)wall_clock_ns() ^ ((uint64_t)getpid() << 40);
 	if (random)
 		fclose(random);
 	snprintf(out, EXEC_TOKEN_DIGITS + 1, "%016llx", (unsigned long long)value);
@@ -972,7 +964,7 @@ static int submit_unit(struct submission *s, size_t u, struct cp_err *err)
 		for (size_t k = 0; k < unit->count; k++)
 			s->summary->batches += exec_batch_size(batches, unit->members[k]) > 1;
 		s->summary->foreground |= foreground;
-		struct exec_record_head head = {opt->kind, unit->job, now_ns(), s->token};
+		struct exec_record_head head = {opt->kind, unit->job, wall_clock_ns(), s->token};
 		struct exec_record_member *members = xcalloc(job_count + 1, sizeof(*members));
 		for (size_t k = 0; k < job_count; k++) {
 			struct exec_cluster_job *job = &s->jobs[job_of[k]];

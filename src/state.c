@@ -29,7 +29,6 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- Statements -------------------------------------------------------- */
@@ -108,9 +107,7 @@ static const char *const statement_sql[STMT_COUNT] = {
 
 int64_t state_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return wall_clock_ns();
 }
 
 /* Field 22 (starttime) of a /proc/PID/stat line, or 0 when the line is cut short. */

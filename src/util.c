@@ -748,6 +748,13 @@ size_t str_distance(const char *a, const char *b)
 	return result;
 }
 
+int64_t wall_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 double monotonic_seconds(void)
 {
 	struct timespec ts;

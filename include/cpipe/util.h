@@ -228,6 +228,9 @@ size_t str_distance(const char *a, const char *b);
 /* Seconds on the monotonic clock (for durations; unrelated to the time of day). */
 double monotonic_seconds(void);
 
+/* The time of day in nanoseconds since the epoch: the clock files' times are on. */
+int64_t wall_clock_ns(void);
+
 /*
  * Append the whole content of the file at `path` to `out`. Fails (-1) with
  * `err` located at `path` ("cannot open file: ..." or "cannot read file: ...").
