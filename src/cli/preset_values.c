@@ -40,7 +40,7 @@ static bool value_found(const struct strmap *found, const char *value)
 
 /* The values of `name` on disk: glob the raw keys again with the tree's own values, `name` left open. */
 static int known_values(const struct study *study, const struct strvec *keys, const char *name, struct strvec *out,
-			struct cp_err *err)
+			struct glob_observations *observed, struct cp_err *err)
 {
 	struct tree *fresh = NULL;
 	if (!study->tree_path || !study->data_path)
@@ -49,7 +49,7 @@ static int known_values(const struct study *study, const struct strvec *keys, co
 		return -1;
 	tree_set_placeholder(fresh, name, NULL, 0, false);
 	struct glob_request request = {(const char *const *)keys->items, keys->count, ".", NULL, NULL, 0, false,
-				       study->observing};
+				       observed};
 	int rc = glob_update(fresh, &request, NULL, err);
 	const struct tree_placeholder *p = rc == 0 ? tree_find_placeholder(fresh, name) : NULL;
 	for (size_t v = 0; p && v < p->count; v++)
@@ -141,7 +141,7 @@ static void globbed_names(const struct tree *tree, const struct strvec *keys, st
 
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
 			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
-			      struct cp_err *err)
+			      struct glob_observations *observed, struct cp_err *err)
 {
 	const struct tree *tree = study->tree;
 	struct strvec names = STRVEC_INIT;
@@ -165,7 +165,7 @@ int study_check_preset_values(const struct study_options *opt, const struct stud
 			if (!value || value_found(&found, value))
 				continue;
 			struct strvec known = STRVEC_INIT;
-			if (known_values(study, keys, p->name, &known, err) < 0) {
+			if (known_values(study, keys, p->name, &known, observed, err) < 0) {
 				strvec_release(&known);
 				rc = -1;
 				continue;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 int study_option(struct study_options *opt, int c, const char *arg)
@@ -466,10 +465,8 @@ static int glob_and_build(struct study_options *opt, struct study *study, struct
 		if (study->tree->placeholders[i].count)
 			strvec_push(&preset, study->tree->placeholders[i].name);
 	int built = glob_sources(opt, study, &source_keys, seen, err);
-	study->observing = seen;
 	if (built == 0)
-		built = study_check_preset_values(opt, study, &preset, &source_keys, &preset_skipped, err);
-	study->observing = NULL;
+		built = study_check_preset_values(opt, study, &preset, &source_keys, &preset_skipped, seen, err);
 	strvec_release(&source_keys);
 	strvec_release(&preset);
 	cli_phase_done("glob");
@@ -592,13 +589,6 @@ static void graph_key_options(const struct study_options *opt, const struct stud
 	}
 	bool flags[2] = {opt->skip_missing, opt->partial_group};
 	key_add(key, flags, sizeof(flags));
-}
-
-static int64_t wall_clock_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
 /*

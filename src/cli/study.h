@@ -56,7 +56,6 @@ struct study {
 	struct tree *tree;
 	struct graph *graph;
 	struct state *state;
-	struct glob_observations *observing; /* while study_load globs for a graph cache: what the disk showed */
 	struct study_cache_save *cache_save; /* a graph built this time, written to .cpipe/graph.cache by study_release */
 };
 
@@ -109,11 +108,12 @@ int study_load(struct study_options *opt, struct study *study);
  * a top-level product: true), that no file of the raw keys `keys` has, while
  * the data have other values: -1 with a message listing the known values and
  * suggesting a close one. With --skip-missing a value the tree lists is no
- * error: a line saying so goes to `skipped`.
+ * error: a line saying so goes to `skipped`. What its own glob sees of the
+ * disk goes to `observed` (may be NULL), as study_load's glob does.
  */
 int study_check_preset_values(const struct study_options *opt, const struct study *study,
 			      const struct strvec *preset, const struct strvec *keys, struct strvec *skipped,
-			      struct cp_err *err);
+			      struct glob_observations *observed, struct cp_err *err);
 
 /* A recipe's resources as exec takes them (borrowing its strings), but for backend_extra. */
 void study_job_resources(const struct recipe_resources *recipe, struct exec_resources *out);
