@@ -456,7 +456,7 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
  * walks through last is then still in the CPU's caches for the next file:
  * files come in record order, one directory's outputs a whole study apart,
  * and on a study of 10,000 subject directories a stat in directory order
- * costs about a fifth less (bench/FINDINGS.md, "statorder"). Directories are
+ * costs about a fifth less (bench/FINDINGS.md, "stat order"). Directories are
  * told apart by a hash of their name; two that share a bucket interleave,
  * which costs only locality.
  */
