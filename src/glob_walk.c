@@ -43,57 +43,18 @@ static bool missing_errno(int error)
 	return error == ENOENT || error == ENOTDIR || error == ELOOP || error == ENAMETOOLONG;
 }
 
-void glob_observations_add(struct glob_observations *seen, enum glob_seen_kind kind, const char *path,
-			   const struct stat *st)
-{
-	ALLOC_GROW(seen->items, seen->count + 1, seen->cap);
-	struct glob_seen *item = &seen->items[seen->count++];
-	memset(item, 0, sizeof(*item));
-	item->path = arena_strdup(&seen->paths, *path ? path : ".");
-	item->kind = kind;
-	if (!st)
-		return;
-	item->type = (uint32_t)(st->st_mode & S_IFMT);
-	if (kind != GLOB_SEEN_DIRECTORY)
-		return;
-	item->device = (uint64_t)st->st_dev;
-	item->inode = (uint64_t)st->st_ino;
-	item->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-	item->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
-}
-
-void glob_observations_merge(struct glob_observations *to, struct glob_observations *from)
-{
-	ALLOC_GROW(to->items, to->count + from->count, to->cap);
-	if (from->count)
-		memcpy(to->items + to->count, from->items, from->count * sizeof(*from->items));
-	to->count += from->count;
-	arena_merge(&to->paths, &from->paths);
-	free(from->items);
-	from->items = NULL;
-	from->count = from->cap = 0;
-}
-
-void glob_observations_release(struct glob_observations *seen)
-{
-	free(seen->items);
-	arena_release(&seen->paths);
-	*seen = (struct glob_observations)GLOB_OBSERVATIONS_INIT;
-}
-
 /* The walk's subject (a path from the walk's root), as an observation's path from the working directory. */
 static void observe(struct worker *w, enum glob_seen_kind kind, const struct stat *st)
 {
 	if (!w->observing)
 		return;
 	if (!strcmp(w->root, ".") || !strcmp(w->root, "/")) {
-		glob_observations_add(&w->seen, kind, w->subject.buf, st);
+		glob_observations_add(&w->seen, kind, w->subject.buf, 0, st);
 		return;
 	}
 	struct strbuf path = STRBUF_INIT;
 	path_join(w->root, w->subject.buf, &path);
-	glob_observations_add(&w->seen, kind, path.buf, st);
-	w->seen.items[w->seen.count - 1].file_from = path.len - w->subject.len;
+	glob_observations_add(&w->seen, kind, path.buf, path.len - w->subject.len, st);
 	strbuf_release(&path);
 }
 

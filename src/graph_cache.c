@@ -30,7 +30,7 @@
 #include <xxhash.h>
 
 /* Bump when the layout of the file (not of the structures: the binary is in the key) changes. */
-#define GRAPH_CACHE_VERSION 4
+#define GRAPH_CACHE_VERSION 5
 #define GRAPH_CACHE_MAGIC "CPGRAPH"
 
 /* A directory changed this close to the walk could change again within one timestamp tick unseen. */
@@ -47,7 +47,7 @@ struct cache_header {
 	uint64_t recipes_offset, recipe_count; /* struct cached_recipe */
 	uint64_t files_offset, file_count;     /* struct glob_file, then per file its uint32 observation */
 	uint64_t file_seen_offset;
-	uint64_t seen_offset, seen_count;      /* struct glob_seen */
+	uint64_t seen_offset, seen_length, seen_count; /* packed as glob_observations holds them */
 	uint64_t lists_offset[4], list_count[4]; /* skipped, left_out, warnings, the glob's warnings */
 	uint64_t group_skips_offset, group_skip_count;
 	uint64_t definition_hashes_offset;     /* job_count uint64s, or 0: saved without them */
@@ -111,7 +111,7 @@ static size_t slot_index(const struct writer *w, uintptr_t pointer)
  * (remember() still grows it past that).
  */
 static void writer_presize(struct writer *w, const struct graph *graph, const struct glob_result *globbed,
-			   const struct glob_observations *seen, const struct strvec *const lists[], size_t list_count)
+			   const struct strvec *const lists[], size_t list_count)
 {
 	size_t outputs = 0, objects = 2, relocations = 0;
 	for (size_t i = 0; i < graph->count; i++) {
@@ -125,7 +125,7 @@ static void writer_presize(struct writer *w, const struct graph *graph, const st
 	}
 	for (size_t r = 0; r < graph->recipe_count; r++)
 		objects += 1 + 2 * graph->recipes[r].name_count + 16;
-	objects += seen->count + 2 * globbed->count;
+	objects += 2 * globbed->count;
 	for (size_t l = 0; l < list_count; l++)
 		objects += 1 + lists[l]->count;
 	relocations += objects; /* the recipes', the glob's and the lists' pointers: one per object at most */
@@ -427,29 +427,27 @@ static void put_recipes(struct writer *w, struct cache_header *h, const struct g
 	free(names);
 }
 
+/* The observations as they are packed, in pieces of at most a window. */
+static void put_seen(struct writer *w, struct cache_header *h, const struct glob_observations *seen)
+{
+	h->seen_count = seen->count;
+	h->seen_length = seen->packed.len;
+	h->seen_offset = position(w);
+	for (size_t done = 0; done < seen->packed.len;) {
+		size_t piece = seen->packed.len - done < WINDOW ? seen->packed.len - done : WINDOW;
+		put_field(w, reserve_aligned(w, piece, 1), seen->packed.buf + done, piece);
+		done += piece;
+	}
+}
+
 static void put_globbed(struct writer *w, struct cache_header *h, const struct glob_result *globbed,
 			const struct glob_observations *seen)
 {
+	put_seen(w, h, seen);
 	/* Strings first, then the records, one after the other. */
-	for (size_t i = 0; i < seen->count; i++)
-		put_string(w, seen->items[i].path);
 	for (size_t i = 0; i < globbed->count; i++) {
 		put_string(w, globbed->files[i].key);
 		put_string(w, globbed->files[i].path);
-	}
-	h->seen_count = seen->count;
-	for (size_t i = 0; i < seen->count; i++) {
-		const struct glob_seen *item = &seen->items[i];
-		uint64_t at = reserve(w, sizeof(struct glob_seen));
-		if (!i)
-			h->seen_offset = at;
-		put_field(w, FIELD(at, struct glob_seen, kind), &item->kind, sizeof(item->kind));
-		put_field(w, FIELD(at, struct glob_seen, type), &item->type, sizeof(item->type));
-		put_field(w, FIELD(at, struct glob_seen, device), &item->device, sizeof(item->device));
-		put_field(w, FIELD(at, struct glob_seen, inode), &item->inode, sizeof(item->inode));
-		put_field(w, FIELD(at, struct glob_seen, mtime_ns), &item->mtime_ns, sizeof(item->mtime_ns));
-		put_field(w, FIELD(at, struct glob_seen, ctime_ns), &item->ctime_ns, sizeof(item->ctime_ns));
-		set_pointer(w, FIELD(at, struct glob_seen, path), put_string(w, item->path));
 	}
 	h->file_count = globbed->count;
 	for (size_t i = 0; i < globbed->count; i++) {
@@ -464,9 +462,13 @@ static void put_globbed(struct writer *w, struct cache_header *h, const struct g
 	}
 	/* Which observation of a name gives each file's size and time on load. */
 	struct strmap index = STRMAP_INIT;
-	for (size_t i = 0; i < seen->count; i++)
-		if (seen->items[i].kind == GLOB_SEEN_NAME)
-			strmap_put(&index, seen->items[i].path + seen->items[i].file_from, i + 1);
+	struct glob_seen_reader reader;
+	struct glob_seen item;
+	glob_seen_reader_init(&reader, seen->packed.buf, seen->packed.len);
+	for (size_t i = 1; glob_seen_next(&reader, &item) > 0; i++)
+		if (item.kind == GLOB_SEEN_NAME)
+			strmap_put(&index, item.path + item.file_from, i);
+	glob_seen_reader_release(&reader);
 	for (size_t i = 0; i < globbed->count; i++) {
 		size_t found = 0;
 		uint32_t observation = strmap_get(&index, globbed->files[i].path, &found) ? (uint32_t)found : 0;
@@ -478,16 +480,20 @@ static void put_globbed(struct writer *w, struct cache_header *h, const struct g
 	strmap_release(&index);
 }
 
-/* Whether every directory the walk read was last changed clearly before it began (see GRAPH_CACHE_RACY_NS). */
+/* Whether every directory the walk read was last changed clearly before it began (see GRAPH_CACHE_RACY_NS),
+   and the observations read back whole. */
 static bool settled(const struct glob_observations *seen, int64_t walk_start_ns)
 {
-	for (size_t i = 0; i < seen->count; i++) {
-		const struct glob_seen *s = &seen->items[i];
-		if (s->kind == GLOB_SEEN_DIRECTORY &&
-		    (s->mtime_ns > walk_start_ns - GRAPH_CACHE_RACY_NS || s->ctime_ns > walk_start_ns - GRAPH_CACHE_RACY_NS))
-			return false;
-	}
-	return true;
+	struct glob_seen_reader reader;
+	struct glob_seen s;
+	int more;
+	glob_seen_reader_init(&reader, seen->packed.buf, seen->packed.len);
+	while ((more = glob_seen_next(&reader, &s)) > 0)
+		if (s.kind == GLOB_SEEN_DIRECTORY &&
+		    (s.mtime_ns > walk_start_ns - GRAPH_CACHE_RACY_NS || s.ctime_ns > walk_start_ns - GRAPH_CACHE_RACY_NS))
+			break;
+	glob_seen_reader_release(&reader);
+	return more == 0;
 }
 
 static void put_graph(struct writer *w, struct cache_header *h, const void *key, size_t key_length,
@@ -495,7 +501,7 @@ static void put_graph(struct writer *w, struct cache_header *h, const void *key,
 		      const struct glob_observations *seen)
 {
 	const struct strvec *lists[4] = {&graph->skipped, &graph->left_out, &graph->warnings, &globbed->warnings};
-	writer_presize(w, graph, globbed, seen, lists, 4);
+	writer_presize(w, graph, globbed, lists, 4);
 	reserve(w, sizeof(*h)); /* written last, in place */
 	w->empty = reserve(w, 8);
 	h->key_length = key_length;
@@ -643,7 +649,8 @@ static bool block_ready(char *block, size_t size, const void *key, size_t key_le
 	    !within(h.recipes_offset, h.recipe_count, sizeof(struct cached_recipe), size) ||
 	    !within(h.files_offset, h.file_count, sizeof(struct glob_file), size) ||
 	    !within(h.file_seen_offset, h.file_count, sizeof(uint32_t), size) ||
-	    !within(h.seen_offset, h.seen_count, sizeof(struct glob_seen), size) ||
+	    !within(h.seen_offset, h.seen_length, 1, size) ||
+	    h.seen_count > h.seen_length || /* an observation takes bytes */
 	    (h.definition_hashes_offset && !within(h.definition_hashes_offset, h.job_count, sizeof(uint64_t), size)) ||
 	    !within(h.relocs_offset, h.reloc_count, sizeof(uint32_t), size))
 		return false;
@@ -688,20 +695,26 @@ static bool still_true(const struct glob_seen *seen, struct stat *st, bool *stat
 
 static bool replay(const struct cache_header *h, char *block, struct glob_file *files)
 {
-	const struct glob_seen *seen = (const struct glob_seen *)(void *)(block + h->seen_offset);
 	const uint32_t *file_seen = (const uint32_t *)(void *)(block + h->file_seen_offset);
 	/* Per observation: the size and time of the regular file it found (size -1: none). */
 	int64_t *sizes = xcalloc(h->seen_count + 1, sizeof(*sizes));
 	int64_t *times = xcalloc(h->seen_count + 1, sizeof(*times));
 	bool same = true;
-	for (size_t i = 0; same && i < h->seen_count; i++) {
+	struct glob_seen_reader reader;
+	struct glob_seen seen;
+	size_t count = 0;
+	glob_seen_reader_init(&reader, block + h->seen_offset, h->seen_length);
+	while (same && count < h->seen_count && glob_seen_next(&reader, &seen) > 0) {
 		struct stat st;
 		bool stat_made;
-		same = still_true(&seen[i], &st, &stat_made);
+		same = still_true(&seen, &st, &stat_made);
 		bool regular = stat_made && S_ISREG(st.st_mode);
-		sizes[i] = regular ? (int64_t)st.st_size : -1;
-		times[i] = regular ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0;
+		sizes[count] = regular ? (int64_t)st.st_size : -1;
+		times[count++] = regular ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0;
 	}
+	/* Every observation read, and nothing after them. */
+	same = same && count == h->seen_count && reader.at == reader.length;
+	glob_seen_reader_release(&reader);
 	for (size_t f = 0; same && f < h->file_count; f++) {
 		if (!file_seen[f] || file_seen[f] > h->seen_count)
 			continue;

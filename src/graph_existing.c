@@ -46,7 +46,7 @@ bool graph_raw_input_exists(struct builder *b, const char *key, const char *path
 	path_join(b->request->data_root ? b->request->data_root : ".", path, &full);
 	bool exists = lstat(full.buf, &st) == 0;
 	if (b->request->observed)
-		glob_observations_add(b->request->observed, GLOB_SEEN_NAME, full.buf, exists ? &st : NULL);
+		glob_observations_add(b->request->observed, GLOB_SEEN_NAME, full.buf, 0, exists ? &st : NULL);
 	strbuf_release(&full);
 	return exists;
 }

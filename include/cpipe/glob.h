@@ -58,6 +58,7 @@ enum glob_seen_kind {
 	GLOB_SEEN_NO_DIRECTORY, /* a directory to enter that could not be opened: missing */
 };
 
+/* One observation, as glob_seen_next reads it back. */
 struct glob_seen {
 	const char *path; /* from the working directory of the walk ("." for the data directory) */
 	size_t file_from; /* path + file_from is the path as a glob_file of the request gives it */
@@ -67,19 +68,39 @@ struct glob_seen {
 	int64_t mtime_ns, ctime_ns;
 };
 
+/*
+ * The observations, packed: they are held from the walk until the cache is
+ * saved, through the graph's build and the state's load (a walk of 100,000
+ * subjects looks up 100,000 names). Each is a byte of kind and type, its path
+ * as what it shares with the previous path's start and end plus the bytes
+ * between, its file_from, and for a directory its identity and times: a
+ * subject's name costs a few bytes. A cache file keeps the same bytes.
+ */
 struct glob_observations {
-	struct glob_seen *items;
-	size_t count, cap;
-	struct arena paths; /* the items' paths */
+	struct strbuf packed;
+	size_t count;
+	struct strbuf last; /* the path packed last: the next is packed against it */
 };
-#define GLOB_OBSERVATIONS_INIT {NULL, 0, 0, ARENA_INIT}
+#define GLOB_OBSERVATIONS_INIT {STRBUF_INIT, 0, STRBUF_INIT}
 
 /* Record one observation; `st` is the stat made (NULL: the name or directory is missing). */
 void glob_observations_add(struct glob_observations *seen, enum glob_seen_kind kind, const char *path,
-			   const struct stat *st);
-/* Move every observation of `from` to `to`; `from` is left empty. */
+			   size_t file_from, const struct stat *st);
+/* Move every observation of `from` after those of `to`; `from` is left empty. */
 void glob_observations_merge(struct glob_observations *to, struct glob_observations *from);
 void glob_observations_release(struct glob_observations *seen);
+
+/* Reads packed observations back, in the order they were added. */
+struct glob_seen_reader {
+	const char *bytes;
+	size_t length, at;
+	struct strbuf path, previous;
+};
+void glob_seen_reader_init(struct glob_seen_reader *reader, const char *bytes, size_t length);
+/* The next observation into `*seen` (its path valid until the next call): 1, or 0 at the end, or -1
+   when the bytes are not what glob_observations_add writes (a damaged cache file). */
+int glob_seen_next(struct glob_seen_reader *reader, struct glob_seen *seen);
+void glob_seen_reader_release(struct glob_seen_reader *reader);
 
 struct glob_request {
 	const char *const *keys; /* template keys to glob */

@@ -52,7 +52,7 @@ YAML
 	(cd "$1" && cpipe run -j2 >/dev/null 2>&1) || fail "first run in $1 failed"
 }
 
-scenarios="hit edited-command new-subject removed-subject new-run new-session deleted-input edited-tree edited-recipe filter truncated corrupt other-binary"
+scenarios="hit edited-command new-subject removed-subject new-run new-session deleted-input retyped-input edited-tree edited-recipe filter truncated corrupt other-binary"
 make_cache_study base
 for s in $scenarios; do
 	cp -a base "$s"
@@ -135,6 +135,14 @@ rm deleted-input/anat/sub-03/T1w.txt
 same_as_fresh deleted-input
 grep -q '"run":1,"up_to_date":11,' "$WORK/cached.out" || fail "the deleted input's job is still planned: $(cat "$WORK/cached.out")"
 pass
+
+# The same bytes under the same name, now a symbolic link: the lookup's type differs, so the plan globs.
+mv retyped-input/anat/sub-02/T1w.txt retyped-input/anat/sub-02/T1w-data.txt
+ln -s T1w-data.txt retyped-input/anat/sub-02/T1w.txt
+(cd retyped-input && CPIPE_TIMINGS=1 cpipe plan >/dev/null 2>"$WORK/err") || fail "plan in retyped-input failed"
+grep -q "timing: graph cache" "$WORK/err" && fail "a name that changed type kept the cache: $(cat "$WORK/err")"
+pass
+same_as_fresh retyped-input
 
 sed -i 's/t1_out.txt (t1_out)/t1_result.txt (t1_out)/' edited-tree/study.tree
 same_as_fresh edited-tree

@@ -775,6 +775,90 @@ static void test_template_regex(void **state)
 	cp_err_release(&err);
 }
 
+/*
+ * Observations read back as they were added: paths packed against the one before (sharing its start,
+ * its end, both, or nothing), two streams merged end to end, a directory's identity and times kept,
+ * and a subject's looked-up name costs a few bytes rather than a record and a copy of its path.
+ */
+static void test_observations_packed(void **state)
+{
+	(void)state;
+	struct stat file, directory;
+	memset(&file, 0, sizeof(file));
+	memset(&directory, 0, sizeof(directory));
+	file.st_mode = S_IFREG | 0644;
+	directory.st_mode = S_IFDIR | 0755;
+	directory.st_dev = 77;
+	directory.st_ino = (ino_t)1 << 40;
+	directory.st_mtim.tv_sec = 1700000000;
+	directory.st_mtim.tv_nsec = 5;
+	directory.st_ctim.tv_sec = 1700000001;
+	directory.st_ctim.tv_nsec = 999999999;
+	static const char *const first[] = {"", "data/sub-1/T1w.nii.gz", "data/sub-11/T1w.nii.gz",
+					    "data/sub-1/T1w.nii.gz", "data/sub-1", "data/sub-1/x/sub-1"};
+	static const char *const second[] = {"aa", "a", "aaa", "ba", "b"};
+	struct glob_observations seen = GLOB_OBSERVATIONS_INIT, more = GLOB_OBSERVATIONS_INIT;
+	glob_observations_add(&seen, GLOB_SEEN_DIRECTORY, first[0], 0, &directory);
+	for (size_t i = 1; i < sizeof(first) / sizeof(*first); i++)
+		glob_observations_add(&seen, i % 2 ? GLOB_SEEN_NAME : GLOB_SEEN_NO_DIRECTORY, first[i], 5,
+				      i % 2 ? &file : NULL);
+	for (size_t i = 0; i < sizeof(second) / sizeof(*second); i++)
+		glob_observations_add(&more, GLOB_SEEN_NAME, second[i], 0, i == 3 ? NULL : &file);
+	glob_observations_merge(&seen, &more);
+	assert_int_equal(more.count, 0);
+	assert_int_equal(seen.count, 11);
+	/* Packed against the last path of the merged stream, not of the first. */
+	glob_observations_add(&seen, GLOB_SEEN_NAME, "bb", 1, &file);
+
+	struct glob_seen_reader reader;
+	struct glob_seen item;
+	glob_seen_reader_init(&reader, seen.packed.buf, seen.packed.len);
+	assert_int_equal(glob_seen_next(&reader, &item), 1);
+	assert_string_equal(item.path, ".");
+	assert_int_equal(item.kind, GLOB_SEEN_DIRECTORY);
+	assert_int_equal(item.type, S_IFDIR);
+	assert_true(item.device == 77 && item.inode == (uint64_t)1 << 40);
+	assert_true(item.mtime_ns == 1700000000000000005LL && item.ctime_ns == 1700000001999999999LL);
+	for (size_t i = 1; i < sizeof(first) / sizeof(*first); i++) {
+		assert_int_equal(glob_seen_next(&reader, &item), 1);
+		assert_string_equal(item.path, first[i]);
+		assert_int_equal(item.kind, i % 2 ? GLOB_SEEN_NAME : GLOB_SEEN_NO_DIRECTORY);
+		assert_int_equal(item.type, i % 2 ? S_IFREG : 0);
+		assert_int_equal(item.file_from, 5);
+	}
+	for (size_t i = 0; i < sizeof(second) / sizeof(*second); i++) {
+		assert_int_equal(glob_seen_next(&reader, &item), 1);
+		assert_string_equal(item.path, second[i]);
+		assert_int_equal(item.type, i == 3 ? 0 : S_IFREG);
+		assert_int_equal(item.file_from, 0);
+	}
+	assert_int_equal(glob_seen_next(&reader, &item), 1);
+	assert_string_equal(item.path, "bb");
+	assert_int_equal(item.file_from, 1);
+	assert_int_equal(glob_seen_next(&reader, &item), 0);
+	glob_seen_reader_release(&reader);
+
+	/* Cut anywhere, the bytes do not read back whole. */
+	for (size_t cut = 0; cut < seen.packed.len; cut++) {
+		int rc;
+		glob_seen_reader_init(&reader, seen.packed.buf, cut);
+		while ((rc = glob_seen_next(&reader, &item)) > 0)
+			;
+		assert_true(rc < 0 || reader.at == cut);
+		glob_seen_reader_release(&reader);
+	}
+	glob_observations_release(&seen);
+
+	struct glob_observations subjects = GLOB_OBSERVATIONS_INIT;
+	char path[64];
+	for (int i = 1; i <= 1000; i++) {
+		snprintf(path, sizeof(path), "sub-%06d/T1w.nii.gz", i);
+		glob_observations_add(&subjects, GLOB_SEEN_NAME, path, 0, &file);
+	}
+	assert_true(subjects.packed.len <= 8 * subjects.count);
+	glob_observations_release(&subjects);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +889,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_subjects, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_values_across_threads, study_setup, study_teardown),
 		cmocka_unit_test_setup_teardown(test_walk_name_order, study_setup, study_teardown),
+		cmocka_unit_test(test_observations_packed),
 		cmocka_unit_test(test_match_path),
 		cmocka_unit_test(test_template_regex),
 	};
