@@ -102,6 +102,7 @@ static void worker_release(struct worker *w)
 		glob_value_rows_release(&w->linked[g]);
 	free(w->linked);
 	glob_result_release(&w->result);
+	free(w->matcher_strings);
 	free(w->file_ranks);
 	free(w->pending_matcher);
 	free(w->pending_score);
@@ -337,6 +338,7 @@ static void worker_init(struct job *job, struct worker *w, uint32_t most_groups,
 	w->collected = xcalloc(job->collector_names.count + 1, sizeof(*w->collected));
 	w->linked = xcalloc(job->link_count + 1, sizeof(*w->linked));
 	w->result = (struct glob_result)GLOB_RESULT_INIT;
+	w->matcher_strings = xcalloc(job->matcher_count + 1, sizeof(*w->matcher_strings));
 	w->tie_keys = w->tie_paths = w->tie_messages = (struct strvec)STRVEC_INIT;
 	w->subject = (struct strbuf)STRBUF_INIT;
 	w->level_count = job->deepest + 2;

@@ -169,6 +169,9 @@ struct worker {
 	struct value_rows *collected; /* per job collector */
 	struct value_rows *linked;    /* per link group */
 	struct glob_result result;   /* the files this worker found */
+	/* Per matcher: its key, then its slot names, copied once into result's storage at its first
+	   file (NULL before), which its files' key and binding names then point to. */
+	char ***matcher_strings;
 	size_t *file_ranks;          /* per file of `result`: its key's rank */
 	size_t file_rank_count, file_rank_cap;
 	/* One parse per file: the parses of the current subject and key, waiting for the best to be kept. */

@@ -190,28 +190,40 @@ static void collect_link(struct worker *w, const struct matcher *m)
 	}
 }
 
-/* Record the file; its strings live in one block of the result's storage. */
+/* The key and slot names of `m`'s files, in the worker's result storage (worker.matcher_strings). */
+static char **matcher_strings(struct worker *w, const struct matcher *m)
+{
+	char ***strings = &w->matcher_strings[m - w->job->matchers];
+	if (*strings)
+		return *strings;
+	struct arena *storage = &w->result.storage;
+	*strings = arena_alloc(storage, (m->slot_names.count + 1) * sizeof(**strings));
+	(*strings)[0] = m->key ? arena_strdup(storage, m->key) : NULL;
+	for (size_t s = 0; s < m->slot_names.count; s++)
+		(*strings)[s + 1] = arena_strdup(storage, m->slot_names.items[s]);
+	return *strings;
+}
+
+/*
+ * Record the file; its path and values live in one block of the result's
+ * storage, its key and binding names are its matcher's (the same for every
+ * file of a template: 100,000 subjects' files share one copy, #15).
+ */
 static void append_file(struct worker *w, const struct matcher *m, const char *subject, size_t length)
 {
 	struct glob_result *result = &w->result;
+	char **shared = matcher_strings(w, m);
 	size_t count = m->slot_names.count;
-	size_t key_size = m->key ? strlen(m->key) + 1 : 0;
-	size_t size = count * sizeof(struct glob_binding) + key_size + length + 1;
-	for (size_t s = 0; s < count; s++) {
-		size += strlen(m->slot_names.items[s]) + 1;
+	size_t size = count * sizeof(struct glob_binding) + length + 1;
+	for (size_t s = 0; s < count; s++)
 		if (w->slot_values[s]->text)
 			size += strlen(w->slot_values[s]->text) + 1;
-	}
 	char *block = arena_alloc(&result->storage, size);
 	struct glob_binding *bindings = (struct glob_binding *)(void *)block;
 	char *at = block + count * sizeof(*bindings);
 	ALLOC_GROW(result->files, result->count + 1, result->cap);
 	struct glob_file *file = &result->files[result->count++];
-	file->key = NULL;
-	if (m->key) {
-		file->key = memcpy(at, m->key, key_size);
-		at += key_size;
-	}
+	file->key = shared[0];
 	file->path = memcpy(at, subject, length);
 	file->path[length] = '\0';
 	at += length + 1;
@@ -223,9 +235,7 @@ static void append_file(struct worker *w, const struct matcher *m, const char *s
 	file->mtime_ns = known ? (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec : 0;
 	for (size_t s = 0; s < count; s++) {
 		const struct tree_value *value = w->slot_values[s];
-		size_t name_size = strlen(m->slot_names.items[s]) + 1;
-		bindings[s].name = memcpy(at, m->slot_names.items[s], name_size);
-		at += name_size;
+		bindings[s].name = shared[s + 1];
 		bindings[s].value = *value;
 		if (value->text) {
 			size_t text_size = strlen(value->text) + 1;

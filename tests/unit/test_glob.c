@@ -625,6 +625,26 @@ static void test_many_subjects(void **state)
 	}
 	assert_string_equal(study->result.files[0].path, "sub-0001/a.txt");
 	assert_string_equal(study->result.files[1500].path, "sub-0001/ses-1/b.txt");
+	/* A template's files share its key and binding names: a copy per thread that found some, not per file. */
+	const char *keys[8], *names_seen[8];
+	size_t key_copies = 0, name_copies = 0;
+	for (size_t i = 0; i < 1500; i++) {
+		const struct glob_file *file = &study->result.files[i];
+		assert_int_equal(file->binding_count, 1);
+		bool known_key = false, known_name = false;
+		for (size_t k = 0; k < key_copies; k++)
+			known_key = known_key || keys[k] == file->key;
+		for (size_t k = 0; k < name_copies; k++)
+			known_name = known_name || names_seen[k] == file->bindings[0].name;
+		if (!known_key && key_copies < 8)
+			keys[key_copies] = file->key;
+		if (!known_name && name_copies < 8)
+			names_seen[name_copies] = file->bindings[0].name;
+		key_copies += !known_key;
+		name_copies += !known_name;
+	}
+	/* At most four walking threads (GLOB_MAX_WORKERS in src/glob_int.h). */
+	assert_true(key_copies <= 4 && name_copies <= 4);
 	/* The link rows come from b's files only (a has no t), sorted, from both threads' halves. */
 	const struct tree_placeholder *s_values = tree_find_placeholder(study->tree, "s");
 	const struct tree_placeholder *t_values = tree_find_placeholder(study->tree, "t");
