@@ -116,15 +116,21 @@ static int hash_file(const char *path, struct file_signature *out, uint64_t *byt
 		close(fd);
 		return 0;
 	}
-	enum { CHUNK = 1 << 20 };
-	char *buf = xmalloc(CHUNK);
+	/*
+	 * Reads of up to 1 MiB, but no larger a buffer than the file needs: one of
+	 * 1 MiB is a mapping of its own, made and unmade for every small input a
+	 * chain's first step signs before it starts.
+	 */
+	enum { CHUNK = 1 << 20, SMALLEST = 4096 };
+	size_t size = st.st_size < CHUNK - SMALLEST ? (size_t)st.st_size + SMALLEST : CHUNK;
+	char *buf = xmalloc(size);
 	XXH3_state_t *xs = XXH3_createState();
 	if (!xs)
 		BUG("XXH3_createState failed");
 	XXH3_64bits_reset(xs);
 	int rc = 0;
 	for (;;) {
-		ssize_t n = read(fd, buf, CHUNK);
+		ssize_t n = read(fd, buf, size);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
