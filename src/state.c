@@ -33,11 +33,15 @@
 
 /* ---- Statements -------------------------------------------------------- */
 
-/* job_from_row reads these by position; a load adds `files` after them. */
+/* job_from_row reads these by position, then the claim's (CLAIM_COLUMNS) from JOB_CLAIM_COLUMN on. */
 #define JOB_COLUMNS \
 	"name, status, recorded, adopted, definition_hash, input_set_hash, exit_code, start_ns, end_ns," \
-	" host, pid, run_id, log_path, holder_run, holder_host, holder_pid, holder_pid_start, holder_log"
-#define JOB_COLUMN_COUNT 18
+	" host, pid, run_id, log_path"
+#define JOB_CLAIM_COLUMN 13
+#define CLAIM_COLUMNS "holder_run, holder_host, holder_pid, holder_pid_start, holder_log"
+/* A load's row: JOB_COLUMNS, the claim's run (NULL: unclaimed), and the files. */
+#define LOAD_CLAIMED_COLUMN JOB_CLAIM_COLUMN
+#define LOAD_FILES_COLUMN (JOB_CLAIM_COLUMN + 1)
 
 /* Clears the claim, turning it into the latest (interrupted) attempt. Refers to the old row. */
 #define INTERRUPT_SET \
@@ -55,8 +59,13 @@ static const char *const statement_sql[STMT_COUNT] = {
 	/* max(id) is a b-tree seek; count(*) would read a whole index. Ids are dense unless jobs were forgotten. */
 	[STMT_LOAD_SIZES] = "SELECT (SELECT max(id) FROM files), (SELECT max(id) FROM jobs)",
 	[STMT_LOAD_FILES] = "SELECT id, path, size, mtime_ns, hash FROM files ORDER BY id",
-	[STMT_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", files FROM jobs ORDER BY id",
-	[STMT_JOB_SELECT] = "SELECT " JOB_COLUMNS " FROM jobs WHERE name = ?1",
+	/*
+	 * Each column a row returns costs, and few jobs are claimed: the load reads a claim's
+	 * details in a second pass over the claimed rows only (STMT_LOAD_CLAIMS, same transaction).
+	 */
+	[STMT_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", holder_run, files FROM jobs ORDER BY id",
+	[STMT_LOAD_CLAIMS] = "SELECT " CLAIM_COLUMNS " FROM jobs WHERE holder_run IS NOT NULL ORDER BY id",
+	[STMT_JOB_SELECT] = "SELECT " JOB_COLUMNS ", " CLAIM_COLUMNS " FROM jobs WHERE name = ?1",
 	/* No upsert RETURNING the id: SQLite builds a temporary table for RETURNING on every run. */
 	[STMT_FILE_INSERT] = "INSERT OR IGNORE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)",
 	[STMT_FILE_ID] = "SELECT id FROM files WHERE path = ?1",
@@ -425,19 +434,23 @@ static const struct job_attempt *attempt_from_row(struct state *state, const str
 	return attempt;
 }
 
-/* The claim block of a row (NULL: unclaimed): the job's own when unchanged, else a new pooled one. */
-static const struct job_claim *claim_from_row(struct state *state, const struct job_entry *job, sqlite3_stmt *stmt)
+/*
+ * The claim block of a row whose CLAIM_COLUMNS start at column `at` (NULL:
+ * unclaimed): the job's own when unchanged, else a new pooled one.
+ */
+static const struct job_claim *claim_from_row(struct state *state, const struct job_entry *job, sqlite3_stmt *stmt,
+					      int at)
 {
 	/* Few jobs are claimed: the other claim columns are read only when one is. */
-	const char *run = column_text(stmt, 13);
+	const char *run = column_text(stmt, at);
 	if (!run)
 		return NULL;
 	struct job_claim row = {
 		.run = run,
-		.host = column_text(stmt, 14),
-		.pid = sqlite3_column_int64(stmt, 15),
-		.pid_start = sqlite3_column_int64(stmt, 16),
-		.log = column_text(stmt, 17),
+		.host = column_text(stmt, at + 1),
+		.pid = sqlite3_column_int64(stmt, at + 2),
+		.pid_start = sqlite3_column_int64(stmt, at + 3),
+		.log = column_text(stmt, at + 4),
 	};
 	const struct job_claim *old = job->claim;
 	if (old && old->pid == row.pid && old->pid_start == row.pid_start && same_text(old->run, row.run) &&
@@ -465,8 +478,11 @@ enum job_outcome outcome_from_text(const char *text)
 	return OUTCOME_NONE;
 }
 
-/* Fill a job's row fields from a row of JOB_COLUMNS (files untouched). */
-static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
+/* A load's mark on a claimed job until load_claims reads its claim. */
+static const struct job_claim claim_pending;
+
+/* Fill a job's row fields but the claim from a row of JOB_COLUMNS (files untouched). */
+static void job_unclaimed_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
 {
 	job->present = true;
 	job->outcome = outcome_from_text(column_text(stmt, 1));
@@ -475,7 +491,13 @@ static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stm
 	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
 	job->attempt = attempt_from_row(state, job, stmt);
-	job->claim = claim_from_row(state, job, stmt);
+}
+
+/* Fill a job's row fields from a row of JOB_COLUMNS then CLAIM_COLUMNS (files untouched). */
+static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
+{
+	job_unclaimed_from_row(state, job, stmt);
+	job->claim = claim_from_row(state, job, stmt, JOB_CLAIM_COLUMN);
 }
 
 /* Re-read one job's row after a write (files untouched); a missing row forgets the job. */
@@ -653,8 +675,8 @@ static uint32_t *id_table(int64_t max_id)
 static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const uint32_t *file_by_id,
 			  int64_t max_file_id, struct job_file **all, size_t *used, size_t *all_cap, struct cp_err *err)
 {
-	const void *data = sqlite3_column_blob(stmt, JOB_COLUMN_COUNT);
-	size_t size = (size_t)sqlite3_column_bytes(stmt, JOB_COLUMN_COUNT);
+	const void *data = sqlite3_column_blob(stmt, LOAD_FILES_COLUMN);
+	size_t size = (size_t)sqlite3_column_bytes(stmt, LOAD_FILES_COLUMN);
 	if (!data)
 		return 0; /* NULL: no recorded files */
 	struct files_blob_reader reader;
@@ -682,6 +704,39 @@ damaged:
 	cp_err_set(err, NULL, 0, "job %s: damaged list of recorded files: %s (at byte %zu of %zu)", job->job_id,
 		   reader.problem, (size_t)(reader.at - reader.start), size);
 	return STATE_ERROR;
+}
+
+/*
+ * The claim details of the `claimed` jobs the load marked with &claim_pending.
+ * The query runs in the load's transaction, so its rows are those jobs, in
+ * the same (id, so job index) order.
+ */
+static int load_claims(struct state *state, size_t claimed, struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, STMT_LOAD_CLAIMS, err);
+	if (!stmt)
+		return STATE_ERROR;
+	size_t next = 0, found = 0;
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && found < claimed) {
+		while (state->jobs[next].claim != &claim_pending)
+			next++;
+		struct job_entry *job = &state->jobs[next];
+		job->claim = NULL;
+		job->claim = claim_from_row(state, job, stmt, 0);
+		found++;
+	}
+	statement_done(stmt);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(state, STMT_LOAD_CLAIMS, err);
+	if (rc == SQLITE_ROW || found != claimed) {
+		/* One transaction's two scans of a table disagree: only a damaged file does that. */
+		cp_err_set(err, NULL, 0, "%s: %zu claimed jobs but %s%zu claims; %s", state->db_path, claimed,
+			   rc == SQLITE_ROW ? "more than " : "", found, DAMAGED);
+		err->kind = CP_ERR_STATE_DAMAGED;
+		return STATE_ERROR;
+	}
+	return 0;
 }
 
 /* Fill the in-memory records with one query per table (after one query for their sizes). */
@@ -766,14 +821,16 @@ static int load(struct state *state, struct cp_err *err)
 	}
 	/* Every job's files go into one array; until it stops growing, a job's `files` is its offset into it. */
 	struct job_file *all = NULL;
-	size_t used = 0, all_cap = 0;
+	size_t used = 0, all_cap = 0, claimed = 0;
 	batch = (struct index_batch){.index = &state->job_index};
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		/* Names are UNIQUE in the table: no lookup needed. */
 		const char *name = (const char *)sqlite3_column_text(stmt, 0);
 		size_t index = job_add(state, name, name_hash(name), &batch); /* may grow state->jobs */
 		struct job_entry *job = &state->jobs[index];
-		job_from_row(state, job, stmt);
+		job_unclaimed_from_row(state, job, stmt);
+		job->claim = sqlite3_column_type(stmt, LOAD_CLAIMED_COLUMN) != SQLITE_NULL ? &claim_pending : NULL;
+		claimed += job->claim != NULL;
 		job->files = (struct job_file *)(uintptr_t)used;
 		size_t before = used;
 		if (load_job_files(job, stmt, file_by_id, max_file_id, &all, &used, &all_cap, err) < 0) {
@@ -809,6 +866,8 @@ static int load(struct state *state, struct cp_err *err)
 		rc = db_fail(state, STMT_LOAD_JOBS, err);
 		goto out;
 	}
+	if (claimed && (rc = load_claims(state, claimed, err)) < 0)
+		goto out;
 	/* Slices are sorted when file ids grew with file indexes; make sure. */
 	for (size_t i = 0; i < state->job_count; i++) {
 		struct job_entry *entry = &state->jobs[i];
