@@ -5,8 +5,10 @@
  */
 #include "state_int.h"
 
+#include <endian.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- Schema ---------------------------------------------------------- */
 
@@ -195,6 +197,11 @@ static bool blob_read_u8(struct files_blob_reader *reader, unsigned *out)
 
 static bool blob_read_uvarint(struct files_blob_reader *reader, uint64_t *out)
 {
+	/* Most varints of a blob (counts, small sizes) are one byte: no loop for them. */
+	if (reader->at != reader->end && *reader->at < 0x80) {
+		*out = *reader->at++;
+		return true;
+	}
 	uint64_t value = 0;
 	for (unsigned shift = 0;; shift += 7) {
 		unsigned byte;
@@ -215,11 +222,10 @@ static bool blob_read_u64le(struct files_blob_reader *reader, uint64_t *out)
 {
 	if (reader->end - reader->at < 8)
 		return blob_fail(reader, "truncated");
-	uint64_t value = 0;
-	for (size_t i = 0; i < 8; i++)
-		value |= (uint64_t)reader->at[i] << (8 * i);
+	uint64_t value;
+	memcpy(&value, reader->at, sizeof(value)); /* one load; the bytes are least significant first */
 	reader->at += 8;
-	*out = value;
+	*out = le64toh(value);
 	return true;
 }
 
