@@ -57,6 +57,7 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	/* max(id) is a b-tree seek; count(*) would read a whole index. Ids are dense unless jobs were forgotten. */
+	[STMT_LOAD_GENERATION] = "SELECT token FROM generation",
 	[STMT_LOAD_SIZES] = "SELECT (SELECT max(id) FROM files), (SELECT max(id) FROM jobs)",
 	[STMT_LOAD_FILES] = "SELECT id, path, size, mtime_ns, hash FROM files ORDER BY id",
 	/*
@@ -344,8 +345,6 @@ struct job_entry *job_find(const struct state *state, const char *job_id)
 	return &state->jobs[index];
 }
 
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
-
 size_t job_intern(struct state *state, const char *job_id)
 {
 	uint64_t hash = name_hash(job_id);
@@ -354,7 +353,7 @@ size_t job_intern(struct state *state, const char *job_id)
 }
 
 /* Add a job id known not to be indexed yet; with a `batch`, to the index through it. */
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch)
+size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch)
 {
 	ALLOC_GROW(state->jobs, state->job_count + 1, state->job_cap);
 	struct job_entry *job = &state->jobs[state->job_count];
@@ -383,7 +382,7 @@ static bool same_text(const char *a, const char *b)
  * the last copy made for this column: host and run id repeat from job to job,
  * so they are stored once.
  */
-static const char *pool_text(struct state *state, const char *text, const char **recent)
+const char *pool_text(struct state *state, const char *text, const char **recent)
 {
 	if (!text)
 		return NULL;
@@ -739,7 +738,29 @@ static int load_claims(struct state *state, size_t claimed, struct cp_err *err)
 	return 0;
 }
 
-/* Fill the in-memory records with one query per table (after one query for their sizes). */
+/*
+ * The database's generation token (see src/state_snapshot.c), in the load's
+ * read transaction; `*have` stays false when its row is not there.
+ */
+static int load_generation(struct state *state, unsigned char token[SNAPSHOT_TOKEN_BYTES], bool *have,
+			   struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, STMT_LOAD_GENERATION, err);
+	if (!stmt)
+		return STATE_ERROR;
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == SNAPSHOT_TOKEN_BYTES) {
+		memcpy(token, sqlite3_column_blob(stmt, 0), SNAPSHOT_TOKEN_BYTES);
+		*have = true;
+	}
+	statement_done(stmt);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(state, STMT_LOAD_GENERATION, err);
+}
+
+/*
+ * Fill the in-memory records from the snapshot when it holds, else with one
+ * query per table (after one query for their sizes), keeping them in a new snapshot.
+ */
 static int load(struct state *state, struct cp_err *err)
 {
 	uint32_t *file_by_id = NULL;
@@ -749,6 +770,15 @@ static int load(struct state *state, struct cp_err *err)
 
 	if (statement_exec(state, STMT_BEGIN_READ, err) < 0)
 		return STATE_ERROR;
+	unsigned char token[SNAPSHOT_TOKEN_BYTES];
+	bool have_token = false;
+	if (load_generation(state, token, &have_token, err) < 0)
+		goto out;
+	/* State check reads the rows themselves: it looks for damage the snapshot would hide. */
+	if (have_token && !state->check_mode && snapshot_load(state, token)) {
+		state->stats.snapshot_loaded = true;
+		goto loaded;
+	}
 
 	/* Sizes first, so arrays and indexes are allocated once. */
 	if (!(stmt = statement(state, STMT_LOAD_SIZES, err)))
@@ -879,6 +909,9 @@ static int load(struct state *state, struct cp_err *err)
 		entry->input_count = inputs;
 		entry->output_count = outputs;
 	}
+	if (have_token && !state->check_mode && !state->read_only)
+		snapshot_write(state, token, used);
+loaded:
 	rc = statement_exec(state, STMT_COMMIT, err);
 	/* A large batch writes many pages per transaction: keep them in memory (16 MiB) rather than spill. */
 	if (rc == 0)
@@ -1084,6 +1117,28 @@ int state_open_for_check(const char *data_root, struct state **out, struct cp_er
 	return open_database(data_root, true, out, err);
 }
 
+/* Free the records of files and jobs, their indexes and pool, leaving none (a fresh handle's). */
+void records_release(struct state *state)
+{
+	free(state->files);
+	state->files = NULL;
+	state->file_count = state->file_cap = 0;
+	free(state->file_index.slots);
+	state->file_index = (struct name_index){0};
+	for (size_t i = 0; i < state->job_count; i++)
+		job_clear_files(&state->jobs[i]);
+	free(state->jobs);
+	state->jobs = NULL;
+	state->job_count = state->job_cap = 0;
+	free(state->job_index.slots);
+	state->job_index = (struct name_index){0};
+	free(state->loaded_job_files);
+	state->loaded_job_files = NULL;
+	arena_release(&state->pool);
+	state->recent_host = state->recent_run = NULL;
+	state->recent_attempt = NULL;
+}
+
 void state_close(struct state *state)
 {
 	if (!state)
@@ -1100,15 +1155,8 @@ void state_close(struct state *state)
 		statements_finalize(state);
 		sqlite3_close(state->db);
 	}
-	free(state->files);
-	free(state->file_index.slots);
+	records_release(state);
 	free(state->dirty_files);
-	for (size_t i = 0; i < state->job_count; i++)
-		job_clear_files(&state->jobs[i]);
-	free(state->jobs);
-	free(state->job_index.slots);
-	free(state->loaded_job_files);
-	arena_release(&state->pool);
 	free(state->run_id);
 	free(state->host);
 	strvec_release(&state->dead_runs);

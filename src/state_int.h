@@ -11,6 +11,7 @@
  *   state_reason.c  why a job is not up to date, and adoption's suspects
  *   state_record.c  claims (STATE_HELD, STATE_CHANGED) and records
  *   state_check.c   integrity check and repair
+ *   state_snapshot.c  the loaded records kept in a file for the next open
  *   state_list.c    listing records and their files
  */
 #ifndef CPIPE_STATE_INT_H
@@ -31,6 +32,7 @@ enum statement {
 	STMT_BEGIN_WRITE,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
+	STMT_LOAD_GENERATION,
 	STMT_LOAD_SIZES,
 	STMT_LOAD_FILES,
 	STMT_LOAD_JOBS,
@@ -308,6 +310,9 @@ char *column_strdup(sqlite3_stmt *stmt, int column);
 int write_begin(struct state *state, struct cp_err *err);
 void rollback_quietly(struct state *state);
 int write_end(struct state *state, int rc, struct cp_err *err);
+void records_release(struct state *state);
+const char *pool_text(struct state *state, const char *text, const char **recent);
+size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
 void job_clear_files(struct job_entry *job);
 struct job_entry *job_find(const struct state *state, const char *job_id);
 size_t job_intern(struct state *state, const char *job_id);
@@ -328,6 +333,12 @@ bool files_blob_open(struct files_blob_reader *reader, const void *data, size_t 
 bool files_blob_next(struct files_blob_reader *reader, int64_t *file_id, struct file_signature *sig);
 bool files_blob_close(struct files_blob_reader *reader);
 int migrate_schema(struct state *state, struct cp_err *err);
+
+/* state_snapshot.c: the loaded records kept in a file, under the token of the database they were read from. */
+#define SNAPSHOT_TOKEN_BYTES 16
+int snapshot_load(struct state *state, const unsigned char token[SNAPSHOT_TOKEN_BYTES]);
+void snapshot_write(const struct state *state, const unsigned char token[SNAPSHOT_TOKEN_BYTES],
+		    size_t job_file_count);
 
 /* state_files.c: the file entries, their hash cache and the stat snapshot. */
 size_t file_add(struct state *state, const char *path, uint64_t hash, struct index_batch *batch);

@@ -107,6 +107,27 @@ static const struct migration migrations[] = {
 	"DROP TABLE jobs;"
 	"ALTER TABLE jobs_v2 RENAME TO jobs;",
 	 .step = migrate_job_files_to_blobs},
+	/*
+	 * 3: a token that every write of a `files` or `jobs` row replaces, by
+	 * whatever writes it: the snapshot of the loaded records holds only while
+	 * the token is the one it was made under (src/state_snapshot.c). Random,
+	 * not a counter: a database restored from a copy must not meet its old count.
+	 */
+	{.sql =
+	"CREATE TABLE generation (token BLOB NOT NULL);"
+	"INSERT INTO generation VALUES (randomblob(16));"
+	"CREATE TRIGGER files_insert_generation AFTER INSERT ON files"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER files_update_generation AFTER UPDATE ON files"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER files_delete_generation AFTER DELETE ON files"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER jobs_insert_generation AFTER INSERT ON jobs"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER jobs_update_generation AFTER UPDATE ON jobs"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER jobs_delete_generation AFTER DELETE ON jobs"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"},
 };
 _Static_assert(ARRAY_SIZE(migrations) == STATE_SCHEMA_VERSION, "one migration per schema version");
 

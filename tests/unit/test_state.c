@@ -421,7 +421,7 @@ static void test_migrate_from_v1(void **vstate)
 
 	open_state(fx);
 	db = open_db(fx);
-	assert_int_equal(db_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(db_int(db, "PRAGMA user_version"), STATE_SCHEMA_VERSION);
 	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'job_files'"), 0);
 	/* The rebuilt table keeps its constraints. */
 	assert_int_equal(sqlite3_exec(db, "UPDATE jobs SET status = 'bogus'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
