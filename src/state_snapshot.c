@@ -62,18 +62,50 @@ static char *snapshot_path(const struct state *state)
 
 /* ---- Writing ------------------------------------------------------------- */
 
+/* Fields gather in `buf`; the checksum and the file take them a buffer at a time (a call per field costs). */
+enum { SNAPSHOT_BUFFER = 256 * 1024 };
+
 struct snapshot_writer {
-	FILE *out;
+	int fd;
 	XXH3_state_t *sum;
+	unsigned char *buf;
+	size_t len;
 	bool failed;
 };
 
+static void write_all(struct snapshot_writer *w, const void *data, size_t size)
+{
+	XXH3_64bits_update(w->sum, data, size);
+	for (size_t done = 0; done < size && !w->failed;) {
+		ssize_t n = write(w->fd, (const char *)data + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			w->failed = true;
+		else
+			done += (size_t)n;
+	}
+}
+
+static void flush(struct snapshot_writer *w)
+{
+	if (!w->failed)
+		write_all(w, w->buf, w->len);
+	w->len = 0;
+}
+
 static void put(struct snapshot_writer *w, const void *data, size_t size)
 {
-	if (w->failed)
+	if (w->failed || size == 0)
 		return;
-	XXH3_64bits_update(w->sum, data, size);
-	w->failed = fwrite(data, 1, size, w->out) != size;
+	if (w->len + size > SNAPSHOT_BUFFER)
+		flush(w);
+	if (size > SNAPSHOT_BUFFER) {
+		write_all(w, data, size);
+		return;
+	}
+	memcpy(w->buf + w->len, data, size);
+	w->len += size;
 }
 
 static void put_u64(struct snapshot_writer *w, uint64_t value)
@@ -148,8 +180,9 @@ void snapshot_write(const struct state *state, const unsigned char token[SNAPSHO
 {
 	char *path = snapshot_path(state);
 	char *temp = xasprintf("%s.new-%lld", path, (long long)getpid());
-	struct snapshot_writer w = {.out = fopen(temp, "wbe"), .sum = XXH3_createState()};
-	if (!w.out || !w.sum) {
+	struct snapshot_writer w = {.fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666),
+				    .sum = XXH3_createState(), .buf = xmalloc(SNAPSHOT_BUFFER)};
+	if (w.fd < 0 || !w.sum) {
 		w.failed = true;
 		goto out;
 	}
@@ -175,14 +208,16 @@ void snapshot_write(const struct state *state, const unsigned char token[SNAPSHO
 		previous = state->jobs[i].attempt;
 	}
 	put(&w, state->loaded_job_files, job_file_count * sizeof(struct job_file));
+	flush(&w);
 	uint64_t checksum = XXH3_64bits_digest(w.sum);
-	if (!w.failed)
-		w.failed = fwrite(&checksum, 1, sizeof(checksum), w.out) != sizeof(checksum);
+	put(&w, &checksum, sizeof(checksum));
+	flush(&w);
 out:
-	if (w.out && fclose(w.out) != 0)
+	if (w.fd >= 0 && close(w.fd) != 0)
 		w.failed = true;
 	if (w.failed || rename(temp, path) != 0)
 		unlink(temp);
+	free(w.buf);
 	XXH3_freeState(w.sum);
 	free(temp);
 	free(path);
@@ -192,11 +227,8 @@ out:
 
 /*
  * A buffered read of the file: get() hands out `size` contiguous bytes. The
- * checksum takes what was handed out in large pieces (a call per field would
- * cost more than the rest of the read).
+ * checksum takes what was handed out in large pieces, as the writer's.
  */
-enum { SNAPSHOT_BUFFER = 256 * 1024 };
-
 struct snapshot_reader {
 	int fd;
 	unsigned char *buf;
