@@ -297,21 +297,27 @@ static bool get_into(struct snapshot_reader *r, void *dest, size_t size)
 	return !r->failed;
 }
 
+/* A number of `size` bytes into `out` (0 once the read failed). */
+static void get_number(struct snapshot_reader *r, void *out, size_t size)
+{
+	const unsigned char *p = get(r, size);
+	if (p)
+		memcpy(out, p, size);
+	else
+		memset(out, 0, size);
+}
+
 static uint64_t get_u64(struct snapshot_reader *r)
 {
-	uint64_t value = 0;
-	const unsigned char *p = get(r, sizeof(value));
-	if (p)
-		memcpy(&value, p, sizeof(value));
+	uint64_t value;
+	get_number(r, &value, sizeof(value));
 	return value;
 }
 
 static uint32_t get_u32(struct snapshot_reader *r)
 {
-	uint32_t value = 0;
-	const unsigned char *p = get(r, sizeof(value));
-	if (p)
-		memcpy(&value, p, sizeof(value));
+	uint32_t value;
+	get_number(r, &value, sizeof(value));
 	return value;
 }
 
