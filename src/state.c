@@ -721,7 +721,8 @@ static int load(struct state *state, struct cp_err *err)
 	if (statement_exec(state, STMT_BEGIN_READ, err) < 0)
 		return STATE_ERROR;
 	unsigned char token[SNAPSHOT_TOKEN_BYTES];
-	bool have_token = false;
+	bool have_token = false, keep = false;
+	size_t used = 0;
 	if (load_generation(state, token, &have_token, err) < 0)
 		goto out;
 	/* State check reads the rows themselves: it looks for damage the snapshot would hide. */
@@ -801,7 +802,7 @@ static int load(struct state *state, struct cp_err *err)
 	}
 	/* Every job's files go into one array; until it stops growing, a job's `files` is its offset into it. */
 	struct job_file *all = NULL;
-	size_t used = 0, all_cap = 0, claimed = 0;
+	size_t all_cap = 0, claimed = 0;
 	batch = (struct index_batch){.index = &state->job_index};
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		/* Names are UNIQUE in the table: no lookup needed. */
@@ -859,10 +860,12 @@ static int load(struct state *state, struct cp_err *err)
 		entry->input_count = inputs;
 		entry->output_count = outputs;
 	}
-	if (have_token && !state->check_mode && !state->read_only)
-		snapshot_write(state, token, used);
+	keep = have_token && !state->check_mode && !state->read_only;
 loaded:
 	rc = statement_exec(state, STMT_COMMIT, err);
+	/* After the read transaction: writing the file must not hold back a writer (a rollback journal's). */
+	if (rc == 0 && keep)
+		snapshot_write(state, token, used);
 	/* A large batch writes many pages per transaction: keep them in memory (16 MiB) rather than spill. */
 	if (rc == 0)
 		rc = run_sql(state, "PRAGMA cache_size = -16384", err);
