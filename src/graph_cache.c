@@ -30,7 +30,7 @@
 #include <xxhash.h>
 
 /* Bump when the layout of the file (not of the structures: the binary is in the key) changes. */
-#define GRAPH_CACHE_VERSION 3
+#define GRAPH_CACHE_VERSION 4
 #define GRAPH_CACHE_MAGIC "CPGRAPH"
 
 /* A directory changed this close to the walk could change again within one timestamp tick unseen. */
@@ -50,6 +50,7 @@ struct cache_header {
 	uint64_t seen_offset, seen_count;      /* struct glob_seen */
 	uint64_t lists_offset[4], list_count[4]; /* skipped, left_out, warnings, the glob's warnings */
 	uint64_t group_skips_offset, group_skip_count;
+	uint64_t definition_hashes_offset;     /* job_count uint64s, or 0: saved without them */
 	uint64_t relocs_offset, reloc_count;   /* uint32 positions of pointers, in 8-byte words */
 };
 
@@ -490,7 +491,8 @@ static bool settled(const struct glob_observations *seen, int64_t walk_start_ns)
 }
 
 static void put_graph(struct writer *w, struct cache_header *h, const void *key, size_t key_length,
-		      const struct graph *graph, const struct glob_result *globbed, const struct glob_observations *seen)
+		      const struct graph *graph, const uint64_t *definition_hashes, const struct glob_result *globbed,
+		      const struct glob_observations *seen)
 {
 	const struct strvec *lists[4] = {&graph->skipped, &graph->left_out, &graph->warnings, &globbed->warnings};
 	writer_presize(w, graph, globbed, seen, lists, 4);
@@ -525,6 +527,13 @@ static void put_graph(struct writer *w, struct cache_header *h, const void *key,
 		put_field(w, FIELD(at, struct graph_group_skip, line), &skip->line, sizeof(skip->line));
 		put_field(w, FIELD(at, struct graph_group_skip, reason), &skip->reason, sizeof(skip->reason));
 	}
+	/* One at a time, as the relocations below: the window need not hold them all. */
+	for (size_t i = 0; definition_hashes && i < graph->count; i++) {
+		uint64_t at = reserve(w, sizeof(*definition_hashes));
+		if (!i)
+			h->definition_hashes_offset = at;
+		put_field(w, at, &definition_hashes[i], sizeof(*definition_hashes));
+	}
 	/* The relocations are not relocated: a copy of the list, in pieces. */
 	size_t count = w->reloc_count;
 	h->reloc_count = count;
@@ -540,7 +549,8 @@ static void put_graph(struct writer *w, struct cache_header *h, const void *key,
 }
 
 int graph_cache_save(const char *path, const void *key, size_t key_length, const struct graph *graph,
-		     const struct glob_result *globbed, const struct glob_observations *seen, int64_t walk_start_ns)
+		     const uint64_t *definition_hashes, const struct glob_result *globbed,
+		     const struct glob_observations *seen, int64_t walk_start_ns)
 {
 	if (!settled(seen, walk_start_ns))
 		return 1;
@@ -567,7 +577,7 @@ int graph_cache_save(const char *path, const void *key, size_t key_length, const
 	memcpy(h.magic, GRAPH_CACHE_MAGIC, sizeof(h.magic));
 	h.version = GRAPH_CACHE_VERSION;
 	h.pointer_size = sizeof(void *);
-	put_graph(&w, &h, key, key_length, graph, globbed, seen);
+	put_graph(&w, &h, key, key_length, graph, definition_hashes, globbed, seen);
 	/* Past 32 GiB a relocation's word index would not fit. */
 	bool ok = !w.failed && h.total_size / 8 <= UINT32_MAX && pwrite(w.fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h);
 	ok = close(w.fd) == 0 && ok;
@@ -634,6 +644,7 @@ static bool block_ready(char *block, size_t size, const void *key, size_t key_le
 	    !within(h.files_offset, h.file_count, sizeof(struct glob_file), size) ||
 	    !within(h.file_seen_offset, h.file_count, sizeof(uint32_t), size) ||
 	    !within(h.seen_offset, h.seen_count, sizeof(struct glob_seen), size) ||
+	    (h.definition_hashes_offset && !within(h.definition_hashes_offset, h.job_count, sizeof(uint64_t), size)) ||
 	    !within(h.relocs_offset, h.reloc_count, sizeof(uint32_t), size))
 		return false;
 	const char *relocs = block + h.relocs_offset;
@@ -764,6 +775,8 @@ int graph_cache_load(const char *path, const void *key, size_t key_length, const
 	graph->block = block;
 	graph->jobs = (struct graph_job *)(void *)(block + h.jobs_offset);
 	graph->count = graph->cap = h.job_count;
+	if (h.definition_hashes_offset)
+		graph->definition_hashes = (const uint64_t *)(void *)(block + h.definition_hashes_offset);
 	take_recipes(graph, set, (const struct cached_recipe *)(void *)(block + h.recipes_offset));
 	for (size_t i = 0; i < graph->count; i++)
 		graph->jobs[i].shared = &graph->recipes[graph->jobs[i].recipe];

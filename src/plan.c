@@ -23,16 +23,35 @@ uint64_t plan_definition_hash(const struct graph_job *job, const char *command)
 	return hash;
 }
 
-void plan_job_query(const struct graph_job *job, struct strbuf *definition, struct state_job_query *query)
+static void fill_query(const struct graph_job *job, uint64_t definition_hash, struct state_job_query *query)
 {
-	definition_text(job, NULL, definition);
 	memset(query, 0, sizeof(*query));
 	query->job_id = job->id;
-	query->definition_text = definition->buf;
+	query->definition_hash = definition_hash;
 	query->inputs = (const char *const *)job->inputs.items;
 	query->input_count = job->inputs.count;
 	query->outputs = (const char *const *)job->outputs.items;
 	query->output_count = job->outputs.count;
+}
+
+void plan_job_query(const struct graph_job *job, struct strbuf *definition, struct state_job_query *query)
+{
+	definition_text(job, NULL, definition);
+	fill_query(job, state_definition_hash(definition->buf), query);
+}
+
+/*
+ * Job i's query for a decision. A graph from the cache has every job's
+ * definition hash (the decisions before it was saved made them): expanding
+ * each command again was two thirds of a no-op's decide.
+ */
+static void decision_query(const struct graph *graph, size_t i, struct strbuf *definition,
+			   struct state_job_query *query)
+{
+	if (graph->definition_hashes)
+		fill_query(&graph->jobs[i], graph->definition_hashes[i], query);
+	else
+		plan_job_query(&graph->jobs[i], definition, query);
 }
 
 int plan_stat_files(const struct graph *graph, struct state *state, uint32_t **ids, struct cp_err *err)
@@ -183,13 +202,15 @@ struct settle_context {
 	const struct plan_options *opt;
 	const uint32_t *ids;
 	const size_t *id_offsets; /* job i's ids start at ids + id_offsets[i] */
+	struct plan_decision *decisions; /* each thread writes its jobs' definition_hash */
 };
 
 static void settle_query(void *context, size_t i, struct strbuf *definition, struct state_job_query *query)
 {
 	const struct settle_context *settle = context;
 	const struct graph_job *job = &settle->graph->jobs[i];
-	plan_job_query(job, definition, query);
+	decision_query(settle->graph, i, definition, query);
+	settle->decisions[i].definition_hash = query->definition_hash;
 	query->input_ids = settle->ids + settle->id_offsets[i];
 	query->output_ids = query->input_ids + job->inputs.count;
 	query->forced = settle->opt->force_all || (settle->opt->force && job->target);
@@ -197,7 +218,7 @@ static void settle_query(void *context, size_t i, struct strbuf *definition, str
 
 /* Per job: whether its own check, all threads at once, finds it up to date (see state_jobs_settled). */
 static bool *settle_jobs(const struct graph *graph, struct state *state, const struct plan_options *opt,
-			 const uint32_t *ids)
+			 const uint32_t *ids, struct plan_decision *decisions)
 {
 	size_t *id_offsets = xmalloc((graph->count + 1) * sizeof(*id_offsets));
 	size_t offset = 0;
@@ -205,7 +226,8 @@ static bool *settle_jobs(const struct graph *graph, struct state *state, const s
 		id_offsets[i] = offset;
 		offset += graph->jobs[i].inputs.count + graph->jobs[i].outputs.count;
 	}
-	struct settle_context settle = {.graph = graph, .opt = opt, .ids = ids, .id_offsets = id_offsets};
+	struct settle_context settle = {
+		.graph = graph, .opt = opt, .ids = ids, .id_offsets = id_offsets, .decisions = decisions};
 	bool *settled = xcalloc(graph->count + 1, sizeof(*settled));
 	state_jobs_settled(state, graph->count, settle_query, &settle, 0, settled);
 	free(id_offsets);
@@ -231,7 +253,7 @@ int plan_decide_all(const struct graph *graph, struct state *state, const struct
 	*out = NULL;
 	const uint32_t *next_ids = ids;
 	struct plan_decision *decisions = xcalloc(graph->count + 1, sizeof(*decisions));
-	bool *settled = ids ? settle_jobs(graph, state, opt, ids) : NULL;
+	bool *settled = ids ? settle_jobs(graph, state, opt, ids, decisions) : NULL;
 	struct strbuf definition = STRBUF_INIT, detail = STRBUF_INIT;
 	int rc = 0;
 	for (size_t i = 0; i < graph->count && rc == 0; i++) {
@@ -243,7 +265,12 @@ int plan_decide_all(const struct graph *graph, struct state *state, const struct
 			next_ids += job->inputs.count + job->outputs.count;
 			continue;
 		}
-		plan_job_query(job, &definition, &query);
+		if (settled) { /* the settle made its hash */
+			fill_query(job, decisions[i].definition_hash, &query);
+		} else {
+			decision_query(graph, i, &definition, &query);
+			decisions[i].definition_hash = query.definition_hash;
+		}
 		if (next_ids) {
 			query.input_ids = next_ids;
 			query.output_ids = next_ids + job->inputs.count;

@@ -451,8 +451,45 @@ int state_stat_paths(struct state *state, const char *const *paths, size_t count
 }
 
 /*
+ * Reorder queued[0..n) so that the files of one directory are next to each
+ * other. A stat walks its path from the data root, and the directory it
+ * walks through last is then still in the CPU's caches for the next file:
+ * files come in record order, one directory's outputs a whole study apart,
+ * and on a study of 10,000 subject directories a stat in directory order
+ * costs about a fifth less (bench/FINDINGS.md, "stat order"). Directories are
+ * told apart by a hash of their name; two that share a bucket interleave,
+ * which costs only locality.
+ */
+static void queue_group_by_directory(const struct file_entry *files, uint32_t *queued, size_t n)
+{
+	if (n < 2)
+		return;
+	size_t buckets = 1;
+	while (buckets < n)
+		buckets <<= 1;
+	uint32_t *bucket = xmalloc(n * sizeof(*bucket));
+	uint32_t *start = xcalloc(buckets + 1, sizeof(*start));
+	for (size_t i = 0; i < n; i++) {
+		const char *path = files[queued[i]].path;
+		const char *slash = strrchr(path, '/');
+		bucket[i] = (uint32_t)(XXH3_64bits(path, slash ? (size_t)(slash - path) : 0) & (buckets - 1));
+		start[bucket[i] + 1]++;
+	}
+	for (size_t b = 0; b < buckets; b++)
+		start[b + 1] += start[b];
+	uint32_t *grouped = xmalloc(n * sizeof(*grouped));
+	for (size_t i = 0; i < n; i++)
+		grouped[start[bucket[i]]++] = queued[i];
+	memcpy(queued, grouped, n * sizeof(*queued));
+	free(grouped);
+	free(start);
+	free(bucket);
+}
+
+/*
  * The recorded files not stat'ed yet, in a queue of their indexes (*n of
- * them); with `made_only`, only those some recorded job made. Freed by the caller.
+ * them, a directory's together); with `made_only`, only those some recorded
+ * job made. Freed by the caller.
  */
 static uint32_t *queue_recorded(const struct state *state, bool made_only, size_t *n)
 {
@@ -471,6 +508,7 @@ static uint32_t *queue_recorded(const struct state *state, bool made_only, size_
 		if (!state->files[i].seen && (!made || made[i]))
 			queued[(*n)++] = (uint32_t)i;
 	free(made);
+	queue_group_by_directory(state->files, queued, *n);
 	return queued;
 }
 

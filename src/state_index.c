@@ -58,7 +58,7 @@ void index_reserve(struct name_index *index, size_t count)
 		BUG("a name index of %zu names", count);
 	uint64_t *old = index->slots;
 	size_t old_cap = index->cap;
-	index->slots = xcalloc(cap, sizeof(*index->slots));
+	index->slots = xcalloc_table(cap, sizeof(*index->slots));
 	index->cap = cap;
 	for (size_t i = 0; i < old_cap; i++)
 		if (old[i])

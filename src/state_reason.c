@@ -195,7 +195,7 @@ static int compare_with_record(const struct reason_check *check, const struct st
 		}
 	}
 
-	if (state_definition_hash(query->definition_text ? query->definition_text : "") != job->definition_hash) {
+	if (query->definition_hash != job->definition_hash) {
 		*reason = STATE_COMMAND_CHANGED;
 		return 0;
 	}

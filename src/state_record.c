@@ -397,7 +397,7 @@ static int record_current(struct state *state, const struct state_job_query *que
 	if (rc == 0) {
 		struct state_outcome outcome = {
 			.job_id = query->job_id,
-			.definition_hash = state_definition_hash(query->definition_text ? query->definition_text : ""),
+			.definition_hash = query->definition_hash,
 			.inputs = files,
 			.input_count = query->input_count,
 			.outputs = files + query->input_count,

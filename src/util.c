@@ -367,8 +367,18 @@ void *xcalloc_table(size_t count, size_t size)
 		BUG("a table of %zu entries of %zu bytes", count, size);
 	size_t bytes = count * size;
 	void *table;
-	if (bytes < 2 * huge || posix_memalign(&table, huge, bytes))
-		return xcalloc(count, size);
+	if (bytes < 2 * huge || posix_memalign(&table, huge, bytes)) {
+		/*
+		 * Fresh pages that calloc leaves untouched would be read first by the
+		 * probes and map the shared zero page; the insert that follows then
+		 * swaps it out with a TLB flush that interrupts every other thread.
+		 * A write to each page now gives it its own page in one fault.
+		 */
+		table = xcalloc(count, size);
+		for (size_t at = 0; at < bytes; at += 4096)
+			((volatile char *)table)[at] = 0;
+		return table;
+	}
 	madvise(table, bytes, MADV_HUGEPAGE); /* advice only: without it the table works the same */
 	memset(table, 0, bytes);
 	return table;

@@ -110,6 +110,8 @@ struct graph {
 	struct strmap by_id;     /* job id -> job index (keys borrowed from the jobs); built by the first
 	                            graph_find_job, not before: few commands look jobs up by id */
 	void *block;            /* a graph from graph_cache_load: its jobs and their strings live in this block */
+	const uint64_t *definition_hashes; /* a graph from graph_cache_load: per job, what the saver gave (in
+	                                      the block); else NULL */
 };
 
 /*
@@ -193,8 +195,11 @@ const bool *graph_job_output_optional(const struct graph_job *job);
  * under `key` (the caller's bytes: whatever the graph was built from besides
  * the disk). A directory read that changed less than 2 s before the walk
  * began (`walk_start_ns`, wall clock) could change again within one timestamp
- * tick unseen: then nothing is written (1). Returns 0 when written, -1 when
- * it could not be.
+ * tick unseen: then nothing is written (1). `definition_hashes` (may be NULL)
+ * gives one number per job that the loaded graph hands back as its
+ * definition_hashes: the caller's, for what the graph alone determines (the
+ * plan's hash of each job's definition). Returns 0 when written, -1 when it
+ * could not be.
  *
  * graph_cache_load gives the graph back (0) when the file holds `key` and
  * every observation is still true; `globbed` (empty before) then gets the
@@ -205,7 +210,8 @@ const bool *graph_job_output_optional(const struct graph_job *job);
  * a short or damaged file) returns -1 with nothing changed.
  */
 int graph_cache_save(const char *path, const void *key, size_t key_length, const struct graph *graph,
-		     const struct glob_result *globbed, const struct glob_observations *seen, int64_t walk_start_ns);
+		     const uint64_t *definition_hashes, const struct glob_result *globbed,
+		     const struct glob_observations *seen, int64_t walk_start_ns);
 int graph_cache_load(const char *path, const void *key, size_t key_length, const struct recipe_set *set,
 		     struct graph **graph, struct glob_result *globbed);
 

@@ -43,6 +43,8 @@ struct plan_decision {
 	enum state_reason reason;
 	bool conditional;
 	bool detail_owned; /* detail was allocated for it (plan_decisions_free frees it) */
+	/* What plan_definition_hash gives for the job: kept with a graph that is saved (graph_cache_save). */
+	uint64_t definition_hash;
 };
 
 /* Replace d's detail by `detail` (allocated, or NULL), which d now owns. */
@@ -70,7 +72,7 @@ struct plan_options {
  */
 uint64_t plan_definition_hash(const struct graph_job *job, const char *command);
 
-/* Fill `definition` (the text plan_definition_hash hashes) and `query` for `job`; the query borrows from both. */
+/* Fill `query` for `job` (its definition text goes to `definition`, a scratch buffer); the query borrows from the job. */
 void plan_job_query(const struct graph_job *job, struct strbuf *definition, struct state_job_query *query);
 
 /*

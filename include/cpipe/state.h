@@ -295,7 +295,7 @@ void state_reason_describe(enum state_reason reason, const char *detail, struct 
  */
 struct state_job_query {
 	const char *job_id;
-	const char *definition_text; /* expanded command + recipe definition; hashed here */
+	uint64_t definition_hash; /* state_definition_hash of the expanded command + recipe definition */
 	const char *const *inputs;
 	size_t input_count;
 	const char *const *outputs;

@@ -61,7 +61,8 @@ CP_NORETURN void cp_bug(const char *file, int line, const char *fmt, ...) CP_PRI
 /* Allocation wrappers: they abort with a message on out-of-memory, never return NULL. */
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);
-/* Zeroed memory for a hash table probed at random; several megabytes go on huge pages (no TLB miss a probe). */
+/* Zeroed memory for a hash table probed at random, every page written once (no zero-page mapping to
+ * replace on the first insert); several megabytes go on huge pages (no TLB miss a probe). */
 void *xcalloc_table(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);

@@ -601,17 +601,19 @@ struct study_cache_save {
 	struct strbuf key;
 	struct glob_observations seen;
 	int64_t walk_start;
+	uint64_t *definition_hashes; /* per job, from study_decide (NULL if none decided) */
 };
 
 static void save_graph_cache(struct study *study)
 {
 	struct study_cache_save *save = study->cache_save;
 	/* A cache that cannot be written is no error: the next run globs again. */
-	graph_cache_save(GRAPH_CACHE_FILE, save->key.buf, save->key.len, study->graph, &study->globbed, &save->seen,
-			 save->walk_start);
+	graph_cache_save(GRAPH_CACHE_FILE, save->key.buf, save->key.len, study->graph, save->definition_hashes,
+			 &study->globbed, &save->seen, save->walk_start);
 	cli_phase_done("cache save");
 	strbuf_release(&save->key);
 	glob_observations_release(&save->seen);
+	free(save->definition_hashes);
 	free(save);
 	study->cache_save = NULL;
 }
@@ -706,6 +708,7 @@ int study_load(struct study_options *opt, struct study *study)
 			save->key = key;
 			save->seen = seen;
 			save->walk_start = walk_start;
+			save->definition_hashes = NULL;
 			study->cache_save = save;
 			key = (struct strbuf)STRBUF_INIT;
 			seen = (struct glob_observations)GLOB_OBSERVATIONS_INIT;
@@ -780,6 +783,13 @@ int study_decide(struct study *study, const struct plan_options *opt, struct pla
 		rc = plan_decide_all(study->graph, study->state, opt, ids, out, err);
 	}
 	free(ids);
+	/* A graph to be saved keeps each job's definition hash: a later decide need not expand its command. */
+	struct study_cache_save *save = study->cache_save;
+	if (rc == 0 && save && !save->definition_hashes) {
+		save->definition_hashes = xmalloc((study->graph->count + 1) * sizeof(*save->definition_hashes));
+		for (size_t i = 0; i < study->graph->count; i++)
+			save->definition_hashes[i] = (*out)[i].definition_hash;
+	}
 	return rc;
 }
 

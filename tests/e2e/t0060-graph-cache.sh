@@ -52,7 +52,7 @@ YAML
 	(cd "$1" && cpipe run -j2 >/dev/null 2>&1) || fail "first run in $1 failed"
 }
 
-scenarios="hit new-subject removed-subject new-run new-session deleted-input edited-tree edited-recipe filter truncated corrupt other-binary"
+scenarios="hit edited-command new-subject removed-subject new-run new-session deleted-input edited-tree edited-recipe filter truncated corrupt other-binary"
 make_cache_study base
 for s in $scenarios; do
 	cp -a base "$s"
@@ -97,6 +97,17 @@ done
 same_as_fresh hit
 # 3 t1_step, 9 bold_step and the group job, all made by the first run.
 grep -q '"run":0,"up_to_date":13,' "$WORK/cached.out" || fail "not 13 jobs up to date: $(cat "$WORK/cached.out")"
+pass
+
+# A command is not in the graph, but a cached graph keeps each job's definition hash: after the
+# command changed, the plan that saves the cache and the one that reads it both see the change.
+# Rewritten in place, so that the study's directory keeps its times.
+sed 's/"cp {bold} {bold_out}"/"cp -p {bold} {bold_out}"/' edited-command/cpipe.yaml >"$WORK/edited.yaml"
+cat "$WORK/edited.yaml" >edited-command/cpipe.yaml
+grep -q 'cp -p {bold}' edited-command/cpipe.yaml || fail "the command was not edited"
+plan_cached edited-command
+same_as_fresh edited-command
+grep -q '"run":9,"up_to_date":4,' "$WORK/cached.out" || fail "not the 9 bold_step jobs to run: $(cat "$WORK/cached.out")"
 pass
 
 mkdir -p new-subject/anat/sub-04 && echo t1 >new-subject/anat/sub-04/T1w.txt

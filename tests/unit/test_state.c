@@ -88,7 +88,7 @@ static int setup(void **vstate)
 	fx->outputs[1] = fx->out2;
 	fx->query = (struct state_job_query){
 		.job_id = "recipe/subject=01",
-		.definition_text = "cat in1 in2 > out1; cp out1 out2",
+		.definition_hash = state_definition_hash("cat in1 in2 > out1; cp out1 out2"),
 		.inputs = fx->inputs,
 		.input_count = 2,
 		.outputs = fx->outputs,
@@ -209,7 +209,7 @@ static void test_reopen_persists(void **vstate)
 	assert_int_equal(rec.start_ns, 1);
 	assert_int_equal(rec.end_ns, 2);
 	assert_int_equal(rec.pid, getpid());
-	assert_true(rec.definition_hash == state_definition_hash(fx->query.definition_text));
+	assert_true(rec.definition_hash == fx->query.definition_hash);
 	assert_true(rec.input_set_hash == state_input_set_hash(fx->inputs, 2));
 	assert_null(rec.holder_run);
 
@@ -410,7 +410,7 @@ static void test_migrate_from_v1(void **vstate)
 			      " exit_code, start_ns, end_ns, host, pid, run_id, log_path)"
 			      " VALUES (1, '%s', 'done', 1, %lld, %lld, 0, 1, 2, 'h1', 7, 'r1', '/logs/v1.log'),"
 			      " (2, 'other/failed', 'failed', 0, NULL, NULL, 3, 1, 2, 'h1', 8, 'r1', NULL)",
-			      fx->query.job_id, (long long)state_definition_hash(fx->query.definition_text),
+			      fx->query.job_id, (long long)fx->query.definition_hash,
 			      (long long)state_input_set_hash(fx->inputs, 2));
 	db_exec(db, sql);
 	free(sql);
@@ -611,7 +611,7 @@ static void test_reason_precedence(void **vstate)
 		free(want);
 	}
 
-	q.definition_text = "cat in1 in2 in3 > out1; cp out1 out2";
+	q.definition_hash = state_definition_hash("cat in1 in2 in3 > out1; cp out1 out2");
 	assert_int_equal(reason_of(fx, &q), STATE_COMMAND_CHANGED);
 
 	write_text(fx->in2, "input TWO, longer\n");
@@ -758,7 +758,7 @@ static void test_record_unchanged(void **vstate)
 	/* A changed definition is no cutoff either. */
 	write_text(fx->in1, "input one\n");
 	struct state_job_query edited = fx->query;
-	edited.definition_text = "cat in1 in2 > out1;  cp out1 out2";
+	edited.definition_hash = state_definition_hash("cat in1 in2 > out1;  cp out1 out2");
 	assert_int_equal(state_record_unchanged(fx->state, &edited, &recorded, NULL, &err), 0);
 	assert_false(recorded);
 	strbuf_release(&detail);
@@ -784,7 +784,7 @@ static void test_input_pending(void **vstate)
 	query.input_count = 1;
 	assert_int_equal(reason_of(fx, &query), STATE_INPUT_SET_CHANGED);
 	query.input_count = 2;
-	query.definition_text = "edited";
+	query.definition_hash = state_definition_hash("edited");
 	assert_int_equal(reason_of(fx, &query), STATE_COMMAND_CHANGED);
 }
 
@@ -979,7 +979,7 @@ static void record_many(struct fixture *fx, char **paths, struct state_job_query
 		write_text(paths[3 * i + 2], paths[3 * i + 2]);
 		queries[i] = (struct state_job_query){
 			.job_id = paths[3 * i + 2],
-			.definition_text = "copy",
+			.definition_hash = state_definition_hash("copy"),
 			.inputs = (const char *const *)&paths[3 * i],
 			.input_count = 2,
 			.outputs = (const char *const *)&paths[3 * i + 2],
@@ -1233,7 +1233,7 @@ static void test_explicit_record(void **vstate)
 	}
 	struct state_outcome outcome = {
 		.job_id = fx->query.job_id,
-		.definition_hash = state_definition_hash(fx->query.definition_text),
+		.definition_hash = fx->query.definition_hash,
 		.inputs = inputs,
 		.input_count = 2,
 		.outputs = outputs,
@@ -1504,7 +1504,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false, NULL};
+		struct state_job_query q = {id, state_definition_hash("definition"), in, 2, out, 2, NULL, NULL, false, false, false, NULL};
 		if (state_adopt(fx->state, &q, &err) != 0)
 			fail_msg("%s", err.message);
 	}
@@ -1522,7 +1522,7 @@ static void test_perf_noop(void **vstate)
 		snprintf(id, sizeof(id), "perf/n=%zu", i);
 		const char *in[] = {paths[2 * i], paths[2 * i + 1]};
 		const char *out[] = {outs[2 * i], outs[2 * i + 1]};
-		struct state_job_query q = {id, "definition", in, 2, out, 2, NULL, NULL, false, false, false, NULL};
+		struct state_job_query q = {id, state_definition_hash("definition"), in, 2, out, 2, NULL, NULL, false, false, false, NULL};
 		enum state_reason reason;
 		assert_int_equal(state_job_reason(fx->state, &q, &reason, NULL, &err), 0);
 		assert_int_equal(reason, STATE_UP_TO_DATE);

@@ -56,7 +56,7 @@ static struct state_job_query query_of(struct study *study, size_t i)
 {
 	return (struct state_job_query){
 		.job_id = study->job_ids[i],
-		.definition_text = study->definitions[i],
+		.definition_hash = state_definition_hash(study->definitions[i]),
 		.inputs = (const char *const *)&study->paths[2 * i],
 		.input_count = 1,
 		.outputs = (const char *const *)&study->paths[2 * i + 1],
@@ -71,7 +71,7 @@ static void fill_query(void *context, size_t i, struct strbuf *definition, struc
 	*query = query_of(study, i);
 	strbuf_reset(definition);
 	strbuf_adds(definition, study->definitions[i]);
-	query->definition_text = definition->buf; /* the thread's own buffer, as the caller's would be */
+	query->definition_hash = state_definition_hash(definition->buf); /* from the thread's own buffer, as the caller's */
 	query->input_ids = &study->ids[2 * i];
 	query->output_ids = &study->ids[2 * i + 1];
 }
