@@ -21,7 +21,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +32,15 @@
 
 /* ---- Statements -------------------------------------------------------- */
 
-/* job_from_row reads these by position; a load adds `files` after them. */
+/* job_from_row reads these by position, then the claim's (CLAIM_COLUMNS) from JOB_CLAIM_COLUMN on. */
 #define JOB_COLUMNS \
 	"name, status, recorded, adopted, definition_hash, input_set_hash, exit_code, start_ns, end_ns," \
-	" host, pid, run_id, log_path, holder_run, holder_host, holder_pid, holder_pid_start, holder_log"
-#define JOB_COLUMN_COUNT 18
+	" host, pid, run_id, log_path"
+#define JOB_CLAIM_COLUMN 13
+#define CLAIM_COLUMNS "holder_run, holder_host, holder_pid, holder_pid_start, holder_log"
+/* A load's row: JOB_COLUMNS, the claim's run (NULL: unclaimed), and the files. */
+#define LOAD_CLAIMED_COLUMN JOB_CLAIM_COLUMN
+#define LOAD_FILES_COLUMN (JOB_CLAIM_COLUMN + 1)
 
 /* Clears the claim, turning it into the latest (interrupted) attempt. Refers to the old row. */
 #define INTERRUPT_SET \
@@ -53,10 +56,16 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	/* max(id) is a b-tree seek; count(*) would read a whole index. Ids are dense unless jobs were forgotten. */
+	[STMT_LOAD_GENERATION] = "SELECT token FROM generation",
 	[STMT_LOAD_SIZES] = "SELECT (SELECT max(id) FROM files), (SELECT max(id) FROM jobs)",
 	[STMT_LOAD_FILES] = "SELECT id, path, size, mtime_ns, hash FROM files ORDER BY id",
-	[STMT_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", files FROM jobs ORDER BY id",
-	[STMT_JOB_SELECT] = "SELECT " JOB_COLUMNS " FROM jobs WHERE name = ?1",
+	/*
+	 * Each column a row returns costs, and few jobs are claimed: the load reads a claim's
+	 * details in a second pass over the claimed rows only (STMT_LOAD_CLAIMS, same transaction).
+	 */
+	[STMT_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", holder_run, files FROM jobs ORDER BY id",
+	[STMT_LOAD_CLAIMS] = "SELECT " CLAIM_COLUMNS " FROM jobs WHERE holder_run IS NOT NULL ORDER BY id",
+	[STMT_JOB_SELECT] = "SELECT " JOB_COLUMNS ", " CLAIM_COLUMNS " FROM jobs WHERE name = ?1",
 	/* No upsert RETURNING the id: SQLite builds a temporary table for RETURNING on every run. */
 	[STMT_FILE_INSERT] = "INSERT OR IGNORE INTO files (path, size, mtime_ns, hash) VALUES (?1, ?2, ?3, ?4)",
 	[STMT_FILE_ID] = "SELECT id FROM files WHERE path = ?1",
@@ -108,55 +117,6 @@ static const char *const statement_sql[STMT_COUNT] = {
 int64_t state_now_ns(void)
 {
 	return wall_clock_ns();
-}
-
-/* Field 22 (starttime) of a /proc/PID/stat line, or 0 when the line is cut short. */
-static int64_t stat_field_start_time(const char *line)
-{
-	/* The command name (field 2) may hold spaces and parentheses: skip to the last ')'. */
-	const char *p = strrchr(line, ')');
-	if (!p)
-		return 0;
-	p++;
-	/* Fields 3.. follow, space-separated; starttime is field 22. */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return 0;
-	}
-	return strtoll(p + 1, NULL, 10);
-}
-
-/* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0 when unknown. */
-static int64_t process_start_time(int64_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
-	struct strbuf text = STRBUF_INIT;
-	struct cp_err ignored = CP_ERR_INIT;
-	int64_t start = 0;
-	if (read_whole_file(path, &text, &ignored) == 0)
-		start = stat_field_start_time(text.buf);
-	cp_err_release(&ignored);
-	strbuf_release(&text);
-	return start;
-}
-
-/* A holder is dead only when we can tell: same host and the pid is gone or is another process. */
-bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start)
-{
-	if (!host || strcmp(host, state->host) != 0)
-		return true;
-	if (pid <= 0)
-		return false;
-	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
-		return false;
-	if (pid_start != 0) {
-		int64_t now_start = process_start_time(pid);
-		if (now_start != 0 && now_start != pid_start)
-			return false;
-	}
-	return true;
 }
 
 /* ---- SQLite access ----------------------------------------------------------- */
@@ -335,8 +295,6 @@ struct job_entry *job_find(const struct state *state, const char *job_id)
 	return &state->jobs[index];
 }
 
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
-
 size_t job_intern(struct state *state, const char *job_id)
 {
 	uint64_t hash = name_hash(job_id);
@@ -345,7 +303,7 @@ size_t job_intern(struct state *state, const char *job_id)
 }
 
 /* Add a job id known not to be indexed yet; with a `batch`, to the index through it. */
-static size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch)
+size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch)
 {
 	ALLOC_GROW(state->jobs, state->job_count + 1, state->job_cap);
 	struct job_entry *job = &state->jobs[state->job_count];
@@ -374,7 +332,7 @@ static bool same_text(const char *a, const char *b)
  * the last copy made for this column: host and run id repeat from job to job,
  * so they are stored once.
  */
-static const char *pool_text(struct state *state, const char *text, const char **recent)
+const char *pool_text(struct state *state, const char *text, const char **recent)
 {
 	if (!text)
 		return NULL;
@@ -425,19 +383,23 @@ static const struct job_attempt *attempt_from_row(struct state *state, const str
 	return attempt;
 }
 
-/* The claim block of a row (NULL: unclaimed): the job's own when unchanged, else a new pooled one. */
-static const struct job_claim *claim_from_row(struct state *state, const struct job_entry *job, sqlite3_stmt *stmt)
+/*
+ * The claim block of a row whose CLAIM_COLUMNS start at column `at` (NULL:
+ * unclaimed): the job's own when unchanged, else a new pooled one.
+ */
+static const struct job_claim *claim_from_row(struct state *state, const struct job_entry *job, sqlite3_stmt *stmt,
+					      int at)
 {
 	/* Few jobs are claimed: the other claim columns are read only when one is. */
-	const char *run = column_text(stmt, 13);
+	const char *run = column_text(stmt, at);
 	if (!run)
 		return NULL;
 	struct job_claim row = {
 		.run = run,
-		.host = column_text(stmt, 14),
-		.pid = sqlite3_column_int64(stmt, 15),
-		.pid_start = sqlite3_column_int64(stmt, 16),
-		.log = column_text(stmt, 17),
+		.host = column_text(stmt, at + 1),
+		.pid = sqlite3_column_int64(stmt, at + 2),
+		.pid_start = sqlite3_column_int64(stmt, at + 3),
+		.log = column_text(stmt, at + 4),
 	};
 	const struct job_claim *old = job->claim;
 	if (old && old->pid == row.pid && old->pid_start == row.pid_start && same_text(old->run, row.run) &&
@@ -465,8 +427,11 @@ enum job_outcome outcome_from_text(const char *text)
 	return OUTCOME_NONE;
 }
 
-/* Fill a job's row fields from a row of JOB_COLUMNS (files untouched). */
-static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
+/* A load's mark on a claimed job until load_claims reads its claim. */
+static const struct job_claim claim_pending;
+
+/* Fill a job's row fields but the claim from a row of JOB_COLUMNS (files untouched). */
+static void job_unclaimed_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
 {
 	job->present = true;
 	job->outcome = outcome_from_text(column_text(stmt, 1));
@@ -475,7 +440,13 @@ static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stm
 	job->definition_hash = (uint64_t)sqlite3_column_int64(stmt, 4);
 	job->input_set_hash = (uint64_t)sqlite3_column_int64(stmt, 5);
 	job->attempt = attempt_from_row(state, job, stmt);
-	job->claim = claim_from_row(state, job, stmt);
+}
+
+/* Fill a job's row fields from a row of JOB_COLUMNS then CLAIM_COLUMNS (files untouched). */
+static void job_from_row(struct state *state, struct job_entry *job, sqlite3_stmt *stmt)
+{
+	job_unclaimed_from_row(state, job, stmt);
+	job->claim = claim_from_row(state, job, stmt, JOB_CLAIM_COLUMN);
 }
 
 /* Re-read one job's row after a write (files untouched); a missing row forgets the job. */
@@ -653,8 +624,8 @@ static uint32_t *id_table(int64_t max_id)
 static int load_job_files(struct job_entry *job, sqlite3_stmt *stmt, const uint32_t *file_by_id,
 			  int64_t max_file_id, struct job_file **all, size_t *used, size_t *all_cap, struct cp_err *err)
 {
-	const void *data = sqlite3_column_blob(stmt, JOB_COLUMN_COUNT);
-	size_t size = (size_t)sqlite3_column_bytes(stmt, JOB_COLUMN_COUNT);
+	const void *data = sqlite3_column_blob(stmt, LOAD_FILES_COLUMN);
+	size_t size = (size_t)sqlite3_column_bytes(stmt, LOAD_FILES_COLUMN);
 	if (!data)
 		return 0; /* NULL: no recorded files */
 	struct files_blob_reader reader;
@@ -684,7 +655,62 @@ damaged:
 	return STATE_ERROR;
 }
 
-/* Fill the in-memory records with one query per table (after one query for their sizes). */
+/*
+ * The claim details of the `claimed` jobs the load marked with &claim_pending.
+ * The query runs in the load's transaction, so its rows are those jobs, in
+ * the same (id, so job index) order.
+ */
+static int load_claims(struct state *state, size_t claimed, struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, STMT_LOAD_CLAIMS, err);
+	if (!stmt)
+		return STATE_ERROR;
+	size_t next = 0, found = 0;
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && found < claimed) {
+		while (state->jobs[next].claim != &claim_pending)
+			next++;
+		struct job_entry *job = &state->jobs[next];
+		job->claim = NULL;
+		job->claim = claim_from_row(state, job, stmt, 0);
+		found++;
+	}
+	statement_done(stmt);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(state, STMT_LOAD_CLAIMS, err);
+	if (rc == SQLITE_ROW || found != claimed) {
+		/* One transaction's two scans of a table disagree: only a damaged file does that. */
+		cp_err_set(err, NULL, 0, "%s: %zu claimed jobs but %s%zu claims; %s", state->db_path, claimed,
+			   rc == SQLITE_ROW ? "more than " : "", found, DAMAGED);
+		err->kind = CP_ERR_STATE_DAMAGED;
+		return STATE_ERROR;
+	}
+	return 0;
+}
+
+/*
+ * The database's generation token (see src/state_snapshot.c), in the load's
+ * read transaction; `*have` stays false when its row is not there.
+ */
+static int load_generation(struct state *state, unsigned char token[SNAPSHOT_TOKEN_BYTES], bool *have,
+			   struct cp_err *err)
+{
+	sqlite3_stmt *stmt = statement(state, STMT_LOAD_GENERATION, err);
+	if (!stmt)
+		return STATE_ERROR;
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == SNAPSHOT_TOKEN_BYTES) {
+		memcpy(token, sqlite3_column_blob(stmt, 0), SNAPSHOT_TOKEN_BYTES);
+		*have = true;
+	}
+	statement_done(stmt);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(state, STMT_LOAD_GENERATION, err);
+}
+
+/*
+ * Fill the in-memory records from the snapshot when it holds, else with one
+ * query per table (after one query for their sizes), keeping them in a new snapshot.
+ */
 static int load(struct state *state, struct cp_err *err)
 {
 	uint32_t *file_by_id = NULL;
@@ -694,6 +720,16 @@ static int load(struct state *state, struct cp_err *err)
 
 	if (statement_exec(state, STMT_BEGIN_READ, err) < 0)
 		return STATE_ERROR;
+	unsigned char token[SNAPSHOT_TOKEN_BYTES];
+	bool have_token = false, keep = false;
+	size_t used = 0;
+	if (load_generation(state, token, &have_token, err) < 0)
+		goto out;
+	/* State check reads the rows themselves: it looks for damage the snapshot would hide. */
+	if (have_token && !state->check_mode && snapshot_load(state, token)) {
+		state->stats.snapshot_loaded = true;
+		goto loaded;
+	}
 
 	/* Sizes first, so arrays and indexes are allocated once. */
 	if (!(stmt = statement(state, STMT_LOAD_SIZES, err)))
@@ -766,14 +802,16 @@ static int load(struct state *state, struct cp_err *err)
 	}
 	/* Every job's files go into one array; until it stops growing, a job's `files` is its offset into it. */
 	struct job_file *all = NULL;
-	size_t used = 0, all_cap = 0;
+	size_t all_cap = 0, claimed = 0;
 	batch = (struct index_batch){.index = &state->job_index};
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		/* Names are UNIQUE in the table: no lookup needed. */
 		const char *name = (const char *)sqlite3_column_text(stmt, 0);
 		size_t index = job_add(state, name, name_hash(name), &batch); /* may grow state->jobs */
 		struct job_entry *job = &state->jobs[index];
-		job_from_row(state, job, stmt);
+		job_unclaimed_from_row(state, job, stmt);
+		job->claim = sqlite3_column_type(stmt, LOAD_CLAIMED_COLUMN) != SQLITE_NULL ? &claim_pending : NULL;
+		claimed += job->claim != NULL;
 		job->files = (struct job_file *)(uintptr_t)used;
 		size_t before = used;
 		if (load_job_files(job, stmt, file_by_id, max_file_id, &all, &used, &all_cap, err) < 0) {
@@ -809,6 +847,8 @@ static int load(struct state *state, struct cp_err *err)
 		rc = db_fail(state, STMT_LOAD_JOBS, err);
 		goto out;
 	}
+	if (claimed && (rc = load_claims(state, claimed, err)) < 0)
+		goto out;
 	/* Slices are sorted when file ids grew with file indexes; make sure. */
 	for (size_t i = 0; i < state->job_count; i++) {
 		struct job_entry *entry = &state->jobs[i];
@@ -820,7 +860,12 @@ static int load(struct state *state, struct cp_err *err)
 		entry->input_count = inputs;
 		entry->output_count = outputs;
 	}
+	keep = have_token && !state->check_mode && !state->read_only;
+loaded:
 	rc = statement_exec(state, STMT_COMMIT, err);
+	/* After the read transaction: writing the file must not hold back a writer (a rollback journal's). */
+	if (rc == 0 && keep)
+		snapshot_write(state, token, used);
 	/* A large batch writes many pages per transaction: keep them in memory (16 MiB) rather than spill. */
 	if (rc == 0)
 		rc = run_sql(state, "PRAGMA cache_size = -16384", err);
@@ -1025,6 +1070,28 @@ int state_open_for_check(const char *data_root, struct state **out, struct cp_er
 	return open_database(data_root, true, out, err);
 }
 
+/* Free the records of files and jobs, their indexes and pool, leaving none (a fresh handle's). */
+void records_release(struct state *state)
+{
+	free(state->files);
+	state->files = NULL;
+	state->file_count = state->file_cap = 0;
+	free(state->file_index.slots);
+	state->file_index = (struct name_index){0};
+	for (size_t i = 0; i < state->job_count; i++)
+		job_clear_files(&state->jobs[i]);
+	free(state->jobs);
+	state->jobs = NULL;
+	state->job_count = state->job_cap = 0;
+	free(state->job_index.slots);
+	state->job_index = (struct name_index){0};
+	free(state->loaded_job_files);
+	state->loaded_job_files = NULL;
+	arena_release(&state->pool);
+	state->recent_host = state->recent_run = NULL;
+	state->recent_attempt = NULL;
+}
+
 void state_close(struct state *state)
 {
 	if (!state)
@@ -1041,15 +1108,8 @@ void state_close(struct state *state)
 		statements_finalize(state);
 		sqlite3_close(state->db);
 	}
-	free(state->files);
-	free(state->file_index.slots);
+	records_release(state);
 	free(state->dirty_files);
-	for (size_t i = 0; i < state->job_count; i++)
-		job_clear_files(&state->jobs[i]);
-	free(state->jobs);
-	free(state->job_index.slots);
-	free(state->loaded_job_files);
-	arena_release(&state->pool);
 	free(state->run_id);
 	free(state->host);
 	strvec_release(&state->dead_runs);

@@ -9,8 +9,9 @@
  *   state_files.c   file signatures: hashing, the hash cache, the per-handle
  *                   stat snapshot (state_stat_paths), file rows
  *   state_reason.c  why a job is not up to date, and adoption's suspects
- *   state_record.c  claims (STATE_HELD, STATE_CHANGED) and records
+ *   state_record.c  claims (STATE_HELD, STATE_CHANGED), their holders, and records
  *   state_check.c   integrity check and repair
+ *   state_snapshot.c  the loaded records kept in a file for the next open
  *   state_list.c    listing records and their files
  */
 #ifndef CPIPE_STATE_INT_H
@@ -31,9 +32,11 @@ enum statement {
 	STMT_BEGIN_WRITE,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
+	STMT_LOAD_GENERATION,
 	STMT_LOAD_SIZES,
 	STMT_LOAD_FILES,
 	STMT_LOAD_JOBS,
+	STMT_LOAD_CLAIMS,
 	STMT_JOB_SELECT,
 	STMT_FILE_INSERT,
 	STMT_FILE_ID,
@@ -296,8 +299,7 @@ void index_add(struct name_index *index, size_t i, uint64_t hash);
 void index_batch_add(struct index_batch *batch, size_t i, uint64_t hash);
 void index_batch_flush(struct index_batch *batch);
 
-/* state.c: claim holders, SQLite access, transactions, jobs in memory. */
-bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start);
+/* state.c: SQLite access, transactions, jobs in memory. */
 int db_fail_sql(struct state *state, const char *sql, struct cp_err *err);
 int db_fail(struct state *state, enum statement id, struct cp_err *err);
 sqlite3_stmt *statement(struct state *state, enum statement id, struct cp_err *err);
@@ -307,6 +309,9 @@ char *column_strdup(sqlite3_stmt *stmt, int column);
 int write_begin(struct state *state, struct cp_err *err);
 void rollback_quietly(struct state *state);
 int write_end(struct state *state, int rc, struct cp_err *err);
+void records_release(struct state *state);
+const char *pool_text(struct state *state, const char *text, const char **recent);
+size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
 void job_clear_files(struct job_entry *job);
 struct job_entry *job_find(const struct state *state, const char *job_id);
 size_t job_intern(struct state *state, const char *job_id);
@@ -328,6 +333,12 @@ bool files_blob_next(struct files_blob_reader *reader, int64_t *file_id, struct 
 bool files_blob_close(struct files_blob_reader *reader);
 int migrate_schema(struct state *state, struct cp_err *err);
 
+/* state_snapshot.c: the loaded records kept in a file, under the token of the database they were read from. */
+#define SNAPSHOT_TOKEN_BYTES 16
+int snapshot_load(struct state *state, const unsigned char token[SNAPSHOT_TOKEN_BYTES]);
+void snapshot_write(const struct state *state, const unsigned char token[SNAPSHOT_TOKEN_BYTES],
+		    size_t job_file_count);
+
 /* state_files.c: the file entries, their hash cache and the stat snapshot. */
 size_t file_add(struct state *state, const char *path, uint64_t hash, struct index_batch *batch);
 size_t file_intern(struct state *state, const char *path);
@@ -339,6 +350,10 @@ int flush_dirty_files(struct state *state, struct cp_err *err);
 size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread);
 void work_run_threads(void *(*work)(void *), void *arg, size_t threads);
 bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to);
+
+/* state_record.c: claim holders (the start time is /proc's, in clock ticks since boot; 0 when unknown). */
+int64_t process_start_time(int64_t pid);
+bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start);
 
 /* state_reason.c: comparing a recorded file with the disk (state_check uses them too). */
 int file_differs(struct state *state, size_t index, const struct job_file *recorded, bool *differs,

@@ -1,5 +1,5 @@
 /*
- * Claims and records: a job is claimed before it runs (a claim that finds a
+ * Claims and records: whether a claim's holder lives; a job is claimed before it runs (a claim that finds a
  * record it did not load fails with STATE_CHANGED), then its success, failure
  * or interruption is recorded; adoption and forgetting. Writes go to the
  * database first, then are mirrored in memory. Part of the state module
@@ -7,8 +7,62 @@
  */
 #include "state_int.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- Claim holders ------------------------------------------------------------ */
+
+/* Field 22 (starttime) of a /proc/PID/stat line, or 0 when the line is cut short. */
+static int64_t stat_field_start_time(const char *line)
+{
+	/* The command name (field 2) may hold spaces and parentheses: skip to the last ')'. */
+	const char *p = strrchr(line, ')');
+	if (!p)
+		return 0;
+	p++;
+	/* Fields 3.. follow, space-separated; starttime is field 22. */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	return strtoll(p + 1, NULL, 10);
+}
+
+/* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0 when unknown. */
+int64_t process_start_time(int64_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+	struct strbuf text = STRBUF_INIT;
+	struct cp_err ignored = CP_ERR_INIT;
+	int64_t start = 0;
+	if (read_whole_file(path, &text, &ignored) == 0)
+		start = stat_field_start_time(text.buf);
+	cp_err_release(&ignored);
+	strbuf_release(&text);
+	return start;
+}
+
+/* A holder is dead only when we can tell: same host and the pid is gone or is another process. */
+bool holder_alive(const struct state *state, const char *host, int64_t pid, int64_t pid_start)
+{
+	if (!host || strcmp(host, state->host) != 0)
+		return true;
+	if (pid <= 0)
+		return false;
+	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+		return false;
+	if (pid_start != 0) {
+		int64_t now_start = process_start_time(pid);
+		if (now_start != 0 && now_start != pid_start)
+			return false;
+	}
+	return true;
+}
 
 /* ---- Claims and records ---------------------------------------------------- */
 

@@ -5,8 +5,10 @@
  */
 #include "state_int.h"
 
+#include <endian.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- Schema ---------------------------------------------------------- */
 
@@ -105,6 +107,27 @@ static const struct migration migrations[] = {
 	"DROP TABLE jobs;"
 	"ALTER TABLE jobs_v2 RENAME TO jobs;",
 	 .step = migrate_job_files_to_blobs},
+	/*
+	 * 3: a token that every write of a `files` or `jobs` row replaces, by
+	 * whatever writes it: the snapshot of the loaded records holds only while
+	 * the token is the one it was made under (src/state_snapshot.c). Random,
+	 * not a counter: a database restored from a copy must not meet its old count.
+	 */
+	{.sql =
+	"CREATE TABLE generation (token BLOB NOT NULL);"
+	"INSERT INTO generation VALUES (randomblob(16));"
+	"CREATE TRIGGER files_insert_generation AFTER INSERT ON files"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER files_update_generation AFTER UPDATE ON files"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER files_delete_generation AFTER DELETE ON files"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER jobs_insert_generation AFTER INSERT ON jobs"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER jobs_update_generation AFTER UPDATE ON jobs"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"
+	"CREATE TRIGGER jobs_delete_generation AFTER DELETE ON jobs"
+	" BEGIN UPDATE generation SET token = randomblob(16); END;"},
 };
 _Static_assert(ARRAY_SIZE(migrations) == STATE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -195,6 +218,11 @@ static bool blob_read_u8(struct files_blob_reader *reader, unsigned *out)
 
 static bool blob_read_uvarint(struct files_blob_reader *reader, uint64_t *out)
 {
+	/* Most varints of a blob (counts, small sizes) are one byte: no loop for them. */
+	if (reader->at != reader->end && *reader->at < 0x80) {
+		*out = *reader->at++;
+		return true;
+	}
 	uint64_t value = 0;
 	for (unsigned shift = 0;; shift += 7) {
 		unsigned byte;
@@ -215,11 +243,10 @@ static bool blob_read_u64le(struct files_blob_reader *reader, uint64_t *out)
 {
 	if (reader->end - reader->at < 8)
 		return blob_fail(reader, "truncated");
-	uint64_t value = 0;
-	for (size_t i = 0; i < 8; i++)
-		value |= (uint64_t)reader->at[i] << (8 * i);
+	uint64_t value;
+	memcpy(&value, reader->at, sizeof(value)); /* one load; the bytes are least significant first */
 	reader->at += 8;
-	*out = value;
+	*out = le64toh(value);
 	return true;
 }
 

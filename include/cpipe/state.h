@@ -64,7 +64,7 @@ struct state; /* opaque; one open database plus its in-memory records */
 #define STATE_LOCK_TIMEOUT_MS 60000
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 2
+#define STATE_SCHEMA_VERSION 3
 
 /*
  * Open (creating if needed) `<data_root>/.cpipe/state.db`, creating the
@@ -594,6 +594,7 @@ struct state_stats {
 	size_t jobs;           /* records in memory */
 	size_t files;          /* paths in memory */
 	bool wal;              /* journal mode is WAL */
+	bool snapshot_loaded;  /* the records came from the snapshot, not the rows (cpipe(1) FILES) */
 	int schema_version;
 };
 

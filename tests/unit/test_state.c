@@ -421,7 +421,13 @@ static void test_migrate_from_v1(void **vstate)
 
 	open_state(fx);
 	db = open_db(fx);
-	assert_int_equal(db_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(db_int(db, "PRAGMA user_version"), STATE_SCHEMA_VERSION);
+	/* Schema 3: one generation token, replaced by each kind of write to either table. */
+	assert_int_equal(db_int(db, "SELECT count(*) FROM generation WHERE length(token) = 16"), 1);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 6);
+	db_exec(db, "CREATE TEMP TABLE seen AS SELECT token FROM generation;"
+		    "UPDATE jobs SET exit_code = exit_code WHERE name = 'other/failed'");
+	assert_int_equal(db_int(db, "SELECT count(*) FROM generation WHERE token IN (SELECT token FROM seen)"), 0);
 	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'job_files'"), 0);
 	/* The rebuilt table keeps its constraints. */
 	assert_int_equal(sqlite3_exec(db, "UPDATE jobs SET status = 'bogus'", NULL, NULL, NULL), SQLITE_CONSTRAINT);

@@ -1,6 +1,6 @@
 /*
  * Unit tests for the state's compact records in memory: attempt facts that
- * rows share, name indexes that grow past the size they were loaded at, and
+ * rows share, claims loaded in a pass of their own, name indexes that grow past the size they were loaded at, and
  * row ids beyond what the records can hold. Real SQLite databases in a
  * temporary directory per test.
  */
@@ -112,6 +112,67 @@ static void test_shared_attempt_stays_per_job(void **vstate)
 	assert_first_attempt(&b);
 	c = lookup(state, "r/c");
 	assert_first_attempt(&c);
+	state_close(state);
+	cp_err_release(&err);
+}
+
+enum { CLAIM_JOBS = 12 };
+
+/*
+ * Claims loaded at open land on their own jobs, each with its own holder and
+ * log, among unclaimed jobs before, between and after them (the load reads a
+ * claim's details in a pass of its own over the claimed rows).
+ */
+static void test_claims_load_on_their_jobs(void **vstate)
+{
+	const char *dir = *vstate;
+	static const bool claimed[CLAIM_JOBS] = {false, true, true, false, false, true,
+						 false, false, false, false, true, true};
+	struct state *state = open_in(dir);
+	struct cp_err err = CP_ERR_INIT;
+	struct state_attempt first = {.exit_code = 0, .start_ns = 5, .end_ns = 6, .host = "node1", .pid = 42};
+	char job[32], text[64];
+	for (size_t i = 0; i < CLAIM_JOBS; i++) {
+		snprintf(job, sizeof(job), "r/%zu", i);
+		snprintf(text, sizeof(text), "out%zu.txt", i);
+		/* Every third claimed job has no record: its row is the claim's. */
+		if (i % 3)
+			record_done(state, job, text, &first);
+	}
+	for (size_t i = 0; i < CLAIM_JOBS; i++) {
+		if (!claimed[i])
+			continue;
+		snprintf(job, sizeof(job), "r/%zu", i);
+		snprintf(text, sizeof(text), "run-%zu", i);
+		char host[32];
+		snprintf(host, sizeof(host), "host%zu", i);
+		state_set_identity(state, text, host, (int64_t)(100000 + i));
+		snprintf(text, sizeof(text), "/logs/%zu.log", i);
+		assert_int_equal(state_claim_job(state, job, text, &err), 0);
+	}
+	state_close(state);
+
+	state = open_in(dir);
+	for (size_t i = 0; i < CLAIM_JOBS; i++) {
+		snprintf(job, sizeof(job), "r/%zu", i);
+		struct state_job_record record;
+		bool known = state_job_lookup(state, job, &record);
+		assert_int_equal(known, i % 3 || claimed[i]);
+		if (!known)
+			continue;
+		if (!claimed[i]) {
+			assert_first_attempt(&record);
+			continue;
+		}
+		assert_int_equal(record.status, STATE_STATUS_RUNNING);
+		snprintf(text, sizeof(text), "run-%zu", i);
+		assert_string_equal(record.holder_run, text);
+		snprintf(text, sizeof(text), "host%zu", i);
+		assert_string_equal(record.holder_host, text);
+		assert_int_equal(record.holder_pid, 100000 + i);
+		snprintf(text, sizeof(text), "/logs/%zu.log", i);
+		assert_string_equal(record.log_path, text);
+	}
 	state_close(state);
 	cp_err_release(&err);
 }
@@ -228,6 +289,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_shared_attempt_stays_per_job, setup, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_claims_load_on_their_jobs, setup, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_index_grows_past_load, setup, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_row_ids_beyond_records, setup, temp_dir_teardown),
 	};
