@@ -181,22 +181,6 @@ int exec_mkdir_parent(const char *path, struct cp_err *err)
 	return rc;
 }
 
-int exec_write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int exec_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode, bool durable,
 			   struct cp_err *err)
 {
@@ -218,7 +202,7 @@ int exec_write_file_atomic(const char *path, const void *data, size_t len, unsig
 		return -1;
 	}
 	const char *what = "write";
-	int failed = fchmod(fd, (mode_t)mode) || exec_write_all(fd, data, len);
+	int failed = fchmod(fd, (mode_t)mode) || write_all(fd, data, len);
 	if (!failed && durable && fsync(fd)) {
 		what = "fsync";
 		failed = 1;

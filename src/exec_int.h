@@ -28,8 +28,6 @@ double exec_now_real(void);
 /* Make the directory holding `path`; a path without '/' needs nothing. */
 int exec_mkdir_parent(const char *path, struct cp_err *err);
 
-/* Write all of `data` to `fd`, retrying short writes and EINTR; 0 or -1 (errno set). */
-int exec_write_all(int fd, const void *data, size_t len);
 
 /* rm -rf `path`; a missing path is fine. Errors are ignored: this only tidies. */
 void exec_remove_tree(const char *path);

@@ -161,7 +161,7 @@ static void log_note(struct pool *pool, size_t index, const char *text)
 	if (fd >= 0) {
 		struct strbuf line = STRBUF_INIT;
 		strbuf_addf(&line, "cpipe: %s\n", text);
-		(void)exec_write_all(fd, line.buf, line.len);
+		(void)write_all(fd, line.buf, line.len);
 		strbuf_release(&line);
 		close(fd);
 	}
@@ -244,7 +244,7 @@ static void finish_log(struct pool *pool, size_t index)
 		unlink(path.buf);
 	} else if (fd >= 0) {
 		static const char line[] = "cpipe: " EXEC_LOG_SUCCESS_TEXT "\n";
-		(void)exec_write_all(fd, line, sizeof(line) - 1);
+		(void)write_all(fd, line, sizeof(line) - 1);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -685,7 +685,7 @@ static int write_job_script(const struct pool *pool, const struct exec_job *job,
 	pool_path(pool, rel->buf, path);
 	int script_fd = open(path->buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
 	int script_errno = errno;
-	bool written = script_fd >= 0 && exec_write_all(script_fd, script->buf, script->len) == 0;
+	bool written = script_fd >= 0 && write_all(script_fd, script->buf, script->len) == 0;
 	if (script_fd >= 0) {
 		script_errno = errno;
 		if (close(script_fd) && written) {

@@ -232,7 +232,7 @@ static void append_file(struct worker *w, const struct matcher *m, const char *s
 	const struct stat *st = w->final_stat;
 	bool known = st && S_ISREG(st->st_mode);
 	file->size = known ? (int64_t)st->st_size : -1;
-	file->mtime_ns = known ? (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec : 0;
+	file->mtime_ns = known ? timespec_ns(&st->st_mtim) : 0;
 	for (size_t s = 0; s < count; s++) {
 		const struct tree_value *value = w->slot_values[s];
 		bindings[s].name = shared[s + 1];

@@ -54,11 +54,6 @@ static bool get_u64(struct glob_seen_reader *r, uint64_t *value)
 	return true;
 }
 
-static int64_t time_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
 void glob_observations_add(struct glob_observations *seen, enum glob_seen_kind kind, const char *path,
 			   size_t file_from, const struct stat *st)
 {
@@ -83,8 +78,8 @@ void glob_observations_add(struct glob_observations *seen, enum glob_seen_kind k
 			BUG("a directory read is observed with its stat");
 		put_u64(&seen->packed, (uint64_t)st->st_dev);
 		put_u64(&seen->packed, (uint64_t)st->st_ino);
-		put_u64(&seen->packed, (uint64_t)time_ns(&st->st_mtim));
-		put_u64(&seen->packed, (uint64_t)time_ns(&st->st_ctim));
+		put_u64(&seen->packed, (uint64_t)timespec_ns(&st->st_mtim));
+		put_u64(&seen->packed, (uint64_t)timespec_ns(&st->st_ctim));
 	}
 	strbuf_reset(&seen->last);
 	strbuf_add(&seen->last, path, length);

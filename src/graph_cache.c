@@ -166,28 +166,13 @@ static bool recall(const struct writer *w, const void *pointer, uint64_t *offset
 	return w->slots[i].pointer != 0;
 }
 
-static void write_all(struct writer *w, const char *data, size_t size)
-{
-	while (size && !w->failed) {
-		ssize_t n = write(w->fd, data, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			w->failed = true;
-			break;
-		}
-		data += n;
-		size -= (size_t)n;
-	}
-}
-
 static void flush(struct writer *w)
 {
 	size_t header = sizeof(struct cache_header);
 	size_t skip = w->base < header ? header - (size_t)w->base : 0;
 	if (skip < w->len)
 		XXH3_64bits_update(w->hash, w->buf + skip, w->len - skip);
-	write_all(w, w->buf, w->len);
+	w->failed = w->failed || write_all(w->fd, w->buf, w->len) < 0;
 	w->base += w->len;
 	w->len = 0;
 }
@@ -680,8 +665,7 @@ static bool still_true(const struct glob_seen *seen, struct stat *st, bool *stat
 		if (stat(seen->path, st) < 0)
 			return false;
 		return (uint64_t)st->st_dev == seen->device && (uint64_t)st->st_ino == seen->inode &&
-		       (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec == seen->mtime_ns &&
-		       (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec == seen->ctime_ns;
+		       timespec_ns(&st->st_mtim) == seen->mtime_ns && timespec_ns(&st->st_ctim) == seen->ctime_ns;
 	case GLOB_SEEN_NAME:
 		if (lstat(seen->path, st) < 0)
 			return seen->type == 0;
@@ -710,7 +694,7 @@ static bool replay(const struct cache_header *h, char *block, struct glob_file *
 		same = still_true(&seen, &st, &stat_made);
 		bool regular = stat_made && S_ISREG(st.st_mode);
 		sizes[count] = regular ? (int64_t)st.st_size : -1;
-		times[count++] = regular ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0;
+		times[count++] = regular ? timespec_ns(&st.st_mtim) : 0;
 	}
 	/* Every observation read, and nothing after them. */
 	same = same && count == h->seen_count && reader.at == reader.length;

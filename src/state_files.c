@@ -59,7 +59,7 @@ static void signature_from_stat(const struct stat *st, struct file_signature *ou
 	if (S_ISDIR(st->st_mode))
 		return;
 	out->size = (int64_t)st->st_size;
-	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	out->mtime_ns = timespec_ns(&st->st_mtim);
 }
 
 /*

@@ -73,24 +73,16 @@ struct snapshot_writer {
 	bool failed;
 };
 
-static void write_all(struct snapshot_writer *w, const void *data, size_t size)
+static void sum_and_write(struct snapshot_writer *w, const void *data, size_t size)
 {
 	XXH3_64bits_update(w->sum, data, size);
-	for (size_t done = 0; done < size && !w->failed;) {
-		ssize_t n = write(w->fd, (const char *)data + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			w->failed = true;
-		else
-			done += (size_t)n;
-	}
+	w->failed = w->failed || write_all(w->fd, data, size) < 0;
 }
 
 static void flush(struct snapshot_writer *w)
 {
 	if (!w->failed)
-		write_all(w, w->buf, w->len);
+		sum_and_write(w, w->buf, w->len);
 	w->len = 0;
 }
 
@@ -101,7 +93,7 @@ static void put(struct snapshot_writer *w, const void *data, size_t size)
 	if (w->len + size > SNAPSHOT_BUFFER)
 		flush(w);
 	if (size > SNAPSHOT_BUFFER) {
-		write_all(w, data, size);
+		sum_and_write(w, data, size);
 		return;
 	}
 	memcpy(w->buf + w->len, data, size);

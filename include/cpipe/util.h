@@ -232,6 +232,13 @@ double monotonic_seconds(void);
 /* The time of day in nanoseconds since the epoch: the clock files' times are on. */
 int64_t wall_clock_ns(void);
 
+/* A struct timespec (a file's st_mtim, a clock's reading) in nanoseconds. */
+struct timespec;
+int64_t timespec_ns(const struct timespec *t);
+
+/* Write all of `data` to `fd`, retrying short writes and EINTR; 0, or -1 (errno set unless a write wrote nothing). */
+int write_all(int fd, const void *data, size_t len);
+
 /*
  * Append the whole content of the file at `path` to `out`. Fails (-1) with
  * `err` located at `path` ("cannot open file: ..." or "cannot read file: ...").

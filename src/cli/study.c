@@ -543,7 +543,7 @@ static bool graph_key_files(const struct study *study, struct strbuf *key)
 	if (stat(exe, &self) < 0)
 		return false;
 	int64_t identity[4] = {(int64_t)self.st_dev, (int64_t)self.st_ino, (int64_t)self.st_size,
-			       (int64_t)self.st_mtim.tv_sec * 1000000000 + self.st_mtim.tv_nsec};
+			       timespec_ns(&self.st_mtim)};
 	key_add(key, identity, sizeof(identity));
 	struct strvec done = STRVEC_INIT;
 	const struct recipe_set *set = study->recipes;
