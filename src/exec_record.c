@@ -632,8 +632,12 @@ void exec_submission_release(struct exec_submission *submission)
 	free(submission->job);
 	free(submission->log_path);
 	free(submission->note);
-	struct exec_submission empty = EXEC_SUBMISSION_INIT;
-	*submission = empty;
+	/* One already empty is not written: a table of them (sync's, a slot per job) keeps its untouched pages. */
+	if (submission->kind != EXEC_CLUSTER_NONE || submission->job || submission->task || submission->log_path ||
+	    submission->note || submission->submitted_ns) {
+		struct exec_submission empty = EXEC_SUBMISSION_INIT;
+		*submission = empty;
+	}
 }
 
 void exec_submission_cluster_id(const struct exec_submission *submission, struct strbuf *out)

@@ -299,12 +299,8 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 
 void sync_view_release(struct sync_view *view)
 {
-	/* Only pending jobs' entries hold anything: clearing the rest would fault in pages never used. */
-	for (size_t i = 0; view->subs && i < view->count; i++) {
-		const struct exec_submission *sub = &view->subs[i];
-		if (sub->job || sub->log_path || sub->note)
-			exec_submission_release(&view->subs[i]);
-	}
+	for (size_t i = 0; view->subs && i < view->count; i++)
+		exec_submission_release(&view->subs[i]);
 	for (size_t e = 0; e < view->event_count; e++) {
 		free(view->events[e].message);
 		free(view->events[e].log);
