@@ -16,10 +16,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#if (defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))) || \
-	(defined(__APPLE__) && defined(__MAC_OS_X_VERSION_MIN_REQUIRED) && __MAC_OS_X_VERSION_MIN_REQUIRED >= 101500)
-#define EXEC_HAVE_SPAWN_CHDIR 1 /* posix_spawn can change directory: no fork needed */
-#include <spawn.h>
+#if defined(__linux__)
+/*
+ * vfork: the child borrows our memory until it executes, so it costs no page
+ * tables, no stack of its own, and can leave the reason an exec failed where
+ * we read it.
+ */
+#define EXEC_HAVE_VFORK 1
 #endif
 
 /* The wall clock in seconds (CLOCK_REALTIME): start and finish times of jobs. */
@@ -54,16 +57,11 @@ int exec_fd_above_stdio(int fd);
  * `defaults` back at their default actions.
  */
 struct exec_spawner {
-	const char *cwd;
+	const char *cwd; /* NULL: the jobs run where we are */
 	char **envp;
-	sigset_t defaults;
 	int devnull;
-	int log_slot; /* a job's log is put at this fd before spawning: the file actions stay the same */
-#ifdef EXEC_HAVE_SPAWN_CHDIR
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_t actions;
-	bool spawn_ready;
-#endif
+	int default_signals[NSIG]; /* the signals of `defaults`, listed once for the child */
+	int default_count;
 	/* Programs found on PATH this run (a shell's `hash`): name -> index into paths. */
 	struct strmap programs;
 	struct strvec paths;
@@ -79,9 +77,8 @@ void exec_spawner_release(struct exec_spawner *s);
  * looked up on PATH once per run) or, with `words` NULL, `/bin/sh script`,
  * with stdout and stderr on `log_fd`. Returns the pid, or -1 with errno set
  * (the program could not be executed: the caller may go through the shell).
- * posix_spawn where it can change directory: glibc implements it with
- * CLONE_VM|CLONE_VFORK, which skips copying our page tables and the
- * copy-on-write faults that follow a fork; elsewhere fork, and only the shell.
+ * With vfork the child makes only system calls until it executes; elsewhere
+ * it is a fork, and only the shell (whose failure the child cannot report).
  */
 pid_t exec_spawn(struct exec_spawner *s, const char *script, const struct strvec *words, int log_fd);
 

@@ -740,7 +740,7 @@ static void start_job(struct pool *pool, size_t index)
 
 	strbuf_addf(&rel, "%s/%s.sh", EXEC_SCRIPT_DIR, pj->name);
 	struct strvec words = STRVEC_INIT;
-#ifdef EXEC_HAVE_SPAWN_CHDIR
+#ifdef EXEC_HAVE_VFORK
 	bool direct = exec_simple_command_words(job->command, &words);
 #else
 	bool direct = false;

@@ -1,12 +1,11 @@
 /*
  * exec: starting a local job's process (for exec_local.c, through
  * exec_int.h): telling a plain command from one that needs /bin/sh, finding
- * a plain command's program on PATH once per run, and spawning the process
- * with what every job of a run shares (attributes and file actions) set up
- * once.
+ * a plain command's program on PATH once per run, and starting the process
+ * with what every job of a run shares set up once.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np, dup3 */
+#define _GNU_SOURCE /* vfork, strchrnul */
 #endif
 
 #include "cpipe/exec.h"
@@ -18,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int exec_fd_above_stdio(int fd)
@@ -92,8 +92,8 @@ bool exec_simple_command_words(const char *command, struct strvec *words)
 /*
  * Where the shell would find `program` (no '/' in it) on PATH: the first
  * executable regular file, or NULL when PATH has none, or has an empty or
- * relative entry (the job's directory is not ours to resolve against);
- * posix_spawnp then searches as usual.
+ * relative entry (the job's directory is not ours to resolve against):
+ * the job then goes through the shell, which searches as it always does.
  */
 static char *find_on_path(const char *program)
 {
@@ -141,127 +141,104 @@ int exec_spawner_init(struct exec_spawner *s, const char *cwd, char **envp, cons
 		      struct cp_err *err)
 {
 	memset(s, 0, sizeof(*s));
-	s->cwd = cwd;
+	s->cwd = cwd && strcmp(cwd, ".") ? cwd : NULL;
 	s->envp = envp;
-	s->defaults = *defaults;
+	for (int signo = 1; signo < NSIG; signo++)
+		if (sigismember(defaults, signo) == 1)
+			s->default_signals[s->default_count++] = signo;
 	s->devnull = exec_fd_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
-	s->log_slot = s->devnull < 0 ? -1 : fcntl(s->devnull, F_DUPFD_CLOEXEC, 3);
-	if (s->devnull < 0 || s->log_slot < 0) {
+	if (s->devnull < 0) {
 		cp_err_set(err, NULL, 0, "cannot open /dev/null: %s", strerror(errno));
 		exec_spawner_release(s);
 		return -1;
 	}
-#ifdef EXEC_HAVE_SPAWN_CHDIR
-	sigset_t empty;
-	sigemptyset(&empty);
-	int rc = posix_spawnattr_init(&s->attr);
-	if (!rc) {
-		rc = posix_spawn_file_actions_init(&s->actions);
-		if (rc)
-			posix_spawnattr_destroy(&s->attr);
-	}
-	s->spawn_ready = !rc;
-	if (!rc)
-		rc = posix_spawnattr_setflags(&s->attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-								POSIX_SPAWN_SETSIGDEF);
-	if (!rc)
-		rc = posix_spawnattr_setpgroup(&s->attr, 0);
-	if (!rc)
-		rc = posix_spawnattr_setsigmask(&s->attr, &empty);
-	if (!rc)
-		rc = posix_spawnattr_setsigdefault(&s->attr, &s->defaults);
-	if (!rc)
-		rc = posix_spawn_file_actions_addchdir_np(&s->actions, s->cwd);
-	if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&s->actions, s->devnull, 0);
-	if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&s->actions, s->log_slot, 1);
-	if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&s->actions, s->log_slot, 2);
-	if (rc) {
-		cp_err_set(err, NULL, 0, "cannot set up posix_spawn: %s", strerror(rc));
-		exec_spawner_release(s);
-		return -1;
-	}
-#endif
 	return 0;
 }
 
 void exec_spawner_release(struct exec_spawner *s)
 {
-#ifdef EXEC_HAVE_SPAWN_CHDIR
-	if (s->spawn_ready) {
-		posix_spawn_file_actions_destroy(&s->actions);
-		posix_spawnattr_destroy(&s->attr);
-		s->spawn_ready = false;
-	}
-#endif
-	if (s->log_slot >= 0)
-		close(s->log_slot);
 	if (s->devnull >= 0)
 		close(s->devnull);
-	s->log_slot = s->devnull = -1;
+	s->devnull = -1;
 	strmap_release(&s->programs);
 	strvec_release(&s->paths);
 }
 
-pid_t exec_spawn(struct exec_spawner *s, const char *script, const struct strvec *words, int log_fd)
-{
-#ifdef EXEC_HAVE_SPAWN_CHDIR
-	/* The file actions take the log from a fixed slot: built once, not per job. */
-#ifdef __linux__
-	if (dup3(log_fd, s->log_slot, O_CLOEXEC) < 0)
-		return -1;
-#else
-	if (dup2(log_fd, s->log_slot) < 0 || fcntl(s->log_slot, F_SETFD, FD_CLOEXEC) < 0)
-		return -1;
-#endif
-	pid_t pid = -1;
-	int rc;
-	const char *program = words ? program_path(s, words->items[0]) : NULL;
-	if (program) {
-		/* A plain command runs without a shell in between, as make does: one exec less per job. */
-		rc = posix_spawn(&pid, program, &s->actions, &s->attr, words->items, s->envp);
-	} else if (words) {
-		rc = posix_spawnp(&pid, words->items[0], &s->actions, &s->attr, words->items, s->envp);
-	} else {
-		char *const argv[] = {"sh", (char *)script, NULL};
-		rc = posix_spawn(&pid, "/bin/sh", &s->actions, &s->attr, argv, s->envp);
-	}
-	if (rc) {
-		errno = rc;
-		return -1;
-	}
-	return pid;
-#else
-	(void)words;
-	pid_t pid = fork();
-	if (pid != 0) {
-		/* Also in the parent, so kill(-pid) is right even before the child runs. */
-		if (pid > 0)
-			setpgid(pid, pid);
-		return pid;
-	}
+/* What a job's child does, all of it prepared before the child exists. */
+struct spawn_child {
+	const struct exec_spawner *s;
+	const char *program;
+	char *const *argv;
+	int log_fd;
+	volatile int exec_errno; /* why the child could not execute; vfork shares it with us */
+};
 
-	/* The child: only async-signal-safe calls from here to exec. */
+/*
+ * The child: system calls only, from here to exec. Our signals are blocked
+ * throughout a run (exec_signals.c), so no handler of ours can run in the
+ * child before their default actions are back.
+ */
+static _Noreturn void spawn_child_run(struct spawn_child *c)
+{
+	const struct exec_spawner *s = c->s;
 	setpgid(0, 0);
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigemptyset(&dfl.sa_mask);
-	/* Our flag-setting handlers must not swallow a signal sent before exec. */
-	for (int signo = 1; signo < NSIG; signo++)
-		if (sigismember(&s->defaults, signo) == 1)
-			sigaction(signo, &dfl, NULL);
-	static const char failed[] = "cpipe: cannot change to the data directory or execute /bin/sh\n";
+	for (int k = 0; k < s->default_count; k++)
+		sigaction(s->default_signals[k], &dfl, NULL);
 	sigset_t empty;
 	sigemptyset(&empty);
-	if (chdir(s->cwd) == 0 && dup2(s->devnull, 0) >= 0 && dup2(log_fd, 1) >= 0 && dup2(log_fd, 2) >= 0) {
+	if ((!s->cwd || chdir(s->cwd) == 0) && dup2(s->devnull, 0) >= 0 && dup2(c->log_fd, 1) >= 0 &&
+	    dup2(c->log_fd, 2) >= 0) {
 		sigprocmask(SIG_SETMASK, &empty, NULL);
-		execle("/bin/sh", "sh", script, (char *)NULL, s->envp);
+		execve(c->program, c->argv, s->envp);
 	}
-	if (write(log_fd, failed, sizeof(failed) - 1) < 0)
+	c->exec_errno = errno ? errno : ENOEXEC;
+#ifndef EXEC_HAVE_VFORK
+	/* A forked child cannot tell us: say it in the log. */
+	static const char failed[] = "cpipe: cannot change to the data directory or execute /bin/sh\n";
+	if (write(c->log_fd, failed, sizeof(failed) - 1) < 0)
 		_exit(127);
-	_exit(127);
 #endif
+	_exit(127);
+}
+
+pid_t exec_spawn(struct exec_spawner *s, const char *script, const struct strvec *words, int log_fd)
+{
+	char *const shell_argv[] = {"sh", (char *)script, NULL};
+	struct spawn_child child = {s, "/bin/sh", shell_argv, log_fd, 0};
+	if (words) {
+		/* A plain command runs without a shell in between, as make does: one exec less per job. */
+		child.program = program_path(s, words->items[0]);
+		child.argv = words->items;
+		if (!child.program) {
+			errno = ENOENT; /* the shell then searches PATH as it does and says why */
+			return -1;
+		}
+	}
+#ifdef EXEC_HAVE_VFORK
+	pid_t pid = vfork();
+#else
+	pid_t pid = fork();
+#endif
+	if (pid == 0)
+		spawn_child_run(&child);
+	if (pid < 0)
+		return -1;
+#ifdef EXEC_HAVE_VFORK
+	/* The child has executed or exited by now; if it exited, it is ours to reap. */
+	if (child.exec_errno) {
+		int why = child.exec_errno;
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		errno = why;
+		return -1;
+	}
+#else
+	/* Also in the parent, so kill(-pid) is right even before the child runs. */
+	setpgid(pid, pid);
+#endif
+	return pid;
 }

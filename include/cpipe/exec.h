@@ -238,8 +238,7 @@ int exec_run(const struct exec_backend *backend, struct exec_job *jobs, size_t c
  *   previous signal dispositions and mask are restored before returning.
  * Never sleeps in a poll loop: it blocks in pselect until a child exits, a
  * signal arrives or a tick or kill deadline passes. Children are started with
- * posix_spawn (fork where posix_spawn cannot change directory) and reaped by
- * pid only, so the caller's other children are left alone. Signal state is
+ * vfork (fork where there is none) and reaped by pid only, so the caller's other children are left alone. Signal state is
  * process-wide: one run at a time per process, and callbacks must not start
  * another.
  */
