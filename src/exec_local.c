@@ -37,6 +37,7 @@ enum pool_state { POOL_WAITING, POOL_RUNNING, POOL_DONE };
 struct pool_job {
 	enum pool_state state;
 	size_t pending_deps; /* dependencies not yet succeeded */
+	uint32_t depth;      /* the most jobs on a chain of dependencies before it (starts_before) */
 	pid_t pid;           /* also its process group id */
 	bool signalled;      /* was running when the run was interrupted */
 	int threads;
@@ -65,7 +66,7 @@ struct pool {
 	size_t *first_dependent;
 	size_t *dependents;
 
-	size_t *ready; /* min-heap of job indices whose dependencies all succeeded */
+	size_t *ready; /* heap of job indices whose dependencies all succeeded, by starts_before */
 	size_t ready_count;
 
 	size_t *running; /* job indices, unordered */
@@ -73,7 +74,7 @@ struct pool {
 
 	size_t *unreported; /* jobs that succeeded, reported after the next admission (conclude_job) */
 	size_t unreported_count;
-	size_t unreported_first_dependent; /* the lowest index of their dependants; SIZE_MAX: none */
+	size_t unreported_first_dependent; /* the one of their dependants to start first; SIZE_MAX: none */
 
 	int max_jobs;
 	int max_threads;
@@ -105,11 +106,24 @@ struct pool {
 	struct exec_progress progress;
 };
 
+/*
+ * The order ready jobs start in: the deepest first (the most jobs before it
+ * on a chain of dependencies), then in index order. A job then mostly runs
+ * right after the one that made its inputs, while they are still in the
+ * caches, and a study's subjects are finished one after another rather than
+ * step by step (bench/FINDINGS.md, "Job order").
+ */
+static bool starts_before(const struct pool *pool, size_t a, size_t b)
+{
+	uint32_t depth_a = pool->state[a].depth, depth_b = pool->state[b].depth;
+	return depth_a != depth_b ? depth_a > depth_b : a < b;
+}
+
 static void heap_push(struct pool *pool, size_t index)
 {
 	size_t i = pool->ready_count++;
 	size_t *h = pool->ready;
-	while (i > 0 && h[(i - 1) / 2] > index) {
+	while (i > 0 && starts_before(pool, index, h[(i - 1) / 2])) {
 		h[i] = h[(i - 1) / 2];
 		i = (i - 1) / 2;
 	}
@@ -126,9 +140,9 @@ static size_t heap_pop(struct pool *pool)
 		size_t child = 2 * i + 1;
 		if (child >= n)
 			break;
-		if (child + 1 < n && h[child + 1] < h[child])
+		if (child + 1 < n && starts_before(pool, h[child + 1], h[child]))
 			child++;
-		if (h[child] >= last)
+		if (!starts_before(pool, h[child], last))
 			break;
 		h[i] = h[child];
 		i = child;
@@ -590,9 +604,12 @@ static void conclude_job(struct pool *pool, size_t index)
 		 * holding up its start. A failure is reported at once: it may stop admitting.
 		 */
 		pool->unreported[pool->unreported_count++] = index;
-		if (pool->first_dependent[index] < pool->first_dependent[index + 1] &&
-		    pool->dependents[pool->first_dependent[index]] < pool->unreported_first_dependent)
-			pool->unreported_first_dependent = pool->dependents[pool->first_dependent[index]];
+		for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
+			size_t d = pool->dependents[k];
+			if (pool->unreported_first_dependent == SIZE_MAX ||
+			    starts_before(pool, d, pool->unreported_first_dependent))
+				pool->unreported_first_dependent = d;
+		}
 		return;
 	}
 	report_finish(pool, index);
@@ -798,13 +815,14 @@ static bool job_fits(const struct pool *pool, size_t index)
 }
 
 /*
- * Start ready jobs in index order while they fit; none overtakes the first that does not. The
+ * Start ready jobs in order (starts_before) while they fit; none overtakes the first that does not. The
  * successes not yet reported go first when a dependant of theirs could come before that job.
  */
 static void admit_jobs(struct pool *pool)
 {
 	while (!pool->stopping && pool->ready_count && job_fits(pool, pool->ready[0])) {
-		if (pool->unreported_first_dependent < pool->ready[0])
+		if (pool->unreported_first_dependent != SIZE_MAX &&
+		    starts_before(pool, pool->unreported_first_dependent, pool->ready[0]))
 			report_succeeded(pool);
 		else
 			start_job(pool, heap_pop(pool));
@@ -957,6 +975,8 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 			break;
 		}
 		for (size_t d = 0; d < job->dep_count; d++) {
+			if (job->deps[d] < i && pool->state[job->deps[d]].depth >= pool->state[i].depth)
+				pool->state[i].depth = pool->state[job->deps[d]].depth + 1;
 			if (job->deps[d] >= i) {
 				cp_err_set(err, NULL, 0,
 					   "job '%s' (index %zu) depends on index %zu, which does not come before it",

@@ -210,7 +210,9 @@ int exec_run(const struct exec_backend *backend, struct exec_job *jobs, size_t c
  * - At most opt->jobs children at once; a job is admitted only while the sums
  *   of running jobs' threads and ram_gb stay within the limits. A job larger
  *   than a limit on its own runs alone instead of waiting forever. Ready jobs
- *   start in index order (no overtaking), so a big job is never starved.
+ *   start deepest first (the longest chain of dependencies before them), then
+ *   in index order, and none overtakes the first, so a big job is never
+ *   starved.
  * - Each job: create every output's parent directory, move existing outputs
  *   to .cpipe/prev/<name>/, then run it in cwd in its own process group,
  *   stdin /dev/null, stdout and stderr to the log (truncated, appending): a

@@ -371,6 +371,33 @@ static void test_success_reported_after_next_start(void **state)
 	release_jobs(jobs, 3);
 }
 
+/*
+ * Ready jobs start deepest first, then in index order: with one slot, each
+ * chain is finished before the next begins (subject by subject, not step by
+ * step), and a job deeper than the rest goes before them however late it
+ * comes in the list.
+ */
+static void test_deepest_first(void **state)
+{
+	const char *dir = *state;
+	struct recorder r = {0};
+	static const size_t on_0[] = {0}, on_1[] = {1}, on_2[] = {2}, on_0_4[] = {0, 4};
+	struct exec_job jobs[6] = {
+		{.id = "a1", .command = "echo a1 >> order"},
+		{.id = "a2", .command = "echo a2 >> order"},
+		{.id = "b1", .command = "echo b1 >> order", .deps = on_0, .dep_count = 1},
+		{.id = "b2", .command = "echo b2 >> order", .deps = on_1, .dep_count = 1},
+		{.id = "c1", .command = "echo c1 >> order", .deps = on_2, .dep_count = 1},
+		{.id = "d", .command = "echo d >> order", .deps = on_0_4, .dep_count = 2},
+	};
+	struct exec_options opt = options_for(dir, &r);
+	opt.jobs = 1;
+	struct cp_err err = CP_ERR_INIT;
+	assert_int_equal(exec_run_local(jobs, 6, &opt, NULL, &err), EXEC_RUN_OK);
+	assert_text(dir, "order", "a1\nb1\nc1\nd\na2\nb2\n");
+	release_jobs(jobs, 6);
+}
+
 static void test_unneeded_jobs(void **state)
 {
 	const char *dir = *state;
@@ -391,7 +418,8 @@ static void test_unneeded_jobs(void **state)
 	struct exec_progress summary;
 	struct cp_err err = CP_ERR_INIT;
 	assert_int_equal(exec_run_local(jobs, 6, &opt, &summary, &err), EXEC_RUN_OK);
-	assert_text(dir, "order", "a\nc\nf\n");
+	/* e is unneeded at once, so f is ready at the start, and it is deeper than a. */
+	assert_text(dir, "order", "f\na\nc\n");
 	for (size_t i = 0; i < 6; i++) {
 		assert_int_equal(r.ready_calls[i], 1);
 		assert_int_equal(jobs[i].result.status, r.unneeded[i] ? EXEC_JOB_UNNEEDED : EXEC_JOB_OK);
@@ -1076,6 +1104,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parallel_respects_j, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_resource_admission, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_dependencies_order, setup_dir, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_deepest_first, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_unneeded_jobs, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_success_reported_after_next_start, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_input, setup_dir, temp_dir_teardown),
