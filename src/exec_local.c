@@ -328,16 +328,17 @@ static void skip_job(struct pool *pool, size_t index, char *message)
 	report_finish(pool, index);
 }
 
-static void release_dependents(struct pool *pool, size_t index);
+static void release_dependents(struct pool *pool, size_t index, bool asking);
 
 /*
- * Job `index` has every dependency behind it: queue it, unless the caller
- * finds that it need not run (on_ready); such a job ends at once, and its
- * dependants go on as after a success.
+ * Job `index` has every dependency behind it: queue it, unless the caller,
+ * asked (ask_ready), finds that it need not run (on_ready); such a job ends
+ * at once, and its dependants go on as after a success.
  */
 static void job_ready(struct pool *pool, size_t index)
 {
-	if (pool->interrupted || !pool->opt->on_ready || pool->opt->on_ready(pool->opt->ctx, index)) {
+	if (pool->interrupted || !pool->jobs[index].ask_ready || !pool->opt->on_ready ||
+	    pool->opt->on_ready(pool->opt->ctx, index)) {
 		heap_push(pool, index);
 		return;
 	}
@@ -348,14 +349,20 @@ static void job_ready(struct pool *pool, size_t index)
 	pool->progress.waiting--;
 	pool->progress.unneeded++;
 	report_finish(pool, index);
-	release_dependents(pool, index);
+	release_dependents(pool, index, false);
+	release_dependents(pool, index, true);
 }
 
-/* Job `index` succeeded or was unneeded: its dependants have one dependency less to wait for. */
-static void release_dependents(struct pool *pool, size_t index)
+/*
+ * Job `index` succeeded or was unneeded: its dependants that ask on_ready (or
+ * those that do not) have one dependency less to wait for.
+ */
+static void release_dependents(struct pool *pool, size_t index, bool asking)
 {
 	for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
 		size_t d = pool->dependents[k];
+		if (pool->jobs[d].ask_ready != asking)
+			continue;
 		if (--pool->state[d].pending_deps == 0 && pool->state[d].state == POOL_WAITING)
 			job_ready(pool, d);
 	}
@@ -601,13 +608,16 @@ static void conclude_job(struct pool *pool, size_t index)
 		/*
 		 * Reported once the slot it freed is filled again (report_succeeded): the caller's
 		 * bookkeeping (recording, hashing outputs) then runs beside the next job instead of
-		 * holding up its start. A failure is reported at once: it may stop admitting.
+		 * holding up its start, which is often a dependant of this one. Only a dependant the
+		 * caller is asked about (on_ready) waits for the report. A failure is reported at once:
+		 * it may stop admitting.
 		 */
 		pool->unreported[pool->unreported_count++] = index;
+		release_dependents(pool, index, false);
 		for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
 			size_t d = pool->dependents[k];
-			if (pool->unreported_first_dependent == SIZE_MAX ||
-			    starts_before(pool, d, pool->unreported_first_dependent))
+			if (pool->jobs[d].ask_ready && (pool->unreported_first_dependent == SIZE_MAX ||
+							starts_before(pool, d, pool->unreported_first_dependent)))
 				pool->unreported_first_dependent = d;
 		}
 		return;
@@ -625,7 +635,7 @@ static bool report_succeeded(struct pool *pool)
 	for (size_t k = 0; k < count; k++) {
 		name_spare_log(pool, pool->unreported[k]);
 		report_finish(pool, pool->unreported[k]);
-		release_dependents(pool, pool->unreported[k]);
+		release_dependents(pool, pool->unreported[k], true);
 	}
 	pool->unreported_count = 0;
 	pool->unreported_first_dependent = SIZE_MAX;
@@ -816,7 +826,8 @@ static bool job_fits(const struct pool *pool, size_t index)
 
 /*
  * Start ready jobs in order (starts_before) while they fit; none overtakes the first that does not. The
- * successes not yet reported go first when a dependant of theirs could come before that job.
+ * successes not yet reported go first when a dependant of theirs that asks on_ready could come before
+ * that job.
  */
 static void admit_jobs(struct pool *pool)
 {

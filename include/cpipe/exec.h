@@ -99,6 +99,7 @@ struct exec_job {
 	const size_t *deps; /* indices of jobs that must succeed first; each must be < this job's index */
 	size_t dep_count;
 	struct exec_resources resources; /* the pool counts threads and ram_gb */
+	bool ask_ready; /* the local pool asks on_ready before starting it */
 
 	struct exec_result result; /* filled by exec */
 };
@@ -130,12 +131,14 @@ struct exec_progress {
  * on_finish: job `index` has ended; `result` (== &jobs[index].result) is
  *   final. Called exactly once for every job of the run, including skipped
  *   jobs that never had on_start. The local pool reports a success after
- *   starting the jobs already waiting for the slot it freed (so their
- *   on_start may come first), and releases its dependants after on_finish.
+ *   starting the next job for the slot it freed (so its on_start may come
+ *   first, even a dependant's), except that a dependant with ask_ready is
+ *   released only after on_finish.
  * on_tick: called about every tick_interval_s while exec waits for children,
  *   so a TTY progress line can refresh (elapsed time, counts).
- * on_ready: job `index` has had every dependency succeed (or be unneeded) and
- *   may start. Returning false ends it as EXEC_JOB_UNNEEDED without starting
+ * on_ready: job `index`, one with ask_ready, has had every dependency succeed
+ *   (or be unneeded), each reported by on_finish, and may start. Returning
+ *   false ends it as EXEC_JOB_UNNEEDED without starting
  *   it (on_finish follows at once), and its dependants go on as after a
  *   success: the caller's early cutoff, when the jobs it depends on rewrote
  *   its inputs as they were. Not called once the run was interrupted.

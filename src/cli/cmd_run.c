@@ -586,8 +586,6 @@ static bool on_ready(void *data, size_t index)
 {
 	struct run_context *ctx = data;
 	size_t i = ctx->graph_index[index];
-	if (!ctx->decisions[i].conditional)
-		return true;
 	enum state_reason reason;
 	struct cp_err err = CP_ERR_INIT;
 	int rc = plan_cutoff_check(ctx->study->graph, ctx->study->state, i, &reason, NULL, &err);
@@ -969,6 +967,8 @@ static int execute(struct study *study, struct plan_decision *decisions, const s
 		x->output_optional = graph_job_output_optional(job);
 		x->output_count = job->outputs.count;
 		study_job_resources(&recipe->resources, &x->resources);
+		/* Early cutoff decides it again once what it depends on has been recorded (on_ready). */
+		x->ask_ready = decisions[graph_index[e]].conditional;
 		x->deps = deps + dep_used;
 		for (size_t k = 0; k < job->dep_count; k++)
 			if (decisions[job->deps[k]].action == PLAN_RUN)

@@ -341,33 +341,42 @@ static void test_dependencies_order(void **state)
 }
 
 /*
- * on_ready: a job found unneeded never starts, ends EXEC_JOB_UNNEEDED and lets its dependants go
- * on (each asked once, even when the one before it is unneeded at the very start).
- */
-/*
- * A success is reported once the next waiting job has taken its slot, so that the caller's
- * bookkeeping runs beside that job; a job that depends on it and comes first still goes first.
+ * A success is reported once the next job has taken its slot, so that the caller's bookkeeping
+ * runs beside that job, even when that job depends on it; only a dependant the caller is asked
+ * about (ask_ready) waits for the report, and is asked after it.
  */
 static void test_success_reported_after_next_start(void **state)
 {
 	const char *dir = *state;
-	struct recorder r = {0};
 	static const size_t on_0[] = {0};
 	struct exec_job jobs[3] = {
 		{.id = "a", .command = "echo a >> order"},
 		{.id = "b", .command = "echo b >> order", .deps = on_0, .dep_count = 1},
 		{.id = "c", .command = "echo c >> order"},
 	};
-	struct exec_options opt = options_for(dir, &r);
-	opt.jobs = 1;
 	struct cp_err err = CP_ERR_INIT;
-	assert_int_equal(exec_run_local(jobs, 3, &opt, NULL, &err), EXEC_RUN_OK);
-	assert_text(dir, "order", "a\nb\nc\n");
-	/* b depends on a and comes before c: a is reported before b starts. */
-	assert_true(r.finish_event[0] < r.start_event[1]);
-	/* Nothing depends on b, and c waits: c starts before b's success is reported. */
-	assert_true(r.start_event[2] < r.finish_event[1]);
-	assert_int_equal(r.finish_count, 3);
+	for (int asking = 0; asking <= 1; asking++) {
+		struct recorder r = {0};
+		struct exec_options opt = options_for(dir, &r);
+		opt.jobs = 1;
+		opt.on_ready = record_ready;
+		jobs[1].ask_ready = asking;
+		assert_int_equal(exec_run_local(jobs, 3, &opt, NULL, &err), EXEC_RUN_OK);
+		if (asking) {
+			/* b is asked about, once, after a's success is reported, and only then starts. */
+			assert_true(r.finish_event[0] < r.start_event[1]);
+			assert_int_equal(r.ready_calls[1], 1);
+		} else {
+			/* b depends on a and starts before a's success is reported; nobody is asked. */
+			assert_true(r.start_event[1] < r.finish_event[0]);
+			assert_int_equal(r.ready_calls[1], 0);
+		}
+		assert_int_equal(r.ready_calls[0] + r.ready_calls[2], 0);
+		/* Nothing depends on b, and c waits: c starts before b's success is reported. */
+		assert_true(r.start_event[2] < r.finish_event[1]);
+		assert_int_equal(r.finish_count, 3);
+	}
+	assert_text(dir, "order", "a\nb\nc\na\nb\nc\n");
 	release_jobs(jobs, 3);
 }
 
@@ -398,6 +407,10 @@ static void test_deepest_first(void **state)
 	release_jobs(jobs, 6);
 }
 
+/*
+ * on_ready: a job found unneeded never starts, ends EXEC_JOB_UNNEEDED and lets its dependants go
+ * on (each asked once, even when the one before it is unneeded at the very start).
+ */
 static void test_unneeded_jobs(void **state)
 {
 	const char *dir = *state;
@@ -412,6 +425,8 @@ static void test_unneeded_jobs(void **state)
 		{.id = "f", .command = "echo f >> order", .deps = on_4, .dep_count = 1},
 	};
 	r.unneeded[1] = r.unneeded[3] = r.unneeded[4] = true;
+	for (size_t i = 0; i < 6; i++)
+		jobs[i].ask_ready = true;
 	struct exec_options opt = options_for(dir, &r);
 	opt.on_ready = record_ready;
 	opt.jobs = 1;
