@@ -118,18 +118,30 @@ static inline struct file_signature job_file_signature(const struct job_file *jf
 }
 
 /*
- * A job's latest finished attempt: in the pool, never changed once made (a
- * rewrite makes a new one), and shared by consecutive rows with the same
- * facts (an adopting run's jobs).
+ * The process a run's attempts ran in (host, pid and run id, repeated by
+ * every job the run finished): in the pool, one per run, shared by its
+ * attempts (see run_identity_from).
+ */
+struct run_identity {
+	const char *host;
+	const char *run_id;
+	int64_t pid;
+};
+
+/*
+ * A job's latest finished attempt: 40 bytes, in the pool, never changed once
+ * made (a rewrite makes a new one), and shared by consecutive rows with the
+ * same facts (an adopting run's jobs). Most logs are at the job's default
+ * path (util.h's job_log_path), which is rebuilt from the job id when asked
+ * for, not kept: a block with `default_log` fits any job.
  */
 struct job_attempt {
-	int exit_code;
 	int64_t start_ns;
 	int64_t end_ns;
-	const char *host;
-	int64_t pid;
-	const char *run_id;
-	const char *log_path;
+	const struct run_identity *run; /* NULL: none recorded */
+	const char *log_path;           /* NULL: none, or the default one (`default_log`) */
+	int32_t exit_code;
+	bool default_log;
 };
 
 /* The claim of the run that holds a job: in the pool, never changed once made. */
@@ -172,6 +184,13 @@ static inline struct job_attempt job_attempt_of(const struct job_entry *job)
 {
 	struct job_attempt none = {0};
 	return job->attempt ? *job->attempt : none;
+}
+
+/* The run of the job's attempt, all 0 and NULL when it has none. */
+static inline struct run_identity job_run_of(const struct job_entry *job)
+{
+	struct run_identity none = {0};
+	return job->attempt && job->attempt->run ? *job->attempt->run : none;
 }
 
 /*
@@ -222,7 +241,9 @@ struct state {
 	struct arena pool; /* every string: records load by the hundred thousand and die together */
 	const char *recent_host; /* pooled strings and blocks that repeat across job rows (see job_from_row) */
 	const char *recent_run;
+	const struct run_identity *recent_run_identity;
 	const struct job_attempt *recent_attempt;
+	struct strbuf default_log; /* attempt_from_row's: the job's default log path */
 
 	char *run_id;
 	char *host;
@@ -311,6 +332,8 @@ void rollback_quietly(struct state *state);
 int write_end(struct state *state, int rc, struct cp_err *err);
 void records_release(struct state *state);
 const char *pool_text(struct state *state, const char *text, const char **recent);
+const struct run_identity *run_identity_from(struct state *state, const char *host, int64_t pid,
+					     const char *run_id);
 size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
 void job_clear_files(struct job_entry *job);
 struct job_entry *job_find(const struct state *state, const char *job_id);
@@ -350,6 +373,9 @@ int flush_dirty_files(struct state *state, struct cp_err *err);
 size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread);
 void work_run_threads(void *(*work)(void *), void *arg, size_t threads);
 bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to);
+
+/* state_list.c: a job's log path as recorded (the claim's, else the last attempt's). */
+bool attempt_log_path(const struct job_entry *job, struct strbuf *out);
 
 /* state_record.c: claim holders (the start time is /proc's, in clock ticks since boot; 0 when unknown). */
 int64_t process_start_time(int64_t pid);

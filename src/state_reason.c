@@ -295,8 +295,8 @@ static int job_reason(const struct reason_check *check, const struct state_job_q
 	}
 	if (job->outcome == OUTCOME_INTERRUPTED) {
 		*reason = STATE_PREVIOUS_INTERRUPTED;
-		struct job_attempt attempt = job_attempt_of(job);
-		holder_detail(detail, attempt.host, attempt.pid);
+		struct run_identity run = job_run_of(job);
+		holder_detail(detail, run.host, run.pid);
 		return 0;
 	}
 	return 0;

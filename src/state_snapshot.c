@@ -15,18 +15,21 @@
  * The file is a cache, in this build's byte order and sizes, written to a
  * temporary name and renamed, followed by an XXH3 of all of it:
  *
- *   header  magic "CPSTATE1", layout:u64, token[16], file_count, job_count,
+ *   header  magic "CPSTATE2", layout:u64, token[16], file_count, job_count,
  *           job_file_count (u64)
  *   file    path, size:i64, mtime_ns:i64, hash:u64, db_id:u32, hashed:u8
  *   job     name, flags:u8, definition_hash, input_set_hash (u64),
  *           files_at:u64, input_count:u32, output_count:u32,
- *           [attempt: exit_code:i64 start_ns end_ns pid (i64) host run_id log_path]
+ *           [attempt: attempt_flags:u8 exit_code:i32 start_ns:i64 end_ns:i64
+ *                     [run: pid:i64 host run_id] [log_path]]
  *           [claim: run host log pid:i64 pid_start:i64]
  *   job_files  job_file_count struct job_file, as in memory
  *   checksum:u64
  *
  * A string is len:u32 (0: NULL, else length + 1) then its bytes and NUL.
- * The job flags are JOB_SNAP_* below.
+ * The job flags are JOB_SNAP_* below, an attempt's ATTEMPT_SNAP_*: its run
+ * is written once per run (the jobs a run finished follow each other) and a
+ * default log path not at all, as in memory (state_int.h, struct job_attempt).
  */
 #include "state_int.h"
 
@@ -38,7 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char snapshot_magic[8] = {'C', 'P', 'S', 'T', 'A', 'T', 'E', '1'};
+static const char snapshot_magic[8] = {'C', 'P', 'S', 'T', 'A', 'T', 'E', '2'};
 
 /* The in-memory layout the job_files section and the numbers are in. */
 #define SNAPSHOT_LAYOUT \
@@ -53,6 +56,13 @@ enum {
 	JOB_SNAP_SAME_ATTEMPT = 16, /* the previous job's attempt block (shared in memory) */
 	JOB_SNAP_CLAIM = 32,
 	JOB_SNAP_OUTCOME_SHIFT = 6, /* two bits of enum job_outcome */
+};
+
+enum {
+	ATTEMPT_SNAP_RUN = 1,      /* a run follows */
+	ATTEMPT_SNAP_SAME_RUN = 2, /* the run of the last attempt written that had one */
+	ATTEMPT_SNAP_LOG = 4,      /* a log path follows (else none, or the default one) */
+	ATTEMPT_SNAP_DEFAULT_LOG = 8,
 };
 
 static char *snapshot_path(const struct state *state)
@@ -128,8 +138,28 @@ static void put_text(struct snapshot_writer *w, const char *text)
 		put(w, text, len + 1); /* with its NUL: the reader hands it on without a copy */
 }
 
+/* The attempt block; `*last_run` is the last run written, which the next attempt's may repeat. */
+static void put_attempt(struct snapshot_writer *w, const struct job_attempt *a, const struct run_identity **last_run)
+{
+	unsigned flags = (a->log_path ? ATTEMPT_SNAP_LOG : 0) | (a->default_log ? ATTEMPT_SNAP_DEFAULT_LOG : 0);
+	if (a->run)
+		flags |= a->run == *last_run ? ATTEMPT_SNAP_SAME_RUN : ATTEMPT_SNAP_RUN;
+	put_u8(w, flags);
+	put_u32(w, (uint32_t)a->exit_code);
+	put_u64(w, (uint64_t)a->start_ns);
+	put_u64(w, (uint64_t)a->end_ns);
+	if (flags & ATTEMPT_SNAP_RUN) {
+		put_u64(w, (uint64_t)a->run->pid);
+		put_text(w, a->run->host);
+		put_text(w, a->run->run_id);
+		*last_run = a->run;
+	}
+	if (a->log_path)
+		put_text(w, a->log_path);
+}
+
 static void put_job(struct snapshot_writer *w, const struct state *state, const struct job_entry *job,
-		    const struct job_attempt *previous)
+		    const struct job_attempt *previous, const struct run_identity **last_run)
 {
 	put_text(w, job->job_id);
 	unsigned flags = (job->present ? JOB_SNAP_PRESENT : 0) | (job->recorded ? JOB_SNAP_RECORDED : 0) |
@@ -143,16 +173,8 @@ static void put_job(struct snapshot_writer *w, const struct state *state, const 
 	put_u64(w, job->files ? (uint64_t)(job->files - state->loaded_job_files) : 0);
 	put_u32(w, job->input_count);
 	put_u32(w, job->output_count);
-	if (flags & JOB_SNAP_ATTEMPT) {
-		const struct job_attempt *a = job->attempt;
-		put_u64(w, (uint64_t)(int64_t)a->exit_code);
-		put_u64(w, (uint64_t)a->start_ns);
-		put_u64(w, (uint64_t)a->end_ns);
-		put_u64(w, (uint64_t)a->pid);
-		put_text(w, a->host);
-		put_text(w, a->run_id);
-		put_text(w, a->log_path);
-	}
+	if (flags & JOB_SNAP_ATTEMPT)
+		put_attempt(w, job->attempt, last_run);
 	if (job->claim) {
 		const struct job_claim *c = job->claim;
 		put_text(w, c->run);
@@ -195,8 +217,9 @@ void snapshot_write(const struct state *state, const unsigned char token[SNAPSHO
 		put_u8(&w, file->hashed);
 	}
 	const struct job_attempt *previous = NULL;
+	const struct run_identity *last_run = NULL;
 	for (size_t i = 0; i < state->job_count; i++) {
-		put_job(&w, state, &state->jobs[i], previous);
+		put_job(&w, state, &state->jobs[i], previous, &last_run);
 		previous = state->jobs[i].attempt;
 	}
 	put(&w, state->loaded_job_files, job_file_count * sizeof(struct job_file));
@@ -339,8 +362,35 @@ static const char *get_text(struct snapshot_reader *r, struct state *state, cons
 	return text ? pool_text(state, text, recent) : NULL;
 }
 
+/* The attempt block put_attempt wrote; `*last_run` as there. */
+static const struct job_attempt *read_attempt(struct snapshot_reader *r, struct state *state,
+					      const struct run_identity **last_run)
+{
+	unsigned flags = get_u8(r);
+	bool run = flags & ATTEMPT_SNAP_RUN, same_run = flags & ATTEMPT_SNAP_SAME_RUN;
+	bool log = flags & ATTEMPT_SNAP_LOG, default_log = flags & ATTEMPT_SNAP_DEFAULT_LOG;
+	/* A damaged byte must not name a run never read, nor give a job two logs. */
+	if ((run && same_run) || (same_run && !*last_run) || (log && default_log))
+		return NULL;
+	struct job_attempt *a = arena_alloc(&state->pool, sizeof(*a));
+	a->exit_code = (int32_t)get_u32(r);
+	a->start_ns = (int64_t)get_u64(r);
+	a->end_ns = (int64_t)get_u64(r);
+	a->default_log = default_log;
+	a->run = same_run ? *last_run : NULL;
+	if (run) {
+		int64_t pid = (int64_t)get_u64(r);
+		const char *host = get_text(r, state, &state->recent_host);
+		const char *run_id = get_text(r, state, &state->recent_run);
+		a->run = *last_run = run_identity_from(state, host, pid, run_id);
+	}
+	a->log_path = log ? get_text(r, state, NULL) : NULL;
+	return log && !a->log_path ? NULL : a;
+}
+
 static bool read_job(struct snapshot_reader *r, struct state *state, struct job_entry *job,
-		     const struct job_attempt *previous, size_t job_file_count, uint64_t *files_at)
+		     const struct job_attempt *previous, const struct run_identity **last_run, size_t job_file_count,
+		     uint64_t *files_at)
 {
 	unsigned flags = get_u8(r);
 	job->present = flags & JOB_SNAP_PRESENT;
@@ -361,15 +411,9 @@ static bool read_job(struct snapshot_reader *r, struct state *state, struct job_
 			return false;
 		job->attempt = previous;
 	} else if (flags & JOB_SNAP_ATTEMPT) {
-		struct job_attempt *a = arena_alloc(&state->pool, sizeof(*a));
-		a->exit_code = (int)(int64_t)get_u64(r);
-		a->start_ns = (int64_t)get_u64(r);
-		a->end_ns = (int64_t)get_u64(r);
-		a->pid = (int64_t)get_u64(r);
-		a->host = get_text(r, state, &state->recent_host);
-		a->run_id = get_text(r, state, &state->recent_run);
-		a->log_path = get_text(r, state, NULL);
-		job->attempt = a;
+		job->attempt = read_attempt(r, state, last_run);
+		if (!job->attempt)
+			return false;
 	}
 	if (flags & JOB_SNAP_CLAIM) {
 		struct job_claim *c = arena_alloc(&state->pool, sizeof(*c));
@@ -417,6 +461,7 @@ static bool read_records(struct snapshot_reader *r, struct state *state, off_t f
 	index_reserve(&state->job_index, job_count);
 	batch = (struct index_batch){.index = &state->job_index};
 	const struct job_attempt *previous = NULL;
+	const struct run_identity *last_run = NULL;
 	for (uint64_t i = 0; i < job_count && !r->failed; i++) {
 		const char *name = get_text_here(r);
 		if (!name)
@@ -424,7 +469,7 @@ static bool read_records(struct snapshot_reader *r, struct state *state, off_t f
 		size_t index = job_add(state, name, name_hash(name), &batch);
 		struct job_entry *job = &state->jobs[index];
 		uint64_t files_at;
-		if (!read_job(r, state, job, previous, job_file_count, &files_at))
+		if (!read_job(r, state, job, previous, &last_run, job_file_count, &files_at))
 			return false;
 		job->files = (struct job_file *)(uintptr_t)files_at; /* an offset until the array is read */
 		previous = job->attempt;
