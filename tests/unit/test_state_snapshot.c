@@ -273,7 +273,7 @@ struct log_case {
 	const char *job_id;
 	const char *log; /* NULL: no log; "" : the job's default path, built with job_log_path */
 	const char *expect; /* the path as the default rule should give it (NULL: `log`) */
-	int run;            /* which of three runs recorded it */
+	int run;            /* which of four runs recorded it */
 };
 
 static const struct log_case log_cases[] = {
@@ -287,9 +287,11 @@ static const struct log_case log_cases[] = {
 	{"moved", "logs/moved.log", NULL, 2},        /* the default file name in another directory */
 	{"nolog", NULL, NULL, 2},
 	{"back", "", ".cpipe/logs/back.log", 0}, /* run 0 again after others */
+	{"pid", "", NULL, 3},                    /* run 0's host and run id, another pid (a cluster job's) */
 };
 enum { LOG_CASES = sizeof(log_cases) / sizeof(*log_cases) };
-static const char *const log_runs[] = {"run-a", "run-b", "run-c"}, *const log_hosts[] = {"ha", "hb", "hc"};
+static const char *const log_runs[] = {"run-a", "run-b", "run-c", "run-a"};
+static const char *const log_hosts[] = {"ha", "hb", "hc", "ha"};
 
 /* Case i's start time: same-a and same-b share theirs (and so their whole attempt). */
 static int64_t log_case_start(size_t i)
