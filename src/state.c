@@ -344,73 +344,77 @@ const char *pool_text(struct state *state, const char *text, const char **recent
 	return copy;
 }
 
-/*
- * The pooled run identity of these facts (NULL when there are none): the
- * last one made when the same (a run finishes its jobs in a row), else a new one.
- */
-const struct run_identity *run_identity_from(struct state *state, const char *host, int64_t pid,
-					     const char *run_id)
+static bool same_origin(const struct attempt_origin *a, const struct attempt_origin *b)
 {
-	if (!host && !pid && !run_id)
-		return NULL;
-	const struct run_identity *recent = state->recent_run_identity;
-	if (recent && recent->pid == pid && same_text(recent->host, host) && same_text(recent->run_id, run_id))
-		return recent;
-	struct run_identity *run = arena_alloc(&state->pool, sizeof(*run));
-	run->host = pool_text(state, host, &state->recent_host);
-	run->run_id = pool_text(state, run_id, &state->recent_run);
-	run->pid = pid;
-	state->recent_run_identity = run;
-	return run;
+	return a->pid == b->pid && a->default_log == b->default_log && same_text(a->host, b->host) &&
+	       same_text(a->run_id, b->run_id) && same_text(a->log_path, b->log_path);
 }
 
-/* Facts compared by value: a row's run is not pooled yet. */
-static bool same_attempt(const struct job_attempt *a, const struct run_identity *a_run, const struct job_attempt *b)
+/*
+ * The pooled origin of these facts (NULL when there are none): the last one
+ * made when the same (a run finishes its jobs in a row), else a new one.
+ */
+const struct attempt_origin *attempt_origin_from(struct state *state, const struct attempt_origin *facts)
 {
-	struct run_identity none = {0};
-	const struct run_identity *b_run = b->run ? b->run : &none;
+	static const struct attempt_origin none;
+	if (same_origin(facts, &none))
+		return NULL;
+	if (state->recent_origin && same_origin(facts, state->recent_origin))
+		return state->recent_origin;
+	struct attempt_origin *origin = arena_alloc(&state->pool, sizeof(*origin));
+	*origin = *facts;
+	origin->host = pool_text(state, facts->host, &state->recent_host);
+	origin->run_id = pool_text(state, facts->run_id, &state->recent_run);
+	origin->log_path = pool_text(state, facts->log_path, NULL);
+	state->recent_origin = origin;
+	return origin;
+}
+
+/* Facts compared by value: a row's origin is not pooled yet. */
+static bool same_attempt(const struct job_attempt *a, const struct attempt_origin *a_origin,
+			 const struct job_attempt *b)
+{
+	static const struct attempt_origin none;
 	return a->exit_code == b->exit_code && a->start_ns == b->start_ns && a->end_ns == b->end_ns &&
-	       a->default_log == b->default_log && same_text(a->log_path, b->log_path) && a_run->pid == b_run->pid &&
-	       same_text(a_run->host, b_run->host) && same_text(a_run->run_id, b_run->run_id);
+	       same_origin(a_origin, b->origin ? b->origin : &none);
 }
 
 /*
  * The attempt block of a row: the job's own or the last row's when the facts
  * are the same (an adopting run's jobs share one), else a new pooled one. A
- * log at the job's default path is not kept (struct job_attempt).
+ * log at the job's default path is not kept (struct attempt_origin).
  */
 static const struct job_attempt *attempt_from_row(struct state *state, const struct job_entry *job,
 						   sqlite3_stmt *stmt)
 {
-	struct run_identity run = {
+	struct attempt_origin origin = {
 		.host = column_text(stmt, 9),
 		.pid = sqlite3_column_int64(stmt, 10),
 		.run_id = column_text(stmt, 11),
+		.log_path = column_text(stmt, 12),
 	};
+	if (origin.log_path) {
+		strbuf_reset(&state->default_log);
+		job_log_path(job->job_id, &state->default_log);
+		origin.default_log = !strcmp(origin.log_path, state->default_log.buf);
+		if (origin.default_log)
+			origin.log_path = NULL;
+	}
 	struct job_attempt row = {
 		.exit_code = sqlite3_column_int(stmt, 6),
 		.start_ns = sqlite3_column_int64(stmt, 7),
 		.end_ns = sqlite3_column_int64(stmt, 8),
-		.log_path = column_text(stmt, 12),
 	};
-	if (row.log_path) {
-		strbuf_reset(&state->default_log);
-		job_log_path(job->job_id, &state->default_log);
-		row.default_log = !strcmp(row.log_path, state->default_log.buf);
-		if (row.default_log)
-			row.log_path = NULL;
-	}
 	static const struct job_attempt none;
-	if (same_attempt(&row, &run, &none))
+	if (same_attempt(&row, &origin, &none))
 		return NULL;
-	if (job->attempt && same_attempt(&row, &run, job->attempt))
+	if (job->attempt && same_attempt(&row, &origin, job->attempt))
 		return job->attempt;
-	if (state->recent_attempt && same_attempt(&row, &run, state->recent_attempt))
+	if (state->recent_attempt && same_attempt(&row, &origin, state->recent_attempt))
 		return state->recent_attempt;
 	struct job_attempt *attempt = arena_alloc(&state->pool, sizeof(*attempt));
 	*attempt = row;
-	attempt->run = run_identity_from(state, run.host, run.pid, run.run_id);
-	attempt->log_path = pool_text(state, row.log_path, NULL);
+	attempt->origin = attempt_origin_from(state, &origin);
 	state->recent_attempt = attempt;
 	return attempt;
 }
@@ -1122,7 +1126,7 @@ void records_release(struct state *state)
 	state->loaded_job_files = NULL;
 	arena_release(&state->pool);
 	state->recent_host = state->recent_run = NULL;
-	state->recent_run_identity = NULL;
+	state->recent_origin = NULL;
 	state->recent_attempt = NULL;
 }
 

@@ -118,30 +118,30 @@ static inline struct file_signature job_file_signature(const struct job_file *jf
 }
 
 /*
- * The process a run's attempts ran in (host, pid and run id, repeated by
- * every job the run finished): in the pool, one per run, shared by its
- * attempts (see run_identity_from).
+ * Where an attempt ran (host, pid and run id, which every job a run finished
+ * repeats) and where its log went: in the pool, shared by a run's attempts
+ * (see attempt_origin_from). Most logs are at the job's default path (util.h's
+ * job_log_path), which is rebuilt from the job id when asked for, not kept:
+ * an origin with `default_log` fits any job of its run.
  */
-struct run_identity {
+struct attempt_origin {
 	const char *host;
 	const char *run_id;
 	int64_t pid;
+	const char *log_path; /* NULL: none, or the default one (`default_log`) */
+	bool default_log;
 };
 
 /*
- * A job's latest finished attempt: 40 bytes, in the pool, never changed once
+ * A job's latest finished attempt: 32 bytes, in the pool, never changed once
  * made (a rewrite makes a new one), and shared by consecutive rows with the
- * same facts (an adopting run's jobs). Most logs are at the job's default
- * path (util.h's job_log_path), which is rebuilt from the job id when asked
- * for, not kept: a block with `default_log` fits any job.
+ * same facts (an adopting run's jobs).
  */
 struct job_attempt {
 	int64_t start_ns;
 	int64_t end_ns;
-	const struct run_identity *run; /* NULL: none recorded */
-	const char *log_path;           /* NULL: none, or the default one (`default_log`) */
+	const struct attempt_origin *origin; /* NULL: no host, pid, run id or log recorded */
 	int32_t exit_code;
-	bool default_log;
 };
 
 /* The claim of the run that holds a job: in the pool, never changed once made. */
@@ -186,11 +186,11 @@ static inline struct job_attempt job_attempt_of(const struct job_entry *job)
 	return job->attempt ? *job->attempt : none;
 }
 
-/* The run of the job's attempt, all 0 and NULL when it has none. */
-static inline struct run_identity job_run_of(const struct job_entry *job)
+/* The origin of the job's attempt, all 0 and NULL when it has none. */
+static inline struct attempt_origin job_origin_of(const struct job_entry *job)
 {
-	struct run_identity none = {0};
-	return job->attempt && job->attempt->run ? *job->attempt->run : none;
+	struct attempt_origin none = {0};
+	return job->attempt && job->attempt->origin ? *job->attempt->origin : none;
 }
 
 /*
@@ -241,7 +241,7 @@ struct state {
 	struct arena pool; /* every string: records load by the hundred thousand and die together */
 	const char *recent_host; /* pooled strings and blocks that repeat across job rows (see job_from_row) */
 	const char *recent_run;
-	const struct run_identity *recent_run_identity;
+	const struct attempt_origin *recent_origin;
 	const struct job_attempt *recent_attempt;
 	struct strbuf default_log; /* attempt_from_row's: the job's default log path */
 
@@ -332,8 +332,7 @@ void rollback_quietly(struct state *state);
 int write_end(struct state *state, int rc, struct cp_err *err);
 void records_release(struct state *state);
 const char *pool_text(struct state *state, const char *text, const char **recent);
-const struct run_identity *run_identity_from(struct state *state, const char *host, int64_t pid,
-					     const char *run_id);
+const struct attempt_origin *attempt_origin_from(struct state *state, const struct attempt_origin *facts);
 size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
 void job_clear_files(struct job_entry *job);
 struct job_entry *job_find(const struct state *state, const char *job_id);

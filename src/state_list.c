@@ -48,10 +48,10 @@ static void job_to_record(const struct state *state, const struct job_entry *job
 	out->exit_code = attempt.exit_code;
 	out->start_ns = attempt.start_ns;
 	out->end_ns = attempt.end_ns;
-	struct run_identity run = job_run_of(job);
-	out->host = run.host;
-	out->pid = run.pid;
-	out->run_id = run.run_id;
+	struct attempt_origin origin = job_origin_of(job);
+	out->host = origin.host;
+	out->pid = origin.pid;
+	out->run_id = origin.run_id;
 	if (!claim)
 		return;
 	out->holder_run = claim->run;
@@ -72,12 +72,12 @@ bool state_job_lookup(struct state *state, const char *job_id, struct state_job_
 
 bool attempt_log_path(const struct job_entry *job, struct strbuf *out)
 {
-	struct job_attempt attempt = job_attempt_of(job);
-	if (attempt.default_log)
+	struct attempt_origin origin = job_origin_of(job);
+	if (origin.default_log)
 		job_log_path(job->job_id, out);
-	else if (attempt.log_path)
-		strbuf_adds(out, attempt.log_path);
-	return attempt.default_log || attempt.log_path;
+	else if (origin.log_path)
+		strbuf_adds(out, origin.log_path);
+	return origin.default_log || origin.log_path;
 }
 
 bool state_job_log(struct state *state, const char *job_id, struct strbuf *out)

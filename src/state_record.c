@@ -153,7 +153,7 @@ static bool finished_elsewhere(struct state *state, const char *job_id, const ch
 	const struct job_entry *job = job_find(state, job_id);
 	if (!job)
 		return true;
-	const char *known_run = job_run_of(job).run_id;
+	const char *known_run = job_origin_of(job).run_id;
 	return job->outcome != outcome || job_attempt_of(job).end_ns != end_ns || !known_run != !run_id ||
 	       (run_id && strcmp(known_run, run_id) != 0);
 }
@@ -451,7 +451,7 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 	}
 	/* The last attempt stays the record's: its times estimate the next run, its log is the job's. */
 	struct job_attempt last = job_attempt_of(job); /* pooled: valid after the rewrite */
-	struct run_identity last_run = job_run_of(job);
+	struct attempt_origin last_origin = job_origin_of(job);
 	struct strbuf log = STRBUF_INIT;
 	bool logged = attempt_log_path(job, &log);
 	struct state_outcome outcome = {
@@ -461,7 +461,7 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 		.input_count = query->input_count,
 		.outputs = files + query->input_count,
 		.output_count = query->output_count,
-		.attempt = {last.exit_code, last.start_ns, last.end_ns, last_run.host, last_run.pid,
+		.attempt = {last.exit_code, last.start_ns, last.end_ns, last_origin.host, last_origin.pid,
 			    logged ? log.buf : NULL},
 	};
 	int rc = record_success(state, &outcome, job->adopted, err);

@@ -21,15 +21,16 @@
  *   job     name, flags:u8, definition_hash, input_set_hash (u64),
  *           files_at:u64, input_count:u32, output_count:u32,
  *           [attempt: attempt_flags:u8 exit_code:i32 start_ns:i64 end_ns:i64
- *                     [run: pid:i64 host run_id] [log_path]]
+ *                     [origin: pid:i64 host run_id [log_path]]]
  *           [claim: run host log pid:i64 pid_start:i64]
  *   job_files  job_file_count struct job_file, as in memory
  *   checksum:u64
  *
  * A string is len:u32 (0: NULL, else length + 1) then its bytes and NUL.
- * The job flags are JOB_SNAP_* below, an attempt's ATTEMPT_SNAP_*: its run
- * is written once per run (the jobs a run finished follow each other) and a
- * default log path not at all, as in memory (state_int.h, struct job_attempt).
+ * The job flags are JOB_SNAP_* below, an attempt's ATTEMPT_SNAP_*: an
+ * origin is written once for the jobs that share it (they follow each other)
+ * and a default log path not at all, as in memory (state_int.h, struct
+ * attempt_origin).
  */
 #include "state_int.h"
 
@@ -59,9 +60,9 @@ enum {
 };
 
 enum {
-	ATTEMPT_SNAP_RUN = 1,      /* a run follows */
-	ATTEMPT_SNAP_SAME_RUN = 2, /* the run of the last attempt written that had one */
-	ATTEMPT_SNAP_LOG = 4,      /* a log path follows (else none, or the default one) */
+	ATTEMPT_SNAP_ORIGIN = 1,      /* an origin follows */
+	ATTEMPT_SNAP_SAME_ORIGIN = 2, /* the last origin written */
+	ATTEMPT_SNAP_LOG = 4,         /* the origin has a log path of its own (else none, or the default one) */
 	ATTEMPT_SNAP_DEFAULT_LOG = 8,
 };
 
@@ -138,28 +139,31 @@ static void put_text(struct snapshot_writer *w, const char *text)
 		put(w, text, len + 1); /* with its NUL: the reader hands it on without a copy */
 }
 
-/* The attempt block; `*last_run` is the last run written, which the next attempt's may repeat. */
-static void put_attempt(struct snapshot_writer *w, const struct job_attempt *a, const struct run_identity **last_run)
+/* The attempt block; `*last_origin` is the last origin written, which the next attempt's may repeat. */
+static void put_attempt(struct snapshot_writer *w, const struct job_attempt *a,
+			const struct attempt_origin **last_origin)
 {
-	unsigned flags = (a->log_path ? ATTEMPT_SNAP_LOG : 0) | (a->default_log ? ATTEMPT_SNAP_DEFAULT_LOG : 0);
-	if (a->run)
-		flags |= a->run == *last_run ? ATTEMPT_SNAP_SAME_RUN : ATTEMPT_SNAP_RUN;
+	const struct attempt_origin *o = a->origin;
+	unsigned flags = 0;
+	if (o)
+		flags = (o == *last_origin ? ATTEMPT_SNAP_SAME_ORIGIN : ATTEMPT_SNAP_ORIGIN) |
+			(o->log_path ? ATTEMPT_SNAP_LOG : 0) | (o->default_log ? ATTEMPT_SNAP_DEFAULT_LOG : 0);
 	put_u8(w, flags);
 	put_u32(w, (uint32_t)a->exit_code);
 	put_u64(w, (uint64_t)a->start_ns);
 	put_u64(w, (uint64_t)a->end_ns);
-	if (flags & ATTEMPT_SNAP_RUN) {
-		put_u64(w, (uint64_t)a->run->pid);
-		put_text(w, a->run->host);
-		put_text(w, a->run->run_id);
-		*last_run = a->run;
+	if (flags & ATTEMPT_SNAP_ORIGIN) {
+		put_u64(w, (uint64_t)o->pid);
+		put_text(w, o->host);
+		put_text(w, o->run_id);
+		if (o->log_path)
+			put_text(w, o->log_path);
+		*last_origin = o;
 	}
-	if (a->log_path)
-		put_text(w, a->log_path);
 }
 
 static void put_job(struct snapshot_writer *w, const struct state *state, const struct job_entry *job,
-		    const struct job_attempt *previous, const struct run_identity **last_run)
+		    const struct job_attempt *previous, const struct attempt_origin **last_origin)
 {
 	put_text(w, job->job_id);
 	unsigned flags = (job->present ? JOB_SNAP_PRESENT : 0) | (job->recorded ? JOB_SNAP_RECORDED : 0) |
@@ -174,7 +178,7 @@ static void put_job(struct snapshot_writer *w, const struct state *state, const 
 	put_u32(w, job->input_count);
 	put_u32(w, job->output_count);
 	if (flags & JOB_SNAP_ATTEMPT)
-		put_attempt(w, job->attempt, last_run);
+		put_attempt(w, job->attempt, last_origin);
 	if (job->claim) {
 		const struct job_claim *c = job->claim;
 		put_text(w, c->run);
@@ -217,9 +221,9 @@ void snapshot_write(const struct state *state, const unsigned char token[SNAPSHO
 		put_u8(&w, file->hashed);
 	}
 	const struct job_attempt *previous = NULL;
-	const struct run_identity *last_run = NULL;
+	const struct attempt_origin *last_origin = NULL;
 	for (size_t i = 0; i < state->job_count; i++) {
-		put_job(&w, state, &state->jobs[i], previous, &last_run);
+		put_job(&w, state, &state->jobs[i], previous, &last_origin);
 		previous = state->jobs[i].attempt;
 	}
 	put(&w, state->loaded_job_files, job_file_count * sizeof(struct job_file));
@@ -362,35 +366,36 @@ static const char *get_text(struct snapshot_reader *r, struct state *state, cons
 	return text ? pool_text(state, text, recent) : NULL;
 }
 
-/* The attempt block put_attempt wrote; `*last_run` as there. */
+/* The attempt block put_attempt wrote; `*last_origin` as there. */
 static const struct job_attempt *read_attempt(struct snapshot_reader *r, struct state *state,
-					      const struct run_identity **last_run)
+					      const struct attempt_origin **last_origin)
 {
 	unsigned flags = get_u8(r);
-	bool run = flags & ATTEMPT_SNAP_RUN, same_run = flags & ATTEMPT_SNAP_SAME_RUN;
+	bool origin = flags & ATTEMPT_SNAP_ORIGIN, same = flags & ATTEMPT_SNAP_SAME_ORIGIN;
 	bool log = flags & ATTEMPT_SNAP_LOG, default_log = flags & ATTEMPT_SNAP_DEFAULT_LOG;
-	/* A damaged byte must not name a run never read, nor give a job two logs. */
-	if ((run && same_run) || (same_run && !*last_run) || (log && default_log))
+	/* A damaged byte must not name an origin never read, nor give a job two logs. */
+	if ((origin && same) || (same && !*last_origin) || (log && default_log))
 		return NULL;
 	struct job_attempt *a = arena_alloc(&state->pool, sizeof(*a));
 	a->exit_code = (int32_t)get_u32(r);
 	a->start_ns = (int64_t)get_u64(r);
 	a->end_ns = (int64_t)get_u64(r);
-	a->default_log = default_log;
-	a->run = same_run ? *last_run : NULL;
-	if (run) {
-		int64_t pid = (int64_t)get_u64(r);
-		const char *host = get_text(r, state, &state->recent_host);
-		const char *run_id = get_text(r, state, &state->recent_run);
-		a->run = *last_run = run_identity_from(state, host, pid, run_id);
+	a->origin = same ? *last_origin : NULL;
+	if (origin) {
+		struct attempt_origin facts = {.pid = (int64_t)get_u64(r), .default_log = default_log};
+		facts.host = get_text(r, state, &state->recent_host);
+		facts.run_id = get_text(r, state, &state->recent_run);
+		facts.log_path = log ? get_text(r, state, NULL) : NULL;
+		if (log && !facts.log_path)
+			return NULL;
+		a->origin = *last_origin = attempt_origin_from(state, &facts);
 	}
-	a->log_path = log ? get_text(r, state, NULL) : NULL;
-	return log && !a->log_path ? NULL : a;
+	return a;
 }
 
 static bool read_job(struct snapshot_reader *r, struct state *state, struct job_entry *job,
-		     const struct job_attempt *previous, const struct run_identity **last_run, size_t job_file_count,
-		     uint64_t *files_at)
+		     const struct job_attempt *previous, const struct attempt_origin **last_origin,
+		     size_t job_file_count, uint64_t *files_at)
 {
 	unsigned flags = get_u8(r);
 	job->present = flags & JOB_SNAP_PRESENT;
@@ -411,7 +416,7 @@ static bool read_job(struct snapshot_reader *r, struct state *state, struct job_
 			return false;
 		job->attempt = previous;
 	} else if (flags & JOB_SNAP_ATTEMPT) {
-		job->attempt = read_attempt(r, state, last_run);
+		job->attempt = read_attempt(r, state, last_origin);
 		if (!job->attempt)
 			return false;
 	}
@@ -461,7 +466,7 @@ static bool read_records(struct snapshot_reader *r, struct state *state, off_t f
 	index_reserve(&state->job_index, job_count);
 	batch = (struct index_batch){.index = &state->job_index};
 	const struct job_attempt *previous = NULL;
-	const struct run_identity *last_run = NULL;
+	const struct attempt_origin *last_origin = NULL;
 	for (uint64_t i = 0; i < job_count && !r->failed; i++) {
 		const char *name = get_text_here(r);
 		if (!name)
@@ -469,7 +474,7 @@ static bool read_records(struct snapshot_reader *r, struct state *state, off_t f
 		size_t index = job_add(state, name, name_hash(name), &batch);
 		struct job_entry *job = &state->jobs[index];
 		uint64_t files_at;
-		if (!read_job(r, state, job, previous, &last_run, job_file_count, &files_at))
+		if (!read_job(r, state, job, previous, &last_origin, job_file_count, &files_at))
 			return false;
 		job->files = (struct job_file *)(uintptr_t)files_at; /* an offset until the array is read */
 		previous = job->attempt;

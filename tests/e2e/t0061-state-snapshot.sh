@@ -70,7 +70,8 @@ expect_exit 0 cpipe log 'prep[subject=03]'
 moved=elsewhere/$(sed -n 's|^# log       .*/||p' "$WORK/out")
 mkdir elsewhere && echo "moved log" >"$moved"
 sqlite3 .cpipe/state.db "UPDATE jobs SET log_path = '$moved' WHERE name = 'prep[subject=03]';
-	UPDATE jobs SET log_path = '$default01' WHERE name = 'prep[subject=02]'" || fail "sqlite3 cannot write the state"
+	UPDATE jobs SET log_path = '$default01' WHERE name = 'prep[subject=02]'" ||
+	fail "sqlite3 cannot write the state"
 for from in rows snapshot; do
 	expect_exit 0 cpipe log 'prep[subject=03]'
 	expect_out_contains "# log       $moved"

@@ -341,7 +341,8 @@ static void test_snapshot_log_paths_and_runs(void **vstate)
 		struct strbuf log = STRBUF_INIT;
 		log_case_path(c, &log);
 		int64_t start = log_case_start(i);
-		struct state_attempt attempt = {.start_ns = start, .end_ns = start + 1, .log_path = c->log ? log.buf : NULL};
+		struct state_attempt attempt = {.start_ns = start, .end_ns = start + 1,
+						.log_path = c->log ? log.buf : NULL};
 		char out[32];
 		snprintf(out, sizeof(out), "out%zu", i);
 		record_done(state, c->job_id, "in", out, &attempt, true);
