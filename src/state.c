@@ -412,7 +412,7 @@ static const struct job_attempt *attempt_from_row(struct state *state, const str
 		return job->attempt;
 	if (state->recent_attempt && same_attempt(&row, &origin, state->recent_attempt))
 		return state->recent_attempt;
-	struct job_attempt *attempt = arena_alloc(&state->pool, sizeof(*attempt));
+	struct job_attempt *attempt = arena_alloc(&state->attempts, sizeof(*attempt));
 	*attempt = row;
 	attempt->origin = attempt_origin_from(state, &origin);
 	state->recent_attempt = attempt;
@@ -1125,6 +1125,7 @@ void records_release(struct state *state)
 	free(state->loaded_job_files);
 	state->loaded_job_files = NULL;
 	arena_release(&state->pool);
+	arena_release(&state->attempts);
 	state->recent_host = state->recent_run = NULL;
 	state->recent_origin = NULL;
 	state->recent_attempt = NULL;

@@ -133,7 +133,7 @@ struct attempt_origin {
 };
 
 /*
- * A job's latest finished attempt: 32 bytes, in the pool, never changed once
+ * A job's latest finished attempt: 32 bytes, in state->attempts, never changed once
  * made (a rewrite makes a new one), and shared by consecutive rows with the
  * same facts (an adopting run's jobs).
  */
@@ -239,6 +239,7 @@ struct state {
 	struct name_index job_index;
 	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
 	struct arena pool; /* every string: records load by the hundred thousand and die together */
+	struct arena attempts; /* the attempt blocks, apart from the strings: 32 bytes each, they pack unpadded */
 	const char *recent_host; /* pooled strings and blocks that repeat across job rows (see job_from_row) */
 	const char *recent_run;
 	const struct attempt_origin *recent_origin;

@@ -376,7 +376,7 @@ static const struct job_attempt *read_attempt(struct snapshot_reader *r, struct 
 	/* A damaged byte must not name an origin never read, nor give a job two logs. */
 	if ((origin && same) || (same && !*last_origin) || (log && default_log))
 		return NULL;
-	struct job_attempt *a = arena_alloc(&state->pool, sizeof(*a));
+	struct job_attempt *a = arena_alloc(&state->attempts, sizeof(*a));
 	a->exit_code = (int32_t)get_u32(r);
 	a->start_ns = (int64_t)get_u64(r);
 	a->end_ns = (int64_t)get_u64(r);
