@@ -322,11 +322,6 @@ static const char *column_text(sqlite3_stmt *stmt, int column)
 	return (const char *)sqlite3_column_text(stmt, column);
 }
 
-static bool same_text(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
-}
-
 /*
  * A pooled copy of `text` (NULL stays NULL). `recent` (may be NULL) remembers
  * the last copy made for this column: host and run id repeat from job to job,
@@ -344,46 +339,7 @@ const char *pool_text(struct state *state, const char *text, const char **recent
 	return copy;
 }
 
-static bool same_origin(const struct attempt_origin *a, const struct attempt_origin *b)
-{
-	return a->pid == b->pid && a->default_log == b->default_log && same_text(a->host, b->host) &&
-	       same_text(a->run_id, b->run_id) && same_text(a->log_path, b->log_path);
-}
-
-/*
- * The pooled origin of these facts (NULL when there are none): the last one
- * made when the same (a run finishes its jobs in a row), else a new one.
- */
-const struct attempt_origin *attempt_origin_from(struct state *state, const struct attempt_origin *facts)
-{
-	static const struct attempt_origin none;
-	if (same_origin(facts, &none))
-		return NULL;
-	if (state->recent_origin && same_origin(facts, state->recent_origin))
-		return state->recent_origin;
-	struct attempt_origin *origin = arena_alloc(&state->pool, sizeof(*origin));
-	*origin = *facts;
-	origin->host = pool_text(state, facts->host, &state->recent_host);
-	origin->run_id = pool_text(state, facts->run_id, &state->recent_run);
-	origin->log_path = pool_text(state, facts->log_path, NULL);
-	state->recent_origin = origin;
-	return origin;
-}
-
-/* Facts compared by value: a row's origin is not pooled yet. */
-static bool same_attempt(const struct job_attempt *a, const struct attempt_origin *a_origin,
-			 const struct job_attempt *b)
-{
-	static const struct attempt_origin none;
-	return a->exit_code == b->exit_code && a->start_ns == b->start_ns && a->end_ns == b->end_ns &&
-	       same_origin(a_origin, b->origin ? b->origin : &none);
-}
-
-/*
- * The attempt block of a row: the job's own or the last row's when the facts
- * are the same (an adopting run's jobs share one), else a new pooled one. A
- * log at the job's default path is not kept (struct attempt_origin).
- */
+/* The attempt block of a row (see attempt_intern). */
 static const struct job_attempt *attempt_from_row(struct state *state, const struct job_entry *job,
 						   sqlite3_stmt *stmt)
 {
@@ -393,30 +349,12 @@ static const struct job_attempt *attempt_from_row(struct state *state, const str
 		.run_id = column_text(stmt, 11),
 		.log_path = column_text(stmt, 12),
 	};
-	if (origin.log_path) {
-		strbuf_reset(&state->default_log);
-		job_log_path(job->job_id, &state->default_log);
-		origin.default_log = !strcmp(origin.log_path, state->default_log.buf);
-		if (origin.default_log)
-			origin.log_path = NULL;
-	}
-	struct job_attempt row = {
+	struct job_attempt facts = {
 		.exit_code = sqlite3_column_int(stmt, 6),
 		.start_ns = sqlite3_column_int64(stmt, 7),
 		.end_ns = sqlite3_column_int64(stmt, 8),
 	};
-	static const struct job_attempt none;
-	if (same_attempt(&row, &origin, &none))
-		return NULL;
-	if (job->attempt && same_attempt(&row, &origin, job->attempt))
-		return job->attempt;
-	if (state->recent_attempt && same_attempt(&row, &origin, state->recent_attempt))
-		return state->recent_attempt;
-	struct job_attempt *attempt = arena_alloc(&state->attempts, sizeof(*attempt));
-	*attempt = row;
-	attempt->origin = attempt_origin_from(state, &origin);
-	state->recent_attempt = attempt;
-	return attempt;
+	return attempt_intern(state, job, &facts, &origin);
 }
 
 /*

@@ -13,6 +13,7 @@
  *   state_check.c   integrity check and repair
  *   state_snapshot.c  the loaded records kept in a file for the next open
  *   state_list.c    listing records and their files
+ *   state_attempt.c attempts and their origins in memory, log paths
  */
 #ifndef CPIPE_STATE_INT_H
 #define CPIPE_STATE_INT_H
@@ -270,6 +271,11 @@ static inline const char *pool_add(struct arena *pool, const char *s)
 	return s ? arena_strdup(pool, s) : NULL;
 }
 
+static inline bool same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
 static inline uint64_t name_hash(const char *name)
 {
 	return XXH3_64bits(name, strlen(name));
@@ -333,7 +339,6 @@ void rollback_quietly(struct state *state);
 int write_end(struct state *state, int rc, struct cp_err *err);
 void records_release(struct state *state);
 const char *pool_text(struct state *state, const char *text, const char **recent);
-const struct attempt_origin *attempt_origin_from(struct state *state, const struct attempt_origin *facts);
 size_t job_add(struct state *state, const char *job_id, uint64_t hash, struct index_batch *batch);
 void job_clear_files(struct job_entry *job);
 struct job_entry *job_find(const struct state *state, const char *job_id);
@@ -374,7 +379,10 @@ size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread);
 void work_run_threads(void *(*work)(void *), void *arg, size_t threads);
 bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to);
 
-/* state_list.c: a job's log path as recorded (the claim's, else the last attempt's). */
+/* state_attempt.c: attempts and their origins, pooled and shared; a job's last attempt's log path (false: none). */
+const struct attempt_origin *attempt_origin_from(struct state *state, const struct attempt_origin *facts);
+const struct job_attempt *attempt_intern(struct state *state, const struct job_entry *job,
+					 const struct job_attempt *facts, struct attempt_origin *origin);
 bool attempt_log_path(const struct job_entry *job, struct strbuf *out);
 
 /* state_record.c: claim holders (the start time is /proc's, in clock ticks since boot; 0 when unknown). */

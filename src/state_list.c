@@ -70,16 +70,6 @@ bool state_job_lookup(struct state *state, const char *job_id, struct state_job_
 	return true;
 }
 
-bool attempt_log_path(const struct job_entry *job, struct strbuf *out)
-{
-	struct attempt_origin origin = job_origin_of(job);
-	if (origin.default_log)
-		job_log_path(job->job_id, out);
-	else if (origin.log_path)
-		strbuf_adds(out, origin.log_path);
-	return origin.default_log || origin.log_path;
-}
-
 bool state_job_log(struct state *state, const char *job_id, struct strbuf *out)
 {
 	const struct job_entry *job = job_find(state, job_id);
