@@ -27,9 +27,6 @@
 #include <sched.h>
 #endif
 
-/* Longest sanitized base name, before the hash suffix: well under NAME_MAX with ".log" etc. */
-#define FILE_NAME_MAX_BASE 100
-
 /* ---- small helpers ---------------------------------------------------- */
 
 const char *exec_status_name(enum exec_status status)
@@ -86,36 +83,6 @@ double exec_ram_gb(void)
 	if (pages <= 0 || page_size <= 0)
 		return 1e9;
 	return (double)pages * (double)page_size / (1024.0 * 1024.0 * 1024.0);
-}
-
-void exec_job_file_name(const char *id, struct strbuf *out)
-{
-	size_t start = out->len;
-	bool changed = false;
-	for (const char *p = id; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			    c == '_' || c == '-' || c == '.';
-		/* A leading '.' would hide the file or make "." / ".."; a leading '-' looks like an option. */
-		if (out->len == start && (c == '.' || c == '-'))
-			safe = false;
-		if (out->len - start >= FILE_NAME_MAX_BASE) {
-			changed = true;
-			break;
-		}
-		if (safe) {
-			strbuf_addch(out, (char)c);
-			continue;
-		}
-		changed = true;
-		if (out->len == start || out->buf[out->len - 1] != '_')
-			strbuf_addch(out, '_');
-	}
-	if (out->len == start)
-		changed = true;
-	if (changed)
-		strbuf_addf(out, "%s%08x", out->len == start ? "_" : "-",
-			    (unsigned)(strhash(id, strlen(id)) & 0xffffffffu));
 }
 
 void exec_script_text(const char *id, const char *command, struct strbuf *out)

@@ -322,11 +322,6 @@ static const char *column_text(sqlite3_stmt *stmt, int column)
 	return (const char *)sqlite3_column_text(stmt, column);
 }
 
-static bool same_text(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
-}
-
 /*
  * A pooled copy of `text` (NULL stays NULL). `recent` (may be NULL) remembers
  * the last copy made for this column: host and run id repeat from job to job,
@@ -344,43 +339,22 @@ const char *pool_text(struct state *state, const char *text, const char **recent
 	return copy;
 }
 
-static bool same_attempt(const struct job_attempt *a, const struct job_attempt *b)
-{
-	return a->exit_code == b->exit_code && a->start_ns == b->start_ns && a->end_ns == b->end_ns &&
-	       a->pid == b->pid && same_text(a->host, b->host) && same_text(a->run_id, b->run_id) &&
-	       same_text(a->log_path, b->log_path);
-}
-
-/*
- * The attempt block of a row: the job's own or the last row's when the facts
- * are the same (an adopting run's jobs share one), else a new pooled one.
- */
+/* The attempt block of a row (see attempt_intern). */
 static const struct job_attempt *attempt_from_row(struct state *state, const struct job_entry *job,
 						   sqlite3_stmt *stmt)
 {
-	struct job_attempt row = {
-		.exit_code = sqlite3_column_int(stmt, 6),
-		.start_ns = sqlite3_column_int64(stmt, 7),
-		.end_ns = sqlite3_column_int64(stmt, 8),
+	struct attempt_origin origin = {
 		.host = column_text(stmt, 9),
 		.pid = sqlite3_column_int64(stmt, 10),
 		.run_id = column_text(stmt, 11),
 		.log_path = column_text(stmt, 12),
 	};
-	static const struct job_attempt none;
-	if (same_attempt(&row, &none))
-		return NULL;
-	if (job->attempt && same_attempt(&row, job->attempt))
-		return job->attempt;
-	if (state->recent_attempt && same_attempt(&row, state->recent_attempt))
-		return state->recent_attempt;
-	struct job_attempt *attempt = arena_alloc(&state->pool, sizeof(*attempt));
-	*attempt = row;
-	attempt->host = pool_text(state, row.host, &state->recent_host);
-	attempt->run_id = pool_text(state, row.run_id, &state->recent_run);
-	attempt->log_path = pool_text(state, row.log_path, NULL);
-	state->recent_attempt = attempt;
-	return attempt;
+	struct job_attempt facts = {
+		.exit_code = sqlite3_column_int(stmt, 6),
+		.start_ns = sqlite3_column_int64(stmt, 7),
+		.end_ns = sqlite3_column_int64(stmt, 8),
+	};
+	return attempt_intern(state, job, &facts, &origin);
 }
 
 /*
@@ -983,6 +957,7 @@ static int open_database(const char *data_root, bool check_mode, struct state **
 
 	struct state *state = xcalloc(1, sizeof(*state));
 	state->check_mode = check_mode;
+	state->default_log = (struct strbuf)STRBUF_INIT;
 	struct strbuf path = STRBUF_INIT;
 	path_join(dir.buf, "state.db", &path);
 	state->db_path = strbuf_detach(&path);
@@ -1088,7 +1063,9 @@ void records_release(struct state *state)
 	free(state->loaded_job_files);
 	state->loaded_job_files = NULL;
 	arena_release(&state->pool);
+	arena_release(&state->attempts);
 	state->recent_host = state->recent_run = NULL;
+	state->recent_origin = NULL;
 	state->recent_attempt = NULL;
 }
 
@@ -1118,6 +1095,7 @@ void state_close(struct state *state)
 	free(state->failure_windows);
 	free(state->db_path);
 	reason_scratch_release(&state->reason_scratch);
+	strbuf_release(&state->default_log);
 	free(state);
 }
 

@@ -13,6 +13,7 @@
  *   state_check.c   integrity check and repair
  *   state_snapshot.c  the loaded records kept in a file for the next open
  *   state_list.c    listing records and their files
+ *   state_attempt.c attempts and their origins in memory, log paths
  */
 #ifndef CPIPE_STATE_INT_H
 #define CPIPE_STATE_INT_H
@@ -118,18 +119,30 @@ static inline struct file_signature job_file_signature(const struct job_file *jf
 }
 
 /*
- * A job's latest finished attempt: in the pool, never changed once made (a
- * rewrite makes a new one), and shared by consecutive rows with the same
- * facts (an adopting run's jobs).
+ * Where an attempt ran (host, pid and run id, which every job a run finished
+ * repeats) and where its log went: in the pool, shared by a run's attempts
+ * (see attempt_origin_from). Most logs are at the job's default path (util.h's
+ * job_log_path), which is rebuilt from the job id when asked for, not kept:
+ * an origin with `default_log` fits any job of its run.
+ */
+struct attempt_origin {
+	const char *host;
+	const char *run_id;
+	int64_t pid;
+	const char *log_path; /* NULL: none, or the default one (`default_log`) */
+	bool default_log;
+};
+
+/*
+ * A job's latest finished attempt: 32 bytes, in state->attempts, never changed once
+ * made (a rewrite makes a new one), and shared by consecutive rows with the
+ * same facts (an adopting run's jobs).
  */
 struct job_attempt {
-	int exit_code;
 	int64_t start_ns;
 	int64_t end_ns;
-	const char *host;
-	int64_t pid;
-	const char *run_id;
-	const char *log_path;
+	const struct attempt_origin *origin; /* NULL: no host, pid, run id or log recorded */
+	int32_t exit_code;
 };
 
 /* The claim of the run that holds a job: in the pool, never changed once made. */
@@ -172,6 +185,13 @@ static inline struct job_attempt job_attempt_of(const struct job_entry *job)
 {
 	struct job_attempt none = {0};
 	return job->attempt ? *job->attempt : none;
+}
+
+/* The origin of the job's attempt, all 0 and NULL when it has none. */
+static inline struct attempt_origin job_origin_of(const struct job_entry *job)
+{
+	struct attempt_origin none = {0};
+	return job->attempt && job->attempt->origin ? *job->attempt->origin : none;
 }
 
 /*
@@ -220,9 +240,12 @@ struct state {
 	struct name_index job_index;
 	struct job_file *loaded_job_files; /* every job's files as loaded, one allocation */
 	struct arena pool; /* every string: records load by the hundred thousand and die together */
+	struct arena attempts; /* the attempt blocks, apart from the strings: 32 bytes each, they pack unpadded */
 	const char *recent_host; /* pooled strings and blocks that repeat across job rows (see job_from_row) */
 	const char *recent_run;
+	const struct attempt_origin *recent_origin;
 	const struct job_attempt *recent_attempt;
+	struct strbuf default_log; /* attempt_from_row's: the job's default log path */
 
 	char *run_id;
 	char *host;
@@ -246,6 +269,11 @@ struct state {
 static inline const char *pool_add(struct arena *pool, const char *s)
 {
 	return s ? arena_strdup(pool, s) : NULL;
+}
+
+static inline bool same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
 }
 
 static inline uint64_t name_hash(const char *name)
@@ -350,6 +378,12 @@ int flush_dirty_files(struct state *state, struct cp_err *err);
 size_t work_thread_count(unsigned wanted, size_t work, size_t per_thread);
 void work_run_threads(void *(*work)(void *), void *arg, size_t threads);
 bool work_take(atomic_size_t *next, size_t count, size_t chunk, size_t *from, size_t *to);
+
+/* state_attempt.c: attempts and their origins, pooled and shared; a job's last attempt's log path (false: none). */
+const struct attempt_origin *attempt_origin_from(struct state *state, const struct attempt_origin *facts);
+const struct job_attempt *attempt_intern(struct state *state, const struct job_entry *job,
+					 const struct job_attempt *facts, struct attempt_origin *origin);
+bool attempt_log_path(const struct job_entry *job, struct strbuf *out);
 
 /* state_record.c: claim holders (the start time is /proc's, in clock ticks since boot; 0 when unknown). */
 int64_t process_start_time(int64_t pid);

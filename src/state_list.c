@@ -48,10 +48,10 @@ static void job_to_record(const struct state *state, const struct job_entry *job
 	out->exit_code = attempt.exit_code;
 	out->start_ns = attempt.start_ns;
 	out->end_ns = attempt.end_ns;
-	out->host = attempt.host;
-	out->pid = attempt.pid;
-	out->run_id = attempt.run_id;
-	out->log_path = claim && claim->log ? claim->log : attempt.log_path;
+	struct attempt_origin origin = job_origin_of(job);
+	out->host = origin.host;
+	out->pid = origin.pid;
+	out->run_id = origin.run_id;
 	if (!claim)
 		return;
 	out->holder_run = claim->run;
@@ -68,6 +68,18 @@ bool state_job_lookup(struct state *state, const char *job_id, struct state_job_
 		return false;
 	job_to_record(state, job, out);
 	return true;
+}
+
+bool state_job_log(struct state *state, const char *job_id, struct strbuf *out)
+{
+	const struct job_entry *job = job_find(state, job_id);
+	if (!job)
+		return false;
+	if (job->claim && job->claim->log) {
+		strbuf_adds(out, job->claim->log);
+		return true;
+	}
+	return attempt_log_path(job, out);
 }
 
 static int compare_jobs_by_id(const void *a, const void *b)

@@ -295,8 +295,8 @@ static int job_reason(const struct reason_check *check, const struct state_job_q
 	}
 	if (job->outcome == OUTCOME_INTERRUPTED) {
 		*reason = STATE_PREVIOUS_INTERRUPTED;
-		struct job_attempt attempt = job_attempt_of(job);
-		holder_detail(detail, attempt.host, attempt.pid);
+		struct attempt_origin origin = job_origin_of(job);
+		holder_detail(detail, origin.host, origin.pid);
 		return 0;
 	}
 	return 0;

@@ -153,9 +153,9 @@ static bool finished_elsewhere(struct state *state, const char *job_id, const ch
 	const struct job_entry *job = job_find(state, job_id);
 	if (!job)
 		return true;
-	struct job_attempt attempt = job_attempt_of(job);
-	return job->outcome != outcome || attempt.end_ns != end_ns || !attempt.run_id != !run_id ||
-	       (run_id && strcmp(attempt.run_id, run_id) != 0);
+	const char *known_run = job_origin_of(job).run_id;
+	return job->outcome != outcome || job_attempt_of(job).end_ns != end_ns || !known_run != !run_id ||
+	       (run_id && strcmp(known_run, run_id) != 0);
 }
 
 int state_claim_job(struct state *state, const char *job_id, const char *log_path, struct cp_err *err)
@@ -451,6 +451,9 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 	}
 	/* The last attempt stays the record's: its times estimate the next run, its log is the job's. */
 	struct job_attempt last = job_attempt_of(job); /* pooled: valid after the rewrite */
+	struct attempt_origin last_origin = job_origin_of(job);
+	struct strbuf log = STRBUF_INIT;
+	bool logged = attempt_log_path(job, &log);
 	struct state_outcome outcome = {
 		.job_id = query->job_id,
 		.definition_hash = job->definition_hash,
@@ -458,9 +461,11 @@ int state_record_unchanged(struct state *state, const struct state_job_query *qu
 		.input_count = query->input_count,
 		.outputs = files + query->input_count,
 		.output_count = query->output_count,
-		.attempt = {last.exit_code, last.start_ns, last.end_ns, last.host, last.pid, last.log_path},
+		.attempt = {last.exit_code, last.start_ns, last.end_ns, last_origin.host, last_origin.pid,
+			    logged ? log.buf : NULL},
 	};
 	int rc = record_success(state, &outcome, job->adopted, err);
+	strbuf_release(&log);
 	free(files);
 	*recorded = rc == 0;
 	return rc;

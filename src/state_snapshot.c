@@ -15,18 +15,22 @@
  * The file is a cache, in this build's byte order and sizes, written to a
  * temporary name and renamed, followed by an XXH3 of all of it:
  *
- *   header  magic "CPSTATE1", layout:u64, token[16], file_count, job_count,
+ *   header  magic "CPSTATE2", layout:u64, token[16], file_count, job_count,
  *           job_file_count (u64)
  *   file    path, size:i64, mtime_ns:i64, hash:u64, db_id:u32, hashed:u8
  *   job     name, flags:u8, definition_hash, input_set_hash (u64),
  *           files_at:u64, input_count:u32, output_count:u32,
- *           [attempt: exit_code:i64 start_ns end_ns pid (i64) host run_id log_path]
+ *           [attempt: attempt_flags:u8 exit_code:i32 start_ns:i64 end_ns:i64
+ *                     [origin: pid:i64 host run_id [log_path]]]
  *           [claim: run host log pid:i64 pid_start:i64]
  *   job_files  job_file_count struct job_file, as in memory
  *   checksum:u64
  *
  * A string is len:u32 (0: NULL, else length + 1) then its bytes and NUL.
- * The job flags are JOB_SNAP_* below.
+ * The job flags are JOB_SNAP_* below, an attempt's ATTEMPT_SNAP_*: an
+ * origin is written once for the jobs that share it (they follow each other)
+ * and a default log path not at all, as in memory (state_int.h, struct
+ * attempt_origin).
  */
 #include "state_int.h"
 
@@ -38,7 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char snapshot_magic[8] = {'C', 'P', 'S', 'T', 'A', 'T', 'E', '1'};
+static const char snapshot_magic[8] = {'C', 'P', 'S', 'T', 'A', 'T', 'E', '2'};
 
 /* The in-memory layout the job_files section and the numbers are in. */
 #define SNAPSHOT_LAYOUT \
@@ -53,6 +57,13 @@ enum {
 	JOB_SNAP_SAME_ATTEMPT = 16, /* the previous job's attempt block (shared in memory) */
 	JOB_SNAP_CLAIM = 32,
 	JOB_SNAP_OUTCOME_SHIFT = 6, /* two bits of enum job_outcome */
+};
+
+enum {
+	ATTEMPT_SNAP_ORIGIN = 1,      /* an origin follows */
+	ATTEMPT_SNAP_SAME_ORIGIN = 2, /* the last origin written */
+	ATTEMPT_SNAP_LOG = 4,         /* the origin has a log path of its own (else none, or the default one) */
+	ATTEMPT_SNAP_DEFAULT_LOG = 8,
 };
 
 static char *snapshot_path(const struct state *state)
@@ -128,8 +139,31 @@ static void put_text(struct snapshot_writer *w, const char *text)
 		put(w, text, len + 1); /* with its NUL: the reader hands it on without a copy */
 }
 
+/* The attempt block; `*last_origin` is the last origin written, which the next attempt's may repeat. */
+static void put_attempt(struct snapshot_writer *w, const struct job_attempt *a,
+			const struct attempt_origin **last_origin)
+{
+	const struct attempt_origin *o = a->origin;
+	unsigned flags = 0;
+	if (o)
+		flags = (o == *last_origin ? ATTEMPT_SNAP_SAME_ORIGIN : ATTEMPT_SNAP_ORIGIN) |
+			(o->log_path ? ATTEMPT_SNAP_LOG : 0) | (o->default_log ? ATTEMPT_SNAP_DEFAULT_LOG : 0);
+	put_u8(w, flags);
+	put_u32(w, (uint32_t)a->exit_code);
+	put_u64(w, (uint64_t)a->start_ns);
+	put_u64(w, (uint64_t)a->end_ns);
+	if (flags & ATTEMPT_SNAP_ORIGIN) {
+		put_u64(w, (uint64_t)o->pid);
+		put_text(w, o->host);
+		put_text(w, o->run_id);
+		if (o->log_path)
+			put_text(w, o->log_path);
+		*last_origin = o;
+	}
+}
+
 static void put_job(struct snapshot_writer *w, const struct state *state, const struct job_entry *job,
-		    const struct job_attempt *previous)
+		    const struct job_attempt *previous, const struct attempt_origin **last_origin)
 {
 	put_text(w, job->job_id);
 	unsigned flags = (job->present ? JOB_SNAP_PRESENT : 0) | (job->recorded ? JOB_SNAP_RECORDED : 0) |
@@ -143,16 +177,8 @@ static void put_job(struct snapshot_writer *w, const struct state *state, const 
 	put_u64(w, job->files ? (uint64_t)(job->files - state->loaded_job_files) : 0);
 	put_u32(w, job->input_count);
 	put_u32(w, job->output_count);
-	if (flags & JOB_SNAP_ATTEMPT) {
-		const struct job_attempt *a = job->attempt;
-		put_u64(w, (uint64_t)(int64_t)a->exit_code);
-		put_u64(w, (uint64_t)a->start_ns);
-		put_u64(w, (uint64_t)a->end_ns);
-		put_u64(w, (uint64_t)a->pid);
-		put_text(w, a->host);
-		put_text(w, a->run_id);
-		put_text(w, a->log_path);
-	}
+	if (flags & JOB_SNAP_ATTEMPT)
+		put_attempt(w, job->attempt, last_origin);
 	if (job->claim) {
 		const struct job_claim *c = job->claim;
 		put_text(w, c->run);
@@ -195,8 +221,9 @@ void snapshot_write(const struct state *state, const unsigned char token[SNAPSHO
 		put_u8(&w, file->hashed);
 	}
 	const struct job_attempt *previous = NULL;
+	const struct attempt_origin *last_origin = NULL;
 	for (size_t i = 0; i < state->job_count; i++) {
-		put_job(&w, state, &state->jobs[i], previous);
+		put_job(&w, state, &state->jobs[i], previous, &last_origin);
 		previous = state->jobs[i].attempt;
 	}
 	put(&w, state->loaded_job_files, job_file_count * sizeof(struct job_file));
@@ -339,8 +366,36 @@ static const char *get_text(struct snapshot_reader *r, struct state *state, cons
 	return text ? pool_text(state, text, recent) : NULL;
 }
 
+/* The attempt block put_attempt wrote; `*last_origin` as there. */
+static const struct job_attempt *read_attempt(struct snapshot_reader *r, struct state *state,
+					      const struct attempt_origin **last_origin)
+{
+	unsigned flags = get_u8(r);
+	bool origin = flags & ATTEMPT_SNAP_ORIGIN, same = flags & ATTEMPT_SNAP_SAME_ORIGIN;
+	bool log = flags & ATTEMPT_SNAP_LOG, default_log = flags & ATTEMPT_SNAP_DEFAULT_LOG;
+	/* A damaged byte must not name an origin never read, nor give a job two logs. */
+	if ((origin && same) || (same && !*last_origin) || (log && default_log))
+		return NULL;
+	struct job_attempt *a = arena_alloc(&state->attempts, sizeof(*a));
+	a->exit_code = (int32_t)get_u32(r);
+	a->start_ns = (int64_t)get_u64(r);
+	a->end_ns = (int64_t)get_u64(r);
+	a->origin = same ? *last_origin : NULL;
+	if (origin) {
+		struct attempt_origin facts = {.pid = (int64_t)get_u64(r), .default_log = default_log};
+		facts.host = get_text(r, state, &state->recent_host);
+		facts.run_id = get_text(r, state, &state->recent_run);
+		facts.log_path = log ? get_text(r, state, NULL) : NULL;
+		if (log && !facts.log_path)
+			return NULL;
+		a->origin = *last_origin = attempt_origin_from(state, &facts);
+	}
+	return a;
+}
+
 static bool read_job(struct snapshot_reader *r, struct state *state, struct job_entry *job,
-		     const struct job_attempt *previous, size_t job_file_count, uint64_t *files_at)
+		     const struct job_attempt *previous, const struct attempt_origin **last_origin,
+		     size_t job_file_count, uint64_t *files_at)
 {
 	unsigned flags = get_u8(r);
 	job->present = flags & JOB_SNAP_PRESENT;
@@ -361,15 +416,9 @@ static bool read_job(struct snapshot_reader *r, struct state *state, struct job_
 			return false;
 		job->attempt = previous;
 	} else if (flags & JOB_SNAP_ATTEMPT) {
-		struct job_attempt *a = arena_alloc(&state->pool, sizeof(*a));
-		a->exit_code = (int)(int64_t)get_u64(r);
-		a->start_ns = (int64_t)get_u64(r);
-		a->end_ns = (int64_t)get_u64(r);
-		a->pid = (int64_t)get_u64(r);
-		a->host = get_text(r, state, &state->recent_host);
-		a->run_id = get_text(r, state, &state->recent_run);
-		a->log_path = get_text(r, state, NULL);
-		job->attempt = a;
+		job->attempt = read_attempt(r, state, last_origin);
+		if (!job->attempt)
+			return false;
 	}
 	if (flags & JOB_SNAP_CLAIM) {
 		struct job_claim *c = arena_alloc(&state->pool, sizeof(*c));
@@ -417,6 +466,7 @@ static bool read_records(struct snapshot_reader *r, struct state *state, off_t f
 	index_reserve(&state->job_index, job_count);
 	batch = (struct index_batch){.index = &state->job_index};
 	const struct job_attempt *previous = NULL;
+	const struct attempt_origin *last_origin = NULL;
 	for (uint64_t i = 0; i < job_count && !r->failed; i++) {
 		const char *name = get_text_here(r);
 		if (!name)
@@ -424,7 +474,7 @@ static bool read_records(struct snapshot_reader *r, struct state *state, off_t f
 		size_t index = job_add(state, name, name_hash(name), &batch);
 		struct job_entry *job = &state->jobs[index];
 		uint64_t files_at;
-		if (!read_job(r, state, job, previous, job_file_count, &files_at))
+		if (!read_job(r, state, job, previous, &last_origin, job_file_count, &files_at))
 			return false;
 		job->files = (struct job_file *)(uintptr_t)files_at; /* an offset until the array is read */
 		previous = job->attempt;

@@ -29,7 +29,7 @@
 /* Directories under the data root, without a trailing slash. */
 #define EXEC_STATE_DIR ".cpipe"
 #define EXEC_SCRIPT_DIR ".cpipe/scripts"
-#define EXEC_LOG_DIR ".cpipe/logs"
+#define EXEC_LOG_DIR JOB_LOG_DIR /* util.h's: the state rebuilds default log paths */
 #define EXEC_PREV_DIR ".cpipe/prev"
 #define EXEC_FAILED_DIR ".cpipe/failed"
 #define EXEC_JOBS_DIR ".cpipe/jobs" /* readable per-job scripts of cluster backends */
@@ -254,14 +254,11 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
  * Helpers shared with the cluster backends.
  */
 
-/*
- * Append to `out` a file name for job `id`: letters, digits, '.', '_' and '-'
- * kept, every other byte (and a leading '.' or '-') replaced by '_', runs of
- * '_' collapsed, at most about 100 bytes. When anything was changed, "-" and
- * 8 hex digits of a hash of the whole id are appended, so distinct ids get
- * distinct names. Never empty, never "." or "..", never holds '/'.
- */
-void exec_job_file_name(const char *id, struct strbuf *out);
+/* Append to `out` the file name of job `id`'s files: util.h's job_file_name, which the state shares. */
+static inline void exec_job_file_name(const char *id, struct strbuf *out)
+{
+	job_file_name(id, out);
+}
 
 /*
  * Append the text of a /bin/sh script running `command` to `out`: a "#!/bin/sh"

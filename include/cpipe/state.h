@@ -521,7 +521,6 @@ struct state_job_record {
 	const char *host;     /* may be NULL */
 	int64_t pid;
 	const char *run_id;   /* may be NULL */
-	const char *log_path; /* may be NULL */
 	const char *holder_run;  /* NULL when unclaimed */
 	const char *holder_host;
 	int64_t holder_pid;
@@ -530,6 +529,14 @@ struct state_job_record {
 
 /* Look `job_id` up; returns true and fills *out when a record exists. */
 bool state_job_lookup(struct state *state, const char *job_id, struct state_job_record *out);
+
+/*
+ * Append `job_id`'s log path to `out`: the claim's while the job is claimed,
+ * else its latest attempt's. False (nothing appended) when the job has no
+ * record or no log. Not in the record: most are the default path, which the
+ * state rebuilds from the job id (util.h's job_log_path) instead of keeping.
+ */
+bool state_job_log(struct state *state, const char *job_id, struct strbuf *out);
 
 /*
  * Call fn for every record whose id starts with `prefix` (NULL or "": all), in

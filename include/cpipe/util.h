@@ -245,4 +245,21 @@ int write_all(int fd, const void *data, size_t len);
  */
 int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err);
 
+/*
+ * Job file names, which the executors name a job's files by and the state
+ * rebuilds a job's default log path with (so it keeps only paths that differ).
+ *
+ * job_file_name appends to `out` a file name for job `id`: letters, digits,
+ * '.', '_' and '-' kept, every other byte (and a leading '.' or '-') replaced
+ * by '_', runs of '_' collapsed, at most about 100 bytes. When anything was
+ * changed, "-" and 8 hex digits of a hash of the whole id are appended, so
+ * distinct ids get distinct names. Never empty, never "." or "..", never holds '/'.
+ */
+void job_file_name(const char *id, struct strbuf *out);
+
+/* Where a job's stdout and stderr go unless its recipe says otherwise, under the data root. */
+#define JOB_LOG_DIR ".cpipe/logs"
+/* Append JOB_LOG_DIR "/" job_file_name(id) ".log", a job's default log path, to `out`. */
+void job_log_path(const char *id, struct strbuf *out);
+
 #endif

@@ -525,7 +525,7 @@ static char *current_command(struct study_options *opt, const char *job_id)
 }
 
 /* What a reader of a log wants first: which job, how its last run ended, when, where, what it ran. */
-static void print_log_header(const struct state_job_record *record, const char *command)
+static void print_log_header(const struct state_job_record *record, const char *log_path, const char *command)
 {
 	printf("# job       %s\n", record->job_id);
 	printf("# status    %s", state_status_string(record->status));
@@ -546,7 +546,7 @@ static void print_log_header(const struct state_job_record *record, const char *
 	}
 	if (command)
 		printf("# command   %s\n", command);
-	printf("# log       %s\n", record->log_path);
+	printf("# log       %s\n", log_path);
 }
 
 int cmd_log(int argc, char **argv)
@@ -589,16 +589,18 @@ int cmd_log(int argc, char **argv)
 		state_foreach_job(state, sorted, collect_match, &search);
 	}
 	struct state_job_record record;
+	struct strbuf log_path = STRBUF_INIT;
 	rc = EXIT_USAGE;
 	if (!search.matches) {
 		fprintf(stderr, "cpipe: no job '%s' in the state database\n", name);
 	} else if (search.matches > 1 && !search.exact) {
 		fprintf(stderr, "cpipe: '%s' names %zu jobs; give more of the id\n", name, search.matches);
-	} else if (!state_job_lookup(state, search.job_id, &record) || !record.log_path) {
+	} else if (!state_job_lookup(state, search.job_id, &record) ||
+		   !state_job_log(state, search.job_id, &log_path)) {
 		fprintf(stderr, "cpipe: job %s has no log (it never ran here)\n", search.job_id);
 	} else {
 		struct strbuf path = STRBUF_INIT;
-		path_join(opt.data_dir ? opt.data_dir : set->data, record.log_path, &path);
+		path_join(opt.data_dir ? opt.data_dir : set->data, log_path.buf, &path);
 		FILE *f = fopen(path.buf, "r");
 		/* A local job that succeeded without printing leaves no log (cpipe(1), FILES). */
 		bool no_output = !f && errno == ENOENT && record.status == STATE_STATUS_DONE;
@@ -606,7 +608,7 @@ int cmd_log(int argc, char **argv)
 			fprintf(stderr, "cpipe: cannot read log %s of job %s\n", path.buf, search.job_id);
 		} else {
 			char *command = current_command(&opt, search.job_id);
-			print_log_header(&record, command);
+			print_log_header(&record, log_path.buf, command);
 			free(command);
 			char buffer[65536];
 			size_t n;
@@ -625,6 +627,7 @@ int cmd_log(int argc, char **argv)
 		}
 		strbuf_release(&path);
 	}
+	strbuf_release(&log_path);
 	free(sorted);
 	free(search.job_id);
 	state_close(state);

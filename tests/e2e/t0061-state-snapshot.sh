@@ -2,7 +2,8 @@
 # The state snapshot (cpipe(1), FILES: .cpipe/state.db.snapshot): an open of an unchanged database
 # reads it (and so does not write it again: its inode stays), a write to a row by anyone else (here
 # the sqlite3 shell) makes the next open read the rows, and a plan prints the same with the snapshot,
-# without it and with a damaged one.
+# without it and with a damaged one; cpipe log names the log recorded, whether at the job's default
+# path (which the state rebuilds from the job id, not keeping it) or anywhere else.
 . "$CPIPE_SOURCE_DIR/tests/e2e/lib.sh"
 mkdir study && cd study || exit 2
 cat >study.tree <<'TREE'
@@ -16,7 +17,7 @@ recipes:
   - name: prep
     in: [raw]
     out: [clean]
-    run: "cat {raw} > {clean}"
+    run: "cat {raw} > {clean}; echo wrote {subject}"
 YAML
 for s in 01 02 03; do
 	mkdir -p "sub-$s" && echo "raw $s" >"sub-$s/raw.txt"
@@ -57,4 +58,32 @@ cmp -s "$WORK/out" "$WORK/plan-failed" || fail "the plan with a cut snapshot dif
 pass
 [ "$(stat -c %s "$snapshot")" = "$size" ] || fail "a cut snapshot was not written again"
 pass
+
+# The log paths recorded come back as they were, from the rows and from the snapshot: the
+# default ones, one moved elsewhere and one that is another job's default path.
+expect_exit 0 cpipe log 'prep[subject=01]'
+grep -q '^# log       \.cpipe/logs/prep_subject_01_-[0-9a-f]\{8\}\.log$' "$WORK/out" ||
+	fail "not the default log path: $(cat "$WORK/out")"
+expect_out_contains "wrote 01"
+default01=$(sed -n 's/^# log       //p' "$WORK/out")
+expect_exit 0 cpipe log 'prep[subject=03]'
+moved=elsewhere/$(sed -n 's|^# log       .*/||p' "$WORK/out")
+mkdir elsewhere && echo "moved log" >"$moved"
+sqlite3 .cpipe/state.db "UPDATE jobs SET log_path = '$moved' WHERE name = 'prep[subject=03]';
+	UPDATE jobs SET log_path = '$default01' WHERE name = 'prep[subject=02]'" ||
+	fail "sqlite3 cannot write the state"
+for from in rows snapshot; do
+	expect_exit 0 cpipe log 'prep[subject=03]'
+	expect_out_contains "# log       $moved"
+	expect_out_contains "moved log"
+	expect_exit 0 cpipe log 'prep[subject=02]'
+	expect_out_contains "# log       $default01"
+	expect_out_contains "wrote 01"
+	expect_exit 0 cpipe log 'prep[subject=01]'
+	expect_out_contains "# log       $default01"
+	# The rows' open writes the snapshot, which the next one reads (and so leaves as it is).
+	[ "$from" = rows ] && inode=$(stat -c %i "$snapshot")
+	[ "$(stat -c %i "$snapshot")" = "$inode" ] || fail "the logs were not read from the snapshot"
+	pass
+done
 done_testing

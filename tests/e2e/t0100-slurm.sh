@@ -97,6 +97,11 @@ fov 02
 fov 03
 fov 04"
 same_outputs "$WORK/local" "$WORK/study"
+# The log a node wrote, where sync recorded it (the default path, which the state rebuilds).
+expect_exit 0 cpipe log 'fov[subject=01]'
+grep -q '^# log       \.cpipe/logs/fov_subject_01_-[0-9a-f]\{8\}\.log$' "$WORK/out" ||
+	fail "not the node's log: $(cat "$WORK/out")"
+pass
 echo "t0100: resubmission after the fix: $((after - before)) sbatch calls for 9 jobs"
 
 # --job-hold: the first jobs wait for an outside job; --scale-time scales minutes, rounding up.

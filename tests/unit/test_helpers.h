@@ -59,4 +59,16 @@ static inline int temp_dir_teardown(void **state)
 	return rc == 0 ? 0 : -1;
 }
 
+#ifdef CPIPE_STATE_H
+/* Assert that `job_id`'s log path (state_job_log) is `want`, or that it has none (`want` NULL). */
+static inline void assert_job_log(struct state *state, const char *job_id, const char *want)
+{
+	struct strbuf log = STRBUF_INIT;
+	bool found = state_job_log(state, job_id, &log);
+	assert_int_equal(found, want != NULL);
+	assert_string_equal(log.buf, want ? want : "");
+	strbuf_release(&log);
+}
+#endif
+
 #endif

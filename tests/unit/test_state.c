@@ -205,7 +205,7 @@ static void test_reopen_persists(void **vstate)
 	assert_false(rec.adopted);
 	assert_int_equal(rec.input_count, 2);
 	assert_int_equal(rec.output_count, 2);
-	assert_string_equal(rec.log_path, "/logs/job.log");
+	assert_job_log(fx->state, fx->query.job_id, "/logs/job.log");
 	assert_int_equal(rec.start_ns, 1);
 	assert_int_equal(rec.end_ns, 2);
 	assert_int_equal(rec.pid, getpid());
@@ -438,7 +438,7 @@ static void test_migrate_from_v1(void **vstate)
 	assert_int_equal(rec.status, STATE_STATUS_DONE);
 	assert_int_equal(rec.input_count, 2);
 	assert_int_equal(rec.output_count, 2);
-	assert_string_equal(rec.log_path, "/logs/v1.log");
+	assert_job_log(fx->state, fx->query.job_id, "/logs/v1.log");
 	for (int i = 0; i < 4; i++) {
 		struct file_signature sig = recorded_signature(fx, i < 2 ? 0 : 1, paths[i]);
 		assert_signature_equal(&sig, &sigs[i]);
@@ -741,7 +741,7 @@ static void test_record_unchanged(void **vstate)
 	assert_null(job.holder_run);
 	assert_int_equal(job.start_ns, 1);
 	assert_int_equal(job.end_ns, 2);
-	assert_string_equal(job.log_path, "/logs/job.log");
+	assert_job_log(fx->state, fx->query.job_id, "/logs/job.log");
 	assert_int_equal(reason_of(fx, &fx->query), STATE_UP_TO_DATE);
 
 	/* The content changed: nothing is written, the claim stays, and detail says why. */
@@ -804,7 +804,7 @@ static void test_failed_and_interrupted(void **vstate)
 	assert_true(state_job_lookup(fx->state, fx->query.job_id, &rec));
 	assert_int_equal(rec.status, STATE_STATUS_FAILED);
 	assert_false(rec.recorded);
-	assert_string_equal(rec.log_path, "/logs/f.log");
+	assert_job_log(fx->state, fx->query.job_id, "/logs/f.log");
 
 	record(fx, &fx->query);
 	assert_int_equal(reason_of(fx, &fx->query), STATE_UP_TO_DATE);
@@ -1250,7 +1250,7 @@ static void test_explicit_record(void **vstate)
 	assert_true(state_job_lookup(fx->state, fx->query.job_id, &rec));
 	assert_string_equal(rec.host, "node042");
 	assert_int_equal(rec.pid, 4242);
-	assert_string_equal(rec.log_path, "/logs/node.log");
+	assert_job_log(fx->state, fx->query.job_id, "/logs/node.log");
 
 	struct strvec paths = STRVEC_INIT;
 	assert_int_equal(state_foreach_job_file(fx->state, fx->query.job_id, 1, collect_files, &paths), 0);
@@ -1384,7 +1384,7 @@ static void test_claim_live_child(void **vstate)
 	assert_int_equal(rec.status, STATE_STATUS_RUNNING);
 	assert_true(rec.holder_alive);
 	assert_int_equal(rec.holder_pid, child);
-	assert_string_equal(rec.log_path, "/logs/child.log");
+	assert_job_log(fx->state, fx->query.job_id, "/logs/child.log");
 
 	/* The child dies without cleaning up: its claim expires and reads as interrupted. */
 	claim_holder_stop(&holder);

@@ -53,7 +53,7 @@ static struct state_job_record lookup(struct state *state, const char *job_id)
 	return record;
 }
 
-static void assert_first_attempt(const struct state_job_record *record)
+static void assert_first_attempt(struct state *state, const struct state_job_record *record)
 {
 	assert_int_equal(record->status, STATE_STATUS_DONE);
 	assert_int_equal(record->exit_code, 0);
@@ -61,7 +61,7 @@ static void assert_first_attempt(const struct state_job_record *record)
 	assert_int_equal(record->end_ns, 6);
 	assert_string_equal(record->host, "node1");
 	assert_int_equal(record->pid, 42);
-	assert_null(record->log_path);
+	assert_job_log(state, record->job_id, NULL);
 	assert_null(record->holder_run);
 }
 
@@ -86,21 +86,21 @@ static void test_shared_attempt_stays_per_job(void **vstate)
 	assert_int_equal(a.exit_code, 3);
 	assert_int_equal(a.start_ns, 7);
 	assert_string_equal(a.host, "node2");
-	assert_string_equal(a.log_path, "/logs/a.log");
+	assert_job_log(state, "r/a", "/logs/a.log");
 	struct state_job_record b = lookup(state, "r/b");
-	assert_first_attempt(&b);
+	assert_first_attempt(state, &b);
 
 	/* A claim is the job's own too, and its release gives back the attempt's facts. */
 	assert_int_equal(state_claim_job(state, "r/b", "/logs/b.log", &err), 0);
 	b = lookup(state, "r/b");
 	assert_int_equal(b.status, STATE_STATUS_RUNNING);
-	assert_string_equal(b.log_path, "/logs/b.log");
+	assert_job_log(state, "r/b", "/logs/b.log");
 	assert_string_equal(b.holder_run, state_run_id(state));
 	struct state_job_record c = lookup(state, "r/c");
-	assert_first_attempt(&c);
+	assert_first_attempt(state, &c);
 	assert_int_equal(state_release_claim(state, "r/b", &err), 0);
 	b = lookup(state, "r/b");
-	assert_first_attempt(&b);
+	assert_first_attempt(state, &b);
 	state_close(state);
 
 	state = open_in(dir);
@@ -109,9 +109,9 @@ static void test_shared_attempt_stays_per_job(void **vstate)
 	assert_int_equal(a.exit_code, 3);
 	assert_int_equal(a.end_ns, 8);
 	b = lookup(state, "r/b");
-	assert_first_attempt(&b);
+	assert_first_attempt(state, &b);
 	c = lookup(state, "r/c");
-	assert_first_attempt(&c);
+	assert_first_attempt(state, &c);
 	state_close(state);
 	cp_err_release(&err);
 }
@@ -161,7 +161,7 @@ static void test_claims_load_on_their_jobs(void **vstate)
 		if (!known)
 			continue;
 		if (!claimed[i]) {
-			assert_first_attempt(&record);
+			assert_first_attempt(state, &record);
 			continue;
 		}
 		assert_int_equal(record.status, STATE_STATUS_RUNNING);
@@ -171,7 +171,7 @@ static void test_claims_load_on_their_jobs(void **vstate)
 		assert_string_equal(record.holder_host, text);
 		assert_int_equal(record.holder_pid, 100000 + i);
 		snprintf(text, sizeof(text), "/logs/%zu.log", i);
-		assert_string_equal(record.log_path, text);
+		assert_job_log(state, job, text);
 	}
 	state_close(state);
 	cp_err_release(&err);

@@ -95,12 +95,16 @@ struct dump {
 static int dump_job(const struct state_job_record *r, void *data)
 {
 	struct dump *dump = data;
+	struct strbuf log = STRBUF_INIT;
+	if (!state_job_log(dump->state, r->job_id, &log))
+		strbuf_adds(&log, "-");
 	strbuf_addf(&dump->text, "%s %d %d %d %llu %llu %zu %zu %d %lld %lld %s %lld %s %s %s %s %lld\n", r->job_id,
 		    (int)r->status, r->recorded, r->adopted, (unsigned long long)r->definition_hash,
 		    (unsigned long long)r->input_set_hash, r->input_count, r->output_count, r->exit_code,
 		    (long long)r->start_ns, (long long)r->end_ns, r->host ? r->host : "-", (long long)r->pid,
-		    r->run_id ? r->run_id : "-", r->log_path ? r->log_path : "-", r->holder_run ? r->holder_run : "-",
+		    r->run_id ? r->run_id : "-", log.buf, r->holder_run ? r->holder_run : "-",
 		    r->holder_host ? r->holder_host : "-", (long long)r->holder_pid);
+	strbuf_release(&log);
 	for (int role = 0; role < 2; role++)
 		state_foreach_job_file(dump->state, r->job_id, role, dump_file, &dump->text);
 	return 0;
@@ -259,6 +263,108 @@ static void test_snapshot_not_for_check(void **vstate)
 	cp_err_release(&err);
 }
 
+/*
+ * A record's log path and run come back as recorded, from the rows and from
+ * the snapshot: a log at the job's default path (which the state rebuilds
+ * from the id instead of keeping) and any other (kept), and each job's run
+ * when runs interleave (runs are shared between a run's jobs).
+ */
+struct log_case {
+	const char *job_id;
+	const char *log; /* NULL: no log; "" : the job's default path, built with job_log_path */
+	const char *expect; /* the path as the default rule should give it (NULL: `log`) */
+	int run;            /* which of four runs recorded it */
+};
+
+static const struct log_case log_cases[] = {
+	{"plain", "", ".cpipe/logs/plain.log", 0},
+	{"brain[subject=01]", "", NULL, 0},
+	{"-lead 'quoted' \"x\"\n/../y", "", NULL, 1},
+	{"same-a", "", ".cpipe/logs/same-a.log", 0},
+	{"same-b", "", ".cpipe/logs/same-b.log", 0}, /* the same attempt facts as same-a */
+	{"custom", "/logs/custom.log", NULL, 1},
+	{"other", ".cpipe/logs/plain.log", NULL, 0}, /* another job's default path */
+	{"moved", "logs/moved.log", NULL, 2},        /* the default file name in another directory */
+	{"nolog", NULL, NULL, 2},
+	{"back", "", ".cpipe/logs/back.log", 0}, /* run 0 again after others */
+	{"pid", "", NULL, 3},                    /* run 0's host and run id, another pid (a cluster job's) */
+};
+enum { LOG_CASES = sizeof(log_cases) / sizeof(*log_cases) };
+static const char *const log_runs[] = {"run-a", "run-b", "run-c", "run-a"};
+static const char *const log_hosts[] = {"ha", "hb", "hc", "ha"};
+
+/* Case i's start time: same-a and same-b share theirs (and so their whole attempt). */
+static int64_t log_case_start(size_t i)
+{
+	return log_cases[i].job_id[0] == 's' ? 1 : (int64_t)i + 10;
+}
+
+static void log_case_path(const struct log_case *c, struct strbuf *out)
+{
+	if (c->log && !*c->log)
+		job_log_path(c->job_id, out);
+	else if (c->log)
+		strbuf_adds(out, c->log);
+}
+
+static void assert_log_cases(const char *dir, bool expect_snapshot)
+{
+	bool from_snapshot;
+	struct state *state = open_in(dir, &from_snapshot);
+	assert_int_equal(from_snapshot, expect_snapshot);
+	for (size_t i = 0; i < LOG_CASES; i++) {
+		const struct log_case *c = &log_cases[i];
+		struct strbuf want = STRBUF_INIT;
+		log_case_path(c, &want);
+		if (c->expect)
+			assert_string_equal(want.buf, c->expect);
+		assert_job_log(state, c->job_id, c->log ? want.buf : NULL);
+		struct state_job_record record;
+		assert_true(state_job_lookup(state, c->job_id, &record));
+		assert_string_equal(record.run_id, log_runs[c->run]);
+		assert_string_equal(record.host, log_hosts[c->run]);
+		assert_int_equal(record.pid, 100 + c->run);
+		assert_int_equal(record.start_ns, log_case_start(i));
+		strbuf_release(&want);
+	}
+	state_close(state);
+}
+
+static void test_snapshot_log_paths_and_runs(void **vstate)
+{
+	const char *dir = *vstate;
+	bool from_snapshot;
+	struct state *state = open_in(dir, &from_snapshot);
+	for (size_t i = 0; i < LOG_CASES; i++) {
+		const struct log_case *c = &log_cases[i];
+		state_set_identity(state, log_runs[c->run], log_hosts[c->run], 100 + c->run);
+		struct strbuf log = STRBUF_INIT;
+		log_case_path(c, &log);
+		int64_t start = log_case_start(i);
+		struct state_attempt attempt = {.start_ns = start, .end_ns = start + 1,
+						.log_path = c->log ? log.buf : NULL};
+		char out[32];
+		snprintf(out, sizeof(out), "out%zu", i);
+		record_done(state, c->job_id, "in", out, &attempt, true);
+		strbuf_release(&log);
+	}
+	state_close(state);
+	assert_log_cases(dir, false);
+	assert_log_cases(dir, true);
+	/* The database keeps every path whole, the default ones too. */
+	char *path = xasprintf("%s/.cpipe/state.db", dir);
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT log_path FROM jobs WHERE name = 'plain'", -1, &stmt, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(stmt, 0), ".cpipe/logs/plain.log");
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	free(path);
+}
+
 static int setup(void **vstate)
 {
 	return temp_dir_setup(vstate, "/tmp/cpipe-state-snapshot-XXXXXX");
@@ -271,6 +377,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_stale_after_any_write, setup, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_damaged_falls_back, setup, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_not_for_check, setup, temp_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_log_paths_and_runs, setup, temp_dir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

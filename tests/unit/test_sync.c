@@ -22,7 +22,7 @@ struct fixture {
 	struct sync_view view;
 };
 
-static void job_file_name(struct fixture *fx, size_t job, struct strbuf *name)
+static void fixture_job_file_name(struct fixture *fx, size_t job, struct strbuf *name)
 {
 	strbuf_reset(name);
 	exec_job_file_name(fx->study.graph->jobs[job].id, name);
@@ -35,7 +35,7 @@ static void write_submission(struct fixture *fx)
 	char *notes[2], *logs[2];
 	struct exec_record_member members[2];
 	for (size_t job = 0; job < 2; job++) {
-		job_file_name(fx, job, &names[job]);
+		fixture_job_file_name(fx, job, &names[job]);
 		notes[job] = sync_definition_note(&fx->study.graph->jobs[job]);
 		logs[job] = xasprintf(".cpipe/logs/%s.log", names[job].buf);
 		members[job] = (struct exec_record_member){names[job].buf, (long)job + 1, logs[job], notes[job]};
@@ -53,7 +53,7 @@ static void write_submission(struct fixture *fx)
 static void write_old_submission(struct fixture *fx, size_t job)
 {
 	struct strbuf name = STRBUF_INIT;
-	job_file_name(fx, job, &name);
+	fixture_job_file_name(fx, job, &name);
 	char *note = sync_definition_note(&fx->study.graph->jobs[job]);
 	char *path = xasprintf("%s/%s.submitted", EXEC_JOBS_DIR, name.buf);
 	char *text = xasprintf("cpipe-submitted 1\nbackend slurm\njob 41\ntask %zu\nlog .cpipe/logs/%s.log\n"
@@ -70,7 +70,7 @@ static void write_old_submission(struct fixture *fx, size_t job)
 static void write_marker(struct fixture *fx, size_t job, const char *text)
 {
 	struct strbuf name = STRBUF_INIT;
-	job_file_name(fx, job, &name);
+	fixture_job_file_name(fx, job, &name);
 	char *path = xasprintf("%s/%s.marker", EXEC_JOBS_DIR, name.buf);
 	chain_write_file(path, text, 2000000);
 	free(path);
@@ -80,7 +80,7 @@ static void write_marker(struct fixture *fx, size_t job, const char *text)
 static bool submission_left(struct fixture *fx, size_t job)
 {
 	struct strbuf name = STRBUF_INIT;
-	job_file_name(fx, job, &name);
+	fixture_job_file_name(fx, job, &name);
 	struct exec_records *records;
 	struct strvec problems = STRVEC_INIT;
 	assert_int_equal(exec_records_load(".", &records, &problems, &fx->study.err), 0);
@@ -191,7 +191,7 @@ static void test_unreadable_record(void **vstate)
 	struct fixture *fx = *vstate;
 	assert_int_equal(mkdir(".cpipe/jobs", 0777), 0);
 	struct strbuf name = STRBUF_INIT;
-	job_file_name(fx, MAKE_A, &name);
+	fixture_job_file_name(fx, MAKE_A, &name);
 	char *path = xasprintf("%s/%s.submitted", EXEC_JOBS_DIR, name.buf);
 	chain_write_file(path, "cpipe-submitted 1\nbackend pbs\njob 5\n", 2000000);
 	free(path);
