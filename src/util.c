@@ -848,7 +848,6 @@ void job_file_name(const char *id, struct strbuf *out)
 			    (unsigned)(strhash(id, strlen(id)) & 0xffffffffu));
 }
 
-
 void job_log_path(const char *id, struct strbuf *out)
 {
 	strbuf_adds(out, JOB_LOG_DIR "/");

@@ -768,7 +768,7 @@ static void on_finish(void *data, size_t index, const struct exec_result *result
 static int claim_jobs(struct study *study, const struct plan_options *opt, struct plan_decision *decisions,
 		      struct cp_err *err)
 {
-	struct strbuf log = STRBUF_INIT, name = STRBUF_INIT;
+	struct strbuf log = STRBUF_INIT;
 	if (state_begin(study->state, err) < 0)
 		return -1;
 	for (size_t i = 0; i < study->graph->count; i++) {
@@ -779,10 +779,8 @@ static int claim_jobs(struct study *study, const struct plan_options *opt, struc
 				d->action = PLAN_BLOCKED;
 		if (d->action != PLAN_RUN)
 			continue;
-		strbuf_reset(&name);
-		exec_job_file_name(job->id, &name);
 		strbuf_reset(&log);
-		strbuf_addf(&log, "%s/%s.log", EXEC_LOG_DIR, name.buf);
+		job_log_path(job->id, &log);
 		int rc = state_claim_job(study->state, job->id, log.buf, err);
 		/* Another run finished it meanwhile: decide on its new record (a second change is taken as held). */
 		if (rc == STATE_CHANGED) {
@@ -790,7 +788,6 @@ static int claim_jobs(struct study *study, const struct plan_options *opt, struc
 			if (plan_decide_again(study->graph, study->state, opt, decisions, i, err) < 0) {
 				state_rollback(study->state);
 				strbuf_release(&log);
-				strbuf_release(&name);
 				return -1;
 			}
 			rc = d->action == PLAN_RUN ? state_claim_job(study->state, job->id, log.buf, err) : 0;
@@ -805,12 +802,10 @@ static int claim_jobs(struct study *study, const struct plan_options *opt, struc
 		} else if (rc < 0) {
 			state_rollback(study->state);
 			strbuf_release(&log);
-			strbuf_release(&name);
 			return -1;
 		}
 	}
 	strbuf_release(&log);
-	strbuf_release(&name);
 	return state_commit(study->state, err);
 }
 

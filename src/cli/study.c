@@ -762,9 +762,7 @@ bool study_failed_run_logged(const struct graph_job *job, struct strbuf *detail,
 {
 	(void)context;
 	struct strbuf log = STRBUF_INIT;
-	strbuf_addf(&log, "%s/", EXEC_LOG_DIR);
-	exec_job_file_name(job->id, &log);
-	strbuf_adds(&log, ".log");
+	job_log_path(job->id, &log);
 	bool failed = exec_log_ending(log.buf) == EXEC_LOG_UNFINISHED;
 	if (failed)
 		strbuf_addf(detail, "%s shows a run that did not succeed", log.buf);
