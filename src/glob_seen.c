@@ -17,27 +17,13 @@
 #define TYPE_SHIFT 12
 #define KIND_BITS 2
 
-static void put_varint(struct strbuf *out, uint64_t value)
-{
-	char bytes[10];
-	size_t n = 0;
-	do {
-		bytes[n++] = (char)((value & 0x7f) | (value > 0x7f ? 0x80 : 0));
-		value >>= 7;
-	} while (value);
-	strbuf_add(out, bytes, n);
-}
-
 static bool get_varint(struct glob_seen_reader *r, uint64_t *value)
 {
-	*value = 0;
-	for (unsigned shift = 0; shift < 64 && r->at < r->length; shift += 7) {
-		unsigned char byte = (unsigned char)r->bytes[r->at++];
-		*value |= (uint64_t)(byte & 0x7f) << shift;
-		if (!(byte & 0x80))
-			return true;
-	}
-	return false;
+	const unsigned char *bytes = (const unsigned char *)r->bytes, *at = bytes + r->at;
+	if (uvarint_read(&at, bytes + r->length, value) < 0)
+		return false;
+	r->at = (size_t)(at - bytes);
+	return true;
 }
 
 static void put_u64(struct strbuf *out, uint64_t value)
@@ -68,11 +54,11 @@ void glob_observations_add(struct glob_observations *seen, enum glob_seen_kind k
 	while (end < length - start && end < last_length - start &&
 	       path[length - 1 - end] == last[last_length - 1 - end])
 		end++;
-	put_varint(&seen->packed, start);
-	put_varint(&seen->packed, end);
-	put_varint(&seen->packed, length - start - end);
+	strbuf_add_uvarint(&seen->packed, start);
+	strbuf_add_uvarint(&seen->packed, end);
+	strbuf_add_uvarint(&seen->packed, length - start - end);
 	strbuf_add(&seen->packed, path + start, length - start - end);
-	put_varint(&seen->packed, file_from);
+	strbuf_add_uvarint(&seen->packed, file_from);
 	if (kind == GLOB_SEEN_DIRECTORY) {
 		if (!st)
 			BUG("a directory read is observed with its stat");

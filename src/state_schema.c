@@ -156,20 +156,6 @@ _Static_assert(ARRAY_SIZE(migrations) == STATE_SCHEMA_VERSION, "one migration pe
  */
 enum { FILES_BLOB_VERSION = 1, FILE_EXISTS = 1, FILE_HASHED = 2 };
 
-static void blob_add_uvarint(struct strbuf *blob, uint64_t value)
-{
-	unsigned char bytes[10];
-	size_t n = 0;
-	do {
-		bytes[n] = (unsigned char)(value & 0x7f);
-		value >>= 7;
-		if (value)
-			bytes[n] |= 0x80;
-		n++;
-	} while (value);
-	strbuf_add(blob, bytes, n);
-}
-
 static void blob_add_u64le(struct strbuf *blob, uint64_t value)
 {
 	unsigned char bytes[8];
@@ -183,19 +169,19 @@ void files_blob_start(struct strbuf *blob, size_t input_count, size_t output_cou
 {
 	strbuf_reset(blob);
 	strbuf_addch(blob, FILES_BLOB_VERSION);
-	blob_add_uvarint(blob, input_count);
-	blob_add_uvarint(blob, output_count);
+	strbuf_add_uvarint(blob, input_count);
+	strbuf_add_uvarint(blob, output_count);
 }
 
 void files_blob_add(struct strbuf *blob, int64_t file_id, const struct file_signature *sig)
 {
-	blob_add_uvarint(blob, (uint64_t)file_id);
+	strbuf_add_uvarint(blob, (uint64_t)file_id);
 	unsigned char flags = 0;
 	if (sig->exists)
 		flags = sig->hashed ? FILE_EXISTS | FILE_HASHED : FILE_EXISTS;
 	strbuf_addch(blob, (char)flags);
 	if (flags & FILE_EXISTS) {
-		blob_add_uvarint(blob, (uint64_t)sig->size);
+		strbuf_add_uvarint(blob, (uint64_t)sig->size);
 		blob_add_u64le(blob, (uint64_t)sig->mtime_ns);
 	}
 	if (flags & FILE_HASHED)
@@ -218,25 +204,8 @@ static bool blob_read_u8(struct files_blob_reader *reader, unsigned *out)
 
 static bool blob_read_uvarint(struct files_blob_reader *reader, uint64_t *out)
 {
-	/* Most varints of a blob (counts, small sizes) are one byte: no loop for them. */
-	if (reader->at != reader->end && *reader->at < 0x80) {
-		*out = *reader->at++;
-		return true;
-	}
-	uint64_t value = 0;
-	for (unsigned shift = 0;; shift += 7) {
-		unsigned byte;
-		if (!blob_read_u8(reader, &byte))
-			return false;
-		/* The tenth byte holds the 64th bit only. */
-		if (shift == 63 && byte > 1)
-			return blob_fail(reader, "varint overflows 64 bits");
-		value |= (uint64_t)(byte & 0x7f) << shift;
-		if (!(byte & 0x80))
-			break;
-	}
-	*out = value;
-	return true;
+	int rc = uvarint_read(&reader->at, reader->end, out);
+	return rc == 0 || blob_fail(reader, rc == UVARINT_OVERFLOW ? "varint overflows 64 bits" : "truncated");
 }
 
 static bool blob_read_u64le(struct files_blob_reader *reader, uint64_t *out)

@@ -813,6 +813,48 @@ int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err)
 	return 0;
 }
 
+/* ---- Varints ----------------------------------------------------------- */
+
+void strbuf_add_uvarint(struct strbuf *out, uint64_t value)
+{
+	unsigned char bytes[10];
+	size_t n = 0;
+	do {
+		bytes[n] = (unsigned char)(value & 0x7f);
+		value >>= 7;
+		if (value)
+			bytes[n] |= 0x80;
+		n++;
+	} while (value);
+	strbuf_add(out, bytes, n);
+}
+
+int uvarint_read(const unsigned char **at, const unsigned char *end, uint64_t *value)
+{
+	const unsigned char *p = *at;
+	/* Most are one byte (counts, small sizes): no loop for them. */
+	if (p != end && *p < 0x80) {
+		*value = *p;
+		*at = p + 1;
+		return 0;
+	}
+	uint64_t sum = 0;
+	for (unsigned shift = 0;; shift += 7) {
+		if (p == end)
+			return UVARINT_TRUNCATED;
+		unsigned byte = *p++;
+		/* The tenth byte holds the 64th bit only. */
+		if (shift == 63 && byte > 1)
+			return UVARINT_OVERFLOW;
+		sum |= (uint64_t)(byte & 0x7f) << shift;
+		if (!(byte & 0x80))
+			break;
+	}
+	*value = sum;
+	*at = p;
+	return 0;
+}
+
 /* ---- Job file names ---------------------------------------------------- */
 
 /* Longest sanitized base name, before the hash suffix: well under NAME_MAX with ".log" etc. */

@@ -246,6 +246,19 @@ int write_all(int fd, const void *data, size_t len);
 int read_whole_file(const char *path, struct strbuf *out, struct cp_err *err);
 
 /*
+ * Unsigned LEB128 varints (7 bits a byte, lowest first, the high bit set on
+ * every byte but the last): how the state's files blob and the graph cache's
+ * packed observations keep numbers that are mostly small.
+ * strbuf_add_uvarint appends one (1 to 10 bytes). uvarint_read reads one from
+ * [*at, end) and moves *at past it: 0, or UVARINT_TRUNCATED when the bytes end
+ * first, or UVARINT_OVERFLOW when it holds more than 64 bits (*at is then
+ * left anywhere inside).
+ */
+void strbuf_add_uvarint(struct strbuf *out, uint64_t value);
+enum { UVARINT_TRUNCATED = -1, UVARINT_OVERFLOW = -2 };
+int uvarint_read(const unsigned char **at, const unsigned char *end, uint64_t *value);
+
+/*
  * Job file names, which the executors name a job's files by and the state
  * rebuilds a job's default log path with (so it keeps only paths that differ).
  *

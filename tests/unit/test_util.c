@@ -308,6 +308,36 @@ static void path_pattern_distance_counts_changes(void **unused)
 	assert_int_equal(path_pattern_distance("kitten", "sitting"), str_distance("kitten", "sitting"));
 }
 
+/* Varints round-trip at every length, and a cut or oversized one is refused without reading past the end. */
+static void uvarints_round_trip_and_refuse_damage(void **state)
+{
+	(void)state;
+	static const uint64_t values[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX, (uint64_t)1 << 63, UINT64_MAX};
+	static const size_t lengths[] = {1, 1, 1, 2, 2, 2, 3, 5, 10, 10};
+	struct strbuf buf = STRBUF_INIT;
+	for (size_t i = 0; i < sizeof(values) / sizeof(*values); i++) {
+		strbuf_reset(&buf);
+		strbuf_add_uvarint(&buf, values[i]);
+		assert_int_equal(buf.len, lengths[i]);
+		const unsigned char *at = (const unsigned char *)buf.buf, *end = at + buf.len;
+		uint64_t got = 0;
+		assert_int_equal(uvarint_read(&at, end, &got), 0);
+		assert_true(got == values[i]);
+		assert_ptr_equal(at, end);
+		/* Every cut of it is truncated. */
+		for (size_t cut = 0; cut < buf.len; cut++) {
+			at = (const unsigned char *)buf.buf;
+			assert_int_equal(uvarint_read(&at, at + cut, &got), UVARINT_TRUNCATED);
+		}
+	}
+	/* Ten bytes whose last holds more than the 64th bit. */
+	static const unsigned char too_big[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
+	const unsigned char *at = too_big;
+	uint64_t got = 0;
+	assert_int_equal(uvarint_read(&at, too_big + sizeof(too_big), &got), UVARINT_OVERFLOW);
+	strbuf_release(&buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +352,7 @@ int main(void)
 		cmocka_unit_test(monotonic_seconds_never_goes_back),
 		cmocka_unit_test(path_patterns_match_as_documented),
 		cmocka_unit_test(path_pattern_distance_counts_changes),
+		cmocka_unit_test(uvarints_round_trip_and_refuse_damage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
