@@ -315,7 +315,7 @@ void exec_batches_name(struct exec_batches *batches, const struct exec_cluster_j
 		}
 		strbuf_reset(&text);
 		strbuf_addf(&text, "batch:%s", jobs[members[0]].id);
-		exec_job_file_name(text.buf, &name);
+		job_file_name(text.buf, &name);
 		batches->names[b] = strbuf_detach(&name);
 	}
 	strbuf_release(&text);

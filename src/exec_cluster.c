@@ -622,7 +622,7 @@ static int name_jobs(struct exec_cluster_job *jobs, size_t count, char **names, 
 	struct strmap seen = STRMAP_INIT;
 	for (size_t i = 0; i < count; i++) {
 		strbuf_reset(&text);
-		exec_job_file_name(jobs[i].id, &text);
+		job_file_name(jobs[i].id, &text);
 		names[i] = strbuf_detach(&text);
 		size_t other;
 		if (strmap_get(&seen, names[i], &other)) {
@@ -685,7 +685,7 @@ static void job_script_text(const struct submission *s, size_t i, const struct e
 	}
 	for (size_t o = 0; o < job->outside_count; o++) {
 		strbuf_reset(&name);
-		exec_job_file_name(job->outside_ids[o], &name);
+		job_file_name(job->outside_ids[o], &name);
 		strvec_push(&parent_names, name.buf);
 		strvec_push(&parent_ids, job->outside_ids[o]);
 	}
@@ -885,7 +885,7 @@ static int write_unit_files(struct submission *s, size_t unit_count, struct cp_e
 		if (unit->array) {
 			strbuf_reset(&name);
 			char *id = xasprintf("array:%s", s->batches->jobs[unit->members[0]].id);
-			exec_job_file_name(id, &name);
+			job_file_name(id, &name);
 			free(id);
 			base = name.buf;
 		}

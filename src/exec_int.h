@@ -31,7 +31,6 @@ double exec_now_real(void);
 /* Make the directory holding `path`; a path without '/' needs nothing. */
 int exec_mkdir_parent(const char *path, struct cp_err *err);
 
-
 /* rm -rf `path`; a missing path is fine. Errors are ignored: this only tidies. */
 void exec_remove_tree(const char *path);
 

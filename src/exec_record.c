@@ -139,7 +139,7 @@ static enum exec_cluster_kind kind_named(const char *name)
 					: EXEC_CLUSTER_NONE;
 }
 
-/* A job's file name as exec_job_file_name makes them: it names the job's marker, so nothing else. */
+/* A job's file name as job_file_name makes them: it names the job's marker, so nothing else. */
 static bool file_name_ok(const char *name)
 {
 	if (!*name || *name == '.' || *name == '-')

@@ -245,7 +245,7 @@ struct state {
 	const char *recent_run;
 	const struct attempt_origin *recent_origin;
 	const struct job_attempt *recent_attempt;
-	struct strbuf default_log; /* attempt_from_row's: the job's default log path */
+	struct strbuf default_log; /* attempt_intern's scratch: a job's default log path */
 
 	char *run_id;
 	char *host;

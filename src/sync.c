@@ -186,7 +186,7 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 		rc = state_begin(state, err);
 	for (size_t i = 0; i < graph->count && rc == 0; i++) {
 		strbuf_reset(&name);
-		exec_job_file_name(graph->jobs[i].id, &name);
+		job_file_name(graph->jobs[i].id, &name);
 		struct exec_submission sub = EXEC_SUBMISSION_INIT;
 		struct cp_err read_err = CP_ERR_INIT;
 		if (!exec_records_find(records, name.buf, &sub))
@@ -236,7 +236,7 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 				continue;
 			}
 			strbuf_reset(&name);
-			exec_job_file_name(graph->jobs[i].id, &name);
+			job_file_name(graph->jobs[i].id, &name);
 			/* It may have ended between our reading and the query: read again. */
 			struct exec_marker marker;
 			struct cp_err read_err = CP_ERR_INIT;
@@ -274,7 +274,7 @@ int sync_cluster(const struct graph *graph, struct state *state, struct sync_vie
 					continue;
 				if (cancelled) {
 					strbuf_reset(&name);
-					exec_job_file_name(graph->jobs[i].id, &name);
+					job_file_name(graph->jobs[i].id, &name);
 					exec_records_forget(records, name.buf);
 				}
 				exec_submission_release(&view->subs[i]);

@@ -15,7 +15,7 @@
  *   .cpipe/logs/<name>.log       the job's stdout and stderr (default log path)
  *   .cpipe/prev/<name>/<output>  old outputs kept aside while the job runs
  *   .cpipe/failed/<name>/<output> partial outputs of a failed or interrupted job
- * where <name> is exec_job_file_name(job id).
+ * where <name> is util.h's job_file_name(job id).
  */
 #ifndef CPIPE_EXEC_H
 #define CPIPE_EXEC_H
@@ -90,7 +90,7 @@ struct exec_resources {
  */
 struct exec_job {
 	const char *id;      /* any text (may hold '/', quotes, spaces, newlines); names the job's files
-	                        through exec_job_file_name(); ids must be distinct within one run */
+	                        through job_file_name(); ids must be distinct within one run */
 	const char *command; /* the full shell command text, run by /bin/sh from a script file; any length */
 	const char *log_path; /* cwd-relative or absolute log file, or NULL for .cpipe/logs/<name>.log */
 	const char *const *outputs;  /* declared outputs, relative to the data root (absolute also works) */
@@ -243,9 +243,9 @@ int exec_run(const struct exec_backend *backend, struct exec_job *jobs, size_t c
  *   previous signal dispositions and mask are restored before returning.
  * Never sleeps in a poll loop: it blocks in pselect until a child exits, a
  * signal arrives or a tick or kill deadline passes. Children are started with
- * vfork (fork where there is none) and reaped by pid only, so the caller's other children are left alone. Signal state is
- * process-wide: one run at a time per process, and callbacks must not start
- * another.
+ * vfork (fork where there is none) and reaped by pid only, so the caller's
+ * other children are left alone. Signal state is process-wide: one run at a
+ * time per process, and callbacks must not start another.
  */
 int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_options *opt,
 		   struct exec_progress *summary, struct cp_err *err);
@@ -253,12 +253,6 @@ int exec_run_local(struct exec_job *jobs, size_t count, const struct exec_option
 /*
  * Helpers shared with the cluster backends.
  */
-
-/* Append to `out` the file name of job `id`'s files: util.h's job_file_name, which the state shares. */
-static inline void exec_job_file_name(const char *id, struct strbuf *out)
-{
-	job_file_name(id, out);
-}
 
 /*
  * Append the text of a /bin/sh script running `command` to `out`: a "#!/bin/sh"
@@ -320,7 +314,7 @@ double exec_ram_gb(void);
  * the coordinator (the cpipe process that submits) exits and a later cpipe
  * call learns what happened from files the jobs leave behind. Compute nodes
  * never open the state database. Files, all under the data root
- * (exec_cluster_options.cwd), <name> being exec_job_file_name(job id):
+ * (exec_cluster_options.cwd), <name> being job_file_name(job id):
  *
  *   .cpipe/jobs/<name>.sh         the job script of a job submitted alone or
  *                                 run by a batch (an array task's is in its

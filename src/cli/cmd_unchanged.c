@@ -70,7 +70,7 @@ int cluster_skip_check(struct study *study, size_t i, struct strbuf *command, st
 	int rc = 0;
 	if (self) {
 		struct strbuf name = STRBUF_INIT, path = STRBUF_INIT;
-		exec_job_file_name(job->id, &name);
+		job_file_name(job->id, &name);
 		strbuf_addf(&path, "%s/%s.unchanged", EXEC_JOBS_DIR, name.buf);
 		rc = exec_write_file_atomic(path.buf, e.text.buf, e.text.len, 0644, false, err);
 		if (rc == 0) {

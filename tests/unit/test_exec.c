@@ -186,46 +186,6 @@ static void release_jobs(struct exec_job *jobs, size_t count)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static void test_file_name(void **state)
-{
-	(void)state;
-	struct strbuf sb = STRBUF_INIT;
-	exec_job_file_name("brain_subject-01.v2", &sb);
-	assert_string_equal(sb.buf, "brain_subject-01.v2");
-
-	static const char *const hostile[] = {
-		"a/b", "a_b", "", ".", "..", "-rf", "../../etc/passwd", "x'y\"z $(rm -rf /) `id`\n;|&<>*?",
-		"\xff\xfe unicode \xc3\xa9",
-	};
-	struct strvec seen = STRVEC_INIT;
-	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
-		strbuf_reset(&sb);
-		exec_job_file_name(hostile[i], &sb);
-		assert_true(sb.len > 0);
-		assert_null(strchr(sb.buf, '/'));
-		assert_true(sb.buf[0] != '.' && sb.buf[0] != '-');
-		for (const char *p = sb.buf; *p; p++)
-			assert_non_null(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p));
-		assert_int_equal(strvec_find(&seen, sb.buf), -1); /* distinct ids, distinct names */
-		strvec_push(&seen, sb.buf);
-	}
-	/* Long ids are capped but stay distinct. */
-	char long_a[400], long_b[400];
-	memset(long_a, 'a', sizeof(long_a) - 1);
-	long_a[sizeof(long_a) - 1] = '\0';
-	memcpy(long_b, long_a, sizeof(long_b));
-	long_b[350] = 'b';
-	strbuf_reset(&sb);
-	exec_job_file_name(long_a, &sb);
-	assert_true(sb.len < 120);
-	char *first = strbuf_detach(&sb);
-	exec_job_file_name(long_b, &sb);
-	assert_string_not_equal(first, sb.buf);
-	free(first);
-	strvec_release(&seen);
-	strbuf_release(&sb);
-}
-
 static void test_script_text(void **state)
 {
 	(void)state;
@@ -1113,7 +1073,6 @@ int main(void)
 	signal(SIGINT, SIG_DFL);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_command_words),
-		cmocka_unit_test(test_file_name),
 		cmocka_unit_test(test_script_text),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, setup_dir, temp_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_parallel_respects_j, setup_dir, temp_dir_teardown),

@@ -1014,7 +1014,7 @@ static void test_batches_submit(void **state)
 	}
 	/* The batch's script runs the steps' own scripts, in order. */
 	struct strbuf name = STRBUF_INIT, rel = STRBUF_INIT;
-	exec_job_file_name("batch:a1", &name);
+	job_file_name("batch:a1", &name);
 	strbuf_addf(&rel, "%s/%s.sh", EXEC_JOBS_DIR, name.buf);
 	char *script = read_text(dir, rel.buf);
 	assert_non_null(script);
@@ -1135,7 +1135,7 @@ static void test_array_files(void **state)
 
 	/* The other tasks' scripts made poison: task 2 reads only its own. */
 	struct strbuf path = STRBUF_INIT, scripts = STRBUF_INIT, name = STRBUF_INIT;
-	exec_job_file_name("array:b1", &name);
+	job_file_name("array:b1", &name);
 	strbuf_addf(&path, "%s/%s/%s.scripts", dir, EXEC_JOBS_DIR, name.buf);
 	assert_int_equal(read_whole_file(path.buf, &scripts, &err), 0);
 	unsigned long long offset = 0, length = 0;
@@ -1473,7 +1473,7 @@ static void test_batch_stopped_through_its_step(void **state)
 	submit_chains(dir, "sbatch", EXEC_CLUSTER_SLURM, &c, 1000, &summary);
 	assert_int_equal(summary.batches, 1);
 	struct strbuf name = STRBUF_INIT, rel = STRBUF_INIT;
-	exec_job_file_name("batch:a1", &name);
+	job_file_name("batch:a1", &name);
 	strbuf_addf(&rel, "%s/%s.sh", EXEC_JOBS_DIR, name.buf);
 	assert_int_equal(run_script(dir, rel.buf), 143);
 	struct exec_marker marker;

@@ -25,7 +25,7 @@ struct fixture {
 static void fixture_job_file_name(struct fixture *fx, size_t job, struct strbuf *name)
 {
 	strbuf_reset(name);
-	exec_job_file_name(fx->study.graph->jobs[job].id, name);
+	job_file_name(fx->study.graph->jobs[job].id, name);
 }
 
 /* The record `cpipe run --submit` leaves for an array of both jobs (tasks 1, 2), with the notes it gives them. */

@@ -308,6 +308,47 @@ static void path_pattern_distance_counts_changes(void **unused)
 	assert_int_equal(path_pattern_distance("kitten", "sitting"), str_distance("kitten", "sitting"));
 }
 
+/* Job file names are safe from hostile ids, distinct for distinct ids, and capped. */
+static void job_file_names_are_safe_and_distinct(void **state)
+{
+	(void)state;
+	struct strbuf sb = STRBUF_INIT;
+	job_file_name("brain_subject-01.v2", &sb);
+	assert_string_equal(sb.buf, "brain_subject-01.v2");
+
+	static const char *const hostile[] = {
+		"a/b", "a_b", "", ".", "..", "-rf", "../../etc/passwd", "x'y\"z $(rm -rf /) `id`\n;|&<>*?",
+		"\xff\xfe unicode \xc3\xa9",
+	};
+	struct strvec seen = STRVEC_INIT;
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		strbuf_reset(&sb);
+		job_file_name(hostile[i], &sb);
+		assert_true(sb.len > 0);
+		assert_null(strchr(sb.buf, '/'));
+		assert_true(sb.buf[0] != '.' && sb.buf[0] != '-');
+		for (const char *p = sb.buf; *p; p++)
+			assert_non_null(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p));
+		assert_int_equal(strvec_find(&seen, sb.buf), -1); /* distinct ids, distinct names */
+		strvec_push(&seen, sb.buf);
+	}
+	/* Long ids are capped but stay distinct. */
+	char long_a[400], long_b[400];
+	memset(long_a, 'a', sizeof(long_a) - 1);
+	long_a[sizeof(long_a) - 1] = '\0';
+	memcpy(long_b, long_a, sizeof(long_b));
+	long_b[350] = 'b';
+	strbuf_reset(&sb);
+	job_file_name(long_a, &sb);
+	assert_true(sb.len < 120);
+	char *first = strbuf_detach(&sb);
+	job_file_name(long_b, &sb);
+	assert_string_not_equal(first, sb.buf);
+	free(first);
+	strvec_release(&seen);
+	strbuf_release(&sb);
+}
+
 /* Varints round-trip at every length, and a cut or oversized one is refused without reading past the end. */
 static void uvarints_round_trip_and_refuse_damage(void **state)
 {
@@ -353,6 +394,7 @@ int main(void)
 		cmocka_unit_test(path_patterns_match_as_documented),
 		cmocka_unit_test(path_pattern_distance_counts_changes),
 		cmocka_unit_test(uvarints_round_trip_and_refuse_damage),
+		cmocka_unit_test(job_file_names_are_safe_and_distinct),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
