@@ -42,7 +42,7 @@ struct pool_job {
 	bool signalled;      /* was running when the run was interrupted */
 	int threads;
 	double ram_gb;
-	char *name;    /* exec_job_file_name(id) */
+	char *name;    /* job_file_name(id) */
 	char **aside;  /* per output: where the old output was moved, or NULL */
 	int log_fd;    /* its log, kept open while it runs (within pool.log_fds_max), else -1 */
 };
@@ -328,7 +328,7 @@ static void skip_job(struct pool *pool, size_t index, char *message)
 	report_finish(pool, index);
 }
 
-static void release_dependents(struct pool *pool, size_t index, bool asking);
+static void release_dependent(struct pool *pool, size_t dependant);
 
 /*
  * Job `index` has every dependency behind it: queue it, unless the caller,
@@ -349,23 +349,15 @@ static void job_ready(struct pool *pool, size_t index)
 	pool->progress.waiting--;
 	pool->progress.unneeded++;
 	report_finish(pool, index);
-	release_dependents(pool, index, false);
-	release_dependents(pool, index, true);
+	for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++)
+		release_dependent(pool, pool->dependents[k]);
 }
 
-/*
- * Job `index` succeeded or was unneeded: its dependants that ask on_ready (or
- * those that do not) have one dependency less to wait for.
- */
-static void release_dependents(struct pool *pool, size_t index, bool asking)
+/* A job it depends on succeeded or was unneeded: one dependency less to wait for. */
+static void release_dependent(struct pool *pool, size_t dependant)
 {
-	for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
-		size_t d = pool->dependents[k];
-		if (pool->jobs[d].ask_ready != asking)
-			continue;
-		if (--pool->state[d].pending_deps == 0 && pool->state[d].state == POOL_WAITING)
-			job_ready(pool, d);
-	}
+	if (--pool->state[dependant].pending_deps == 0 && pool->state[dependant].state == POOL_WAITING)
+		job_ready(pool, dependant);
 }
 
 /* Skip every waiting job that depends, directly or not, on `failed` (which did not succeed). */
@@ -613,11 +605,12 @@ static void conclude_job(struct pool *pool, size_t index)
 		 * it may stop admitting.
 		 */
 		pool->unreported[pool->unreported_count++] = index;
-		release_dependents(pool, index, false);
 		for (size_t k = pool->first_dependent[index]; k < pool->first_dependent[index + 1]; k++) {
 			size_t d = pool->dependents[k];
-			if (pool->jobs[d].ask_ready && (pool->unreported_first_dependent == SIZE_MAX ||
-							starts_before(pool, d, pool->unreported_first_dependent)))
+			if (!pool->jobs[d].ask_ready)
+				release_dependent(pool, d);
+			else if (pool->unreported_first_dependent == SIZE_MAX ||
+				 starts_before(pool, d, pool->unreported_first_dependent))
 				pool->unreported_first_dependent = d;
 		}
 		return;
@@ -628,14 +621,20 @@ static void conclude_job(struct pool *pool, size_t index)
 	skip_dependents(pool, index);
 }
 
-/* Report the successes conclude_job kept back and release their dependants; whether there were any. */
+/*
+ * Report the successes conclude_job kept back and release their dependants that ask on_ready (it
+ * released the others); whether there were any.
+ */
 static bool report_succeeded(struct pool *pool)
 {
 	size_t count = pool->unreported_count;
 	for (size_t k = 0; k < count; k++) {
-		name_spare_log(pool, pool->unreported[k]);
-		report_finish(pool, pool->unreported[k]);
-		release_dependents(pool, pool->unreported[k], true);
+		size_t index = pool->unreported[k];
+		name_spare_log(pool, index);
+		report_finish(pool, index);
+		for (size_t d = pool->first_dependent[index]; d < pool->first_dependent[index + 1]; d++)
+			if (pool->jobs[pool->dependents[d]].ask_ready)
+				release_dependent(pool, pool->dependents[d]);
 	}
 	pool->unreported_count = 0;
 	pool->unreported_first_dependent = SIZE_MAX;
@@ -999,7 +998,7 @@ static int pool_setup(struct pool *pool, struct exec_job *jobs, size_t count, co
 			edges++;
 		}
 		strbuf_reset(&name);
-		exec_job_file_name(job->id, &name);
+		job_file_name(job->id, &name);
 		size_t other;
 		if (!rc && strmap_get(&names, name.buf, &other)) {
 			cp_err_set(err, NULL, 0, "jobs '%s' and '%s' have the same file name '%s'", jobs[other].id,
